@@ -1,0 +1,418 @@
+"""Artificial blends of isolated galaxies, made as in Boucaud et al. (2020), section 2.
+
+Galaxies are split into train and test sets *before* pairing, so that no galaxy of a test blend appears in any
+training blend. A blend pairs a central galaxy, kept at the stamp centre, with a companion whose magnitude
+differs by less than ``max_dmag``, translated by an integer shift (dx, dy) drawn uniformly over the annulus
+``min_distance_factor * max(R_cen, R_comp) <= distance <= max_distance`` (half the stamp by default).
+
+A `BlendSet` stores the galaxy library and one row of parameters per blend, and draws the images when asked:
+a million blends cost a table of a million rows, not a million stamps. For simulated galaxies a blend is the
+sum of the two noiseless stamps plus one noise realisation seeded by the blend's index; for observed stamps
+(no noiseless image) the two noisy stamps are summed as they are, so the blend carries the noise of both.
+"""
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+from astropy.table import Table
+from tqdm.auto import tqdm
+
+from .galaxies import GalaxySample, _read_sample_group, _write_sample_group
+
+__all__ = ["BlendConfig", "BlendSet", "make_blends"]
+
+_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BlendConfig:
+    """How to pair galaxies into blends.
+
+    Parameters
+    ----------
+    n_train : int
+        Blends made from training galaxies (training + validation) [default: 25000, the paper's].
+    n_test : int
+        Blends made from test galaxies [default: 5000].
+    test_fraction : float
+        Fraction of the *galaxies* held out for the test blends [default: 0.2].
+    max_dmag : float
+        Largest magnitude difference |mag_cen - mag_comp| of a pair, AB mag [default: 2].
+    min_distance_factor : float
+        Smallest centre-to-centre distance in units of max(R_cen, R_comp) [default: 0.5].
+    max_distance : float or None
+        Largest distance in pixels [default: None, half the stamp side].
+    seed : int
+        Seed of the split, the pairing, the shifts and the noise [default: 0].
+    """
+
+    n_train: int = 25000
+    n_test: int = 5000
+    test_fraction: float = 0.2
+    max_dmag: float = 2.0
+    min_distance_factor: float = 0.5
+    max_distance: float | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.n_train < 0 or self.n_test < 0 or self.n_train + self.n_test == 0:
+            raise ValueError(
+                f"n_train and n_test must be >= 0 and not both 0; got {self.n_train}, {self.n_test}"
+            )
+        if not 0 < self.test_fraction < 1:
+            raise ValueError(f"test_fraction must lie in (0, 1); got {self.test_fraction}")
+        if not self.max_dmag > 0:
+            raise ValueError(f"max_dmag must be positive; got {self.max_dmag}")
+        if self.min_distance_factor < 0:
+            raise ValueError(f"min_distance_factor must be >= 0; got {self.min_distance_factor}")
+
+    def to_dict(self):
+        """The configuration as a JSON-serialisable dict."""
+        return dataclasses.asdict(self)
+
+
+def _pair(rng, members, mag, radius, n, config, max_distance, split):
+    """Draw ``n`` (central, companion, dx, dy) among galaxy indices ``members``."""
+    if n == 0:
+        return np.zeros((4, 0), dtype=np.int64)
+    if members.size < 2:
+        raise ValueError(f"the {split} split has {members.size} galaxy; pairing needs at least 2")
+    order = members[np.argsort(mag[members], kind="stable")]
+    m_sorted = mag[order]
+    lo = np.searchsorted(m_sorted, m_sorted - config.max_dmag, side="right")
+    hi = np.searchsorted(m_sorted, m_sorted + config.max_dmag, side="left")
+    n_partners = hi - lo - 1  # the galaxy itself lies inside its own window
+    if np.all(n_partners == 0):
+        raise ValueError(
+            f"no galaxy of the {split} split has a companion within max_dmag={config.max_dmag} mag; "
+            "use more galaxies or a larger max_dmag"
+        )
+    # Centrals are drawn uniformly among galaxies that have at least one possible companion.
+    eligible = np.flatnonzero(n_partners > 0)
+    pos = eligible[rng.integers(0, eligible.size, n)]
+    k = rng.integers(0, n_partners[pos])
+    comp_pos = lo[pos] + k
+    comp_pos = comp_pos + (comp_pos >= pos)  # skip the central itself
+    central, companion = order[pos], order[comp_pos]
+    r_min = config.min_distance_factor * np.maximum(radius[central], radius[companion])
+    if np.any(r_min > max_distance):
+        bad = int(np.sum(r_min > max_distance))
+        raise ValueError(
+            f"{bad} pairs need a distance above {max_distance} px (min_distance_factor x radius); lower "
+            "min_distance_factor or use larger stamps"
+        )
+    # Integer shifts uniform over the annulus r_min <= d <= max_distance, by rejection.
+    dx = np.zeros(n, np.int64)
+    dy = np.zeros(n, np.int64)
+    todo = np.arange(n)
+    span = int(np.floor(max_distance))
+    while todo.size:
+        x = rng.integers(-span, span + 1, todo.size)
+        y = rng.integers(-span, span + 1, todo.size)
+        d = np.hypot(x, y)
+        ok = (d >= r_min[todo]) & (d <= max_distance) & (d > 0)
+        dx[todo[ok]], dy[todo[ok]] = x[ok], y[ok]
+        todo = todo[~ok]
+    return np.stack([central, companion, dx, dy])
+
+
+def _shift(stamps, dx, dy):
+    """Translate stamps (n, ny, nx) by integer (dx, dy) per stamp, filling with zeros."""
+    out = np.zeros_like(stamps)
+    ny, nx = stamps.shape[1:]
+    for i, (sx, sy) in enumerate(zip(dx, dy, strict=True)):
+        ys, yd = (slice(0, ny - sy), slice(sy, ny)) if sy >= 0 else (slice(-sy, ny), slice(0, ny + sy))
+        xs, xd = (slice(0, nx - sx), slice(sx, nx)) if sx >= 0 else (slice(-sx, nx), slice(0, nx + sx))
+        out[i, yd, xd] = stamps[i, ys, xs]
+    return out
+
+
+def make_blends(sample, config=None, *, progress=True):
+    """Pair the galaxies of a sample into train and test blends.
+
+    Parameters
+    ----------
+    sample : `~astro_deblend.data.GalaxySample`
+        Isolated galaxies (simulated or read from CANDELS).
+    config : `BlendConfig`, optional
+        Pairing rules and sizes [default: ``BlendConfig()``, the paper's 25 000 + 5 000 blends].
+    progress : bool
+        Show a progress bar while the true fluxes are computed.
+
+    Returns
+    -------
+    blends : `BlendSet`
+    """
+    config = BlendConfig() if config is None else config
+    cat = sample.catalog
+    n_gal = len(sample)
+    ny, nx = sample.stamp_shape
+    max_distance = min(ny, nx) / 2 if config.max_distance is None else config.max_distance
+    rng = np.random.default_rng([config.seed, 10])
+    perm = rng.permutation(n_gal)
+    n_test_gal = int(round(config.test_fraction * n_gal))
+    if n_test_gal < 2 or n_gal - n_test_gal < 2:
+        raise ValueError(
+            f"{n_gal} galaxies with test_fraction={config.test_fraction} leave fewer than 2 galaxies in "
+            "a split; simulate more galaxies"
+        )
+    test_gal, train_gal = np.sort(perm[:n_test_gal]), np.sort(perm[n_test_gal:])
+    mag = np.asarray(cat["mag"], float)
+    radius = np.asarray(cat["radius"], float)
+    parts = []
+    for split, members, n in (("train", train_gal, config.n_train), ("test", test_gal, config.n_test)):
+        c, k, dx, dy = _pair(rng, members, mag, radius, n, config, max_distance, split)
+        parts.append((split, c, k, dx, dy))
+    split = np.concatenate([np.full(p[1].size, p[0]) for p in parts]).astype("U5")
+    central, companion, dx, dy = (np.concatenate([p[i] for p in parts]) for i in range(1, 5))
+
+    # True fluxes inside the stamp: the companion loses what its shift pushes out of the frame.
+    library = sample.noiseless if sample.noiseless is not None else sample.images
+    flux_stamp = np.asarray(cat["flux_stamp"], float)
+    flux_comp = np.empty(central.size)
+    for i in tqdm(range(central.size), desc="pairing blends", unit="blend", disable=not progress,
+                  mininterval=1.0):
+        sx, sy = dx[i], dy[i]
+        img = library[companion[i]]
+        flux_comp[i] = img[max(0, -sy):ny - max(0, sy), max(0, -sx):nx - max(0, sx)].sum(dtype=np.float64)
+    if sample.noiseless is None:
+        # Observed stamps: the catalogue flux, scaled by the fraction of the stamp's light kept.
+        kept = flux_comp / np.maximum(
+            np.asarray([library[j].sum(dtype=np.float64) for j in companion]), 1e-30
+        )
+        flux_comp = flux_stamp[companion] * np.clip(kept, 0, 1)
+
+    distance = np.hypot(dx, dy)
+    table = Table(
+        {
+            "split": split,
+            "id_central": np.asarray(cat["id"])[central],
+            "id_companion": np.asarray(cat["id"])[companion],
+            "index_central": central,
+            "index_companion": companion,
+            "dx": dx,
+            "dy": dy,
+            "distance": distance,
+            "distance_over_r": distance / np.maximum(radius[central], radius[companion]),
+            "dmag": mag[central] - mag[companion],
+            "mag_central": mag[central],
+            "mag_companion": mag[companion],
+            "radius_central": radius[central],
+            "radius_companion": radius[companion],
+            "type_central": np.asarray(cat["galtype"])[central],
+            "type_companion": np.asarray(cat["galtype"])[companion],
+            "flux_central": flux_stamp[central],
+            "flux_companion": flux_comp,
+            "flux_auto_central": np.asarray(cat["flux_auto"], float)[central],
+            "flux_auto_companion": np.asarray(cat["flux_auto"], float)[companion],
+            "noise_index": np.arange(central.size, dtype=np.int64),
+        }
+    )
+    table["distance"].unit = "pix"
+    config_dict = dict(sample.config)
+    config_dict["blending"] = config.to_dict()
+    return BlendSet(sample, table, config=config_dict)
+
+
+class BlendSet:
+    """A set of blends drawn on demand from a galaxy library.
+
+    Parameters
+    ----------
+    sample : `~astro_deblend.data.GalaxySample`
+        The isolated galaxies.
+    catalog : `~astropy.table.Table`
+        One row per blend (see `make_blends` for the columns).
+    config : dict
+        The configurations (simulation and blending) that produced the set.
+
+    Notes
+    -----
+    ``get(indices)`` returns a dict of arrays:
+
+    - ``'blend'`` (n, ny, nx) float32: the blended image, image units;
+    - ``'isolated'`` (n, 2, ny, nx) float32: central and (shifted) companion alone, noiseless when the
+      library is simulated, noisy otherwise;
+    - ``'masks'`` (n, 2, ny, nx) bool: their SExtractor segmentation masks;
+    - ``'fractions'`` (n, 2, ny, nx) float32: each galaxy's share of the flux of every pixel, computed
+      from the noiseless images when available (from the noisy ones clipped at zero otherwise); they lie
+      in [0, 1] and sum to 1 wherever the galaxies have flux, 0 elsewhere;
+    - ``'flux'`` (n, 2) float64: true fluxes inside the stamp.
+    """
+
+    def __init__(self, sample, catalog, *, config=None):
+        if not isinstance(sample, GalaxySample):
+            raise TypeError(f"sample must be a GalaxySample; got {type(sample).__name__}")
+        needed = {"index_central", "index_companion", "dx", "dy", "noise_index", "split"}
+        missing = needed - set(catalog.colnames)
+        if missing:
+            raise ValueError(f"blend catalogue lacks the columns {sorted(missing)}")
+        n_gal = len(sample)
+        for col in ("index_central", "index_companion"):
+            idx = np.asarray(catalog[col])
+            if idx.size and (idx.min() < 0 or idx.max() >= n_gal):
+                raise ValueError(
+                    f"blend catalogue column {col} points outside the {n_gal}-galaxy library; the "
+                    "catalogue and the galaxy sample do not belong together"
+                )
+        self.sample = sample
+        self.catalog = catalog
+        self.config = dict(config or {})
+
+    def __len__(self):
+        return len(self.catalog)
+
+    def __repr__(self):
+        splits = {s: int(np.sum(self.catalog["split"] == s)) for s in ("train", "test")}
+        return (f"<BlendSet: {len(self)} blends ({splits['train']} train, {splits['test']} test) of "
+                f"{self.stamp_shape[0]}x{self.stamp_shape[1]} px from {len(self.sample)} galaxies>")
+
+    @property
+    def stamp_shape(self):
+        """(ny, nx) in pixels."""
+        return self.sample.stamp_shape
+
+    @property
+    def noise_sigma(self):
+        """Background noise per pixel (image units) of simulated blends, else None."""
+        return self.sample.noise_sigma if self.sample.noiseless is not None else None
+
+    @property
+    def zeropoint(self):
+        """AB zero point of the image units."""
+        return self.sample.zeropoint
+
+    @property
+    def pixel_scale(self):
+        """Arcsec per pixel."""
+        return self.sample.pixel_scale
+
+    @property
+    def flux(self):
+        """True fluxes inside the stamp, (N, 2): central, companion."""
+        return np.stack([self.catalog["flux_central"], self.catalog["flux_companion"]], axis=1)
+
+    def subset(self, which):
+        """A BlendSet of some of the blends: ``'train'``, ``'test'``, or an index array or slice."""
+        if isinstance(which, str):
+            if which not in ("train", "test"):
+                raise ValueError(f"split must be 'train' or 'test'; got {which!r}")
+            rows = np.flatnonzero(self.catalog["split"] == which)
+        else:
+            rows = np.arange(len(self))[which]
+        return BlendSet(self.sample, self.catalog[rows], config=self.config)
+
+    def _noise(self, noise_index, shape):
+        seed = self.config.get("blending", {}).get("seed", 0)
+        out = np.empty((len(noise_index),) + shape, np.float32)
+        for i, k in enumerate(noise_index):
+            rng = np.random.default_rng([seed, 11, int(k)])
+            out[i] = rng.standard_normal(shape, dtype=np.float32) * np.float32(self.noise_sigma)
+        return out
+
+    def get(self, indices):
+        """Draw the blends ``indices`` (int, slice or array of positions in this set).
+
+        Returns
+        -------
+        batch : dict of ndarray
+            See the class notes.
+        """
+        rows = np.atleast_1d(np.arange(len(self))[indices])
+        cat = self.catalog
+        c = np.asarray(cat["index_central"])[rows]
+        k = np.asarray(cat["index_companion"])[rows]
+        dx, dy = np.asarray(cat["dx"])[rows], np.asarray(cat["dy"])[rows]
+        lib = self.sample.noiseless if self.sample.noiseless is not None else self.sample.images
+        iso = np.stack([lib[c], _shift(lib[k], dx, dy)], axis=1).astype(np.float32)
+        seg = self.sample.segmaps
+        masks = np.stack([seg[c] > 0, _shift(seg[k], dx, dy) > 0], axis=1)
+        if self.sample.noiseless is not None:
+            blend = iso.sum(axis=1) + self._noise(np.asarray(cat["noise_index"])[rows], self.stamp_shape)
+        else:
+            blend = iso.sum(axis=1)
+        pos = np.clip(iso, 0, None)
+        total = pos.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fractions = np.where(total > 0, pos / total, 0.0).astype(np.float32)
+        flux = np.stack([np.asarray(cat["flux_central"])[rows],
+                         np.asarray(cat["flux_companion"])[rows]], axis=1)
+        return {"blend": blend, "isolated": iso, "masks": masks, "fractions": fractions, "flux": flux}
+
+    def iter_batches(self, batch_size=256):
+        """Yield `get` dicts for consecutive batches of ``batch_size`` blends."""
+        for start in range(0, len(self), batch_size):
+            yield self.get(slice(start, start + batch_size))
+
+    @property
+    def images(self):
+        """All blend images, (N, ny, nx) float32 (drawn now: use `iter_batches` for large sets)."""
+        return self.get(slice(None))["blend"]
+
+    def write(self, path, *, overwrite=False, materialize=False, batch_size=512, progress=True):
+        """Write the set to an HDF5 file, atomically (temporary name, then rename).
+
+        The file holds the galaxy library, the blend catalogue and the configuration; with
+        ``materialize=True`` it also holds the blend images and fractional maps (chunked, written batch by
+        batch, so memory stays flat), for use outside astro_deblend.
+        """
+        path = os.fspath(path)
+        if os.path.exists(path) and not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        tmp = f"{path}.tmp-{os.getpid()}"
+        try:
+            with h5py.File(tmp, "w") as f:
+                f.attrs["astro_deblend_format"] = _FORMAT_VERSION
+                f.attrs["config"] = json.dumps(self.config, sort_keys=True)
+                _write_sample_group(f.create_group("galaxies"), self.sample)
+                g = f.create_group("blends")
+                for name in self.catalog.colnames:
+                    data = np.asarray(self.catalog[name])
+                    g.create_dataset(name, data=data.astype("S") if data.dtype.kind == "U" else data)
+                g.attrs["columns"] = json.dumps(self.catalog.colnames)
+                if materialize:
+                    ny, nx = self.stamp_shape
+                    n = len(self)
+                    chunk = (min(64, max(n, 1)), ny, nx)
+                    d_blend = f.create_dataset("images/blend", (n, ny, nx), np.float32, chunks=chunk)
+                    d_frac = f.create_dataset("images/fractions", (n, 2, ny, nx), np.float16,
+                                              chunks=(chunk[0], 2, ny, nx))
+                    bar = tqdm(total=n, desc="writing blends", unit="blend", disable=not progress)
+                    for start in range(0, n, batch_size):
+                        b = self.get(slice(start, start + batch_size))
+                        d_blend[start:start + len(b["blend"])] = b["blend"]
+                        d_frac[start:start + len(b["blend"])] = b["fractions"]
+                        bar.update(len(b["blend"]))
+                    bar.close()
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    @classmethod
+    def read(cls, path):
+        """Read a set written by `write`."""
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"blend set file {path} does not exist")
+        try:
+            with h5py.File(path, "r") as f:
+                if f.attrs.get("astro_deblend_format") != _FORMAT_VERSION:
+                    raise ValueError("missing or unknown astro_deblend_format attribute")
+                sample = _read_sample_group(f["galaxies"])
+                g = f["blends"]
+                cat = Table()
+                for name in json.loads(g.attrs["columns"]):
+                    data = g[name][()]
+                    cat[name] = data.astype("U") if data.dtype.kind == "S" else data
+                config = json.loads(f.attrs["config"])
+        except (OSError, KeyError, ValueError) as exc:
+            raise ValueError(
+                f"{path} is not a blend set written by astro_deblend ({exc}); make it again with "
+                "make_blends(...).write(path)"
+            ) from exc
+        return cls(sample, cat, config=config)

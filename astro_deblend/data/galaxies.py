@@ -1,0 +1,153 @@
+"""A sample of isolated galaxy stamps: the parent set from which blends are made.
+
+`GalaxySample` holds the stamps, their masks and catalogue, whether simulated (`simulate_galaxies`) or read from
+the public CANDELS set (`read_candels`), and owns its HDF5 save/load.
+"""
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import h5py
+import numpy as np
+from astropy.table import Table
+
+__all__ = ["GalaxySample"]
+
+_CATALOG_COLUMNS = ("id", "mag", "radius", "galtype", "flux", "flux_stamp", "flux_auto")
+
+
+@dataclass(frozen=True, eq=False)
+class GalaxySample:
+    """Isolated galaxy stamps with their masks and catalogue.
+
+    Parameters
+    ----------
+    images : ndarray, shape (N, ny, nx), float32
+        Observed (noisy) stamps, galaxy centred on pixel (ny // 2, nx // 2), in image units (electron/s
+        by default).
+    segmaps : ndarray, shape (N, ny, nx), uint8
+        1 on the pixels SExtractor (sep) assigns to the galaxy, 0 elsewhere.
+    catalog : `~astropy.table.Table`
+        One row per stamp with ``id``, ``mag`` (AB), ``radius`` (Sersic semi-major axis, px), ``galtype``,
+        ``flux`` (true total flux, image units), ``flux_stamp`` (true flux inside the stamp; equal to
+        ``flux`` for observed stamps, where only the catalogue magnitude is known) and ``flux_auto``
+        (SExtractor FLUX_AUTO measured by sep on the noisy stamp: the paper's definition of truth).
+    noiseless : ndarray, shape (N, ny, nx), float32, or None
+        Noise-free stamps (simulations only).
+    pixel_scale : float
+        Arcsec per pixel (0.06 for CANDELS F160W mosaics).
+    zeropoint : float
+        AB magnitude of a source of unit flux.
+    noise_sigma : float or None
+        Standard deviation of the background noise per pixel, in image units, when it is known.
+    config : dict
+        The configuration that produced the sample (saved with it).
+    """
+
+    images: np.ndarray
+    segmaps: np.ndarray
+    catalog: Table
+    noiseless: np.ndarray | None = None
+    pixel_scale: float = 0.06
+    zeropoint: float = 25.96
+    noise_sigma: float | None = None
+    config: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        n = len(self.catalog)
+        for name in ("images", "segmaps", "noiseless"):
+            arr = getattr(self, name)
+            if arr is None:
+                continue
+            if arr.ndim != 3:
+                raise ValueError(f"GalaxySample.{name} must have shape (N, ny, nx); got {arr.shape}")
+            if arr.shape[0] != n:
+                raise ValueError(
+                    f"GalaxySample.{name} holds {arr.shape[0]} stamps but the catalogue has {n} rows; "
+                    "they must describe the same galaxies in the same order"
+                )
+            if arr.shape[1:] != self.images.shape[1:]:
+                raise ValueError(
+                    f"GalaxySample.{name} stamps are {arr.shape[1:]}, images are {self.images.shape[1:]}"
+                )
+        missing = [c for c in _CATALOG_COLUMNS if c not in self.catalog.colnames]
+        if missing:
+            raise ValueError(f"GalaxySample.catalog lacks the columns {missing}")
+        if not np.all(np.isfinite(self.images)):
+            raise ValueError("GalaxySample.images contains NaN or infinite pixels")
+
+    def __len__(self):
+        return len(self.catalog)
+
+    @property
+    def stamp_shape(self):
+        """(ny, nx) of the stamps in pixels."""
+        return self.images.shape[1:]
+
+    def write(self, path, *, overwrite=False):
+        """Write the sample to an HDF5 file (atomically: temporary name, then rename)."""
+        path = os.fspath(path)
+        if os.path.exists(path) and not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        tmp = f"{path}.tmp-{os.getpid()}"
+        try:
+            with h5py.File(tmp, "w") as f:
+                _write_sample_group(f.create_group("galaxies"), self)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    @classmethod
+    def read(cls, path):
+        """Read a sample written by `write`."""
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"galaxy sample file {path} does not exist")
+        try:
+            with h5py.File(path, "r") as f:
+                return _read_sample_group(f["galaxies"])
+        except (OSError, KeyError) as exc:
+            raise ValueError(
+                f"{path} is not a galaxy sample written by astro_deblend ({exc}); regenerate it with "
+                "simulate_galaxies(...).write(path)"
+            ) from exc
+
+
+def _write_sample_group(group, sample):
+    ny, nx = sample.stamp_shape
+    chunks = (min(64, max(1, len(sample))), ny, nx)
+    group.create_dataset("images", data=sample.images, chunks=chunks)
+    group.create_dataset("segmaps", data=sample.segmaps, chunks=chunks, compression="gzip")
+    if sample.noiseless is not None:
+        group.create_dataset("noiseless", data=sample.noiseless, chunks=chunks)
+    cat = sample.catalog
+    for name in cat.colnames:
+        data = np.asarray(cat[name])
+        if data.dtype.kind == "U":
+            data = data.astype("S")
+        group.create_dataset(f"catalog/{name}", data=data)
+    group.attrs["catalog_columns"] = json.dumps(cat.colnames)
+    group.attrs["pixel_scale"] = sample.pixel_scale
+    group.attrs["zeropoint"] = sample.zeropoint
+    group.attrs["noise_sigma"] = np.nan if sample.noise_sigma is None else sample.noise_sigma
+    group.attrs["config"] = json.dumps(sample.config, sort_keys=True)
+
+
+def _read_sample_group(group):
+    cat = Table()
+    for name in json.loads(group.attrs["catalog_columns"]):
+        data = group[f"catalog/{name}"][()]
+        cat[name] = data.astype("U") if data.dtype.kind == "S" else data
+    sigma = float(group.attrs["noise_sigma"])
+    return GalaxySample(
+        images=group["images"][()],
+        segmaps=group["segmaps"][()],
+        catalog=cat,
+        noiseless=group["noiseless"][()] if "noiseless" in group else None,
+        pixel_scale=float(group.attrs["pixel_scale"]),
+        zeropoint=float(group.attrs["zeropoint"]),
+        noise_sigma=None if np.isnan(sigma) else sigma,
+        config=json.loads(group.attrs["config"]),
+    )

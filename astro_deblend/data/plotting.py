@@ -1,0 +1,101 @@
+"""Pictures of the data: isolated galaxies with their masks (paper Fig. 1) and example blends (Fig. 2)."""
+
+import numpy as np
+from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval
+
+__all__ = ["plot_galaxies", "plot_blends"]
+
+
+def _norm(image):
+    return ImageNormalize(image, interval=PercentileInterval(99.7), stretch=AsinhStretch(0.02))
+
+
+def _figure(nrows, ncols, size=1.8):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(ncols * size, nrows * size), layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
+
+
+def plot_galaxies(sample, *, per_type=2, seed=0, path=None):
+    """Isolated galaxies of each morphological type beside their segmentation masks (paper Fig. 1).
+
+    Parameters
+    ----------
+    sample : `~astro_deblend.data.GalaxySample`
+    per_type : int
+        Galaxies shown per type.
+    seed : int
+        Which galaxies are picked.
+    path : str, optional
+        Where to save the figure (PNG, PDF...).
+
+    Returns
+    -------
+    fig : `matplotlib.figure.Figure`
+    """
+    rng = np.random.default_rng(seed)
+    types = [t for t in ("bulge", "disc", "bulge+disc", "irregular")
+             if np.any(sample.catalog["galtype"] == t)]
+    fig, axes = _figure(len(types), 2 * per_type)
+    for r, t in enumerate(types):
+        members = np.flatnonzero(sample.catalog["galtype"] == t)
+        chosen = rng.choice(members, size=min(per_type, members.size), replace=False)
+        for j, i in enumerate(chosen):
+            img = sample.images[i]
+            ax_img, ax_mask = axes[r, 2 * j], axes[r, 2 * j + 1]
+            ax_img.imshow(img, origin="lower", cmap="gray_r", norm=_norm(img))
+            ax_mask.imshow(sample.segmaps[i], origin="lower", cmap="gray_r", vmin=0, vmax=1)
+            row = sample.catalog[i]
+            ax_img.set_title(f"{t}  H={row['mag']:.1f}\nR={row['radius']:.1f} px", fontsize=7)
+            ax_mask.set_title("mask", fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def plot_blends(blends, *, n_distance=4, n_dmag=4, seed=0, path=None):
+    """Example blends ordered by distance (rows) and magnitude difference (columns) (paper Fig. 2).
+
+    Parameters
+    ----------
+    blends : `~astro_deblend.data.BlendSet`
+    n_distance, n_dmag : int
+        Number of distance / R and magnitude-difference bins.
+    seed : int
+        Which blend of each bin is shown.
+    path : str, optional
+        Where to save the figure.
+
+    Returns
+    -------
+    fig : `matplotlib.figure.Figure`
+    """
+    rng = np.random.default_rng(seed)
+    cat = blends.catalog
+    d_edges = np.quantile(cat["distance_over_r"], np.linspace(0, 1, n_distance + 1))
+    m_edges = np.linspace(-2, 2, n_dmag + 1)
+    fig, axes = _figure(n_distance, n_dmag)
+    for r in range(n_distance):
+        for c in range(n_dmag):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            sel = np.flatnonzero(
+                (cat["distance_over_r"] >= d_edges[r]) & (cat["distance_over_r"] <= d_edges[r + 1])
+                & (cat["dmag"] >= m_edges[c]) & (cat["dmag"] < m_edges[c + 1])
+            )
+            if sel.size == 0:
+                ax.set_axis_off()
+                continue
+            i = int(rng.choice(sel))
+            img = blends.get(i)["blend"][0]
+            ax.imshow(img, origin="lower", cmap="gray_r", norm=_norm(img))
+            ax.set_title(f"d/R={cat['distance_over_r'][i]:.1f}  dm={cat['dmag'][i]:+.1f}", fontsize=7)
+    fig.suptitle("Blends by distance / R (rows) and mag_central - mag_companion (columns)", fontsize=8)
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
