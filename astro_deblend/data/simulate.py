@@ -152,8 +152,10 @@ def _galaxy_profile(galtype, flux, radius_arcsec, rng, gsparams):
 def isolated_photometry(image, noise_sigma, *, thresh=1.5, minarea=5):
     """Segmentation map and FLUX_AUTO of the galaxy at the centre of an isolated stamp.
 
-    Runs sep (SExtractor) with a low threshold, keeps the object containing (or closest to) the central
-    pixel and measures its FLUX_AUTO (Kron ellipse k = 2.5, other objects masked).
+    Runs sep (SExtractor) with a low threshold and no deblending (the stamp holds one galaxy: a
+    clumpy galaxy must not be split into its knots), keeps the object containing (or closest to) the
+    central pixel and measures its FLUX_AUTO (Kron ellipse k = 2.5, other objects, i.e. noise peaks,
+    masked).
 
     Parameters
     ----------
@@ -172,7 +174,7 @@ def isolated_photometry(image, noise_sigma, *, thresh=1.5, minarea=5):
     data = np.ascontiguousarray(image, dtype=np.float64)
     ny, nx = data.shape
     objects, seg = sep.extract(
-        data, thresh, err=noise_sigma, minarea=minarea, deblend_cont=0.005, segmentation_map=True
+        data, thresh, err=noise_sigma, minarea=minarea, deblend_cont=1.0, segmentation_map=True
     )
     if len(objects) == 0:
         return np.zeros((ny, nx), np.uint8), np.nan

@@ -1,0 +1,297 @@
+"""Tests of the data subpackage: simulation, CANDELS reader, blending, I/O, figures."""
+
+import h5py
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from astro_deblend.data import (
+    BlendConfig,
+    BlendSet,
+    GalaxySample,
+    SimulationConfig,
+    make_blends,
+    noise_sigma_from_depth,
+    plot_blends,
+    plot_galaxies,
+    read_candels,
+    sample_galaxy_parameters,
+    simulate_galaxies,
+)
+
+SMALL = SimulationConfig(n_galaxies=40, stamp_size=128, seed=3)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return simulate_galaxies(SMALL, progress=False)
+
+
+@pytest.fixture(scope="module")
+def blends(sample):
+    return make_blends(sample, BlendConfig(n_train=120, n_test=40, seed=5), progress=False)
+
+
+def test_sampling_follows_table():
+    rng = np.random.default_rng(0)
+    mag, radius, gtype = sample_galaxy_parameters(5000, rng)
+    assert mag.max() < 23.5 and mag.min() >= 18.0
+    assert np.all(radius > 0)
+    # The paper's galaxies: 396 sphd, 230 irr, 222 disk, 202 sph out of 1050.
+    frac = {t: np.mean(gtype == t) for t in ("bulge", "disc", "bulge+disc", "irregular")}
+    assert frac["bulge+disc"] == pytest.approx(396 / 1050, abs=0.03)
+    assert frac["bulge"] == pytest.approx(202 / 1050, abs=0.03)
+    assert 5.0 < np.median(radius) < 8.0  # paper: median 6.4 px
+
+
+def test_user_sampling_table(tmp_path):
+    t = Table({"mag": [20.0, 21.0, 24.0], "radius": [3.0, 4.0, 5.0], "galtype": ["sph", "disk", "irr"]})
+    path = tmp_path / "t.ecsv"
+    t.write(path)
+    cfg = SimulationConfig(n_galaxies=4, stamp_size=32, sampling_table=str(path), seed=1)
+    s = simulate_galaxies(cfg, progress=False)
+    assert set(s.catalog["mag"]) <= {20.0, 21.0}  # 24 is fainter than mag_limit
+    bad = tmp_path / "bad.ecsv"
+    Table({"mag": [20.0]}).write(bad)
+    with pytest.raises(ValueError, match="mag, radius"):
+        simulate_galaxies(SimulationConfig(n_galaxies=2, stamp_size=32, sampling_table=str(bad)),
+                          progress=False)
+
+
+def test_noiseless_flux_matches_catalogue(sample):
+    cat = sample.catalog
+    ratio = cat["flux_stamp"] / cat["flux"]
+    compact = cat["radius"] < 8
+    discs = compact & (cat["galtype"] == "disc")
+    assert discs.sum() >= 2
+    # A 128 px stamp holds all of a compact disc but the PSF's far wings (~0.5 %).
+    assert np.all(np.abs(ratio[discs] - 1) < 0.01)
+    # Sersic n ~ 4 bulges lose a few % beyond 8 half-light radii; the median stays within 1 %.
+    assert np.median(np.abs(ratio[compact] - 1)) < 0.01
+    assert np.all(ratio <= 1.0)
+    np.testing.assert_allclose(sample.noiseless.sum(axis=(1, 2)), cat["flux_stamp"], rtol=1e-5)
+
+
+def test_noise_level_from_depth(sample):
+    sigma = noise_sigma_from_depth(SMALL)
+    assert sample.noise_sigma == pytest.approx(sigma)
+    resid = sample.images - sample.noiseless
+    assert np.std(resid) == pytest.approx(sigma, rel=0.02)
+    # One magnitude deeper means 10**0.4 less noise.
+    deeper = noise_sigma_from_depth(SimulationConfig(depth_5sigma=28.0))
+    assert sigma / deeper == pytest.approx(10**0.4, rel=1e-6)
+
+
+def test_flux_auto_of_bright_galaxy():
+    cfg = SimulationConfig(n_galaxies=30, stamp_size=128, depth_5sigma=29.0, seed=7)
+    s = simulate_galaxies(cfg, progress=False)
+    cat = s.catalog
+    bright = (cat["mag"] < 21.5) & (cat["galtype"] != "bulge")
+    assert bright.sum() >= 3
+    ratio = cat["flux_auto"][bright] / cat["flux"][bright]
+    # Kron apertures hold ~94 % or more of an exponential profile's light.
+    assert np.all(ratio > 0.88) and np.all(ratio < 1.03)
+
+
+def test_segmaps_mark_the_central_galaxy(sample):
+    c = sample.stamp_shape[0] // 2
+    assert np.all(sample.segmaps[:, c, c] == 1)
+    assert set(np.unique(sample.segmaps)) <= {0, 1}
+
+
+def test_same_seed_same_bytes(sample):
+    again = simulate_galaxies(SMALL, progress=False)
+    assert np.array_equal(again.images, sample.images)
+    other = simulate_galaxies(SimulationConfig(n_galaxies=40, stamp_size=64, seed=4), progress=False)
+    assert not np.array_equal(other.images, sample.images)
+
+
+def test_all_types_present_and_irregulars_are_clumpy(sample):
+    types = set(sample.catalog["galtype"])
+    assert types == {"bulge", "disc", "bulge+disc", "irregular"}
+
+
+def test_simulation_resumes(tmp_path):
+    cfg = SimulationConfig(n_galaxies=6, stamp_size=32, seed=2)
+    path = tmp_path / "gal.h5"
+    full = simulate_galaxies(cfg, progress=False)
+    # Fake an interruption after 4 galaxies: keep a partial file holding the first 4.
+    from astro_deblend.data.simulate import _checkpoint
+
+    _checkpoint(str(path) + ".partial", cfg, 0, 4, full.images, full.noiseless, full.segmaps,
+                np.asarray(full.catalog["flux_auto"]))
+    resumed = simulate_galaxies(cfg, path=str(path), progress=False, chunk_size=2)
+    assert np.array_equal(resumed.images, full.images)
+    assert path.exists() and not (tmp_path / "gal.h5.partial").exists()
+    assert np.array_equal(GalaxySample.read(path).images, full.images)
+    with pytest.raises(FileExistsError):
+        simulate_galaxies(cfg, path=str(path), progress=False)
+    other = SimulationConfig(n_galaxies=6, stamp_size=32, seed=99)
+    _checkpoint(str(tmp_path / "x.h5.partial"), cfg, 0, 2, full.images, full.noiseless, full.segmaps,
+                np.asarray(full.catalog["flux_auto"]))
+    with pytest.raises(ValueError, match="another configuration"):
+        simulate_galaxies(other, path=str(tmp_path / "x.h5"), progress=False)
+
+
+def test_blend_is_sum_of_parts(blends):
+    b = blends.get(slice(0, 20))
+    resid = b["blend"] - b["isolated"].sum(axis=1)
+    assert np.std(resid) == pytest.approx(blends.noise_sigma, rel=0.05)
+    np.testing.assert_allclose(b["isolated"].sum(axis=(2, 3)), b["flux"], rtol=1e-4)
+
+
+def test_pairing_and_shift_rules(blends):
+    cat = blends.catalog
+    assert np.all(np.abs(cat["dmag"]) < 2.0)
+    r = np.maximum(cat["radius_central"], cat["radius_companion"])
+    d = np.hypot(cat["dx"], cat["dy"])
+    assert np.all(d >= 0.5 * r - 1e-9)
+    assert np.all(d <= blends.stamp_shape[0] / 2)
+    np.testing.assert_allclose(cat["distance"], d)
+    assert np.all(cat["id_central"] != cat["id_companion"])
+
+
+def test_train_test_galaxies_disjoint(blends):
+    cat = blends.catalog
+    tr = cat[cat["split"] == "train"]
+    te = cat[cat["split"] == "test"]
+    train_ids = set(tr["id_central"]) | set(tr["id_companion"])
+    test_ids = set(te["id_central"]) | set(te["id_companion"])
+    assert train_ids.isdisjoint(test_ids)
+    assert len(tr) == 120 and len(te) == 40
+
+
+def test_fractions_and_masks(blends):
+    b = blends.get(np.arange(10))
+    f = b["fractions"]
+    assert f.min() >= 0 and f.max() <= 1
+    total = f.sum(axis=1)
+    has_flux = b["isolated"].sum(axis=1) > 0
+    np.testing.assert_allclose(total[has_flux], 1.0, atol=1e-5)
+    assert np.all(total[~has_flux] == 0)
+    c = blends.stamp_shape[0] // 2
+    assert np.all(b["masks"][:, 0, c, c])
+
+
+def test_companion_mask_follows_shift(blends):
+    cat = blends.catalog
+    i = int(np.argmin(np.hypot(cat["dx"], cat["dy"])))
+    b = blends.get(i)
+    c = blends.stamp_shape[0] // 2
+    assert b["masks"][0, 1, c + cat["dy"][i], c + cat["dx"][i]]
+
+
+def test_blendset_round_trip(tmp_path, blends):
+    path = tmp_path / "blends.h5"
+    blends.write(path, materialize=True, progress=False)
+    back = BlendSet.read(path)
+    assert len(back) == len(blends)
+    assert back.config == blends.config
+    idx = [0, 7, 33]
+    for key in ("blend", "isolated", "fractions", "flux"):
+        np.testing.assert_array_equal(back.get(idx)[key], blends.get(idx)[key])
+    with h5py.File(path) as f:
+        np.testing.assert_array_equal(f["images/blend"][idx], blends.get(idx)["blend"])
+        assert "simulation" in f.attrs["config"] and "blending" in f.attrs["config"]
+    with pytest.raises(FileExistsError):
+        blends.write(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blends.h5"]
+
+
+def test_subset_and_batches(blends):
+    test = blends.subset("test")
+    assert len(test) == 40 and set(test.catalog["split"]) == {"test"}
+    sizes = [len(b["blend"]) for b in test.iter_batches(16)]
+    assert sizes == [16, 16, 8]
+    np.testing.assert_array_equal(test.get(3)["blend"], blends.get(123)["blend"])
+    with pytest.raises(ValueError, match="'train' or 'test'"):
+        blends.subset("validation")
+
+
+def test_blends_reproducible(sample, blends):
+    again = make_blends(sample, BlendConfig(n_train=120, n_test=40, seed=5), progress=False)
+    assert np.array_equal(again.catalog["dx"], blends.catalog["dx"])
+    np.testing.assert_array_equal(again.get([1, 2])["blend"], blends.get([1, 2])["blend"])
+
+
+def test_no_companion_possible():
+    cat = Table({"id": [0, 1, 2, 3, 4, 5], "mag": [18.0, 18.1, 18.2, 22.5, 22.6, 22.7],
+                 "radius": [3.0] * 6, "galtype": ["disc"] * 6, "flux": [1.0] * 6,
+                 "flux_stamp": [1.0] * 6, "flux_auto": [1.0] * 6})
+    imgs = np.zeros((6, 32, 32), np.float32)
+    s = GalaxySample(images=imgs, segmaps=imgs.astype(np.uint8), catalog=cat, noiseless=imgs,
+                     noise_sigma=1.0)
+    with pytest.raises(ValueError, match="companion within max_dmag=0.05"):
+        make_blends(s, BlendConfig(n_train=5, n_test=5, max_dmag=0.05, test_fraction=0.5, seed=0), progress=False)
+
+
+def test_bad_blend_config():
+    with pytest.raises(ValueError, match="test_fraction"):
+        BlendConfig(test_fraction=1.5)
+    with pytest.raises(ValueError, match="stamp_size"):
+        SimulationConfig(stamp_size=7)
+
+
+def _write_candels(tmp_path, n=4, size=64, nan=False, rows=None):
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size]
+    imgs = rng.normal(0, 0.01, (n, size, size)).astype(np.float32)
+    segs = np.zeros((n, size, size), np.uint8)
+    for i in range(n):
+        r2 = (xx - size // 2) ** 2 + (yy - size // 2) ** 2
+        imgs[i] += (5.0 * np.exp(-r2 / 8.0)).astype(np.float32)
+        segs[i][r2 < 25] = 3
+        nb = (xx - 10) ** 2 + (yy - 10) ** 2
+        imgs[i] += (20.0 * np.exp(-nb / 4.0)).astype(np.float32)
+        segs[i][nb < 16] = 7
+    if nan:
+        imgs[1, 3, 3] = np.nan
+    np.save(tmp_path / "img.npy", imgs)
+    np.save(tmp_path / "seg.npy", segs)
+    rows = n if rows is None else rows
+    Table({"ID": np.arange(rows), "mag": np.full(rows, 21.0), "radius": np.full(rows, 2.0),
+           "z": np.full(rows, 1.0), "galtype": ["sph", "disk", "sphd", "irr"][:rows] * 1}
+          ).write(tmp_path / "cat.csv", format="ascii.csv", overwrite=True)
+    return tmp_path / "img.npy", tmp_path / "seg.npy", tmp_path / "cat.csv"
+
+
+def test_read_candels(tmp_path):
+    img, seg, cat = _write_candels(tmp_path)
+    s = read_candels(img, seg, cat)
+    assert len(s) == 4 and s.noiseless is None
+    assert list(s.catalog["galtype"]) == ["bulge", "disc", "bulge+disc", "irregular"]
+    # The bright neighbour at (10, 10) is replaced by background-like pixels.
+    assert np.abs(s.images[:, 8:13, 8:13]).max() < 0.1
+    assert np.all(s.segmaps[:, 32, 32] == 1) and np.all(s.segmaps[:, 10, 10] == 0)
+    # Central galaxy flux: 5 * 2 pi sigma^2 with sigma^2 = 4.
+    np.testing.assert_allclose(s.catalog["flux_auto"], 5 * 2 * np.pi * 4, rtol=0.05)
+    blends = make_blends(s, BlendConfig(n_train=4, n_test=2, test_fraction=0.5, seed=1),
+                         progress=False)
+    b = blends.get(slice(None))
+    np.testing.assert_allclose(b["blend"], b["isolated"].sum(axis=1))
+    assert blends.noise_sigma is None
+
+
+def test_read_candels_errors(tmp_path):
+    img, seg, cat = _write_candels(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_candels(tmp_path / "missing.npy", seg, cat)
+    np.save(tmp_path / "flat.npy", np.zeros((4, 64), np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        read_candels(tmp_path / "flat.npy", seg, cat)
+    (tmp_path / "junk.npy").write_bytes(b"not numpy")
+    with pytest.raises(ValueError, match="not a readable"):
+        read_candels(tmp_path / "junk.npy", seg, cat)
+    _write_candels(tmp_path, rows=3)
+    with pytest.raises(ValueError, match="3 rows but there are 4 stamps"):
+        read_candels(img, seg, cat)
+    _write_candels(tmp_path, nan=True)
+    with pytest.raises(ValueError, match="NaN"):
+        read_candels(img, seg, cat)
+
+
+def test_figures(tmp_path, sample, blends):
+    plot_galaxies(sample, path=tmp_path / "fig1.png")
+    plot_blends(blends, path=tmp_path / "fig2.png")
+    assert (tmp_path / "fig1.png").stat().st_size > 10_000
+    assert (tmp_path / "fig2.png").stat().st_size > 10_000
