@@ -1,0 +1,116 @@
+"""Command-line interface: ``astro-deblend`` (also ``python -m astro_deblend``).
+
+Sub-commands
+------------
+run
+    The main job on the built-in default data: simulate a CANDELS-like test sample, make blends, measure them
+    with every available method, evaluate as the paper and write an HTML report with its figures.
+simulate
+    Simulate a galaxy sample and make the paper's blend set (HDF5).
+measure
+    Measure the blends of a FITS stamp or cube and write a catalogue and segmentation maps.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+__all__ = ["main", "run_main"]
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="astro-deblend", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="simulate, blend, measure, evaluate and report (the main job)")
+    r.add_argument("--output", default="astro_deblend_output", help="output folder [%(default)s]")
+    r.add_argument("--n-galaxies", type=int, default=600,
+                   help="galaxies simulated; a fifth are test galaxies [%(default)s]")
+    r.add_argument("--n-test", type=int, default=1000, help="test blends measured [%(default)s]")
+    r.add_argument("--seed", type=int, default=2026, help="seed of the simulation [%(default)s]")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    s = sub.add_parser("simulate", help="simulate a galaxy sample and the paper's blends")
+    s.add_argument("output", help="HDF5 file of the blend set")
+    s.add_argument("--n-galaxies", type=int, default=2000, help="[%(default)s]")
+    s.add_argument("--n-train", type=int, default=25000, help="[%(default)s]")
+    s.add_argument("--n-test", type=int, default=5000, help="[%(default)s]")
+    s.add_argument("--depth", type=float, default=27.0, help="5-sigma point-source depth, AB [%(default)s]")
+    s.add_argument("--seed", type=int, default=0, help="[%(default)s]")
+    s.add_argument("--quiet", action="store_true")
+
+    m = sub.add_parser("measure", help="measure the blends of a FITS stamp or cube")
+    m.add_argument("input", help="FITS file: a 2-D stamp or a cube of stamps (N, ny, nx)")
+    m.add_argument("--output", required=True, help="catalogue to write (.fits or .ecsv)")
+    m.add_argument("--segmentation", help="FITS file for the segmentation maps")
+    m.add_argument("--method", choices=("neural", "sep-auto", "sep-paper"), default="neural")
+    m.add_argument("--weights", default="default", help="trained deblender folder [bundled default]")
+    m.add_argument("--hdu", default=None, help="HDU index or name [first with data]")
+    m.add_argument("--zeropoint", type=float, default=None, help="AB zero point [from header]")
+    m.add_argument("--noise-sigma", type=float, default=None, help="noise per pixel [from header/data]")
+    m.add_argument("--overwrite", action="store_true")
+    m.add_argument("--quiet", action="store_true")
+    return p
+
+
+def _say(msg):
+    print(f"[astro-deblend] {msg}", flush=True)
+
+
+def _cmd_simulate(args):
+    from .data import BlendConfig, SimulationConfig, make_blends, simulate_galaxies
+
+    if os.path.exists(args.output):
+        raise FileExistsError(f"{args.output} exists; remove it or choose another name")
+    t0 = time.perf_counter()
+    sample = simulate_galaxies(
+        SimulationConfig(n_galaxies=args.n_galaxies, depth_5sigma=args.depth, seed=args.seed),
+        path=args.output + ".galaxies.h5", progress=not args.quiet,
+    )
+    blends = make_blends(sample, BlendConfig(n_train=args.n_train, n_test=args.n_test, seed=args.seed),
+                         progress=not args.quiet)
+    blends.write(args.output)
+    os.remove(args.output + ".galaxies.h5")
+    _say(f"{blends} written to {args.output} in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+def _cmd_run(args):
+    from .pipeline import RunConfig, run
+
+    config = RunConfig(n_galaxies=args.n_galaxies, n_test=args.n_test, seed=args.seed)
+    report = run(config, output_dir=args.output, overwrite=args.overwrite, progress=not args.quiet,
+                 log=_say)
+    _say(f"report: {report}")
+    return 0
+
+
+def _cmd_measure(args):
+    from .fitsio import measure_fits
+
+    written = measure_fits(
+        args.input, output=args.output, segmentation=args.segmentation, method=args.method,
+        weights=args.weights, hdu=args.hdu, zeropoint=args.zeropoint, noise_sigma=args.noise_sigma,
+        overwrite=args.overwrite, progress=not args.quiet,
+    )
+    _say("wrote " + json.dumps(written))
+    return 0
+
+
+def main(argv=None):
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    args = _parser().parse_args(argv)
+    handler = {"run": _cmd_run, "simulate": _cmd_simulate, "measure": _cmd_measure}[args.command]
+    try:
+        return handler(args)
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError) as exc:
+        print(f"astro-deblend {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run_main():
+    """Entry point of the ``astro-deblend`` script."""
+    sys.exit(main())
