@@ -1,4 +1,7 @@
-"""SExtractor's FLUX_AUTO (Kron photometry) with sep, shared by the data simulator and `SepDeblender`."""
+"""SExtractor's FLUX_AUTO (Kron photometry) with sep.
+
+Shared by the data simulator (the paper's truth) and `SepDeblender` (the baseline).
+"""
 
 import numpy as np
 import sep
@@ -8,30 +11,36 @@ __all__ = ["flux_auto"]
 #: SExtractor's PHOT_AUTOPARAMS: Kron factor k and minimum radius R_min (both in units of a, b).
 KRON_FACTOR = 2.5
 KRON_MIN_RADIUS = 3.5
-#: Extent, in isophotal radii, of the ellipse in which the Kron radius is computed (SExtractor: 6).
-KRON_MOMENT_EXTENT = 6.0
+#: Extent, in isophotal radii (a, b), of the ellipse where the Kron radius is computed (SExtractor: 6).
+KRON_ANALYSIS_RADIUS = 6.0
 
 
-def flux_auto(data, objects, segmap, indices, *, noise_sigma=None):
-    """FLUX_AUTO of some of the objects found by ``sep.extract``.
+def flux_auto(image, objects, segmap, indices, *, noise_sigma=None, kron_factor=KRON_FACTOR,
+              kron_min_radius=KRON_MIN_RADIUS):
+    """FLUX_AUTO of some of the objects found by ``sep.extract``, as SExtractor measures it.
 
-    The aperture is the Kron ellipse of factor ``max(2.5 r_kron, 3.5)`` in units of the object's
-    isophotal ``a``, ``b``, as SExtractor's defaults ``PHOT_AUTOPARAMS 2.5, 3.5``; pixels belonging to
-    other detected objects are left out of both the Kron radius and the sum (sep's ``seg_id``), and a
-    degenerate object (zero Kron radius) falls back to the minimum radius.
+    The aperture is the ellipse of the object's isophotal ``a``, ``b``, ``theta`` scaled by
+    ``max(kron_factor * r_Kron, kron_min_radius)`` (SExtractor's ``PHOT_AUTOPARAMS 2.5, 3.5``), with
+    the Kron radius measured within 6 (a, b) while skipping the other objects' pixels. In the sum, a
+    pixel of another object takes the value of the pixel mirrored through the measured object's
+    centre (zero if that one is unusable): SExtractor's default ``MASK_TYPE CORRECT``. Pixels count whole (no
+    sub-sampling), as in SExtractor.
 
     Parameters
     ----------
-    data : ndarray (ny, nx), float64, C-contiguous
+    image : ndarray (ny, nx), float64, C-contiguous
         Background-subtracted image, image units.
     objects : structured ndarray
         Output of ``sep.extract``.
     segmap : ndarray (ny, nx), int
-        Segmentation map from ``sep.extract(..., segmentation_map=True)`` (label = object index + 1).
+        Segmentation map from ``sep.extract(..., segmentation_map=True)``: object ``k`` has label
+        ``k + 1``.
     indices : sequence of int
         Indices into ``objects`` to measure.
-    noise_sigma : float or ndarray, optional
-        Background noise per pixel (image units), for the flux errors.
+    noise_sigma : float, optional
+        Background noise per pixel (image units), for the background-only flux errors.
+    kron_factor, kron_min_radius : float
+        SExtractor's ``PHOT_AUTOPARAMS``.
 
     Returns
     -------
@@ -39,21 +48,55 @@ def flux_auto(data, objects, segmap, indices, *, noise_sigma=None):
         In image units; ``flux_err`` is NaN when ``noise_sigma`` is None.
     """
     idx = np.asarray(indices, dtype=int)
-    if idx.size == 0:
-        return np.zeros(0), np.zeros(0)
+    n = idx.size
+    flux, err = np.full(n, np.nan), np.full(n, np.nan)
+    if n == 0:
+        return flux, err
     obj = objects[idx]
-    x, y = obj["x"], obj["y"]
-    a, b = np.maximum(obj["a"], 1e-3), np.maximum(obj["b"], 1e-3)
-    theta = np.clip(obj["theta"], -np.pi / 2, np.pi / 2)
+    x = obj["x"].astype(np.float64)
+    y = obj["y"].astype(np.float64)
+    a = obj["a"].astype(np.float64)
+    b = obj["b"].astype(np.float64)
+    theta = obj["theta"].astype(np.float64)
+    # Objects too thin for a second-moment ellipse get a 1-px circle (then the minimum radius).
+    bad_shape = ~((b > 0) & (a >= b) & np.isfinite(theta))
+    a[bad_shape], b[bad_shape], theta[bad_shape] = 1.0, 1.0, 0.0
     seg = np.ascontiguousarray(segmap, dtype=np.int32)
     seg_id = (idx + 1).astype(np.int32)
-    kron, _ = sep.kron_radius(data, x, y, a, b, theta, KRON_MOMENT_EXTENT, seg_id=seg_id, segmap=seg)
-    kron = np.where(np.isfinite(kron), kron, 0.0)
-    r = np.maximum(KRON_FACTOR * kron, KRON_MIN_RADIUS)
-    kwargs = {} if noise_sigma is None else {"err": noise_sigma}
-    flux, err, _ = sep.sum_ellipse(
-        data, x, y, a, b, theta, r, subpix=5, seg_id=seg_id, segmap=seg, **kwargs
+    kron, _ = sep.kron_radius(
+        image, x, y, a, b, theta, KRON_ANALYSIS_RADIUS, seg_id=seg_id, segmap=seg
     )
-    if noise_sigma is None:
-        err = np.full_like(flux, np.nan)
-    return np.asarray(flux, float), np.asarray(err, float)
+    kron = np.where(np.isfinite(kron) & (kron > 0), kron, 0.0)
+    scale = np.maximum(kron_factor * kron, kron_min_radius)
+    kwargs = {} if noise_sigma is None else {"err": noise_sigma}
+    for k in range(n):
+        corrected = _mirror_neighbours(image, seg, int(seg_id[k]), x[k], y[k])
+        one = slice(k, k + 1)
+        f, e, _ = sep.sum_ellipse(corrected, x[one], y[one], a[one], b[one], theta[one], scale[one],
+                                  subpix=1, **kwargs)
+        flux[k] = f[0]
+        if noise_sigma is not None:
+            err[k] = e[0]
+    return flux, err
+
+
+def _mirror_neighbours(image, segmap, own_label, xc, yc):
+    """Replace the pixels of other objects by their mirror image through (xc, yc).
+
+    This is SExtractor's ``MASK_TYPE CORRECT``: a neighbour's pixel takes the value of the pixel
+    symmetric about the measured object's centre when that pixel is inside the stamp and belongs
+    to no other object, else zero.
+    """
+    others = (segmap != 0) & (segmap != own_label)
+    if not others.any():
+        return image
+    ny, nx = image.shape
+    yy, xx = np.nonzero(others)
+    ym = np.rint(2 * yc - yy).astype(np.intp)
+    xm = np.rint(2 * xc - xx).astype(np.intp)
+    usable = (ym >= 0) & (ym < ny) & (xm >= 0) & (xm < nx)
+    usable[usable] = ~others[ym[usable], xm[usable]]
+    corrected = image.copy()
+    corrected[yy, xx] = 0.0
+    corrected[yy[usable], xx[usable]] = image[ym[usable], xm[usable]]
+    return corrected

@@ -1,7 +1,7 @@
 """A sample of isolated galaxy stamps: the parent set from which blends are made.
 
-`GalaxySample` holds the stamps, their masks and catalogue, whether simulated (`simulate_galaxies`) or read from
-the public CANDELS set (`read_candels`), and owns its HDF5 save/load.
+`GalaxySample` holds the stamps, their masks and catalogue, whether simulated (`simulate_galaxies`) or
+read from the public CANDELS set (`read_candels`), and owns its HDF5 save/load.
 """
 
 import json

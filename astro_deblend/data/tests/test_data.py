@@ -222,7 +222,8 @@ def test_no_companion_possible():
     s = GalaxySample(images=imgs, segmaps=imgs.astype(np.uint8), catalog=cat, noiseless=imgs,
                      noise_sigma=1.0)
     with pytest.raises(ValueError, match="companion within max_dmag=0.05"):
-        make_blends(s, BlendConfig(n_train=5, n_test=5, max_dmag=0.05, test_fraction=0.5, seed=0), progress=False)
+        cfg = BlendConfig(n_train=5, n_test=5, max_dmag=0.05, test_fraction=0.5, seed=0)
+        make_blends(s, cfg, progress=False)
 
 
 def test_bad_blend_config():

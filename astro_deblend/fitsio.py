@@ -1,0 +1,274 @@
+"""FITS in and out: read an astronomer's stamps with their header metadata, write catalogues and maps.
+
+A FITS input is a 2-D stamp, a cube of stamps (N, ny, nx), a file path, an `~astropy.io.fits.HDUList` or
+a single HDU. Metadata are taken from the header when present and can always be overridden by arguments:
+
+- pixel scale (arcsec/px): ``PIXSCALE``, else the WCS (``CD``/``CDELT`` keywords);
+- AB zero point: ``MAGZERO``, ``MAGZPT``, ``ZEROPNT``, ``ZP`` or ``ABZP``, else the HST keywords
+  ``PHOTFLAM`` and ``PHOTPLAM`` (zp = -2.5 log10 PHOTFLAM - 5 log10 PHOTPLAM - 2.408);
+- noise per pixel: ``NOISE``, ``SKYSIG`` or ``RMS``, else left to the deblender (robust estimate);
+- unit: ``BUNIT``.
+"""
+
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from astropy import units as u
+from astropy.io import fits
+from astropy.wcs import WCS, FITSFixedWarning
+from astropy.wcs.utils import proj_plane_pixel_scales
+
+__all__ = ["FitsStamps", "read_fits_stamps", "write_table", "write_segmentation", "measure_fits"]
+
+_ZP_KEYS = ("MAGZERO", "MAGZPT", "ZEROPNT", "ZP", "ABZP")
+_NOISE_KEYS = ("NOISE", "SKYSIG", "RMS")
+
+
+@dataclass(frozen=True)
+class FitsStamps:
+    """Stamps read from FITS with the metadata found in their header.
+
+    Attributes
+    ----------
+    data : ndarray, shape (N, ny, nx), float64
+    was_2d : bool
+        True if the input held one 2-D stamp.
+    pixel_scale : float or None
+        Arcsec per pixel.
+    zeropoint : float or None
+        AB zero point of the pixel values.
+    noise_sigma : float or None
+        Background noise per pixel, in pixel units.
+    unit : `~astropy.units.UnitBase` or None
+    header : `~astropy.io.fits.Header`
+    """
+
+    data: np.ndarray
+    was_2d: bool
+    pixel_scale: float | None
+    zeropoint: float | None
+    noise_sigma: float | None
+    unit: u.UnitBase | None
+    header: fits.Header
+
+
+def _pick_hdu(hdul, hdu):
+    if hdu is not None:
+        key = int(hdu) if isinstance(hdu, str) and hdu.isdigit() else hdu
+        try:
+            chosen = hdul[key]
+        except (KeyError, IndexError):
+            names = [h.name for h in hdul]
+            raise ValueError(f"HDU {hdu!r} not found; the file has HDUs {names}") from None
+        if chosen.data is None:
+            raise ValueError(f"HDU {hdu!r} holds no data")
+        return chosen
+    for h in hdul:
+        if (
+            isinstance(h, fits.ImageHDU | fits.PrimaryHDU | fits.CompImageHDU)
+            and h.data is not None
+        ):
+            return h
+    raise ValueError(
+        "the FITS input holds no image data in any HDU; give a file with a 2-D stamp or a "
+        "cube of stamps"
+    )
+
+
+def _header_float(header, keys):
+    for k in keys:
+        if k in header:
+            try:
+                return float(header[k])
+            except (TypeError, ValueError):
+                raise ValueError(f"header keyword {k}={header[k]!r} is not a number") from None
+    return None
+
+
+def read_fits_stamps(source, *, hdu=None):
+    """Read stamps and their metadata from FITS.
+
+    Parameters
+    ----------
+    source : str, path, `~astropy.io.fits.HDUList` or HDU
+        The FITS input.
+    hdu : int or str, optional
+        Which HDU holds the stamps [default: the first one with image data].
+
+    Returns
+    -------
+    stamps : `FitsStamps`
+    """
+    if isinstance(source, str | os.PathLike):
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"FITS file {path} does not exist")
+        try:
+            with fits.open(path, memmap=False) as hdul:
+                chosen = _pick_hdu(hdul, hdu)
+                data, header = np.array(chosen.data, dtype=np.float64), chosen.header.copy()
+        except OSError as exc:
+            raise ValueError(f"{path} is not a readable FITS file ({exc})") from exc
+    elif isinstance(source, fits.HDUList):
+        chosen = _pick_hdu(source, hdu)
+        data, header = np.array(chosen.data, dtype=np.float64), chosen.header.copy()
+    elif isinstance(source, fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU):
+        if source.data is None:
+            raise ValueError("the HDU holds no data")
+        data, header = np.array(source.data, dtype=np.float64), source.header.copy()
+    else:
+        raise TypeError(f"expected a FITS path, HDUList or image HDU; got {type(source).__name__}")
+    if data.ndim not in (2, 3):
+        raise ValueError(
+            f"FITS data must be a 2-D stamp or a cube (N, ny, nx); got shape {data.shape}"
+        )
+
+    pixel_scale = _header_float(header, ("PIXSCALE",))
+    if pixel_scale is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            try:
+                wcs = WCS(header, naxis=2)
+                if wcs.has_celestial:
+                    pixel_scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial)) * 3600.0)
+            except Exception:  # a malformed WCS is not an error here: the scale stays unknown
+                pixel_scale = None
+    zeropoint = _header_float(header, _ZP_KEYS)
+    if zeropoint is None and "PHOTFLAM" in header and "PHOTPLAM" in header:
+        zeropoint = (
+            -2.5 * np.log10(float(header["PHOTFLAM"]))
+            - 5 * np.log10(float(header["PHOTPLAM"]))
+            - 2.408
+        )
+    noise = _header_float(header, _NOISE_KEYS)
+    unit = None
+    if "BUNIT" in header:
+        try:
+            unit = u.Unit(header["BUNIT"], parse_strict="silent")
+            if isinstance(unit, u.UnrecognizedUnit):
+                unit = None
+        except ValueError:
+            unit = None
+    return FitsStamps(
+        data=data if data.ndim == 3 else data[np.newaxis],
+        was_2d=data.ndim == 2,
+        pixel_scale=pixel_scale,
+        zeropoint=zeropoint,
+        noise_sigma=noise,
+        unit=unit,
+        header=header,
+    )
+
+
+def _atomic(path, overwrite, write):
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    root, ext = os.path.splitext(path)
+    tmp = f"{root}.tmp-{os.getpid()}{ext}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def write_table(table, path, *, overwrite=False):
+    """Write a measurement table to FITS or ECSV (by extension), atomically."""
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    fmt = {".fits": "fits", ".fit": "fits", ".ecsv": "ascii.ecsv"}.get(ext)
+    if fmt is None:
+        raise ValueError(f"cannot tell the table format of {path}: use a .fits or .ecsv name")
+    out = table.copy()
+    if fmt == "fits":
+        # FITS headers hold scalars only: keep the configuration as a JSON string.
+        import json
+
+        out.meta = {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in out.meta.items()}
+    return _atomic(path, overwrite, lambda tmp: out.write(tmp, format=fmt))
+
+
+def write_segmentation(segments, path, *, header=None, overwrite=False):
+    """Write segmentation maps (a list of `~photutils.segmentation.SegmentationImage`) as a FITS cube."""
+    cube = np.stack([np.asarray(s.data, dtype=np.int32) for s in segments])
+    hdu = fits.PrimaryHDU(cube, header=None)
+    hdu.header["LABELS"] = ("1 central, 2 companion, 3+ others", "segmentation labels")
+    if header is not None:
+        for key in ("OBJECT", "TELESCOP", "INSTRUME", "FILTER"):
+            if key in header:
+                hdu.header[key] = header[key]
+    return _atomic(path, overwrite, lambda tmp: hdu.writeto(tmp))
+
+
+def measure_fits(
+    source,
+    *,
+    output,
+    segmentation=None,
+    method="neural",
+    weights="default",
+    hdu=None,
+    zeropoint=None,
+    noise_sigma=None,
+    overwrite=False,
+    progress=True,
+):
+    """Measure the blends of a FITS stamp or cube and write the results.
+
+    Parameters
+    ----------
+    source : str, path or HDUList
+        FITS input (see `read_fits_stamps`).
+    output : str
+        Catalogue path (.fits or .ecsv).
+    segmentation : str, optional
+        FITS path for the segmentation maps.
+    method : {'neural', 'sep-auto', 'sep-paper'}
+        Which deblender measures.
+    weights : str
+        Trained deblender folder for ``method='neural'`` [default: the bundled weights].
+    hdu : int or str, optional
+        HDU with the stamps.
+    zeropoint, noise_sigma : float, optional
+        Override the header values.
+    overwrite : bool
+        Replace existing outputs.
+
+    Returns
+    -------
+    written : dict
+        Paths written.
+    """
+    for path in (output, segmentation):
+        if path is not None and os.path.exists(path) and not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    stamps = read_fits_stamps(source, hdu=hdu)
+    zp = zeropoint if zeropoint is not None else stamps.zeropoint
+    sigma = noise_sigma if noise_sigma is not None else stamps.noise_sigma
+    data = stamps.data if stamps.unit is None else stamps.data * stamps.unit
+    if method == "neural":
+        from .neural_deblender import NeuralDeblender
+
+        deblender = NeuralDeblender() if weights == "default" else NeuralDeblender.load(weights)
+        table, segments = deblender.measure(
+            data, zeropoint=zp, noise_sigma=sigma, pixel_scale=stamps.pixel_scale, progress=progress
+        )
+    elif method in ("sep-auto", "sep-paper"):
+        from .sep_deblender import SepDeblender
+
+        table, segments = SepDeblender(mode=method.split("-")[1]).measure(
+            data, zeropoint=zp, noise_sigma=sigma, progress=progress
+        )
+    else:
+        raise ValueError(f"method must be 'neural', 'sep-auto' or 'sep-paper'; got {method!r}")
+    table.meta["source"] = os.fspath(source) if isinstance(source, str | os.PathLike) else "HDUList"
+    written = {"catalog": write_table(table, output, overwrite=overwrite)}
+    if segmentation is not None:
+        written["segmentation"] = write_segmentation(
+            segments, segmentation, header=stamps.header, overwrite=overwrite
+        )
+    return written

@@ -1,0 +1,449 @@
+"""The classical baseline: SExtractor-style detection and photometry of blends with ``sep``.
+
+`SepDeblender` detects sources with the cold/hot two-pass procedure of Boucaud et al. (2020),
+associates them with the central and companion galaxy of each stamp and measures their fluxes,
+either as the paper's script did (isophotal flux, ``mode='paper'``) or with a SExtractor
+FLUX_AUTO measurement in which neighbouring sources are masked (``mode='auto'``, the default
+and the stronger baseline).
+
+It returns the common measurement Table of the package (see ``astro_deblend._measure``), so a
+user can swap it for `~astro_deblend.neural_deblender.NeuralDeblender` in a script.
+"""
+
+import numpy as np
+import sep
+from astropy import units as u
+from photutils.segmentation import SegmentationImage
+from tqdm.auto import tqdm
+
+from ._measure import (
+    FLAG_AMBIGUOUS,
+    FLAG_HOT_PASS,
+    FLAG_NOT_DETECTED,
+    build_table,
+    validate_stamps,
+)
+from .photometry import KRON_ANALYSIS_RADIUS, flux_auto
+
+__all__ = ["SepDeblender"]
+
+#: Detection passes of Boucaud et al. (2020), Table 3: thresholds in units of the background rms,
+#: minimum areas in pixels. The cold pass finds the large components of a blend; the hot pass,
+#: more sensitive to small structures, is run only on stamps where the cold pass found fewer than
+#: two objects.
+_COLD_PASS = {"thresh": 5.0, "minarea": 10, "deblend_cont": 0.01, "deblend_nthresh": 64}
+_HOT_PASS = {"thresh": 4.0, "minarea": 6, "deblend_cont": 1e-4, "deblend_nthresh": 64}
+
+#: Stacks longer than this get a progress bar (when ``progress=True``).
+_PROGRESS_MIN_STAMPS = 200
+
+#: sep keeps the pixels of the objects it is extracting on a stack that it allocates at every
+#: call, so its size costs time (about 30 ms per call for 10**6 pixels). A stamp can never hold
+#: more active pixels than it has pixels, so `SepDeblender.measure` sets the stack to the stamp
+#: size (at least this) while it runs and restores the previous value afterwards.
+_MIN_PIXSTACK = 4096
+
+#: A stamp whose estimated background rms is below this fraction of its peak is noiseless
+#: (float32 rounding alone leaves about 1e-7).
+_NOISELESS_RMS_RATIO = 1e-6
+
+_MODES = {"auto": "sep-auto", "paper": "sep-paper"}
+
+
+class SepDeblender:
+    """Measure the fluxes of the two galaxies of a blend with ``sep`` (SExtractor as a library).
+
+    Detection follows Boucaud et al. (2020): a 'cold' pass (5 sigma, minimum area 10 px,
+    deblending contrast 0.01 over 64 thresholds) and, only on stamps where it finds fewer than two
+    objects, a 'hot' pass (4 sigma, 6 px, contrast 1e-4, 64 thresholds). The found sources are
+    then associated with the central galaxy (pinned at the stamp centre) and its companion.
+
+    Parameters
+    ----------
+    mode : {'auto', 'paper'}, optional
+        How fluxes are measured. ``'paper'`` reproduces the paper's script: sep's isophotal flux
+        (the sum of the background-subtracted pixels of each object's segment). ``'auto'``
+        (default) measures SExtractor's FLUX_AUTO: an elliptical Kron aperture in which the pixels
+        of the other detected objects are replaced by their mirror image through the object's
+        centre (SExtractor's default ``MASK_TYPE CORRECT``). FLUX_AUTO captures the wings that
+        the isophote misses and is the fairer baseline.
+    background_box : int, optional
+        Size in pixels of the meshes in which sep estimates the background when
+        ``noise_sigma`` is not given to `measure`. Default 32, which splits a 128x128 stamp into
+        4x4 meshes; the stamp's background level and rms are the medians over the meshes, so the
+        few meshes covered by the galaxies do not bias them.
+    background_filter : int, optional
+        Size, in meshes, of the median filter applied to the background meshes. Default 3.
+    kron_factor : float, optional
+        Factor k of the Kron radius defining the FLUX_AUTO aperture (first value of SExtractor's
+        ``PHOT_AUTOPARAMS``). Default 2.5, which loses about 6 % of the flux of a typical galaxy
+        instead of 10 % for k = 2, at a small cost in signal-to-noise ratio.
+    kron_min_radius : float, optional
+        Smallest aperture, in units of the object's isophotal (a, b) (second value of
+        ``PHOT_AUTOPARAMS``): when k times the Kron radius is smaller, this value is used, as in
+        SExtractor, so noisy compact objects keep an aperture larger than their footprint.
+        Default 3.5.
+    central_tolerance : float, optional
+        Distance in pixels from the stamp centre within which a lone detection is taken for the
+        central galaxy when `measure` gets no ``radius_central``. Default 3 px (0.18 arcsec at
+        0.06 arcsec/px), i.e. the paper's 0.5 R rule for a galaxy of radius R = 6 px.
+    central_flux_ratio : float, optional
+        Used only in ``mode='auto'`` when more than two sources are found. The two brightest
+        sources (by FLUX_AUTO) are kept, except that the source closest to the stamp centre is
+        never dropped if it lies within the central tolerance and is at least this fraction of
+        the flux of the fainter of the two brightest: it is then kept as the central galaxy, with
+        the brightest other source as companion. This protects a central galaxy up to 2.5 mag
+        fainter than the pieces of an over-deblended bright companion. Default 0.1.
+
+    Notes
+    -----
+    Background: stamps simulated with Gaussian noise around a zero background should be measured
+    with ``noise_sigma`` given, which takes the background as exactly zero and the rms as known.
+    When ``noise_sigma`` is None, a constant background level and rms per stamp are estimated
+    with `sep.Background`.
+
+    Flux errors are background-only (SExtractor with ``GAIN = 0``): ``rms * sqrt(area)`` with
+    ``area`` the aperture area ('auto') or the number of pixels in the segment ('paper').
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from astro_deblend.sep_deblender import SepDeblender
+    >>> y, x = np.mgrid[:128, :128]
+    >>> stamp = 100 * np.exp(-((x - 64) ** 2 + (y - 64) ** 2) / 18.0)
+    >>> table, segments = SepDeblender().measure(stamp, noise_sigma=1.0)
+    >>> table["role"].tolist()
+    ['central', 'companion']
+    """
+
+    def __init__(
+        self,
+        mode="auto",
+        *,
+        background_box=32,
+        background_filter=3,
+        kron_factor=2.5,
+        kron_min_radius=3.5,
+        central_tolerance=3.0,
+        central_flux_ratio=0.1,
+    ):
+        if mode not in _MODES:
+            raise ValueError(
+                f"mode must be one of {sorted(_MODES)} ('auto': FLUX_AUTO with neighbours "
+                f"masked, 'paper': isophotal flux as in Boucaud et al. 2020); got {mode!r}"
+            )
+        for name, value in (
+            ("background_box", background_box),
+            ("background_filter", background_filter),
+        ):
+            if int(value) != value or value < 1:
+                raise ValueError(
+                    f"{name} must be a positive integer (pixels/meshes); got {value!r}"
+                )
+        for name, value in (
+            ("kron_factor", kron_factor),
+            ("central_tolerance", central_tolerance),
+        ):
+            if not np.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive finite number; got {value!r}")
+        if not np.isfinite(kron_min_radius) or kron_min_radius < 0:
+            raise ValueError(f"kron_min_radius must be >= 0; got {kron_min_radius!r}")
+        if not 0 <= central_flux_ratio <= 1:
+            raise ValueError(f"central_flux_ratio must lie in [0, 1]; got {central_flux_ratio!r}")
+        self.mode = mode
+        self.background_box = int(background_box)
+        self.background_filter = int(background_filter)
+        self.kron_factor = float(kron_factor)
+        self.kron_min_radius = float(kron_min_radius)
+        self.central_tolerance = float(central_tolerance)
+        self.central_flux_ratio = float(central_flux_ratio)
+
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}(mode={self.mode!r}, background_box={self.background_box}, "
+            f"background_filter={self.background_filter}, kron_factor={self.kron_factor}, "
+            f"kron_min_radius={self.kron_min_radius}, central_tolerance={self.central_tolerance}, "
+            f"central_flux_ratio={self.central_flux_ratio})"
+        )
+
+    @property
+    def method(self):
+        """str: Name of the method in the output Table ('sep-auto' or 'sep-paper')."""
+        return _MODES[self.mode]
+
+    def config(self):
+        """Return the configuration as a dict (stored in ``table.meta['config']``)."""
+        return {
+            "mode": self.mode,
+            "cold_pass": dict(_COLD_PASS),
+            "hot_pass": dict(_HOT_PASS),
+            "background_box": self.background_box,
+            "background_filter": self.background_filter,
+            "kron_factor": self.kron_factor,
+            "kron_min_radius": self.kron_min_radius,
+            "kron_analysis_radius": KRON_ANALYSIS_RADIUS,
+            "central_tolerance_px": self.central_tolerance,
+            "central_flux_ratio": self.central_flux_ratio,
+        }
+
+    def measure(
+        self, data, *, zeropoint=None, noise_sigma=None, radius_central=None, progress=True
+    ):
+        """Detect, associate and measure the central and companion galaxy of each stamp.
+
+        Parameters
+        ----------
+        data : array-like or `~astropy.units.Quantity`
+            One stamp (ny, nx) or a stack (N, ny, nx), in image units (e.g. electron/s). The
+            central galaxy is expected at pixel (ny // 2, nx // 2) (0-based, numpy order).
+        zeropoint : float, optional
+            AB zero point; when given the Table gets a ``mag`` column.
+        noise_sigma : float, array of shape (N,) or `~astropy.units.Quantity`, optional
+            Rms of the per-pixel noise, in image units, for all stamps or per stamp. When given,
+            the background is taken as exactly zero (simulated stamps); when None (default) the
+            background level and rms of each stamp are estimated with `sep.Background`.
+        radius_central : float or array of shape (N,), optional
+            Radius R of the central galaxy in pixels. A lone detection is the central galaxy if
+            it lies within 0.5 R of the stamp centre, else the companion. Default: the
+            ``central_tolerance`` given at construction is used as the distance limit.
+        progress : bool, optional
+            Show a progress bar for stacks of more than 200 stamps. Default True.
+
+        Returns
+        -------
+        table : `~astropy.table.QTable`
+            The common measurement Table: two rows per stamp (central, companion) with
+            ``blend_index, role, flux, flux_err, [mag,] x, y, label, n_detected, flag, method``.
+            ``flag`` bits: 1 galaxy not detected (its flux is masked), 2 the hot pass was used
+            for this stamp, 4 more than two sources were found and two were kept.
+        segments : list of `~photutils.segmentation.SegmentationImage`
+            One per stamp: label 1 the central galaxy, 2 the companion, 3 and more the other
+            sources (by decreasing flux); all zeros where nothing was found.
+
+        Raises
+        ------
+        ValueError
+            If ``data`` is not one or a stack of 2-D stamps, holds NaN or infinite pixels, or if
+            ``noise_sigma`` or ``radius_central`` have a wrong shape or non-positive values.
+        """
+        stack, unit, _ = validate_stamps(data)
+        n, ny, nx = stack.shape
+        noise = _per_stamp(noise_sigma, n, "noise_sigma", unit=unit)
+        if radius_central is None:
+            tolerance = np.full(n, self.central_tolerance)
+        else:
+            tolerance = 0.5 * _per_stamp(radius_central, n, "radius_central", unit=u.pix)
+        segments = []
+        results = _Results(n)
+        show = progress and n > _PROGRESS_MIN_STAMPS
+        previous_pixstack = sep.get_extract_pixstack()
+        sep.set_extract_pixstack(max(_MIN_PIXSTACK, ny * nx))
+        try:
+            for i in tqdm(range(n), desc=f"{self.method} stamps", disable=not show):
+                segments.append(self._measure_stamp(stack[i], noise[i], tolerance[i], i, results))
+        finally:
+            sep.set_extract_pixstack(previous_pixstack)
+
+        table = build_table(
+            flux=results.flux,
+            flux_err=results.flux_err,
+            x=results.x,
+            y=results.y,
+            label=results.label,
+            n_detected=results.n_detected,
+            flag=results.flag,
+            method=self.method,
+            unit=unit,
+            zeropoint=zeropoint,
+            meta=self.config(),
+        )
+        table.meta["background"] = (
+            "sep.Background: constant level and rms per stamp"
+            if noise_sigma is None
+            else "zero; rms = noise_sigma"
+        )
+        return table, segments
+
+    def _measure_stamp(self, stamp, noise_sigma, tolerance, i, results):
+        """Measure stamp ``i``, fill row ``i`` of ``results`` and return its segmentation."""
+        image, rms = self._subtract_background(stamp, noise_sigma, i)
+        objects, segmap, hot = _detect(image, rms, i)
+        n_found = len(objects)
+        results.n_detected[i] = n_found
+        if hot:
+            results.flag[i] = FLAG_HOT_PASS
+        if n_found == 0:
+            results.flag[i] |= FLAG_NOT_DETECTED
+            return SegmentationImage(np.zeros(stamp.shape, np.int32))
+        if self.mode == "paper":
+            obj_flux = objects["flux"].astype(np.float64)
+            obj_err = rms * np.sqrt(objects["npix"].astype(np.float64))
+        else:
+            obj_flux, obj_err = self._flux_auto(image, rms, objects, segmap)
+        ny, nx = stamp.shape
+        dist = np.hypot(objects["x"] - nx // 2, objects["y"] - ny // 2)
+        roles, ambiguous = self._associate(obj_flux, dist, tolerance)
+        if ambiguous:
+            results.flag[i] |= FLAG_AMBIGUOUS
+        for role, k in enumerate(roles):
+            if k < 0:
+                results.flag[i, role] |= FLAG_NOT_DETECTED
+                continue
+            results.flux[i, role] = obj_flux[k]
+            results.flux_err[i, role] = obj_err[k]
+            results.x[i, role] = objects["x"][k]
+            results.y[i, role] = objects["y"][k]
+            results.label[i, role] = role + 1
+        return _relabel(segmap, roles, obj_flux)
+
+    def _subtract_background(self, stamp, noise_sigma, index):
+        """Return the background-subtracted stamp (C-contiguous float64) and its rms."""
+        if np.isfinite(noise_sigma):
+            return np.ascontiguousarray(stamp), float(noise_sigma)
+        ny, nx = stamp.shape
+        box_y, box_x = min(self.background_box, ny), min(self.background_box, nx)
+        bkg = sep.Background(
+            np.ascontiguousarray(stamp),
+            bw=box_x,
+            bh=box_y,
+            fw=self.background_filter,
+            fh=self.background_filter,
+        )
+        rms = float(bkg.globalrms)
+        # sep returns an rms of 1 for a constant stamp and ~0 for a noiseless one.
+        peak = float(np.max(np.abs(stamp)))
+        if np.ptp(stamp) == 0 or not rms > _NOISELESS_RMS_RATIO * peak:
+            raise ValueError(
+                f"stamp {index} looks noiseless (constant, or background rms {rms:.3g} for a "
+                f"peak of {peak:.3g}), so detection thresholds in units of sigma are undefined; "
+                "pass noise_sigma (e.g. the noise level the stamp would have) instead"
+            )
+        return stamp - float(bkg.globalback), rms
+
+    def _flux_auto(self, image, rms, objects, segmap):
+        """FLUX_AUTO and background-only error of every object, shape (n_objects,), image units."""
+        return flux_auto(
+            image, objects, segmap, np.arange(len(objects)), noise_sigma=rms,
+            kron_factor=self.kron_factor, kron_min_radius=self.kron_min_radius,
+        )
+
+    def _associate(self, obj_flux, dist, tolerance):
+        """Choose the detections of the central and companion galaxy.
+
+        Parameters
+        ----------
+        obj_flux : ndarray, shape (n_objects,)
+            Flux of each detected object (image units).
+        dist : ndarray, shape (n_objects,)
+            Distance of each object to the stamp centre, in pixels.
+        tolerance : float
+            Distance (px) within which a lone detection is the central galaxy.
+
+        Returns
+        -------
+        roles : tuple of int
+            Index of the central and of the companion object (-1 if none).
+        ambiguous : bool
+            True if more than two objects were found.
+        """
+        n_obj = len(obj_flux)
+        if n_obj == 1:
+            return ((0, -1) if dist[0] <= tolerance else (-1, 0)), False
+        # Sort by decreasing flux; NaN fluxes go last.
+        order = np.argsort(-np.nan_to_num(obj_flux, nan=-np.inf), kind="stable")
+        keep = order[:2]
+        if n_obj > 2 and self.mode == "auto":
+            closest = int(np.argmin(dist))
+            if (
+                closest not in keep
+                and dist[closest] <= tolerance
+                and obj_flux[closest] >= self.central_flux_ratio * obj_flux[keep[1]]
+            ):
+                keep = np.array([closest, order[0]])
+        first, second = (int(k) for k in keep)
+        central, companion = (first, second) if dist[first] <= dist[second] else (second, first)
+        return (central, companion), n_obj > 2
+
+
+class _Results:
+    """Per-stamp measurements of a stack, (N, 2) arrays (central, companion); NaN if missing."""
+
+    def __init__(self, n):
+        self.flux = np.full((n, 2), np.nan)
+        self.flux_err = np.full((n, 2), np.nan)
+        self.x = np.full((n, 2), np.nan)
+        self.y = np.full((n, 2), np.nan)
+        self.label = np.zeros((n, 2), np.int32)
+        self.n_detected = np.zeros(n, np.int32)
+        self.flag = np.zeros((n, 2), np.int32)
+
+
+def _detect(image, rms, index):
+    """Run the cold pass and, if it finds fewer than two objects, the hot pass.
+
+    Returns the objects, the segmentation map (object ``k`` has label ``k + 1``) and whether the
+    hot pass was used. The hot pass replaces the cold one unless it finds nothing.
+    """
+    objects, segmap = _extract(image, rms, _COLD_PASS, index)
+    if len(objects) >= 2:
+        return objects, segmap, False
+    hot_objects, hot_segmap = _extract(image, rms, _HOT_PASS, index)
+    if len(hot_objects) == 0:
+        return objects, segmap, False
+    return hot_objects, hot_segmap, True
+
+
+def _extract(image, rms, params, index):
+    """Run `sep.extract` with the parameters of one detection pass (thresholds in rms units)."""
+    try:
+        return sep.extract(image, err=rms, segmentation_map=True, **params)
+    except Exception as exc:  # sep raises a bare Exception for its internal overflows
+        raise RuntimeError(
+            f"sep.extract failed on stamp {index} ({exc}); if the message mentions the pixel "
+            "stack or deblending sub-objects, raise the limits with sep.set_extract_pixstack or "
+            "sep.set_sub_object_limit, or check that noise_sigma is not far below the real noise"
+        ) from exc
+
+
+def _relabel(segmap, roles, obj_flux):
+    """Relabel sep's segmentation map: 1 central, 2 companion, 3+ others by decreasing flux."""
+    n_obj = len(obj_flux)
+    lut = np.zeros(n_obj + 1, np.int32)
+    for role, k in enumerate(roles):
+        if k >= 0:
+            lut[k + 1] = role + 1
+    others = [
+        k
+        for k in np.argsort(-np.nan_to_num(obj_flux, nan=-np.inf), kind="stable")
+        if k not in roles
+    ]
+    lut[np.asarray(others, np.intp) + 1] = np.arange(3, 3 + len(others), dtype=np.int32)
+    return SegmentationImage(lut[segmap])
+
+
+def _per_stamp(value, n, name, *, unit=None):
+    """Broadcast a scalar or (N,) argument to shape (N,), NaN where None; check it is positive."""
+    if value is None:
+        return np.full(n, np.nan)
+    if isinstance(value, u.Quantity):
+        if unit is None:
+            raise TypeError(
+                f"{name} is a Quantity ({value.unit}) but data has no unit; pass a plain number "
+                "in the units of data, or data as a Quantity"
+            )
+        value = value.to_value(unit)
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        arr = np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise ValueError(
+            f"{name} must be a scalar or have one value per stamp, shape ({n},); got shape "
+            f"{arr.shape}"
+        )
+    if not np.all(np.isfinite(arr) & (arr > 0)):
+        bad = np.nonzero(~(np.isfinite(arr) & (arr > 0)))[0]
+        raise ValueError(
+            f"{name} must be positive and finite; got {arr[bad[:5]].tolist()} for stamp(s) "
+            f"{bad[:5].tolist()}{' ...' if bad.size > 5 else ''}"
+        )
+    return arr

@@ -1,0 +1,248 @@
+"""Tests of SepDeblender on tiny synthetic Gaussian and exponential galaxies with known fluxes."""
+
+import numpy as np
+import pytest
+import sep
+from astropy import units as u
+
+from astro_deblend._measure import (
+    FLAG_AMBIGUOUS,
+    FLAG_HOT_PASS,
+    FLAG_NOT_DETECTED,
+    table_to_pairs,
+)
+from astro_deblend.sep_deblender import SepDeblender
+
+SHAPE = (128, 128)
+CENTRE = (64.0, 64.0)  # (x, y), 0-based
+NOISE = 0.05  # electron/s per pixel
+
+
+def gaussian(xc, yc, sigma, flux, *, q=1.0, angle=0.0, shape=SHAPE):
+    """Elliptical Gaussian galaxy of total ``flux`` (sampled at pixel centres)."""
+    y, x = np.mgrid[: shape[0], : shape[1]]
+    c, s = np.cos(angle), np.sin(angle)
+    u_ = (x - xc) * c + (y - yc) * s
+    v_ = -(x - xc) * s + (y - yc) * c
+    return flux / (2 * np.pi * sigma**2 * q) * np.exp(-(u_**2 + (v_ / q) ** 2) / (2 * sigma**2))
+
+
+def exponential(xc, yc, scale, flux, *, shape=SHAPE):
+    """Round exponential disc of total ``flux`` (up to the stamp edge)."""
+    y, x = np.mgrid[: shape[0], : shape[1]]
+    return flux / (2 * np.pi * scale**2) * np.exp(-np.hypot(x - xc, y - yc) / scale)
+
+
+def noisy(image, seed=0, sigma=NOISE):
+    return image + np.random.default_rng(seed).normal(0.0, sigma, image.shape)
+
+
+def pairs(table, column="flux"):
+    return table_to_pairs(table, column)
+
+
+@pytest.mark.parametrize("mode", ["auto", "paper"])
+def test_identical_pair_gets_equal_fluxes(mode):
+    blend = noisy(gaussian(64, 64, 3, 1000) + gaussian(84, 70, 3, 1000), seed=1)
+    table, segments = SepDeblender(mode).measure(blend, noise_sigma=NOISE)
+    flux = pairs(table)[0]
+    assert table["n_detected"][0] == 2
+    assert list(table["flag"]) == [0, 0]
+    assert abs(flux[0] - flux[1]) / flux.mean() < 0.01
+    assert table["method"][0] == f"sep-{mode}"
+    # The central galaxy is the one at the stamp centre.
+    assert abs(table["x"][0] - 64) < 1 and abs(table["x"][1] - 84) < 1
+
+
+def test_flux_auto_of_isolated_galaxy_matches_truth_at_high_snr():
+    truth = 2000.0
+    stamp = noisy(gaussian(64, 64, 4, truth, q=0.6, angle=0.5), seed=2)
+    table, _ = SepDeblender().measure(stamp, noise_sigma=NOISE)
+    flux, err = pairs(table)[0], pairs(table, "flux_err")[0]
+    assert abs(flux[0] / truth - 1) < 0.02
+    # Background-only error of a ~600 px aperture: rms * sqrt(area).
+    assert 0 < err[0] < 0.01 * truth
+    # No companion: masked flux and the not-detected flag, row kept.
+    assert np.isnan(flux[1]) and table["flux"].mask[1]
+    assert table["flag"][1] & FLAG_NOT_DETECTED and table["label"][1] == 0
+    # A lone galaxy sends the stamp to the hot pass, which finds it again.
+    assert list(table["flag"]) == [FLAG_HOT_PASS, FLAG_HOT_PASS | FLAG_NOT_DETECTED]
+
+
+def test_flux_auto_follows_the_sextractor_aperture_rule():
+    """Aperture = max(2.5 r_Kron, 3.5) in units of (a, b), checked against sep directly.
+
+    A lone galaxy is measured on the objects of the hot pass (the cold one finds only one).
+    """
+    for image, kron_limited in (
+        (gaussian(64, 64, 3, 1000), False),  # Gaussian: 2.5 r_Kron ~ 3.1 < 3.5 (minimum used)
+        (exponential(64, 64, 5, 1000), True),  # extended exponential: 2.5 r_Kron > 3.5
+    ):
+        stamp = noisy(image, seed=3)
+        objects = sep.extract(
+            stamp, 4.0, err=NOISE, minarea=6, deblend_cont=1e-4, deblend_nthresh=64
+        )
+        assert len(objects) == 1
+        o = objects
+        kron, _ = sep.kron_radius(stamp, o["x"], o["y"], o["a"], o["b"], o["theta"], 6.0)
+        assert (2.5 * kron[0] > 3.5) == kron_limited
+        expected, _, _ = sep.sum_ellipse(
+            stamp, o["x"], o["y"], o["a"], o["b"], o["theta"], max(2.5 * kron[0], 3.5), subpix=1
+        )
+        table, _ = SepDeblender().measure(stamp, noise_sigma=NOISE)
+        assert pairs(table)[0, 0] == pytest.approx(expected[0], rel=1e-9)
+        # A smaller minimum radius changes the flux only where the minimum was used.
+        small, _ = SepDeblender(kron_min_radius=1.0).measure(stamp, noise_sigma=NOISE)
+        changed = pairs(small)[0, 0] != pytest.approx(expected[0], rel=1e-9)
+        assert changed != kron_limited
+
+
+def test_paper_mode_reproduces_sep_isophotal_flux():
+    stamp = noisy(gaussian(64, 64, 3, 1000) + gaussian(80, 52, 2.5, 400), seed=4)
+    objects = sep.extract(stamp, 5.0, err=NOISE, minarea=10, deblend_cont=0.01, deblend_nthresh=64)
+    assert len(objects) == 2
+    table, _ = SepDeblender("paper").measure(stamp, noise_sigma=NOISE)
+    central = np.argmin(np.hypot(objects["x"] - 64, objects["y"] - 64))
+    expected = [objects["flux"][central], objects["flux"][1 - central]]
+    np.testing.assert_allclose(pairs(table)[0], expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        pairs(table, "flux_err")[0], NOISE * np.sqrt(objects["npix"][[central, 1 - central]])
+    )
+
+
+def test_flux_auto_masks_the_neighbour():
+    """A bright neighbour must not leak into the aperture of a fainter galaxy."""
+    blend = noisy(gaussian(64, 64, 3, 500) + gaussian(78, 64, 3, 5000), seed=5)
+    table, _ = SepDeblender().measure(blend, noise_sigma=NOISE)
+    flux = pairs(table)[0]
+    assert table["n_detected"][0] == 2
+    assert flux[0] == pytest.approx(500, rel=0.05)
+    assert flux[1] == pytest.approx(5000, rel=0.02)
+
+
+@pytest.mark.parametrize("mode", ["auto", "paper"])
+def test_single_source_off_centre_is_the_companion(mode):
+    stamp = noisy(gaussian(90, 70, 3, 1000), seed=6)
+    table, segments = SepDeblender(mode).measure(stamp, noise_sigma=NOISE)
+    flux = pairs(table)[0]
+    assert np.isnan(flux[0]) and flux[1] > 900
+    assert list(table["flag"]) == [FLAG_HOT_PASS | FLAG_NOT_DETECTED, FLAG_HOT_PASS]
+    assert list(table["label"]) == [0, 2]
+    assert list(segments[0].labels) == [2]
+
+
+def test_single_source_association_uses_half_radius_central():
+    stamp = noisy(gaussian(69, 64, 3, 1000), seed=7)  # 5 px from the centre
+    deblender = SepDeblender()
+    as_companion, _ = deblender.measure(stamp, noise_sigma=NOISE, radius_central=8.0)
+    as_central, _ = deblender.measure(stamp, noise_sigma=NOISE, radius_central=12.0)
+    default, _ = deblender.measure(stamp, noise_sigma=NOISE)  # 3 px tolerance
+    assert list(as_companion["label"]) == [0, 2]
+    assert list(as_central["label"]) == [1, 0]
+    assert list(default["label"]) == [0, 2]
+
+
+def test_more_than_two_sources_keeps_the_two_brightest():
+    image = gaussian(64, 64, 3, 1000) + gaussian(90, 64, 3, 800) + gaussian(30, 30, 2, 150)
+    for mode in ("auto", "paper"):
+        table, segments = SepDeblender(mode).measure(noisy(image, seed=8), noise_sigma=NOISE)
+        assert table["n_detected"][0] == 3
+        assert list(table["flag"]) == [FLAG_AMBIGUOUS, FLAG_AMBIGUOUS]
+        np.testing.assert_allclose(pairs(table)[0], [1000, 800], rtol=0.05)
+        seg = segments[0].data
+        assert sorted(segments[0].labels) == [1, 2, 3]
+        assert (seg[64, 64], seg[64, 90], seg[30, 30]) == (1, 2, 3)
+
+
+def test_auto_mode_never_drops_a_bright_enough_central_galaxy():
+    """A central galaxy fainter than two other sources is kept (auto) but lost (paper)."""
+    image = gaussian(64, 64, 3, 300) + gaussian(100, 64, 3, 1000) + gaussian(30, 90, 3, 1000)
+    stamp = noisy(image, seed=9)
+    auto, _ = SepDeblender().measure(stamp, noise_sigma=NOISE)
+    paper, _ = SepDeblender("paper").measure(stamp, noise_sigma=NOISE)
+    assert auto["flag"][0] == FLAG_AMBIGUOUS
+    assert abs(auto["x"][0] - 64) < 1 and pairs(auto)[0, 0] == pytest.approx(300, rel=0.05)
+    assert abs(paper["x"][0] - 64) > 30  # the paper's rule keeps the two brightest
+    # Below the flux ratio the closest source is not protected.
+    strict, _ = SepDeblender(central_flux_ratio=0.5).measure(stamp, noise_sigma=NOISE)
+    assert abs(strict["x"][0] - 64) > 30
+
+
+def test_undetected_galaxies_give_masked_rows_with_flag():
+    table, segments = SepDeblender().measure(noisy(np.zeros(SHAPE), seed=10), noise_sigma=NOISE)
+    assert len(table) == 2
+    assert table["flux"].mask.all() and table["x"].mask.all()
+    assert list(table["flag"]) == [FLAG_NOT_DETECTED] * 2
+    assert list(table["n_detected"]) == [0, 0]
+    assert segments[0].data.shape == SHAPE and not segments[0].data.any()
+
+
+def test_hot_pass_finds_a_faint_compact_source():
+    stamp = gaussian(32, 32, 1.0, 8 * NOISE / 0.1, shape=(64, 64))  # below the cold pass
+    table, _ = SepDeblender("paper").measure(stamp, noise_sigma=NOISE)
+    assert table["flag"][0] == FLAG_HOT_PASS
+    assert table["flag"][1] == FLAG_HOT_PASS | FLAG_NOT_DETECTED
+    assert pairs(table)[0, 0] > 0
+
+
+def test_stack_and_single_stamps_agree_and_labels_match_segments():
+    images = [
+        gaussian(64, 64, 3, 1000) + gaussian(84, 70, 3, 600),
+        gaussian(90, 64, 3, 1000),
+        gaussian(64, 64, 3, 1000) + gaussian(90, 64, 3, 800) + gaussian(30, 30, 2, 150),
+    ]
+    stack = np.stack([noisy(im, seed=20 + i) for i, im in enumerate(images)])
+    deblender = SepDeblender()
+    table, segments = deblender.measure(stack, noise_sigma=NOISE)
+    assert len(table) == 6 and len(segments) == 3
+    assert list(table["blend_index"]) == [0, 0, 1, 1, 2, 2]
+    for i, stamp in enumerate(stack):
+        single, single_segments = deblender.measure(stamp, noise_sigma=NOISE)
+        np.testing.assert_array_equal(pairs(single)[0], pairs(table)[i])
+        np.testing.assert_array_equal(single_segments[0].data, segments[i].data)
+    for row in table:
+        if row["label"] > 0:
+            seg = segments[row["blend_index"]].data
+            assert seg[int(round(row["y"])), int(round(row["x"]))] == row["label"]
+        else:
+            assert row["label"] not in segments[row["blend_index"]].labels
+
+
+def test_background_is_estimated_when_noise_sigma_is_not_given():
+    truth = 1000.0
+    stamp = noisy(gaussian(64, 64, 4, truth), seed=11) + 0.3  # constant sky level
+    table, _ = SepDeblender().measure(stamp)
+    assert pairs(table)[0, 0] == pytest.approx(truth, rel=0.02)
+    assert pairs(table, "flux_err")[0, 0] == pytest.approx(
+        SepDeblender().measure(stamp - 0.3, noise_sigma=NOISE)[0]["flux_err"][0], rel=0.1
+    )
+
+
+def test_quantity_input_carries_unit_and_magnitudes():
+    stamp = noisy(gaussian(64, 64, 3, 1000), seed=12) * u.electron / u.s
+    table, _ = SepDeblender().measure(stamp, noise_sigma=NOISE * u.electron / u.s, zeropoint=25.96)
+    assert table["flux"].unit == u.electron / u.s
+    assert table["mag"][0] == pytest.approx(25.96 - 2.5 * np.log10(1000), abs=0.02)
+    assert table.meta["zeropoint_AB"] == 25.96
+
+
+def test_bad_input_raises_useful_errors():
+    deblender = SepDeblender()
+    stamp = noisy(gaussian(64, 64, 3, 1000))
+    stamp[3, 4] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        deblender.measure(stamp, noise_sigma=NOISE)
+    with pytest.raises(ValueError, match="2-D stamp"):
+        deblender.measure(np.zeros(128), noise_sigma=NOISE)
+    with pytest.raises(ValueError, match="2-D stamp"):
+        deblender.measure(np.zeros((2, 2, 64, 64)), noise_sigma=NOISE)
+    with pytest.raises(ValueError, match="'auto', 'paper'"):
+        SepDeblender("hot")
+    with pytest.raises(ValueError, match="noise_sigma must be positive"):
+        deblender.measure(np.zeros(SHAPE), noise_sigma=0.0)
+    with pytest.raises(ValueError, match=r"one value per stamp, shape \(3,\)"):
+        deblender.measure(np.zeros((3, 64, 64)), noise_sigma=[1.0, 2.0])
+    with pytest.raises(ValueError, match="pass noise_sigma"):
+        deblender.measure(np.full(SHAPE, 0.3))  # constant: no rms to estimate
+    with pytest.raises(ValueError, match="looks noiseless"):
+        deblender.measure(gaussian(64, 64, 3, 1000))
