@@ -3,7 +3,8 @@
 The authors' per-blend catalogue (not shipped with astro_deblend) lists 1050 distinct CANDELS F160W galaxies
 with their magnitude, Sersic semi-major axis (px) and morphological type. This script bins their
 joint distribution coarsely (0.5 mag x 0.2 dex x type) and writes the bin counts as an ECSV table,
-which the simulator samples from (uniformly inside a bin). Only counts per bin are shipped, never the galaxies themselves.
+which the simulator samples from (uniformly inside a bin). Only counts per bin are shipped, never
+the galaxies themselves.
 
 Usage::
 
