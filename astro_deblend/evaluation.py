@@ -1,0 +1,877 @@
+"""Score deblending methods on the same blends, overall and in bins, as Boucaud et al. (2020).
+
+`evaluate` takes the truth (one row per blend) and each method's fluxes and returns an `Evaluation`:
+a set of astropy Tables that can be written to ECSV and JSON, plotted with `astro_deblend.plotting`
+and turned into an HTML report with `astro_deblend.report.write_report`.
+
+Conventions
+-----------
+- Roles: index 0 / ``'central'`` is the galaxy at the stamp centre, index 1 / ``'companion'`` its
+  neighbour; ``'both'`` pools the two.
+- Photometric error: ``dmag = -2.5 log10(F_pred / F_true)`` (mag_measured - mag_isolated).
+- Magnitude difference of a galaxy (binning): its own true magnitude minus its neighbour's. The
+  truth column ``dmag`` is mag_central - mag_companion, so a central galaxy is binned at ``dmag``
+  and its companion at ``-dmag``: negative values mean "this galaxy is the brighter one".
+- Distance: ``distance_over_r`` of the blend, the separation divided by R = max(R_central,
+  R_companion) (the blend-building scale), the same for both galaxies of a blend.
+- Undetected galaxies (NaN fluxes) are scored both ways (see `astro_deblend.metrics.summarize`): the
+  plain columns drop them ('exclude'), the ``*_failure`` columns count them as outliers and as 100 %
+  absolute percentage errors.
+- Physical limit: given the Cramer-Rao bound sigma(F) of each flux, ``rms_over_limit`` =
+  sqrt(mean(((F_pred - F_true) / sigma)**2)) and ``mae_over_limit`` = mean(|F_pred - F_true| /
+  sigma) / sqrt(2 / pi), both over the measured galaxies. Both equal 1 for an unbiased estimator
+  with Gaussian errors that reaches the bound; a value of 3 means errors three times the best
+  possible ones. ``mae_over_limit`` is less sensitive to outliers.
+
+Schema of the tables (`Evaluation.tables`)
+------------------------------------------
+Every score table has the *score columns*:
+
+======================== ======= ==============================================================
+column                   unit    meaning
+======================== ======= ==============================================================
+n                                number of galaxies in the group
+n_missing                        galaxies without a measured flux (NaN, undetected)
+n_nonpositive                    measured fluxes <= 0 (outliers, no magnitude)
+mape                     %       mean |F_pred - F_true| / F_true over measured galaxies
+median_ape               %       median of the same
+bias                     mag     mean dmag
+median_dmag              mag     median dmag (the paper's binned figures show medians)
+scatter                  mag     standard deviation of dmag (ddof=0), the paper's sigma
+sigma_mad                mag     1.4826 x median absolute deviation of dmag
+outlier_fraction                 fraction (0 to 1) of measured galaxies with |dmag| > threshold
+mape_failure             %       MAPE with each undetected galaxy counted as 100 %
+median_ape_failure       %       median APE, same convention
+outlier_fraction_failure         outliers + undetected over all galaxies
+rms_over_limit                   RMS flux error / Cramer-Rao sigma (only with ``limits``)
+mae_over_limit                   mean |flux error| / (sqrt(2/pi) sigma) (only with ``limits``)
+======================== ======= ==============================================================
+
+and in front of them the group keys:
+
+- ``overall``: ``method``, ``subset`` in 'all', 'central', 'companion' and, when ``sep_n_detected``
+  is given, 'sep_two' (blends where sep found exactly two sources, both galaxies) and 'sep_not_two'.
+- ``by_dmag`` / ``by_distance``: ``method``, ``role`` ('central', 'companion', 'both'), ``bin_low``,
+  ``bin_high`` (bin edges, lower edge included, the last bin also includes its upper edge),
+  ``bin_label``.
+- ``by_type``: ``method``, ``role``, ``type`` (morphological type of the galaxy itself).
+- ``by_type_dmag`` / ``by_type_distance``: ``method``, ``type``, ``bin_low``, ``bin_high``,
+  ``bin_label`` (both roles pooled, each galaxy under its own type; the paper's Fig. 9).
+- ``segmentation`` (with masks): ``method``, ``role``, ``n``, ``iou_mean``, ``iou_median``,
+  ``iou_good_fraction`` (IoU > 0.5), and for role 'both' ``n_overlap`` (blends whose true masks
+  overlap) and ``dn_mean`` (mean of `astro_deblend.metrics.overlap_area_estimator`; NaN for single
+  roles).
+
+`Evaluation.galaxies` is the per-galaxy table the scores come from (two rows per blend, central
+first): ``blend_index``, ``role``, ``flux_true``, ``dmag_pair`` (own minus neighbour's true
+magnitude), optional ``distance_over_r``, ``type``, ``sep_n_detected``, ``limit_sigma``, then
+``flux_<method>`` for each method and ``iou_<method>``, ``dn_<method>`` (per blend, repeated on both
+rows) for each mask method.
+
+Files: `Evaluation.write` puts one ECSV per table (``<name>.ecsv``, including ``galaxies.ecsv``) and
+``evaluation.json`` in a folder; `Evaluation.to_json` writes a single JSON document
+``{"schema", "meta", "tables": {name: {"columns": [{"name", "dtype", "unit", "description"}],
+"data": {name: [values]}}}}`` with NaN written as ``null``. Both are read back by `Evaluation.read`
+and `Evaluation.from_json`.
+"""
+
+import json
+import math
+import os
+import secrets
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.table import Column, Table
+
+from ._measure import table_to_pairs
+from .metrics import OUTLIER_THRESHOLD, iou, overlap_area_estimator, summarize
+from .paper import PAPER_TYPES
+
+__all__ = [
+    "DISTANCE_BINS",
+    "DMAG_BINS",
+    "MORPHOLOGICAL_TYPES",
+    "Evaluation",
+    "evaluate",
+]
+
+#: Default bin edges of the magnitude difference (own minus neighbour's), in mag: -2 to 2 by 0.5.
+DMAG_BINS = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
+
+#: Default bin edges of distance / R; the last bin (4+) is open.
+DISTANCE_BINS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, math.inf)
+
+#: Morphological types of astro_deblend (the paper's sph, disk, sphd, irr; see `.paper`).
+MORPHOLOGICAL_TYPES = ("bulge", "disc", "bulge+disc", "irregular")
+
+#: AB zero point used for magnitudes when neither ``zeropoint`` nor ``truth.meta`` gives one.
+DEFAULT_ZEROPOINT = 25.96
+
+SCHEMA = "astro_deblend.evaluation/1"
+ROLES = ("central", "companion")
+
+_SCORE_COLUMNS = {
+    "n": (None, "number of galaxies in the group"),
+    "n_missing": (None, "galaxies without a measured flux (undetected)"),
+    "n_nonpositive": (None, "measured fluxes <= 0"),
+    "mape": ("%", "mean absolute percentage flux error over measured galaxies"),
+    "median_ape": ("%", "median absolute percentage flux error over measured galaxies"),
+    "bias": ("mag", "mean of dmag = -2.5 log10(F_pred / F_true)"),
+    "median_dmag": ("mag", "median of dmag"),
+    "scatter": ("mag", "standard deviation of dmag (ddof=0)"),
+    "sigma_mad": ("mag", "1.4826 x median absolute deviation of dmag"),
+    "outlier_fraction": (None, "fraction of measured galaxies with |dmag| > threshold"),
+    "mape_failure": ("%", "MAPE counting each undetected galaxy as a 100 % error"),
+    "median_ape_failure": ("%", "median APE counting each undetected galaxy as 100 %"),
+    "outlier_fraction_failure": (None, "(outliers + undetected) / all galaxies"),
+}
+_LIMIT_COLUMNS = {
+    "rms_over_limit": (None, "sqrt(mean(((F_pred - F_true) / sigma_CR)^2)) over measured galaxies"),
+    "mae_over_limit": (None, "mean(|F_pred - F_true| / sigma_CR) / sqrt(2 / pi)"),
+}
+_KEY_COLUMNS = {
+    "method": (None, "name of the method"),
+    "subset": (None, "galaxies scored: all, central, companion, sep_two, sep_not_two"),
+    "role": (None, "central, companion or both"),
+    "type": (None, "morphological type of the galaxy"),
+    "bin_low": (None, "lower bin edge (included)"),
+    "bin_high": (None, "upper bin edge"),
+    "bin_label": (None, "bin as text"),
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# atomic file writing (shared with plotting and report)
+# --------------------------------------------------------------------------------------------------
+def _atomic_write(path, write):
+    """Call ``write(tmp_path)`` on a temporary file beside ``path`` then move it onto ``path``.
+
+    Readers never see a half-written file: the final name appears only once the content is complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # a fresh name in the same folder (same file system, so os.replace is atomic); created by the
+    # writer itself, hence with the usual permissions
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def _atomic_write_text(path, text):
+    def _write(tmp):
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+    return _atomic_write(path, _write)
+
+
+# --------------------------------------------------------------------------------------------------
+# the result container
+# --------------------------------------------------------------------------------------------------
+class Evaluation:
+    """Scores of several methods on one set of blends (see the module docstring for the schema).
+
+    Build it with `evaluate`; read a saved one with `Evaluation.read` or `Evaluation.from_json`.
+
+    Parameters
+    ----------
+    tables : dict of str -> `~astropy.table.Table`
+        At least ``'overall'``; optionally ``'by_dmag'``, ``'by_distance'``, ``'by_type'``,
+        ``'by_type_dmag'``, ``'by_type_distance'``, ``'segmentation'``.
+    galaxies : `~astropy.table.Table` or None
+        Per-galaxy values the scores were computed from (needed by the magnitude and IoU figures).
+    meta : dict
+        JSON-serialisable description: ``methods``, ``mask_methods``, ``n_blends``, ``zeropoint``,
+        ``threshold``, ``dmag_bins``, ``distance_bins``, ``detected_by``, ``has_sep``,
+        ``has_limits``.
+    """
+
+    TABLE_NAMES = (
+        "overall",
+        "by_dmag",
+        "by_distance",
+        "by_type",
+        "by_type_dmag",
+        "by_type_distance",
+        "segmentation",
+    )
+
+    def __init__(self, tables, galaxies=None, meta=None):
+        if "overall" not in tables:
+            raise ValueError(f"an Evaluation needs at least an 'overall' table; got tables {sorted(tables)}")
+        unknown = set(tables) - set(self.TABLE_NAMES)
+        if unknown:
+            raise ValueError(f"unknown table name(s) {sorted(unknown)}; expected {self.TABLE_NAMES}")
+        self.tables = {name: tables[name] for name in self.TABLE_NAMES if name in tables}
+        self.galaxies = galaxies
+        self.meta = dict(meta or {})
+
+    def __repr__(self):
+        return (
+            f"<Evaluation of {list(self.methods)} on {self.meta.get('n_blends', '?')} blends; "
+            f"tables {list(self.tables)}>"
+        )
+
+    @property
+    def methods(self):
+        """Names of the flux methods, in input order."""
+        return tuple(self.meta.get("methods") or dict.fromkeys(self.tables["overall"]["method"]))
+
+    @property
+    def overall(self):
+        """The ``overall`` table (one row per method and subset)."""
+        return self.tables["overall"]
+
+    def row(self, method, subset="all"):
+        """Scores of one method on one subset of the ``overall`` table, as a dict."""
+        t = self.tables["overall"]
+        sel = (t["method"] == method) & (t["subset"] == subset)
+        if not sel.any():
+            raise KeyError(
+                f"no overall row for method {method!r} and subset {subset!r}; methods are "
+                f"{list(self.methods)}, subsets {sorted(set(t['subset']))}"
+            )
+        r = t[np.flatnonzero(sel)[0]]
+        return {name: r[name].item() if hasattr(r[name], "item") else r[name] for name in t.colnames}
+
+    # ---- serialisation ---------------------------------------------------------------------------
+    def to_dict(self, *, galaxies=False):
+        """JSON-ready dict ``{"schema", "meta", "tables"}``; NaN becomes None."""
+        tables = dict(self.tables)
+        if galaxies and self.galaxies is not None:
+            tables["galaxies"] = self.galaxies
+        return {
+            "schema": SCHEMA,
+            "meta": _jsonable(self.meta),
+            "tables": {name: _table_to_json(t) for name, t in tables.items()},
+        }
+
+    def to_json(self, path, *, galaxies=True):
+        """Write the evaluation as one JSON file (atomically).
+
+        Parameters
+        ----------
+        path : str or `~pathlib.Path`
+            Output file.
+        galaxies : bool, optional
+            Include the per-galaxy table (default True; needed to redraw magnitude and IoU figures).
+
+        Returns
+        -------
+        path : `~pathlib.Path`
+        """
+        text = json.dumps(self.to_dict(galaxies=galaxies), indent=1, allow_nan=False)
+        return _atomic_write_text(path, text + "\n")
+
+    @classmethod
+    def from_dict(cls, doc):
+        """Inverse of `to_dict`."""
+        if doc.get("schema") != SCHEMA:
+            raise ValueError(f"expected a document with schema {SCHEMA!r}; got {doc.get('schema')!r}")
+        tables = {name: _table_from_json(d) for name, d in doc["tables"].items()}
+        galaxies = tables.pop("galaxies", None)
+        return cls(tables, galaxies, doc.get("meta", {}))
+
+    @classmethod
+    def from_json(cls, path):
+        """Read a file written by `to_json`."""
+        with open(path, encoding="utf-8") as fh:
+            return cls.from_dict(json.load(fh))
+
+    def write(self, dirpath):
+        """Write every table as ECSV and the whole evaluation as ``evaluation.json`` into a folder.
+
+        Each file is written atomically (temporary name, then renamed). Existing files are replaced.
+
+        Parameters
+        ----------
+        dirpath : str or `~pathlib.Path`
+            Output folder, created if needed.
+
+        Returns
+        -------
+        paths : list of `~pathlib.Path`
+            The files written.
+        """
+        dirpath = Path(dirpath)
+        dirpath.mkdir(parents=True, exist_ok=True)
+        tables = dict(self.tables)
+        if self.galaxies is not None:
+            tables["galaxies"] = self.galaxies
+        paths = []
+        for name, table in tables.items():
+            out = table.copy(copy_data=False)
+            out.meta = {"evaluation_schema": SCHEMA, "table": name}
+
+            def _write(tmp, out=out):
+                out.write(tmp, format="ascii.ecsv", overwrite=True)
+
+            paths.append(_atomic_write(dirpath / f"{name}.ecsv", _write))
+        paths.append(self.to_json(dirpath / "evaluation.json", galaxies=False))
+        return paths
+
+    @classmethod
+    def read(cls, dirpath):
+        """Read a folder written by `write` (tables from the ECSV files, meta from the JSON)."""
+        dirpath = Path(dirpath)
+        meta_file = dirpath / "evaluation.json"
+        if not meta_file.is_file():
+            raise FileNotFoundError(f"{meta_file} not found: expected a folder written by Evaluation.write")
+        with open(meta_file, encoding="utf-8") as fh:
+            doc = json.load(fh)
+        tables = {}
+        for name in (*cls.TABLE_NAMES, "galaxies"):
+            f = dirpath / f"{name}.ecsv"
+            if f.is_file():
+                t = Table.read(f, format="ascii.ecsv")
+                t.meta.clear()
+                tables[name] = t
+        galaxies = tables.pop("galaxies", None)
+        return cls(tables, galaxies, doc.get("meta", {}))
+
+
+def _jsonable(value):
+    """Convert numpy scalars/arrays and NaN/inf for strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if math.isnan(v):
+            return None
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return v
+    return value
+
+
+def _table_to_json(table):
+    columns, data = [], {}
+    for name in table.colnames:
+        col = table[name]
+        kind = col.dtype.kind
+        dtype = "str" if kind in "US" else str(col.dtype)
+        columns.append(
+            {
+                "name": name,
+                "dtype": dtype,
+                "unit": None if col.unit is None else str(col.unit),
+                "description": col.description,
+            }
+        )
+        values = np.asarray(col)
+        data[name] = values.tolist() if kind in "US" else _jsonable(values)
+    return {"columns": columns, "data": data}
+
+
+def _table_from_json(doc):
+    table = Table()
+    for spec in doc["columns"]:
+        name = spec["name"]
+        values = doc["data"][name]
+        if spec["dtype"] == "str":
+            arr = np.array(values, dtype=str)
+        elif spec["dtype"].startswith("float"):
+            arr = np.array([np.nan if v is None else float(v) for v in values], dtype=spec["dtype"])
+        else:
+            arr = np.array(values, dtype=spec["dtype"])
+        table[name] = Column(arr, unit=spec.get("unit"), description=spec.get("description"))
+    return table
+
+
+# --------------------------------------------------------------------------------------------------
+# input handling
+# --------------------------------------------------------------------------------------------------
+def _column_values(table, name, unit=None):
+    """Float values of a (Q)Table column, NaN where masked, converted to ``unit`` if both known."""
+    col = table[name]
+    col_unit = getattr(col, "unit", None)
+    mask = np.ma.getmaskarray(col) if hasattr(col, "mask") else None
+    values = np.asarray(getattr(col, "value", col), dtype=np.float64)
+    if unit is not None and col_unit is not None and col_unit != unit:
+        values = (values * u.Unit(col_unit)).to_value(unit)
+    if mask is not None:
+        values = np.where(mask, np.nan, values)
+    return values
+
+
+def _truth_fluxes(truth):
+    if not isinstance(truth, Table):
+        raise TypeError(
+            "truth must be an astropy Table (one row per blend) with columns flux_central and "
+            f"flux_companion; got {type(truth).__name__}"
+        )
+    missing = [c for c in ("flux_central", "flux_companion") if c not in truth.colnames]
+    if missing:
+        raise ValueError(
+            f"truth lacks the column(s) {missing}; it needs the true fluxes flux_central and "
+            f"flux_companion (one row per blend). Columns present: {truth.colnames}"
+        )
+    if len(truth) == 0:
+        raise ValueError("truth is empty: evaluate needs at least one blend")
+    unit = getattr(truth["flux_central"], "unit", None)
+    f_true = np.column_stack(
+        [_column_values(truth, "flux_central", unit), _column_values(truth, "flux_companion", unit)]
+    )
+    bad = ~np.isfinite(f_true) | (f_true <= 0)
+    if bad.any():
+        rows = np.unique(np.nonzero(bad)[0])
+        raise ValueError(
+            f"truth has {int(bad.sum())} true flux(es) that are missing, not finite or <= 0 (rows "
+            f"{rows[:10].tolist()}{' ...' if rows.size > 10 else ''}); drop those blends before "
+            "evaluating"
+        )
+    return f_true, (None if unit is None else u.Unit(unit))
+
+
+def _method_fluxes(name, value, n_blends, unit):
+    """(N, 2) float fluxes of one method from an array or a common measurement Table."""
+    if isinstance(value, Table):
+        if "flux" not in value.colnames:
+            raise ValueError(
+                f"measurement table of {name!r} has no 'flux' column; expected the common "
+                "measurement Table returned by SepDeblender.measure / NeuralDeblender.measure"
+            )
+        if len(value) != 2 * n_blends:
+            raise ValueError(
+                f"measurement table of {name!r} has {len(value)} rows; expected 2 per blend "
+                f"(central then companion) = {2 * n_blends}"
+            )
+        if "role" in value.colnames:
+            roles = np.asarray(value["role"]).astype(str)
+            if not (np.all(roles[0::2] == "central") and np.all(roles[1::2] == "companion")):
+                raise ValueError(
+                    f"measurement table of {name!r} must alternate central/companion rows; "
+                    "sort it by blend_index then role"
+                )
+        if "blend_index" in value.colnames:
+            idx = np.asarray(value["blend_index"])
+            if not np.array_equal(idx, np.repeat(np.arange(n_blends), 2)):
+                raise ValueError(
+                    f"measurement table of {name!r} must hold blends 0..{n_blends - 1} in order "
+                    "(blend_index 0, 0, 1, 1, ...): the same stamps as the truth rows"
+                )
+        col_unit = getattr(value["flux"], "unit", None)
+        if unit is not None and col_unit is not None and u.Unit(col_unit) != unit:
+            flux = _column_values(value, "flux", unit).reshape(-1, 2)
+        else:
+            flux = table_to_pairs(value, "flux")
+        return flux
+    if isinstance(value, u.Quantity):
+        value = value.to_value(unit) if unit is not None else value.value
+    if np.ma.isMaskedArray(value):
+        value = np.ma.filled(np.ma.asarray(value, dtype=np.float64), np.nan)
+    try:
+        flux = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"measurements[{name!r}] must be an (N, 2) flux array or a measurement Table; got "
+            f"{type(value).__name__}"
+        ) from exc
+    if flux.shape != (n_blends, 2):
+        raise ValueError(
+            f"measurements[{name!r}] must have shape (N, 2) = ({n_blends}, 2) (central, "
+            f"companion per truth row); got {flux.shape}"
+        )
+    if np.isinf(flux).any():
+        raise ValueError(
+            f"measurements[{name!r}] contains {int(np.isinf(flux).sum())} infinite flux(es); "
+            "use NaN for galaxies that were not measured"
+        )
+    return flux
+
+
+def _normalise_types(values):
+    out = []
+    for v in np.asarray(values).astype(str):
+        key = v.strip()
+        out.append(PAPER_TYPES.get(key.lower(), key))
+    return np.array(out, dtype=str)
+
+
+def _bin_labels(edges):
+    labels = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        if math.isinf(hi):
+            labels.append(f"{lo:g}+")
+        elif math.isinf(lo):
+            labels.append(f"<{hi:g}")
+        else:
+            labels.append(f"{lo:g} to {hi:g}")
+    return labels
+
+
+def _bin_index(x, edges):
+    """Bin of each value (lower edge included, last finite upper edge included), -1 outside."""
+    edges = np.asarray(edges, dtype=np.float64)
+    idx = np.searchsorted(edges, x, side="right") - 1
+    nbins = edges.size - 1
+    idx = np.where(x == edges[-1], nbins - 1, idx)
+    idx = np.where(np.isnan(x) | (idx < 0) | (idx >= nbins), -1, idx)
+    return idx
+
+
+def _check_edges(edges, name):
+    e = np.asarray(edges, dtype=np.float64)
+    if e.ndim != 1 or e.size < 2 or np.isnan(e).any() or not np.all(np.diff(e) > 0):
+        raise ValueError(f"{name} must be at least two increasing bin edges; got {edges!r}")
+    return e
+
+
+# --------------------------------------------------------------------------------------------------
+# scores
+# --------------------------------------------------------------------------------------------------
+def _scores(pred, true, sigma, threshold):
+    """Score columns for one group of galaxies (both undetected conventions)."""
+    row = dict.fromkeys(_SCORE_COLUMNS, np.nan)
+    row.update(n=int(pred.size), n_missing=int(np.isnan(pred).sum()), n_nonpositive=0)
+    if sigma is not None:
+        row.update(dict.fromkeys(_LIMIT_COLUMNS, np.nan))
+    if pred.size == 0:
+        return row
+    ex = summarize(pred, true, undetected="exclude", threshold=threshold)
+    fa = summarize(pred, true, undetected="failure", threshold=threshold)
+    for key in (
+        "n_nonpositive",
+        "mape",
+        "median_ape",
+        "bias",
+        "median_dmag",
+        "scatter",
+        "sigma_mad",
+        "outlier_fraction",
+    ):
+        row[key] = ex[key]
+    for key in ("mape", "median_ape", "outlier_fraction"):
+        row[f"{key}_failure"] = fa[key]
+    if sigma is not None:
+        ok = ~np.isnan(pred)
+        if ok.any():
+            z = (pred[ok] - true[ok]) / sigma[ok]
+            row["rms_over_limit"] = float(np.sqrt(np.mean(z**2)))
+            row["mae_over_limit"] = float(np.mean(np.abs(z)) / math.sqrt(2 / math.pi))
+    return row
+
+
+def _make_table(keys, rows, score_names):
+    """Table from a list of (key dict, score dict) with documented columns."""
+    table = Table()
+    key_names = list(keys[0]) if keys else []
+    for name in key_names:
+        unit, desc = _KEY_COLUMNS[name]
+        values = [k[name] for k in keys]
+        table[name] = Column(values, description=desc)
+    for name in score_names:
+        unit, desc = {**_SCORE_COLUMNS, **_LIMIT_COLUMNS}[name]
+        values = [r[name] for r in rows]
+        dtype = np.int64 if name in ("n", "n_missing", "n_nonpositive") else np.float64
+        table[name] = Column(np.array(values, dtype=dtype), unit=unit, description=desc)
+    return table
+
+
+def _grouped(galaxies, methods, sigma, threshold, score_names, groups):
+    """Score every method on each (key dict, boolean selection) in ``groups``."""
+    f_true = np.asarray(galaxies["flux_true"], dtype=np.float64)
+    keys, rows = [], []
+    for method in methods:
+        pred_all = np.asarray(galaxies[f"flux_{method}"], dtype=np.float64)
+        for key, sel in groups(method):
+            s = None if sigma is None else sigma[sel]
+            keys.append({"method": method, **key})
+            rows.append(_scores(pred_all[sel], f_true[sel], s, threshold))
+    return _make_table(keys, rows, score_names)
+
+
+def evaluate(
+    truth,
+    measurements,
+    *,
+    masks_true=None,
+    masks_pred=None,
+    limits=None,
+    sep_n_detected=None,
+    dmag_bins=DMAG_BINS,
+    distance_bins=DISTANCE_BINS,
+    detected_by=None,
+    threshold=OUTLIER_THRESHOLD,
+    zeropoint=None,
+):
+    """Score the fluxes (and optionally masks) of several methods on the same blends.
+
+    Parameters
+    ----------
+    truth : `~astropy.table.Table`
+        One row per blend with the true fluxes ``flux_central`` and ``flux_companion`` (finite, > 0)
+        and optionally ``dmag`` (mag_central - mag_companion; computed from the fluxes if absent),
+        ``distance_over_r``, ``type_central`` and ``type_companion`` (astro_deblend names or the
+        paper's sph/disk/sphd/irr codes, mapped with `~astro_deblend.paper.PAPER_TYPES`). A
+        `~astro_deblend.data.BlendSet` catalogue has all of them.
+    measurements : dict of str -> array-like or `~astropy.table.Table`
+        ``{method_name: fluxes}``: an (N, 2) array (central, companion; NaN = not detected) in the
+        unit of the truth fluxes, or a common measurement Table (two rows per blend, in truth
+        order).
+    masks_true : array-like, shape (N, 2, ny, nx), optional
+        True masks of the central and companion galaxies (boolean or 0/1).
+    masks_pred : dict of str -> array-like, or array-like, shape (N, 2, ny, nx), optional
+        Predicted masks or fractional maps (thresholded at 0.5) per method, e.g. ``{'unet': maps}``;
+        a bare array is named ``'prediction'``. Requires ``masks_true``.
+    limits : array-like, shape (N, 2), optional
+        Cramer-Rao lower bound sigma(F) of each true flux, same unit: adds ``rms_over_limit`` and
+        ``mae_over_limit`` (see the module docstring).
+    sep_n_detected : array-like of int, shape (N,), or str, optional
+        Number of sources sep/SExtractor found in each blend, or the name of a measurement Table in
+        ``measurements`` whose ``n_detected`` column to use. Adds the subsets 'sep_two' /
+        'sep_not_two'.
+    dmag_bins : sequence of float, optional
+        Bin edges in mag of a galaxy's magnitude minus its neighbour's (default -2 to 2 by 0.5; the
+        paper quotes 1-mag bins: pass ``(-2, -1, 0, 1, 2)``).
+    distance_bins : sequence of float, optional
+        Bin edges of distance / R; default 0, 0.5, 1, 1.5, 2, 2.5, 3, 4, inf.
+    detected_by : str, optional
+        Restrict the binned and per-type tables to galaxies that this method measured (the paper's
+        Figs 7-9 use only galaxies SExtractor detected). The ``overall`` table is never restricted.
+    threshold : float, optional
+        Outlier limit on |dmag| in mag (default 0.75).
+    zeropoint : float, optional
+        AB zero point of the fluxes, stored for the magnitude figures; default
+        ``truth.meta['zeropoint']`` or 25.96.
+
+    Returns
+    -------
+    evaluation : `Evaluation`
+    """
+    f_true, unit = _truth_fluxes(truth)
+    n_blends = f_true.shape[0]
+    if not isinstance(measurements, dict) or not measurements:
+        raise TypeError(
+            "measurements must be a non-empty dict {method_name: (N, 2) fluxes or measurement "
+            "Table}; "
+            f"got {type(measurements).__name__}"
+        )
+    methods = [str(m) for m in measurements]
+    if len(set(methods)) != len(methods):
+        raise ValueError(f"method names must be unique as strings; got {methods}")
+    fluxes = {str(m): _method_fluxes(str(m), v, n_blends, unit) for m, v in measurements.items()}
+    dmag_edges = _check_edges(dmag_bins, "dmag_bins")
+    dist_edges = _check_edges(distance_bins, "distance_bins")
+    if detected_by is not None and detected_by not in fluxes:
+        raise ValueError(f"detected_by must be one of the methods {methods}; got {detected_by!r}")
+    if zeropoint is None:
+        zeropoint = float(truth.meta.get("zeropoint", truth.meta.get("zeropoint_AB", DEFAULT_ZEROPOINT)))
+
+    # ---- per-galaxy table (two rows per blend, central first) ------------------------------------
+    gal = Table()
+    gal["blend_index"] = np.repeat(np.arange(n_blends, dtype=np.int64), 2)
+    gal["role"] = np.tile(np.array(ROLES), n_blends)
+    gal["flux_true"] = Column(f_true.ravel(), unit=unit, description="true flux")
+    if "dmag" in truth.colnames:
+        dmag = _column_values(truth, "dmag")
+    else:
+        dmag = -2.5 * np.log10(f_true[:, 0] / f_true[:, 1])
+    gal["dmag_pair"] = Column(
+        np.column_stack([dmag, -dmag]).ravel(),
+        unit="mag",
+        description="true magnitude of the galaxy minus that of its neighbour",
+    )
+    has_distance = "distance_over_r" in truth.colnames
+    if has_distance:
+        d = _column_values(truth, "distance_over_r")
+        gal["distance_over_r"] = Column(np.repeat(d, 2), description="distance / max(R_cen, R_comp)")
+    has_types = "type_central" in truth.colnames and "type_companion" in truth.colnames
+    if has_types:
+        types = np.column_stack(
+            [_normalise_types(truth["type_central"]), _normalise_types(truth["type_companion"])]
+        )
+        gal["type"] = Column(types.ravel(), description="morphological type of the galaxy")
+
+    if isinstance(sep_n_detected, str):
+        source = measurements.get(sep_n_detected)
+        if not isinstance(source, Table) or "n_detected" not in source.colnames:
+            raise ValueError(
+                f"sep_n_detected={sep_n_detected!r} must name a measurement Table with an "
+                f"n_detected column; measurements are {methods}"
+            )
+        sep_n_detected = np.asarray(source["n_detected"])[0::2]
+    if sep_n_detected is not None:
+        sep = np.asarray(sep_n_detected)
+        if sep.shape != (n_blends,) or not np.issubdtype(sep.dtype, np.integer):
+            raise ValueError(
+                f"sep_n_detected must be {n_blends} integers (one per truth row); got shape "
+                f"{sep.shape}, "
+                f"dtype {sep.dtype}"
+            )
+        gal["sep_n_detected"] = Column(np.repeat(sep, 2), description="sources found by sep")
+
+    sigma = None
+    if limits is not None:
+        lim = limits.to_value(unit) if isinstance(limits, u.Quantity) and unit else limits
+        sigma = np.asarray(getattr(lim, "value", lim), dtype=np.float64)
+        if sigma.shape != (n_blends, 2):
+            raise ValueError(f"limits must have shape ({n_blends}, 2); got {sigma.shape}")
+        if not (np.isfinite(sigma).all() and (sigma > 0).all()):
+            raise ValueError("limits must be finite and > 0 (a Cramer-Rao sigma per flux)")
+        sigma = sigma.ravel()
+        gal["limit_sigma"] = Column(sigma, unit=unit, description="Cramer-Rao bound sigma(F)")
+
+    for method in methods:
+        gal[f"flux_{method}"] = Column(
+            fluxes[method].ravel(),
+            unit=unit,
+            description=f"flux measured by {method} (NaN: missing)",
+        )
+
+    score_names = list(_SCORE_COLUMNS) + (list(_LIMIT_COLUMNS) if sigma is not None else [])
+    role = np.asarray(gal["role"])
+    role_sel = {"central": role == "central", "companion": role == "companion"}
+    every = np.ones(len(gal), bool)
+    tables = {}
+
+    # ---- overall ---------------------------------------------------------------------------------
+    subsets = {"all": every, **role_sel}
+    if sep_n_detected is not None:
+        two = np.asarray(gal["sep_n_detected"]) == 2
+        subsets.update(sep_two=two, sep_not_two=~two)
+    tables["overall"] = _grouped(
+        gal,
+        methods,
+        sigma,
+        threshold,
+        score_names,
+        lambda m: [({"subset": s}, sel) for s, sel in subsets.items()],
+    )
+
+    # ---- binned ----------------------------------------------------------------------------------
+    if detected_by is not None:
+        base = ~np.isnan(np.asarray(gal[f"flux_{detected_by}"], dtype=np.float64))
+    else:
+        base = every
+    roles3 = {**role_sel, "both": every}
+
+    def _binned(values, edges, by_role=True, extra=None):
+        idx = _bin_index(values, edges)
+        labels = _bin_labels(edges)
+        groups = []
+        outer = roles3.items() if by_role else [(None, every)]
+        for r, rsel in outer:
+            for e_key, esel in extra or [({}, every)]:
+                for b in range(edges.size - 1):
+                    key = {} if r is None else {"role": r}
+                    key.update(e_key)
+                    key.update(bin_low=float(edges[b]), bin_high=float(edges[b + 1]), bin_label=labels[b])
+                    groups.append((key, base & rsel & esel & (idx == b)))
+        return _grouped(gal, methods, sigma, threshold, score_names, lambda m: groups)
+
+    dmag_pair = np.asarray(gal["dmag_pair"], dtype=np.float64)
+    tables["by_dmag"] = _binned(dmag_pair, dmag_edges)
+    if has_distance:
+        tables["by_distance"] = _binned(np.asarray(gal["distance_over_r"], dtype=np.float64), dist_edges)
+    if has_types:
+        gtype = np.asarray(gal["type"])
+        present = list(dict.fromkeys(gtype.tolist()))
+        type_order = [t for t in MORPHOLOGICAL_TYPES if t in present] + [
+            t for t in present if t not in MORPHOLOGICAL_TYPES
+        ]
+        type_groups = [({"type": t}, gtype == t) for t in type_order]
+        tables["by_type"] = _grouped(
+            gal,
+            methods,
+            sigma,
+            threshold,
+            score_names,
+            lambda m: [
+                ({"role": r, **k}, base & rs & ts) for r, rs in roles3.items() for k, ts in type_groups
+            ],
+        )
+        tables["by_type_dmag"] = _binned(dmag_pair, dmag_edges, by_role=False, extra=type_groups)
+        if has_distance:
+            tables["by_type_distance"] = _binned(
+                np.asarray(gal["distance_over_r"], dtype=np.float64),
+                dist_edges,
+                by_role=False,
+                extra=type_groups,
+            )
+
+    # ---- segmentation ----------------------------------------------------------------------------
+    mask_methods = []
+    if masks_pred is not None or masks_true is not None:
+        if masks_pred is None or masks_true is None:
+            raise ValueError("masks_pred and masks_true must be given together")
+        if not isinstance(masks_pred, dict):
+            masks_pred = {"prediction": masks_pred}
+        mt = np.asarray(masks_true)
+        if mt.ndim != 4 or mt.shape[:2] != (n_blends, 2):
+            raise ValueError(f"masks_true must have shape (N, 2, ny, nx) with N = {n_blends}; got {mt.shape}")
+        seg_keys, seg_rows = [], []
+        for name, mp in masks_pred.items():
+            name = str(name)
+            mask_methods.append(name)
+            mp = np.asarray(mp)
+            if mp.shape != mt.shape:
+                raise ValueError(
+                    f"masks_pred[{name!r}] has shape {mp.shape}; expected the shape of masks_true {mt.shape}"
+                )
+            scores = iou(mp, mt)  # (N, 2)
+            dn = overlap_area_estimator(mp, mt)  # (N,)
+            gal[f"iou_{name}"] = Column(scores.ravel(), description=f"IoU of {name} masks")
+            gal[f"dn_{name}"] = Column(np.repeat(dn, 2), description=f"overlap estimator dn of {name}")
+            for r, vals in (
+                ("central", scores[:, 0]),
+                ("companion", scores[:, 1]),
+                ("both", scores.ravel()),
+            ):
+                ok = vals[~np.isnan(vals)]
+                has_dn = r == "both"
+                seg_keys.append((name, r))
+                seg_rows.append(
+                    {
+                        "n": ok.size,
+                        "iou_mean": float(ok.mean()) if ok.size else np.nan,
+                        "iou_median": float(np.median(ok)) if ok.size else np.nan,
+                        "iou_good_fraction": float((ok > 0.5).mean()) if ok.size else np.nan,
+                        "n_overlap": int((~np.isnan(dn)).sum()) if has_dn else 0,
+                        "dn_mean": float(np.nanmean(dn)) if has_dn and (~np.isnan(dn)).any() else np.nan,
+                    }
+                )
+        seg = Table()
+        seg["method"] = Column([k[0] for k in seg_keys], description="name of the mask method")
+        seg["role"] = Column([k[1] for k in seg_keys], description="central, companion or both")
+        seg_desc = {
+            "n": "galaxies with a defined IoU (not both masks empty)",
+            "iou_mean": "mean IoU (Jaccard index), masks thresholded at 0.5",
+            "iou_median": "median IoU",
+            "iou_good_fraction": "fraction of galaxies with IoU > 0.5",
+            "n_overlap": "blends whose true masks overlap (role both only)",
+            "dn_mean": "mean (n_true - n_pred) / n_true over overlapping blends (role both only)",
+        }
+        for col, desc in seg_desc.items():
+            dtype = np.int64 if col.startswith("n") else np.float64
+            seg[col] = Column(np.array([r[col] for r in seg_rows], dtype=dtype), description=desc)
+        tables["segmentation"] = seg
+
+    meta = {
+        "methods": methods,
+        "mask_methods": mask_methods,
+        "n_blends": int(n_blends),
+        "flux_unit": None if unit is None else str(unit),
+        "zeropoint": float(zeropoint),
+        "threshold": float(threshold),
+        "dmag_bins": [float(x) for x in dmag_edges],
+        "distance_bins": [float(x) for x in dist_edges],
+        "detected_by": detected_by,
+        "has_sep": sep_n_detected is not None,
+        "has_limits": sigma is not None,
+    }
+    return Evaluation(tables, gal, meta)

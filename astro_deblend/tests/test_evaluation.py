@@ -1,0 +1,344 @@
+"""Tests of astro_deblend.evaluation, plotting and report on small synthetic results."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from astropy.table import Table
+from matplotlib.figure import Figure
+
+from astro_deblend import plotting
+from astro_deblend._measure import build_table
+from astro_deblend.evaluation import Evaluation, evaluate
+from astro_deblend.report import PUBLISHED, write_report
+
+# Eight blends. dmag = mag_central - mag_companion; the companion is binned at -dmag.
+DMAG = np.array([-1.5, -1.5, -0.5, 0.5, 0.5, 0.5, 1.5, 2.0])
+DIST = np.array([0.3, 0.5, 0.9, 1.0, 2.0, 3.9, 4.0, 7.0])
+TYPES_C = ["sph", "disk", "sphd", "irr", "bulge", "disc", "bulge+disc", "irregular"]
+TYPES_K = ["disc"] * 8
+
+
+def _truth():
+    flux_c = np.full(8, 100.0)
+    flux_k = flux_c * 10 ** (0.4 * DMAG)  # mag_c - mag_k = DMAG
+    t = Table()
+    t["flux_central"] = flux_c
+    t["flux_companion"] = flux_k
+    t["dmag"] = DMAG
+    t["distance_over_r"] = DIST
+    t["type_central"] = TYPES_C
+    t["type_companion"] = TYPES_K
+    return t
+
+
+def _measurements(truth):
+    f = np.column_stack([truth["flux_central"], truth["flux_companion"]])
+    perfect = f.copy()
+    # central galaxies of the two blends with dmag >= 1.5 measured 10 % too bright, rest perfect
+    bright = f.copy()
+    bright[DMAG >= 1.5, 0] *= 1.1
+    # sep-like: companions of blends 0-2 not detected, central of blend 3 a factor 3 too faint
+    sep = f.copy()
+    sep[:3, 1] = np.nan
+    sep[3, 0] /= 3
+    return {"perfect": perfect, "bright": bright, "sep": sep}
+
+
+SEP_N = np.array([1, 1, 1, 2, 2, 2, 3, 2])
+
+
+@pytest.fixture(scope="module")
+def evaluation():
+    truth = _truth()
+    return evaluate(
+        truth,
+        _measurements(truth),
+        sep_n_detected=SEP_N,
+        dmag_bins=(-2, -1, 0, 1, 2),
+    )
+
+
+def _rows(table, **keys):
+    sel = np.ones(len(table), bool)
+    for k, v in keys.items():
+        sel &= np.asarray(table[k]) == v
+    return table[sel]
+
+
+def test_overall_values(evaluation):
+    ov = evaluation.overall
+    assert len(ov) == 3 * 5  # methods x (all, central, companion, sep_two, sep_not_two)
+    p = evaluation.row("perfect")
+    assert p["n"] == 16 and p["n_missing"] == 0
+    assert p["mape"] == 0 and p["scatter"] == 0 and p["outlier_fraction"] == 0
+    b = evaluation.row("bright", "central")
+    assert b["mape"] == pytest.approx(20 / 8)
+    assert b["bias"] == pytest.approx(-2.5 * math.log10(1.1) * 2 / 8)
+    s = evaluation.row("sep")
+    assert s["n_missing"] == 3
+    assert s["mape"] == pytest.approx(100 * (2 / 3) / 13)
+    assert s["outlier_fraction"] == pytest.approx(1 / 13)
+    assert s["mape_failure"] == pytest.approx((100 * 2 / 3 + 300) / 16)
+    assert s["outlier_fraction_failure"] == pytest.approx(4 / 16)
+    # sep subsets: blends 3, 4, 5, 7 have exactly two sources
+    two = evaluation.row("sep", "sep_two")
+    assert two["n"] == 8 and two["n_missing"] == 0 and two["outlier_fraction"] == 1 / 8
+    assert evaluation.row("sep", "sep_not_two")["n_missing"] == 3
+
+
+def test_dmag_binning_uses_own_minus_neighbour(evaluation):
+    t = evaluation.tables["by_dmag"]
+    cen = _rows(t, method="perfect", role="central")
+    comp = _rows(t, method="perfect", role="companion")
+    assert list(cen["bin_label"]) == ["-2 to -1", "-1 to 0", "0 to 1", "1 to 2"]
+    # central at DMAG (2.0 falls in the last, closed bin), companion at -DMAG (-2.0 in the first)
+    assert list(cen["n"]) == [2, 1, 3, 2]
+    assert list(comp["n"]) == [2, 3, 1, 2]
+    assert list(_rows(t, method="perfect", role="both")["n"]) == [4, 4, 4, 4]
+    bright = _rows(t, method="bright", role="central")
+    np.testing.assert_allclose(bright["mape"], [0, 0, 0, 10])
+
+
+def test_distance_bins_and_open_last_bin(evaluation):
+    t = _rows(evaluation.tables["by_distance"], method="perfect", role="central")
+    assert list(t["bin_label"]) == [
+        "0 to 0.5",
+        "0.5 to 1",
+        "1 to 1.5",
+        "1.5 to 2",
+        "2 to 2.5",
+        "2.5 to 3",
+        "3 to 4",
+        "4+",
+    ]
+    # 0.3 | 0.5, 0.9 | 1.0 | - | 2.0 | - | 3.9 | 4.0, 7.0
+    assert list(t["n"]) == [1, 2, 1, 0, 1, 0, 1, 2]
+    assert np.isnan(t["mape"][3])  # empty bin
+
+
+def test_types_are_mapped(evaluation):
+    t = _rows(evaluation.tables["by_type"], method="perfect", role="central")
+    assert list(t["type"]) == ["bulge", "disc", "bulge+disc", "irregular"]
+    assert list(t["n"]) == [2, 2, 2, 2]
+    both = _rows(evaluation.tables["by_type"], method="perfect", role="both")
+    assert list(both["n"]) == [2, 10, 2, 2]
+    td = evaluation.tables["by_type_dmag"]
+    assert set(td["type"]) == {"bulge", "disc", "bulge+disc", "irregular"}
+    assert "by_type_distance" in evaluation.tables
+
+
+def test_detected_by_restricts_binned_tables():
+    truth = _truth()
+    ev = evaluate(truth, _measurements(truth), detected_by="sep")
+    both = _rows(ev.tables["by_dmag"], method="perfect", role="both")
+    assert both["n"].sum() == 13  # the 3 galaxies sep missed are left out
+    assert ev.row("perfect")["n"] == 16  # overall not restricted
+
+
+def test_limits_ratios():
+    truth = _truth()
+    f = np.column_stack([truth["flux_central"], truth["flux_companion"]])
+    sigma = 0.01 * f
+    signs = np.where(np.arange(16).reshape(8, 2) % 2 == 0, 1.0, -1.0)
+    ev = evaluate(truth, {"m": f + signs * sigma}, limits=sigma)
+    r = ev.row("m")
+    assert r["rms_over_limit"] == pytest.approx(1.0)
+    assert r["mae_over_limit"] == pytest.approx(1 / math.sqrt(2 / math.pi))
+    with pytest.raises(ValueError, match="limits must have shape"):
+        evaluate(truth, {"m": f}, limits=sigma[:3])
+
+
+def test_measurement_table_input_matches_array():
+    truth = _truth()
+    arr = _measurements(truth)["sep"]
+    n = len(truth)
+    nan2 = np.full((n, 2), np.nan)
+    table = build_table(
+        flux=arr,
+        flux_err=nan2,
+        x=nan2,
+        y=nan2,
+        label=np.ones((n, 2), int),
+        n_detected=SEP_N,
+        flag=np.zeros((n, 2), int),
+        method="sep-paper",
+    )
+    ev = evaluate(truth, {"sep-paper": table, "arr": arr}, sep_n_detected="sep-paper")
+    for key in ("mape", "scatter", "n_missing", "outlier_fraction"):
+        assert ev.row("sep-paper")[key] == ev.row("arr")[key]
+    assert ev.row("arr", "sep_two")["n"] == 8
+
+
+def test_segmentation_table():
+    truth = _truth()
+    mt = np.zeros((8, 2, 10, 10), bool)
+    mt[:, 0, :, :6] = True
+    mt[:, 1, :, 4:] = True
+    good = mt.astype(float) * 0.9
+    shrunk = np.zeros_like(mt)
+    shrunk[:, 0, :, :5] = True
+    shrunk[:, 1, :, 5:] = True
+    ev = evaluate(truth, _measurements(truth), masks_true=mt, masks_pred={"good": good, "b2m2f": shrunk})
+    seg = ev.tables["segmentation"]
+    g = _rows(seg, method="good", role="both")
+    assert g["iou_mean"][0] == 1.0 and g["dn_mean"][0] == 0.0 and g["n_overlap"][0] == 8
+    s = _rows(seg, method="b2m2f", role="central")
+    assert s["iou_mean"][0] == pytest.approx(50 / 60)
+    assert _rows(seg, method="b2m2f", role="both")["dn_mean"][0] == pytest.approx(1.0)
+    assert np.isnan(s["dn_mean"][0])
+    assert "iou_good" in ev.galaxies.colnames
+    with pytest.raises(ValueError, match="together"):
+        evaluate(truth, _measurements(truth), masks_true=mt)
+
+
+def test_input_errors():
+    truth = _truth()
+    meas = _measurements(truth)
+    with pytest.raises(ValueError, match="flux_central"):
+        evaluate(truth[["flux_companion"]], meas)
+    with pytest.raises(ValueError, match=r"shape \(N, 2\)"):
+        evaluate(truth, {"m": np.ones((3, 2))})
+    with pytest.raises(TypeError, match="non-empty dict"):
+        evaluate(truth, {})
+    with pytest.raises(ValueError, match="detected_by"):
+        evaluate(truth, meas, detected_by="nope")
+    bad = truth.copy()
+    bad["flux_central"][2] = -1.0
+    with pytest.raises(ValueError, match="rows \\[2\\]"):
+        evaluate(bad, meas)
+    with pytest.raises(ValueError, match="sep_n_detected"):
+        evaluate(truth, meas, sep_n_detected=np.ones(3, int))
+
+
+def _assert_tables_equal(a, b):
+    assert a.colnames == b.colnames
+    for name in a.colnames:
+        x, y = np.asarray(a[name]), np.asarray(b[name])
+        if x.dtype.kind == "f":
+            np.testing.assert_array_equal(x, y)  # NaN == NaN here
+        else:
+            assert x.tolist() == y.tolist()
+        assert a[name].unit == b[name].unit
+
+
+def test_json_round_trip(evaluation, tmp_path):
+    path = evaluation.to_json(tmp_path / "ev.json")
+    doc = json.loads(path.read_text())  # strict JSON (NaN written as null)
+    assert doc["schema"] == "astro_deblend.evaluation/1"
+    back = Evaluation.from_json(path)
+    assert back.methods == evaluation.methods
+    assert back.meta["distance_bins"][-1] == "inf"
+    for name, table in evaluation.tables.items():
+        _assert_tables_equal(table, back.tables[name])
+    _assert_tables_equal(evaluation.galaxies, back.galaxies)
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_ecsv_folder_round_trip(evaluation, tmp_path):
+    paths = evaluation.write(tmp_path / "out")
+    names = sorted(p.name for p in paths)
+    assert "overall.ecsv" in names and "galaxies.ecsv" in names and "evaluation.json" in names
+    back = Evaluation.read(tmp_path / "out")
+    assert set(back.tables) == set(evaluation.tables)
+    for name, table in evaluation.tables.items():
+        _assert_tables_equal(table, back.tables[name])
+    _assert_tables_equal(evaluation.galaxies, back.galaxies)
+    # rewriting replaces the files
+    evaluation.write(tmp_path / "out")
+    assert not list((tmp_path / "out").glob(".*.tmp"))
+
+
+def test_figures_return_and_save(evaluation, tmp_path):
+    figs = [
+        plotting.plot_magnitude_comparison(evaluation, path=tmp_path / "f5.png"),
+        plotting.plot_magnitude_comparison(evaluation, rows="sep", detected_by="sep"),
+        plotting.plot_binned(evaluation, by="dmag", path=tmp_path / "f7.png"),
+        plotting.plot_binned(evaluation.tables["by_distance"], center="mean"),
+        plotting.plot_by_type(evaluation, path=tmp_path / "f9.pdf"),
+        plotting.plot_iou_histograms({"a": np.linspace(0, 1, 20)}, path=tmp_path / "f11.png"),
+    ]
+    truth = _truth()
+    f = np.column_stack([truth["flux_central"], truth["flux_companion"]])
+    figs.append(plotting.plot_magnitude_comparison((f, {"x": f * 1.05}), rows="all"))
+    assert all(isinstance(fig, Figure) for fig in figs)
+    for name in ("f5.png", "f7.png", "f9.pdf", "f11.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+    with pytest.raises(ValueError, match="no masks"):
+        plotting.plot_iou_histograms(evaluation)
+    with pytest.raises(ValueError, match="rows must be"):
+        plotting.plot_magnitude_comparison(evaluation, rows="nope")
+
+
+def test_report_contains_tables_and_published(tmp_path):
+    truth = _truth()
+    meas = _measurements(truth)
+    meas["blend2flux"] = meas.pop("bright")
+    mt = np.zeros((8, 2, 10, 10), bool)
+    mt[:, 0, :, :6] = True
+    mt[:, 1, :, 4:] = True
+    ev = evaluate(truth, meas, sep_n_detected=SEP_N, masks_true=mt, masks_pred={"unet": mt})
+    path = write_report(ev, tmp_path / "report.html")
+    text = path.read_text()
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+    for name in ev.tables:
+        assert f"<h3 id='{name}'>" in text
+    assert text.count("<table>") == len(ev.tables) + 1  # + the comparison with the paper
+    assert "Boucaud et al. 2020" in text
+    assert "8.12" in text and "37.9" in text and "18.6" in text
+    assert text.count("data:image/png;base64,") == 6  # Figs 5, 6, 7, 8, 9, 11
+    # our blend2flux MAPE (20/16 = 1.25 %) sits in the comparison table
+    assert "<td>1.25</td>" in text
+    fast = write_report(ev, tmp_path / "tables.html", figures=False, published=None).read_text()
+    assert "base64" not in fast and "Boucaud" not in fast
+    assert PUBLISHED["blend2mask2flux"]["mape_percent"] == 7.63
+
+
+def test_units_are_converted():
+    from astropy import units as u
+    from astropy.table import QTable
+
+    truth = QTable()
+    truth["flux_central"] = [100.0, 80.0] * u.electron / u.s
+    truth["flux_companion"] = [50.0, 40.0] * u.electron / u.s
+    f = np.array([[100.0, 50.0], [80.0, np.nan]])
+    nan2 = np.full((2, 2), np.nan)
+    table = build_table(
+        flux=f * 60, flux_err=nan2, x=nan2, y=nan2, label=np.ones((2, 2), int), n_detected=[2, 1],
+        flag=np.zeros((2, 2), int), method="m", unit=u.electron / u.min,
+    )  # fmt: skip
+    ev = evaluate(truth, {"m": table})
+    r = ev.row("m")
+    assert r["mape"] == 0.0 and r["n_missing"] == 1
+    assert ev.meta["flux_unit"] == "electron / s"
+
+
+def test_read_paper_catalog_synthetic(tmp_path):
+    from astro_deblend.paper import read_paper_catalog
+
+    header = (
+        "id,distance,g1_id,g1_mag,g1_rad,g1_z,g1_type,g2_id,g2_mag,g2_rad,g2_z,g2_type,g1_flux,g2_flux,"
+        "g1_flux_b2f,g2_flux_b2f,g1_flux_sex,g2_flux_sex,g1_flux_b2m2f,g2_flux_b2m2f,detection,"
+        "g1_sex_mag,g2_sex_mag"
+    )
+    rows = [
+        "7,10.0,1,20.96,5.0,0.5,sph,2,21.96,4.0,1.0,irr,100.0,39.81,101,40,99,,100,39,0,20.67,",
+        "9,8.0,3,21.0,2.0,0.5,sphd,4,20.0,8.0,1.0,disk,96.5,242.5,90,250,,240,95,240,1,,19.72",
+    ]
+    path = tmp_path / "cat.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    cat = read_paper_catalog(path)
+    t = cat.truth
+    assert list(t["type_central"]) == ["bulge", "bulge+disc"]
+    assert list(t["type_companion"]) == ["irregular", "disc"]
+    np.testing.assert_allclose(t["dmag"], [-1.0, 1.0])
+    np.testing.assert_allclose(t["distance_over_r"], [2.0, 1.0])
+    sex = cat.measurements["sextractor"]
+    assert np.isnan(sex[0, 1]) and np.isnan(sex[1, 0]) and sex[1, 1] == 240
+    assert list(cat.sep_n_detected) == [1, 1]
+    with pytest.raises(FileNotFoundError, match="not shipped"):
+        read_paper_catalog(tmp_path / "missing.csv")
+    (tmp_path / "bad.csv").write_text("id,distance\n1,2.0\n")
+    with pytest.raises(ValueError, match="lacks the column"):
+        read_paper_catalog(tmp_path / "bad.csv")
