@@ -1,0 +1,470 @@
+"""Neural-network photometry of blended galaxy pairs, with the same face as `SepDeblender`.
+
+`NeuralDeblender` wraps one network of `astro_deblend.models` (fracnet, blend2flux or
+blend2mask2flux): ``fit`` trains it through `astro_deblend.training.train`, ``measure`` returns the
+common measurement Table of the package and one `~photutils.segmentation.SegmentationImage` per
+stamp, ``save`` / ``load`` store it as a folder holding ``config.json`` (what the network is and how
+it was trained) and ``model.weights.h5`` (its weights; no pickles, no code).
+
+Bundled weights (``weights='default'``) are read from ``astro_deblend/weights/<model>.json`` and
+``astro_deblend/weights/<model>.weights.h5``: the ``config.json`` and ``model.weights.h5`` written
+by `NeuralDeblender.save`, renamed.
+"""
+
+import dataclasses
+import json
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+from astropy import units as u
+from astropy.utils.exceptions import AstropyUserWarning
+from photutils.segmentation import SegmentationImage
+from tqdm.auto import tqdm
+
+from ._measure import FLAG_OUT_OF_DOMAIN, build_table, validate_stamps
+from .models import MODEL_CONFIGS, Blend2Mask2FluxConfig, build_model, config_from_dict
+from .models.normalization import NORMALIZATION, signal_mask, stamp_scale
+from .training import TrainingConfig, train
+
+__all__ = ["NeuralDeblender"]
+
+#: Networks a NeuralDeblender can run (the U-Net alone measures no flux).
+_KINDS = ("fracnet", "blend2flux", "blend2mask2flux")
+_WEIGHTS_DIR = Path(__file__).parent / "weights"
+_FORMAT_VERSION = 1
+#: Stamps whose summed flux is below this many times its noise hold no clear pair: flag 8.
+_MIN_TOTAL_SNR = 5.0
+
+
+class NeuralDeblender:
+    """Measure the fluxes of the central galaxy and its companion with a neural network.
+
+    Parameters
+    ----------
+    model : {'fracnet', 'blend2flux', 'blend2mask2flux'} or model config, optional
+        The network: a name (its default configuration) or a config of `astro_deblend.models`
+        (e.g. ``FracNetConfig(stamp_size=64)``, ``BLEND2FLUX_PRESETS['paper-256']``)
+        [default: 'fracnet', astro_deblend's small flux-conserving network].
+    weights : 'default', str, `pathlib.Path` or None, optional
+        ``'default'`` (default): the weights bundled with the package for this network, trained by
+        the developers on simulated HST/F160W-like blends (128x128 stamps at 0.06 arcsec/px);
+        a folder written by `save` (its network must be ``model``) or a ``.weights.h5`` file;
+        None: an untrained network, to be trained with `fit`.
+    batch_size : int, optional
+        Stamps per forward pass in `measure` [default: 64]; only changes speed and memory.
+
+    Notes
+    -----
+    The networks see ``asinh(blend / noise_sigma)`` and return fluxes in the units of the image
+    (see `astro_deblend.models.normalization`); they were trained on background-subtracted stamps
+    with the central galaxy at pixel (S/2, S/2) and must be given stamps of the size they were
+    built for. ``flux_err`` is masked: the networks give point estimates.
+
+    Examples
+    --------
+    >>> from astro_deblend.models import FracNetConfig
+    >>> deblender = NeuralDeblender(FracNetConfig(stamp_size=32, filters=(4, 8)), weights=None)
+    >>> deblender.method
+    'fracnet'
+    """
+
+    def __init__(self, model="fracnet", weights="default", *, batch_size=64):
+        if isinstance(model, str):
+            if model not in _KINDS:
+                raise ValueError(f"model must be one of {list(_KINDS)} or a model config; got {model!r}")
+            kind, config = model, MODEL_CONFIGS[model]()
+        else:
+            kind = getattr(type(model), "kind", None)
+            if kind not in _KINDS:
+                names = ", ".join(MODEL_CONFIGS[k].__name__ for k in _KINDS)
+                raise TypeError(
+                    f"model must be a name in {list(_KINDS)} or one of their configs ({names}); "
+                    f"got {type(model).__name__}"
+                )
+            config = model
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+        self.batch_size = int(batch_size)
+        self._provenance = {"weights": None, "training": None}
+
+        if weights is None:
+            self._setup(config)
+        elif isinstance(weights, str) and weights == "default":
+            record, weights_file = _bundled(kind)
+            saved = config_from_dict(kind, record["model_config"])
+            if not isinstance(model, str) and saved != config:
+                raise ValueError(
+                    f"the bundled {kind} weights are for {saved}, not {config}; pass weights=None "
+                    "and train your network with fit(), or pass weights=<folder saved by save()>"
+                )
+            self._setup(saved, record.get("provenance"))
+            self._load_weights(weights_file, "bundled")
+        else:
+            path = Path(weights)
+            if path.is_dir():
+                record = _read_record(path / "config.json")
+                saved = config_from_dict(record["model"], record["model_config"])
+                if saved != config and not (isinstance(model, str) and record["model"] == kind):
+                    raise ValueError(
+                        f"{path} holds a {record['model']} network with {saved}, not the requested "
+                        f"{config}; use NeuralDeblender.load({str(path)!r}) to run it as saved"
+                    )
+                self._setup(saved, record.get("provenance"))
+                self._load_weights(path / "model.weights.h5", str(path))
+            else:
+                self._setup(config)
+                self._load_weights(path, str(path))
+
+    # ------------------------------------------------------------------------------ set-up
+    def _setup(self, config, provenance=None):
+        self._config = config
+        self._model = build_model(config)
+        if provenance:
+            self._provenance = dict(provenance)
+
+    def _load_weights(self, path, source):
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no weights file at {path}; pass the folder written by NeuralDeblender.save, a "
+                "'.weights.h5' file, or weights=None to train the network with fit()"
+            )
+        try:
+            self._model.load_weights(path)
+        except ValueError as exc:
+            raise ValueError(
+                f"the weights in {path} do not fit a {self.method} network with {self._config}: {exc}"
+            ) from exc
+        self._provenance["weights"] = source
+
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}(model={self._config!r}, weights="
+            f"{self._provenance.get('weights')!r}, batch_size={self.batch_size})"
+        )
+
+    @property
+    def method(self):
+        """str: Name of the network, used as ``method`` in the output Table."""
+        return type(self._config).kind
+
+    @property
+    def model_config(self):
+        """The frozen config dataclass of the network."""
+        return self._config
+
+    @property
+    def keras_model(self):
+        """`keras.Model`: the network itself (inputs 'blend' and 'scale', see `measure`)."""
+        return self._model
+
+    @property
+    def is_trained(self):
+        """bool: True once weights were loaded or trained."""
+        return self._provenance.get("weights") is not None
+
+    def config(self):
+        """Return the configuration as a dict (stored in ``table.meta['config']``)."""
+        return {
+            "model": self.method,
+            "model_config": dataclasses.asdict(self._config),
+            "normalization": NORMALIZATION["name"],
+            "weights": self._provenance.get("weights"),
+            "segment_rule": "share > 0.5 and 3x3 mean of the blend > 1 noise sigma",
+        }
+
+    # ------------------------------------------------------------------------------ training
+    def fit(self, data, *, config=None, output_dir, pretrain_config=None, resume=True):
+        """Train the network on blends with known fluxes (and maps).
+
+        Parameters
+        ----------
+        data : dict or BlendSet-like
+            ``{'blend': (N, S, S), 'flux': (N, 2), ['fractions': (N, 2, S, S)]}`` arrays in image
+            units, or an object with ``get(indices)`` and ``len()`` such as a
+            `~astro_deblend.data.BlendSet` (see `astro_deblend.training.train`).
+        config : `~astro_deblend.training.TrainingConfig`, optional
+            The run [default: ``TrainingConfig()``; for blend2mask2flux, whose run is the
+            end-to-end stage, ``TrainingConfig(learning_rate=1e-4)``].
+        output_dir : str or `pathlib.Path`
+            Folder for checkpoints and logs (blend2mask2flux: sub-folders ``unet`` and
+            ``end_to_end``).
+        pretrain_config : `~astro_deblend.training.TrainingConfig`, optional
+            blend2mask2flux only: the first stage, the U-Net alone on the map cross-entropy
+            [default: ``TrainingConfig()``]. Skipped when the network already holds weights.
+        resume : bool, optional
+            Continue an interrupted run found in ``output_dir`` [default: True].
+
+        Returns
+        -------
+        history : `keras.callbacks.History`
+            Losses per epoch of the (last stage of the) run.
+        """
+        output_dir = Path(output_dir)
+        fresh = not self.is_trained
+        two_parts = isinstance(self._config, Blend2Mask2FluxConfig)
+        if config is None:
+            config = TrainingConfig(learning_rate=1e-4) if two_parts else TrainingConfig()
+        spec = self._config if fresh else self._model
+        run_dir = output_dir / "end_to_end" if two_parts else output_dir
+        if two_parts and fresh:
+            # first stage: the U-Net alone on the maps (the second stage is the common call below)
+            pretrain_config = TrainingConfig() if pretrain_config is None else pretrain_config
+            keras.utils.set_random_seed(pretrain_config.seed)
+            spec = build_model(self._config)
+            unet_dir = output_dir / "unet"
+            train(spec.get_layer("unet"), data, pretrain_config, output_dir=unet_dir, resume=resume)
+        else:
+            pretrain_config = None
+        model, history = train(spec, data, config, output_dir=run_dir, resume=resume)
+        self._model = model
+        self._provenance = {
+            "weights": "trained",
+            "training": {
+                "training_config": dataclasses.asdict(config),
+                "pretrain_config": (
+                    dataclasses.asdict(pretrain_config) if pretrain_config is not None else None
+                ),
+                "n_blends": len(data["blend"]) if isinstance(data, dict) else len(data),
+                "output_dir": str(output_dir),
+                "fine_tuned_from": None if fresh else self._provenance.get("weights"),
+            },
+        }
+        return history
+
+    # ---------------------------------------------------------------------------- measuring
+    def measure(self, data, *, zeropoint=None, noise_sigma=None, return_maps=False, progress=True):
+        """Measure the fluxes of the central and companion galaxy of each stamp.
+
+        Parameters
+        ----------
+        data : array-like or `~astropy.units.Quantity`
+            One background-subtracted stamp (S, S) or a stack (N, S, S) in image units (e.g.
+            electron/s), S the stamp size of the network (128 for the bundled weights), with the
+            central galaxy at pixel (S/2, S/2) (0-based, numpy order).
+        zeropoint : float, optional
+            AB zero point; when given the Table gets a ``mag`` column.
+        noise_sigma : float, array of shape (N,) or `~astropy.units.Quantity`, optional
+            Per-pixel noise rms, in image units. Default: estimated from each stamp (clipped median
+            absolute deviation), which makes the fluxes exactly proportional to the image.
+        return_maps : bool, optional
+            Also return the fractional maps (not for blend2flux) [default: False].
+        progress : bool, optional
+            Show a progress bar when there is more than one batch [default: True].
+
+        Returns
+        -------
+        table : `~astropy.table.QTable`
+            The common measurement Table, two rows per stamp (central, companion): ``flux`` in image
+            units; ``flux_err`` masked (no uncertainty); ``x``, ``y`` the flux-weighted centroid
+            of the pixels attributed to each galaxy (blend2flux, which makes no maps: the stamp
+            centre for the central galaxy, masked for the companion); ``label`` 1 / 2 (0 when no
+            pixel is attributed to the galaxy); ``n_detected`` 2 (the networks always see a pair);
+            ``flag`` 8 when the summed flux of the stamp is below 5 times its noise (no clear pair:
+            outside the training domain), else 0; ``method`` the network's name.
+        segments : list of `~photutils.segmentation.SegmentationImage`
+            One per stamp: label 1 (central) or 2 (companion) where that galaxy's share of the pixel
+            is above 0.5 and the pixel carries signal (the 3x3 mean of the blend exceeds 1 noise
+            sigma). All zeros for blend2flux.
+        maps : `numpy.ndarray`, shape (N, 2, S, S)
+            Only with ``return_maps=True``: each galaxy's share of each pixel, in [0, 1].
+
+        Raises
+        ------
+        ValueError
+            If ``data`` is not one or a stack of S x S stamps, holds NaN or infinite pixels, or if
+            ``noise_sigma`` has the wrong shape or non-positive values.
+        """
+        stack, unit, _ = validate_stamps(data)
+        n, ny, nx = stack.shape
+        size = self._config.stamp_size
+        if (ny, nx) != (size, size):
+            raise ValueError(
+                f"this {self.method} network was built for {size}x{size} stamps; got {ny}x{nx}. "
+                f"Cut (or resample) {size}x{size} stamps centred on the central galaxy, or train a "
+                f"network with {type(self._config).__name__}(stamp_size={ny})"
+            )
+        if return_maps and "maps" not in self._model.output_names:
+            raise ValueError(f"{self.method} predicts no maps; call measure with return_maps=False")
+        if not self.is_trained:
+            warnings.warn(
+                f"this {self.method} network is untrained (weights=None): its fluxes are "
+                "meaningless; train it with fit() or load weights",
+                AstropyUserWarning,
+                stacklevel=2,
+            )
+        noise = _noise_per_stamp(noise_sigma, unit, n)  # None or (N,)
+
+        flux = np.empty((n, 2))
+        x = np.empty((n, 2))
+        y = np.empty((n, 2))
+        sigma = np.empty(n)
+        labels = np.empty((n, ny, nx), dtype=np.int32)
+        maps = np.empty((n, 2, ny, nx), dtype=np.float32) if return_maps else None
+        starts = range(0, n, self.batch_size)
+        for start in tqdm(starts, desc=self.method, disable=not progress or len(starts) < 2):
+            sl = slice(start, start + self.batch_size)
+            batch = stack[sl]
+            scale = stamp_scale(batch, None if noise is None else noise[sl])  # (n, 1)
+            out = self._model.predict_on_batch({"blend": batch.astype(np.float32), "scale": scale})
+            batch_maps = out.get("maps")
+            sigma[sl] = scale[:, 0]
+            flux[sl] = out["flux"]
+            labels[sl], x[sl], y[sl] = _segments_and_centroids(batch, batch_maps, scale[:, 0])
+            if return_maps:
+                maps[sl] = batch_maps
+
+        flag = np.zeros((n, 2), dtype=np.int32)
+        total_snr = stack.sum(axis=(1, 2)) / (np.sqrt(ny * nx) * sigma)
+        flag[total_snr < _MIN_TOTAL_SNR] |= FLAG_OUT_OF_DOMAIN
+        label = np.stack([(labels == k).any(axis=(1, 2)) * k for k in (1, 2)], axis=1)
+        table = build_table(
+            flux=flux,
+            flux_err=np.full((n, 2), np.nan),
+            x=x,
+            y=y,
+            label=label,
+            n_detected=np.full(n, 2),
+            flag=flag,
+            method=self.method,
+            unit=unit,
+            zeropoint=zeropoint,
+            meta=self.config(),
+        )
+        table.meta["noise_sigma"] = "estimated per stamp" if noise_sigma is None else "given"
+        segments = [SegmentationImage(lab) for lab in labels]
+        if return_maps:
+            return table, segments, maps
+        return table, segments
+
+    # ---------------------------------------------------------------------------------- files
+    def save(self, path, *, overwrite=False):
+        """Write the network to a folder: ``config.json`` and ``model.weights.h5``.
+
+        Parameters
+        ----------
+        path : str or `pathlib.Path`
+            Folder to create.
+        overwrite : bool, optional
+            Replace the files of an existing save [default: False].
+        """
+        path = Path(path)
+        if (path / "config.json").exists() and not overwrite:
+            raise FileExistsError(f"{path} already holds a saved network; pass overwrite=True")
+        path.mkdir(parents=True, exist_ok=True)
+        record = {
+            "format_version": _FORMAT_VERSION,
+            "model": self.method,
+            "model_config": dataclasses.asdict(self._config),
+            "normalization": NORMALIZATION,
+            "provenance": self._provenance,
+            "keras_version": keras.__version__,
+        }
+        (path / "config.json").write_text(json.dumps(record, indent=2))
+        self._model.save_weights(path / "model.weights.h5", overwrite=True)
+
+    @classmethod
+    def load(cls, path, *, batch_size=64):
+        """Rebuild a network written by `save` (its config, then its weights).
+
+        Parameters
+        ----------
+        path : str or `pathlib.Path`
+            Folder holding ``config.json`` and ``model.weights.h5``.
+        batch_size : int, optional
+            Stamps per forward pass in `measure` [default: 64].
+
+        Returns
+        -------
+        deblender : `NeuralDeblender`
+        """
+        path = Path(path)
+        record = _read_record(path / "config.json")
+        config = config_from_dict(record["model"], record["model_config"])
+        return cls(config, weights=path, batch_size=batch_size)
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _read_record(path):
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no {path.name} in {path.parent}; expected a folder written by NeuralDeblender.save"
+        )
+    record = json.loads(path.read_text())
+    if record.get("format_version") != _FORMAT_VERSION or record.get("model") not in _KINDS:
+        raise ValueError(
+            f"{path} is not a NeuralDeblender save of format {_FORMAT_VERSION} (got format "
+            f"{record.get('format_version')!r}, model {record.get('model')!r})"
+        )
+    name = record.get("normalization", {}).get("name")
+    if name != NORMALIZATION["name"]:
+        raise ValueError(
+            f"{path} was trained with input normalisation {name!r} but this version of "
+            f"astro_deblend uses {NORMALIZATION['name']!r}; retrain the network"
+        )
+    return record
+
+
+def _bundled(kind):
+    config_file = _WEIGHTS_DIR / f"{kind}.json"
+    weights_file = _WEIGHTS_DIR / f"{kind}.weights.h5"
+    if not (config_file.is_file() and weights_file.is_file()):
+        raise FileNotFoundError(
+            f"no bundled weights for {kind} in this installation ({config_file.name} and "
+            f"{weights_file.name} in {_WEIGHTS_DIR}). Train a network with "
+            f"NeuralDeblender({kind!r}, weights=None).fit(blends, output_dir=...), or pass "
+            "weights=<folder written by NeuralDeblender.save>"
+        )
+    return _read_record(config_file), weights_file
+
+
+def _noise_per_stamp(noise_sigma, unit, n):
+    """noise_sigma as an (N,) array in the units of the data, checked; None stays None."""
+    if noise_sigma is None:
+        return None
+    if isinstance(noise_sigma, u.Quantity):
+        if unit is None:
+            raise TypeError(
+                f"noise_sigma is a Quantity ({noise_sigma.unit}) but data has no unit; pass a "
+                "plain number in the units of data, or data as a Quantity"
+            )
+        noise_sigma = noise_sigma.to_value(unit)
+    arr = np.asarray(noise_sigma, dtype=np.float64)
+    if arr.ndim == 0:
+        arr = np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise ValueError(
+            f"noise_sigma must be a scalar or have one value per stamp, shape ({n},); got shape {arr.shape}"
+        )
+    bad = ~(np.isfinite(arr) & (arr > 0))
+    if bad.any():
+        raise ValueError(
+            f"noise_sigma must be positive and finite (per-pixel rms in image units); got "
+            f"{arr[bad][:5].tolist()} for stamp(s) {np.nonzero(bad)[0][:5].tolist()}"
+        )
+    return arr
+
+
+def _segments_and_centroids(stack, maps, sigma):
+    """Label images (N, ny, nx) and centroids x, y (N, 2) from the maps (None: blend2flux)."""
+    n, ny, nx = stack.shape
+    if maps is None:
+        x = np.column_stack([np.full(n, nx // 2, float), np.full(n, np.nan)])
+        y = np.column_stack([np.full(n, ny // 2, float), np.full(n, np.nan)])
+        return np.zeros((n, ny, nx), dtype=np.int32), x, y
+    signal = signal_mask(stack, sigma)  # (N, ny, nx)
+    best = np.argmax(maps, axis=1)  # (N, ny, nx): 0 central, 1 companion
+    taken = (np.max(maps, axis=1) > 0.5) & signal
+    labels = np.where(taken, best + 1, 0).astype(np.int32)
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    x = np.full((n, 2), np.nan)
+    y = np.full((n, 2), np.nan)
+    for k in range(2):
+        w = maps[:, k] * np.clip(stack, 0, None) * signal  # (N, ny, nx)
+        total = w.sum(axis=(1, 2))
+        ok = total > 0
+        x[ok, k] = (w * xx).sum(axis=(1, 2))[ok] / total[ok]
+        y[ok, k] = (w * yy).sum(axis=(1, 2))[ok] / total[ok]
+    return labels, x, y

@@ -1,0 +1,230 @@
+"""Tests of NeuralDeblender: measure, fit, save/load, on tiny 32x32 two-Gaussian blends."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.utils.exceptions import AstropyUserWarning
+
+from astro_deblend import neural_deblender
+from astro_deblend.models import Blend2FluxConfig, Blend2Mask2FluxConfig, FracNetConfig
+from astro_deblend.neural_deblender import NeuralDeblender, _segments_and_centroids
+from astro_deblend.training import TrainingConfig
+
+SIZE = 32
+FRACNET = FracNetConfig(stamp_size=SIZE, filters=(4, 8, 8))
+B2F = Blend2FluxConfig(stamp_size=SIZE, filters=4, n_conv=3, dense_units=(8, 4))
+ONE_EPOCH = TrainingConfig(epochs=1, batch_size=16, verbose=0)
+COLUMNS = [
+    "blend_index",
+    "role",
+    "flux",
+    "flux_err",
+    "x",
+    "y",
+    "label",
+    "n_detected",
+    "flag",
+    "method",
+]
+
+
+def gaussian(size, x0, y0, flux, width):
+    yy, xx = np.mgrid[:size, :size].astype(float)
+    return flux * np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * width**2)) / (2 * np.pi * width**2)
+
+
+def two_gaussian_blends(n, *, size=SIZE, noise=0.05, seed=0):
+    """Training data: blends, true fluxes and fractional maps of a central + companion pair."""
+    rng = np.random.default_rng(seed)
+    c = size // 2
+    iso = np.empty((n, 2, size, size))
+    for i in range(n):
+        angle, dist = rng.uniform(0, 2 * np.pi), rng.uniform(5, 9)
+        flux, width = rng.uniform(20, 100, 2), rng.uniform(1.5, 3.0, 2)
+        iso[i, 0] = gaussian(size, c, c, flux[0], width[0])
+        iso[i, 1] = gaussian(size, c + dist * np.cos(angle), c + dist * np.sin(angle), *flux[1:], width[1])
+    total = iso.sum(axis=1)
+    return {
+        "blend": (total + noise * rng.normal(size=total.shape)).astype(np.float32),
+        "flux": iso.sum(axis=(2, 3)),
+        "fractions": (iso / np.maximum(total, 1e-300)[:, None]).astype(np.float32),
+    }
+
+
+@pytest.fixture(scope="module")
+def data():
+    return two_gaussian_blends(48)
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    deblender = NeuralDeblender(FRACNET, weights=None, batch_size=16)
+    deblender.fit(data, config=ONE_EPOCH, output_dir=tmp_path_factory.mktemp("fracnet"))
+    return deblender
+
+
+def test_measure_returns_the_common_table(trained, data):
+    table, segments, maps = trained.measure(
+        data["blend"][:20], zeropoint=25.96, return_maps=True, progress=False
+    )
+    assert table.colnames == COLUMNS[:4] + ["mag"] + COLUMNS[4:]
+    assert len(table) == 40 and len(segments) == 20 and maps.shape == (20, 2, SIZE, SIZE)
+    assert table["role"].tolist()[:4] == ["central", "companion", "central", "companion"]
+    assert np.all(table["method"] == "fracnet") and np.all(table["n_detected"] == 2)
+    assert np.all(table["flux_err"].mask)  # point estimates, no uncertainty
+    flux = np.asarray(table["flux"]).reshape(-1, 2)
+    expected = (maps * data["blend"][:20, None]).sum(axis=(2, 3))
+    np.testing.assert_allclose(flux, expected, rtol=1e-4, atol=1e-4)  # fracnet: share of pixels
+    np.testing.assert_allclose(table["mag"], 25.96 - 2.5 * np.log10(np.asarray(table["flux"])))
+    assert table.meta["config"]["model"] == "fracnet"
+    for seg, row in zip(segments, table[::2], strict=True):
+        assert set(np.unique(seg.data)) <= {0, 1, 2}
+        assert (row["label"] == 1) == (1 in seg.labels)
+
+
+def test_stamp_and_stack_agree(trained, data):
+    stack_table, _ = trained.measure(data["blend"][:20], progress=False)
+    stamp_table, segments = trained.measure(data["blend"][7], progress=False)
+    assert len(stamp_table) == 2 and len(segments) == 1
+    np.testing.assert_allclose(
+        np.asarray(stamp_table["flux"]), np.asarray(stack_table["flux"][14:16]), rtol=1e-5
+    )
+    assert np.all(stamp_table["blend_index"] == 0)
+
+
+def test_fluxes_follow_the_image_units(trained, data):
+    blends = data["blend"][:8].astype(np.float64)
+    table, _ = trained.measure(blends, progress=False)
+    scaled, _ = trained.measure(3.0 * blends * u.electron / u.s, progress=False)
+    assert scaled["flux"].unit == u.electron / u.s
+    flux = np.asarray(table["flux"])
+    np.testing.assert_allclose(scaled["flux"].value, 3.0 * flux, rtol=1e-4, atol=1e-5 * flux.max())
+    given, _ = trained.measure(blends, noise_sigma=0.05, progress=False)
+    scaled, _ = trained.measure(3.0 * blends, noise_sigma=np.full(8, 0.15), progress=False)
+    np.testing.assert_allclose(
+        np.asarray(scaled["flux"]), 3.0 * np.asarray(given["flux"]), rtol=1e-4, atol=1e-4
+    )
+
+
+def test_save_load_identical(trained, data, tmp_path):
+    blends = data["blend"][:10]
+    table, _, maps = trained.measure(blends, return_maps=True, progress=False)
+    trained.save(tmp_path / "saved")
+    record = json.loads((tmp_path / "saved" / "config.json").read_text())
+    assert record["model"] == "fracnet" and record["model_config"]["filters"] == [4, 8, 8]
+    assert record["provenance"]["training"]["training_config"]["epochs"] == 1
+    loaded = NeuralDeblender.load(tmp_path / "saved")
+    assert loaded.model_config == FRACNET
+    table2, _, maps2 = loaded.measure(blends, return_maps=True, progress=False)
+    np.testing.assert_array_equal(np.asarray(table["flux"]), np.asarray(table2["flux"]))
+    np.testing.assert_array_equal(maps, maps2)
+    # the same weights as a plain .weights.h5 file
+    from_file = NeuralDeblender(FRACNET, weights=tmp_path / "saved" / "model.weights.h5")
+    np.testing.assert_array_equal(
+        np.asarray(from_file.measure(blends, progress=False)[0]["flux"]), np.asarray(table["flux"])
+    )
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        trained.save(tmp_path / "saved")
+    with pytest.raises(ValueError, match="NeuralDeblender.load"):
+        NeuralDeblender(FracNetConfig(stamp_size=SIZE, filters=(4, 8)), weights=tmp_path / "saved")
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "match"),
+    [
+        (np.ones(SIZE), ValueError, "2-D stamp"),
+        (np.ones((2, 64, 64)), ValueError, "built for 32x32 stamps; got 64x64"),
+        (np.full((2, SIZE, SIZE), np.nan), ValueError, "NaN"),
+        ("not an image", TypeError, "numeric array"),
+    ],
+)
+def test_bad_input(trained, bad, error, match):
+    with pytest.raises(error, match=match):
+        trained.measure(bad, progress=False)
+
+
+def test_bad_noise_sigma(trained, data):
+    with pytest.raises(ValueError, match="positive and finite"):
+        trained.measure(data["blend"][:2], noise_sigma=-1.0, progress=False)
+    with pytest.raises(ValueError, match="one value per stamp"):
+        trained.measure(data["blend"][:2], noise_sigma=[0.1, 0.1, 0.1], progress=False)
+    with pytest.raises(TypeError, match="data has no unit"):
+        trained.measure(data["blend"][:2], noise_sigma=0.1 * u.electron / u.s, progress=False)
+
+
+def test_segment_rule_and_centroids():
+    # maps that give the left half to the central galaxy and the right half to the companion
+    stamp = gaussian(SIZE, 10, 16, 100, 2.0) + gaussian(SIZE, 22, 16, 100, 2.0)
+    maps = np.zeros((1, 2, SIZE, SIZE), np.float32)
+    maps[0, 0, :, :16] = 0.9
+    maps[0, 1, :, 16:] = 0.9
+    labels, x, y = _segments_and_centroids(stamp[None], maps, np.array([0.1]))
+    assert labels[0, 16, 10] == 1 and labels[0, 16, 22] == 2
+    assert labels[0, 0, 0] == 0  # no signal in the corner
+    signal = labels[0] > 0
+    assert signal.sum() < SIZE * SIZE / 4
+    np.testing.assert_allclose(x[0], [10, 22], atol=0.2)
+    np.testing.assert_allclose(y[0], [16, 16], atol=0.1)
+    # a share of 0.5 or less is not enough
+    labels, _, _ = _segments_and_centroids(stamp[None], maps * 0.5, np.array([0.1]))
+    assert not labels.any()
+
+
+def test_blend2flux_has_no_maps(data, tmp_path):
+    deblender = NeuralDeblender(B2F, weights=None)
+    deblender.fit(data, config=ONE_EPOCH, output_dir=tmp_path)
+    table, segments = deblender.measure(data["blend"][:3], progress=False)
+    assert np.all(table["method"] == "blend2flux")
+    assert not any(seg.data.any() for seg in segments)
+    assert np.all(table["label"] == 0)
+    assert np.all(table["x"][::2] == SIZE // 2) and np.all(table["x"].mask[1::2])
+    with pytest.raises(ValueError, match="predicts no maps"):
+        deblender.measure(data["blend"][:3], return_maps=True, progress=False)
+
+
+def test_blend2mask2flux_trains_in_two_stages(data, tmp_path):
+    config = Blend2Mask2FluxConfig(
+        stamp_size=SIZE,
+        unet_depth=2,
+        unet_filters=2,
+        flux_filters=2,
+        flux_n_conv=3,
+        flux_dense_units=(4,),
+    )
+    deblender = NeuralDeblender(config, weights=None)
+    deblender.fit(data, config=ONE_EPOCH, pretrain_config=ONE_EPOCH, output_dir=tmp_path)
+    unet_log = (tmp_path / "unet" / "history.csv").read_text().splitlines()
+    end_log = (tmp_path / "end_to_end" / "history.csv").read_text().splitlines()
+    assert "flux_loss" not in unet_log[0] and "flux_loss" in end_log[0]
+    table, segments, maps = deblender.measure(data["blend"][:2], return_maps=True, progress=False)
+    assert maps.shape == (2, 2, SIZE, SIZE) and np.all(table["method"] == "blend2mask2flux")
+
+
+def test_untrained_and_missing_default_weights(data, tmp_path, monkeypatch):
+    deblender = NeuralDeblender(FRACNET, weights=None)
+    assert not deblender.is_trained
+    with pytest.warns(AstropyUserWarning, match="untrained"):
+        deblender.measure(data["blend"][:1], progress=False)
+    monkeypatch.setattr(neural_deblender, "_WEIGHTS_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"fit\(blends"):
+        NeuralDeblender("fracnet")
+    with pytest.raises(FileNotFoundError, match="no weights file"):
+        NeuralDeblender(FRACNET, weights=tmp_path / "missing.weights.h5")
+    with pytest.raises(ValueError, match="model must be one of"):
+        NeuralDeblender("unet")
+
+
+def test_bundled_weights_are_found(trained, tmp_path, monkeypatch):
+    trained.save(tmp_path / "run")
+    (tmp_path / "run" / "config.json").rename(tmp_path / "fracnet.json")
+    (tmp_path / "run" / "model.weights.h5").rename(tmp_path / "fracnet.weights.h5")
+    monkeypatch.setattr(neural_deblender, "_WEIGHTS_DIR", tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AstropyUserWarning)  # trained: no warning
+        bundled = NeuralDeblender("fracnet")
+        assert bundled.model_config == FRACNET and bundled.is_trained
+    with pytest.raises(ValueError, match="bundled fracnet weights are for"):
+        NeuralDeblender(FracNetConfig(stamp_size=SIZE, filters=(4, 8)))

@@ -1,0 +1,177 @@
+"""Tests of the single training path, on tiny 32x32 two-Gaussian blends."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from astro_deblend.models import Blend2FluxConfig, FracNetConfig
+from astro_deblend.training import TrainingConfig, _BlendBatches, _split, train
+
+SIZE = 32
+FRACNET = FracNetConfig(stamp_size=SIZE, filters=(4, 8, 8))
+B2F = Blend2FluxConfig(stamp_size=SIZE, filters=4, n_conv=3, dense_units=(8, 4))
+QUIET = {"batch_size": 16, "learning_rate": 3e-3, "verbose": 0}
+
+
+def two_gaussian_blends(n, *, size=SIZE, noise=0.05, seed=0):
+    """Training data: blends, true fluxes in the stamp and true fractional maps."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size].astype(float)
+    c = size // 2
+    flux = rng.uniform(20, 100, (n, 2))
+    width = rng.uniform(1.5, 3.0, (n, 2))[..., None, None]
+    angle, dist = rng.uniform(0, 2 * np.pi, n), rng.uniform(5, 9, n)
+    cx = np.column_stack([np.full(n, c), c + dist * np.cos(angle)])[..., None, None]
+    cy = np.column_stack([np.full(n, c), c + dist * np.sin(angle)])[..., None, None]
+    iso = flux[..., None, None] * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * width**2))
+    iso /= 2 * np.pi * width**2  # (n, 2, size, size)
+    total = iso.sum(axis=1)
+    return {
+        "blend": (total + noise * rng.normal(size=total.shape)).astype(np.float32),
+        "flux": iso.sum(axis=(2, 3)),
+        "fractions": (iso / np.maximum(total, 1e-300)[:, None]).astype(np.float32),
+    }
+
+
+class LazyBlends:
+    """Minimal stand-in for a BlendSet: materialises blends on request, records the requests."""
+
+    def __init__(self, arrays):
+        self.arrays = arrays
+        self.requests = []
+
+    def __len__(self):
+        return len(self.arrays["blend"])
+
+    def get(self, indices):
+        self.requests.append(np.asarray(indices))
+        return {k: v[indices] for k, v in self.arrays.items()}
+
+
+class IterationsAtStart(keras.callbacks.Callback):
+    """Record the optimizer's step counter when fit starts."""
+
+    def on_train_begin(self, logs=None):
+        self.iterations = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+
+class StopAfter(keras.callbacks.Callback):
+    """Simulate an interruption at the end of an epoch (after the checkpoints were written)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="module")
+def data():
+    return two_gaussian_blends(96)
+
+
+def test_training_lowers_the_loss_and_writes_its_outputs(data, tmp_path):
+    config = TrainingConfig(epochs=4, **QUIET)
+    model, history = train(FRACNET, data, config, output_dir=tmp_path)
+    losses = history.history["loss"]
+    assert losses[-1] < losses[0]
+    assert set(history.history) >= {"flux_loss", "maps_loss", "val_loss", "val_flux_loss"}
+    record = json.loads((tmp_path / "training_config.json").read_text())
+    assert TrainingConfig.from_dict(record["training_config"]) == config
+    assert (record["n_train"], record["n_validation"]) == (77, 19)  # 80/20
+    assert record["map_target"] == "fractions"
+    assert len((tmp_path / "history.csv").read_text().splitlines()) == 1 + 4
+    for name in ("last.keras", "best.weights.h5", "state.json"):
+        assert (tmp_path / name).exists()
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["epochs_completed"] == 4 and state["finished"]
+    assert state["best"] == pytest.approx(min(history.history["val_loss"]), rel=1e-6)
+
+
+def test_resume_after_interruption(data, tmp_path):
+    config = TrainingConfig(epochs=3, **QUIET)
+    with pytest.raises(KeyboardInterrupt):
+        train(B2F, data, config, output_dir=tmp_path, callbacks=[StopAfter(1)])
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["epochs_completed"] == 2 and not state["finished"]
+
+    start = IterationsAtStart()
+    _, history = train(B2F, data, config, output_dir=tmp_path, callbacks=[start])
+    assert history.epoch == [2]  # continued at initial_epoch=2
+    assert start.iterations == 2 * int(np.ceil(77 / 16))  # with the optimizer state of epoch 2
+    assert len((tmp_path / "history.csv").read_text().splitlines()) == 1 + 3
+
+    # a finished run is not run again; more epochs extend it
+    _, history = train(B2F, data, config, output_dir=tmp_path)
+    assert history.epoch == []
+    _, history = train(B2F, data, TrainingConfig(epochs=4, **QUIET), output_dir=tmp_path)
+    assert history.epoch == [3]
+
+    with pytest.raises(ValueError, match="different configuration"):
+        train(B2F, data, TrainingConfig(epochs=4, seed=1, **QUIET), output_dir=tmp_path)
+    _, history = train(B2F, data, config, output_dir=tmp_path, resume=False)
+    assert history.epoch == [0, 1, 2]
+
+
+def test_same_seed_same_weights(data, tmp_path):
+    def weights(seed, folder):
+        config = TrainingConfig(epochs=2, seed=seed, **QUIET)
+        model, _ = train(B2F, data, config, output_dir=tmp_path / folder)
+        return model.get_weights()
+
+    first, again, other = weights(0, "a"), weights(0, "b"), weights(1, "c")
+    for w1, w2 in zip(first, again, strict=True):
+        np.testing.assert_array_equal(w1, w2)
+    assert not all(np.array_equal(w1, w3) for w1, w3 in zip(first, other, strict=True))
+
+
+def test_lazy_source_and_steps_per_epoch(data, tmp_path):
+    lazy = LazyBlends(data)
+    config = TrainingConfig(epochs=2, steps_per_epoch=3, **QUIET)
+    _, history = train(B2F, lazy, config, output_dir=tmp_path)
+    assert len(history.epoch) == 2
+    assert all(np.all(np.diff(r) >= 0) for r in lazy.requests)  # sorted, HDF5-friendly reads
+    assert max(len(r) for r in lazy.requests) == 16
+
+
+def test_batches_are_deterministic_and_cover_the_split(data):
+    config = TrainingConfig(seed=3)
+    train_idx, val_idx = _split(96, config)
+    assert len(val_idx) == 19 and not set(train_idx) & set(val_idx)
+    np.testing.assert_array_equal(_split(96, config)[1], val_idx)
+    kwargs = {"outputs": ("flux", "maps"), "map_key": "fractions", "seed": 3, "shuffle": True}
+    batches = _BlendBatches(LazyBlends(data), train_idx, 16, **kwargs)
+    epoch0 = np.concatenate([batches._batch_indices(i) for i in range(len(batches))])
+    assert sorted(epoch0) == sorted(train_idx)  # each training blend once per epoch
+    batches.set_epoch(1)
+    assert not np.array_equal(batches._batch_indices(0), epoch0[:16])  # reshuffled
+    batches.set_epoch(0)
+    np.testing.assert_array_equal(batches._batch_indices(0), epoch0[:16])  # same seed, same order
+    x, y = batches[0]
+    assert x["blend"].shape == (16, SIZE, SIZE) and x["scale"].shape == (16, 1)
+    assert y["flux"].shape == (16, 2) and y["maps"].shape == (16, 2, SIZE, SIZE)
+    # map targets: the true fractions where the blend shows signal, 0 in the empty corners
+    assert np.all(y["maps"][:, :, :2, :2] == 0)
+    np.testing.assert_allclose(y["maps"][:, :, 16, 16].sum(axis=1), 1, rtol=1e-5)
+
+
+def test_bad_training_data(data, tmp_path):
+    config = TrainingConfig(epochs=1, **QUIET)
+    with pytest.raises(ValueError, match="'flux'"):
+        train(B2F, {"blend": data["blend"]}, config, output_dir=tmp_path)
+    with pytest.raises(ValueError, match="shape"):
+        train(B2F, {"blend": data["blend"], "flux": data["flux"][:5]}, config, output_dir=tmp_path)
+    nan = dict(data, blend=data["blend"].copy())
+    nan["blend"][[3, 40], 5, 5] = np.nan
+    with pytest.raises(ValueError, match=r"2 training blends \(e.g. \[3, 40\]\) have NaN"):
+        train(B2F, nan, config, output_dir=tmp_path)
+    with pytest.raises(TypeError, match="get\\(indices\\)"):
+        train(B2F, [1, 2, 3], config, output_dir=tmp_path)
+    with pytest.raises(ValueError, match="at least 1"):
+        TrainingConfig(epochs=0)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        TrainingConfig(validation_fraction=1.0)

@@ -1,0 +1,479 @@
+"""The one training path of every astro_deblend network.
+
+`train` fits any network of `astro_deblend.models` with ``model.fit`` and Keras callbacks; which
+losses apply is read from the network's outputs:
+
+- ``'flux'`` (N, 2): MAPE against the true fluxes (`astro_deblend.models.losses.mape`);
+- ``'maps'`` (N, 2, ny, nx): binary cross-entropy against the true fractional maps
+  (``'fractions'`` in the data, set to 0 on the pixels that carry no signal, see
+  `astro_deblend.models.normalization.signal_mask`; else the binary ``'masks'`` as given;
+  skipped when the data has neither),
+  weighted by ``TrainingConfig.map_loss_weight`` when the network also has a flux output
+  (0.1 by default, as Boucaud et al. 2020) and by 1 when it only has maps (the U-Net).
+
+The two-stage training of blend2mask2flux is two calls of `train`: the U-Net alone
+(``model.get_layer('unet')``, maps only), then the whole network at a smaller learning rate
+(see `astro_deblend.neural_deblender.NeuralDeblender.fit`).
+
+Everything a run produces goes to ``output_dir``::
+
+    training_config.json   the TrainingConfig and a description of the run
+    history.csv            one row per epoch (appended to on resume)
+    last.keras             model and optimizer state after the last finished epoch
+    best.weights.h5        weights of the epoch with the lowest validation loss
+    state.json             epochs finished, best validation loss, learning rate, finished or not
+
+A run that is interrupted (or called again with more ``epochs``) continues from ``last.keras`` at
+the next epoch; the patience counters of early stopping and of the learning-rate plateau start again
+from zero. At the end the model holds the best weights.
+"""
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .models import build_model
+from .models.losses import MapBCELoss, MAPELoss
+from .models.normalization import signal_mask, stamp_scale
+
+__all__ = ["TrainingConfig", "train"]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Description of one training run.
+
+    Parameters
+    ----------
+    epochs : int
+        Maximum number of epochs [default: 100]; early stopping usually ends the run before.
+    batch_size : int
+        Blends per gradient step [default: 32].
+    learning_rate : float
+        Initial learning rate of the Adam optimizer [default: 1e-3].
+    validation_fraction : float
+        Fraction of the training data held out, deterministically from ``seed``, to monitor the
+        validation loss [default: 0.2, the paper's 80/20 split]. 0 monitors the training loss.
+    patience : int
+        Epochs without improvement of the validation loss before stopping [default: 10, as the
+        paper].
+    plateau_patience : int
+        Epochs without improvement before the learning rate is multiplied by ``plateau_factor``
+        [default: 4].
+    plateau_factor : float
+        Factor applied to the learning rate on a plateau [default: 0.5].
+    min_learning_rate : float
+        Floor of the learning rate [default: 1e-6].
+    map_loss_weight : float
+        Weight of the map cross-entropy next to the flux MAPE (in per cent) for networks that have
+        both outputs [default: 0.1, as the paper].
+    steps_per_epoch : int, optional
+        Gradient steps per epoch. By default one pass over the training blends; a smaller value
+        gives more frequent checkpoints and validation on large data sets (blends are then drawn
+        from a continuous stream of shuffled passes).
+    seed : int
+        Seed of the weight initialisation, of the validation split and of the shuffling
+        [default: 0]. The same seed and data give the same weights.
+    verbose : int
+        0 silent, 1 Keras progress bar, 2 one line per epoch [default: 1].
+    """
+
+    epochs: int = 100
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    validation_fraction: float = 0.2
+    patience: int = 10
+    plateau_patience: int = 4
+    plateau_factor: float = 0.5
+    min_learning_rate: float = 1e-6
+    map_loss_weight: float = 0.1
+    steps_per_epoch: int | None = None
+    seed: int = 0
+    verbose: int = 1
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "patience", "plateau_patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be None or >= 1; got {self.steps_per_epoch}")
+        if not 0 <= self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in [0, 1); got {self.validation_fraction}")
+        if not 0 < self.plateau_factor < 1:
+            raise ValueError(f"plateau_factor must be in (0, 1); got {self.plateau_factor}")
+        if self.learning_rate <= 0 or self.map_loss_weight < 0:
+            raise ValueError(
+                "learning_rate must be > 0 and map_loss_weight >= 0; got "
+                f"{self.learning_rate} and {self.map_loss_weight}"
+            )
+
+    @classmethod
+    def from_dict(cls, values):
+        """Rebuild a config from ``dataclasses.asdict`` output (e.g. read from JSON)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise ValueError(f"unknown TrainingConfig fields {sorted(unknown)}")
+        return cls(**values)
+
+
+# Fields that may change when a run is resumed (extending a run, more or less output).
+_RESUMABLE_CHANGES = {"epochs", "verbose", "patience"}
+
+
+# --------------------------------------------------------------------------------------- data
+class _ArraySource:
+    """In-memory training data with the ``get(indices)`` / ``len`` interface of a BlendSet."""
+
+    def __init__(self, data):
+        if "blend" not in data or "flux" not in data:
+            raise ValueError(
+                "training data must hold 'blend' (N, ny, nx) and 'flux' (N, 2) arrays; got keys "
+                f"{sorted(data)}"
+            )
+        self.arrays = {k: np.asarray(v) for k, v in data.items() if k in _DATA_KEYS}
+        blend, flux = self.arrays["blend"], self.arrays["flux"]
+        if blend.ndim != 3:
+            raise ValueError(f"'blend' must have shape (N, ny, nx); got {blend.shape}")
+        n, ny, nx = blend.shape
+        if flux.shape != (n, 2):
+            raise ValueError(f"'flux' must have shape ({n}, 2) like 'blend'; got {flux.shape}")
+        for key in ("fractions", "masks"):
+            if key in self.arrays and self.arrays[key].shape != (n, 2, ny, nx):
+                raise ValueError(
+                    f"'{key}' must have shape ({n}, 2, {ny}, {nx}); got {self.arrays[key].shape}"
+                )
+        bad = [i for i in range(0, n, 1024) if not np.isfinite(blend[i : i + 1024]).all()]
+        if bad or not np.isfinite(flux).all():
+            rows = ~np.isfinite(flux).all(axis=1)
+            for i in bad:
+                rows[i : i + 1024] |= ~np.isfinite(blend[i : i + 1024]).reshape(-1, ny * nx).all(1)
+            raise ValueError(
+                f"{int(rows.sum())} training blends (e.g. {np.nonzero(rows)[0][:10].tolist()}) have "
+                "NaN or infinite pixels or fluxes; clean or drop them before training"
+            )
+
+    def __len__(self):
+        return len(self.arrays["blend"])
+
+    def get(self, indices):
+        return {k: v[indices] for k, v in self.arrays.items()}
+
+
+_DATA_KEYS = ("blend", "flux", "fractions", "masks")
+
+
+def _as_source(data):
+    if isinstance(data, Mapping):
+        return _ArraySource(data)
+    if callable(getattr(data, "get", None)) and hasattr(data, "__len__"):
+        return data
+    raise TypeError(
+        "training data must be a dict of arrays ('blend' (N, ny, nx), 'flux' (N, 2), optionally "
+        "'fractions' (N, 2, ny, nx)) or an object with get(indices) and len(), such as a "
+        f"BlendSet; got {type(data).__name__}"
+    )
+
+
+class _BlendBatches(keras.utils.PyDataset):
+    """Batches ``({'blend', 'scale'}, {'flux', 'maps'})`` materialised on the fly from a source.
+
+    With ``shuffle`` the order of epoch ``e`` is a permutation drawn from ``(seed, e)`` only, so a
+    resumed run sees the same batches as an uninterrupted one.
+    """
+
+    def __init__(self, source, indices, batch_size, *, outputs, map_key, shuffle, seed, steps=None):
+        super().__init__()
+        self.source = source
+        self.indices = np.asarray(indices)
+        self.batch_size = batch_size
+        self.outputs = outputs
+        self.map_key = map_key
+        self.shuffle = shuffle
+        self.seed = seed
+        self.steps = steps
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        if self.steps is not None:
+            return self.steps
+        return math.ceil(len(self.indices) / self.batch_size)
+
+    def _order(self, n_pass):
+        if not self.shuffle:
+            return self.indices
+        return np.random.default_rng((self.seed, n_pass)).permutation(self.indices)
+
+    def _batch_indices(self, i):
+        if self.steps is None:  # one pass per epoch
+            return self._order(self.epoch)[i * self.batch_size : (i + 1) * self.batch_size]
+        # continuous stream of passes: positions [start, start + batch_size)
+        n = len(self.indices)
+        start = (self.epoch * self.steps + i) * self.batch_size
+        positions = np.arange(start, start + self.batch_size)
+        passes = positions // n
+        out = np.empty(self.batch_size, dtype=self.indices.dtype)
+        for p in np.unique(passes):
+            sel = passes == p
+            out[sel] = self._order(int(p))[positions[sel] % n]
+        return out
+
+    def __getitem__(self, i):
+        idx = np.sort(self._batch_indices(i))
+        batch = self.source.get(idx)
+        blend = np.asarray(batch["blend"], dtype=np.float32)
+        if not np.isfinite(blend).all():
+            bad = idx[~np.isfinite(blend).reshape(len(idx), -1).all(axis=1)]
+            raise ValueError(
+                f"training blends {bad[:10].tolist()} contain NaN or infinite pixels; clean or "
+                "drop them before training"
+            )
+        x = {"blend": blend, "scale": stamp_scale(blend)}
+        y = {}
+        if "flux" in self.outputs:
+            y["flux"] = np.asarray(batch["flux"], dtype=np.float32)
+        if "maps" in self.outputs and self.map_key is not None:
+            maps = np.asarray(batch[self.map_key], dtype=np.float32)  # (n, 2, ny, nx)
+            if self.map_key == "fractions":  # no target where the blend shows no signal
+                maps = maps * signal_mask(blend, x["scale"])[:, np.newaxis]
+            y["maps"] = maps
+        return x, y
+
+
+class _SetEpoch(keras.callbacks.Callback):
+    """Tell the training batches which epoch starts (Keras' own epoch number)."""
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.set_epoch(epoch)
+
+
+class _WriteState(keras.callbacks.Callback):
+    """Write ``state.json`` after each epoch (after the checkpoints) and at the end."""
+
+    def __init__(self, path, monitor, best, epochs):
+        super().__init__()
+        self.path = path
+        self.monitor = monitor
+        self.best = best
+        self.epochs = epochs
+        self.epochs_completed = 0
+
+    def _write(self, finished):
+        state = {
+            "epochs_completed": self.epochs_completed,
+            "epochs_target": self.epochs,
+            "monitor": self.monitor,
+            "best": self.best,
+            "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+            "finished": finished,
+        }
+        self.path.write_text(json.dumps(state, indent=2))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs_completed = epoch + 1
+        value = (logs or {}).get(self.monitor)
+        if value is not None and np.isfinite(value) and (self.best is None or value < self.best):
+            self.best = float(value)
+        self._write(finished=False)
+
+    def on_train_end(self, logs=None):
+        if self.epochs_completed:
+            self._write(finished=True)
+
+
+def _split(n, config):
+    """Deterministic train / validation indices."""
+    order = np.random.default_rng(config.seed).permutation(n)
+    n_val = 0
+    if config.validation_fraction > 0:
+        n_val = max(1, int(round(n * config.validation_fraction)))
+    if n - n_val < 1:
+        raise ValueError(
+            f"{n} training blends leave none to train on after holding out "
+            f"validation_fraction={config.validation_fraction}; provide more data"
+        )
+    return np.sort(order[: n - n_val]), np.sort(order[n - n_val :])
+
+
+def _map_key(source, outputs):
+    if "maps" not in outputs:
+        return None
+    sample = source.get(np.array([0]))
+    for key in ("fractions", "masks"):
+        if key in sample:
+            return key
+    if outputs == ("maps",):
+        raise ValueError(
+            "this network only predicts maps, but the training data has no 'fractions' or "
+            "'masks' (N, 2, ny, nx) to learn them from"
+        )
+    return None
+
+
+def _config_record(config, model, n_train, n_val, map_key):
+    return {
+        "training_config": dataclasses.asdict(config),
+        "model": model.name,
+        "n_parameters": int(model.count_params()),
+        "n_train": int(n_train),
+        "n_validation": int(n_val),
+        "map_target": map_key,
+        "keras_version": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+    }
+
+
+def _check_resumable(path, config):
+    old = TrainingConfig.from_dict(json.loads(path.read_text())["training_config"])
+    changed = [
+        f.name
+        for f in dataclasses.fields(TrainingConfig)
+        if getattr(old, f.name) != getattr(config, f.name) and f.name not in _RESUMABLE_CHANGES
+    ]
+    if changed:
+        raise ValueError(
+            f"{path.parent} holds a run with a different configuration (fields {changed} differ); "
+            "use another output_dir, or resume=False to start that run again from scratch"
+        )
+
+
+# ---------------------------------------------------------------------------------- training
+def train(model_spec, train_data, config=None, *, output_dir, resume=True, callbacks=()):
+    """Train a network with ``model.fit``; resume an interrupted run.
+
+    Parameters
+    ----------
+    model_spec : `keras.Model` or model config
+        A network of `astro_deblend.models` (already built, e.g. to fine-tune it), or its config
+        (`~astro_deblend.models.FracNetConfig`, ...): the network is then built after seeding, so
+        the same seed gives the same initial weights.
+    train_data : dict or BlendSet-like
+        Either a dict of arrays ``'blend'`` (N, ny, nx) in image units, ``'flux'`` (N, 2) true
+        fluxes in the same units, optionally ``'fractions'`` (N, 2, ny, nx) and/or ``'masks'``;
+        or an object with ``get(indices) -> dict`` (same keys) and ``len()``, such as a
+        `~astro_deblend.data.BlendSet`, whose batches are materialised when needed.
+    config : `TrainingConfig`, optional
+        The run [default: ``TrainingConfig()``].
+    output_dir : str or `pathlib.Path`
+        Folder for checkpoints, logs and the config (created if needed).
+    resume : bool, optional
+        If ``output_dir`` holds an unfinished run (or one with fewer epochs), continue it from its
+        last checkpoint [default: True]. False starts from scratch and overwrites it.
+    callbacks : sequence of `keras.callbacks.Callback`, optional
+        Extra callbacks, run after the built-in ones.
+
+    Returns
+    -------
+    model : `keras.Model`
+        The trained network, holding the weights of its best validation epoch.
+    history : `keras.callbacks.History`
+        Losses of the epochs run by this call (the whole run is in ``history.csv``).
+    """
+    config = TrainingConfig() if config is None else config
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    model = model_spec if isinstance(model_spec, keras.Model) else build_model(model_spec)
+    outputs = tuple(model.output_names)
+    if not outputs or set(outputs) - {"flux", "maps"}:
+        raise ValueError(f"the network's outputs must be 'flux' and/or 'maps'; got {list(outputs)}")
+
+    # data: deterministic split, batches made on the fly
+    source = _as_source(train_data)
+    map_key = _map_key(source, outputs)
+    train_idx, val_idx = _split(len(source), config)
+    common = {"outputs": outputs, "map_key": map_key, "seed": config.seed}
+    train_batches = _BlendBatches(
+        source, train_idx, config.batch_size, shuffle=True, steps=config.steps_per_epoch, **common
+    )
+    val_batches = None
+    if len(val_idx):
+        val_batches = _BlendBatches(source, val_idx, config.batch_size, shuffle=False, **common)
+    monitor = "val_loss" if val_batches is not None else "loss"
+
+    # losses from the outputs
+    loss, loss_weights = {}, {}
+    if "flux" in outputs:
+        loss["flux"], loss_weights["flux"] = MAPELoss(), 1.0
+    if "maps" in outputs and map_key is not None:
+        loss["maps"] = MapBCELoss()
+        loss_weights["maps"] = config.map_loss_weight if "flux" in outputs else 1.0
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss, loss_weights=loss_weights)
+
+    # resume from the last finished epoch
+    paths = {
+        name: output_dir / name
+        for name in (
+            "training_config.json",
+            "history.csv",
+            "last.keras",
+            "best.weights.h5",
+            "state.json",
+        )
+    }
+    state = None
+    if resume and paths["state.json"].exists() and paths["last.keras"].exists():
+        _check_resumable(paths["training_config.json"], config)
+        state = json.loads(paths["state.json"].read_text())
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(paths["last.keras"])  # weights and optimizer state
+    elif paths["state.json"].exists():
+        paths["state.json"].unlink()
+    record = _config_record(config, model, len(train_idx), len(val_idx), map_key)
+    paths["training_config.json"].write_text(json.dumps(record, indent=2))
+    initial_epoch = state["epochs_completed"] if state else 0
+    best = state["best"] if state else None
+
+    finished = state is not None and state["finished"] and config.epochs <= state["epochs_target"]
+    if finished or initial_epoch >= config.epochs:
+        history = keras.callbacks.History()
+        history.history, history.epoch = {}, []
+    else:
+        builtin = [
+            _SetEpoch(train_batches),
+            keras.callbacks.ModelCheckpoint(paths["last.keras"]),
+            keras.callbacks.ModelCheckpoint(
+                paths["best.weights.h5"],
+                monitor=monitor,
+                save_best_only=True,
+                save_weights_only=True,
+                initial_value_threshold=best,
+            ),
+            _WriteState(paths["state.json"], monitor, best, config.epochs),
+            keras.callbacks.CSVLogger(paths["history.csv"], append=initial_epoch > 0),
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor,
+                factor=config.plateau_factor,
+                patience=config.plateau_patience,
+                min_lr=config.min_learning_rate,
+                verbose=int(config.verbose > 0),
+            ),
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, patience=config.patience, verbose=int(config.verbose > 0)
+            ),
+        ]
+        history = model.fit(
+            train_batches,
+            validation_data=val_batches,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            callbacks=builtin + list(callbacks),
+            verbose=config.verbose,
+            shuffle=False,  # the batches shuffle themselves, reproducibly
+        )
+    if paths["best.weights.h5"].exists():
+        model.load_weights(paths["best.weights.h5"])
+    return model, history
