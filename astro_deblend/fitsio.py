@@ -20,7 +20,14 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_scales
 
-__all__ = ["FitsStamps", "read_fits_stamps", "write_table", "write_segmentation", "measure_fits"]
+__all__ = [
+    "FitsStamps",
+    "measure_fits",
+    "read_fits_stamps",
+    "resolve_input",
+    "write_segmentation",
+    "write_table",
+]
 
 _ZP_KEYS = ("MAGZERO", "MAGZPT", "ZEROPNT", "ZP", "ABZP")
 _NOISE_KEYS = ("NOISE", "SKYSIG", "RMS")
@@ -185,10 +192,14 @@ def write_table(table, path, *, overwrite=False):
         raise ValueError(f"cannot tell the table format of {path}: use a .fits or .ecsv name")
     out = table.copy()
     if fmt == "fits":
-        # FITS headers hold scalars only: keep the configuration as a JSON string.
+        # FITS keywords are short and scalar: the method and zero point as cards, the rest as JSON.
         import json
 
-        out.meta = {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in out.meta.items()}
+        meta = dict(out.meta)
+        out.meta = {"METHOD": str(meta.pop("method", "")), "ZP_AB": meta.pop("zeropoint_AB", None)}
+        out.meta["ADMETA"] = json.dumps(meta, default=str)
+        if out.meta["ZP_AB"] is None:
+            del out.meta["ZP_AB"]
     return _atomic(path, overwrite, lambda tmp: out.write(tmp, format=fmt))
 
 
@@ -272,3 +283,29 @@ def measure_fits(
             segments, segmentation, header=stamps.header, overwrite=overwrite
         )
     return written
+
+
+def resolve_input(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, hdu=None):
+    """Turn a FITS source into an array and fill missing metadata from its header.
+
+    Arrays and Quantities pass through unchanged. For a path, `~astropy.io.fits.HDUList` or HDU, the
+    stamps are read (`read_fits_stamps`), carry the header's ``BUNIT`` as a unit, and the zero point,
+    noise and pixel scale come from the header unless given.
+
+    Returns
+    -------
+    data, zeropoint, noise_sigma, pixel_scale
+    """
+    if not isinstance(data, str | os.PathLike | fits.HDUList | fits.PrimaryHDU | fits.ImageHDU
+                      | fits.CompImageHDU):
+        return data, zeropoint, noise_sigma, pixel_scale
+    stamps = read_fits_stamps(data, hdu=hdu)
+    array = stamps.data[0] if stamps.was_2d else stamps.data
+    if stamps.unit is not None:
+        array = array * stamps.unit
+    return (
+        array,
+        stamps.zeropoint if zeropoint is None else zeropoint,
+        stamps.noise_sigma if noise_sigma is None else noise_sigma,
+        stamps.pixel_scale if pixel_scale is None else pixel_scale,
+    )

@@ -24,6 +24,7 @@ from photutils.segmentation import SegmentationImage
 from tqdm.auto import tqdm
 
 from ._measure import FLAG_OUT_OF_DOMAIN, build_table, validate_stamps
+from .fitsio import resolve_input
 from .models import MODEL_CONFIGS, Blend2Mask2FluxConfig, build_model, config_from_dict
 from .models.normalization import NORMALIZATION, signal_mask, stamp_scale
 from .training import TrainingConfig, train
@@ -231,11 +232,29 @@ class NeuralDeblender:
                 "output_dir": str(output_dir),
                 "fine_tuned_from": None if fresh else self._provenance.get("weights"),
             },
+            "domain": _training_domain(data),
         }
         return history
 
+    def annotate(self, **notes):
+        """Attach provenance notes (e.g. the command, hardware and wall time of a training run).
+
+        They are saved with the network by `save` under ``provenance['notes']`` and shown in the
+        model card; values must be JSON-serialisable.
+        """
+        self._provenance.setdefault("notes", {}).update(notes)
+
     # ---------------------------------------------------------------------------- measuring
-    def measure(self, data, *, zeropoint=None, noise_sigma=None, return_maps=False, progress=True):
+    def measure(
+        self,
+        data,
+        *,
+        zeropoint=None,
+        noise_sigma=None,
+        pixel_scale=None,
+        return_maps=False,
+        progress=True,
+    ):
         """Measure the fluxes of the central and companion galaxy of each stamp.
 
         Parameters
@@ -249,6 +268,10 @@ class NeuralDeblender:
         noise_sigma : float, array of shape (N,) or `~astropy.units.Quantity`, optional
             Per-pixel noise rms, in image units. Default: estimated from each stamp (clipped median
             absolute deviation), which makes the fluxes exactly proportional to the image.
+        pixel_scale : float, optional
+            Arcsec per pixel of the data (read from a FITS header when possible). A scale that differs
+            by more than 5 % from the training data's gets a warning: the network learnt galaxy sizes in
+            pixels of its training scale.
         return_maps : bool, optional
             Also return the fractional maps (not for blend2flux) [default: False].
         progress : bool, optional
@@ -277,6 +300,9 @@ class NeuralDeblender:
             If ``data`` is not one or a stack of S x S stamps, holds NaN or infinite pixels, or if
             ``noise_sigma`` has the wrong shape or non-positive values.
         """
+        data, zeropoint, noise_sigma, pixel_scale = resolve_input(
+            data, zeropoint=zeropoint, noise_sigma=noise_sigma, pixel_scale=pixel_scale
+        )
         stack, unit, _ = validate_stamps(data)
         n, ny, nx = stack.shape
         size = self._config.stamp_size
@@ -319,6 +345,7 @@ class NeuralDeblender:
         flag = np.zeros((n, 2), dtype=np.int32)
         total_snr = stack.sum(axis=(1, 2)) / (np.sqrt(ny * nx) * sigma)
         flag[total_snr < _MIN_TOTAL_SNR] |= FLAG_OUT_OF_DOMAIN
+        flag[self._check_domain(stack.sum(axis=(1, 2)), sigma, pixel_scale)] |= FLAG_OUT_OF_DOMAIN
         label = np.stack([(labels == k).any(axis=(1, 2)) * k for k in (1, 2)], axis=1)
         table = build_table(
             flux=flux,
@@ -338,6 +365,39 @@ class NeuralDeblender:
         if return_maps:
             return table, segments, maps
         return table, segments
+
+    def _check_domain(self, totals, sigma, pixel_scale):
+        """Stamps outside the training domain (warned about once per call), shape (N,) bool."""
+        domain = self._provenance.get("domain") or {}
+        outside = np.zeros(len(totals), dtype=bool)
+        trained_scale = domain.get("pixel_scale")
+        if pixel_scale is not None and trained_scale and abs(pixel_scale / trained_scale - 1) > 0.05:
+            warnings.warn(
+                f"the data have {pixel_scale:.4g} arcsec/px but {self.method} was trained at "
+                f"{trained_scale:.4g} arcsec/px: galaxy sizes in pixels differ from what it learnt. "
+                "Resample the stamps to the training scale, or fit the network on blends made at your "
+                "scale (astro_deblend.data.SimulationConfig(pixel_scale=...))",
+                AstropyUserWarning,
+                stacklevel=3,
+            )
+            outside[:] = True
+        checks = (("noise_sigma", sigma, "noise per pixel"), ("total_flux", totals, "summed flux"))
+        for key, values, what in checks:
+            lo_hi = domain.get(key)
+            if not lo_hi:
+                continue
+            lo, hi = lo_hi
+            bad = (values < 0.5 * lo) | (values > 2.0 * hi)
+            if bad.any():
+                warnings.warn(
+                    f"{int(bad.sum())} of {len(values)} stamps have a {what} outside the training range "
+                    f"[{lo:.3g}, {hi:.3g}] (image units) by more than a factor 2 (flag 8 set): check the "
+                    "units and background subtraction, or fit the network on blends like yours",
+                    AstropyUserWarning,
+                    stacklevel=3,
+                )
+                outside |= bad
+        return outside
 
     # ---------------------------------------------------------------------------------- files
     def save(self, path, *, overwrite=False):
@@ -387,6 +447,28 @@ class NeuralDeblender:
 
 
 # ------------------------------------------------------------------------------------ helpers
+def _training_domain(data, *, max_stamps=2000):
+    """Pixel scale, noise and summed-flux ranges of the training data (for out-of-domain warnings).
+
+    Ranges are measured on up to ``max_stamps`` evenly spaced training blends.
+    """
+    n = len(data["blend"]) if isinstance(data, dict) else len(data)
+    idx = np.unique(np.linspace(0, n - 1, min(n, max_stamps)).astype(int))
+    if isinstance(data, dict):
+        blends = np.asarray(data["blend"])[idx]
+    else:
+        blends = np.concatenate([data.get(idx[i:i + 256])["blend"] for i in range(0, idx.size, 256)])
+    sigma = stamp_scale(blends.astype(np.float32))[:, 0]
+    totals = blends.sum(axis=(1, 2), dtype=np.float64)
+    pixel_scale = getattr(data, "pixel_scale", None)
+    return {
+        "pixel_scale": None if pixel_scale is None else float(pixel_scale),
+        "stamp_size": int(blends.shape[-1]),
+        "noise_sigma": [float(sigma.min()), float(sigma.max())],
+        "total_flux": [float(totals.min()), float(totals.max())],
+    }
+
+
 def _read_record(path):
     if not path.is_file():
         raise FileNotFoundError(

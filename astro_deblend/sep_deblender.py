@@ -23,6 +23,7 @@ from ._measure import (
     build_table,
     validate_stamps,
 )
+from .fitsio import resolve_input
 from .photometry import KRON_ANALYSIS_RADIUS, flux_auto
 
 __all__ = ["SepDeblender"]
@@ -193,9 +194,11 @@ class SepDeblender:
 
         Parameters
         ----------
-        data : array-like or `~astropy.units.Quantity`
+        data : array-like, `~astropy.units.Quantity`, or FITS path / HDUList / HDU
             One stamp (ny, nx) or a stack (N, ny, nx), in image units (e.g. electron/s). The
-            central galaxy is expected at pixel (ny // 2, nx // 2) (0-based, numpy order).
+            central galaxy is expected at pixel (ny // 2, nx // 2) (0-based, numpy order). A FITS
+            input also provides the zero point, noise and unit when its header has them (see
+            `astro_deblend.fitsio`).
         zeropoint : float, optional
             AB zero point; when given the Table gets a ``mag`` column.
         noise_sigma : float, array of shape (N,) or `~astropy.units.Quantity`, optional
@@ -226,6 +229,7 @@ class SepDeblender:
             If ``data`` is not one or a stack of 2-D stamps, holds NaN or infinite pixels, or if
             ``noise_sigma`` or ``radius_central`` have a wrong shape or non-positive values.
         """
+        data, zeropoint, noise_sigma, _ = resolve_input(data, zeropoint=zeropoint, noise_sigma=noise_sigma)
         stack, unit, _ = validate_stamps(data)
         n, ny, nx = stack.shape
         noise = _per_stamp(noise_sigma, n, "noise_sigma", unit=unit)

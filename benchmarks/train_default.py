@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+import keras
+
 from astro_deblend.data import BlendConfig, GalaxySample, SimulationConfig, make_blends, simulate_galaxies
 from astro_deblend.models import config_from_dict
 from astro_deblend.neural_deblender import NeuralDeblender
@@ -60,18 +62,19 @@ def main(argv=None):
     model_config = config_from_dict(spec["model"], spec["model_config"])
     deblender = NeuralDeblender(model_config, weights=None)
     training = TrainingConfig(**spec["training"])
+    pretraining = TrainingConfig(**spec["pretraining"]) if "pretraining" in spec else None
     t1 = time.perf_counter()
-    deblender.fit(train, config=training, output_dir=work / "checkpoints")
+    deblender.fit(train, config=training, pretrain_config=pretraining, output_dir=work / "checkpoints")
     t2 = time.perf_counter()
-    deblender._provenance["training"].update({
-        "command": "python benchmarks/train_default.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "run_config": spec,
-        "hardware": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPU cores".strip(),
-        "backend": __import__("keras").backend.backend(),
-        "train_wall_time_s": round(t2 - t1, 1),
-        "data_wall_time_s": round(t1 - t0, 1),
-        "date": time.strftime("%Y-%m-%d"),
-    })
+    deblender.annotate(
+        command="python benchmarks/train_default.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        run_config=spec,
+        hardware=f"{platform.machine()} {os.cpu_count()} CPU cores, {platform.platform()}",
+        backend=keras.backend.backend(),
+        train_wall_time_s=round(t2 - t1, 1),
+        data_wall_time_s=round(t1 - t0, 1),
+        date=time.strftime("%Y-%m-%d"),
+    )
     final = work / "final"
     deblender.save(final, overwrite=True)
     print(f"trained in {t2 - t1:.0f} s; saved to {final}", flush=True)

@@ -138,7 +138,8 @@ def test_save_load_identical(trained, data, tmp_path):
         (np.ones(SIZE), ValueError, "2-D stamp"),
         (np.ones((2, 64, 64)), ValueError, "built for 32x32 stamps; got 64x64"),
         (np.full((2, SIZE, SIZE), np.nan), ValueError, "NaN"),
-        ("not an image", TypeError, "numeric array"),
+        ("not an image", FileNotFoundError, "does not exist"),  # a string is a FITS path
+        ([["a", "b"]] * 8, TypeError, "numeric array"),
     ],
 )
 def test_bad_input(trained, bad, error, match):

@@ -1,0 +1,181 @@
+"""FITS in and out, the command line and the main-job pipeline, on tiny synthetic data."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.io import fits
+from astropy.table import Table
+from astropy.utils.exceptions import AstropyUserWarning
+
+from astro_deblend import NeuralDeblender, SepDeblender
+from astro_deblend.cli import main
+from astro_deblend.fitsio import measure_fits, read_fits_stamps
+from astro_deblend.models import FracNetConfig
+from astro_deblend.pipeline import RunConfig, run
+
+SIGMA = 0.01
+
+
+def _pairs(n=3, size=64, seed=0):
+    """n stamps with a Gaussian galaxy at the centre and a fainter one 14 px away."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    c = size // 2
+    central = 40 * np.exp(-((xx - c) ** 2 + (yy - c) ** 2) / (2 * 2.0**2))
+    companion = 20 * np.exp(-((xx - c - 14) ** 2 + (yy - c) ** 2) / (2 * 1.5**2))
+    return (central + companion + rng.normal(0, SIGMA, (n, size, size))).astype(np.float32)
+
+
+def _write(path, data, **header):
+    hdu = fits.PrimaryHDU(data)
+    for k, v in header.items():
+        hdu.header[k] = v
+    hdu.writeto(path)
+    return path
+
+
+def test_read_header_metadata(tmp_path):
+    path = _write(tmp_path / "cube.fits", _pairs(), MAGZERO=25.96, NOISE=SIGMA, BUNIT="electron/s",
+                  PIXSCALE=0.06)
+    stamps = read_fits_stamps(path)
+    assert stamps.data.shape == (3, 64, 64) and not stamps.was_2d
+    assert stamps.zeropoint == 25.96 and stamps.noise_sigma == SIGMA and stamps.pixel_scale == 0.06
+    assert stamps.unit == u.electron / u.s
+
+
+def test_hst_photflam_zeropoint(tmp_path):
+    path = _write(tmp_path / "s.fits", _pairs(1)[0], PHOTFLAM=1.9275e-20, PHOTPLAM=15369.176)
+    # The WFC3/IR F160W AB zero point is about 25.95.
+    assert read_fits_stamps(path).zeropoint == pytest.approx(25.95, abs=0.02)
+
+
+def test_sep_measures_fits_like_arrays(tmp_path):
+    data = _pairs()
+    path = _write(tmp_path / "cube.fits", data, MAGZERO=25.96, NOISE=SIGMA)
+    from_fits, _ = SepDeblender().measure(str(path))
+    from_array, _ = SepDeblender().measure(data, zeropoint=25.96, noise_sigma=SIGMA)
+    np.testing.assert_allclose(np.asarray(from_fits["flux"]), np.asarray(from_array["flux"]))
+    assert "mag" in from_fits.colnames
+    hdul = fits.open(path)
+    from_hdul, _ = SepDeblender().measure(hdul)
+    np.testing.assert_allclose(np.asarray(from_hdul["flux"]), np.asarray(from_array["flux"]))
+
+
+def test_measure_fits_round_trip(tmp_path):
+    path = _write(tmp_path / "cube.fits", _pairs(), ZP=25.96, NOISE=SIGMA, BUNIT="electron/s")
+    out = tmp_path / "cat.fits"
+    seg = tmp_path / "seg.fits"
+    written = measure_fits(path, output=out, segmentation=seg, method="sep-auto")
+    assert written == {"catalog": str(out), "segmentation": str(seg)}
+    cat = Table.read(out)
+    assert len(cat) == 6 and cat["flux"].unit == u.electron / u.s
+    assert np.all(cat["role"][::2] == "central")
+    labels = fits.getdata(seg)
+    assert labels.shape == (3, 64, 64)
+    assert np.all(labels[:, 32, 32] == 1) and np.all(labels[:, 32, 46] == 2)
+    with pytest.raises(FileExistsError, match="overwrite"):
+        measure_fits(path, output=out, method="sep-auto")
+    ecsv = tmp_path / "cat.ecsv"
+    measure_fits(path, output=ecsv, method="sep-paper")
+    np.testing.assert_array_equal(Table.read(ecsv)["blend_index"], cat["blend_index"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.ecsv", "cat.fits", "cube.fits", "seg.fits"]
+
+
+def test_bad_fits_input(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_fits_stamps(tmp_path / "missing.fits")
+    junk = tmp_path / "junk.fits"
+    junk.write_bytes(b"this is not FITS")
+    with pytest.raises(ValueError, match="not a readable FITS"):
+        read_fits_stamps(junk)
+    empty = tmp_path / "empty.fits"
+    fits.PrimaryHDU().writeto(empty)
+    with pytest.raises(ValueError, match="no image data"):
+        read_fits_stamps(empty)
+    line = _write(tmp_path / "line.fits", np.zeros(10))
+    with pytest.raises(ValueError, match="2-D stamp or a cube"):
+        read_fits_stamps(line)
+    data = _pairs(2)
+    data[1, 3, 3] = np.nan
+    nan = _write(tmp_path / "nan.fits", data)
+    with pytest.raises(ValueError, match="NaN"):
+        SepDeblender().measure(str(nan), noise_sigma=SIGMA)
+    with pytest.raises(ValueError, match="HDU 'SCI' not found"):
+        read_fits_stamps(nan, hdu="SCI")
+
+
+def test_magnitudes_need_a_zeropoint(tmp_path):
+    path = _write(tmp_path / "cube.fits", _pairs(), NOISE=SIGMA)
+    table, _ = SepDeblender().measure(str(path))
+    assert "mag" not in table.colnames  # no zero point: no magnitudes, never invented ones
+
+
+def test_neural_measures_fits_and_warns_outside_domain(tmp_path):
+    deblender = NeuralDeblender(FracNetConfig(stamp_size=64, filters=(4, 8)), weights=None)
+    rng = np.random.default_rng(1)
+    train = {"blend": _pairs(8, seed=2), "flux": rng.uniform(50, 150, (8, 2))}
+    from astro_deblend.training import TrainingConfig
+
+    deblender.fit(train, config=TrainingConfig(epochs=1, batch_size=4, validation_fraction=0, verbose=0),
+                  output_dir=tmp_path / "run")
+    path = _write(tmp_path / "cube.fits", _pairs(), MAGZERO=25.96, NOISE=SIGMA)
+    table, segments = deblender.measure(str(path), progress=False)
+    assert len(table) == 6 and "mag" in table.colnames and len(segments) == 3
+    assert not np.any(table["flag"] & 8)
+    deblender._provenance["domain"]["pixel_scale"] = 0.06  # a BlendSet records it; arrays do not
+    with pytest.warns(AstropyUserWarning, match="arcsec/px"):
+        flagged, _ = deblender.measure(str(path), pixel_scale=0.12, progress=False)
+    assert np.all(flagged["flag"] & 8)
+    with pytest.warns(AstropyUserWarning, match="outside the training range"):
+        deblender.measure(_pairs() * 100, progress=False)
+    deblender.save(tmp_path / "saved")
+    out = tmp_path / "nn.ecsv"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        assert main(["measure", str(path), "--output", str(out), "--weights", str(tmp_path / "saved"),
+                     "--quiet"]) == 0
+    assert len(Table.read(out)) == 6
+
+
+def test_cli_errors_are_messages(tmp_path, capsys):
+    assert main(["measure", str(tmp_path / "nope.fits"), "--output", str(tmp_path / "c.ecsv")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        main(["measure"])  # argparse: missing arguments
+
+
+def test_cli_simulate(tmp_path):
+    out = tmp_path / "blends.h5"
+    assert main(["simulate", str(out), "--n-galaxies", "12", "--n-train", "10", "--n-test", "4",
+                 "--quiet"]) == 0
+    from astro_deblend.data import BlendSet
+
+    blends = BlendSet.read(out)
+    assert len(blends) == 14 and blends.config["simulation"]["n_galaxies"] == 12
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blends.h5"]
+    assert main(["simulate", str(out), "--quiet"]) == 2  # exists: refused, not overwritten
+
+
+def test_pipeline_small(tmp_path):
+    config = RunConfig(n_galaxies=16, n_test=12, methods=("sep-auto", "sep-paper", "oracle"),
+                       figures=False)
+    report = run(config, output_dir=tmp_path / "out", progress=False, log=lambda msg: None)
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert report.endswith("report.html") and "sep-auto" in html and "37.9" in html
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert saved["run"]["n_test"] == 12 and "simulation" in saved["data"]
+    from astro_deblend.evaluation import Evaluation
+
+    ev = Evaluation.read(tmp_path / "out" / "evaluation")
+    overall = ev.tables["overall"]
+    oracle = overall[(overall["method"] == "oracle") & (overall["subset"] == "all")][0]
+    sep = overall[(overall["method"] == "sep-auto") & (overall["subset"] == "all")][0]
+    assert oracle["mape"] < sep["mape"]
+    with pytest.raises(FileExistsError):
+        run(config, output_dir=tmp_path / "out", progress=False, log=lambda msg: None)
+    with pytest.raises(ValueError, match="unknown methods"):
+        RunConfig(methods=("magic",))

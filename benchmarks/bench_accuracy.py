@@ -1,0 +1,127 @@
+"""Benchmark: accuracy and speed of every method on the default simulated test split.
+
+Measures the 5 000 test blends of a run config (default: the bundled weights' data, whose test galaxies
+the network never saw) with the neural deblender(s), SepDeblender in 'paper' and 'auto' modes and the
+oracle fit, computes the Cramer-Rao limit, evaluates everything as the paper does, writes the evaluation
+tables and the HTML report, prints a table and writes JSON.
+
+Usage::
+
+    python benchmarks/bench_accuracy.py [--config benchmarks/configs/fracnet_default.json]
+        [--neural default] [--neural path/to/saved/deblender ...] [--work train_runs/fracnet_default]
+        [--out benchmarks/results/accuracy]
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from train_default import load_blends  # noqa: E402
+
+from astro_deblend import NeuralDeblender, SepDeblender  # noqa: E402
+from astro_deblend.evaluation import evaluate  # noqa: E402
+from astro_deblend.limits import OracleDeblender, cramer_rao_bound  # noqa: E402
+from astro_deblend.report import write_report  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default=str(Path(__file__).parent / "configs" / "fracnet_default.json"))
+    p.add_argument("--work", default="train_runs/fracnet_default", help="cache of simulated galaxies")
+    p.add_argument("--neural", action="append", default=None,
+                   help="'default' (bundled) or a saved deblender folder; repeat for several")
+    p.add_argument("--n-test", type=int, default=None, help="measure only the first N test blends")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "accuracy"))
+    p.add_argument("--no-figures", action="store_true")
+    args = p.parse_args(argv)
+    spec = json.loads(Path(args.config).read_text())
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    test = load_blends(spec, work, progress=False).subset("test")
+    if args.n_test is not None:
+        test = test.subset(slice(0, args.n_test))
+    batch = test.get(slice(None))
+    images, sigma, zp = batch["blend"], test.noise_sigma, test.zeropoint
+    print(f"{len(test)} test blends, noise sigma {sigma:.4g} e-/s per pixel", flush=True)
+
+    measurements, masks, speed = {}, {}, {}
+    for source in args.neural or ["default"]:
+        deblender = NeuralDeblender() if source == "default" else NeuralDeblender.load(source)
+        t = time.perf_counter()
+        table, _, maps = deblender.measure(images, zeropoint=zp, noise_sigma=sigma, return_maps=True,
+                                           progress=False)
+        dt = time.perf_counter() - t
+        name = deblender.method if source == "default" else f"{deblender.method}:{Path(source).name}"
+        measurements[name], masks[name], speed[name] = table, maps, len(test) / dt
+    for mode in ("auto", "paper"):
+        t = time.perf_counter()
+        table, segments = SepDeblender(mode=mode).measure(images, zeropoint=zp, noise_sigma=sigma,
+                                                          progress=False)
+        speed[f"sep-{mode}"] = len(test) / (time.perf_counter() - t)
+        labels = np.stack([s.data for s in segments])
+        measurements[f"sep-{mode}"] = table
+        masks[f"sep-{mode}"] = np.stack([labels == 1, labels == 2], axis=1)
+    t = time.perf_counter()
+    measurements["oracle"], _ = OracleDeblender().measure(images, profiles=batch["isolated"],
+                                                          zeropoint=zp, noise_sigma=sigma)
+    speed["oracle"] = len(test) / (time.perf_counter() - t)
+    limits = cramer_rao_bound(batch["isolated"], sigma)
+
+    truth = test.catalog
+    truth.meta["zeropoint"] = zp
+    ev = evaluate(truth, measurements, masks_true=batch["masks"], masks_pred=masks, limits=limits,
+                  sep_n_detected="sep-paper")
+    out = Path(args.out)
+    ev.write(out / "evaluation")
+    write_report(ev, out / "report.html", figures=not args.no_figures,
+                 title=f"astro_deblend: {len(test)} default simulated test blends")
+
+    # The paper's truth definition: FLUX_AUTO of the isolated noisy stamp (reported for reference).
+    truth_auto = truth.copy()
+    truth_auto["flux_central"] = truth["flux_auto_central"]
+    truth_auto["flux_companion"] = truth["flux_auto_companion"]
+    ev_auto = evaluate(truth_auto, measurements)
+
+    rel_limit = limits / np.stack([truth["flux_central"], truth["flux_companion"]], axis=1)
+    floor_mape = 100 * np.sqrt(2 / np.pi) * np.mean(rel_limit)
+    overall = ev.tables["overall"]
+    seg = ev.tables["segmentation"]
+    rows = []
+    print(f"\n{'method':>18s} {'MAPE %':>7s} {'medAPE %':>8s} {'bias':>7s} {'sigma':>6s} {'outl. %':>7s} "
+          f"{'undet.':>6s} {'MAPE/fail %':>11s} {'err/limit':>9s} {'IoU':>5s} {'blends/s':>9s}")
+    for method in measurements:
+        r = overall[(overall["method"] == method) & (overall["subset"] == "all")][0]
+        s = seg[(seg["method"] == method) & (seg["role"] == "both")] if method in masks else []
+        iou = float(s[0]["iou_mean"]) if len(s) else float("nan")
+        ra = ev_auto.tables["overall"]
+        ra = ra[(ra["method"] == method) & (ra["subset"] == "all")][0]
+        row = {"method": method, "mape": float(r["mape"]), "median_ape": float(r["median_ape"]),
+               "bias": float(r["bias"]), "scatter": float(r["scatter"]),
+               "outlier_percent": 100 * float(r["outlier_fraction"]), "n_missing": int(r["n_missing"]),
+               "mape_failure": float(r["mape_failure"]), "mae_over_limit": float(r["mae_over_limit"]),
+               "iou_mean": iou, "blends_per_s": speed[method],
+               "mape_vs_flux_auto": float(ra["mape"]), "scatter_vs_flux_auto": float(ra["scatter"])}
+        rows.append(row)
+        print(f"{method:>18s} {row['mape']:7.2f} {row['median_ape']:8.2f} {row['bias']:+7.4f} "
+              f"{row['scatter']:6.3f} {row['outlier_percent']:7.2f} {row['n_missing']:6d} "
+              f"{row['mape_failure']:11.2f} {row['mae_over_limit']:9.2f} {iou:5.2f} {speed[method]:9.0f}")
+    print(f"{'Cramer-Rao floor':>18s} {floor_mape:7.2f}  (expected MAPE of an unbiased method at the bound)")
+    result = {"config": spec, "n_test": len(test), "machine": platform.platform(), "cpus": os.cpu_count(),
+              "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
+              "cramer_rao_floor_mape": floor_mape, "rows": rows}
+    tmp = out / "bench_accuracy.json.tmp"
+    tmp.write_text(json.dumps(result, indent=2))
+    os.replace(tmp, out / "bench_accuracy.json")
+    print(f"\nwrote {out / 'bench_accuracy.json'} and {out / 'report.html'}")
+
+
+if __name__ == "__main__":
+    main()
