@@ -225,6 +225,7 @@ def measure_fits(
     hdu=None,
     zeropoint=None,
     noise_sigma=None,
+    magnitudes=False,
     overwrite=False,
     progress=True,
 ):
@@ -246,6 +247,9 @@ def measure_fits(
         HDU with the stamps.
     zeropoint, noise_sigma : float, optional
         Override the header values.
+    magnitudes : bool
+        Require AB magnitudes in the catalogue: an error is raised when no zero point is given or
+        found in the header (otherwise the ``mag`` column is simply left out).
     overwrite : bool
         Replace existing outputs.
 
@@ -259,6 +263,11 @@ def measure_fits(
             raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
     stamps = read_fits_stamps(source, hdu=hdu)
     zp = zeropoint if zeropoint is not None else stamps.zeropoint
+    if magnitudes and zp is None:
+        raise ValueError(
+            "magnitudes were asked for but no zero point is known: the header has none of "
+            f"{', '.join(_ZP_KEYS)} or PHOTFLAM/PHOTPLAM; pass zeropoint= (--zeropoint)"
+        )
     sigma = noise_sigma if noise_sigma is not None else stamps.noise_sigma
     data = stamps.data if stamps.unit is None else stamps.data * stamps.unit
     if method == "neural":

@@ -111,6 +111,9 @@ def test_magnitudes_need_a_zeropoint(tmp_path):
     path = _write(tmp_path / "cube.fits", _pairs(), NOISE=SIGMA)
     table, _ = SepDeblender().measure(str(path))
     assert "mag" not in table.colnames  # no zero point: no magnitudes, never invented ones
+    with pytest.raises(ValueError, match="no zero point is known"):
+        measure_fits(path, output=tmp_path / "c.ecsv", method="sep-auto", magnitudes=True)
+    assert not (tmp_path / "c.ecsv").exists()
 
 
 def test_neural_measures_fits_and_warns_outside_domain(tmp_path):
