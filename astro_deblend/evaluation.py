@@ -18,7 +18,7 @@ Conventions
   plain columns drop them ('exclude'), the ``*_failure`` columns count them as outliers and as 100 %
   absolute percentage errors.
 - Physical limit: given the Cramer-Rao bound sigma(F) of each flux, ``rms_over_limit`` =
-  sqrt(mean(((F_pred - F_true) / sigma)**2)) and ``mae_over_limit`` = mean(|F_pred - F_true| /
+  sqrt(mean(((F_pred - F_true) / sigma)**2)) and ``mae_over_limit`` = mean(abs(F_pred - F_true) /
   sigma) / sqrt(2 / pi), both over the measured galaxies. Both equal 1 for an unbiased estimator
   with Gaussian errors that reaches the bound; a value of 3 means errors three times the best
   possible ones. ``mae_over_limit`` is less sensitive to outliers.
@@ -33,18 +33,18 @@ column                   unit    meaning
 n                                number of galaxies in the group
 n_missing                        galaxies without a measured flux (NaN, undetected)
 n_nonpositive                    measured fluxes <= 0 (outliers, no magnitude)
-mape                     %       mean |F_pred - F_true| / F_true over measured galaxies
+mape                     %       mean abs(F_pred - F_true) / F_true over measured galaxies
 median_ape               %       median of the same
 bias                     mag     mean dmag
 median_dmag              mag     median dmag (the paper's binned figures show medians)
 scatter                  mag     standard deviation of dmag (ddof=0), the paper's sigma
 sigma_mad                mag     1.4826 x median absolute deviation of dmag
-outlier_fraction                 fraction (0 to 1) of measured galaxies with |dmag| > threshold
+outlier_fraction                 fraction (0 to 1) of measured galaxies with abs(dmag) > threshold
 mape_failure             %       MAPE with each undetected galaxy counted as 100 %
 median_ape_failure       %       median APE, same convention
 outlier_fraction_failure         outliers + undetected over all galaxies
 rms_over_limit                   RMS flux error / Cramer-Rao sigma (only with ``limits``)
-mae_over_limit                   mean |flux error| / (sqrt(2/pi) sigma) (only with ``limits``)
+mae_over_limit                   mean abs(flux error) / (sqrt(2/pi) sigma) (only with ``limits``)
 ======================== ======= ==============================================================
 
 and in front of them the group keys:
@@ -644,7 +644,7 @@ def evaluate(
         Restrict the binned and per-type tables to galaxies that this method measured (the paper's
         Figs 7-9 use only galaxies SExtractor detected). The ``overall`` table is never restricted.
     threshold : float, optional
-        Outlier limit on |dmag| in mag (default 0.75).
+        Outlier limit on abs(dmag) in mag (default 0.75).
     zeropoint : float, optional
         AB zero point of the fluxes, stored for the magnitude figures; default
         ``truth.meta['zeropoint']`` or 25.96.

@@ -9,7 +9,7 @@ The photometric error of one galaxy is the magnitude difference
 
     dmag = mag_pred - mag_true = -2.5 log10(F_pred / F_true)
 
-so a positive dmag means the method measured the galaxy too faint. A threshold of 0.75 mag on |dmag|
+so a positive dmag means the method measured the galaxy too faint. A threshold of 0.75 mag on abs(dmag)
 corresponds to an error of a factor 2 in flux, which Boucaud et al. (2020) call a catastrophic error
 (an outlier).
 
@@ -37,7 +37,7 @@ __all__ = [
 #: deviation of a Gaussian distribution.
 MAD_TO_SIGMA = 1.4826
 
-#: Default outlier threshold on |dmag| in magnitudes (a factor 2 in flux: 2.5 log10(2) = 0.753).
+#: Default outlier threshold on abs(dmag) in magnitudes (a factor 2 in flux: 2.5 log10(2) = 0.753).
 OUTLIER_THRESHOLD = 0.75
 
 _UNDETECTED_CHOICES = ("exclude", "failure")
@@ -242,7 +242,7 @@ def outlier_fraction(f_pred, f_true, *, threshold=OUTLIER_THRESHOLD, undetected=
     f_pred, f_true : array-like, same shape
         See `delta_mag`.
     threshold : float, optional
-        Limit on |dmag| in mag. Default 0.75, a factor 2 in flux.
+        Limit on abs(dmag) in mag. Default 0.75, a factor 2 in flux.
     undetected : {'exclude', 'failure'}, optional
         'exclude' (default): the fraction is taken over the measured galaxies. 'failure': unmeasured
         galaxies count as outliers and the fraction is taken over all galaxies.
@@ -289,7 +289,7 @@ def summarize(f_pred, f_true, *, undetected="exclude", threshold=OUTLIER_THRESHO
         A measured flux <= 0 is never "undetected": its APE is computed from the flux, it counts as
         an outlier, and it is left out of the magnitude statistics (see ``n_nonpositive``).
     threshold : float, optional
-        Outlier limit on |dmag|, in mag (default 0.75).
+        Outlier limit on abs(dmag), in mag (default 0.75).
 
     Returns
     -------

@@ -114,7 +114,7 @@ def plot_magnitude_comparison(
     zeropoint : float, optional
         AB zero point to turn fluxes into magnitudes; default the evaluation's (25.96 for arrays).
     threshold : float, optional
-        Outlier limit on |dmag| in mag for the quoted fraction (default 0.75).
+        Outlier limit on abs(dmag) in mag for the quoted fraction (default 0.75).
     path : str or `~pathlib.Path`, optional
         Save the figure there.
     dpi : int, optional

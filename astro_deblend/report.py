@@ -23,7 +23,7 @@ PUBLISHED_REFERENCE = (
 )
 
 #: Headline results of Boucaud et al. (2020) on their test set: MAPE of the fluxes in percent,
-#: standard deviation of dmag in mag, outlier percentage (|dmag| > 0.75). SExtractor numbers are
+#: standard deviation of dmag in mag, outlier percentage (abs(dmag) > 0.75). SExtractor numbers are
 #: over the 8464 galaxies it detected (1088 of 9552 undetected), the 'exclude' convention.
 PUBLISHED = {
     "blend2flux": {"mape_percent": 8.12, "sigma_dmag": 0.129, "outlier_percent": 0.17},

@@ -41,7 +41,7 @@ class BlendConfig:
     test_fraction : float
         Fraction of the *galaxies* held out for the test blends [default: 0.2].
     max_dmag : float
-        Largest magnitude difference |mag_cen - mag_comp| of a pair, AB mag [default: 2].
+        Largest magnitude difference abs(mag_cen - mag_comp) of a pair, AB mag [default: 2].
     min_distance_factor : float
         Smallest centre-to-centre distance in units of max(R_cen, R_comp) [default: 0.5].
     max_distance : float or None
