@@ -161,3 +161,34 @@ def table_to_pairs(table, column):
     mask = np.ma.getmaskarray(col) if hasattr(col, "mask") else np.zeros(len(col), bool)
     values = np.where(mask, np.nan, values)
     return values.reshape(-1, 2)
+
+
+def per_stamp(value, n, name, *, unit=None):
+    """Broadcast a scalar or (N,) argument to shape (N,) and check it is positive; None stays None.
+
+    A Quantity is converted to ``unit`` (the unit of the data), which must then be known.
+    """
+    if value is None:
+        return None
+    if isinstance(value, u.Quantity):
+        if unit is None:
+            raise TypeError(
+                f"{name} is a Quantity ({value.unit}) but data has no unit; pass a plain number "
+                "in the units of data, or data as a Quantity"
+            )
+        value = value.to_value(unit)
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        arr = np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise ValueError(
+            f"{name} must be a scalar or have one value per stamp, shape ({n},); got shape "
+            f"{arr.shape}"
+        )
+    if not np.all(np.isfinite(arr) & (arr > 0)):
+        bad = np.nonzero(~(np.isfinite(arr) & (arr > 0)))[0]
+        raise ValueError(
+            f"{name} must be positive and finite; got {arr[bad[:5]].tolist()} for stamp(s) "
+            f"{bad[:5].tolist()}{' ...' if bad.size > 5 else ''}"
+        )
+    return arr

@@ -77,14 +77,13 @@ and `Evaluation.from_json`.
 
 import json
 import math
-import os
-import secrets
 from pathlib import Path
 
 import numpy as np
 from astropy import units as u
 from astropy.table import Column, Table
 
+from ._io import atomic_write, atomic_write_text
 from ._measure import table_to_pairs
 from .metrics import OUTLIER_THRESHOLD, iou, overlap_area_estimator, summarize
 from .paper import PAPER_TYPES
@@ -140,37 +139,6 @@ _KEY_COLUMNS = {
     "bin_high": (None, "upper bin edge"),
     "bin_label": (None, "bin as text"),
 }
-
-
-# --------------------------------------------------------------------------------------------------
-# atomic file writing (shared with plotting and report)
-# --------------------------------------------------------------------------------------------------
-def _atomic_write(path, write):
-    """Call ``write(tmp_path)`` on a temporary file beside ``path`` then move it onto ``path``.
-
-    Readers never see a half-written file: the final name appears only once the content is complete.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a fresh name in the same folder (same file system, so os.replace is atomic); created by the
-    # writer itself, hence with the usual permissions
-    tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
-def _atomic_write_text(path, text):
-    def _write(tmp):
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-
-    return _atomic_write(path, _write)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -269,7 +237,7 @@ class Evaluation:
         path : `~pathlib.Path`
         """
         text = json.dumps(self.to_dict(galaxies=galaxies), indent=1, allow_nan=False)
-        return _atomic_write_text(path, text + "\n")
+        return atomic_write_text(path, text + "\n")
 
     @classmethod
     def from_dict(cls, doc):
@@ -314,7 +282,7 @@ class Evaluation:
             def _write(tmp, out=out):
                 out.write(tmp, format="ascii.ecsv", overwrite=True)
 
-            paths.append(_atomic_write(dirpath / f"{name}.ecsv", _write))
+            paths.append(atomic_write(dirpath / f"{name}.ecsv", _write))
         paths.append(self.to_json(dirpath / "evaluation.json", galaxies=False))
         return paths
 

@@ -20,6 +20,8 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_scales
 
+from ._io import atomic_write
+
 __all__ = [
     "FitsStamps",
     "measure_fits",
@@ -169,21 +171,6 @@ def read_fits_stamps(source, *, hdu=None):
     )
 
 
-def _atomic(path, overwrite, write):
-    path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.tmp-{os.getpid()}{ext}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
 def write_table(table, path, *, overwrite=False):
     """Write a measurement table to FITS or ECSV (by extension), atomically."""
     ext = os.path.splitext(os.fspath(path))[1].lower()
@@ -200,7 +187,7 @@ def write_table(table, path, *, overwrite=False):
         out.meta["ADMETA"] = json.dumps(meta, default=str)
         if out.meta["ZP_AB"] is None:
             del out.meta["ZP_AB"]
-    return _atomic(path, overwrite, lambda tmp: out.write(tmp, format=fmt))
+    return os.fspath(atomic_write(path, lambda tmp: out.write(tmp, format=fmt), overwrite=overwrite))
 
 
 def write_segmentation(segments, path, *, header=None, overwrite=False):
@@ -212,7 +199,7 @@ def write_segmentation(segments, path, *, header=None, overwrite=False):
         for key in ("OBJECT", "TELESCOP", "INSTRUME", "FILTER"):
             if key in header:
                 hdu.header[key] = header[key]
-    return _atomic(path, overwrite, lambda tmp: hdu.writeto(tmp))
+    return os.fspath(atomic_write(path, lambda tmp: hdu.writeto(tmp), overwrite=overwrite))
 
 
 def measure_fits(

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from astropy import units as u
 from astropy.utils.exceptions import AstropyUserWarning
 from photutils.segmentation import SegmentationImage
 from tqdm.auto import tqdm
 
-from ._measure import FLAG_OUT_OF_DOMAIN, build_table, validate_stamps
+from ._measure import FLAG_OUT_OF_DOMAIN, build_table, per_stamp, validate_stamps
 from .fitsio import resolve_input
 from .models import MODEL_CONFIGS, Blend2Mask2FluxConfig, build_model, config_from_dict
 from .models.normalization import NORMALIZATION, signal_mask, stamp_scale
@@ -321,7 +320,7 @@ class NeuralDeblender:
                 AstropyUserWarning,
                 stacklevel=2,
             )
-        noise = _noise_per_stamp(noise_sigma, unit, n)  # None or (N,)
+        noise = per_stamp(noise_sigma, n, "noise_sigma", unit=unit)  # None or (N,)
 
         flux = np.empty((n, 2))
         x = np.empty((n, 2))
@@ -500,33 +499,6 @@ def _bundled(kind):
             "weights=<folder written by NeuralDeblender.save>"
         )
     return _read_record(config_file), weights_file
-
-
-def _noise_per_stamp(noise_sigma, unit, n):
-    """noise_sigma as an (N,) array in the units of the data, checked; None stays None."""
-    if noise_sigma is None:
-        return None
-    if isinstance(noise_sigma, u.Quantity):
-        if unit is None:
-            raise TypeError(
-                f"noise_sigma is a Quantity ({noise_sigma.unit}) but data has no unit; pass a "
-                "plain number in the units of data, or data as a Quantity"
-            )
-        noise_sigma = noise_sigma.to_value(unit)
-    arr = np.asarray(noise_sigma, dtype=np.float64)
-    if arr.ndim == 0:
-        arr = np.full(n, float(arr))
-    if arr.shape != (n,):
-        raise ValueError(
-            f"noise_sigma must be a scalar or have one value per stamp, shape ({n},); got shape {arr.shape}"
-        )
-    bad = ~(np.isfinite(arr) & (arr > 0))
-    if bad.any():
-        raise ValueError(
-            f"noise_sigma must be positive and finite (per-pixel rms in image units); got "
-            f"{arr[bad][:5].tolist()} for stamp(s) {np.nonzero(bad)[0][:5].tolist()}"
-        )
-    return arr
 
 
 def _segments_and_centroids(stack, maps, sigma):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._io import atomic_write_text
+
 __all__ = ["RunConfig", "run"]
 
 
@@ -53,13 +55,6 @@ class RunConfig:
             )
         if self.n_test < 1 or self.n_galaxies < 8:
             raise ValueError(f"need n_test >= 1 and n_galaxies >= 8; got {self.n_test}, {self.n_galaxies}")
-
-
-def _write_json(obj, path):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
 
 
 def run(config=None, *, output_dir="astro_deblend_output", overwrite=False, progress=True, log=print):
@@ -170,8 +165,9 @@ def run(config=None, *, output_dir="astro_deblend_output", overwrite=False, prog
 
     log("5/5 writing the report")
     timings["total_s"] = time.perf_counter() - t0
-    _write_json({"run": dataclasses.asdict(config), "data": blends.config, "notes": notes,
-                 "timings": timings}, os.path.join(output_dir, "config.json"))
+    record = {"run": dataclasses.asdict(config), "data": blends.config, "notes": notes, "timings": timings}
+    atomic_write_text(os.path.join(output_dir, "config.json"),
+                      json.dumps(record, indent=2, sort_keys=True, default=str))
     write_report(evaluation, report, figures=config.figures,
                  title=f"astro_deblend: {len(blends)} simulated CANDELS-like test blends")
     overall = evaluation.tables["overall"]

@@ -12,7 +12,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .evaluation import Evaluation, _atomic_write
+from ._io import atomic_write
+from .evaluation import Evaluation
 from .metrics import OUTLIER_THRESHOLD, summarize
 
 __all__ = [
@@ -42,7 +43,7 @@ def _finish(fig, path, dpi):
     if path is not None:
         path = Path(path)
         fmt = path.suffix.lstrip(".").lower() or "png"
-        _atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi))
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi))
     return fig
 
 

@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 import numpy as np
 
 from . import __version__
-from .evaluation import Evaluation, _atomic_write_text
+from ._io import atomic_write_text
+from .evaluation import Evaluation
 
 __all__ = ["PUBLISHED", "PUBLISHED_REFERENCE", "write_report"]
 
@@ -267,4 +268,4 @@ def write_report(
         parts.append(f"<h3 id='{name}'>{html.escape(name)}</h3>")
         parts.append(_html_table(table, captions.get(name, name)))
     parts.append("</body></html>")
-    return _atomic_write_text(path, "\n".join(parts) + "\n")
+    return atomic_write_text(path, "\n".join(parts) + "\n")

@@ -21,6 +21,7 @@ from ._measure import (
     FLAG_HOT_PASS,
     FLAG_NOT_DETECTED,
     build_table,
+    per_stamp,
     validate_stamps,
 )
 from .fitsio import resolve_input
@@ -232,11 +233,12 @@ class SepDeblender:
         data, zeropoint, noise_sigma, _ = resolve_input(data, zeropoint=zeropoint, noise_sigma=noise_sigma)
         stack, unit, _ = validate_stamps(data)
         n, ny, nx = stack.shape
-        noise = _per_stamp(noise_sigma, n, "noise_sigma", unit=unit)
+        noise = per_stamp(noise_sigma, n, "noise_sigma", unit=unit)
+        noise = np.full(n, np.nan) if noise is None else noise
         if radius_central is None:
             tolerance = np.full(n, self.central_tolerance)
         else:
-            tolerance = 0.5 * _per_stamp(radius_central, n, "radius_central", unit=u.pix)
+            tolerance = 0.5 * per_stamp(radius_central, n, "radius_central", unit=u.pix)
         segments = []
         results = _Results(n)
         show = progress and n > _PROGRESS_MIN_STAMPS
@@ -423,31 +425,3 @@ def _relabel(segmap, roles, obj_flux):
     ]
     lut[np.asarray(others, np.intp) + 1] = np.arange(3, 3 + len(others), dtype=np.int32)
     return SegmentationImage(lut[segmap])
-
-
-def _per_stamp(value, n, name, *, unit=None):
-    """Broadcast a scalar or (N,) argument to shape (N,), NaN where None; check it is positive."""
-    if value is None:
-        return np.full(n, np.nan)
-    if isinstance(value, u.Quantity):
-        if unit is None:
-            raise TypeError(
-                f"{name} is a Quantity ({value.unit}) but data has no unit; pass a plain number "
-                "in the units of data, or data as a Quantity"
-            )
-        value = value.to_value(unit)
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.ndim == 0:
-        arr = np.full(n, float(arr))
-    if arr.shape != (n,):
-        raise ValueError(
-            f"{name} must be a scalar or have one value per stamp, shape ({n},); got shape "
-            f"{arr.shape}"
-        )
-    if not np.all(np.isfinite(arr) & (arr > 0)):
-        bad = np.nonzero(~(np.isfinite(arr) & (arr > 0)))[0]
-        raise ValueError(
-            f"{name} must be positive and finite; got {arr[bad[:5]].tolist()} for stamp(s) "
-            f"{bad[:5].tolist()}{' ...' if bad.size > 5 else ''}"
-        )
-    return arr

@@ -21,6 +21,7 @@ import numpy as np
 from astropy.table import Table
 from tqdm.auto import tqdm
 
+from .._io import atomic_write
 from .galaxies import GalaxySample, _read_sample_group, _write_sample_group
 
 __all__ = ["BlendConfig", "BlendSet", "make_blends"]
@@ -360,11 +361,8 @@ class BlendSet:
         ``materialize=True`` it also holds the blend images and fractional maps (chunked, written batch by
         batch, so memory stays flat), for use outside astro_deblend.
         """
-        path = os.fspath(path)
-        if os.path.exists(path) and not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-        tmp = f"{path}.tmp-{os.getpid()}"
-        try:
+
+        def _write(tmp):
             with h5py.File(tmp, "w") as f:
                 f.attrs["astro_deblend_format"] = _FORMAT_VERSION
                 f.attrs["config"] = json.dumps(self.config, sort_keys=True)
@@ -388,10 +386,8 @@ class BlendSet:
                         d_frac[start:start + len(b["blend"])] = b["fractions"]
                         bar.update(len(b["blend"]))
                     bar.close()
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+
+        atomic_write(path, _write, overwrite=overwrite)
 
     @classmethod
     def read(cls, path):

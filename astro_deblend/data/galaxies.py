@@ -12,6 +12,8 @@ import h5py
 import numpy as np
 from astropy.table import Table
 
+from .._io import atomic_write
+
 __all__ = ["GalaxySample"]
 
 _CATALOG_COLUMNS = ("id", "mag", "radius", "galtype", "flux", "flux_stamp", "flux_auto")
@@ -87,17 +89,11 @@ class GalaxySample:
 
     def write(self, path, *, overwrite=False):
         """Write the sample to an HDF5 file (atomically: temporary name, then rename)."""
-        path = os.fspath(path)
-        if os.path.exists(path) and not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-        tmp = f"{path}.tmp-{os.getpid()}"
-        try:
+        def _write(tmp):
             with h5py.File(tmp, "w") as f:
                 _write_sample_group(f.create_group("galaxies"), self)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+
+        atomic_write(path, _write, overwrite=overwrite)
 
     @classmethod
     def read(cls, path):

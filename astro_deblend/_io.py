@@ -1,0 +1,52 @@
+"""Atomic file writing: an output appears under its final name only once it is complete."""
+
+import os
+import secrets
+from pathlib import Path
+
+__all__ = []
+
+
+def atomic_write(path, write, *, overwrite=True):
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then move it onto ``path``.
+
+    Readers never see a half-written file and an interrupted write leaves nothing behind.
+
+    Parameters
+    ----------
+    path : str or `pathlib.Path`
+        Final name. Its folder is created if needed.
+    write : callable
+        Writes the complete content to the path it is given (pass the format explicitly: the
+        temporary name ends in ``.tmp``).
+    overwrite : bool, optional
+        Replace an existing file [default: True]; False raises `FileExistsError` instead.
+
+    Returns
+    -------
+    path : `pathlib.Path`
+    """
+    path = Path(path)
+    if not overwrite and path.exists():
+        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # same folder, hence same file system: os.replace is atomic
+    tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path, text, *, overwrite=True):
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+
+    def _write(tmp):
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+
+    return atomic_write(path, _write, overwrite=overwrite)
