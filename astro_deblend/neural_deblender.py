@@ -13,6 +13,7 @@ by `NeuralDeblender.save`, renamed.
 
 import dataclasses
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from photutils.segmentation import SegmentationImage
 from tqdm.auto import tqdm
 
+from ._io import atomic_write_text
 from ._measure import FLAG_OUT_OF_DOMAIN, build_table, per_stamp, validate_stamps
 from .fitsio import resolve_input
 from .models import MODEL_CONFIGS, Blend2Mask2FluxConfig, build_model, config_from_dict
@@ -421,8 +423,15 @@ class NeuralDeblender:
             "provenance": self._provenance,
             "keras_version": keras.__version__,
         }
-        (path / "config.json").write_text(json.dumps(record, indent=2))
-        self._model.save_weights(path / "model.weights.h5", overwrite=True)
+        # Weights first, config last: a folder with a config.json is always complete.
+        tmp_weights = path / f".model-{os.getpid()}.weights.h5"  # Keras wants the .weights.h5 suffix
+        try:
+            self._model.save_weights(tmp_weights, overwrite=True)
+            os.replace(tmp_weights, path / "model.weights.h5")
+        finally:
+            if tmp_weights.exists():
+                tmp_weights.unlink()
+        atomic_write_text(path / "config.json", json.dumps(record, indent=2))
 
     @classmethod
     def load(cls, path, *, batch_size=64):
