@@ -66,18 +66,23 @@ def main(argv=None):
     t1 = time.perf_counter()
     deblender.fit(train, config=training, pretrain_config=pretraining, output_dir=work / "checkpoints")
     t2 = time.perf_counter()
+    # Training time summed over every (resumed) invocation of this command on the same work folder.
+    timing_file = work / "train_wall_time.json"
+    earlier = json.loads(timing_file.read_text())["seconds"] if timing_file.exists() else 0.0
+    train_seconds = earlier + (t2 - t1)
+    timing_file.write_text(json.dumps({"seconds": train_seconds}))
     deblender.annotate(
         command="python benchmarks/train_default.py " + " ".join(sys.argv[1:] if argv is None else argv),
         run_config=spec,
         hardware=f"{platform.machine()} {os.cpu_count()} CPU cores, {platform.platform()}",
         backend=keras.backend.backend(),
-        train_wall_time_s=round(t2 - t1, 1),
+        train_wall_time_s=round(train_seconds, 1),
         data_wall_time_s=round(t1 - t0, 1),
         date=time.strftime("%Y-%m-%d"),
     )
     final = work / "final"
     deblender.save(final, overwrite=True)
-    print(f"trained in {t2 - t1:.0f} s; saved to {final}", flush=True)
+    print(f"trained in {train_seconds:.0f} s in all; saved to {final}", flush=True)
     if args.install:
         WEIGHTS_DIR.mkdir(exist_ok=True)
         for src, dst in (("config.json", f"{spec['model']}.json"),
