@@ -104,6 +104,8 @@ def _cmd_measure(args):
 def main(argv=None):
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     args = _parser().parse_args(argv)
+    # TensorFlow's start-up chatter on stderr hides the job's own messages (a user's setting wins).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     handler = {"run": _cmd_run, "simulate": _cmd_simulate, "measure": _cmd_measure}[args.command]
     try:
         return handler(args)
