@@ -55,12 +55,15 @@ def main(argv=None):
     measurements, masks, speed = {}, {}, {}
     for source in args.neural or ["default"]:
         deblender = NeuralDeblender() if source == "default" else NeuralDeblender.load(source)
+        has_maps = deblender.method != "blend2flux"
         t = time.perf_counter()
-        table, _, maps = deblender.measure(images, zeropoint=zp, noise_sigma=sigma, return_maps=True,
-                                           progress=False)
+        out = deblender.measure(images, zeropoint=zp, noise_sigma=sigma, return_maps=has_maps,
+                                progress=False)
         dt = time.perf_counter() - t
-        name = deblender.method if source == "default" else f"{deblender.method}:{Path(source).name}"
-        measurements[name], masks[name], speed[name] = table, maps, len(test) / dt
+        name = deblender.method if source == "default" else f"{deblender.method}:{Path(source).parent.name}"
+        measurements[name], speed[name] = out[0], len(test) / dt
+        if has_maps:
+            masks[name] = out[2]
     for mode in ("auto", "paper"):
         t = time.perf_counter()
         table, segments = SepDeblender(mode=mode).measure(images, zeropoint=zp, noise_sigma=sigma,
