@@ -28,6 +28,7 @@ from astro_deblend.models.losses import (
     mape,
 )
 from astro_deblend.models.normalization import estimate_noise_sigma, signal_mask, stamp_scale
+from astro_deblend.tests.test_training import two_gaussian_blends
 
 SIZE = 32
 TINY = {
@@ -47,17 +48,7 @@ TINY = {
 
 def two_gaussians(n, *, size=SIZE, noise=0.05, seed=0):
     """(n, size, size) blends of a central Gaussian galaxy and a companion 5-9 px away."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size].astype(float)
-    c = size // 2
-    flux = rng.uniform(20, 100, (n, 2))
-    width = rng.uniform(1.5, 3.0, (n, 2))[..., None, None]
-    angle, dist = rng.uniform(0, 2 * np.pi, n), rng.uniform(5, 9, n)
-    cx = np.column_stack([np.full(n, c), c + dist * np.cos(angle)])[..., None, None]
-    cy = np.column_stack([np.full(n, c), c + dist * np.sin(angle)])[..., None, None]
-    iso = flux[..., None, None] * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * width**2))
-    iso /= 2 * np.pi * width**2  # (n, 2, size, size)
-    return (iso.sum(axis=1) + noise * rng.normal(size=(n, size, size))).astype(np.float32)
+    return two_gaussian_blends(n, size=size, noise=noise, seed=seed)["blend"]
 
 
 def _inputs(blend, noise_sigma=None):
