@@ -46,6 +46,8 @@ import numpy as np
 from keras import layers, ops, saving
 from scipy.ndimage import uniform_filter
 
+from .._measure import per_stamp
+
 __all__ = [
     "NORMALIZATION",
     "estimate_noise_sigma",
@@ -133,23 +135,9 @@ def stamp_scale(stack, noise_sigma=None):
     """
     x = np.asarray(stack, dtype=np.float64)
     n = x.shape[0]
-    if noise_sigma is None:
+    sigma = per_stamp(noise_sigma, n, "noise_sigma")
+    if sigma is None:
         sigma = estimate_noise_sigma(x)
-    else:
-        sigma = np.asarray(noise_sigma, dtype=np.float64)
-        if sigma.ndim == 0:
-            sigma = np.full(n, float(sigma))
-        if sigma.shape != (n,):
-            raise ValueError(
-                f"noise_sigma must be a scalar or have one value per stamp, shape ({n},); "
-                f"got shape {sigma.shape}"
-            )
-        if not np.all(np.isfinite(sigma) & (sigma > 0)):
-            raise ValueError(
-                "noise_sigma must be positive and finite (a per-pixel standard deviation in image "
-                f"units); got values between {np.nanmin(sigma)} and {np.nanmax(sigma)}. Pass None "
-                "to estimate it from each stamp."
-            )
     peak = np.abs(x).reshape(n, -1).max(axis=1)
     scale = np.maximum(np.maximum(sigma, _FLOOR_FRACTION * peak), _TINY)
     return scale.astype(np.float32)[:, np.newaxis]
