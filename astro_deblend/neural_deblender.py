@@ -222,6 +222,8 @@ class NeuralDeblender:
             pretrain_config = None
         model, history = train(spec, data, config, output_dir=run_dir, resume=resume)
         self._model = model
+        # a fine-tuned network keeps the record of the training it started from
+        earlier = None if fresh else {k: self._provenance.get(k) for k in ("weights", "training", "notes")}
         self._provenance = {
             "weights": "trained",
             "training": {
@@ -231,9 +233,10 @@ class NeuralDeblender:
                 ),
                 "n_blends": len(data["blend"]) if isinstance(data, dict) else len(data),
                 "output_dir": str(output_dir),
-                "fine_tuned_from": None if fresh else self._provenance.get("weights"),
+                "fine_tuned_from": None if fresh else earlier["weights"],
             },
             "domain": _training_domain(data),
+            "previous": earlier,
         }
         return history
 

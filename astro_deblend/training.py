@@ -3,7 +3,8 @@
 `train` fits any network of `astro_deblend.models` with ``model.fit`` and Keras callbacks; which
 losses apply is read from the network's outputs:
 
-- ``'flux'`` (N, 2): MAPE against the true fluxes (`astro_deblend.models.losses.mape`);
+- ``'flux'`` (N, 2): MAPE against the true fluxes (`astro_deblend.models.losses.mape`), or the
+  mean absolute log ratio (``TrainingConfig.flux_loss='log_ratio'``);
 - ``'maps'`` (N, 2, ny, nx): binary cross-entropy against the true fractional maps
   (``'fractions'`` in the data, set to 0 on the pixels that carry no signal, see
   `astro_deblend.models.normalization.signal_mask`; else the binary ``'masks'`` as given;
@@ -39,10 +40,12 @@ import keras
 import numpy as np
 
 from .models import build_model
-from .models.losses import MapBCELoss, MAPELoss
+from .models.losses import LogRatioLoss, MapBCELoss, MAPELoss
 from .models.normalization import signal_mask, stamp_scale
 
 __all__ = ["TrainingConfig", "train"]
+
+FLUX_LOSSES = {"mape": MAPELoss, "log_ratio": LogRatioLoss}
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,12 @@ class TrainingConfig:
     min_learning_rate : float
         Floor of the learning rate [default: 1e-6].
     map_loss_weight : float
-        Weight of the map cross-entropy next to the flux MAPE (in per cent) for networks that have
+        Weight of the map cross-entropy next to the flux loss (in per cent) for networks that have
         both outputs [default: 0.1, as the paper].
+    flux_loss : {'mape', 'log_ratio'}
+        Loss of the fluxes: the paper's MAPE (`~astro_deblend.models.losses.mape`) or the mean
+        absolute log ratio (`~astro_deblend.models.losses.log_ratio`), which weighs under- and
+        over-estimates alike in magnitudes [default: 'mape'].
     steps_per_epoch : int, optional
         Gradient steps per epoch. By default one pass over the training blends; a smaller value
         gives more frequent checkpoints and validation on large data sets (blends are then drawn
@@ -93,6 +100,7 @@ class TrainingConfig:
     plateau_factor: float = 0.5
     min_learning_rate: float = 1e-6
     map_loss_weight: float = 0.1
+    flux_loss: str = "mape"
     steps_per_epoch: int | None = None
     seed: int = 0
     verbose: int = 1
@@ -107,6 +115,8 @@ class TrainingConfig:
             raise ValueError(f"validation_fraction must be in [0, 1); got {self.validation_fraction}")
         if not 0 < self.plateau_factor < 1:
             raise ValueError(f"plateau_factor must be in (0, 1); got {self.plateau_factor}")
+        if self.flux_loss not in FLUX_LOSSES:
+            raise ValueError(f"flux_loss must be one of {sorted(FLUX_LOSSES)}; got {self.flux_loss!r}")
         if self.learning_rate <= 0 or self.map_loss_weight < 0:
             raise ValueError(
                 "learning_rate must be > 0 and map_loss_weight >= 0; got "
@@ -407,7 +417,7 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
     # losses from the outputs
     loss, loss_weights = {}, {}
     if "flux" in outputs:
-        loss["flux"], loss_weights["flux"] = MAPELoss(), 1.0
+        loss["flux"], loss_weights["flux"] = FLUX_LOSSES[config.flux_loss](), 1.0
     if "maps" in outputs and map_key is not None:
         loss["maps"] = MapBCELoss()
         loss_weights["maps"] = config.map_loss_weight if "flux" in outputs else 1.0

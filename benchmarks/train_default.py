@@ -10,6 +10,10 @@ Steps: simulate the galaxy sample (cached in the work folder), make the paper's 
 validation split inside, checkpoints every epoch: rerunning the command after an interruption resumes),
 save the trained deblender to ``<work>/final``; with ``--install`` copy it into ``astro_deblend/weights``
 as ``<model>.json`` and ``<model>.weights.h5``. Evaluate with ``benchmarks/bench_accuracy.py``.
+
+A config with ``"init_weights": "<folder saved by NeuralDeblender.save>"`` (relative to the current
+folder) fine-tunes that deblender instead of starting from random weights: a second stage of
+training, e.g. with another loss or learning rate, run after the command that made the folder.
 """
 
 import argparse
@@ -60,7 +64,13 @@ def main(argv=None):
     train = blends.subset("train")
     print(f"{blends}; training on {len(train)} train blends", flush=True)
     model_config = config_from_dict(spec["model"], spec["model_config"])
-    deblender = NeuralDeblender(model_config, weights=None)
+    init = spec.get("init_weights")
+    if init is not None and not (Path(init) / "config.json").exists():
+        raise FileNotFoundError(
+            f"init_weights {init!r} is not a folder saved by NeuralDeblender.save; run the training "
+            "stage that makes it first (see the config's description)"
+        )
+    deblender = NeuralDeblender(model_config, weights=init)
     training = TrainingConfig(**spec["training"])
     pretraining = TrainingConfig(**spec["pretraining"]) if "pretraining" in spec else None
     t1 = time.perf_counter()

@@ -132,6 +132,20 @@ def test_save_load_identical(trained, data, tmp_path):
         NeuralDeblender(FracNetConfig(stamp_size=SIZE, filters=(4, 8)), weights=tmp_path / "saved")
 
 
+def test_fine_tuning_keeps_the_earlier_record(trained, data, tmp_path):
+    trained.save(tmp_path / "stage1")
+    tuned = NeuralDeblender.load(tmp_path / "stage1")
+    tuned.annotate(command="stage one")
+    tuned.fit(data, config=TrainingConfig(epochs=1, batch_size=16, verbose=0, flux_loss="log_ratio"),
+              output_dir=tmp_path / "stage2")
+    tuned.save(tmp_path / "tuned")
+    provenance = json.loads((tmp_path / "tuned" / "config.json").read_text())["provenance"]
+    assert provenance["training"]["fine_tuned_from"] == str(tmp_path / "stage1")
+    assert provenance["training"]["training_config"]["flux_loss"] == "log_ratio"
+    assert provenance["previous"]["notes"] == {"command": "stage one"}
+    assert provenance["previous"]["training"]["training_config"]["epochs"] == 1
+
+
 @pytest.mark.parametrize(
     ("bad", "error", "match"),
     [

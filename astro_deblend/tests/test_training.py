@@ -74,8 +74,9 @@ def data():
     return two_gaussian_blends(96)
 
 
-def test_training_lowers_the_loss_and_writes_its_outputs(data, tmp_path):
-    config = TrainingConfig(epochs=4, **QUIET)
+@pytest.mark.parametrize("flux_loss", ["mape", "log_ratio"])
+def test_training_lowers_the_loss_and_writes_its_outputs(data, tmp_path, flux_loss):
+    config = TrainingConfig(epochs=4, flux_loss=flux_loss, **QUIET)
     model, history = train(FRACNET, data, config, output_dir=tmp_path)
     losses = history.history["loss"]
     assert losses[-1] < losses[0]
@@ -175,3 +176,5 @@ def test_bad_training_data(data, tmp_path):
         TrainingConfig(epochs=0)
     with pytest.raises(ValueError, match="validation_fraction"):
         TrainingConfig(validation_fraction=1.0)
+    with pytest.raises(ValueError, match="flux_loss must be one of"):
+        TrainingConfig(flux_loss="mse")

@@ -21,10 +21,12 @@ from astro_deblend.models import (
 )
 from astro_deblend.models.fracnet import CentreDistance
 from astro_deblend.models.losses import (
+    LogRatioLoss,
     MapBCELoss,
     MAPELoss,
     binary_cross_entropy,
     combined_loss,
+    log_ratio,
     mape,
 )
 from astro_deblend.models.normalization import estimate_noise_sigma, signal_mask, stamp_scale
@@ -211,6 +213,22 @@ def test_mape_by_hand():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(mape(true, pred)), [17.5, 0.0])
     loss = keras.ops.convert_to_numpy(MAPELoss()(true, pred))
     assert loss == pytest.approx(8.75)
+
+
+def test_log_ratio_by_hand():
+    true = np.array([[10.0, 20.0], [1.0, 4.0]])
+    pred = np.array([[20.0, 10.0], [1.0, 0.0]])
+    # halving and doubling cost the same (MAPE: 100 % and 50 %); a zero prediction is floored
+    expected = [100 * np.log(2), 100 * np.log(1e3) / 2]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(log_ratio(true, pred)), expected)
+    assert keras.ops.convert_to_numpy(LogRatioLoss()(true, pred)) == pytest.approx(np.mean(expected))
+    # to first order it is the MAPE
+    near = true * (1 + np.array([[0.01, -0.02], [0.005, 0.0]]))
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(log_ratio(true, near)),
+        keras.ops.convert_to_numpy(mape(true, near)),
+        rtol=0.02,
+    )
 
 
 def test_bce_by_hand():
