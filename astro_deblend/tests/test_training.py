@@ -7,32 +7,13 @@ import numpy as np
 import pytest
 
 from astro_deblend.models import Blend2FluxConfig, FracNetConfig
+from astro_deblend.tests.helpers import two_gaussian_blends
 from astro_deblend.training import TrainingConfig, _BlendBatches, _split, train
 
 SIZE = 32
 FRACNET = FracNetConfig(stamp_size=SIZE, filters=(4, 8, 8))
 B2F = Blend2FluxConfig(stamp_size=SIZE, filters=4, n_conv=3, dense_units=(8, 4))
 QUIET = {"batch_size": 16, "learning_rate": 3e-3, "verbose": 0}
-
-
-def two_gaussian_blends(n, *, size=SIZE, noise=0.05, seed=0):
-    """Training data: blends, true fluxes in the stamp and true fractional maps."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size].astype(float)
-    c = size // 2
-    flux = rng.uniform(20, 100, (n, 2))
-    width = rng.uniform(1.5, 3.0, (n, 2))[..., None, None]
-    angle, dist = rng.uniform(0, 2 * np.pi, n), rng.uniform(5, 9, n)
-    cx = np.column_stack([np.full(n, c), c + dist * np.cos(angle)])[..., None, None]
-    cy = np.column_stack([np.full(n, c), c + dist * np.sin(angle)])[..., None, None]
-    iso = flux[..., None, None] * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * width**2))
-    iso /= 2 * np.pi * width**2  # (n, 2, size, size)
-    total = iso.sum(axis=1)
-    return {
-        "blend": (total + noise * rng.normal(size=total.shape)).astype(np.float32),
-        "flux": iso.sum(axis=(2, 3)),
-        "fractions": (iso / np.maximum(total, 1e-300)[:, None]).astype(np.float32),
-    }
 
 
 class LazyBlends:

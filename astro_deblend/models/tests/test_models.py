@@ -30,7 +30,7 @@ from astro_deblend.models.losses import (
     mape,
 )
 from astro_deblend.models.normalization import estimate_noise_sigma, signal_mask, stamp_scale
-from astro_deblend.tests.test_training import two_gaussian_blends
+from astro_deblend.tests.helpers import two_gaussian_blends
 
 SIZE = 32
 TINY = {

@@ -1,0 +1,25 @@
+"""Synthetic data shared by the tests of the networks, the training and the deblender."""
+
+import numpy as np
+
+SIZE = 32
+
+
+def two_gaussian_blends(n, *, size=SIZE, noise=0.05, seed=0):
+    """Training data: blends, true fluxes in the stamp and true fractional maps."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size].astype(float)
+    c = size // 2
+    flux = rng.uniform(20, 100, (n, 2))
+    width = rng.uniform(1.5, 3.0, (n, 2))[..., None, None]
+    angle, dist = rng.uniform(0, 2 * np.pi, n), rng.uniform(5, 9, n)
+    cx = np.column_stack([np.full(n, c), c + dist * np.cos(angle)])[..., None, None]
+    cy = np.column_stack([np.full(n, c), c + dist * np.sin(angle)])[..., None, None]
+    iso = flux[..., None, None] * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * width**2))
+    iso /= 2 * np.pi * width**2  # (n, 2, size, size)
+    total = iso.sum(axis=1)
+    return {
+        "blend": (total + noise * rng.normal(size=total.shape)).astype(np.float32),
+        "flux": iso.sum(axis=(2, 3)),
+        "fractions": (iso / np.maximum(total, 1e-300)[:, None]).astype(np.float32),
+    }
