@@ -213,6 +213,7 @@ def measure_fits(
     zeropoint=None,
     noise_sigma=None,
     magnitudes=False,
+    views=4,
     overwrite=False,
     progress=True,
 ):
@@ -237,6 +238,8 @@ def measure_fits(
     magnitudes : bool
         Require AB magnitudes in the catalogue: an error is raised when no zero point is given or
         found in the header (otherwise the ``mag`` column is simply left out).
+    views : {1, 4, 8}
+        Symmetric views averaged by the network (``method='neural'``; see `NeuralDeblender`).
     overwrite : bool
         Replace existing outputs.
 
@@ -260,7 +263,10 @@ def measure_fits(
     if method == "neural":
         from .neural_deblender import NeuralDeblender
 
-        deblender = NeuralDeblender() if weights == "default" else NeuralDeblender.load(weights)
+        if weights == "default":
+            deblender = NeuralDeblender(views=views)
+        else:
+            deblender = NeuralDeblender.load(weights, views=views)
         table, segments = deblender.measure(
             data, zeropoint=zp, noise_sigma=sigma, pixel_scale=stamps.pixel_scale, progress=progress
         )

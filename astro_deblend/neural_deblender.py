@@ -36,6 +36,9 @@ __all__ = ["NeuralDeblender"]
 _KINDS = ("fracnet", "blend2flux", "blend2mask2flux")
 _WEIGHTS_DIR = Path(__file__).parent / "weights"
 _FORMAT_VERSION = 1
+#: Symmetries of a stamp about its central pixel, (mirror, quarter turns); `views` takes the first 1, 4 or 8.
+_SYMMETRIES = [(False, 0), (False, 1), (False, 2), (False, 3), (True, 0), (True, 1), (True, 2), (True, 3)]
+_VIEWS = (1, 4, 8)
 #: Stamps whose summed flux is below this many times its noise hold no clear pair: flag 8.
 _MIN_TOTAL_SNR = 5.0
 
@@ -56,6 +59,13 @@ class NeuralDeblender:
         None: an untrained network, to be trained with `fit`.
     batch_size : int, optional
         Stamps per forward pass in `measure` [default: 64]; only changes speed and memory.
+    views : {1, 4, 8}, optional
+        Number of symmetric views of each stamp that `measure` averages [default: 4]: the stamp
+        rotated by 0, 90, 180 and 270 degrees about the central pixel (and, with 8, also mirrored).
+        The central galaxy stays on its pixel and every pixel keeps its value, so each view is an
+        equally valid input; the network's fluxes and maps are averaged over the views (the maps
+        rotated back first). Averaging 4 views costs 4 times the time of 1 and lowers the
+        scatter of the fluxes (see the model card); 1 is the network alone.
 
     Notes
     -----
@@ -72,7 +82,7 @@ class NeuralDeblender:
     'fracnet'
     """
 
-    def __init__(self, model="fracnet", weights="default", *, batch_size=64):
+    def __init__(self, model="fracnet", weights="default", *, batch_size=64, views=4):
         if isinstance(model, str):
             if model not in _KINDS:
                 raise ValueError(f"model must be one of {list(_KINDS)} or a model config; got {model!r}")
@@ -89,6 +99,9 @@ class NeuralDeblender:
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
         self.batch_size = int(batch_size)
+        if views not in _VIEWS:
+            raise ValueError(f"views must be one of {_VIEWS}; got {views!r}")
+        self.views = int(views)
         self._provenance = {"weights": None, "training": None}
 
         if weights is None:
@@ -144,7 +157,7 @@ class NeuralDeblender:
     def __repr__(self):
         return (
             f"{type(self).__name__}(model={self._config!r}, weights="
-            f"{self._provenance.get('weights')!r}, batch_size={self.batch_size})"
+            f"{self._provenance.get('weights')!r}, batch_size={self.batch_size}, views={self.views})"
         )
 
     @property
@@ -174,6 +187,7 @@ class NeuralDeblender:
             "model_config": dataclasses.asdict(self._config),
             "normalization": NORMALIZATION["name"],
             "weights": self._provenance.get("weights"),
+            "views": self.views,
             "segment_rule": "share > 0.5 and 3x3 mean of the blend > 1 noise sigma",
         }
 
@@ -338,7 +352,7 @@ class NeuralDeblender:
             sl = slice(start, start + self.batch_size)
             batch = stack[sl]
             scale = stamp_scale(batch, None if noise is None else noise[sl])  # (n, 1)
-            out = self._model.predict_on_batch({"blend": batch.astype(np.float32), "scale": scale})
+            out = self._predict(batch.astype(np.float32), scale)
             batch_maps = out.get("maps")
             sigma[sl] = scale[:, 0]
             flux[sl] = out["flux"]
@@ -369,6 +383,18 @@ class NeuralDeblender:
         if return_maps:
             return table, segments, maps
         return table, segments
+
+    def _predict(self, batch, scale):
+        """The network's outputs on a batch, averaged over ``self.views`` symmetric views."""
+        transforms = _SYMMETRIES[: self.views]
+        stacked = np.concatenate([_apply(batch, t) for t in transforms])  # (views * n, S, S)
+        out = self._model.predict_on_batch({"blend": stacked, "scale": np.tile(scale, (self.views, 1))})
+        n = len(batch)
+        result = {"flux": np.asarray(out["flux"]).reshape(self.views, n, 2).mean(axis=0)}
+        if "maps" in out:
+            maps = np.asarray(out["maps"]).reshape(self.views, n, 2, *batch.shape[1:])
+            result["maps"] = np.mean([_undo(m, t) for m, t in zip(maps, transforms, strict=True)], axis=0)
+        return result
 
     def _check_domain(self, totals, sigma, pixel_scale):
         """Stamps outside the training domain (warned about once per call), shape (N,) bool."""
@@ -437,7 +463,7 @@ class NeuralDeblender:
         atomic_write_text(path / "config.json", json.dumps(record, indent=2))
 
     @classmethod
-    def load(cls, path, *, batch_size=64):
+    def load(cls, path, *, batch_size=64, views=4):
         """Rebuild a network written by `save` (its config, then its weights).
 
         Parameters
@@ -446,6 +472,8 @@ class NeuralDeblender:
             Folder holding ``config.json`` and ``model.weights.h5``.
         batch_size : int, optional
             Stamps per forward pass in `measure` [default: 64].
+        views : {1, 4, 8}, optional
+            Symmetric views averaged by `measure` [default: 4; see `NeuralDeblender`].
 
         Returns
         -------
@@ -454,7 +482,7 @@ class NeuralDeblender:
         path = Path(path)
         record = _read_record(path / "config.json")
         config = config_from_dict(record["model"], record["model_config"])
-        return cls(config, weights=path, batch_size=batch_size)
+        return cls(config, weights=path, batch_size=batch_size, views=views)
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -511,6 +539,33 @@ def _bundled(kind):
             "weights=<folder written by NeuralDeblender.save>"
         )
     return _read_record(config_file), weights_file
+
+
+def _rotate(a):
+    """Rotate images (..., S, S) by 90 degrees about pixel (S/2, S/2) (S even): a pixel permutation."""
+    return np.roll(np.rot90(a, 1, axes=(-2, -1)), 1, axis=-2)
+
+
+def _mirror(a):
+    """Mirror images (..., S, S) left-right about the column S/2 (its own inverse)."""
+    return np.roll(a[..., ::-1], 1, axis=-1)
+
+
+def _apply(a, transform):
+    """Apply a symmetry ``(mirror, quarter_turns)``: mirror first, then rotate."""
+    mirror, turns = transform
+    a = _mirror(a) if mirror else a
+    for _ in range(turns):
+        a = _rotate(a)
+    return a
+
+
+def _undo(a, transform):
+    """Invert `_apply`."""
+    mirror, turns = transform
+    for _ in range((4 - turns) % 4):
+        a = _rotate(a)
+    return _mirror(a) if mirror else a
 
 
 def _segments_and_centroids(stack, maps, sigma):

@@ -140,7 +140,11 @@ def test_neural_measures_fits_and_warns_outside_domain(tmp_path):
         warnings.simplefilter("ignore", AstropyUserWarning)
         assert main(["measure", str(path), "--output", str(out), "--weights", str(tmp_path / "saved"),
                      "--quiet"]) == 0
+        assert main(["measure", str(path), "--output", str(tmp_path / "nn1.ecsv"), "--weights",
+                     str(tmp_path / "saved"), "--views", "1", "--quiet"]) == 0
     assert len(Table.read(out)) == 6
+    assert Table.read(out).meta["config"]["views"] == 4
+    assert Table.read(tmp_path / "nn1.ecsv").meta["config"]["views"] == 1
 
 
 def test_cli_errors_are_messages(tmp_path, capsys):
