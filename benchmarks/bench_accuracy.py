@@ -8,11 +8,13 @@ tables and the HTML report, prints a table and writes JSON.
 Usage::
 
     python benchmarks/bench_accuracy.py [--config benchmarks/configs/fracnet_default.json]
-        [--neural default] [--neural path/to/saved/deblender ...] [--work train_runs/fracnet_default]
+        [--neural default] [--neural path/to/saved/deblender ...] [--views 1 --views 4]
+        [--work train_runs/fracnet_default]
         [--out benchmarks/results/accuracy]
 """
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -38,6 +40,9 @@ def main(argv=None):
     p.add_argument("--work", default="train_runs/fracnet_default", help="cache of simulated galaxies")
     p.add_argument("--neural", action="append", default=None,
                    help="'default' (bundled) or a saved deblender folder; repeat for several")
+    p.add_argument("--views", type=int, action="append", choices=(1, 4, 8), default=None,
+                   help="symmetric views averaged by the networks [4]; repeat for several "
+                        "(methods other than 4 views get a -v<N> suffix)")
     p.add_argument("--n-test", type=int, default=None, help="measure only the first N test blends")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "accuracy"))
     p.add_argument("--no-figures", action="store_true")
@@ -53,14 +58,18 @@ def main(argv=None):
     print(f"{len(test)} test blends, noise sigma {sigma:.4g} e-/s per pixel", flush=True)
 
     measurements, masks, speed = {}, {}, {}
-    for source in args.neural or ["default"]:
-        deblender = NeuralDeblender() if source == "default" else NeuralDeblender.load(source)
+    for source, views in itertools.product(args.neural or ["default"], args.views or [4]):
+        if source == "default":
+            deblender = NeuralDeblender(views=views)
+        else:
+            deblender = NeuralDeblender.load(source, views=views)
         has_maps = deblender.method != "blend2flux"
         t = time.perf_counter()
         out = deblender.measure(images, zeropoint=zp, noise_sigma=sigma, return_maps=has_maps,
                                 progress=False)
         dt = time.perf_counter() - t
         name = deblender.method if source == "default" else f"{deblender.method}:{Path(source).parent.name}"
+        name += "" if views == 4 else f"-v{views}"  # the default: 4 views
         measurements[name], speed[name] = out[0], len(test) / dt
         if has_maps:
             masks[name] = out[2]
