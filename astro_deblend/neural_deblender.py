@@ -58,7 +58,8 @@ class NeuralDeblender:
         a folder written by `save` (its network must be ``model``) or a ``.weights.h5`` file;
         None: an untrained network, to be trained with `fit`.
     batch_size : int, optional
-        Stamps per forward pass in `measure` [default: 64]; only changes speed and memory.
+        Stamps per forward pass in `measure` [default: 64; each goes in as ``views`` views]; only
+        changes speed and memory.
     views : {1, 4, 8}, optional
         Number of symmetric views of each stamp that `measure` averages [default: 4]: the stamp
         rotated by 0, 90, 180 and 270 degrees about the central pixel (and, with 8, also mirrored).

@@ -55,6 +55,12 @@ def main(argv=None):
     p.add_argument("--install", action="store_true", help="copy the result into astro_deblend/weights")
     args = p.parse_args(argv)
     spec = json.loads(Path(args.config).read_text())
+    init = spec.get("init_weights")
+    if init is not None and not (Path(init) / "config.json").exists():
+        p.error(
+            f"init_weights {init!r} is not a folder saved by NeuralDeblender.save; run the training "
+            "stage that makes it first (see the config's description)"
+        )
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     (work / "run_config.json").write_text(json.dumps(spec, indent=2))
@@ -64,12 +70,6 @@ def main(argv=None):
     train = blends.subset("train")
     print(f"{blends}; training on {len(train)} train blends", flush=True)
     model_config = config_from_dict(spec["model"], spec["model_config"])
-    init = spec.get("init_weights")
-    if init is not None and not (Path(init) / "config.json").exists():
-        raise FileNotFoundError(
-            f"init_weights {init!r} is not a folder saved by NeuralDeblender.save; run the training "
-            "stage that makes it first (see the config's description)"
-        )
     deblender = NeuralDeblender(model_config, weights=init)
     training = TrainingConfig(**spec["training"])
     pretraining = TrainingConfig(**spec["pretraining"]) if "pretraining" in spec else None
