@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ._io import atomic_write_text
 from ._measure import FLAG_OUT_OF_DOMAIN, build_table, per_stamp, validate_stamps
+from ._symmetry import SYMMETRIES, apply, undo
 from .fitsio import resolve_input
 from .models import MODEL_CONFIGS, Blend2Mask2FluxConfig, build_model, config_from_dict
 from .models.normalization import NORMALIZATION, signal_mask, stamp_scale
@@ -36,8 +37,6 @@ __all__ = ["NeuralDeblender"]
 _KINDS = ("fracnet", "blend2flux", "blend2mask2flux")
 _WEIGHTS_DIR = Path(__file__).parent / "weights"
 _FORMAT_VERSION = 1
-#: Symmetries of a stamp about its central pixel, (mirror, quarter turns); `views` takes the first 1, 4 or 8.
-_SYMMETRIES = [(False, 0), (False, 1), (False, 2), (False, 3), (True, 0), (True, 1), (True, 2), (True, 3)]
 _VIEWS = (1, 4, 8)
 #: Stamps whose summed flux is below this many times its noise hold no clear pair: flag 8.
 _MIN_TOTAL_SNR = 5.0
@@ -387,14 +386,14 @@ class NeuralDeblender:
 
     def _predict(self, batch, scale):
         """The network's outputs on a batch, averaged over ``self.views`` symmetric views."""
-        transforms = _SYMMETRIES[: self.views]
-        stacked = np.concatenate([_apply(batch, t) for t in transforms])  # (views * n, S, S)
+        transforms = SYMMETRIES[: self.views]
+        stacked = np.concatenate([apply(batch, t) for t in transforms])  # (views * n, S, S)
         out = self._model.predict_on_batch({"blend": stacked, "scale": np.tile(scale, (self.views, 1))})
         n = len(batch)
         result = {"flux": np.asarray(out["flux"]).reshape(self.views, n, 2).mean(axis=0)}
         if "maps" in out:
             maps = np.asarray(out["maps"]).reshape(self.views, n, 2, *batch.shape[1:])
-            result["maps"] = np.mean([_undo(m, t) for m, t in zip(maps, transforms, strict=True)], axis=0)
+            result["maps"] = np.mean([undo(m, t) for m, t in zip(maps, transforms, strict=True)], axis=0)
         return result
 
     def _check_domain(self, totals, sigma, pixel_scale):
@@ -540,33 +539,6 @@ def _bundled(kind):
             "weights=<folder written by NeuralDeblender.save>"
         )
     return _read_record(config_file), weights_file
-
-
-def _rotate(a):
-    """Rotate images (..., S, S) by 90 degrees about pixel (S/2, S/2) (S even): a pixel permutation."""
-    return np.roll(np.rot90(a, 1, axes=(-2, -1)), 1, axis=-2)
-
-
-def _mirror(a):
-    """Mirror images (..., S, S) left-right about the column S/2 (its own inverse)."""
-    return np.roll(a[..., ::-1], 1, axis=-1)
-
-
-def _apply(a, transform):
-    """Apply a symmetry ``(mirror, quarter_turns)``: mirror first, then rotate."""
-    mirror, turns = transform
-    a = _mirror(a) if mirror else a
-    for _ in range(turns):
-        a = _rotate(a)
-    return a
-
-
-def _undo(a, transform):
-    """Invert `_apply`."""
-    mirror, turns = transform
-    for _ in range((4 - turns) % 4):
-        a = _rotate(a)
-    return _mirror(a) if mirror else a
 
 
 def _segments_and_centroids(stack, maps, sigma):
