@@ -39,6 +39,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from ._symmetry import SYMMETRIES, apply
 from .models import build_model
 from .models.losses import LogRatioLoss, MapBCELoss, MAPELoss
 from .models.normalization import signal_mask, stamp_scale
@@ -80,6 +81,11 @@ class TrainingConfig:
         Loss of the fluxes: the paper's MAPE (`~astro_deblend.models.losses.mape`) or the mean
         absolute log ratio (`~astro_deblend.models.losses.log_ratio`), which weighs under- and
         over-estimates alike in magnitudes [default: 'mape'].
+    augment : bool
+        Turn and mirror each training blend (and its maps) by one of the 8 symmetries about its
+        central pixel, drawn at random per blend and epoch from ``seed`` [default: False]. The
+        fluxes do not change; the network sees up to 8 times as many distinct stamps, which
+        narrows the gap between training and validation loss. Validation blends are not turned.
     steps_per_epoch : int, optional
         Gradient steps per epoch. By default one pass over the training blends; a smaller value
         gives more frequent checkpoints and validation on large data sets (blends are then drawn
@@ -101,6 +107,7 @@ class TrainingConfig:
     min_learning_rate: float = 1e-6
     map_loss_weight: float = 0.1
     flux_loss: str = "mape"
+    augment: bool = False
     steps_per_epoch: int | None = None
     seed: int = 0
     verbose: int = 1
@@ -194,11 +201,13 @@ def _as_source(data):
 class _BlendBatches(keras.utils.PyDataset):
     """Batches ``({'blend', 'scale'}, {'flux', 'maps'})`` materialised on the fly from a source.
 
-    With ``shuffle`` the order of epoch ``e`` is a permutation drawn from ``(seed, e)`` only, so a
-    resumed run sees the same batches as an uninterrupted one.
+    With ``shuffle`` the order of epoch ``e`` is a permutation drawn from ``(seed, e)`` only, and
+    with ``augment`` the symmetry of each blend from ``(seed, e, batch)``, so a resumed run sees
+    the same batches as an uninterrupted one.
     """
 
-    def __init__(self, source, indices, batch_size, *, outputs, map_key, shuffle, seed, steps=None):
+    def __init__(self, source, indices, batch_size, *, outputs, map_key, shuffle, seed, steps=None,
+                 augment=False):
         super().__init__()
         self.source = source
         self.indices = np.asarray(indices)
@@ -208,6 +217,7 @@ class _BlendBatches(keras.utils.PyDataset):
         self.shuffle = shuffle
         self.seed = seed
         self.steps = steps
+        self.augment = augment
         self.epoch = 0
 
     def set_epoch(self, epoch):
@@ -247,16 +257,32 @@ class _BlendBatches(keras.utils.PyDataset):
                 f"training blends {bad[:10].tolist()} contain NaN or infinite pixels; clean or "
                 "drop them before training"
             )
-        x = {"blend": blend, "scale": stamp_scale(blend)}
-        y = {}
-        if "flux" in self.outputs:
-            y["flux"] = np.asarray(batch["flux"], dtype=np.float32)
+        flux = np.asarray(batch["flux"], dtype=np.float32) if "flux" in self.outputs else None
+        maps = None
         if "maps" in self.outputs and self.map_key is not None:
             maps = np.asarray(batch[self.map_key], dtype=np.float32)  # (n, 2, ny, nx)
+        if self.augment:
+            blend, maps = self._turn(i, blend, maps)
+        x = {"blend": blend, "scale": stamp_scale(blend)}
+        y = {} if flux is None else {"flux": flux}
+        if maps is not None:
             if self.map_key == "fractions":  # no target where the blend shows no signal
                 maps = maps * signal_mask(blend, x["scale"])[:, np.newaxis]
             y["maps"] = maps
         return x, y
+
+    def _turn(self, i, blend, maps):
+        """Turn each blend (and its maps) by a symmetry about the central pixel drawn for it."""
+        rng = np.random.default_rng((self.seed, self.epoch, i, 1))
+        choice = rng.integers(len(SYMMETRIES), size=len(blend))
+        blend = blend.copy()
+        maps = None if maps is None else maps.copy()
+        for k in np.unique(choice):
+            rows = choice == k
+            blend[rows] = apply(blend[rows], SYMMETRIES[k])
+            if maps is not None:
+                maps[rows] = apply(maps[rows], SYMMETRIES[k])
+        return blend, maps
 
 
 class _SetEpoch(keras.callbacks.Callback):
@@ -407,7 +433,8 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
     train_idx, val_idx = _split(len(source), config)
     common = {"outputs": outputs, "map_key": map_key, "seed": config.seed}
     train_batches = _BlendBatches(
-        source, train_idx, config.batch_size, shuffle=True, steps=config.steps_per_epoch, **common
+        source, train_idx, config.batch_size, shuffle=True, steps=config.steps_per_epoch,
+        augment=config.augment, **common
     )
     val_batches = None
     if len(val_idx):

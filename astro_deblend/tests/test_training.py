@@ -6,7 +6,9 @@ import keras
 import numpy as np
 import pytest
 
+from astro_deblend._symmetry import SYMMETRIES, apply
 from astro_deblend.models import Blend2FluxConfig, FracNetConfig
+from astro_deblend.models.normalization import signal_mask
 from astro_deblend.tests.helpers import two_gaussian_blends
 from astro_deblend.training import TrainingConfig, _BlendBatches, _split, train
 
@@ -139,6 +141,36 @@ def test_batches_are_deterministic_and_cover_the_split(data):
     # map targets: the true fractions where the blend shows signal, 0 in the empty corners
     assert np.all(y["maps"][:, :, :2, :2] == 0)
     np.testing.assert_allclose(y["maps"][:, :, 16, 16].sum(axis=1), 1, rtol=1e-5)
+
+
+def test_augment_turns_each_blend_with_its_maps(data):
+    kwargs = {"outputs": ("flux", "maps"), "map_key": "fractions", "seed": 3, "shuffle": False}
+    plain = _BlendBatches(LazyBlends(data), np.arange(32), 32, **kwargs)
+    turned = _BlendBatches(LazyBlends(data), np.arange(32), 32, augment=True, **kwargs)
+    (x0, y0), (x1, y1) = plain[0], turned[0]
+    np.testing.assert_array_equal(y1["flux"], y0["flux"])  # fluxes do not change
+    used = set()
+    for n in range(32):
+        views = [apply(x0["blend"][n], t) for t in SYMMETRIES]
+        match = [k for k, view in enumerate(views) if np.array_equal(view, x1["blend"][n])]
+        assert match, f"blend {n} is not a symmetry of the original"
+        # the map targets are the turned true fractions, masked by the signal of the turned blend
+        mask = signal_mask(x1["blend"][n : n + 1], x1["scale"][n : n + 1])[0]
+        expected = apply(data["fractions"][n], SYMMETRIES[match[0]]) * mask
+        np.testing.assert_allclose(y1["maps"][n], expected, rtol=1e-6)
+        used.add(match[0])
+    assert len(used) > 4  # the symmetries vary from blend to blend
+    np.testing.assert_array_equal(turned[0][0]["blend"], x1["blend"])  # same seed and epoch, same turns
+    turned.set_epoch(1)
+    assert not np.array_equal(turned[0][0]["blend"], x1["blend"])  # new turns each epoch
+
+
+def test_training_with_augment(data, tmp_path):
+    config = TrainingConfig(epochs=3, augment=True, **QUIET)
+    model, history = train(FRACNET, data, config, output_dir=tmp_path)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    record = json.loads((tmp_path / "training_config.json").read_text())
+    assert record["training_config"]["augment"] is True
 
 
 def test_bad_training_data(data, tmp_path):
