@@ -236,8 +236,9 @@ class NeuralDeblender:
             pretrain_config = None
         model, history = train(spec, data, config, output_dir=run_dir, resume=resume)
         self._model = model
-        # a fine-tuned network keeps the record of the training it started from
-        earlier = None if fresh else {k: self._provenance.get(k) for k in ("weights", "training", "notes")}
+        # a fine-tuned network keeps the record of the training it started from, stage after stage
+        keep = ("weights", "training", "notes", "previous")
+        earlier = None if fresh else {k: self._provenance.get(k) for k in keep}
         self._provenance = {
             "weights": "trained",
             "training": {

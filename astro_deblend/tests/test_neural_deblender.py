@@ -131,6 +131,12 @@ def test_fine_tuning_keeps_the_earlier_record(trained, data, tmp_path):
     assert provenance["training"]["training_config"]["flux_loss"] == "log_ratio"
     assert provenance["previous"]["notes"] == {"command": "stage one"}
     assert provenance["previous"]["training"]["training_config"]["epochs"] == 1
+    # a third stage keeps both earlier ones
+    third = NeuralDeblender.load(tmp_path / "tuned")
+    third.fit(data, config=TrainingConfig(epochs=1, batch_size=16, verbose=0), output_dir=tmp_path / "stage3")
+    record = third._provenance
+    assert record["previous"]["training"]["training_config"]["flux_loss"] == "log_ratio"
+    assert record["previous"]["previous"]["notes"] == {"command": "stage one"}
 
 
 @pytest.mark.parametrize(
