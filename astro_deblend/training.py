@@ -275,14 +275,14 @@ class _BlendBatches(keras.utils.PyDataset):
         """Turn each blend (and its maps) by a symmetry about the central pixel drawn for it."""
         rng = np.random.default_rng((self.seed, self.epoch, i, 1))
         choice = rng.integers(len(SYMMETRIES), size=len(blend))
-        blend = blend.copy()
-        maps = None if maps is None else maps.copy()
+        turned_blend = np.empty_like(blend)
+        turned_maps = None if maps is None else np.empty_like(maps)
         for k in np.unique(choice):
             rows = choice == k
-            blend[rows] = apply(blend[rows], SYMMETRIES[k])
+            turned_blend[rows] = apply(blend[rows], SYMMETRIES[k])
             if maps is not None:
-                maps[rows] = apply(maps[rows], SYMMETRIES[k])
-        return blend, maps
+                turned_maps[rows] = apply(maps[rows], SYMMETRIES[k])
+        return turned_blend, turned_maps
 
 
 class _SetEpoch(keras.callbacks.Callback):
