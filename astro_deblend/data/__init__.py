@@ -4,7 +4,7 @@ Pipeline: a `GalaxySample` (simulated with `simulate_galaxies`, or read from the
 `read_candels`) -> `make_blends` -> a `BlendSet` that draws images on demand and saves itself to HDF5.
 """
 
-from .blending import BlendConfig, BlendSet, make_blends
+from .blending import BlendConfig, BlendSet, ConcatenatedBlends, make_blends
 from .candels import read_candels
 from .galaxies import GalaxySample
 from .plotting import plot_blends, plot_galaxies
@@ -15,6 +15,7 @@ __all__ = [
     "GALAXY_TYPES",
     "BlendConfig",
     "BlendSet",
+    "ConcatenatedBlends",
     "GalaxySample",
     "SimulationConfig",
     "isolated_photometry",

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .._io import atomic_write
 from .galaxies import GalaxySample, _read_sample_group, _write_sample_group
 
-__all__ = ["BlendConfig", "BlendSet", "make_blends"]
+__all__ = ["BlendConfig", "BlendSet", "ConcatenatedBlends", "make_blends"]
 
 _FORMAT_VERSION = 1
 
@@ -412,3 +412,66 @@ class BlendSet:
                 "make_blends(...).write(path)"
             ) from exc
         return cls(sample, cat, config=config)
+
+
+class ConcatenatedBlends:
+    """Several blend sets seen as one, in order, for training on more galaxies than one sample holds.
+
+    Parameters
+    ----------
+    sets : sequence of `BlendSet`
+        Sets of the same stamp shape, pixel scale and zero point (e.g. the train split of the default
+        sample and a second sample simulated with another seed).
+
+    Notes
+    -----
+    ``get(indices)`` returns the dict of `BlendSet.get`, with blend ``i`` of the whole being blend
+    ``i - offset`` of the set it falls in; ``len`` is the total number of blends. This is all that
+    `~astro_deblend.training.train` and `~astro_deblend.NeuralDeblender.fit` need.
+    """
+
+    def __init__(self, sets):
+        sets = list(sets)
+        if not sets:
+            raise ValueError("give at least one BlendSet to concatenate")
+        for s in sets:
+            if not isinstance(s, BlendSet):
+                raise TypeError(f"only BlendSets can be concatenated; got {type(s).__name__}")
+        first = sets[0]
+        for name in ("stamp_shape", "pixel_scale", "zeropoint"):
+            values = [getattr(s, name) for s in sets]
+            if any(v != values[0] for v in values[1:]):
+                raise ValueError(
+                    f"blend sets differ in {name} ({values}); a network learns one setting, so train on "
+                    "sets simulated alike (only the seeds and sizes may differ)"
+                )
+        self.sets = sets
+        self._offsets = np.cumsum([0] + [len(s) for s in sets])
+        self.stamp_shape = first.stamp_shape
+        self.pixel_scale = first.pixel_scale
+        self.zeropoint = first.zeropoint
+
+    def __len__(self):
+        return int(self._offsets[-1])
+
+    def __repr__(self):
+        return f"<ConcatenatedBlends: {len(self)} blends from {len(self.sets)} blend sets>"
+
+    @property
+    def flux(self):
+        """True fluxes inside the stamp, (N, 2): central, companion."""
+        return np.concatenate([s.flux for s in self.sets])
+
+    def get(self, indices):
+        """Draw the blends ``indices`` (int, slice or array of positions in the whole), in that order."""
+        rows = np.atleast_1d(np.arange(len(self))[indices])
+        which = np.searchsorted(self._offsets, rows, side="right") - 1
+        out = None
+        for k in np.unique(which):
+            sel = np.flatnonzero(which == k)
+            part = self.sets[k].get(rows[sel] - self._offsets[k])
+            if out is None:
+                out = {key: np.empty((rows.size,) + v.shape[1:], v.dtype) for key, v in part.items()}
+            for key, v in part.items():
+                out[key][sel] = v
+        return out

@@ -8,6 +8,7 @@ from astropy.table import Table
 from astro_deblend.data import (
     BlendConfig,
     BlendSet,
+    ConcatenatedBlends,
     GalaxySample,
     SimulationConfig,
     make_blends,
@@ -206,6 +207,31 @@ def test_subset_and_batches(blends):
     np.testing.assert_array_equal(test.get(3)["blend"], blends.get(123)["blend"])
     with pytest.raises(ValueError, match="'train' or 'test'"):
         blends.subset("validation")
+
+
+def test_concatenated_blends(sample, blends):
+    other = make_blends(sample, BlendConfig(n_train=30, n_test=10, seed=6), progress=False)
+    both = ConcatenatedBlends([blends.subset("train"), other])
+    assert len(both) == 120 + 40 and "2 blend sets" in repr(both)
+    assert both.pixel_scale == sample.pixel_scale and both.stamp_shape == sample.stamp_shape
+    # positions on both sides of the seam, out of order: each row is the blend of the set it falls in
+    got = both.get(np.array([121, 3, 119, 120, 159]))
+    want = [other.get(1), blends.get(3), blends.get(119), other.get(0), other.get(39)]
+    for key in ("blend", "fractions", "masks", "flux"):
+        np.testing.assert_array_equal(got[key], np.concatenate([w[key] for w in want]))
+    np.testing.assert_array_equal(both.flux[120:], other.flux)
+    assert len(both.get(slice(100, 140))["blend"]) == 40
+
+
+def test_concatenated_blends_errors(blends):
+    with pytest.raises(ValueError, match="at least one"):
+        ConcatenatedBlends([])
+    with pytest.raises(TypeError, match="only BlendSets"):
+        ConcatenatedBlends([blends, {"blend": np.zeros((2, 8, 8))}])
+    small = simulate_galaxies(SimulationConfig(n_galaxies=12, stamp_size=64, seed=4), progress=False)
+    other = make_blends(small, BlendConfig(n_train=8, n_test=4, seed=1), progress=False)
+    with pytest.raises(ValueError, match="differ in stamp_shape"):
+        ConcatenatedBlends([blends, other])
 
 
 def test_blends_reproducible(sample, blends):
