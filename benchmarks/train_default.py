@@ -11,6 +11,12 @@ validation split inside, checkpoints every epoch: rerunning the command after an
 save the trained deblender to ``<work>/final``; with ``--install`` copy it into ``astro_deblend/weights``
 as ``<model>.json`` and ``<model>.weights.h5``. Evaluate with ``benchmarks/bench_accuracy.py``.
 
+A config with ``"extra_training": [{"simulation": {...}, "blending": {...}}, ...]`` also trains on the
+train split of each further sample (simulated alike, with another seed): more training galaxies, while
+the test split, made from the main ``simulation`` and ``blending``, stays the same. The test split of
+each further sample is never trained on; ``benchmarks/select_weights.py`` uses it to choose between
+training stages on galaxies that none of them saw.
+
 A config with ``"init_weights": "<folder saved by NeuralDeblender.save>"`` (relative to the current
 folder) fine-tunes that deblender instead of starting from random weights: a second stage of
 training, e.g. with another loss or learning rate, run after the command that made the folder.
@@ -27,7 +33,14 @@ from pathlib import Path
 
 import keras
 
-from astro_deblend.data import BlendConfig, GalaxySample, SimulationConfig, make_blends, simulate_galaxies
+from astro_deblend.data import (
+    BlendConfig,
+    ConcatenatedBlends,
+    GalaxySample,
+    SimulationConfig,
+    make_blends,
+    simulate_galaxies,
+)
 from astro_deblend.models import config_from_dict
 from astro_deblend.neural_deblender import NeuralDeblender
 from astro_deblend.training import TrainingConfig
@@ -36,7 +49,8 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "astro_deblend" / "weights"
 
 
 def load_blends(spec, work, *, progress=True):
-    """The blend set of a run config, simulating (and caching) its galaxies when needed."""
+    """The blend set of a run config (or of one of its ``extra_training`` entries), simulating (and
+    caching) its galaxies when needed."""
     sim = SimulationConfig(**spec["simulation"])
     lib = work / f"galaxies_seed{sim.seed}_n{sim.n_galaxies}.h5"
     if lib.exists():
@@ -68,7 +82,12 @@ def main(argv=None):
     t0 = time.perf_counter()
     blends = load_blends(spec, work)
     train = blends.subset("train")
-    print(f"{blends}; training on {len(train)} train blends", flush=True)
+    print(f"{blends}; training on its {len(train)} train blends", flush=True)
+    extra = [load_blends(part, work).subset("train") for part in spec.get("extra_training", [])]
+    if extra:
+        train = ConcatenatedBlends([train, *extra])
+        print(f"with the train splits of {len(extra)} further sample(s): {len(train)} blends in all",
+              flush=True)
     model_config = config_from_dict(spec["model"], spec["model_config"])
     deblender = NeuralDeblender(model_config, weights=init)
     training = TrainingConfig(**spec["training"])
