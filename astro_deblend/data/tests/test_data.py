@@ -1,5 +1,7 @@
 """Tests of the data subpackage: simulation, CANDELS reader, blending, I/O, figures."""
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -221,6 +223,23 @@ def test_concatenated_blends(sample, blends):
         np.testing.assert_array_equal(got[key], np.concatenate([w[key] for w in want]))
     np.testing.assert_array_equal(both.flux[120:], other.flux)
     assert len(both.get(slice(100, 140))["blend"]) == 40
+
+
+def test_training_on_concatenated_blends(sample, blends, tmp_path):
+    from astro_deblend import NeuralDeblender
+    from astro_deblend.models import FracNetConfig
+    from astro_deblend.training import TrainingConfig
+
+    other = make_blends(sample, BlendConfig(n_train=30, n_test=10, seed=6), progress=False)
+    deblender = NeuralDeblender(FracNetConfig(stamp_size=128, filters=(4, 8)), weights=None)
+    config = TrainingConfig(epochs=1, steps_per_epoch=2, batch_size=8, augment=True, verbose=0)
+    history = deblender.fit(ConcatenatedBlends([blends.subset("train"), other]), config=config,
+                            output_dir=tmp_path)
+    assert np.isfinite(history.history["val_loss"]).all()
+    deblender.save(tmp_path / "saved")
+    record = json.loads((tmp_path / "saved" / "config.json").read_text())["provenance"]
+    assert record["training"]["n_blends"] == 120 + 40
+    assert record["domain"]["pixel_scale"] == sample.pixel_scale
 
 
 def test_concatenated_blends_errors(blends):
