@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -62,6 +63,10 @@ def load_blends(spec, work, *, progress=True):
     return make_blends(sample, BlendConfig(**spec["blending"]), progress=progress)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("config", help="JSON run config (see benchmarks/configs)")
@@ -92,14 +97,17 @@ def main(argv=None):
     deblender = NeuralDeblender(model_config, weights=init)
     training = TrainingConfig(**spec["training"])
     pretraining = TrainingConfig(**spec["pretraining"]) if "pretraining" in spec else None
-    t1 = time.perf_counter()
-    deblender.fit(train, config=training, pretrain_config=pretraining, output_dir=work / "checkpoints")
-    t2 = time.perf_counter()
-    # Training time summed over every (resumed) invocation of this command on the same work folder.
+    # Training time summed over every (resumed) invocation of this command on the same work folder,
+    # an interrupted one (Ctrl-C or kill) included.
     timing_file = work / "train_wall_time.json"
     earlier = json.loads(timing_file.read_text())["seconds"] if timing_file.exists() else 0.0
-    train_seconds = earlier + (t2 - t1)
-    timing_file.write_text(json.dumps({"seconds": train_seconds}))
+    signal.signal(signal.SIGTERM, _interrupt)
+    t1 = time.perf_counter()
+    try:
+        deblender.fit(train, config=training, pretrain_config=pretraining, output_dir=work / "checkpoints")
+    finally:
+        train_seconds = earlier + (time.perf_counter() - t1)
+        timing_file.write_text(json.dumps({"seconds": train_seconds}))
     deblender.annotate(
         command="python benchmarks/train_default.py " + " ".join(sys.argv[1:] if argv is None else argv),
         run_config=spec,
