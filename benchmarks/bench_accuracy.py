@@ -16,8 +16,6 @@ Usage::
 import argparse
 import itertools
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -26,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _results import write_result  # noqa: E402
 from train_default import load_blends  # noqa: E402
 
 from astro_deblend import NeuralDeblender, SepDeblender  # noqa: E402
@@ -156,12 +155,9 @@ def main(argv=None):
               f"{row['mape_failure']:11.2f} {row['mae_over_limit']:9.2f} {iou:5.2f} {speed[method]:9.0f}")
     print(f"{'Cramer-Rao floor':>18s} {floor_mape:7.2f}  (expected MAPE of an unbiased method at the bound)")
     by_snr = limit_by_snr(ev.galaxies, [m for m in measurements if not m.startswith("sep")])
-    result = {"config": spec, "n_test": len(test), "machine": platform.platform(), "cpus": os.cpu_count(),
-              "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
-              "cramer_rao_floor_mape": floor_mape, "rows": rows, "limit_by_snr": by_snr}
-    tmp = out / "bench_accuracy.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, out / "bench_accuracy.json")
+    write_result(out / "bench_accuracy.json", {"config": spec, "n_test": len(test),
+                                                "cramer_rao_floor_mape": floor_mape, "rows": rows,
+                                                "limit_by_snr": by_snr})
     print(f"\nwrote {out / 'bench_accuracy.json'} and {out / 'report.html'}")
 
 

@@ -15,14 +15,12 @@ Usage::
 
 import argparse
 import json
-import os
-import platform
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _results import write_result  # noqa: E402
 from train_default import load_blends  # noqa: E402
 
 from astro_deblend import NeuralDeblender  # noqa: E402
@@ -71,14 +69,8 @@ def main(argv=None):
                   f"{row['scatter']:6.3f} {row['outlier_percent']:7.2f} {row['mae_over_limit']:9.2f}",
                   flush=True)
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    result = {"config": args.config, "machine": platform.platform(), "cpus": os.cpu_count(),
-              "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"), "rows": rows}
-    tmp = out / "select_weights.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, out / "select_weights.json")
-    print(f"\nwrote {out / 'select_weights.json'}")
+    path = write_result(Path(args.out) / "select_weights.json", {"config": args.config, "rows": rows})
+    print(f"\nwrote {path}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,22 @@
+"""What every benchmark script writes: its result as JSON, with the machine it ran on, atomically."""
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from astro_deblend._io import atomic_write_text
+
+
+def write_result(path, result):
+    """Write ``result`` (a dict) to ``path`` as JSON after the machine, core count, Python and date.
+
+    The folder is created if needed; the file appears complete or not at all (temporary name, then
+    rename). Returns the path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"machine": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+              "date": time.strftime("%Y-%m-%d"), **result}
+    return atomic_write_text(path, json.dumps(record, indent=2))
