@@ -49,6 +49,23 @@ class BlendConfig:
         Largest distance in pixels [default: None, half the stamp side].
     seed : int
         Seed of the split, the pairing, the shifts and the noise [default: 0].
+    depth_range : tuple of float or None
+        (bright, faint) 5-sigma point-source depth in AB mag: each blend's background noise is drawn
+        for a depth uniform in that range, through its PSF [default: None, the sample's noise].
+    noise_correlation : tuple of float or None
+        (min, max) fraction of the noise variance correlated as in a drizzled HST mosaic
+        (`astro_deblend.data.sky.NoiseCorrelation`), drawn per blend [default: None, white noise].
+    background_offset : float
+        Standard deviation, in noise sigmas, of a residual background offset added to each blend
+        (a sky subtraction that is slightly off) [default: 0].
+    background_gradient : float
+        Standard deviation, in noise sigmas, of the change of a residual background plane from the
+        centre to the edge of the stamp, in a random direction [default: 0].
+    exposure_time_range : tuple of float or None
+        (min, max) exposure time in s, drawn log-uniformly per blend, for the source Poisson noise
+        of the galaxies (image units electron/s) [default: None, background-limited].
+
+    The sky options need a simulated sample (noise-free galaxies); the true fluxes do not change.
     """
 
     n_train: int = 25000
@@ -58,8 +75,30 @@ class BlendConfig:
     min_distance_factor: float = 0.5
     max_distance: float | None = None
     seed: int = 0
+    depth_range: tuple[float, float] | None = None
+    noise_correlation: tuple[float, float] | None = None
+    background_offset: float = 0.0
+    background_gradient: float = 0.0
+    exposure_time_range: tuple[float, float] | None = None
 
     def __post_init__(self):
+        for name in ("depth_range", "noise_correlation", "exposure_time_range"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            value = tuple(float(v) for v in value)
+            object.__setattr__(self, name, value)
+            if len(value) != 2 or not value[0] <= value[1] or not np.all(np.isfinite(value)):
+                raise ValueError(f"{name} must be (min, max) with min <= max; got {value}")
+        if self.noise_correlation is not None and not 0 <= self.noise_correlation[0] <= self.noise_correlation[1] <= 1:
+            raise ValueError(f"noise_correlation must lie in [0, 1]; got {self.noise_correlation}")
+        if self.exposure_time_range is not None and not self.exposure_time_range[0] > 0:
+            raise ValueError(f"exposure_time_range must be positive (s); got {self.exposure_time_range}")
+        if self.background_offset < 0 or self.background_gradient < 0:
+            raise ValueError(
+                "background_offset and background_gradient are standard deviations (noise sigmas), >= 0; "
+                f"got {self.background_offset}, {self.background_gradient}"
+            )
         if self.n_train < 0 or self.n_test < 0 or self.n_train + self.n_test == 0:
             raise ValueError(
                 f"n_train and n_test must be >= 0 and not both 0; got {self.n_train}, {self.n_test}"
@@ -72,8 +111,70 @@ class BlendConfig:
             raise ValueError(f"min_distance_factor must be >= 0; got {self.min_distance_factor}")
 
     def to_dict(self):
-        """The configuration as a JSON-serialisable dict."""
-        return dataclasses.asdict(self)
+        """The configuration as a JSON-serialisable dict (sky options left at their default omitted,
+        so that the records of sets made before they existed still match)."""
+        out = dataclasses.asdict(self)
+        for f in dataclasses.fields(self):
+            if f.name in _SKY_OPTIONS and out[f.name] == f.default:
+                del out[f.name]
+            elif isinstance(out[f.name], tuple):
+                out[f.name] = list(out[f.name])
+        return out
+
+    @property
+    def sky(self):
+        """True when any per-blend sky option is on."""
+        return any(getattr(self, f.name) != f.default for f in dataclasses.fields(self)
+                   if f.name in _SKY_OPTIONS)
+
+
+_SKY_OPTIONS = ("depth_range", "noise_correlation", "background_offset", "background_gradient",
+                "exposure_time_range")
+
+
+def _pair_by_psf(rng, members, psf_index, mag, radius, n, config, max_distance, split):
+    """`_pair` within groups of galaxies that share a PSF: a blend is one image, seen through one PSF."""
+    if psf_index is None or np.unique(psf_index[members]).size == 1:
+        return _pair(rng, members, mag, radius, n, config, max_distance, split)
+    groups = [members[psf_index[members] == g] for g in np.unique(psf_index[members])]
+    groups = [g for g in groups if g.size >= 2]
+    sizes = np.array([g.size for g in groups], float)
+    counts = rng.multinomial(n, sizes / sizes.sum())
+    parts = [_pair(rng, g, mag, radius, k, config, max_distance, split)
+             for g, k in zip(groups, counts, strict=True)]
+    out = np.concatenate(parts, axis=1)
+    return out[:, rng.permutation(out.shape[1])]
+
+
+def _sky_columns(table, sample, config, psf_neff):
+    """Per-blend noise, correlation, background and exposure (see the sky options of `BlendConfig`)."""
+    if sample.noiseless is None:
+        raise ValueError("the sky options of BlendConfig need a simulated sample (noise-free galaxies)")
+    rng = np.random.default_rng([config.seed, 12])
+    n = len(table)
+    central = np.asarray(table["index_central"])
+    sigma = np.full(n, float(sample.noise_sigma))
+    if config.depth_range is not None:
+        depth = rng.uniform(*config.depth_range, n)
+        if psf_neff is not None:
+            sigma = 10 ** (-0.4 * (depth - sample.zeropoint)) / 5.0 * psf_neff[central]
+        else:  # the sample's single PSF: scale its noise from its own depth
+            depth0 = sample.config.get("simulation", {}).get("depth_5sigma", 27.0)
+            sigma = sample.noise_sigma * 10 ** (-0.4 * (depth - depth0))
+        table["depth_5sigma"] = depth
+    table["noise_sigma"] = sigma
+    table["noise_sigma"].description = "background noise per pixel, image units"
+    if config.noise_correlation is not None:
+        table["noise_correlated"] = rng.uniform(*config.noise_correlation, n)
+    if config.background_offset > 0 or config.background_gradient > 0:
+        table["background"] = rng.normal(0, config.background_offset, n) * sigma
+        ny, nx = sample.stamp_shape
+        slope = rng.normal(0, config.background_gradient, n) * sigma / (0.5 * max(ny, nx))
+        angle = rng.uniform(0, 2 * np.pi, n)
+        table["background_gx"], table["background_gy"] = slope * np.cos(angle), slope * np.sin(angle)
+    if config.exposure_time_range is not None:
+        lo, hi = np.log(config.exposure_time_range)
+        table["exposure_time"] = np.exp(rng.uniform(lo, hi, n))
 
 
 def _pair(rng, members, mag, radius, n, config, max_distance, split):
@@ -164,9 +265,10 @@ def make_blends(sample, config=None, *, progress=True):
     test_gal, train_gal = np.sort(perm[:n_test_gal]), np.sort(perm[n_test_gal:])
     mag = np.asarray(cat["mag"], float)
     radius = np.asarray(cat["radius"], float)
+    psf_index = np.asarray(cat["psf_index"]) if "psf_index" in cat.colnames else None
     parts = []
     for split, members, n in (("train", train_gal, config.n_train), ("test", test_gal, config.n_test)):
-        c, k, dx, dy = _pair(rng, members, mag, radius, n, config, max_distance, split)
+        c, k, dx, dy = _pair_by_psf(rng, members, psf_index, mag, radius, n, config, max_distance, split)
         parts.append((split, c, k, dx, dy))
     split = np.concatenate([np.full(p[1].size, p[0]) for p in parts]).astype("U5")
     central, companion, dx, dy = (np.concatenate([p[i] for p in parts]) for i in range(1, 5))
@@ -214,6 +316,13 @@ def make_blends(sample, config=None, *, progress=True):
         }
     )
     table["distance"].unit = "pix"
+    if "x_offset" in cat.colnames:  # the galaxies' own sub-pixel offsets from their stamp centres
+        for role, idx in (("central", central), ("companion", companion)):
+            table[f"x_offset_{role}"] = np.asarray(cat["x_offset"])[idx]
+            table[f"y_offset_{role}"] = np.asarray(cat["y_offset"])[idx]
+    if config.sky:
+        _sky_columns(table, sample, config,
+                     np.asarray(cat["psf_neff"]) if "psf_neff" in cat.colnames else None)
     config_dict = dict(sample.config)
     config_dict["blending"] = config.to_dict()
     return BlendSet(sample, table, config=config_dict)
@@ -279,8 +388,13 @@ class BlendSet:
 
     @property
     def noise_sigma(self):
-        """Background noise per pixel (image units) of simulated blends, else None."""
-        return self.sample.noise_sigma if self.sample.noiseless is not None else None
+        """Background noise per pixel (image units) of simulated blends, else None: one value, or one
+        per blend (an array) when the set was made with per-blend depths."""
+        if self.sample.noiseless is None:
+            return None
+        if "noise_sigma" in self.catalog.colnames:
+            return np.asarray(self.catalog["noise_sigma"], float)
+        return self.sample.noise_sigma
 
     @property
     def zeropoint(self):
@@ -315,6 +429,35 @@ class BlendSet:
             out[i] = rng.standard_normal(shape, dtype=np.float32) * np.float32(self.noise_sigma)
         return out
 
+    def _sky(self, rows, iso):
+        """Noise and residual background of blends made with the sky options of `BlendConfig`."""
+        cat = self.catalog
+        seed = self.config.get("blending", {}).get("seed", 0)
+        shape = self.stamp_shape
+        ny, nx = shape
+        out = np.empty((len(rows),) + shape, np.float32)
+        if "noise_correlated" in cat.colnames and not hasattr(self, "_correlation"):
+            from .sky import NoiseCorrelation
+
+            self._correlation = NoiseCorrelation(shape)
+        yy, xx = np.mgrid[0:ny, 0:nx]
+        for i, r in enumerate(rows):
+            k = int(cat["noise_index"][r])
+            noise = np.random.default_rng([seed, 11, k]).standard_normal(shape, dtype=np.float32)
+            if "noise_correlated" in cat.colnames:
+                f = float(cat["noise_correlated"][r])
+                corr = self._correlation.field(np.random.default_rng([seed, 13, k]))[0]
+                noise = np.sqrt(1 - f) * noise + np.sqrt(f) * corr
+            noise = noise * np.float32(cat["noise_sigma"][r])
+            if "exposure_time" in cat.colnames:
+                var = np.clip(iso[i].sum(axis=0), 0, None) / float(cat["exposure_time"][r])
+                noise += np.sqrt(var) * np.random.default_rng([seed, 14, k]).standard_normal(shape)
+            if "background" in cat.colnames:
+                noise += (cat["background"][r] + cat["background_gx"][r] * (xx - nx // 2)
+                          + cat["background_gy"][r] * (yy - ny // 2))
+            out[i] = noise
+        return out
+
     def get(self, indices):
         """Draw the blends ``indices`` (int, slice or array of positions in this set).
 
@@ -332,7 +475,9 @@ class BlendSet:
         iso = np.stack([lib[c], _shift(lib[k], dx, dy)], axis=1).astype(np.float32)
         seg = self.sample.segmaps
         masks = np.stack([seg[c] > 0, _shift(seg[k], dx, dy) > 0], axis=1)
-        if self.sample.noiseless is not None:
+        if self.sample.noiseless is not None and "noise_sigma" in cat.colnames:
+            blend = iso.sum(axis=1) + self._sky(rows, iso)
+        elif self.sample.noiseless is not None:
             blend = iso.sum(axis=1) + self._noise(np.asarray(cat["noise_index"])[rows], self.stamp_shape)
         else:
             blend = iso.sum(axis=1)
@@ -461,6 +606,35 @@ class ConcatenatedBlends:
     def flux(self):
         """True fluxes inside the stamp, (N, 2): central, companion."""
         return np.concatenate([s.flux for s in self.sets])
+
+    def _sky(self, rows, iso):
+        """Noise and residual background of blends made with the sky options of `BlendConfig`."""
+        cat = self.catalog
+        seed = self.config.get("blending", {}).get("seed", 0)
+        shape = self.stamp_shape
+        ny, nx = shape
+        out = np.empty((len(rows),) + shape, np.float32)
+        if "noise_correlated" in cat.colnames and not hasattr(self, "_correlation"):
+            from .sky import NoiseCorrelation
+
+            self._correlation = NoiseCorrelation(shape)
+        yy, xx = np.mgrid[0:ny, 0:nx]
+        for i, r in enumerate(rows):
+            k = int(cat["noise_index"][r])
+            noise = np.random.default_rng([seed, 11, k]).standard_normal(shape, dtype=np.float32)
+            if "noise_correlated" in cat.colnames:
+                f = float(cat["noise_correlated"][r])
+                corr = self._correlation.field(np.random.default_rng([seed, 13, k]))[0]
+                noise = np.sqrt(1 - f) * noise + np.sqrt(f) * corr
+            noise = noise * np.float32(cat["noise_sigma"][r])
+            if "exposure_time" in cat.colnames:
+                var = np.clip(iso[i].sum(axis=0), 0, None) / float(cat["exposure_time"][r])
+                noise += np.sqrt(var) * np.random.default_rng([seed, 14, k]).standard_normal(shape)
+            if "background" in cat.colnames:
+                noise += (cat["background"][r] + cat["background_gx"][r] * (xx - nx // 2)
+                          + cat["background_gy"][r] * (yy - ny // 2))
+            out[i] = noise
+        return out
 
     def get(self, indices):
         """Draw the blends ``indices`` (int, slice or array of positions in the whole), in that order."""

@@ -3,6 +3,8 @@
 import numpy as np
 from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval
 
+from .families import FAMILIES
+
 __all__ = ["plot_galaxies", "plot_blends"]
 
 
@@ -18,7 +20,7 @@ def _figure(nrows, ncols, size=1.8):
 
 
 def plot_galaxies(sample, *, per_type=2, seed=0, path=None):
-    """Isolated galaxies of each morphological type beside their segmentation masks (paper Fig. 1).
+    """Isolated galaxies of each morphological type or family beside their segmentation masks (paper Fig. 1).
 
     Parameters
     ----------
@@ -35,8 +37,8 @@ def plot_galaxies(sample, *, per_type=2, seed=0, path=None):
     fig : `matplotlib.figure.Figure`
     """
     rng = np.random.default_rng(seed)
-    types = [t for t in ("bulge", "disc", "bulge+disc", "irregular")
-             if np.any(sample.catalog["galtype"] == t)]
+    present = set(np.asarray(sample.catalog["galtype"]).tolist())
+    types = [t for t in FAMILIES if t in present] + sorted(present - set(FAMILIES))
     fig, axes = _figure(len(types), 2 * per_type)
     for r, t in enumerate(types):
         members = np.flatnonzero(sample.catalog["galtype"] == t)

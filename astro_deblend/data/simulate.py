@@ -28,8 +28,10 @@ from astropy.table import Table
 from tqdm.auto import tqdm
 
 from ..photometry import flux_auto
+from .families import FAMILIES, PAPER_FAMILIES, _wide_profile, family_profile, family_radius
 from .galaxies import GalaxySample
 from .sampling import load_sampling_table, sample_galaxy_parameters
+from .sky import PSF_KINDS, make_psf, psf_fwhm, psf_noise_equivalent
 
 __all__ = ["SimulationConfig", "simulate_galaxies", "isolated_photometry", "noise_sigma_from_depth"]
 
@@ -61,6 +63,32 @@ class SimulationConfig:
         Path of a table of (mag, radius, galtype) to sample from instead of the shipped one.
     seed : int
         Seed of every random draw [default: 0].
+    families : tuple of str or None
+        Morphological families to draw (see `astro_deblend.data.families`), each galaxy's family drawn
+        with ``family_weights``; its magnitude and size still come from the sampling table
+        [default: None, the paper's four types in the table's proportions].
+    family_weights : tuple of float or None
+        Relative frequency of each of ``families`` [default: None, equal].
+    profile_ranges : {'paper', 'wide'}
+        Parameter ranges of the paper's four types [default: 'paper'; 'wide' widens Sersic index,
+        axis ratio and lets bulges sit off the disc centre].
+    radius_scatter_dex : float
+        Log-normal scatter (dex) added to the sampled sizes [default: 0].
+    psf_kinds : tuple of str or None
+        Kinds of PSF to draw among `astro_deblend.data.sky.PSF_KINDS` [default: None, one Airy-based
+        PSF of FWHM ``psf_fwhm``]. A sample holds ``n_psfs`` PSFs, each galaxy drawn with one of them.
+    psf_fwhm_range : tuple of float or None
+        (min, max) FWHM in arcsec of those PSFs [default: None, ``psf_fwhm``].
+    n_psfs : int
+        Number of distinct PSFs of a sample with ``psf_kinds`` [default: 8]. Blends pair galaxies that
+        share a PSF.
+    max_offset : float
+        The galaxy centre lies up to this many pixels from the central pixel, uniformly over a disc
+        [default: 0: exactly on pixel (S/2, S/2)]. Detections are not exact.
+    cleaned_fraction : float
+        Fraction of galaxies whose outskirts are cleaned as the paper cleaned CANDELS stamps: one or two
+        neighbours' segments (ellipses 1.5-4 radii away) replaced by noise, or the wings below an
+        isophote of 0.3-1 noise sigma cut [default: 0]. The true flux is what is left.
     """
 
     n_galaxies: int = 2000
@@ -73,8 +101,54 @@ class SimulationConfig:
     mag_limit: float = 23.5
     sampling_table: str | None = None
     seed: int = 0
+    families: tuple[str, ...] | None = None
+    family_weights: tuple[float, ...] | None = None
+    profile_ranges: str = "paper"
+    radius_scatter_dex: float = 0.0
+    psf_kinds: tuple[str, ...] | None = None
+    psf_fwhm_range: tuple[float, float] | None = None
+    n_psfs: int = 8
+    max_offset: float = 0.0
+    cleaned_fraction: float = 0.0
 
     def __post_init__(self):
+        for name in ("families", "family_weights", "psf_kinds", "psf_fwhm_range"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(value))
+        if self.families is not None:
+            unknown = [f for f in self.families if f not in FAMILIES]
+            if unknown or not self.families:
+                raise ValueError(f"unknown galaxy families {unknown}; choose among {tuple(FAMILIES)}")
+            if self.family_weights is not None and (
+                len(self.family_weights) != len(self.families) or min(self.family_weights) < 0
+                or sum(self.family_weights) <= 0
+            ):
+                raise ValueError(
+                    f"family_weights must give one non-negative weight per family ({len(self.families)}), "
+                    f"not all zero; got {self.family_weights}"
+                )
+        elif self.family_weights is not None:
+            raise ValueError("family_weights needs families")
+        if self.profile_ranges not in ("paper", "wide"):
+            raise ValueError(f"profile_ranges must be 'paper' or 'wide'; got {self.profile_ranges!r}")
+        if self.psf_kinds is not None:
+            unknown = [k for k in self.psf_kinds if k not in PSF_KINDS]
+            if unknown or not self.psf_kinds:
+                raise ValueError(f"unknown PSF kinds {unknown}; choose among {PSF_KINDS}")
+        if self.psf_fwhm_range is not None:
+            lo, hi = self.psf_fwhm_range
+            if not 0 < lo <= hi:
+                raise ValueError(f"psf_fwhm_range must be (min, max) with 0 < min <= max; got {self.psf_fwhm_range}")
+        if self.n_psfs < 1:
+            raise ValueError(f"n_psfs must be at least 1; got {self.n_psfs}")
+        if not 0 <= self.max_offset <= self.stamp_size / 8:
+            raise ValueError(f"max_offset must lie in [0, stamp_size / 8] px; got {self.max_offset}")
+        if not 0 <= self.cleaned_fraction <= 1 or self.radius_scatter_dex < 0:
+            raise ValueError(
+                "cleaned_fraction must lie in [0, 1] and radius_scatter_dex be >= 0; got "
+                f"{self.cleaned_fraction}, {self.radius_scatter_dex}"
+            )
         if self.n_galaxies < 1:
             raise ValueError(f"n_galaxies must be at least 1; got {self.n_galaxies}")
         if self.stamp_size < 16 or self.stamp_size % 2:
@@ -86,8 +160,25 @@ class SimulationConfig:
             raise ValueError(f"exposure_time must be positive (s) or None; got {self.exposure_time}")
 
     def to_dict(self):
-        """The configuration as a JSON-serialisable dict."""
-        return dataclasses.asdict(self)
+        """The configuration as a JSON-serialisable dict (options left at their default omitted,
+        so that the records of samples made before they existed still match)."""
+        out = dataclasses.asdict(self)
+        for f in dataclasses.fields(self):
+            if f.name in _BROAD_OPTIONS and out[f.name] == f.default:
+                del out[f.name]
+            elif isinstance(out[f.name], tuple):
+                out[f.name] = list(out[f.name])
+        return out
+
+    @property
+    def broad(self):
+        """True when any option beyond the paper's recipe is on."""
+        return any(getattr(self, f.name) != f.default for f in dataclasses.fields(self)
+                   if f.name in _BROAD_OPTIONS)
+
+
+_BROAD_OPTIONS = ("families", "family_weights", "profile_ranges", "radius_scatter_dex", "psf_kinds",
+                  "psf_fwhm_range", "n_psfs", "max_offset", "cleaned_fraction")
 
 
 def _psf(config):
@@ -185,7 +276,130 @@ def isolated_photometry(image, noise_sigma, *, thresh=1.5, minarea=5):
     return (seg == label).astype(np.uint8), float(flux)
 
 
-def simulate_galaxies(config=None, *, path=None, progress=True, chunk_size=100):
+def _psf_set(config):
+    """The PSFs of a sample: ``(profiles, fwhm, neff)``; one Airy-based PSF unless ``psf_kinds``.
+
+    Broad PSFs are drawn once on a grid twice as fine as the pixels and used as interpolated images,
+    so that every galaxy costs the same to convolve whatever its PSF.
+    """
+    if config.psf_kinds is None and config.psf_fwhm_range is None:
+        psf = _psf(config)
+        return [psf], np.array([config.psf_fwhm]), np.array(
+            [psf_noise_equivalent(psf, stamp_size=config.stamp_size, pixel_scale=config.pixel_scale)])
+    rng = np.random.default_rng([config.seed, 4])
+    kinds = config.psf_kinds or ("airy",)
+    lo, hi = config.psf_fwhm_range or (config.psf_fwhm, config.psf_fwhm)
+    profiles, fwhm, neff = [], [], []
+    fine = config.pixel_scale / 2
+    for _ in range(config.n_psfs):
+        kind = kinds[int(rng.integers(len(kinds)))]
+        psf = make_psf(kind, rng.uniform(lo, hi), rng)
+        img = psf.drawImage(nx=2 * config.stamp_size, ny=2 * config.stamp_size, scale=fine, method="no_pixel")
+        psf = galsim.InterpolatedImage(img, flux=1.0)
+        profiles.append(psf)
+        fwhm.append(psf_fwhm(psf))
+        neff.append(psf_noise_equivalent(psf, stamp_size=config.stamp_size, pixel_scale=config.pixel_scale))
+    return profiles, np.array(fwhm), np.array(neff)
+
+
+def _clean_outskirts(img, radius, rng, sigma):
+    """Cut a galaxy's outskirts as neighbour cleaning does (see ``SimulationConfig.cleaned_fraction``)."""
+    ny, nx = img.shape
+    yy, xx = np.mgrid[0:ny, 0:nx] - np.array([ny // 2, nx // 2])[:, None, None]
+    out = img.copy()
+    if rng.uniform() < 0.5:  # an isophote cut: faint wings lost in the neighbour's segment or the noise
+        out[out < rng.uniform(0.3, 1.0) * sigma] = 0.0
+        return out
+    for _ in range(int(rng.integers(1, 3))):  # neighbours' segments replaced by noise
+        d = max(radius, 2.0) * rng.uniform(1.5, 4.0)
+        a = rng.uniform(0, 2 * np.pi)
+        cx, cy = d * np.cos(a), d * np.sin(a)
+        size = max(radius, 2.0) * rng.uniform(0.5, 2.0)
+        out[np.hypot(xx - cx, yy - cy) < size] = 0.0
+    return out
+
+
+def _draw_galaxies(config, params, lo, hi, psfs, sigma):
+    """Draw galaxies [lo, hi) of a sample: (images, noiseless, segmaps, flux_auto)."""
+    mag, radius, galtype, psf_index = params
+    n, size = config.n_galaxies, config.stamp_size
+    seeds = np.random.SeedSequence([config.seed, 1]).spawn(n)[lo:hi]
+    extra = np.random.SeedSequence([config.seed, 2]).spawn(n)[lo:hi] if config.broad else [None] * (hi - lo)
+    gsparams = galsim.GSParams(maximum_fft_size=16384)
+    flux = 10 ** (-0.4 * (mag - config.zeropoint))
+    m = hi - lo
+    images = np.zeros((m, size, size), np.float32)
+    noiseless = np.zeros((m, size, size), np.float32)
+    segmaps = np.zeros((m, size, size), np.uint8)
+    flux_auto = np.full(m, np.nan)
+    offsets = np.zeros((m, 2))
+    cleaned = np.zeros(m, bool)
+    for j, i in enumerate(range(lo, hi)):
+        g_rng = np.random.default_rng(seeds[j])
+        r_arcsec = radius[i] * config.pixel_scale
+        family = str(galtype[i])
+        gal = None
+        if config.profile_ranges == "wide" and family in PAPER_FAMILIES:
+            gal = _wide_profile(family, flux[i], r_arcsec, g_rng, gsparams)
+        if gal is None and family in PAPER_FAMILIES:
+            gal = _galaxy_profile(family, flux[i], r_arcsec, g_rng, gsparams)
+        elif gal is None:
+            gal = family_profile(family, flux[i], r_arcsec, g_rng, gsparams, pixel_scale=config.pixel_scale)
+        final = galsim.Convolve(gal, psfs[psf_index[i]], gsparams=gsparams)
+        # Offset of half a pixel: the galaxy centre falls on pixel (size // 2, size // 2), 0-based.
+        offset = np.zeros(2)
+        e_rng = None if extra[j] is None else np.random.default_rng(extra[j])
+        if e_rng is not None and config.max_offset > 0:
+            rho, phi = config.max_offset * np.sqrt(e_rng.uniform()), e_rng.uniform(0, 2 * np.pi)
+            offset = np.array([rho * np.cos(phi), rho * np.sin(phi)])
+        img = final.drawImage(nx=size, ny=size, scale=config.pixel_scale,
+                              offset=(0.5 + offset[0], 0.5 + offset[1])).array
+        if e_rng is not None and e_rng.uniform() < config.cleaned_fraction:
+            img = _clean_outskirts(img, radius[i], e_rng, sigma)
+            cleaned[j] = True
+        noisy = img + g_rng.normal(0.0, sigma, img.shape)
+        if config.exposure_time is not None:
+            counts = np.clip(img, 0, None) * config.exposure_time
+            noisy += (g_rng.poisson(counts) - counts) / config.exposure_time
+        noiseless[j] = img
+        images[j] = noisy
+        offsets[j] = offset
+        segmaps[j], flux_auto[j] = isolated_photometry(images[j], sigma)
+    return images, noiseless, segmaps, flux_auto, offsets, cleaned
+
+
+def _sample_parameters(config):
+    """(mag, radius, galtype, psf_index) of every galaxy of a sample."""
+    n = config.n_galaxies
+    rng = np.random.default_rng([config.seed, 0])
+    table = None if config.sampling_table is None else load_sampling_table(config.sampling_table)
+    mag, radius, galtype = sample_galaxy_parameters(n, rng, table=table, mag_limit=config.mag_limit)
+    psf_index = np.zeros(n, np.int64)
+    if config.broad:
+        b_rng = np.random.default_rng([config.seed, 3])
+        galtype = galtype.astype("U12")
+        if config.families is not None:
+            w = np.ones(len(config.families)) if config.family_weights is None else np.array(config.family_weights)
+            galtype = np.array(config.families, dtype="U12")[b_rng.choice(len(w), size=n, p=w / w.sum())]
+        if config.radius_scatter_dex > 0:
+            radius = radius * 10 ** b_rng.normal(0, config.radius_scatter_dex, n)
+        radius = np.array([family_radius(f, r, b_rng) for f, r in zip(galtype, radius, strict=True)])
+        if config.psf_kinds is not None or config.psf_fwhm_range is not None:
+            psf_index = b_rng.integers(config.n_psfs, size=n)
+    return mag, radius, galtype, psf_index
+
+
+def _draw_chunk(args):
+    config, params, lo, hi, psf_images, sigma = args
+    if psf_images is None:
+        psfs = [_psf(config)]
+    else:
+        psfs = [galsim.InterpolatedImage(galsim.Image(im, scale=config.pixel_scale / 2), flux=1.0)
+                for im in psf_images]
+    return lo, hi, _draw_galaxies(config, params, lo, hi, psfs, sigma)
+
+
+def simulate_galaxies(config=None, *, path=None, progress=True, chunk_size=100, workers=1):
     """Simulate a CANDELS-like sample of isolated galaxies.
 
     Parameters
@@ -199,7 +413,10 @@ def simulate_galaxies(config=None, *, path=None, progress=True, chunk_size=100):
     progress : bool
         Show a progress bar.
     chunk_size : int
-        Galaxies per checkpoint.
+        Galaxies per checkpoint (and per task of a worker).
+    workers : int
+        Processes drawing galaxies in parallel [default: 1]. Every galaxy has its own random stream,
+        so the sample is the same whatever ``workers`` and ``chunk_size``.
 
     Returns
     -------
@@ -208,46 +425,54 @@ def simulate_galaxies(config=None, *, path=None, progress=True, chunk_size=100):
     config = SimulationConfig() if config is None else config
     if path is not None and os.path.exists(path):
         raise FileExistsError(f"{path} exists; remove it or give another path")
+    if workers < 1 or chunk_size < 1:
+        raise ValueError(f"workers and chunk_size must be at least 1; got {workers}, {chunk_size}")
     n, size = config.n_galaxies, config.stamp_size
-    rng = np.random.default_rng([config.seed, 0])
-    table = None if config.sampling_table is None else load_sampling_table(config.sampling_table)
-    mag, radius, galtype = sample_galaxy_parameters(n, rng, table=table, mag_limit=config.mag_limit)
-    # One independent stream per galaxy: the result does not depend on chunking or resuming.
-    seeds = np.random.SeedSequence([config.seed, 1]).spawn(n)
-    psf = _psf(config)
-    sigma = noise_sigma_from_depth(config, psf)
-    gsparams = galsim.GSParams(maximum_fft_size=16384)
+    params = _sample_parameters(config)
+    psfs, psf_fwhms, psf_neffs = _psf_set(config)
+    sigma = noise_sigma_from_depth(config, _psf(config))
 
     images = np.zeros((n, size, size), np.float32)
     noiseless = np.zeros((n, size, size), np.float32)
     segmaps = np.zeros((n, size, size), np.uint8)
     flux_auto = np.full(n, np.nan)
+    offsets = np.zeros((n, 2))
+    cleaned = np.zeros(n, bool)
     start = 0
     partial = None if path is None else f"{path}.partial"
     if partial is not None and os.path.exists(partial):
-        start = _resume(partial, config, images, noiseless, segmaps, flux_auto)
-    flux = 10 ** (-0.4 * (mag - config.zeropoint))
-    saved = start
+        start = _resume(partial, config, images, noiseless, segmaps, flux_auto, offsets, cleaned)
+    psf_images = None if len(psfs) == 1 and config.psf_kinds is None and config.psf_fwhm_range is None else [
+        p.image.array for p in psfs]
+    tasks = [(config, params, lo, min(lo + chunk_size, n), psf_images, sigma)
+             for lo in range(start, n, chunk_size)]
     bar = tqdm(total=n, initial=start, desc="simulating galaxies", unit="gal", disable=not progress)
-    for i in range(start, n):
-        g_rng = np.random.default_rng(seeds[i])
-        gal = _galaxy_profile(galtype[i], flux[i], radius[i] * config.pixel_scale, g_rng, gsparams)
-        final = galsim.Convolve(gal, psf, gsparams=gsparams)
-        # Offset of half a pixel: the galaxy centre falls on pixel (size // 2, size // 2), 0-based.
-        img = final.drawImage(nx=size, ny=size, scale=config.pixel_scale, offset=(0.5, 0.5)).array
-        noisy = img + g_rng.normal(0.0, sigma, img.shape)
-        if config.exposure_time is not None:
-            counts = np.clip(img, 0, None) * config.exposure_time
-            noisy += (g_rng.poisson(counts) - counts) / config.exposure_time
-        noiseless[i] = img
-        images[i] = noisy
-        segmaps[i], flux_auto[i] = isolated_photometry(images[i], sigma)
-        bar.update()
-        if partial is not None and ((i + 1) % chunk_size == 0 or i + 1 == n):
-            _checkpoint(partial, config, saved, i + 1, images, noiseless, segmaps, flux_auto)
-            saved = i + 1
-    bar.close()
+    if workers == 1:
+        results = map(_draw_chunk, tasks)
+        pool = None
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
+        # fork where the platform has it: a script needs no ``if __name__ == '__main__'`` guard, and
+        # the workers touch neither TensorFlow nor JAX.
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        pool = ProcessPoolExecutor(workers, mp_context=context)
+        results = pool.map(_draw_chunk, tasks)
+    try:
+        for lo, hi, out in results:
+            images[lo:hi], noiseless[lo:hi], segmaps[lo:hi], flux_auto[lo:hi], offsets[lo:hi], cleaned[lo:hi] = out
+            bar.update(hi - lo)
+            if partial is not None:
+                _checkpoint(partial, config, lo, hi, images, noiseless, segmaps, flux_auto, offsets, cleaned)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        bar.close()
+
+    mag, radius, galtype, psf_index = params
+    flux = 10 ** (-0.4 * (mag - config.zeropoint))
     catalog = Table(
         {
             "id": np.arange(n, dtype=np.int64),
@@ -262,6 +487,15 @@ def simulate_galaxies(config=None, *, path=None, progress=True, chunk_size=100):
     catalog["radius"].unit = "pix"
     catalog["mag"].description = "AB magnitude (F160W-like)"
     catalog["flux"].description = "true total flux, electron/s"
+    if config.broad:
+        catalog["psf_index"] = psf_index
+        catalog["psf_fwhm"] = psf_fwhms[psf_index]
+        catalog["psf_fwhm"].unit = "arcsec"
+        catalog["psf_neff"] = psf_neffs[psf_index]
+        catalog["psf_neff"].description = "sqrt(sum psf^2) of the pixelated unit-sum PSF"
+        catalog["x_offset"], catalog["y_offset"] = offsets[:, 0], offsets[:, 1]
+        catalog["x_offset"].unit = catalog["y_offset"].unit = "pix"
+        catalog["cleaned"] = cleaned
     sample = GalaxySample(
         images=images,
         segmaps=segmaps,
@@ -279,9 +513,10 @@ def simulate_galaxies(config=None, *, path=None, progress=True, chunk_size=100):
     return sample
 
 
-def _checkpoint(partial, config, start, stop, images, noiseless, segmaps, flux_auto):
-    """Append galaxies [start, stop) to the partial file (created on first use)."""
-    arrays = {"images": images, "noiseless": noiseless, "segmaps": segmaps, "flux_auto": flux_auto}
+def _checkpoint(partial, config, start, stop, images, noiseless, segmaps, flux_auto, offsets, cleaned):
+    """Write galaxies [start, stop) to the partial file (created on first use)."""
+    arrays = {"images": images, "noiseless": noiseless, "segmaps": segmaps, "flux_auto": flux_auto,
+              "offsets": offsets, "cleaned": cleaned}
     with h5py.File(partial, "a") as f:
         if "config" not in f.attrs:
             f.attrs["config"] = json.dumps(config.to_dict(), sort_keys=True)
@@ -292,17 +527,17 @@ def _checkpoint(partial, config, start, stop, images, noiseless, segmaps, flux_a
         f.attrs["done"] = stop
 
 
-def _resume(partial, config, images, noiseless, segmaps, flux_auto):
+def _resume(partial, config, images, noiseless, segmaps, flux_auto, offsets, cleaned):
     with h5py.File(partial, "r") as f:
         saved = json.loads(f.attrs["config"])
         if saved != config.to_dict():
             raise ValueError(
                 f"{partial} was started with another configuration ({saved}); delete it to start afresh"
             )
+        if "offsets" not in f:
+            raise ValueError(f"{partial} was written by an older astro_deblend; delete it to start afresh")
         done = int(f.attrs.get("done", 0))
-        images[:done] = f["images"][:done]
-        noiseless[:done] = f["noiseless"][:done]
-        segmaps[:done] = f["segmaps"][:done]
-        flux_auto[:done] = f["flux_auto"][:done]
+        for name, arr in (("images", images), ("noiseless", noiseless), ("segmaps", segmaps),
+                          ("flux_auto", flux_auto), ("offsets", offsets), ("cleaned", cleaned)):
+            arr[:done] = f[name][:done]
     return done
-
