@@ -192,7 +192,7 @@ class NeuralDeblender:
         }
 
     # ------------------------------------------------------------------------------ training
-    def fit(self, data, *, config=None, output_dir, pretrain_config=None, resume=True):
+    def fit(self, data, *, config=None, output_dir, pretrain_config=None, resume=True, validation_data=None):
         """Train the network on blends with known fluxes (and maps).
 
         Parameters
@@ -212,6 +212,10 @@ class NeuralDeblender:
             [default: ``TrainingConfig()``]. Skipped when the network already holds weights.
         resume : bool, optional
             Continue an interrupted run found in ``output_dir`` [default: True].
+        validation_data : dict or BlendSet-like, optional
+            Blends of other galaxies to monitor (choose the best epoch, lower the learning rate)
+            instead of a random fraction of ``data``; needs ``config.validation_fraction=0``
+            (see `astro_deblend.training.train`).
 
         Returns
         -------
@@ -234,7 +238,8 @@ class NeuralDeblender:
             train(spec.get_layer("unet"), data, pretrain_config, output_dir=unet_dir, resume=resume)
         else:
             pretrain_config = None
-        model, history = train(spec, data, config, output_dir=run_dir, resume=resume)
+        model, history = train(spec, data, config, output_dir=run_dir, resume=resume,
+                               validation_data=validation_data)
         self._model = model
         # a fine-tuned network keeps the record of the training it started from, stage after stage
         keep = ("weights", "training", "notes", "previous")
@@ -456,7 +461,11 @@ class NeuralDeblender:
         # Weights first, config last: a folder with a config.json is always complete.
         tmp_weights = path / f".model-{os.getpid()}.weights.h5"  # Keras wants the .weights.h5 suffix
         try:
-            self._model.save_weights(tmp_weights, overwrite=True)
+            # the network's weights alone: a copy that was never compiled holds no optimizer state
+            # (which would triple the file and means nothing to a user)
+            bare = build_model(self._config)
+            bare.set_weights(self._model.get_weights())
+            bare.save_weights(tmp_weights, overwrite=True)
             os.replace(tmp_weights, path / "model.weights.h5")
         finally:
             if tmp_weights.exists():

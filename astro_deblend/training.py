@@ -44,7 +44,7 @@ from .models import build_model
 from .models.losses import LogRatioLoss, MapBCELoss, MAPELoss
 from .models.normalization import signal_mask, stamp_scale
 
-__all__ = ["TrainingConfig", "train"]
+__all__ = ["TrainingConfig", "train", "materialize", "MaterializedBlends"]
 
 FLUX_LOSSES = {"mape": MAPELoss, "log_ratio": LogRatioLoss}
 
@@ -95,6 +95,14 @@ class TrainingConfig:
         [default: 0]. The same seed and data give the same weights.
     verbose : int
         0 silent, 1 Keras progress bar, 2 one line per epoch [default: 1].
+    time_limit : float, optional
+        Seconds of training after which the run stops at the end of the epoch [default: None, no
+        limit]: a fixed compute budget, e.g. on a lent accelerator. Use small epochs
+        (``steps_per_epoch``) so that the run stops close to the limit.
+    data_workers : int
+        Threads that prepare batches while the network trains [default: 1]. Batches depend only on
+        their index, so the result does not depend on this number; more help when a fast
+        accelerator waits for its data.
     """
 
     epochs: int = 100
@@ -111,9 +119,11 @@ class TrainingConfig:
     steps_per_epoch: int | None = None
     seed: int = 0
     verbose: int = 1
+    time_limit: float | None = None
+    data_workers: int = 1
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "patience", "plateau_patience"):
+        for name in ("epochs", "batch_size", "patience", "plateau_patience", "data_workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
@@ -124,6 +134,8 @@ class TrainingConfig:
             raise ValueError(f"plateau_factor must be in (0, 1); got {self.plateau_factor}")
         if self.flux_loss not in FLUX_LOSSES:
             raise ValueError(f"flux_loss must be one of {sorted(FLUX_LOSSES)}; got {self.flux_loss!r}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ValueError(f"time_limit must be None or positive (s); got {self.time_limit}")
         if self.learning_rate <= 0 or self.map_loss_weight < 0:
             raise ValueError(
                 "learning_rate must be > 0 and map_loss_weight >= 0; got "
@@ -141,7 +153,7 @@ class TrainingConfig:
 
 
 # Fields that may change when a run is resumed (extending a run, more or less output).
-_RESUMABLE_CHANGES = {"epochs", "verbose", "patience"}
+_RESUMABLE_CHANGES = {"epochs", "verbose", "patience", "data_workers", "time_limit"}
 
 
 # --------------------------------------------------------------------------------------- data
@@ -183,7 +195,120 @@ class _ArraySource:
         return {k: v[indices] for k, v in self.arrays.items()}
 
 
-_DATA_KEYS = ("blend", "flux", "fractions", "masks")
+_DATA_KEYS = ("blend", "flux", "fractions", "masks", "scale")
+
+
+class MaterializedBlends(_ArraySource):
+    """Blends drawn once into memory with their scale and signal-masked fractions (`materialize`).
+
+    Has the ``get(indices)`` / ``len`` interface of a BlendSet and its ``pixel_scale``, ``zeropoint``
+    and ``stamp_shape``; batches then cost an index and no per-stamp noise estimate, which keeps a
+    GPU busy.
+    """
+
+    def __init__(self, arrays, *, pixel_scale=None, zeropoint=None):
+        super().__init__(arrays)
+        self.pixel_scale = pixel_scale
+        self.zeropoint = zeropoint
+        self.stamp_shape = self.arrays["blend"].shape[1:]
+        self._rows = None
+
+    def __len__(self):
+        return len(self.arrays["blend"]) if self._rows is None else len(self._rows)
+
+    def get(self, indices):
+        rows = np.atleast_1d(np.arange(len(self))[indices])
+        if self._rows is not None:
+            rows = self._rows[rows]
+        return {k: v[rows] for k, v in self.arrays.items()}
+
+    def subset(self, rows):
+        """The blends ``rows`` (indices or a boolean mask) of this set, without copying the arrays."""
+        out = MaterializedBlends.__new__(MaterializedBlends)
+        out.__dict__.update(self.__dict__)
+        rows = np.arange(len(self))[rows]
+        out._rows = rows if self._rows is None else self._rows[rows]
+        return out
+
+
+_WORKER_SOURCE = None
+
+
+def _init_worker(source):
+    global _WORKER_SOURCE
+    _WORKER_SOURCE = source
+
+
+def _materialize_chunk(args):
+    rows, out_dir, n, shape = args
+    batch = _WORKER_SOURCE.get(rows)
+    blend = np.asarray(batch["blend"], np.float32)
+    scale = stamp_scale(blend)
+    fractions = np.asarray(batch["fractions"], np.float32) * signal_mask(blend, scale)[:, np.newaxis]
+    for name, value in (("blend", blend), ("scale", scale[:, 0]), ("fractions", fractions),
+                        ("flux", np.asarray(batch["flux"], np.float64))):
+        mm = np.lib.format.open_memmap(Path(out_dir) / f"{name}.npy", mode="r+")
+        mm[rows[0]:rows[-1] + 1] = value
+        mm.flush()
+    return len(rows)
+
+
+def materialize(source, *, workers=1, directory, chunk_size=256, progress=True):
+    """Draw every blend of a set once, with its scale and target maps, in parallel.
+
+    Parameters
+    ----------
+    source : BlendSet-like
+        An object with ``get(indices)`` returning ``'blend'``, ``'flux'`` and ``'fractions'`` and a
+        ``len()`` (a `~astro_deblend.data.BlendSet` or `~astro_deblend.data.ConcatenatedBlends`).
+    workers : int
+        Processes drawing blends [default: 1].
+    directory : str or `pathlib.Path`
+        Folder for the arrays (``.npy`` files, memory-mapped: put it on a RAM disk such as ``/dev/shm``
+        for speed). Blend, fractions, scale and flux files there are overwritten.
+    chunk_size : int
+        Blends per task.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    blends : `MaterializedBlends`
+        The arrays (memory-mapped), ready for `train`: ``'scale'`` is `stamp_scale` of each blend and
+        ``'fractions'`` are already zero where the blend shows no signal.
+    """
+    from tqdm.auto import tqdm
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    n = len(source)
+    shape = tuple(source.get(np.array([0]))["blend"].shape[1:])
+    for name, full, dtype in (("blend", (n,) + shape, np.float32), ("scale", (n,), np.float32),
+                              ("fractions", (n, 2) + shape, np.float32), ("flux", (n, 2), np.float64)):
+        np.lib.format.open_memmap(directory / f"{name}.npy", mode="w+", dtype=dtype, shape=full).flush()
+    tasks = [(np.arange(lo, min(lo + chunk_size, n)), directory, n, shape) for lo in range(0, n, chunk_size)]
+    bar = tqdm(total=n, desc="drawing blends", unit="blend", disable=not progress)
+    if workers == 1:
+        _init_worker(source)
+        for t in tasks:
+            bar.update(_materialize_chunk(t))
+        _init_worker(None)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        # the source reaches each worker once (inherited on fork), not with every task
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                 initargs=(source,)) as pool:
+            for done in pool.map(_materialize_chunk, tasks):
+                bar.update(done)
+    bar.close()
+    arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r")
+              for name in ("blend", "scale", "fractions", "flux")}
+    return MaterializedBlends(arrays, pixel_scale=getattr(source, "pixel_scale", None),
+                              zeropoint=getattr(source, "zeropoint", None))
 
 
 def _as_source(data):
@@ -207,8 +332,8 @@ class _BlendBatches(keras.utils.PyDataset):
     """
 
     def __init__(self, source, indices, batch_size, *, outputs, map_key, shuffle, seed, steps=None,
-                 augment=False):
-        super().__init__()
+                 augment=False, workers=1):
+        super().__init__(workers=workers, use_multiprocessing=False)
         self.source = source
         self.indices = np.asarray(indices)
         self.batch_size = batch_size
@@ -263,7 +388,10 @@ class _BlendBatches(keras.utils.PyDataset):
             maps = np.asarray(batch[self.map_key], dtype=np.float32)  # (n, 2, ny, nx)
         if self.augment:
             blend, maps = self._turn(i, blend, maps)
-        x = {"blend": blend, "scale": stamp_scale(blend)}
+        # a precomputed scale (see `materialize`) is that of the same pixels: turns do not change it
+        scale = batch.get("scale")
+        scale = stamp_scale(blend) if scale is None else np.asarray(scale, np.float32).reshape(-1, 1)
+        x = {"blend": blend, "scale": scale}
         y = {} if flux is None else {"flux": flux}
         if maps is not None:
             if self.map_key == "fractions":  # no target where the blend shows no signal
@@ -283,6 +411,25 @@ class _BlendBatches(keras.utils.PyDataset):
             if maps is not None:
                 turned_maps[rows] = apply(maps[rows], SYMMETRIES[k])
         return turned_blend, turned_maps
+
+
+class _TimeLimit(keras.callbacks.Callback):
+    """Stop at the end of the first epoch that ends after ``seconds`` of training in this call."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    def on_train_begin(self, logs=None):
+        import time
+
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        import time
+
+        if time.perf_counter() - self._start >= self.seconds:
+            self.model.stop_training = True
 
 
 class _SetEpoch(keras.callbacks.Callback):
@@ -387,7 +534,8 @@ def _check_resumable(path, config):
 
 
 # ---------------------------------------------------------------------------------- training
-def train(model_spec, train_data, config=None, *, output_dir, resume=True, callbacks=()):
+def train(model_spec, train_data, config=None, *, output_dir, resume=True, callbacks=(),
+          validation_data=None):
     """Train a network with ``model.fit``; resume an interrupted run.
 
     Parameters
@@ -410,6 +558,9 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
         last checkpoint [default: True]. False starts from scratch and overwrites it.
     callbacks : sequence of `keras.callbacks.Callback`, optional
         Extra callbacks, run after the built-in ones.
+    validation_data : dict or BlendSet-like, optional
+        Blends to monitor instead of a random ``validation_fraction`` of ``train_data``: e.g. blends
+        of other galaxies (a split by galaxy, not by blend). Needs ``validation_fraction=0``.
 
     Returns
     -------
@@ -431,14 +582,23 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
     source = _as_source(train_data)
     map_key = _map_key(source, outputs)
     train_idx, val_idx = _split(len(source), config)
-    common = {"outputs": outputs, "map_key": map_key, "seed": config.seed}
+    val_source = source
+    if validation_data is not None:
+        if config.validation_fraction > 0:
+            raise ValueError(
+                "give either validation_data or a validation_fraction > 0 in the TrainingConfig, not "
+                "both; set validation_fraction=0 to monitor the validation_data"
+            )
+        val_source = _as_source(validation_data)
+        val_idx = np.arange(len(val_source))
+    common = {"outputs": outputs, "map_key": map_key, "seed": config.seed, "workers": config.data_workers}
     train_batches = _BlendBatches(
         source, train_idx, config.batch_size, shuffle=True, steps=config.steps_per_epoch,
         augment=config.augment, **common
     )
     val_batches = None
     if len(val_idx):
-        val_batches = _BlendBatches(source, val_idx, config.batch_size, shuffle=False, **common)
+        val_batches = _BlendBatches(val_source, val_idx, config.batch_size, shuffle=False, **common)
     monitor = "val_loss" if val_batches is not None else "loss"
 
     # losses from the outputs
@@ -502,6 +662,8 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
                 monitor=monitor, patience=config.patience, verbose=int(config.verbose > 0)
             ),
         ]
+        if config.time_limit is not None:
+            builtin.append(_TimeLimit(config.time_limit))
         history = model.fit(
             train_batches,
             validation_data=val_batches,

@@ -17,8 +17,19 @@ the test split, made from the main ``simulation`` and ``blending``, stays the sa
 each further sample is never trained on; ``benchmarks/select_weights.py`` uses it to choose between
 training stages on galaxies that none of them saw.
 
+A config with ``"validation": [{"simulation": {...}, "blending": {...}}, ...]`` monitors the *test* splits
+of those samples (galaxies that no training split holds: a validation split by galaxy, not by blend) instead
+of a random fraction of the training blends; set ``"validation_fraction": 0`` in its ``training``.
+
+On a machine with many cores and an accelerator, ``--workers N`` simulates galaxies and draws blends in N
+processes and ``--materialize DIR`` draws every training and validation blend once into memory-mapped
+arrays under DIR (best on a RAM disk, ``/dev/shm/...``), so that batches cost no more than an index;
+``--prepare-only`` stops there (other processes, e.g. ``benchmarks/train_lofo.py``, may then train on the
+same arrays). The broad weights were trained this way on a GPU with ``KERAS_BACKEND=jax``
+(``benchmarks/gpu_train_broad.sh``).
+
 A config with ``"init_weights": "<folder saved by NeuralDeblender.save>"`` (relative to the current
-folder) fine-tunes that deblender instead of starting from random weights: a second stage of
+folder; or ``"default"``, the bundled weights) fine-tunes that deblender instead of starting from random weights: a second stage of
 training, e.g. with another loss or learning rate, run after the command that made the folder.
 """
 
@@ -33,6 +44,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from astro_deblend.data import (
     BlendConfig,
@@ -44,23 +56,69 @@ from astro_deblend.data import (
 )
 from astro_deblend.models import config_from_dict
 from astro_deblend.neural_deblender import NeuralDeblender
-from astro_deblend.training import TrainingConfig
+from astro_deblend.training import MaterializedBlends, TrainingConfig, materialize
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "astro_deblend" / "weights"
 
 
-def load_blends(spec, work, *, progress=True):
+def load_blends(spec, work, *, progress=True, workers=1):
     """The blend set of a run config (or of one of its ``extra_training`` entries), simulating (and
     caching) its galaxies when needed."""
     sim = SimulationConfig(**spec["simulation"])
-    lib = work / f"galaxies_seed{sim.seed}_n{sim.n_galaxies}.h5"
+    tag = "_broad" if sim.broad else ""
+    lib = work / f"galaxies{tag}_seed{sim.seed}_n{sim.n_galaxies}.h5"
     if lib.exists():
         sample = GalaxySample.read(lib)
         if sample.config.get("simulation") != sim.to_dict():
             raise ValueError(f"{lib} was simulated with another configuration; delete it")
     else:
-        sample = simulate_galaxies(sim, path=str(lib), progress=progress)
+        sample = simulate_galaxies(sim, path=str(lib), progress=progress, workers=workers,
+                                   chunk_size=100 if workers == 1 else 200)
     return make_blends(sample, BlendConfig(**spec["blending"]), progress=progress)
+
+
+def _materialized(blends, folder, workers):
+    """``blends`` drawn once into ``folder`` (reused when complete), with each blend's two galaxy types."""
+    done = folder / "complete.json"
+    if done.exists() and json.loads(done.read_text())["n"] == len(blends):
+        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r")
+                  for name in ("blend", "scale", "fractions", "flux")}
+        return MaterializedBlends(arrays, pixel_scale=blends.pixel_scale, zeropoint=blends.zeropoint)
+    out = materialize(blends, workers=workers, directory=folder)
+    np.save(folder / "types.npy", np.stack([np.asarray(blends.catalog["type_central"], "U12"),
+                                            np.asarray(blends.catalog["type_companion"], "U12")], axis=1))
+    done.write_text(json.dumps({"n": len(blends)}))
+    return out
+
+
+def load_data(spec, work, *, workers=1, materialize_dir=None, progress=True):
+    """Training and validation sets of a run config: ``(train, validation or None)``."""
+    parts = [load_blends(spec, work, progress=progress, workers=workers).subset("train")]
+    parts += [load_blends(p, work, progress=progress, workers=workers).subset("train")
+              for p in spec.get("extra_training", [])]
+    val_parts = [load_blends(p, work, progress=progress, workers=workers).subset("test")
+                 for p in spec.get("validation", [])]
+    if materialize_dir is not None:
+        root = Path(materialize_dir)
+        parts = [_materialized(b, root / f"train{i}", workers) for i, b in enumerate(parts)]
+        val_parts = [_materialized(b, root / f"validation{i}", workers) for i, b in enumerate(val_parts)]
+    train = parts[0] if len(parts) == 1 else ConcatenatedBlends(parts)
+    validation = None
+    if val_parts:
+        validation = val_parts[0] if len(val_parts) == 1 else ConcatenatedBlends(val_parts)
+    return train, validation
+
+
+def _hardware():
+    """The machine, and the accelerator Keras trains on when there is one."""
+    text = f"{platform.machine()} {os.cpu_count()} CPU cores, {platform.platform()}"
+    if keras.backend.backend() == "jax":
+        import jax
+
+        accelerators = [d.device_kind for d in jax.devices() if d.platform != "cpu"]
+        if accelerators:
+            text += f"; {accelerators[0]} ({keras.backend.backend()})"
+    return text
 
 
 def _interrupt(signum, frame):
@@ -72,27 +130,34 @@ def main(argv=None):
     p.add_argument("config", help="JSON run config (see benchmarks/configs)")
     p.add_argument("--work", required=True, help="work folder (cache, checkpoints, logs)")
     p.add_argument("--install", action="store_true", help="copy the result into astro_deblend/weights")
+    p.add_argument("--cache", default=None, help="folder of the simulated galaxy samples [default: --work]")
+    p.add_argument("--workers", type=int, default=1, help="processes that simulate and draw blends")
+    p.add_argument("--materialize", default=None, help="draw every blend once into arrays in this folder")
+    p.add_argument("--prepare-only", action="store_true", help="stop once the data are ready")
     args = p.parse_args(argv)
     spec = json.loads(Path(args.config).read_text())
     init = spec.get("init_weights")
-    if init is not None and not (Path(init) / "config.json").exists():
+    if init is not None and not (init == "default" or Path(init).is_file()
+                                 or (Path(init) / "config.json").exists()):
         p.error(
-            f"init_weights {init!r} is not a folder saved by NeuralDeblender.save; run the training "
-            "stage that makes it first (see the config's description)"
+            f"init_weights {init!r} is neither 'default' (the bundled weights), a .weights.h5 file nor a "
+            "folder saved by NeuralDeblender.save; run the training stage that makes it first (see the "
+            "config's description)"
         )
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     (work / "run_config.json").write_text(json.dumps(spec, indent=2))
 
     t0 = time.perf_counter()
-    blends = load_blends(spec, work)
-    train = blends.subset("train")
-    print(f"{blends}; training on its {len(train)} train blends", flush=True)
-    extra = [load_blends(part, work).subset("train") for part in spec.get("extra_training", [])]
-    if extra:
-        train = ConcatenatedBlends([train, *extra])
-        print(f"with the train splits of {len(extra)} further sample(s): {len(train)} blends in all",
-              flush=True)
+    cache = work if args.cache is None else Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    train, validation = load_data(spec, cache, workers=args.workers, materialize_dir=args.materialize)
+    print(f"training on {len(train)} blends"
+          + ("" if validation is None else f", monitoring {len(validation)} blends of other galaxies"),
+          flush=True)
+    if args.prepare_only:
+        print(f"data ready in {time.perf_counter() - t0:.0f} s", flush=True)
+        return
     model_config = config_from_dict(spec["model"], spec["model_config"])
     deblender = NeuralDeblender(model_config, weights=init)
     training = TrainingConfig(**spec["training"])
@@ -104,14 +169,15 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, _interrupt)
     t1 = time.perf_counter()
     try:
-        deblender.fit(train, config=training, pretrain_config=pretraining, output_dir=work / "checkpoints")
+        deblender.fit(train, config=training, pretrain_config=pretraining, output_dir=work / "checkpoints",
+                      validation_data=validation)
     finally:
         train_seconds = earlier + (time.perf_counter() - t1)
         timing_file.write_text(json.dumps({"seconds": train_seconds}))
     deblender.annotate(
         command="python benchmarks/train_default.py " + " ".join(sys.argv[1:] if argv is None else argv),
         run_config=spec,
-        hardware=f"{platform.machine()} {os.cpu_count()} CPU cores, {platform.platform()}",
+        hardware=_hardware(),
         backend=keras.backend.backend(),
         train_wall_time_s=round(train_seconds, 1),
         data_wall_time_s=round(t1 - t0, 1),

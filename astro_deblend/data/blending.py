@@ -90,7 +90,8 @@ class BlendConfig:
             object.__setattr__(self, name, value)
             if len(value) != 2 or not value[0] <= value[1] or not np.all(np.isfinite(value)):
                 raise ValueError(f"{name} must be (min, max) with min <= max; got {value}")
-        if self.noise_correlation is not None and not 0 <= self.noise_correlation[0] <= self.noise_correlation[1] <= 1:
+        nc = self.noise_correlation
+        if nc is not None and not 0 <= nc[0] <= nc[1] <= 1:
             raise ValueError(f"noise_correlation must lie in [0, 1]; got {self.noise_correlation}")
         if self.exposure_time_range is not None and not self.exposure_time_range[0] > 0:
             raise ValueError(f"exposure_time_range must be positive (s); got {self.exposure_time_range}")
@@ -580,8 +581,12 @@ class ConcatenatedBlends:
         if not sets:
             raise ValueError("give at least one BlendSet to concatenate")
         for s in sets:
-            if not isinstance(s, BlendSet):
-                raise TypeError(f"only BlendSets can be concatenated; got {type(s).__name__}")
+            duck = all(hasattr(s, a) for a in ("get", "stamp_shape", "pixel_scale"))
+            if not (isinstance(s, BlendSet) or duck):
+                raise TypeError(
+                    "only BlendSets (or sets with get, len, stamp_shape, pixel_scale and zeropoint, such as "
+                    f"astro_deblend.training.MaterializedBlends) can be concatenated; got {type(s).__name__}"
+                )
         first = sets[0]
         for name in ("stamp_shape", "pixel_scale", "zeropoint"):
             values = [getattr(s, name) for s in sets]

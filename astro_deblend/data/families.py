@@ -192,7 +192,8 @@ def family_profile(family, flux, r, rng, gsparams, *, pixel_scale):
         disc = np.exp(-rad / h)
         m = int(rng.choice([2, 2, 3, 4]))
         pitch = np.deg2rad(rng.uniform(10, 35))
-        phase = m * (theta - np.log(np.maximum(rad, 1e-3 * h) / h) / np.tan(pitch)) + rng.uniform(0, 2 * np.pi)
+        winding = np.log(np.maximum(rad, 1e-3 * h) / h) / np.tan(pitch)
+        phase = m * (theta - winding) + rng.uniform(0, 2 * np.pi)
         contrast = rng.uniform(0.3, 0.9) * (1 - np.exp(-((rad / (0.5 * h)) ** 2)))  # no arms in the core
         arms = np.maximum(np.cos(phase), 0) ** 2  # narrow arms
         image = disc * (1 - contrast + 2 * contrast * arms)

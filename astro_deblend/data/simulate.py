@@ -139,7 +139,9 @@ class SimulationConfig:
         if self.psf_fwhm_range is not None:
             lo, hi = self.psf_fwhm_range
             if not 0 < lo <= hi:
-                raise ValueError(f"psf_fwhm_range must be (min, max) with 0 < min <= max; got {self.psf_fwhm_range}")
+                raise ValueError(
+                    f"psf_fwhm_range must be (min, max) with 0 < min <= max; got {self.psf_fwhm_range}"
+                )
         if self.n_psfs < 1:
             raise ValueError(f"n_psfs must be at least 1; got {self.n_psfs}")
         if not 0 <= self.max_offset <= self.stamp_size / 8:
@@ -379,7 +381,7 @@ def _sample_parameters(config):
         b_rng = np.random.default_rng([config.seed, 3])
         galtype = galtype.astype("U12")
         if config.families is not None:
-            w = np.ones(len(config.families)) if config.family_weights is None else np.array(config.family_weights)
+            w = np.array(config.family_weights or [1.0] * len(config.families))
             galtype = np.array(config.families, dtype="U12")[b_rng.choice(len(w), size=n, p=w / w.sum())]
         if config.radius_scatter_dex > 0:
             radius = radius * 10 ** b_rng.normal(0, config.radius_scatter_dex, n)
@@ -462,7 +464,8 @@ def simulate_galaxies(config=None, *, path=None, progress=True, chunk_size=100, 
         results = pool.map(_draw_chunk, tasks)
     try:
         for lo, hi, out in results:
-            images[lo:hi], noiseless[lo:hi], segmaps[lo:hi], flux_auto[lo:hi], offsets[lo:hi], cleaned[lo:hi] = out
+            for arr, part in zip((images, noiseless, segmaps, flux_auto, offsets, cleaned), out, strict=True):
+                arr[lo:hi] = part
             bar.update(hi - lo)
             if partial is not None:
                 _checkpoint(partial, config, lo, hi, images, noiseless, segmaps, flux_auto, offsets, cleaned)
