@@ -24,11 +24,12 @@ from photutils.segmentation import SegmentationImage
 from tqdm.auto import tqdm
 
 from ._io import atomic_write_text
-from ._measure import FLAG_OUT_OF_DOMAIN, build_table, per_stamp, validate_stamps
+from ._measure import FLAG_NOT_A_PAIR, FLAG_OUT_OF_DOMAIN, build_table, per_stamp, validate_stamps
 from ._symmetry import SYMMETRIES, apply, undo
 from .fitsio import resolve_input
 from .models import MODEL_CONFIGS, Blend2Mask2FluxConfig, build_model, config_from_dict
 from .models.normalization import NORMALIZATION, signal_mask, stamp_scale
+from .pair_check import check_pairs
 from .training import TrainingConfig, train
 
 __all__ = ["NeuralDeblender"]
@@ -180,6 +181,15 @@ class NeuralDeblender:
         """bool: True once weights were loaded or trained."""
         return self._provenance.get("weights") is not None
 
+    def weights_digest(self):
+        """SHA-256 (first 16 hex digits) of the network's weights: names the weights a result measured."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for w in self._model.get_weights():
+            h.update(np.ascontiguousarray(w, dtype=np.float32).tobytes())
+        return h.hexdigest()[:16]
+
     def config(self):
         """Return the configuration as a dict (stored in ``table.meta['config']``)."""
         return {
@@ -278,6 +288,7 @@ class NeuralDeblender:
         pixel_scale=None,
         return_maps=False,
         progress=True,
+        pair_check=True,
     ):
         """Measure the fluxes of the central and companion galaxy of each stamp.
 
@@ -300,6 +311,9 @@ class NeuralDeblender:
             Also return the fractional maps (not for blend2flux) [default: False].
         progress : bool, optional
             Show a progress bar when there is more than one batch [default: True].
+        pair_check : bool, optional
+            Detect the sources of each stamp (sep) and flag the stamps that do not look like a centred
+            pair (`astro_deblend.pair_check`) [default: True].
 
         Returns
         -------
@@ -308,9 +322,12 @@ class NeuralDeblender:
             units; ``flux_err`` masked (no uncertainty); ``x``, ``y`` the flux-weighted centroid
             of the pixels attributed to each galaxy (blend2flux, which makes no maps: the stamp
             centre for the central galaxy, masked for the companion); ``label`` 1 / 2 (0 when no
-            pixel is attributed to the galaxy); ``n_detected`` 2 (the networks always see a pair);
-            ``flag`` 8 when the summed flux of the stamp is below 5 times its noise (no clear pair:
-            outside the training domain), else 0; ``method`` the network's name.
+            pixel is attributed to the galaxy); ``n_detected`` the sources that sep detects in the
+            stamp (2 without ``pair_check``: the network always answers with a pair); ``flag`` 8 when
+            the summed flux of the stamp is below 5 times its noise or its noise, flux or pixel scale lie
+            outside the training domain, 16 when the detection does not show a centred pair (central
+            source more than 3 px off the centre, a third source of at least a tenth of the central
+            one's flux, or a single source), else 0; ``method`` the network's name.
         segments : list of `~photutils.segmentation.SegmentationImage`
             One per stamp: label 1 (central) or 2 (companion) where that galaxy's share of the pixel
             is above 0.5 and the pixel carries signal (the 3x3 mean of the blend exceeds 1 noise
@@ -370,6 +387,11 @@ class NeuralDeblender:
         total_snr = stack.sum(axis=(1, 2)) / (np.sqrt(ny * nx) * sigma)
         flag[total_snr < _MIN_TOTAL_SNR] |= FLAG_OUT_OF_DOMAIN
         flag[self._check_domain(stack.sum(axis=(1, 2)), sigma, pixel_scale)] |= FLAG_OUT_OF_DOMAIN
+        n_detected = np.full(n, 2)
+        if pair_check:
+            check = check_pairs(stack, sigma)
+            flag[check.not_a_pair] |= FLAG_NOT_A_PAIR
+            n_detected = check.n_sources
         label = np.stack([(labels == k).any(axis=(1, 2)) * k for k in (1, 2)], axis=1)
         table = build_table(
             flux=flux,
@@ -377,7 +399,7 @@ class NeuralDeblender:
             x=x,
             y=y,
             label=label,
-            n_detected=np.full(n, 2),
+            n_detected=n_detected,
             flag=flag,
             method=self.method,
             unit=unit,

@@ -29,8 +29,9 @@ same arrays). The broad weights were trained this way on a GPU with ``KERAS_BACK
 (``benchmarks/gpu_train_broad.sh``).
 
 A config with ``"init_weights": "<folder saved by NeuralDeblender.save>"`` (relative to the current
-folder; or ``"default"``, the bundled weights) fine-tunes that deblender instead of starting from random weights: a second stage of
-training, e.g. with another loss or learning rate, run after the command that made the folder.
+folder; or ``"default"``, the bundled weights) fine-tunes that deblender instead of starting from random
+weights: a second stage of training, e.g. with another loss or learning rate, run after the command that
+made the folder.
 """
 
 import argparse

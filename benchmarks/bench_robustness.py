@@ -1,0 +1,268 @@
+"""Benchmark: robustness of the deblenders to what their training did not show them.
+
+Three parts, each printing a table and writing JSON under ``--out``:
+
+``select``
+    Candidate networks (``--neural``, repeatable; ``default`` is the bundled one) and
+    SepDeblender(mode='auto') on held-out galaxies of seeds that no training run used: a broad sample
+    (seed 12, every family and sky effect of the broad training) and a paper-like sample (seed 4). This
+    is where the bundled weights are chosen; the default test split is not read.
+``lofo``
+    Leave-one-family-out: each network of ``benchmarks/train_lofo.py`` (one per family group, all at one fixed
+    budget) on the held-out broad blends whose central galaxy is of the group it never saw, beside the same
+    network on the blends of the groups it saw, reweighted to the same distance bins, and beside sep-auto.
+``stress``
+    One effect at a time around a paper-like sample (seed 20): depth, PSF FWHM, correlated noise, residual
+    background, centring offset; each point for the networks and sep-auto, by d/R bin, with the MAPE of the
+    network over the base sample's at matched S/N (S/N = true flux over its Cramer-Rao error).
+
+Undetected galaxies count as 100 % errors and outliers everywhere (``summarize(..., undetected='failure')``);
+the truth is the true flux in the stamp.
+
+Usage::
+
+    python benchmarks/bench_robustness.py select --neural default --neural train_runs/x/final
+    python benchmarks/bench_robustness.py lofo --lofo-root train_runs/gpu1
+    python benchmarks/bench_robustness.py stress --neural default
+"""
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _results import write_result  # noqa: E402
+from train_default import load_blends  # noqa: E402
+
+from astro_deblend import NeuralDeblender, SepDeblender  # noqa: E402
+from astro_deblend._measure import table_to_pairs  # noqa: E402
+from astro_deblend.limits import cramer_rao_bound  # noqa: E402
+from astro_deblend.metrics import summarize  # noqa: E402
+
+CONFIGS = Path(__file__).resolve().parent / "configs"
+DR_BINS = ((0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, np.inf))
+SNR_BINS = (0, 30, 100, 300, 1000, np.inf)
+
+
+def _broad_heldout():
+    """The held-out broad sample: the broad training's simulation and sky, seed 12, every galaxy held out."""
+    spec = json.loads((CONFIGS / "fracnet_broad.json").read_text())["extra_training"][0]
+    sim = dict(spec["simulation"], n_galaxies=1600, seed=12)
+    blending = dict(spec["blending"], n_train=0, n_test=4000, test_fraction=0.99, seed=12)
+    return {"simulation": sim, "blending": blending}
+
+
+PAPER_HELDOUT = {"simulation": {"n_galaxies": 1000, "depth_5sigma": 27.0, "seed": 4},
+                 "blending": {"n_train": 0, "n_test": 2000, "test_fraction": 0.99, "seed": 4}}
+
+
+def _deblender(source, views):
+    if source == "default":
+        return NeuralDeblender(views=views)
+    return NeuralDeblender.load(source, views=views)
+
+
+def _measure(methods, blends, batch):
+    """Fluxes (N, 2) of every method on a batch, with measuring time per blend."""
+    sigma = blends.noise_sigma
+    out = {}
+    for name, deblender in methods.items():
+        t0 = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            table, _ = deblender.measure(batch["blend"], noise_sigma=sigma, progress=False)
+        flux = table_to_pairs(table, "flux")
+        flags = table_to_pairs(table, "flag")
+        out[name] = {"flux": flux, "flag": flags, "seconds": time.perf_counter() - t0,
+                     "warnings": sorted({str(w.message)[:120] for w in caught})}
+    return out
+
+
+def _scores(pred, true, rows):
+    s = summarize(pred[rows], true[rows], undetected="failure")
+    return {"n_galaxies": s["n"], "mape": s["mape"], "median_ape": s["median_ape"], "bias": s["bias"],
+            "scatter": s["scatter"], "outlier_percent": 100 * s["outlier_fraction"]}
+
+
+def _by_dr(pred, true, dr, rows):
+    out = []
+    for lo, hi in DR_BINS:
+        sel = rows & (dr >= lo) & (dr < hi)
+        if sel.sum() >= 10:
+            out.append({"dr_min": lo, "dr_max": None if np.isinf(hi) else hi, **_scores(pred, true, sel)})
+    return out
+
+
+def _ape(pred, true):
+    p = np.where(np.isfinite(pred), pred, 0.0)
+    return 100 * np.abs(p - true) / true
+
+
+def _galaxy_rows(blends):
+    """Per-galaxy arrays (N, 2): true flux, d/R, family."""
+    cat = blends.catalog
+    true = np.stack([cat["flux_central"], cat["flux_companion"]], axis=1)
+    dr = np.repeat(np.asarray(cat["distance_over_r"])[:, None], 2, axis=1)
+    fam = np.stack([np.asarray(cat["type_central"]), np.asarray(cat["type_companion"])], axis=1)
+    return true, dr, fam
+
+
+def _print_row(label, s, width=28):
+    print(f"{label:>{width}s} {s['n_galaxies']:6d} {s['mape']:7.2f} {s['median_ape']:7.2f} "
+          f"{s['scatter']:6.3f} {s['outlier_percent']:7.2f}", flush=True)
+
+
+def run_select(args, work):
+    rows = []
+    header = (f"{'sample / method':>28s} {'gal':>6s} {'MAPE %':>7s} {'medAPE':>7s} {'sigma':>6s} "
+              f"{'outl.%':>7s}")
+    for label, spec in (("broad-seed12", _broad_heldout()), ("paper-seed4", PAPER_HELDOUT)):
+        blends = load_blends(spec, work, workers=args.workers).subset("test")
+        batch = blends.get(slice(None))
+        true, dr, _ = _galaxy_rows(blends)
+        methods = {src: _deblender(src, args.views) for src in args.neural}
+        methods["sep-auto"] = SepDeblender(mode="auto")
+        measured = _measure(methods, blends, batch)
+        print(f"\n{label}: {len(blends)} blends\n{header}")
+        for name, m in measured.items():
+            every = np.ones_like(true, bool)
+            s = _scores(m["flux"], true, every)
+            _print_row(name[-28:], s)
+            rows.append({"sample": label, "method": name, **s, "by_dr": _by_dr(m["flux"], true, dr, every),
+                         "blends_per_s": len(blends) / m["seconds"], "warnings": m["warnings"]})
+    return {"part": "select", "views": args.views, "rows": rows}
+
+
+def run_lofo(args, work):
+    spec = json.loads((CONFIGS / "fracnet_broad.json").read_text())
+    groups = spec["lofo"]["groups"]
+    blends = load_blends(_broad_heldout(), work, workers=args.workers).subset("test")
+    batch = blends.get(slice(None))
+    true, dr, fam = _galaxy_rows(blends)
+    sep = _measure({"sep-auto": SepDeblender(mode="auto")}, blends, batch)["sep-auto"]["flux"]
+    rows = []
+    print(f"\n{'group':>16s} {'gal':>5s} {'held-out MAPE':>13s} {'seen (same d/R)':>15s} {'ratio':>6s} "
+          f"{'sep-auto':>8s} {'net/sep':>7s} {'outl.%':>7s}  bins d/R>=2 below sep")
+    for group, members in groups.items():
+        folder = Path(args.lofo_root) / f"lofo_{group}" / "final"
+        net = _measure({group: NeuralDeblender.load(folder, views=args.views)}, blends, batch)[group]["flux"]
+        central_in = np.isin(fam[:, 0], members)
+        any_in = np.isin(fam, members).any(axis=1)
+        held = np.repeat(central_in[:, None], 2, axis=1)
+        seen = np.repeat(~any_in[:, None], 2, axis=1)
+        ape = _ape(net, true)
+        # the seen groups' MAPE reweighted to the held-out group's distance distribution
+        weights, values = [], []
+        for lo, hi in DR_BINS:
+            h = held & (dr >= lo) & (dr < hi)
+            s = seen & (dr >= lo) & (dr < hi)
+            if h.sum() and s.sum():
+                weights.append(h.sum())
+                values.append(ape[s].mean())
+        seen_mape = float(np.average(values, weights=weights))
+        held_s = _scores(net, true, held)
+        sep_s = _scores(sep, true, held)
+        by_dr_net = _by_dr(net, true, dr, held)
+        by_dr_sep = _by_dr(sep, true, dr, held)
+        wide = [(a["mape"] < b["mape"]) for a, b in zip(by_dr_net, by_dr_sep, strict=True)
+                if a["dr_min"] >= 2]
+        row = {"group": group, "families": members, "held_out": held_s, "seen_same_dr_mape": seen_mape,
+               "ratio_to_seen": held_s["mape"] / seen_mape, "sep_auto": sep_s,
+               "ratio_to_sep": held_s["mape"] / sep_s["mape"], "by_dr": by_dr_net, "sep_by_dr": by_dr_sep,
+               "wide_bins_below_sep": f"{sum(wide)}/{len(wide)}"}
+        rows.append(row)
+        print(f"{group:>16s} {held_s['n_galaxies']:5d} {held_s['mape']:13.2f} {seen_mape:15.2f} "
+              f"{row['ratio_to_seen']:6.2f} {sep_s['mape']:8.2f} {row['ratio_to_sep']:7.2f} "
+              f"{held_s['outlier_percent']:7.2f}  {row['wide_bins_below_sep']}", flush=True)
+    return {"part": "lofo", "views": args.views, "lofo_root": str(args.lofo_root), "rows": rows}
+
+
+def _stress_points():
+    base_sim = {"n_galaxies": 700, "depth_5sigma": 27.0, "seed": 20}
+    base_blend = {"n_train": 0, "n_test": 1200, "test_fraction": 0.99, "seed": 20}
+    points = [("base", "-", base_sim, base_blend)]
+    for depth in (25.5, 26.5, 27.5, 28.5):
+        points.append(("depth_AB", depth, base_sim, dict(base_blend, depth_range=[depth, depth])))
+    for fwhm in (0.12, 0.15, 0.22, 0.25):
+        sim = dict(base_sim, psf_kinds=["airy"], psf_fwhm_range=[fwhm, fwhm], n_psfs=1)
+        points.append(("psf_fwhm_arcsec", fwhm, sim, base_blend))
+    for frac in (0.5, 0.9):
+        points.append(("correlated_noise", frac, base_sim, dict(base_blend, noise_correlation=[frac, frac])))
+    for level in (0.1, 0.3):
+        points.append(("background_sigma", level, base_sim,
+                       dict(base_blend, background_offset=level, background_gradient=level)))
+    for offset in (0.5, 1.0, 2.0):
+        points.append(("centre_offset_px", offset, dict(base_sim, max_offset=offset), base_blend))
+    return points
+
+
+def run_stress(args, work):
+    methods = {src: _deblender(src, args.views) for src in args.neural}
+    methods["sep-auto"] = SepDeblender(mode="auto")
+    rows, base_snr_ape = [], {}
+    print(f"\n{'effect':>18s} {'value':>6s} {'method':>22s} {'MAPE %':>7s} {'outl.%':>7s} {'/base@S/N':>9s}"
+          "   MAPE by d/R (0-1, 1-2, 2-3, 3-4, >4)")
+    for effect, value, sim, blending in _stress_points():
+        blends = load_blends({"simulation": sim, "blending": blending}, work, workers=args.workers,
+                             progress=False).subset("test")
+        batch = blends.get(slice(None))
+        true, dr, _ = _galaxy_rows(blends)
+        limit = cramer_rao_bound(batch["isolated"], blends.noise_sigma)
+        limit = np.asarray(getattr(limit, "value", limit), float).reshape(-1, 2)
+        snr_bin = np.digitize(true / limit, SNR_BINS[1:-1])
+        measured = _measure(methods, blends, batch)
+        every = np.ones_like(true, bool)
+        for name, m in measured.items():
+            s = _scores(m["flux"], true, every)
+            ape = _ape(m["flux"], true)
+            per_bin = {int(b): float(ape[snr_bin == b].mean()) for b in np.unique(snr_bin)}
+            if effect == "base":
+                base_snr_ape[name] = per_bin
+            ref = base_snr_ape[name]
+            common = [b for b in per_bin if b in ref]
+            w = [int((snr_bin == b).sum()) for b in common]
+            matched = float(np.average([ref[b] for b in common], weights=w)) if common else np.nan
+            by_dr = _by_dr(m["flux"], true, dr, every)
+            row = {"effect": effect, "value": value, "method": name, **s, "base_mape_matched_snr": matched,
+                   "ratio_to_base_matched_snr": s["mape"] / matched, "by_dr": by_dr,
+                   "warnings": m["warnings"]}
+            rows.append(row)
+            print(f"{effect:>18s} {value!s:>6s} {name[-22:]:>22s} {s['mape']:7.2f} "
+                  f"{s['outlier_percent']:7.2f} {row['ratio_to_base_matched_snr']:9.2f}   "
+                  + " ".join(f"{b['mape']:5.1f}" for b in by_dr)
+                  + ("   [warned]" if m["warnings"] else ""), flush=True)
+    return {"part": "stress", "views": args.views, "rows": rows}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("part", choices=("select", "lofo", "stress"))
+    p.add_argument("--neural", action="append", default=None,
+                   help="'default' (bundled) or a saved deblender folder; repeat for several")
+    p.add_argument("--lofo-root", default="train_runs/gpu1", help="folder holding lofo_<group>/final")
+    p.add_argument("--views", type=int, choices=(1, 4, 8), default=4)
+    p.add_argument("--workers", type=int, default=2, help="processes simulating the held-out galaxies")
+    p.add_argument("--work", default="train_runs/robustness", help="cache of the held-out samples")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "robustness"))
+    args = p.parse_args(argv)
+    args.neural = args.neural or ["default"]
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    runner = {"select": run_select, "lofo": run_lofo, "stress": run_stress}[args.part]
+    result = runner(args, work)
+    result["neural"] = args.neural
+    for source in args.neural:  # name the weights each number measured
+        d = _deblender(source, args.views)
+        result.setdefault("weights_sha256", {})[source] = d.weights_digest()
+    path = write_result(Path(args.out) / f"{args.part}.json", result)
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
