@@ -191,3 +191,55 @@ def test_bad_training_data(data, tmp_path):
         TrainingConfig(validation_fraction=1.0)
     with pytest.raises(ValueError, match="flux_loss must be one of"):
         TrainingConfig(flux_loss="mse")
+
+
+# ------------------------------------------------------------ materialised data, validation, time budget
+def test_materialize_matches_the_batches_made_on_the_fly(data, tmp_path):
+    from astro_deblend.models.normalization import stamp_scale
+    from astro_deblend.training import materialize
+
+    lazy = LazyBlends(data)
+    one = materialize(lazy, directory=tmp_path / "one", chunk_size=40, progress=False)
+    two = materialize(lazy, directory=tmp_path / "two", chunk_size=25, workers=2, progress=False)
+    assert len(one) == 96
+    for key in ("blend", "scale", "fractions", "flux"):
+        assert np.asarray(one.arrays[key]).tobytes() == np.asarray(two.arrays[key]).tobytes()
+    np.testing.assert_array_equal(one.arrays["scale"], stamp_scale(data["blend"])[:, 0])
+    masked = data["fractions"] * signal_mask(data["blend"], stamp_scale(data["blend"]))[:, None]
+    np.testing.assert_array_equal(one.arrays["fractions"], masked)
+    # a subset is a view of the rows, in order
+    sub = one.subset(np.array([5, 2, 9]))
+    np.testing.assert_array_equal(sub.get(slice(None))["blend"], data["blend"][[5, 2, 9]])
+    assert len(one.subset(np.arange(96) % 2 == 0)) == 48
+
+
+def test_batches_use_a_precomputed_scale(data):
+    from astro_deblend.models.normalization import stamp_scale
+
+    given = dict(data, scale=np.full(96, 7.0, np.float32))
+    batches = _BlendBatches(_as_source_for_test(given), np.arange(96), 16, outputs=("flux",), map_key=None,
+                            shuffle=False, seed=0)
+    x, _ = batches[0]
+    np.testing.assert_array_equal(x["scale"], np.full((16, 1), 7.0, np.float32))
+    plain = _BlendBatches(_as_source_for_test(data), np.arange(96), 16, outputs=("flux",), map_key=None,
+                          shuffle=False, seed=0)
+    np.testing.assert_array_equal(plain[0][0]["scale"], stamp_scale(data["blend"][:16]))
+
+
+def _as_source_for_test(arrays):
+    from astro_deblend.training import _as_source
+
+    return _as_source(arrays)
+
+
+def test_validation_on_other_blends_and_a_time_budget(data, tmp_path):
+    other = two_gaussian_blends(32, seed=5)
+    config = TrainingConfig(epochs=50, steps_per_epoch=2, validation_fraction=0.0, time_limit=1e-3, **QUIET)
+    model, history = train(FRACNET, data, config, output_dir=tmp_path, validation_data=other)
+    # the time budget stops the run after its first epoch; the validation loss is that of the other blends
+    assert len(history.epoch) == 1 and "val_loss" in history.history
+    record = json.loads((tmp_path / "training_config.json").read_text())
+    assert record["n_validation"] == 32 and record["n_train"] == 96
+    with pytest.raises(ValueError, match="validation_data or a validation_fraction"):
+        train(FRACNET, data, TrainingConfig(epochs=1, **QUIET), output_dir=tmp_path / "b",
+              validation_data=other)
