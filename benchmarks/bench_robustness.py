@@ -11,6 +11,11 @@ Three parts, each printing a table and writing JSON under ``--out``:
     Leave-one-family-out: each network of ``benchmarks/train_lofo.py`` (one per family group, all at one fixed
     budget) on the held-out broad blends whose central galaxy is of the group it never saw, beside the same
     network on the blends of the groups it saw, reweighted to the same distance bins, and beside sep-auto.
+``hostile``
+    Stamps that are not a centred pair, made from the held-out paper-like blends: the central galaxy alone,
+    the blend moved 5 px off the centre, a third galaxy added; beside the untouched blends. For each, the
+    fraction of stamps each method flags (networks: bit 16, not a centred pair; sep: any flag or a number of
+    detections other than 2) and the central galaxy's MAPE on the stamps left unflagged.
 ``stress``
     One effect at a time around a paper-like sample (seed 20): depth, PSF FWHM, correlated noise, residual
     background, centring offset; each point for the networks and sep-auto, by d/R bin, with the MAPE of the
@@ -23,6 +28,7 @@ Usage::
 
     python benchmarks/bench_robustness.py select --neural default --neural train_runs/x/final
     python benchmarks/bench_robustness.py lofo --lofo-root train_runs/gpu1
+    python benchmarks/bench_robustness.py hostile --neural default
     python benchmarks/bench_robustness.py stress --neural default
 """
 
@@ -183,6 +189,47 @@ def run_lofo(args, work):
     return {"part": "lofo", "views": args.views, "lofo_root": str(args.lofo_root), "rows": rows}
 
 
+def run_hostile(args, work):
+    blends = load_blends(PAPER_HELDOUT, work, workers=args.workers).subset("test")
+    batch = blends.get(slice(None))
+    sigma = np.asarray(blends.noise_sigma, float) * np.ones(len(blends))
+    rng = np.random.default_rng(5)
+    noise = rng.normal(0, 1, batch["blend"].shape) * sigma[:, None, None]
+    central = batch["isolated"][:, 0]
+    third = np.roll(batch["isolated"][:, 1], 1, axis=0)  # another blend's companion ...
+    shift = rng.integers(12, 40, (len(blends), 2)) * rng.choice([-1, 1], (len(blends), 2))
+    third = np.stack([np.roll(t, tuple(s), axis=(0, 1)) for t, s in zip(third, shift, strict=True)])
+    cases = {
+        "centred pair": batch["blend"],
+        "central alone": central + noise,
+        "pair 5 px off centre": np.roll(batch["blend"], 5, axis=2),
+        "third galaxy": batch["blend"] + third,  # ... moved 12-40 px in x and y
+    }
+    methods = {src: _deblender(src, args.views) for src in args.neural}
+    methods["sep-auto"] = SepDeblender(mode="auto")
+    true_central = np.asarray(blends.catalog["flux_central"], float)
+    rows = []
+    print(f"\n{'case':>22s} {'method':>28s} {'flagged %':>9s} {'central MAPE % (unflagged)':>27s}")
+    for case, images in cases.items():
+        for name, deblender in methods.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                table, _ = deblender.measure(images.astype(np.float32), noise_sigma=sigma, progress=False)
+            flux = table_to_pairs(table, "flux")[:, 0]
+            flag = table_to_pairs(table, "flag")[:, 0].astype(int)
+            n_det = table_to_pairs(table, "n_detected")[:, 0]
+            flagged = (flag & 16) > 0 if name != "sep-auto" else (flag != 0) | (n_det != 2)
+            kept = ~flagged
+            ape = _ape(flux, true_central)
+            row = {"case": case, "method": name, "n_stamps": len(images),
+                   "flagged_percent": 100 * float(flagged.mean()),
+                   "central_mape_unflagged": float(ape[kept].mean()) if kept.any() else None}
+            rows.append(row)
+            shown = "-" if row["central_mape_unflagged"] is None else f"{row['central_mape_unflagged']:.2f}"
+            print(f"{case:>22s} {name[-28:]:>28s} {row['flagged_percent']:9.1f} {shown:>27s}", flush=True)
+    return {"part": "hostile", "views": args.views, "rows": rows}
+
+
 def _stress_points():
     base_sim = {"n_galaxies": 700, "depth_5sigma": 27.0, "seed": 20}
     base_blend = {"n_train": 0, "n_test": 1200, "test_fraction": 0.99, "seed": 20}
@@ -242,7 +289,7 @@ def run_stress(args, work):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("part", choices=("select", "lofo", "stress"))
+    p.add_argument("part", choices=("select", "lofo", "hostile", "stress"))
     p.add_argument("--neural", action="append", default=None,
                    help="'default' (bundled) or a saved deblender folder; repeat for several")
     p.add_argument("--lofo-root", default="train_runs/gpu1", help="folder holding lofo_<group>/final")
@@ -254,7 +301,7 @@ def main(argv=None):
     args.neural = args.neural or ["default"]
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    runner = {"select": run_select, "lofo": run_lofo, "stress": run_stress}[args.part]
+    runner = {"select": run_select, "lofo": run_lofo, "hostile": run_hostile, "stress": run_stress}[args.part]
     result = runner(args, work)
     result["neural"] = args.neural
     for source in args.neural:  # name the weights each number measured

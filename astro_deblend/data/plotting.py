@@ -19,7 +19,7 @@ def _figure(nrows, ncols, size=1.8):
     return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
-def plot_galaxies(sample, *, per_type=2, seed=0, path=None):
+def plot_galaxies(sample, *, per_type=2, seed=0, path=None, zoom=1, second="mask"):
     """Isolated galaxies of each morphological type or family beside their segmentation masks (paper Fig. 1).
 
     Parameters
@@ -31,11 +31,24 @@ def plot_galaxies(sample, *, per_type=2, seed=0, path=None):
         Which galaxies are picked.
     path : str, optional
         Where to save the figure (PNG, PDF...).
+    zoom : int
+        Show the central ``1 / zoom`` of each stamp [default: 1, the whole stamp]; 2 or 4 show the
+        structure of small galaxies (arms, dust lanes, clumps).
+    second : {'mask', 'noiseless'}
+        What is shown beside each noisy stamp: its segmentation mask (the paper's figure) or, for
+        simulated samples, the galaxy without noise.
 
     Returns
     -------
     fig : `matplotlib.figure.Figure`
     """
+    if second not in ("mask", "noiseless") or (second == "noiseless" and sample.noiseless is None):
+        raise ValueError("second must be 'mask', or 'noiseless' for a simulated sample; got " f"{second!r}")
+    if int(zoom) != zoom or zoom < 1:
+        raise ValueError(f"zoom must be a positive integer; got {zoom!r}")
+    ny, nx = sample.stamp_shape
+    hy, hx = ny // (2 * int(zoom)), nx // (2 * int(zoom))
+    crop = (slice(ny // 2 - hy, ny // 2 + hy), slice(nx // 2 - hx, nx // 2 + hx))
     rng = np.random.default_rng(seed)
     present = set(np.asarray(sample.catalog["galtype"]).tolist())
     types = [t for t in FAMILIES if t in present] + sorted(present - set(FAMILIES))
@@ -44,13 +57,17 @@ def plot_galaxies(sample, *, per_type=2, seed=0, path=None):
         members = np.flatnonzero(sample.catalog["galtype"] == t)
         chosen = rng.choice(members, size=min(per_type, members.size), replace=False)
         for j, i in enumerate(chosen):
-            img = sample.images[i]
+            img = sample.images[i][crop]
             ax_img, ax_mask = axes[r, 2 * j], axes[r, 2 * j + 1]
             ax_img.imshow(img, origin="lower", cmap="gray_r", norm=_norm(img))
-            ax_mask.imshow(sample.segmaps[i], origin="lower", cmap="gray_r", vmin=0, vmax=1)
+            if second == "mask":
+                ax_mask.imshow(sample.segmaps[i][crop], origin="lower", cmap="gray_r", vmin=0, vmax=1)
+            else:
+                clean = sample.noiseless[i][crop]
+                ax_mask.imshow(clean, origin="lower", cmap="gray_r", norm=_norm(clean))
             row = sample.catalog[i]
             ax_img.set_title(f"{t}  H={row['mag']:.1f}\nR={row['radius']:.1f} px", fontsize=7)
-            ax_mask.set_title("mask", fontsize=7)
+            ax_mask.set_title(second, fontsize=7)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])

@@ -52,7 +52,7 @@ def trained(data, tmp_path_factory):
 
 def test_measure_returns_the_common_table(trained, data):
     table, segments, maps = trained.measure(
-        data["blend"][:20], zeropoint=25.96, return_maps=True, progress=False
+        data["blend"][:20], zeropoint=25.96, return_maps=True, progress=False, pair_check=False
     )
     assert table.colnames == COLUMNS[:4] + ["mag"] + COLUMNS[4:]
     assert len(table) == 40 and len(segments) == 20 and maps.shape == (20, 2, SIZE, SIZE)
@@ -251,3 +251,31 @@ def test_bundled_weights_are_found(trained, tmp_path, monkeypatch):
         assert bundled.model_config == FRACNET and bundled.is_trained
     with pytest.raises(ValueError, match="bundled fracnet weights are for"):
         NeuralDeblender(FracNetConfig(stamp_size=SIZE, filters=(4, 8)))
+
+
+def _gaussian(x0, y0, flux, width=1.8, size=48):
+    yy, xx = np.mgrid[:size, :size].astype(float)
+    return flux * np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * width**2)) / (2 * np.pi * width**2)
+
+
+@pytest.mark.parametrize(
+    "stamp, flagged",
+    [
+        (_gaussian(24, 24, 100) + _gaussian(33, 24, 60), False),  # a centred pair
+        (_gaussian(24, 24, 100) + _gaussian(33, 24, 60) + _gaussian(14, 30, 4), False),  # faint neighbour
+        (_gaussian(24, 24, 100), True),  # a galaxy alone: no companion to measure
+        (_gaussian(30, 24, 100) + _gaussian(16, 24, 60), True),  # nothing on the central pixel
+        (_gaussian(24, 24, 100) + _gaussian(33, 24, 60) + _gaussian(15, 30, 80), True),  # a third galaxy
+    ],
+)
+def test_stamps_that_are_not_a_centred_pair_are_flagged(stamp, flagged):
+    from astro_deblend.pair_check import check_pairs
+
+    noisy = stamp + np.random.default_rng(0).normal(0, 0.05, stamp.shape)
+    check = check_pairs(noisy[None], [0.05])
+    assert bool(check.not_a_pair[0]) is flagged
+    deblender = NeuralDeblender(FracNetConfig(stamp_size=48, filters=(4, 8, 8)), weights=None)
+    with pytest.warns(AstropyUserWarning, match="untrained"):
+        table, _ = deblender.measure(noisy, noise_sigma=0.05, progress=False)
+    assert np.all((np.asarray(table["flag"]) & 16 > 0) == flagged)
+    assert np.all(table["n_detected"] == check.n_sources[0])
