@@ -1,7 +1,8 @@
 """Isolated galaxy samples and paper-faithful artificial blends.
 
 Pipeline: a `GalaxySample` (simulated with `simulate_galaxies`, broad families and skies included, read from
-the public CANDELS set with `read_candels`, or redrawn from a COSMOS catalogue with `read_real_galaxies`) -> `make_blends` -> a `BlendSet` that draws images on demand and saves itself to HDF5.
+the public CANDELS set with `read_candels`, or redrawn from a COSMOS catalogue with `read_real_galaxies`)
+-> `make_blends` -> a `BlendSet` that draws images on demand and saves itself to HDF5.
 """
 
 from .blending import BlendConfig, BlendSet, ConcatenatedBlends, make_blends
