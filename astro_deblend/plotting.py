@@ -20,7 +20,9 @@ __all__ = [
     "plot_binned",
     "plot_by_type",
     "plot_iou_histograms",
+    "plot_lofo",
     "plot_magnitude_comparison",
+    "plot_stress",
 ]
 
 #: Colours of the paper's three methods (others cycle through the default palette).
@@ -402,4 +404,74 @@ def plot_iou_histograms(source, *, bins=25, path=None, dpi=110):
     ax.set_xlabel("IoU (masks thresholded at 0.5)")
     ax.set_ylabel("galaxies")
     ax.legend(fontsize=8, loc="upper left")
+    return _finish(fig, path, dpi)
+
+
+def plot_stress(rows, *, methods=None, path=None, dpi=110):
+    """MAPE against one sky or detection effect at a time (``benchmarks/bench_robustness.py stress``).
+
+    Parameters
+    ----------
+    rows : list of dict
+        The ``rows`` of the stress result: ``effect``, ``value``, ``method``, ``mape`` (percent, truth the
+        true flux, undetected galaxies counted as 100 % errors); the row with effect ``'base'`` is drawn as
+        a dotted line in every panel.
+    methods : list of str, optional
+        Methods to draw [default: all].
+    path : str, optional
+        Where to save the figure.
+
+    Returns
+    -------
+    fig : `matplotlib.figure.Figure`
+    """
+    methods = methods or list(dict.fromkeys(r["method"] for r in rows))
+    effects = [e for e in dict.fromkeys(r["effect"] for r in rows) if e != "base"]
+    colours = _colours(methods)
+    fig = _new_figure((3.0 * len(effects), 2.8))
+    axes = fig.subplots(1, len(effects), squeeze=False, sharey=True)[0]
+    for ax, effect in zip(axes, effects, strict=True):
+        for method in methods:
+            pts = sorted((float(r["value"]), r["mape"]) for r in rows
+                         if r["effect"] == effect and r["method"] == method)
+            if pts:
+                x, y = zip(*pts, strict=True)
+                ax.plot(x, y, "o-", color=colours[method], label=method)
+            base = [r["mape"] for r in rows if r["effect"] == "base" and r["method"] == method]
+            if base:
+                ax.axhline(base[0], color=colours[method], ls=":", lw=1)
+        ax.set_xlabel(effect.replace("_", " "))
+        ax.set_yscale("log")
+    axes[0].set_ylabel("MAPE (%), truth: true flux")
+    axes[0].legend(fontsize=7)
+    return _finish(fig, path, dpi)
+
+
+def plot_lofo(rows, *, path=None, dpi=110):
+    """Leave-one-family-out: each network on the family group it never saw, beside the groups it saw
+    (same distance bins) and beside sep-auto (``benchmarks/bench_robustness.py lofo``).
+
+    Parameters
+    ----------
+    rows : list of dict
+        The ``rows`` of the lofo result.
+    path : str, optional
+        Where to save the figure.
+
+    Returns
+    -------
+    fig : `matplotlib.figure.Figure`
+    """
+    groups = [r["group"] for r in rows]
+    x = np.arange(len(groups))
+    fig = _new_figure((1.4 * len(groups) + 2, 3.0))
+    ax = fig.subplots()
+    bars = (("held-out group", [r["held_out"]["mape"] for r in rows], "#d95f02"),
+            ("groups it saw, same d/R", [r["seen_same_dr_mape"] for r in rows], "#1b9e77"),
+            ("sep-auto on the held-out group", [r["sep_auto"]["mape"] for r in rows], "#2166ac"))
+    for k, (label, values, colour) in enumerate(bars):
+        ax.bar(x + (k - 1) * 0.27, values, 0.27, label=label, color=colour)
+    ax.set_xticks(x, groups, rotation=20, fontsize=8)
+    ax.set_ylabel("MAPE (%), truth: true flux")
+    ax.legend(fontsize=7)
     return _finish(fig, path, dpi)

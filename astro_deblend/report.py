@@ -16,7 +16,7 @@ from . import __version__
 from ._io import atomic_write_text
 from .evaluation import Evaluation
 
-__all__ = ["PUBLISHED", "PUBLISHED_REFERENCE", "write_report"]
+__all__ = ["PUBLISHED", "PUBLISHED_REFERENCE", "write_figure_report", "write_report"]
 
 PUBLISHED_REFERENCE = (
     "Boucaud et al. 2020, MNRAS 491, 2481, 'Photometry of high-redshift blended galaxies using "
@@ -267,5 +267,37 @@ def write_report(
     for name, table in evaluation.tables.items():
         parts.append(f"<h3 id='{name}'>{html.escape(name)}</h3>")
         parts.append(_html_table(table, captions.get(name, name)))
+    parts.append("</body></html>")
+    return atomic_write_text(path, "\n".join(parts) + "\n")
+
+
+def write_figure_report(figures, path, *, title, notes=()):
+    """Write an HTML page of figures with captions and notes (e.g. the robustness benchmark's).
+
+    Parameters
+    ----------
+    figures : sequence of (`matplotlib.figure.Figure`, str)
+        Each figure with its caption, embedded as PNG.
+    path : str or `~pathlib.Path`
+        Output HTML file; written atomically.
+    title : str
+        Title of the page.
+    notes : sequence of str, optional
+        Paragraphs shown under the title (plain text).
+
+    Returns
+    -------
+    path : `~pathlib.Path`
+    """
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p class='note'>Written {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by "
+        f"astro_deblend {html.escape(str(__version__))}.</p>",
+    ]
+    parts += [f"<p>{html.escape(n)}</p>" for n in notes]
+    parts += [_figure_html(fig, caption) for fig, caption in figures]
     parts.append("</body></html>")
     return atomic_write_text(path, "\n".join(parts) + "\n")

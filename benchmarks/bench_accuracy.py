@@ -85,7 +85,7 @@ def main(argv=None):
     images, sigma, zp = batch["blend"], test.noise_sigma, test.zeropoint
     print(f"{len(test)} test blends, noise sigma {sigma:.4g} e-/s per pixel", flush=True)
 
-    measurements, masks, speed = {}, {}, {}
+    measurements, masks, speed, digests = {}, {}, {}, {}
     for source, views in itertools.product(args.neural or ["default"], args.views or [4]):
         if source == "default":
             deblender = NeuralDeblender(views=views)
@@ -96,9 +96,12 @@ def main(argv=None):
         out = deblender.measure(images, zeropoint=zp, noise_sigma=sigma, return_maps=has_maps,
                                 progress=False)
         dt = time.perf_counter() - t
-        name = deblender.method if source == "default" else f"{deblender.method}:{Path(source).parent.name}"
+        folder = Path(source)
+        label = folder.parent.name if folder.name == "final" else folder.name
+        name = deblender.method if source == "default" else f"{deblender.method}:{label}"
         name += "" if views == 4 else f"-v{views}"  # the default: 4 views
         measurements[name], speed[name] = out[0], len(test) / dt
+        digests[name] = deblender.weights_digest()  # names the weights each number measured
         if has_maps:
             masks[name] = out[2]
     for mode in ("auto", "paper"):
@@ -148,7 +151,8 @@ def main(argv=None):
                "outlier_percent": 100 * float(r["outlier_fraction"]), "n_missing": int(r["n_missing"]),
                "mape_failure": float(r["mape_failure"]), "mae_over_limit": float(r["mae_over_limit"]),
                "iou_mean": iou, "blends_per_s": speed[method],
-               "mape_vs_flux_auto": float(ra["mape"]), "scatter_vs_flux_auto": float(ra["scatter"])}
+               "mape_vs_flux_auto": float(ra["mape"]), "scatter_vs_flux_auto": float(ra["scatter"]),
+               "weights_sha256": digests.get(method)}
         rows.append(row)
         print(f"{method:>18s} {row['mape']:7.2f} {row['median_ape']:8.2f} {row['bias']:+7.4f} "
               f"{row['scatter']:6.3f} {row['outlier_percent']:7.2f} {row['n_missing']:6d} "

@@ -20,6 +20,8 @@ Three parts, each printing a table and writing JSON under ``--out``:
     One effect at a time around a paper-like sample (seed 20): depth, PSF FWHM, correlated noise, residual
     background, centring offset; each point for the networks and sep-auto, by d/R bin, with the MAPE of the
     network over the base sample's at matched S/N (S/N = true flux over its Cramer-Rao error).
+``report``
+    The gallery of the broad families and the figures of the parts above in ``report.html``.
 
 Undetected galaxies count as 100 % errors and outliers everywhere (``summarize(..., undetected='failure')``);
 the truth is the true flux in the stamp.
@@ -30,6 +32,7 @@ Usage::
     python benchmarks/bench_robustness.py lofo --lofo-root train_runs/gpu1
     python benchmarks/bench_robustness.py hostile --neural default
     python benchmarks/bench_robustness.py stress --neural default
+    python benchmarks/bench_robustness.py report     # gallery and figures in one HTML page
 """
 
 import argparse
@@ -230,6 +233,41 @@ def run_hostile(args, work):
     return {"part": "hostile", "views": args.views, "rows": rows}
 
 
+def run_report(args, work):
+    """The gallery of the broad families and the figures of the other parts, in one HTML page."""
+    from astro_deblend.data import SimulationConfig, plot_galaxies, simulate_galaxies
+    from astro_deblend.data.families import FAMILIES
+    from astro_deblend.plotting import plot_lofo, plot_stress
+    from astro_deblend.report import write_figure_report
+
+    out = Path(args.out)
+    spec = _broad_heldout()["simulation"]
+    gallery = dict(spec, n_galaxies=130, seed=30, family_weights=None, n_psfs=3)
+    sample = simulate_galaxies(SimulationConfig(**gallery), progress=False)
+    figures = [(plot_galaxies(sample, per_type=2, zoom=2, second="noiseless"),
+                f"The {len(FAMILIES)} families of the broad training sample (seed 30, not trained on), "
+                "noisy and without noise, central quarter of the 128 px stamps")]
+    notes = []
+    if (out / "stress.json").exists():
+        stress = json.loads((out / "stress.json").read_text())
+        figures.append((plot_stress(stress["rows"]), "MAPE against one effect at a time (dotted: base "
+                        "sample); undetected galaxies count as 100 % errors"))
+    if (out / "lofo.json").exists():
+        lofo = json.loads((out / "lofo.json").read_text())
+        figures.append((plot_lofo(lofo["rows"]), "Leave-one-family-out networks (fixed budget) on the "
+                        "family group each never saw"))
+    for name in ("select", "hostile"):
+        if (out / f"{name}.json").exists():
+            rows = json.loads((out / f"{name}.json").read_text())["rows"]
+            notes.append(f"{name}: " + "; ".join(
+                ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()
+                          if not isinstance(v, (list, dict))) for r in rows))
+    path = write_figure_report(figures, out / "report.html",
+                               title="astro_deblend: robustness outside the training simulation", notes=notes)
+    print(f"wrote {path}")
+    return None
+
+
 def _stress_points():
     base_sim = {"n_galaxies": 700, "depth_5sigma": 27.0, "seed": 20}
     base_blend = {"n_train": 0, "n_test": 1200, "test_fraction": 0.99, "seed": 20}
@@ -289,7 +327,7 @@ def run_stress(args, work):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("part", choices=("select", "lofo", "hostile", "stress"))
+    p.add_argument("part", choices=("select", "lofo", "hostile", "stress", "report"))
     p.add_argument("--neural", action="append", default=None,
                    help="'default' (bundled) or a saved deblender folder; repeat for several")
     p.add_argument("--lofo-root", default="train_runs/gpu1", help="folder holding lofo_<group>/final")
@@ -301,8 +339,11 @@ def main(argv=None):
     args.neural = args.neural or ["default"]
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    runner = {"select": run_select, "lofo": run_lofo, "hostile": run_hostile, "stress": run_stress}[args.part]
+    runner = {"select": run_select, "lofo": run_lofo, "hostile": run_hostile, "stress": run_stress,
+              "report": run_report}[args.part]
     result = runner(args, work)
+    if result is None:
+        return
     result["neural"] = args.neural
     for source in args.neural:  # name the weights each number measured
         d = _deblender(source, args.views)
