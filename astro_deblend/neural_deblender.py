@@ -24,7 +24,14 @@ from photutils.segmentation import SegmentationImage
 from tqdm.auto import tqdm
 
 from ._io import atomic_write_text
-from ._measure import FLAG_NOT_A_PAIR, FLAG_OUT_OF_DOMAIN, build_table, per_stamp, validate_stamps
+from ._measure import (
+    FLAG_AMBIGUOUS,
+    FLAG_NOT_A_PAIR,
+    FLAG_OUT_OF_DOMAIN,
+    build_table,
+    per_stamp,
+    validate_stamps,
+)
 from ._symmetry import SYMMETRIES, apply, undo
 from .fitsio import resolve_input
 from .models import MODEL_CONFIGS, Blend2Mask2FluxConfig, build_model, config_from_dict
@@ -39,6 +46,10 @@ _KINDS = ("fracnet", "blend2flux", "blend2mask2flux")
 _WEIGHTS_DIR = Path(__file__).parent / "weights"
 _FORMAT_VERSION = 1
 _VIEWS = (1, 4, 8)
+#: A galaxy whose flux differs between the turned views of its stamp by more than this fraction (standard
+#: deviation over the mean) gets flag 4: the network's shares of its pixels are ambiguous.
+_MAX_VIEW_SPREAD = 0.1
+
 #: Stamps whose summed flux is below this many times its noise hold no clear pair: flag 8.
 _MIN_TOTAL_SNR = 5.0
 
@@ -325,9 +336,11 @@ class NeuralDeblender:
             pixel is attributed to the galaxy); ``n_detected`` the sources that sep detects in the
             stamp (2 without ``pair_check``: the network always answers with a pair); ``flag`` 8 when
             the summed flux of the stamp is below 5 times its noise or its noise, flux or pixel scale lie
-            outside the training domain, 16 when the detection does not show a centred pair (central
-            source more than 3 px off the centre, a third source of at least a tenth of the central
-            one's flux, or a single source), else 0; ``method`` the network's name.
+            outside the training domain, 4 when the galaxy's flux varies by more than 10 % between the
+            turned views (ambiguous shares; never with ``views=1``), 16 when the detection does not
+            show a centred pair (central source more than 3 px off the centre, a third source of at
+            least a tenth of the central one's flux, or a single source), else 0 (bits add up);
+            ``method`` the network's name.
         segments : list of `~photutils.segmentation.SegmentationImage`
             One per stamp: label 1 (central) or 2 (companion) where that galaxy's share of the pixel
             is above 0.5 and the pixel carries signal (the 3x3 mean of the blend exceeds 1 noise
@@ -365,6 +378,7 @@ class NeuralDeblender:
         noise = per_stamp(noise_sigma, n, "noise_sigma", unit=unit)  # None or (N,)
 
         flux = np.empty((n, 2))
+        spread = np.zeros((n, 2))
         x = np.empty((n, 2))
         y = np.empty((n, 2))
         sigma = np.empty(n)
@@ -379,6 +393,7 @@ class NeuralDeblender:
             batch_maps = out.get("maps")
             sigma[sl] = scale[:, 0]
             flux[sl] = out["flux"]
+            spread[sl] = out["spread"]
             labels[sl], x[sl], y[sl] = _segments_and_centroids(batch, batch_maps, scale[:, 0])
             if return_maps:
                 maps[sl] = batch_maps
@@ -387,6 +402,7 @@ class NeuralDeblender:
         total_snr = stack.sum(axis=(1, 2)) / (np.sqrt(ny * nx) * sigma)
         flag[total_snr < _MIN_TOTAL_SNR] |= FLAG_OUT_OF_DOMAIN
         flag[self._check_domain(stack.sum(axis=(1, 2)), sigma, pixel_scale)] |= FLAG_OUT_OF_DOMAIN
+        flag[spread > _MAX_VIEW_SPREAD] |= FLAG_AMBIGUOUS
         n_detected = np.full(n, 2)
         if pair_check:
             check = check_pairs(stack, sigma)
@@ -418,7 +434,10 @@ class NeuralDeblender:
         stacked = np.concatenate([apply(batch, t) for t in transforms])  # (views * n, S, S)
         out = self._model.predict_on_batch({"blend": stacked, "scale": np.tile(scale, (self.views, 1))})
         n = len(batch)
-        result = {"flux": np.asarray(out["flux"]).reshape(self.views, n, 2).mean(axis=0)}
+        per_view = np.asarray(out["flux"]).reshape(self.views, n, 2)
+        result = {"flux": per_view.mean(axis=0)}
+        # how much the views disagree, relative to the flux: large where the shares are ambiguous
+        result["spread"] = per_view.std(axis=0) / np.maximum(np.abs(result["flux"]), 1e-30)
         if "maps" in out:
             maps = np.asarray(out["maps"]).reshape(self.views, n, 2, *batch.shape[1:])
             result["maps"] = np.mean([undo(m, t) for m, t in zip(maps, transforms, strict=True)], axis=0)

@@ -279,3 +279,22 @@ def test_stamps_that_are_not_a_centred_pair_are_flagged(stamp, flagged):
         table, _ = deblender.measure(noisy, noise_sigma=0.05, progress=False)
     assert np.all((np.asarray(table["flag"]) & 16 > 0) == flagged)
     assert np.all(table["n_detected"] == check.n_sources[0])
+
+
+def test_galaxies_whose_views_disagree_are_flagged_ambiguous(trained, data, monkeypatch):
+    """Flag 4 marks the galaxies whose flux differs by more than 10 % between the turned views."""
+    real = trained._predict
+
+    def predict(batch, scale):
+        out = real(batch, scale)
+        out["spread"] = np.zeros_like(out["flux"])
+        out["spread"][1, 0] = 0.25  # the central galaxy of the second stamp
+        return out
+
+    monkeypatch.setattr(trained, "_predict", predict)
+    table, _ = trained.measure(data["blend"][:3], progress=False, pair_check=False)
+    flags = np.asarray(table["flag"]).reshape(-1, 2)
+    assert (flags & 4).tolist() == [[0, 0], [4, 0], [0, 0]]
+    # and with real views: the spread is the standard deviation of the views over their mean
+    out = real(data["blend"][:4], np.ones((4, 1), np.float32))
+    assert out["spread"].shape == (4, 2) and np.all(out["spread"] >= 0)
