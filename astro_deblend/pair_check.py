@@ -5,12 +5,21 @@ central galaxy far from the central pixel, a third galaxy, a galaxy alone) would
 wrong answer. `check_pairs` runs a SExtractor-like detection (sep) on each stamp and says which stamps do
 not look like a centred pair:
 
-- ``off_centre``: the detected source nearest the central pixel has its peak more than ``max_offset``
-  pixels away (the bundled network was trained with centres up to 1 px off);
+- ``off_centre``: the source on the central pixel (or, if none covers it, the nearest) has both its peak
+  and its centroid more than ``max_offset`` pixels away (the bundled network was trained with centres up to
+  1 px off);
 - ``extra_sources``: more than two sources each hold at least ``min_fraction`` of the flux of the
-  central source (a faint neighbour or a clump below that does not count);
+  central source and are detected at S/N >= ``min_snr`` (a faint neighbour, a noise peak or a clump below
+  that does not count);
 - ``single_source``: one source only, so no companion was seen (a lone galaxy, or a pair too close for
   the detection to split it: either way the shares are ambiguous).
+
+The detection is SExtractor-like: ``thresh`` sigmas over ``minarea`` pixels, deblended with a contrast of
+``deblend_cont`` (5 % by default, coarser than SExtractor's 0.5 %, so that a clumpy or extended galaxy is
+not split into pieces that would look like extra sources). On the held-out simulated pairs of
+``benchmarks/bench_robustness.py hostile`` these defaults flag about one legitimate pair in seven (mostly
+pairs too close for the detection to split, whose shares are ambiguous anyway) and almost every lone or
+off-centre galaxy; see BENCHMARKS.md.
 
 `~astro_deblend.NeuralDeblender.measure` sets flag bit 16 (``FLAG_NOT_A_PAIR``) on both rows of such a
 stamp and still returns its fluxes: the flag, not a missing value, tells the user not to trust them.
@@ -47,7 +56,8 @@ class PairCheck:
         return self.off_centre | self.extra_sources | self.single_source
 
 
-def check_pairs(stack, noise_sigma, *, thresh=1.5, minarea=5, max_offset=3.0, min_fraction=0.1):
+def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05, max_offset=3.0,
+                min_fraction=0.1, min_snr=10.0):
     """Detect the sources of each stamp and test whether it looks like a centred pair.
 
     Parameters
@@ -57,15 +67,19 @@ def check_pairs(stack, noise_sigma, *, thresh=1.5, minarea=5, max_offset=3.0, mi
     noise_sigma : array-like, shape (N,)
         Noise per pixel of each stamp, image units.
     thresh : float
-        Detection threshold in noise sigmas [default: 1.5].
+        Detection threshold in noise sigmas [default: 2].
     minarea : int
-        Smallest source, in pixels [default: 5].
+        Smallest source, in pixels [default: 8].
+    deblend_cont : float
+        Smallest fraction of an object's flux that sep splits off as another source [default: 0.05].
     max_offset : float
-        Largest distance in pixels between the central pixel and the peak of the nearest source
-        [default: 3].
+        Largest distance in pixels between the central pixel and the peak or centroid of the central
+        source [default: 3].
     min_fraction : float
         A source counts as a third galaxy when its isophotal flux is at least this fraction of the
-        central source's [default: 0.1].
+        central source's [default: 0.1] ...
+    min_snr : float
+        ... and its isophotal S/N at least this [default: 10].
 
     Returns
     -------
@@ -81,7 +95,8 @@ def check_pairs(stack, noise_sigma, *, thresh=1.5, minarea=5, max_offset=3.0, mi
     for i, stamp in enumerate(stack):
         ny, nx = stamp.shape
         try:
-            objects = sep.extract(np.ascontiguousarray(stamp), thresh, err=float(sigma[i]), minarea=minarea)
+            objects, seg = sep.extract(np.ascontiguousarray(stamp), thresh, err=float(sigma[i]),
+                                       minarea=minarea, deblend_cont=deblend_cont, segmentation_map=True)
         except Exception:  # sep gives up on pathological stamps (too many pixels above threshold)
             off[i] = True
             continue
@@ -89,11 +104,14 @@ def check_pairs(stack, noise_sigma, *, thresh=1.5, minarea=5, max_offset=3.0, mi
         if len(objects) == 0:
             off[i] = single[i] = True
             continue
-        dist = np.hypot(objects["xpeak"] - nx // 2, objects["ypeak"] - ny // 2)
-        centre = int(np.argmin(dist))
-        off[i] = dist[centre] > max_offset
+        peak = np.hypot(objects["xpeak"] - nx // 2, objects["ypeak"] - ny // 2)
+        centroid = np.hypot(objects["x"] - nx // 2, objects["y"] - ny // 2)
+        label = seg[ny // 2, nx // 2]
+        centre = label - 1 if label > 0 else int(np.argmin(np.minimum(peak, centroid)))
+        off[i] = min(peak[centre], centroid[centre]) > max_offset
         flux = objects["flux"]
-        significant = flux >= min_fraction * max(flux[centre], 0.0)
+        snr = flux / (sigma[i] * np.sqrt(objects["npix"]))
+        significant = (flux >= min_fraction * max(flux[centre], 0.0)) & (snr >= min_snr)
         extra[i] = significant.sum() > 2
         single[i] = len(objects) == 1
     return PairCheck(n_sources, off, extra, single)
