@@ -160,7 +160,8 @@ def run_lofo(args, work):
           f"{'sep-auto':>8s} {'net/sep':>7s} {'outl.%':>7s}  bins d/R>=2 below sep")
     for group, members in groups.items():
         folder = Path(args.lofo_root) / f"lofo_{group}" / "final"
-        net = _measure({group: NeuralDeblender.load(folder, views=args.views)}, blends, batch)[group]["flux"]
+        deblender = NeuralDeblender.load(folder, views=args.views)
+        net = _measure({group: deblender}, blends, batch)[group]["flux"]
         central_in = np.isin(fam[:, 0], members)
         any_in = np.isin(fam, members).any(axis=1)
         held = np.repeat(central_in[:, None], 2, axis=1)
@@ -181,7 +182,8 @@ def run_lofo(args, work):
         by_dr_sep = _by_dr(sep, true, dr, held)
         wide = [(a["mape"] < b["mape"]) for a, b in zip(by_dr_net, by_dr_sep, strict=True)
                 if a["dr_min"] >= 2]
-        row = {"group": group, "families": members, "held_out": held_s, "seen_same_dr_mape": seen_mape,
+        row = {"group": group, "families": members, "weights_sha256": deblender.weights_digest(),
+               "held_out": held_s, "seen_same_dr_mape": seen_mape,
                "ratio_to_seen": held_s["mape"] / seen_mape, "sep_auto": sep_s,
                "ratio_to_sep": held_s["mape"] / sep_s["mape"], "by_dr": by_dr_net, "sep_by_dr": by_dr_sep,
                "wide_bins_below_sep": f"{sum(wide)}/{len(wide)}"}
@@ -344,6 +346,8 @@ def main(argv=None):
     result = runner(args, work)
     if result is None:
         return
+    if args.part == "lofo":  # the networks it measured are named in its rows
+        args.neural = []
     result["neural"] = args.neural
     for source in args.neural:  # name the weights each number measured
         d = _deblender(source, args.views)

@@ -35,6 +35,7 @@ made the folder.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -66,7 +67,10 @@ def load_blends(spec, work, *, progress=True, workers=1):
     """The blend set of a run config (or of one of its ``extra_training`` entries), simulating (and
     caching) its galaxies when needed."""
     sim = SimulationConfig(**spec["simulation"])
-    tag = "_broad" if sim.broad else ""
+    # broad samples of one seed and size may differ in any option: their file names carry a digest
+    tag = ""
+    if sim.broad:
+        tag = "_broad" + hashlib.sha256(json.dumps(sim.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
     lib = work / f"galaxies{tag}_seed{sim.seed}_n{sim.n_galaxies}.h5"
     if lib.exists():
         sample = GalaxySample.read(lib)

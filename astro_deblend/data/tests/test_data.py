@@ -121,8 +121,9 @@ def test_simulation_resumes(tmp_path):
     # Fake an interruption after 4 galaxies: keep a partial file holding the first 4.
     from astro_deblend.data.simulate import _checkpoint
 
+    centred, uncleaned = np.zeros((6, 2)), np.zeros(6, bool)  # the default: no offsets, no cleaning
     _checkpoint(str(path) + ".partial", cfg, 0, 4, full.images, full.noiseless, full.segmaps,
-                np.asarray(full.catalog["flux_auto"]))
+                np.asarray(full.catalog["flux_auto"]), centred, uncleaned)
     resumed = simulate_galaxies(cfg, path=str(path), progress=False, chunk_size=2)
     assert np.array_equal(resumed.images, full.images)
     assert path.exists() and not (tmp_path / "gal.h5.partial").exists()
@@ -131,7 +132,7 @@ def test_simulation_resumes(tmp_path):
         simulate_galaxies(cfg, path=str(path), progress=False)
     other = SimulationConfig(n_galaxies=6, stamp_size=32, seed=99)
     _checkpoint(str(tmp_path / "x.h5.partial"), cfg, 0, 2, full.images, full.noiseless, full.segmaps,
-                np.asarray(full.catalog["flux_auto"]))
+                np.asarray(full.catalog["flux_auto"]), centred, uncleaned)
     with pytest.raises(ValueError, match="another configuration"):
         simulate_galaxies(other, path=str(tmp_path / "x.h5"), progress=False)
 
