@@ -96,9 +96,10 @@ class TrainingConfig:
     verbose : int
         0 silent, 1 Keras progress bar, 2 one line per epoch [default: 1].
     time_limit : float, optional
-        Seconds of training after which the run stops at the end of the epoch [default: None, no
-        limit]: a fixed compute budget, e.g. on a lent accelerator. Use small epochs
-        (``steps_per_epoch``) so that the run stops close to the limit.
+        Seconds of training in one call after which the run stops at the end of the epoch [default:
+        None, no limit]: a fixed compute budget, e.g. on a lent accelerator. Use small epochs
+        (``steps_per_epoch``) so that the run stops close to the limit. A run stopped by the clock is
+        not finished: calling `train` again continues it.
     data_workers : int
         Threads that prepare batches while the network trains [default: 1]. Batches depend only on
         their index, so the result does not depend on this number; more help when a fast
@@ -168,6 +169,14 @@ class _ArraySource:
             )
         self.arrays = {k: np.asarray(v) for k, v in data.items() if k in _DATA_KEYS}
         blend, flux = self.arrays["blend"], self.arrays["flux"]
+        if "scale" in self.arrays:
+            scale = self.arrays["scale"]
+            good = np.all(np.isfinite(scale) & (scale > 0))
+            if scale.shape not in ((len(blend),), (len(blend), 1)) or not good:
+                raise ValueError(
+                    f"'scale' must hold one positive, finite noise sigma per blend, shape ({len(blend)},); "
+                    f"got shape {scale.shape}; leave it out to have it estimated from each blend"
+                )
         if blend.ndim != 3:
             raise ValueError(f"'blend' must have shape (N, ny, nx); got {blend.shape}")
         n, ny, nx = blend.shape
@@ -424,12 +433,14 @@ class _TimeLimit(keras.callbacks.Callback):
         import time
 
         self._start = time.perf_counter()
+        self.stopped = False
 
     def on_epoch_end(self, epoch, logs=None):
         import time
 
         if time.perf_counter() - self._start >= self.seconds:
             self.model.stop_training = True
+            self.stopped = True
 
 
 class _SetEpoch(keras.callbacks.Callback):
@@ -662,8 +673,10 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
                 monitor=monitor, patience=config.patience, verbose=int(config.verbose > 0)
             ),
         ]
+        time_limit = None
         if config.time_limit is not None:
-            builtin.append(_TimeLimit(config.time_limit))
+            time_limit = _TimeLimit(config.time_limit)
+            builtin.append(time_limit)
         history = model.fit(
             train_batches,
             validation_data=val_batches,
@@ -673,6 +686,11 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
             verbose=config.verbose,
             shuffle=False,  # the batches shuffle themselves, reproducibly
         )
+        if time_limit is not None and time_limit.stopped and paths["state.json"].exists():
+            # stopped by the clock, not by convergence: a later call continues the run
+            state = json.loads(paths["state.json"].read_text())
+            state.update(finished=False, stopped_by="time_limit")
+            paths["state.json"].write_text(json.dumps(state, indent=2))
     if paths["best.weights.h5"].exists():
         model.load_weights(paths["best.weights.h5"])
     return model, history

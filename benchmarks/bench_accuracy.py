@@ -83,7 +83,7 @@ def main(argv=None):
         test = test.subset(slice(0, args.n_test))
     batch = test.get(slice(None))
     images, sigma, zp = batch["blend"], test.noise_sigma, test.zeropoint
-    print(f"{len(test)} test blends, noise sigma {sigma:.4g} e-/s per pixel", flush=True)
+    print(f"{len(test)} test blends, noise sigma {np.median(sigma):.4g} e-/s per pixel (median)", flush=True)
 
     measurements, masks, speed, digests = {}, {}, {}, {}
     for source, views in itertools.product(args.neural or ["default"], args.views or [4]):

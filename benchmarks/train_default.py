@@ -83,16 +83,23 @@ def load_blends(spec, work, *, progress=True, workers=1):
 
 
 def _materialized(blends, folder, workers):
-    """``blends`` drawn once into ``folder`` (reused when complete), with each blend's two galaxy types."""
+    """``blends`` drawn once into ``folder`` (reused when complete and drawn from the same configuration),
+    with each blend's two galaxy types."""
     done = folder / "complete.json"
-    if done.exists() and json.loads(done.read_text())["n"] == len(blends):
+    record = {"n": len(blends), "config": blends.config}
+    if done.exists():
+        if json.loads(done.read_text()) != json.loads(json.dumps(record)):
+            raise ValueError(
+                f"{folder} holds blends drawn from another configuration; delete it or give another "
+                "--materialize folder"
+            )
         arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r")
                   for name in ("blend", "scale", "fractions", "flux")}
         return MaterializedBlends(arrays, pixel_scale=blends.pixel_scale, zeropoint=blends.zeropoint)
     out = materialize(blends, workers=workers, directory=folder)
     np.save(folder / "types.npy", np.stack([np.asarray(blends.catalog["type_central"], "U12"),
                                             np.asarray(blends.catalog["type_companion"], "U12")], axis=1))
-    done.write_text(json.dumps({"n": len(blends)}))
+    done.write_text(json.dumps(record))
     return out
 
 

@@ -1,10 +1,11 @@
 """Leave-one-family-out training: a network trained without one group of morphological families.
 
 Trains the network of a run config (``benchmarks/configs/fracnet_broad.json``) on the broad blends that
-``benchmarks/train_default.py --materialize DIR`` drew, leaving out every blend in which either galaxy belongs
-to the group, at the fixed budget of the config's ``lofo`` section (the same number of steps for every group).
-``benchmarks/bench_robustness.py --lofo`` then measures each network on held-out galaxies of that group and
-of the groups it saw::
+``benchmarks/train_default.py --materialize DIR`` drew, leaving out every blend in which either galaxy
+belongs to the group, at the fixed budget of the config's ``lofo`` section (the same number of steps for
+every group, unless the section's ``time_limit`` stops a run first: the epochs run are recorded with the
+network). Its validation blends (5 %) share galaxies with its training blends: they only set the
+learning-rate schedule; the networks are judged on held-out galaxies by ``bench_robustness.py lofo``::
 
     python benchmarks/train_lofo.py benchmarks/configs/fracnet_broad.json --arrays DIR/train1 \\
         --group compact --out train_runs/lofo/compact

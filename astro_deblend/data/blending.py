@@ -86,6 +86,8 @@ class BlendConfig:
             value = getattr(self, name)
             if value is None:
                 continue
+            if np.ndim(value) != 1:
+                raise ValueError(f"{name} must be a (min, max) pair; got {value!r}")
             value = tuple(float(v) for v in value)
             object.__setattr__(self, name, value)
             if len(value) != 2 or not value[0] <= value[1] or not np.all(np.isfinite(value)):
@@ -134,13 +136,31 @@ _SKY_OPTIONS = ("depth_range", "noise_correlation", "background_offset", "backgr
 
 
 def _pair_by_psf(rng, members, psf_index, mag, radius, n, config, max_distance, split):
-    """`_pair` within groups of galaxies that share a PSF: a blend is one image, seen through one PSF."""
+    """`_pair` within groups of galaxies that share a PSF: a blend is one image, seen through one PSF.
+
+    Blends are shared among the groups in proportion to their galaxies that have a possible companion
+    (a galaxy of the same group within ``max_dmag``); groups without any are left out.
+    """
     if psf_index is None or np.unique(psf_index[members]).size == 1:
         return _pair(rng, members, mag, radius, n, config, max_distance, split)
-    groups = [members[psf_index[members] == g] for g in np.unique(psf_index[members])]
-    groups = [g for g in groups if g.size >= 2]
-    sizes = np.array([g.size for g in groups], float)
-    counts = rng.multinomial(n, sizes / sizes.sum())
+    if n == 0:
+        return np.zeros((4, 0), dtype=np.int64)
+    groups, weights = [], []
+    for g in np.unique(psf_index[members]):
+        group = members[psf_index[members] == g]
+        m = np.sort(mag[group])
+        partners = (np.searchsorted(m, m + config.max_dmag, side="left")
+                    - np.searchsorted(m, m - config.max_dmag, side="right") - 1)
+        if group.size >= 2 and np.any(partners > 0):
+            groups.append(group)
+            weights.append(float(np.sum(partners > 0)))
+    if not groups:
+        raise ValueError(
+            f"no galaxy of the {split} split has a companion within max_dmag={config.max_dmag} mag among "
+            "the galaxies of its own PSF; simulate more galaxies or fewer PSFs (n_psfs)"
+        )
+    weights = np.asarray(weights)
+    counts = rng.multinomial(n, weights / weights.sum())
     parts = [_pair(rng, g, mag, radius, k, config, max_distance, split)
              for g, k in zip(groups, counts, strict=True)]
     out = np.concatenate(parts, axis=1)
@@ -390,7 +410,7 @@ class BlendSet:
     @property
     def noise_sigma(self):
         """Background noise per pixel (image units) of simulated blends, else None: one value, or one
-        per blend (an array) when the set was made with per-blend depths."""
+        per blend (an array) when the set was made with any sky option of `BlendConfig`."""
         if self.sample.noiseless is None:
             return None
         if "noise_sigma" in self.catalog.colnames:
@@ -611,35 +631,6 @@ class ConcatenatedBlends:
     def flux(self):
         """True fluxes inside the stamp, (N, 2): central, companion."""
         return np.concatenate([s.flux for s in self.sets])
-
-    def _sky(self, rows, iso):
-        """Noise and residual background of blends made with the sky options of `BlendConfig`."""
-        cat = self.catalog
-        seed = self.config.get("blending", {}).get("seed", 0)
-        shape = self.stamp_shape
-        ny, nx = shape
-        out = np.empty((len(rows),) + shape, np.float32)
-        if "noise_correlated" in cat.colnames and not hasattr(self, "_correlation"):
-            from .sky import NoiseCorrelation
-
-            self._correlation = NoiseCorrelation(shape)
-        yy, xx = np.mgrid[0:ny, 0:nx]
-        for i, r in enumerate(rows):
-            k = int(cat["noise_index"][r])
-            noise = np.random.default_rng([seed, 11, k]).standard_normal(shape, dtype=np.float32)
-            if "noise_correlated" in cat.colnames:
-                f = float(cat["noise_correlated"][r])
-                corr = self._correlation.field(np.random.default_rng([seed, 13, k]))[0]
-                noise = np.sqrt(1 - f) * noise + np.sqrt(f) * corr
-            noise = noise * np.float32(cat["noise_sigma"][r])
-            if "exposure_time" in cat.colnames:
-                var = np.clip(iso[i].sum(axis=0), 0, None) / float(cat["exposure_time"][r])
-                noise += np.sqrt(var) * np.random.default_rng([seed, 14, k]).standard_normal(shape)
-            if "background" in cat.colnames:
-                noise += (cat["background"][r] + cat["background_gx"][r] * (xx - nx // 2)
-                          + cat["background_gy"][r] * (yy - ny // 2))
-            out[i] = noise
-        return out
 
     def get(self, indices):
         """Draw the blends ``indices`` (int, slice or array of positions in the whole), in that order."""

@@ -54,7 +54,8 @@ class SimulationConfig:
         AB zero point of the image units [default: 25.96].
     depth_5sigma : float
         AB magnitude of a point source detected at 5 sigma, which sets the background noise
-        [default: 27.0, CANDELS-like].
+        [default: 27.0, CANDELS-like], through the Airy-based PSF of FWHM ``psf_fwhm`` (also with
+        ``psf_kinds``; the depth of blends through their own PSF is `BlendConfig`'s ``depth_range``).
     exposure_time : float or None
         Exposure time in s for source Poisson noise; None turns it off [default: None].
     mag_limit : float
@@ -87,8 +88,10 @@ class SimulationConfig:
         [default: 0: exactly on pixel (S/2, S/2)]. Detections are not exact.
     cleaned_fraction : float
         Fraction of galaxies whose outskirts are cleaned as the paper cleaned CANDELS stamps: one or two
-        neighbours' segments (ellipses 1.5-4 radii away) replaced by noise, or the wings below an
-        isophote of 0.3-1 noise sigma cut [default: 0]. The true flux is what is left.
+        neighbours' segments (discs 1.5-4 radii away) replaced by noise, or the wings below an
+        isophote of 0.3-1 noise sigma cut, never within one radius of the centre nor more than half the
+        light [default: 0]. The true flux is what is left: the catalogue's ``flux_stamp``, while ``flux``
+        stays the flux before cleaning.
     """
 
     n_galaxies: int = 2000
@@ -114,8 +117,14 @@ class SimulationConfig:
     def __post_init__(self):
         for name in ("families", "family_weights", "psf_kinds", "psf_fwhm_range"):
             value = getattr(self, name)
+            if isinstance(value, str):
+                raise ValueError(f"{name} must be a sequence, e.g. ({value!r},); got the string {value!r}")
             if value is not None:
                 object.__setattr__(self, name, tuple(value))
+        if self.family_weights is not None and not np.all(np.isfinite(self.family_weights)):
+            raise ValueError(f"family_weights must be finite; got {self.family_weights}")
+        if self.psf_fwhm_range is not None and len(self.psf_fwhm_range) != 2:
+            raise ValueError(f"psf_fwhm_range must be (min, max) in arcsec; got {self.psf_fwhm_range}")
         if self.families is not None:
             unknown = [f for f in self.families if f not in FAMILIES]
             if unknown or not self.families:
@@ -305,19 +314,29 @@ def _psf_set(config):
 
 
 def _clean_outskirts(img, radius, rng, sigma):
-    """Cut a galaxy's outskirts as neighbour cleaning does (see ``SimulationConfig.cleaned_fraction``)."""
+    """Cut a galaxy's outskirts as neighbour cleaning does (see ``SimulationConfig.cleaned_fraction``).
+
+    Only the outskirts: nothing within one half-light radius of the centre is cut, and a cut that would
+    remove more than half of the light is not made (a faint extended galaxy would otherwise vanish).
+    """
     ny, nx = img.shape
     yy, xx = np.mgrid[0:ny, 0:nx] - np.array([ny // 2, nx // 2])[:, None, None]
-    out = img.copy()
+    r = max(radius, 2.0)
+    core = np.hypot(xx, yy) <= r
+    cut = np.zeros(img.shape, bool)
     if rng.uniform() < 0.5:  # an isophote cut: faint wings lost in the neighbour's segment or the noise
-        out[out < rng.uniform(0.3, 1.0) * sigma] = 0.0
-        return out
-    for _ in range(int(rng.integers(1, 3))):  # neighbours' segments replaced by noise
-        d = max(radius, 2.0) * rng.uniform(1.5, 4.0)
-        a = rng.uniform(0, 2 * np.pi)
-        cx, cy = d * np.cos(a), d * np.sin(a)
-        size = max(radius, 2.0) * rng.uniform(0.5, 2.0)
-        out[np.hypot(xx - cx, yy - cy) < size] = 0.0
+        cut = img < rng.uniform(0.3, 1.0) * sigma
+    else:
+        for _ in range(int(rng.integers(1, 3))):  # neighbours' segments replaced by noise
+            d = r * rng.uniform(1.5, 4.0)
+            a = rng.uniform(0, 2 * np.pi)
+            size = min(r * rng.uniform(0.5, 2.0), d - r)  # the segment stops short of the core
+            cut |= np.hypot(xx - d * np.cos(a), yy - d * np.sin(a)) < size
+    cut &= ~core
+    if img[cut].sum() > 0.5 * img.sum():
+        return img
+    out = img.copy()
+    out[cut] = 0.0
     return out
 
 

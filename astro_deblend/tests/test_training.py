@@ -240,6 +240,11 @@ def test_validation_on_other_blends_and_a_time_budget(data, tmp_path):
     assert len(history.epoch) == 1 and "val_loss" in history.history
     record = json.loads((tmp_path / "training_config.json").read_text())
     assert record["n_validation"] == 32 and record["n_train"] == 96
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert not state["finished"] and state["stopped_by"] == "time_limit"
+    # stopped by the clock, not finished: the next call continues with the next epoch
+    _, again = train(FRACNET, data, config, output_dir=tmp_path, validation_data=other)
+    assert again.epoch == [1]
     with pytest.raises(ValueError, match="validation_data or a validation_fraction"):
         train(FRACNET, data, TrainingConfig(epochs=1, **QUIET), output_dir=tmp_path / "b",
               validation_data=other)

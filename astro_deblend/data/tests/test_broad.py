@@ -92,7 +92,20 @@ def test_cleaned_outskirts_only_remove_light(small_table):
     plain = simulate_galaxies(SimulationConfig(**base, radius_scatter_dex=0.0, n_psfs=1), progress=False)
     assert np.all(clean.catalog["cleaned"])
     assert np.all(clean.noiseless <= plain.noiseless + 1e-9)
-    assert np.all(clean.catalog["flux_stamp"] < plain.catalog["flux_stamp"])
+    assert np.all(clean.catalog["flux_stamp"] <= plain.catalog["flux_stamp"])
+    assert np.any(clean.catalog["flux_stamp"] < plain.catalog["flux_stamp"])
+    # never the core, never more than half the light
+    assert np.all(clean.catalog["flux_stamp"] >= 0.5 * plain.catalog["flux_stamp"])
+    np.testing.assert_array_equal(clean.noiseless[:, 30:35, 30:35], plain.noiseless[:, 30:35, 30:35])
+
+
+def test_cleaning_keeps_faint_extended_galaxies(tmp_path):
+    path = tmp_path / "faint.ecsv"
+    Table({"mag": [23.4], "radius": [25.0], "galtype": ["disc"]}).write(path)
+    config = SimulationConfig(n_galaxies=8, stamp_size=128, seed=12, sampling_table=str(path),
+                              families=("disc",), cleaned_fraction=1.0)
+    sample = simulate_galaxies(config, progress=False)
+    assert np.all(sample.catalog["flux_stamp"] >= 0.45 * sample.catalog["flux"])
 
 
 def test_correlated_noise_has_the_acs_correlation():
@@ -117,6 +130,23 @@ def test_blends_pair_galaxies_that_share_a_psf(psf_sample):
     cat, psf = blends.catalog, np.asarray(psf_sample.catalog["psf_index"])
     assert np.array_equal(psf[cat["index_central"]], psf[cat["index_companion"]])
     assert len(np.unique(psf)) == 3
+
+
+def test_pairing_by_psf_copes_with_small_groups(psf_sample):
+    # no train blends at all, or groups too small to pair: blends come from the groups that can pair
+    blends = make_blends(psf_sample, BlendConfig(n_train=0, n_test=10, test_fraction=0.2, seed=1),
+                         progress=False)
+    assert len(blends) == 10
+    from astro_deblend.data.blending import _pair_by_psf
+
+    rng = np.random.default_rng(0)
+    mag, radius = np.array([20.0, 20.5, 21.0, 25.0, 22.0]), np.full(5, 2.0)
+    members = np.arange(5)
+    psf = np.array([0, 0, 1, 1, 2])  # group 1 cannot pair (4 mag apart), group 2 is a single galaxy
+    c, k, dx, dy = _pair_by_psf(rng, members, psf, mag, radius, 50, BlendConfig(), 60.0, "train")
+    assert set(c) | set(k) <= {0, 1} and np.all(c != k)
+    with pytest.raises(ValueError, match="companion within max_dmag"):
+        _pair_by_psf(rng, members[2:], psf, mag, radius, 5, BlendConfig(), 60.0, "train")
 
 
 def test_sky_of_blends(psf_sample):
@@ -159,6 +189,14 @@ def test_poisson_noise_grows_with_the_source(psf_sample):
 def test_bad_broad_options_are_refused():
     with pytest.raises(ValueError, match="unknown galaxy families"):
         SimulationConfig(families=("spiral", "blob"))
+    with pytest.raises(ValueError, match="a sequence"):
+        SimulationConfig(families="spiral")
+    with pytest.raises(ValueError, match="finite"):
+        SimulationConfig(families=("spiral", "disc"), family_weights=(1.0, float("nan")))
+    with pytest.raises(ValueError, match="psf_fwhm_range"):
+        SimulationConfig(psf_fwhm_range=(0.1, 0.2, 0.3))
+    with pytest.raises(ValueError, match="pair"):
+        BlendConfig(depth_range=27.0)
     with pytest.raises(ValueError, match="family_weights"):
         SimulationConfig(families=("spiral",), family_weights=(1.0, 2.0))
     with pytest.raises(ValueError, match="unknown PSF kinds"):
