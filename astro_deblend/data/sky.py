@@ -131,5 +131,5 @@ class NoiseCorrelation:
         return out.astype(np.float32)
 
     def lag_correlation(self, dy, dx):
-        """Correlation coefficient of two pixels (dy, dx) apart (|dy|, |dx| <= 7)."""
+        """Correlation coefficient of two pixels (dy, dx) apart, each lag at most 7 pixels."""
         return float(self.correlation[dy + 7, dx + 7])
