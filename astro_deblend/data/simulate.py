@@ -340,6 +340,12 @@ def _clean_outskirts(img, radius, rng, sigma):
     return out
 
 
+def _empty_outputs(m, size):
+    """Arrays for m galaxies: images, noiseless, segmaps, flux_auto, offsets (m, 2) and cleaned."""
+    return (np.zeros((m, size, size), np.float32), np.zeros((m, size, size), np.float32),
+            np.zeros((m, size, size), np.uint8), np.full(m, np.nan), np.zeros((m, 2)), np.zeros(m, bool))
+
+
 def _draw_galaxies(config, params, lo, hi, psfs, sigma):
     """Draw galaxies [lo, hi) of a sample: (images, noiseless, segmaps, flux_auto)."""
     mag, radius, galtype, psf_index = params
@@ -348,13 +354,7 @@ def _draw_galaxies(config, params, lo, hi, psfs, sigma):
     extra = np.random.SeedSequence([config.seed, 2]).spawn(n)[lo:hi] if config.broad else [None] * (hi - lo)
     gsparams = galsim.GSParams(maximum_fft_size=16384)
     flux = 10 ** (-0.4 * (mag - config.zeropoint))
-    m = hi - lo
-    images = np.zeros((m, size, size), np.float32)
-    noiseless = np.zeros((m, size, size), np.float32)
-    segmaps = np.zeros((m, size, size), np.uint8)
-    flux_auto = np.full(m, np.nan)
-    offsets = np.zeros((m, 2))
-    cleaned = np.zeros(m, bool)
+    images, noiseless, segmaps, flux_auto, offsets, cleaned = _empty_outputs(hi - lo, size)
     for j, i in enumerate(range(lo, hi)):
         g_rng = np.random.default_rng(seeds[j])
         r_arcsec = radius[i] * config.pixel_scale
@@ -453,12 +453,7 @@ def simulate_galaxies(config=None, *, path=None, progress=True, chunk_size=100, 
     psfs, psf_fwhms, psf_neffs = _psf_set(config)
     sigma = noise_sigma_from_depth(config, _psf(config))
 
-    images = np.zeros((n, size, size), np.float32)
-    noiseless = np.zeros((n, size, size), np.float32)
-    segmaps = np.zeros((n, size, size), np.uint8)
-    flux_auto = np.full(n, np.nan)
-    offsets = np.zeros((n, 2))
-    cleaned = np.zeros(n, bool)
+    images, noiseless, segmaps, flux_auto, offsets, cleaned = _empty_outputs(n, size)
     start = 0
     partial = None if path is None else f"{path}.partial"
     if partial is not None and os.path.exists(partial):
