@@ -64,6 +64,12 @@ class BlendConfig:
     exposure_time_range : tuple of float or None
         (min, max) exposure time in s, drawn log-uniformly per blend, for the source Poisson noise
         of the galaxies (image units electron/s) [default: None, background-limited].
+    residual_fraction : float
+        Fraction of blends that also hold a faint residual neighbour: another galaxy of the same split
+        and PSF, dimmed to 2.5-5 mag fainter than the central galaxy and placed at least 20 px from the
+        centre, as the faint sources a real stamp keeps below its cleaning threshold [default: 0]. Its
+        light belongs to neither galaxy: it is in the blend, in no true flux and in neither fractional
+        map.
 
     The sky options need a simulated sample (noise-free galaxies); the true fluxes do not change.
     """
@@ -80,6 +86,7 @@ class BlendConfig:
     background_offset: float = 0.0
     background_gradient: float = 0.0
     exposure_time_range: tuple[float, float] | None = None
+    residual_fraction: float = 0.0
 
     def __post_init__(self):
         for name in ("depth_range", "noise_correlation", "exposure_time_range"):
@@ -97,6 +104,8 @@ class BlendConfig:
             raise ValueError(f"noise_correlation must lie in [0, 1]; got {self.noise_correlation}")
         if self.exposure_time_range is not None and not self.exposure_time_range[0] > 0:
             raise ValueError(f"exposure_time_range must be positive (s); got {self.exposure_time_range}")
+        if not 0 <= self.residual_fraction <= 1:
+            raise ValueError(f"residual_fraction must lie in [0, 1]; got {self.residual_fraction}")
         if self.background_offset < 0 or self.background_gradient < 0:
             raise ValueError(
                 "background_offset and background_gradient are standard deviations (noise sigmas), >= 0; "
@@ -132,7 +141,7 @@ class BlendConfig:
 
 
 _SKY_OPTIONS = ("depth_range", "noise_correlation", "background_offset", "background_gradient",
-                "exposure_time_range")
+                "exposure_time_range", "residual_fraction")
 
 
 def _pair_by_psf(rng, members, psf_index, mag, radius, n, config, max_distance, split):
@@ -196,6 +205,32 @@ def _sky_columns(table, sample, config, psf_neff):
     if config.exposure_time_range is not None:
         lo, hi = np.log(config.exposure_time_range)
         table["exposure_time"] = np.exp(rng.uniform(lo, hi, n))
+    if config.residual_fraction > 0:
+        # another galaxy of the same split (and PSF, when the sample has several), much fainter
+        res_rng = np.random.default_rng([config.seed, 15])
+        has = res_rng.uniform(size=n) < config.residual_fraction
+        companion = np.asarray(table["index_companion"])
+        psf = (np.asarray(sample.catalog["psf_index"]) if "psf_index" in sample.catalog.colnames
+               else np.zeros(len(sample), int))
+        split = np.asarray(table["split"])
+        index = np.full(n, -1)
+        for s in np.unique(split):  # pools of galaxies of one split and one PSF
+            members = np.unique(np.concatenate([central[split == s], companion[split == s]]))
+            for p in np.unique(psf[members]):
+                pool = members[psf[members] == p]
+                rows = np.flatnonzero(has & (split == s) & (psf[central] == p))
+                index[rows] = pool[res_rng.integers(pool.size, size=rows.size)]
+        flux_stamp = np.asarray(sample.catalog["flux_stamp"], float)
+        dimming = 10 ** (-0.4 * res_rng.uniform(2.5, 5.0, n))
+        ratio = flux_stamp[central] / np.maximum(flux_stamp[index], 1e-30)
+        scale = np.where(index >= 0, dimming * ratio, 0.0)
+        ny, nx = sample.stamp_shape
+        r = res_rng.uniform(20, 0.5 * min(ny, nx) - 4, n)
+        a = res_rng.uniform(0, 2 * np.pi, n)
+        table["index_residual"] = index
+        table["residual_scale"] = scale
+        table["residual_dx"] = np.round(r * np.cos(a)).astype(np.int64)
+        table["residual_dy"] = np.round(r * np.sin(a)).astype(np.int64)
 
 
 def _pair(rng, members, mag, radius, n, config, max_distance, split):
@@ -504,6 +539,16 @@ class BlendSet:
             blend = iso.sum(axis=1)
         pos = np.clip(iso, 0, None)
         total = pos.sum(axis=1, keepdims=True)
+        if "index_residual" in cat.colnames:  # a faint neighbour: in the blend, in neither galaxy's share
+            res_index = np.asarray(cat["index_residual"])[rows]
+            residual = np.zeros_like(blend)
+            has = res_index >= 0
+            if has.any():
+                moved = _shift(lib[res_index[has]], np.asarray(cat["residual_dx"])[rows][has],
+                               np.asarray(cat["residual_dy"])[rows][has])
+                residual[has] = moved * np.asarray(cat["residual_scale"])[rows][has, None, None]
+            blend = blend + residual
+            total = total + np.clip(residual, 0, None)[:, None]
         with np.errstate(invalid="ignore", divide="ignore"):
             fractions = np.where(total > 0, pos / total, 0.0).astype(np.float32)
         flux = np.stack([np.asarray(cat["flux_central"])[rows],

@@ -221,3 +221,24 @@ def test_gallery_shows_every_family(families_sample, tmp_path):
     fig = plot_galaxies(families_sample, per_type=1, path=tmp_path / "gallery.png")
     assert (tmp_path / "gallery.png").stat().st_size > 0
     assert len(fig.axes) == 2 * len(FAMILIES)
+
+
+def test_faint_residual_neighbours(psf_sample):
+    config = BlendConfig(n_train=40, n_test=10, seed=6, residual_fraction=1.0)
+    blends = make_blends(psf_sample, config, progress=False)
+    plain = make_blends(psf_sample, BlendConfig(n_train=40, n_test=10, seed=6), progress=False)
+    cat = blends.catalog
+    np.testing.assert_array_equal(blends.flux, plain.flux)  # in no true flux
+    assert np.all(cat["index_residual"] >= 0)
+    psf = np.asarray(psf_sample.catalog["psf_index"])
+    assert np.array_equal(psf[cat["index_residual"]], psf[cat["index_central"]])
+    assert np.all(np.hypot(cat["residual_dx"], cat["residual_dy"]) >= 19.5)
+    batch = blends.get(slice(None))
+    residual = batch["blend"] - batch["isolated"].sum(axis=1)
+    sigma = np.asarray(blends.noise_sigma)[:, None, None]
+    extra = (residual / sigma).sum(axis=(1, 2)) * sigma[:, 0, 0]  # the noise sums to ~0 over the stamp
+    dimming = extra / np.asarray(cat["flux_central"])
+    assert np.median(dimming) == pytest.approx(10 ** (-0.4 * 3.75), rel=0.5)
+    # the neighbour's pixels belong to neither galaxy: where it dominates, both shares are small
+    where = batch["fractions"].sum(axis=1) < 0.5
+    assert where.any() and np.all(batch["fractions"] <= 1.0)
