@@ -342,3 +342,18 @@ def test_read_paper_catalog_synthetic(tmp_path):
     (tmp_path / "bad.csv").write_text("id,distance\n1,2.0\n")
     with pytest.raises(ValueError, match="lacks the column"):
         read_paper_catalog(tmp_path / "bad.csv")
+
+
+def test_modules_without_networks_do_not_load_keras():
+    """metrics, evaluation, report, data and the CLI's --help load neither Keras nor its backend."""
+    import subprocess
+    import sys
+
+    code = ("import sys, astro_deblend.metrics, astro_deblend.evaluation, astro_deblend.report, "
+            "astro_deblend.data, astro_deblend.cli; "
+            "print(sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    from astro_deblend import NeuralDeblender, SepDeblender  # still importable from the package
+
+    assert NeuralDeblender.__name__ == "NeuralDeblender" and SepDeblender.__name__ == "SepDeblender"
