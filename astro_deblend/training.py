@@ -303,14 +303,10 @@ def materialize(source, *, workers=1, directory, chunk_size=256, progress=True):
             bar.update(_materialize_chunk(t))
         _init_worker(None)
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from ._parallel import process_pool
 
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         # the source reaches each worker once (inherited on fork), not with every task
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(source,)) as pool:
+        with process_pool(workers, initializer=_init_worker, initargs=(source,)) as pool:
             for done in pool.map(_materialize_chunk, tasks):
                 bar.update(done)
     bar.close()

@@ -11,7 +11,6 @@ sum of the two noiseless stamps plus one noise realisation seeded by the blend's
 (no noiseless image) the two noisy stamps are summed as they are, so the blend carries the noise of both.
 """
 
-import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from astropy.table import Table
 from tqdm.auto import tqdm
 
 from .._io import atomic_write
+from ._config import config_to_dict, uses_options
 from .galaxies import GalaxySample, _read_sample_group, _write_sample_group
 
 __all__ = ["BlendConfig", "BlendSet", "ConcatenatedBlends", "make_blends"]
@@ -125,19 +125,12 @@ class BlendConfig:
     def to_dict(self):
         """The configuration as a JSON-serialisable dict (sky options left at their default omitted,
         so that the records of sets made before they existed still match)."""
-        out = dataclasses.asdict(self)
-        for f in dataclasses.fields(self):
-            if f.name in _SKY_OPTIONS and out[f.name] == f.default:
-                del out[f.name]
-            elif isinstance(out[f.name], tuple):
-                out[f.name] = list(out[f.name])
-        return out
+        return config_to_dict(self, _SKY_OPTIONS)
 
     @property
     def sky(self):
         """True when any per-blend sky option is on."""
-        return any(getattr(self, f.name) != f.default for f in dataclasses.fields(self)
-                   if f.name in _SKY_OPTIONS)
+        return uses_options(self, _SKY_OPTIONS)
 
 
 _SKY_OPTIONS = ("depth_range", "noise_correlation", "background_offset", "background_gradient",

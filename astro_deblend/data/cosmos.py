@@ -19,7 +19,14 @@ from tqdm.auto import tqdm
 
 from .galaxies import GalaxySample
 from .sampling import load_sampling_table, sample_galaxy_parameters
-from .simulate import _BROAD_OPTIONS, SimulationConfig, _psf, isolated_photometry, noise_sigma_from_depth
+from .simulate import (
+    _BROAD_OPTIONS,
+    SimulationConfig,
+    _psf,
+    isolated_photometry,
+    noise_sigma_from_depth,
+    observe,
+)
 
 __all__ = ["read_real_galaxies"]
 
@@ -265,10 +272,7 @@ def _draw(rgc, indices, flux, noise_seeds, config, progress):
         # Offset of half a pixel: the galaxy centre falls on pixel (size // 2, size // 2), 0-based.
         img = final.drawImage(nx=size, ny=size, scale=config.pixel_scale, offset=(0.5, 0.5)).array
         rng = np.random.default_rng(noise_seeds[j])
-        noisy = img + rng.normal(0.0, sigma, img.shape)
-        if config.exposure_time is not None:
-            counts = np.clip(img, 0, None) * config.exposure_time
-            noisy += (rng.poisson(counts) - counts) / config.exposure_time
+        noisy = observe(img, rng, sigma, config.exposure_time)
         noiseless[j] = img
         images[j] = noisy
         segmaps[j], flux_auto[j] = isolated_photometry(images[j], sigma)

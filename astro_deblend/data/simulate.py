@@ -15,7 +15,6 @@ Physics of the default configuration:
 - Magnitude, radius and type drawn jointly from the paper's galaxies (see `astro_deblend.data.sampling`).
 """
 
-import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -27,7 +26,9 @@ import sep
 from astropy.table import Table
 from tqdm.auto import tqdm
 
+from .._parallel import process_pool
 from ..photometry import flux_auto
+from ._config import config_to_dict, uses_options
 from .families import FAMILIES, PAPER_FAMILIES, _wide_profile, family_profile, family_radius
 from .galaxies import GalaxySample
 from .sampling import load_sampling_table, sample_galaxy_parameters
@@ -173,19 +174,12 @@ class SimulationConfig:
     def to_dict(self):
         """The configuration as a JSON-serialisable dict (options left at their default omitted,
         so that the records of samples made before they existed still match)."""
-        out = dataclasses.asdict(self)
-        for f in dataclasses.fields(self):
-            if f.name in _BROAD_OPTIONS and out[f.name] == f.default:
-                del out[f.name]
-            elif isinstance(out[f.name], tuple):
-                out[f.name] = list(out[f.name])
-        return out
+        return config_to_dict(self, _BROAD_OPTIONS)
 
     @property
     def broad(self):
         """True when any option beyond the paper's recipe is on."""
-        return any(getattr(self, f.name) != f.default for f in dataclasses.fields(self)
-                   if f.name in _BROAD_OPTIONS)
+        return uses_options(self, _BROAD_OPTIONS)
 
 
 _BROAD_OPTIONS = ("families", "family_weights", "profile_ranges", "radius_scatter_dex", "psf_kinds",
@@ -313,6 +307,16 @@ def _psf_set(config):
     return profiles, np.array(fwhm), np.array(neff)
 
 
+def observe(img, rng, sigma, exposure_time=None):
+    """A noise-free stamp as observed: Gaussian background noise of ``sigma`` per pixel and, with an
+    ``exposure_time`` (s), the source's Poisson noise (image units electron/s)."""
+    noisy = img + rng.normal(0.0, sigma, img.shape)
+    if exposure_time is not None:
+        counts = np.clip(img, 0, None) * exposure_time
+        noisy += (rng.poisson(counts) - counts) / exposure_time
+    return noisy
+
+
 def _clean_outskirts(img, radius, rng, sigma):
     """Cut a galaxy's outskirts as neighbour cleaning does (see ``SimulationConfig.cleaned_fraction``).
 
@@ -378,10 +382,7 @@ def _draw_galaxies(config, params, lo, hi, psfs, sigma):
         if e_rng is not None and e_rng.uniform() < config.cleaned_fraction:
             img = _clean_outskirts(img, radius[i], e_rng, sigma)
             cleaned[j] = True
-        noisy = img + g_rng.normal(0.0, sigma, img.shape)
-        if config.exposure_time is not None:
-            counts = np.clip(img, 0, None) * config.exposure_time
-            noisy += (g_rng.poisson(counts) - counts) / config.exposure_time
+        noisy = observe(img, g_rng, sigma, config.exposure_time)
         noiseless[j] = img
         images[j] = noisy
         offsets[j] = offset
@@ -467,14 +468,7 @@ def simulate_galaxies(config=None, *, path=None, progress=True, chunk_size=100, 
         results = map(_draw_chunk, tasks)
         pool = None
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # fork where the platform has it: a script needs no ``if __name__ == '__main__'`` guard, and
-        # the workers touch neither TensorFlow nor JAX.
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        pool = ProcessPoolExecutor(workers, mp_context=context)
+        pool = process_pool(workers)
         results = pool.map(_draw_chunk, tasks)
     try:
         for lo, hi, out in results:
