@@ -90,6 +90,16 @@ def _html_table(table, caption=None):
     return "\n".join(out)
 
 
+def _page_head(title):
+    """The opening lines of every HTML page: doctype, title, style and heading."""
+    return [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+
+
 def _figure_html(fig, caption):
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
@@ -192,11 +202,7 @@ def write_report(
         raise TypeError(f"evaluation must be an Evaluation; got {type(evaluation).__name__}")
     match = {**DEFAULT_MATCH, **(match or {})}
     meta = evaluation.meta
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
+    parts = _page_head(title) + [
         "<p class='note'>Written "
         f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by astro_deblend "
         f"{html.escape(str(__version__))}. {meta.get('n_blends', '?')} blends; methods: "
@@ -289,11 +295,7 @@ def write_figure_report(figures, path, *, title, notes=()):
     -------
     path : `~pathlib.Path`
     """
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
+    parts = _page_head(title) + [
         f"<p class='note'>Written {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by "
         f"astro_deblend {html.escape(str(__version__))}.</p>",
     ]
