@@ -85,8 +85,8 @@ from astropy.table import Column, Table
 
 from ._io import atomic_write, atomic_write_text
 from ._measure import table_to_pairs
+from .conventions import DEFAULT_ZEROPOINT, GALAXY_TYPES, ROLES, normalize_galaxy_type
 from .metrics import OUTLIER_THRESHOLD, iou, overlap_area_estimator, summarize
-from .paper import PAPER_TYPES
 
 __all__ = [
     "DISTANCE_BINS",
@@ -103,13 +103,10 @@ DMAG_BINS = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
 DISTANCE_BINS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, math.inf)
 
 #: Morphological types of astro_deblend (the paper's sph, disk, sphd, irr; see `.paper`).
-MORPHOLOGICAL_TYPES = ("bulge", "disc", "bulge+disc", "irregular")
+MORPHOLOGICAL_TYPES = GALAXY_TYPES
 
-#: AB zero point used for magnitudes when neither ``zeropoint`` nor ``truth.meta`` gives one.
-DEFAULT_ZEROPOINT = 25.96
 
 SCHEMA = "astro_deblend.evaluation/1"
-ROLES = ("central", "companion")
 
 _SCORE_COLUMNS = {
     "n": (None, "number of galaxies in the group"),
@@ -462,14 +459,6 @@ def _method_fluxes(name, value, n_blends, unit):
     return flux
 
 
-def _normalise_types(values):
-    out = []
-    for v in np.asarray(values).astype(str):
-        key = v.strip()
-        out.append(PAPER_TYPES.get(key.lower(), key))
-    return np.array(out, dtype=str)
-
-
 def _bin_labels(edges):
     labels = []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
@@ -585,7 +574,7 @@ def evaluate(
         One row per blend with the true fluxes ``flux_central`` and ``flux_companion`` (finite, > 0)
         and optionally ``dmag`` (mag_central - mag_companion; computed from the fluxes if absent),
         ``distance_over_r``, ``type_central`` and ``type_companion`` (astro_deblend names or the
-        paper's sph/disk/sphd/irr codes, mapped with `~astro_deblend.paper.PAPER_TYPES`). A
+        paper's sph/disk/sphd/irr codes, mapped with `~astro_deblend.conventions.normalize_galaxy_type`). A
         `~astro_deblend.data.BlendSet` catalogue has all of them.
     measurements : dict of str -> array-like or `~astropy.table.Table`
         ``{method_name: fluxes}``: an (N, 2) array (central, companion; NaN = not detected) in the
@@ -661,7 +650,7 @@ def evaluate(
     has_types = "type_central" in truth.colnames and "type_companion" in truth.colnames
     if has_types:
         types = np.column_stack(
-            [_normalise_types(truth["type_central"]), _normalise_types(truth["type_companion"])]
+            [normalize_galaxy_type(truth[f"type_{role}"], strict=False) for role in ROLES]
         )
         gal["type"] = Column(types.ravel(), description="morphological type of the galaxy")
 

@@ -28,10 +28,11 @@ Degenerate blends
 """
 
 import numpy as np
-from astropy import units as u
 from photutils.segmentation import SegmentationImage
 
-from ._measure import FLAG_AMBIGUOUS, FLAG_NOT_DETECTED, build_table, validate_stamps
+from .deblender import Deblended, Deblender
+from .exceptions import InputError
+from .flags import Flag
 
 __all__ = [
     "cramer_rao_bound",
@@ -218,12 +219,14 @@ def oracle_fluxes(blend, profiles, noise_sigma=None):
     return flux, flux_err
 
 
-class OracleDeblender:
+class OracleDeblender(Deblender):
     """Deblender that is told the noiseless shape of each galaxy: the physical limit.
 
     It fits the two known profiles to the blend (`oracle_fluxes`) and returns the common
     measurement Table (method ``'oracle'``), so it can be evaluated like any other deblender.
-    Its errors equal the Cramér-Rao bound when ``noise_sigma`` is given.
+    Its errors equal the Cramér-Rao bound when ``noise_sigma`` is given. Unlike the other
+    deblenders, which estimate an unknown noise from the pixels (`astro_deblend.stamps`), the oracle
+    knows the model and takes the noise from the residuals of its fit when ``noise_sigma`` is None.
 
     Examples
     --------
@@ -237,16 +240,18 @@ class OracleDeblender:
     """
 
     method = "oracle"
+    options = ("profiles",)
+    noise_map = True
 
-    def __repr__(self):
-        return f"{type(self).__name__}()"
+    def config(self):
+        return {"fit": "weighted linear least squares of the known unit-flux profiles"}
 
-    def measure(self, data, *, profiles, zeropoint=None, noise_sigma=None):
+    def measure(self, data, *, profiles, zeropoint=None, noise_sigma=None, pixel_scale=None, progress=True):
         """Measure both fluxes of each blend given the galaxies' noiseless profiles.
 
         Parameters
         ----------
-        data : array-like or `~astropy.units.Quantity`
+        data : array-like, `~astropy.units.Quantity` or FITS
             One blend (ny, nx) or a stack (N, ny, nx), background-subtracted, image units.
         profiles : array-like, shape (N, 2, ny, nx) or (2, ny, nx)
             Noiseless image of the central (index 0) and companion (index 1) galaxy of each
@@ -256,6 +261,10 @@ class OracleDeblender:
         noise_sigma : float, array-like or `~astropy.units.Quantity`, optional
             Pixel noise rms in image units (scalar, per stamp (N,) or per pixel (N, ny, nx));
             see `oracle_fluxes`.
+        pixel_scale : float, optional
+            Arcsec per pixel; checked, not used.
+        progress : bool, optional
+            Unused (the fit is vectorised).
 
         Returns
         -------
@@ -268,48 +277,37 @@ class OracleDeblender:
             the companion's does. A pixel has signal where the fitted model exceeds
             ``noise_sigma`` (or 1e-3 of the model's peak when ``noise_sigma`` is None).
         """
-        stack, unit, _ = validate_stamps(data)
+        return super().measure(data, zeropoint=zeropoint, noise_sigma=noise_sigma, pixel_scale=pixel_scale,
+                               progress=progress, profiles=profiles)
+
+    def _deblend(self, batch, *, progress, profiles):
+        stack = batch.data
         n, ny, nx = stack.shape
         prof = np.asarray(getattr(profiles, "value", profiles), dtype=np.float64)
         if prof.ndim == 3:
             prof = prof[np.newaxis]
         if prof.shape != (n, 2, ny, nx):
-            raise ValueError(
+            raise InputError(
                 f"profiles must have shape (N, 2, ny, nx) = ({n}, 2, {ny}, {nx}) to match data "
-                f"(or (2, {ny}, {nx}) for one stamp); got shape {np.shape(profiles)}"
+                f"(or (2, {ny}, {nx}) for one stamp); got shape {np.shape(profiles)}",
+                value=np.shape(profiles),
             )
-        if isinstance(noise_sigma, u.Quantity):
-            if unit is None:
-                raise TypeError(
-                    f"noise_sigma is a Quantity ({noise_sigma.unit}) but data has no unit; "
-                    "pass a plain number in the units of data, or data as a Quantity"
-                )
-            noise_sigma = noise_sigma.to_value(unit)
+        noise_sigma = batch.noise_sigma
         flux, flux_err = oracle_fluxes(stack, prof, noise_sigma)
 
         total = prof.sum(axis=(-2, -1))
         empty = ~(total > 0)
         singular = ~np.isfinite(flux) & ~empty
-        flag = np.where(empty, FLAG_NOT_DETECTED, 0) | np.where(singular, FLAG_AMBIGUOUS, 0)
+        flag = np.where(empty, Flag.NOT_DETECTED, 0) | np.where(singular, Flag.AMBIGUOUS, 0)
         y, x = np.mgrid[:ny, :nx]
         with np.errstate(divide="ignore", invalid="ignore"):
             xc = np.where(empty, np.nan, (prof * x).sum(axis=(-2, -1)) / total)
             yc = np.where(empty, np.nan, (prof * y).sum(axis=(-2, -1)) / total)
-        segments = _dominance_segments(prof, total, flux, noise_sigma)
-        table = build_table(
-            flux=flux,
-            flux_err=flux_err,
-            x=xc,
-            y=yc,
-            label=np.where(empty, 0, [1, 2]),
-            n_detected=(~empty).sum(axis=1),
-            flag=flag,
-            method=self.method,
-            unit=unit,
-            zeropoint=zeropoint,
-            meta={"fit": "weighted linear least squares of the known unit-flux profiles"},
+        return Deblended(
+            flux=flux, flux_err=flux_err, x=xc, y=yc, label=np.where(empty, 0, [1, 2]),
+            n_detected=(~empty).sum(axis=1), flag=flag,
+            segments=_dominance_segments(prof, total, flux, noise_sigma),
         )
-        return table, segments
 
 
 def _unit_profiles(profiles):

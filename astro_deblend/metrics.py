@@ -20,6 +20,8 @@ are thresholded) with true boolean masks, pixel by pixel over the last two axes 
 import numpy as np
 from astropy import units as u
 
+from .conventions import MAD_TO_SIGMA
+
 __all__ = [
     "bias",
     "delta_mag",
@@ -33,9 +35,6 @@ __all__ = [
     "summarize",
 ]
 
-#: Normal-consistency factor of the median absolute deviation: 1.4826 MAD estimates the standard
-#: deviation of a Gaussian distribution.
-MAD_TO_SIGMA = 1.4826
 
 #: Default outlier threshold on abs(dmag) in magnitudes (a factor 2 in flux: 2.5 log10(2) = 0.753).
 OUTLIER_THRESHOLD = 0.75

@@ -19,23 +19,16 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from astropy.utils.exceptions import AstropyUserWarning
 from photutils.segmentation import SegmentationImage
 from tqdm.auto import tqdm
 
 from ._io import atomic_write_text
-from ._measure import (
-    FLAG_AMBIGUOUS,
-    FLAG_NOT_A_PAIR,
-    FLAG_OUT_OF_DOMAIN,
-    build_table,
-    per_stamp,
-    validate_stamps,
-)
 from ._symmetry import SYMMETRIES, apply, undo
-from .fitsio import resolve_input
+from .deblender import Deblended, Deblender
+from .exceptions import InputError, InputTypeError, OutOfDomainWarning
+from .flags import Flag
 from .models import MODEL_CONFIGS, Blend2Mask2FluxConfig, build_model, config_from_dict
-from .models.normalization import NORMALIZATION, signal_mask, stamp_scale
+from .models.normalization import NORMALIZATION, scale_from_noise, signal_mask, stamp_scale
 from .pair_check import check_pairs
 from .training import TrainingConfig, train
 
@@ -54,7 +47,7 @@ _MAX_VIEW_SPREAD = 0.1
 _MIN_TOTAL_SNR = 5.0
 
 
-class NeuralDeblender:
+class NeuralDeblender(Deblender):
     """Measure the fluxes of the central galaxy and its companion with a neural network.
 
     Parameters
@@ -84,7 +77,8 @@ class NeuralDeblender:
     The networks see ``asinh(blend / noise_sigma)`` and return fluxes in the units of the image
     (see `astro_deblend.models.normalization`); they were trained on background-subtracted stamps
     with the central galaxy at pixel (S/2, S/2) and must be given stamps of the size they were
-    built for. ``flux_err`` is masked: the networks give point estimates.
+    built for. ``flux_err`` is masked: the networks give point estimates. It is a
+    `~astro_deblend.deblender.Deblender`: input path and output table are those of every method.
 
     Examples
     --------
@@ -97,22 +91,22 @@ class NeuralDeblender:
     def __init__(self, model="fracnet", weights="default", *, batch_size=64, views=4):
         if isinstance(model, str):
             if model not in _KINDS:
-                raise ValueError(f"model must be one of {list(_KINDS)} or a model config; got {model!r}")
+                raise InputError(f"model must be one of {list(_KINDS)} or a model config; got {model!r}")
             kind, config = model, MODEL_CONFIGS[model]()
         else:
             kind = getattr(type(model), "kind", None)
             if kind not in _KINDS:
                 names = ", ".join(MODEL_CONFIGS[k].__name__ for k in _KINDS)
-                raise TypeError(
+                raise InputTypeError(
                     f"model must be a name in {list(_KINDS)} or one of their configs ({names}); "
                     f"got {type(model).__name__}"
                 )
             config = model
         if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+            raise InputError(f"batch_size must be a positive integer; got {batch_size!r}")
         self.batch_size = int(batch_size)
         if views not in _VIEWS:
-            raise ValueError(f"views must be one of {_VIEWS}; got {views!r}")
+            raise InputError(f"views must be one of {_VIEWS}; got {views!r}")
         self.views = int(views)
         self._provenance = {"weights": None, "training": None}
 
@@ -354,28 +348,31 @@ class NeuralDeblender:
             If ``data`` is not one or a stack of S x S stamps, holds NaN or infinite pixels, or if
             ``noise_sigma`` has the wrong shape or non-positive values.
         """
-        data, zeropoint, noise_sigma, pixel_scale = resolve_input(
-            data, zeropoint=zeropoint, noise_sigma=noise_sigma, pixel_scale=pixel_scale
-        )
-        stack, unit, _ = validate_stamps(data)
+        return super().measure(data, zeropoint=zeropoint, noise_sigma=noise_sigma, pixel_scale=pixel_scale,
+                               progress=progress, return_maps=return_maps, pair_check=pair_check)
+
+    options = ("return_maps", "pair_check")
+
+    def _deblend(self, batch, *, progress, return_maps=False, pair_check=True):
+        stack = batch.data
         n, ny, nx = stack.shape
         size = self._config.stamp_size
         if (ny, nx) != (size, size):
-            raise ValueError(
+            raise InputError(
                 f"this {self.method} network was built for {size}x{size} stamps; got {ny}x{nx}. "
                 f"Cut (or resample) {size}x{size} stamps centred on the central galaxy, or train a "
-                f"network with {type(self._config).__name__}(stamp_size={ny})"
+                f"network with {type(self._config).__name__}(stamp_size={ny})", value=(ny, nx),
             )
         if return_maps and "maps" not in self._model.output_names:
-            raise ValueError(f"{self.method} predicts no maps; call measure with return_maps=False")
+            raise InputError(f"{self.method} predicts no maps; call measure with return_maps=False")
         if not self.is_trained:
             warnings.warn(
                 f"this {self.method} network is untrained (weights=None): its fluxes are "
                 "meaningless; train it with fit() or load weights",
-                AstropyUserWarning,
-                stacklevel=2,
+                OutOfDomainWarning,
+                stacklevel=4,
             )
-        noise = per_stamp(noise_sigma, n, "noise_sigma", unit=unit)  # None or (N,)
+        noise = batch.noise_per_stamp()  # given, or the one estimator of astro_deblend.stamps
 
         flux = np.empty((n, 2))
         spread = np.zeros((n, 2))
@@ -387,46 +384,33 @@ class NeuralDeblender:
         starts = range(0, n, self.batch_size)
         for start in tqdm(starts, desc=self.method, disable=not progress or len(starts) < 2):
             sl = slice(start, start + self.batch_size)
-            batch = stack[sl]
-            scale = stamp_scale(batch, None if noise is None else noise[sl])  # (n, 1)
-            out = self._predict(batch.astype(np.float32), scale)
-            batch_maps = out.get("maps")
+            part = stack[sl]
+            scale = scale_from_noise(part, noise[sl])  # (n, 1)
+            out = self._predict(part.astype(np.float32), scale)
+            part_maps = out.get("maps")
             sigma[sl] = scale[:, 0]
             flux[sl] = out["flux"]
             spread[sl] = out["spread"]
-            labels[sl], x[sl], y[sl] = _segments_and_centroids(batch, batch_maps, scale[:, 0])
+            labels[sl], x[sl], y[sl] = _segments_and_centroids(part, part_maps, scale[:, 0])
             if return_maps:
-                maps[sl] = batch_maps
+                maps[sl] = part_maps
 
         flag = np.zeros((n, 2), dtype=np.int32)
         total_snr = stack.sum(axis=(1, 2)) / (np.sqrt(ny * nx) * sigma)
-        flag[total_snr < _MIN_TOTAL_SNR] |= FLAG_OUT_OF_DOMAIN
-        flag[self._check_domain(stack.sum(axis=(1, 2)), sigma, pixel_scale)] |= FLAG_OUT_OF_DOMAIN
-        flag[spread > _MAX_VIEW_SPREAD] |= FLAG_AMBIGUOUS
+        flag[total_snr < _MIN_TOTAL_SNR] |= Flag.OUT_OF_DOMAIN
+        flag[self._check_domain(stack.sum(axis=(1, 2)), sigma, batch.pixel_scale)] |= Flag.OUT_OF_DOMAIN
+        flag[spread > _MAX_VIEW_SPREAD] |= Flag.AMBIGUOUS
         n_detected = np.full(n, 2)
         if pair_check:
             check = check_pairs(stack, sigma)
-            flag[check.not_a_pair] |= FLAG_NOT_A_PAIR
+            flag[check.not_a_pair] |= Flag.NOT_A_PAIR
             n_detected = check.n_sources
         label = np.stack([(labels == k).any(axis=(1, 2)) * k for k in (1, 2)], axis=1)
-        table = build_table(
-            flux=flux,
-            flux_err=np.full((n, 2), np.nan),
-            x=x,
-            y=y,
-            label=label,
-            n_detected=n_detected,
-            flag=flag,
-            method=self.method,
-            unit=unit,
-            zeropoint=zeropoint,
-            meta=self.config(),
+        return Deblended(
+            flux=flux, flux_err=np.full((n, 2), np.nan), x=x, y=y, label=label, n_detected=n_detected,
+            flag=flag, segments=[SegmentationImage(lab) for lab in labels],
+            extra=(maps,) if return_maps else (),
         )
-        table.meta["noise_sigma"] = "estimated per stamp" if noise_sigma is None else "given"
-        segments = [SegmentationImage(lab) for lab in labels]
-        if return_maps:
-            return table, segments, maps
-        return table, segments
 
     def _predict(self, batch, scale):
         """The network's outputs on a batch, averaged over ``self.views`` symmetric views."""
@@ -454,8 +438,8 @@ class NeuralDeblender:
                 f"{trained_scale:.4g} arcsec/px: galaxy sizes in pixels differ from what it learnt. "
                 "Resample the stamps to the training scale, or fit the network on blends made at your "
                 "scale (astro_deblend.data.SimulationConfig(pixel_scale=...))",
-                AstropyUserWarning,
-                stacklevel=3,
+                OutOfDomainWarning,
+                stacklevel=5,
             )
             outside[:] = True
         checks = (("noise_sigma", sigma, "noise per pixel"), ("total_flux", totals, "summed flux"))
@@ -470,8 +454,8 @@ class NeuralDeblender:
                     f"{int(bad.sum())} of {len(values)} stamps have a {what} outside the training range "
                     f"[{lo:.3g}, {hi:.3g}] (image units) by more than a factor 2 (flag 8 set): check the "
                     "units and background subtraction, or fit the network on blends like yours",
-                    AstropyUserWarning,
-                    stacklevel=3,
+                    OutOfDomainWarning,
+                    stacklevel=5,
                 )
                 outside |= bad
         return outside

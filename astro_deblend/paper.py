@@ -27,13 +27,15 @@ from typing import NamedTuple
 import numpy as np
 from astropy.table import Table
 
+from .conventions import DEFAULT_ZEROPOINT, PAPER_TYPE_NAMES
+
 __all__ = ["PAPER_TYPES", "PaperCatalog", "read_paper_catalog"]
 
 #: Morphological type codes of the paper's catalogue -> the names used by astro_deblend.
-PAPER_TYPES = {"sph": "bulge", "disk": "disc", "sphd": "bulge+disc", "irr": "irregular"}
+PAPER_TYPES = PAPER_TYPE_NAMES
 
 #: AB zero point of the true fluxes of the paper's catalogue (flux = 10**(-0.4 (mag - 25.96))).
-PAPER_ZEROPOINT = 25.96
+PAPER_ZEROPOINT = DEFAULT_ZEROPOINT
 
 _METHOD_COLUMNS = {
     "blend2flux": ("g1_flux_b2f", "g2_flux_b2f"),

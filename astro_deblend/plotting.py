@@ -13,6 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ._io import atomic_write
+from .conventions import DEFAULT_ZEROPOINT
 from .evaluation import Evaluation
 from .metrics import OUTLIER_THRESHOLD, summarize
 
@@ -134,7 +135,7 @@ def plot_magnitude_comparison(
         preds = {m: np.asarray(gal[f"flux_{m}"], dtype=np.float64) for m in all_methods}
         role = np.asarray(gal["role"])
         sep = np.asarray(gal["sep_n_detected"]) if "sep_n_detected" in gal.colnames else None
-        zp = source.meta.get("zeropoint", 25.96) if zeropoint is None else zeropoint
+        zp = source.meta.get("zeropoint", DEFAULT_ZEROPOINT) if zeropoint is None else zeropoint
     elif isinstance(source, tuple) and len(source) == 2 and isinstance(source[1], dict):
         f_true2 = np.asarray(source[0], dtype=np.float64)
         if f_true2.ndim != 2 or f_true2.shape[1] != 2:
@@ -149,7 +150,7 @@ def plot_magnitude_comparison(
         all_methods = list(preds)
         role = np.tile(np.array(["central", "companion"]), f_true2.shape[0])
         sep = None
-        zp = 25.96 if zeropoint is None else zeropoint
+        zp = DEFAULT_ZEROPOINT if zeropoint is None else zeropoint
     else:
         raise TypeError(
             "source must be an Evaluation or a tuple (f_true, {method: f_pred}); got "

@@ -6,8 +6,9 @@ either as the paper's script did (isophotal flux, ``mode='paper'``) or with a SE
 FLUX_AUTO measurement in which neighbouring sources are masked (``mode='auto'``, the default
 and the stronger baseline).
 
-It returns the common measurement Table of the package (see ``astro_deblend._measure``), so a
-user can swap it for `~astro_deblend.neural_deblender.NeuralDeblender` in a script.
+It is a `~astro_deblend.deblender.Deblender`: the input path and the common measurement table
+(`astro_deblend.catalog`) are shared with `~astro_deblend.neural_deblender.NeuralDeblender`, so a user can
+swap one for the other in a script and stack their tables.
 """
 
 import numpy as np
@@ -16,16 +17,11 @@ from astropy import units as u
 from photutils.segmentation import SegmentationImage
 from tqdm.auto import tqdm
 
-from ._measure import (
-    FLAG_AMBIGUOUS,
-    FLAG_HOT_PASS,
-    FLAG_NOT_DETECTED,
-    build_table,
-    per_stamp,
-    validate_stamps,
-)
-from .fitsio import resolve_input
+from .deblender import Deblended, Deblender
+from .exceptions import InputError
+from .flags import Flag
 from .photometry import KRON_ANALYSIS_RADIUS, flux_auto
+from .stamps import per_stamp
 
 __all__ = ["SepDeblender"]
 
@@ -52,7 +48,7 @@ _NOISELESS_RMS_RATIO = 1e-6
 _MODES = {"auto": "sep-auto", "paper": "sep-paper"}
 
 
-class SepDeblender:
+class SepDeblender(Deblender):
     """Measure the fluxes of the two galaxies of a blend with ``sep`` (SExtractor as a library).
 
     Detection follows Boucaud et al. (2020): a 'cold' pass (5 sigma, minimum area 10 px,
@@ -101,8 +97,10 @@ class SepDeblender:
     -----
     Background: stamps simulated with Gaussian noise around a zero background should be measured
     with ``noise_sigma`` given, which takes the background as exactly zero and the rms as known.
-    When ``noise_sigma`` is None, a constant background level and rms per stamp are estimated
-    with `sep.Background`.
+    When ``noise_sigma`` is None, the rms of each stamp is estimated as for every deblender
+    (`astro_deblend.stamps.estimate_noise_sigma`) and a constant residual background level, estimated
+    with `sep.Background` in meshes of ``background_box`` pixels, is subtracted first (SExtractor's
+    local background).
 
     Flux errors are background-only (SExtractor with ``GAIN = 0``): ``rms * sqrt(area)`` with
     ``area`` the aperture area ('auto') or the number of pixels in the segment ('paper').
@@ -130,7 +128,7 @@ class SepDeblender:
         central_flux_ratio=0.1,
     ):
         if mode not in _MODES:
-            raise ValueError(
+            raise InputError(
                 f"mode must be one of {sorted(_MODES)} ('auto': FLUX_AUTO with neighbours "
                 f"masked, 'paper': isophotal flux as in Boucaud et al. 2020); got {mode!r}"
             )
@@ -139,7 +137,7 @@ class SepDeblender:
             ("background_filter", background_filter),
         ):
             if int(value) != value or value < 1:
-                raise ValueError(
+                raise InputError(
                     f"{name} must be a positive integer (pixels/meshes); got {value!r}"
                 )
         for name, value in (
@@ -147,11 +145,11 @@ class SepDeblender:
             ("central_tolerance", central_tolerance),
         ):
             if not np.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive finite number; got {value!r}")
+                raise InputError(f"{name} must be a positive finite number; got {value!r}")
         if not np.isfinite(kron_min_radius) or kron_min_radius < 0:
-            raise ValueError(f"kron_min_radius must be >= 0; got {kron_min_radius!r}")
+            raise InputError(f"kron_min_radius must be >= 0; got {kron_min_radius!r}")
         if not 0 <= central_flux_ratio <= 1:
-            raise ValueError(f"central_flux_ratio must lie in [0, 1]; got {central_flux_ratio!r}")
+            raise InputError(f"central_flux_ratio must lie in [0, 1]; got {central_flux_ratio!r}")
         self.mode = mode
         self.background_box = int(background_box)
         self.background_filter = int(background_filter)
@@ -188,9 +186,10 @@ class SepDeblender:
             "central_flux_ratio": self.central_flux_ratio,
         }
 
-    def measure(
-        self, data, *, zeropoint=None, noise_sigma=None, radius_central=None, progress=True
-    ):
+    options = ("radius_central",)
+
+    def measure(self, data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, radius_central=None,
+                progress=True):
         """Detect, associate and measure the central and companion galaxy of each stamp.
 
         Parameters
@@ -205,7 +204,9 @@ class SepDeblender:
         noise_sigma : float, array of shape (N,) or `~astropy.units.Quantity`, optional
             Rms of the per-pixel noise, in image units, for all stamps or per stamp. When given,
             the background is taken as exactly zero (simulated stamps); when None (default) the
-            background level and rms of each stamp are estimated with `sep.Background`.
+            rms is estimated from each stamp and a constant background level is subtracted (see Notes).
+        pixel_scale : float, optional
+            Arcsec per pixel; checked, not used (detection works in pixels).
         radius_central : float or array of shape (N,), optional
             Radius R of the central galaxy in pixels. A lone detection is the central galaxy if
             it lies within 0.5 R of the stamp centre, else the companion. Default: the
@@ -226,15 +227,17 @@ class SepDeblender:
 
         Raises
         ------
-        ValueError
-            If ``data`` is not one or a stack of 2-D stamps, holds NaN or infinite pixels, or if
-            ``noise_sigma`` or ``radius_central`` have a wrong shape or non-positive values.
+        astro_deblend.exceptions.InputError
+            (a `ValueError`) If ``data`` is not one or a stack of 2-D stamps, holds NaN or infinite
+            pixels, or if ``noise_sigma`` or ``radius_central`` have a wrong shape or non-positive values.
         """
-        data, zeropoint, noise_sigma, _ = resolve_input(data, zeropoint=zeropoint, noise_sigma=noise_sigma)
-        stack, unit, _ = validate_stamps(data)
+        return super().measure(data, zeropoint=zeropoint, noise_sigma=noise_sigma, pixel_scale=pixel_scale,
+                               progress=progress, radius_central=radius_central)
+
+    def _deblend(self, batch, *, progress, radius_central=None):
+        stack = batch.data
         n, ny, nx = stack.shape
-        noise = per_stamp(noise_sigma, n, "noise_sigma", unit=unit)
-        noise = np.full(n, np.nan) if noise is None else noise
+        noise = batch.noise_per_stamp()
         if radius_central is None:
             tolerance = np.full(n, self.central_tolerance)
         else:
@@ -246,40 +249,26 @@ class SepDeblender:
         sep.set_extract_pixstack(max(_MIN_PIXSTACK, ny * nx))
         try:
             for i in tqdm(range(n), desc=f"{self.method} stamps", disable=not show):
-                segments.append(self._measure_stamp(stack[i], noise[i], tolerance[i], i, results))
+                segments.append(self._measure_stamp(stack[i], noise[i], batch.noise_given, tolerance[i], i,
+                                                    results))
         finally:
             sep.set_extract_pixstack(previous_pixstack)
+        background = ("zero; rms = noise_sigma" if batch.noise_given
+                      else "sep.Background constant level per stamp; rms estimated per stamp")
+        return Deblended(flux=results.flux, flux_err=results.flux_err, x=results.x, y=results.y,
+                         label=results.label, n_detected=results.n_detected, flag=results.flag,
+                         segments=segments, meta={"background": background})
 
-        table = build_table(
-            flux=results.flux,
-            flux_err=results.flux_err,
-            x=results.x,
-            y=results.y,
-            label=results.label,
-            n_detected=results.n_detected,
-            flag=results.flag,
-            method=self.method,
-            unit=unit,
-            zeropoint=zeropoint,
-            meta=self.config(),
-        )
-        table.meta["background"] = (
-            "sep.Background: constant level and rms per stamp"
-            if noise_sigma is None
-            else "zero; rms = noise_sigma"
-        )
-        return table, segments
-
-    def _measure_stamp(self, stamp, noise_sigma, tolerance, i, results):
+    def _measure_stamp(self, stamp, noise_sigma, noise_given, tolerance, i, results):
         """Measure stamp ``i``, fill row ``i`` of ``results`` and return its segmentation."""
-        image, rms = self._subtract_background(stamp, noise_sigma, i)
+        image, rms = self._subtract_background(stamp, noise_sigma, noise_given, i)
         objects, segmap, hot = _detect(image, rms, i)
         n_found = len(objects)
         results.n_detected[i] = n_found
         if hot:
-            results.flag[i] = FLAG_HOT_PASS
+            results.flag[i] = Flag.HOT_PASS
         if n_found == 0:
-            results.flag[i] |= FLAG_NOT_DETECTED
+            results.flag[i] |= Flag.NOT_DETECTED
             return SegmentationImage(np.zeros(stamp.shape, np.int32))
         if self.mode == "paper":
             obj_flux = objects["flux"].astype(np.float64)
@@ -290,10 +279,10 @@ class SepDeblender:
         dist = np.hypot(objects["x"] - nx // 2, objects["y"] - ny // 2)
         roles, ambiguous = self._associate(obj_flux, dist, tolerance)
         if ambiguous:
-            results.flag[i] |= FLAG_AMBIGUOUS
+            results.flag[i] |= Flag.AMBIGUOUS
         for role, k in enumerate(roles):
             if k < 0:
-                results.flag[i, role] |= FLAG_NOT_DETECTED
+                results.flag[i, role] |= Flag.NOT_DETECTED
                 continue
             results.flux[i, role] = obj_flux[k]
             results.flux_err[i, role] = obj_err[k]
@@ -302,9 +291,9 @@ class SepDeblender:
             results.label[i, role] = role + 1
         return _relabel(segmap, roles, obj_flux)
 
-    def _subtract_background(self, stamp, noise_sigma, index):
+    def _subtract_background(self, stamp, noise_sigma, noise_given, index):
         """Return the background-subtracted stamp (C-contiguous float64) and its rms."""
-        if np.isfinite(noise_sigma):
+        if noise_given:
             return np.ascontiguousarray(stamp), float(noise_sigma)
         ny, nx = stamp.shape
         box_y, box_x = min(self.background_box, ny), min(self.background_box, nx)
@@ -315,11 +304,10 @@ class SepDeblender:
             fw=self.background_filter,
             fh=self.background_filter,
         )
-        rms = float(bkg.globalrms)
-        # sep returns an rms of 1 for a constant stamp and ~0 for a noiseless one.
+        rms = float(noise_sigma)
         peak = float(np.max(np.abs(stamp)))
         if np.ptp(stamp) == 0 or not rms > _NOISELESS_RMS_RATIO * peak:
-            raise ValueError(
+            raise InputError(
                 f"stamp {index} looks noiseless (constant, or background rms {rms:.3g} for a "
                 f"peak of {peak:.3g}), so detection thresholds in units of sigma are undefined; "
                 "pass noise_sigma (e.g. the noise level the stamp would have) instead"

@@ -13,6 +13,7 @@ import numpy as np
 from astropy.stats import sigma_clipped_stats
 from astropy.table import Table
 
+from ..conventions import DEFAULT_PIXEL_SCALE, DEFAULT_ZEROPOINT
 from .galaxies import GalaxySample
 from .sampling import normalize_galtype
 from .simulate import isolated_photometry
@@ -32,7 +33,8 @@ def _load_npy(path, what):
         raise ValueError(f"{path} is not a readable .npy array of {what} ({exc})") from exc
 
 
-def read_candels(images, segmaps, catalog, *, zeropoint=25.96, pixel_scale=0.06, seed=0):
+def read_candels(images, segmaps, catalog, *, zeropoint=DEFAULT_ZEROPOINT, pixel_scale=DEFAULT_PIXEL_SCALE,
+                 seed=0):
     """Read the CANDELS isolated-galaxy set into a `~astro_deblend.data.GalaxySample`.
 
     Parameters

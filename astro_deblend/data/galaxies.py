@@ -13,6 +13,7 @@ import numpy as np
 from astropy.table import Table
 
 from .._io import atomic_write
+from ..conventions import DEFAULT_PIXEL_SCALE, DEFAULT_ZEROPOINT
 
 __all__ = ["GalaxySample"]
 
@@ -51,8 +52,8 @@ class GalaxySample:
     segmaps: np.ndarray
     catalog: Table
     noiseless: np.ndarray | None = None
-    pixel_scale: float = 0.06
-    zeropoint: float = 25.96
+    pixel_scale: float = DEFAULT_PIXEL_SCALE
+    zeropoint: float = DEFAULT_ZEROPOINT
     noise_sigma: float | None = None
     config: dict = field(default_factory=dict)
 

@@ -10,30 +10,17 @@ from importlib import resources
 import numpy as np
 from astropy.table import Table
 
+from ..conventions import GALAXY_TYPES, PAPER_TYPE_NAMES, normalize_galaxy_type
+
 __all__ = ["GALAXY_TYPES", "PAPER_TYPE_NAMES", "load_sampling_table", "sample_galaxy_parameters"]
 
-#: The four morphological classes of the paper (its Table 1), in our spelling.
-GALAXY_TYPES = ("bulge", "disc", "bulge+disc", "irregular")
-
-#: Spelling of those classes in the authors' catalogues (sph, disk, sphd, irr).
-PAPER_TYPE_NAMES = {"sph": "bulge", "disk": "disc", "sphd": "bulge+disc", "irr": "irregular"}
 
 _DEFAULT_TABLE = "candels_f160w_sampling.ecsv"
 
 
 def normalize_galtype(values):
-    """Map type names (ours or the paper's) to ours; raise on unknown names."""
-    out = []
-    for v in np.atleast_1d(values):
-        v = str(v).strip().lower()
-        v = PAPER_TYPE_NAMES.get(v, v)
-        if v not in GALAXY_TYPES:
-            raise ValueError(
-                f"unknown galaxy type {v!r}; expected one of {GALAXY_TYPES} "
-                f"(or the paper's {tuple(PAPER_TYPE_NAMES)})"
-            )
-        out.append(v)
-    return np.array(out, dtype="U10")
+    """Map type names (ours or the paper's) to ours; raise on unknown names (see `normalize_galaxy_type`)."""
+    return normalize_galaxy_type(values).astype("U10")
 
 
 def load_sampling_table(path=None):

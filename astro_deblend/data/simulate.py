@@ -27,6 +27,7 @@ from astropy.table import Table
 from tqdm.auto import tqdm
 
 from .._parallel import process_pool
+from ..conventions import DEFAULT_PIXEL_SCALE, DEFAULT_ZEROPOINT
 from ..photometry import flux_auto
 from ._config import config_to_dict, uses_options
 from .families import FAMILIES, PAPER_FAMILIES, _wide_profile, family_profile, family_radius
@@ -97,9 +98,9 @@ class SimulationConfig:
 
     n_galaxies: int = 2000
     stamp_size: int = 128
-    pixel_scale: float = 0.06
+    pixel_scale: float = DEFAULT_PIXEL_SCALE
     psf_fwhm: float = 0.18
-    zeropoint: float = 25.96
+    zeropoint: float = DEFAULT_ZEROPOINT
     depth_5sigma: float = 27.0
     exposure_time: float | None = None
     mag_limit: float = 23.5

@@ -46,12 +46,13 @@ import numpy as np
 from keras import layers, ops, saving
 from scipy.ndimage import uniform_filter
 
-from .._measure import per_stamp
+from ..stamps import estimate_noise_sigma, per_stamp
 
 __all__ = [
     "NORMALIZATION",
     "estimate_noise_sigma",
     "stamp_scale",
+    "scale_from_noise",
     "signal_mask",
     "AsinhStretch",
     "StampTotal",
@@ -72,44 +73,9 @@ NORMALIZATION = {
 }
 
 _FLOOR_FRACTION = NORMALIZATION["scale_floor_fraction_of_peak"]
-# Smallest scale for an all-zero stamp: avoids a division by zero, never reached by real data.
-_TINY = 1e-30
-_MAD_TO_SIGMA = 1.482602218505602  # 1 / Phi^-1(3/4): MAD of a Gaussian -> its standard deviation
-
-
-def estimate_noise_sigma(stack, *, clip=3.0, n_iter=3):
-    """Robust noise standard deviation of each stamp.
-
-    The median absolute deviation (MAD) of the pixels, converted to a Gaussian sigma, is
-    recomputed ``n_iter`` times after rejecting pixels further than ``clip`` sigma from the median,
-    which removes the galaxy pixels of a typical blend.
-
-    Parameters
-    ----------
-    stack : array-like, shape (N, ny, nx)
-        Background-subtracted stamps, in image units (e.g. electron/s).
-    clip : float, optional
-        Rejection threshold in units of the current sigma [default: 3].
-    n_iter : int, optional
-        Number of clipping iterations [default: 3].
-
-    Returns
-    -------
-    sigma : `numpy.ndarray`, shape (N,)
-        Noise standard deviation per pixel, in image units. Close to zero for noiseless stamps.
-    """
-    x = np.asarray(stack, dtype=np.float64)
-    x = x.reshape(x.shape[0], -1)  # (N, ny * nx)
-    sigma = np.zeros(x.shape[0])
-    for i, pixels in enumerate(x):
-        kept = pixels
-        for _ in range(n_iter):
-            median = np.median(kept)
-            sigma[i] = _MAD_TO_SIGMA * np.median(np.abs(kept - median))
-            if sigma[i] <= 0:  # more than half the pixels equal: nothing to clip
-                break
-            kept = pixels[np.abs(pixels - median) <= clip * sigma[i]]
-    return sigma
+# Smallest scale, for an all-zero stamp: avoids a division by zero. The smallest normal float32, so that
+# images in small physical units (erg/s/cm2/Hz, ~1e-30) keep their own noise scale.
+_TINY = float(np.finfo(np.float32).tiny)
 
 
 def stamp_scale(stack, noise_sigma=None):
@@ -134,12 +100,26 @@ def stamp_scale(stack, noise_sigma=None):
         If ``noise_sigma`` is not positive and finite or does not have one value per stamp.
     """
     x = np.asarray(stack, dtype=np.float64)
+    sigma = per_stamp(noise_sigma, x.shape[0], "noise_sigma")
+    return scale_from_noise(x, estimate_noise_sigma(x) if sigma is None else sigma)
+
+
+def scale_from_noise(stack, sigma):
+    """`stamp_scale` of stamps whose noise (given or estimated, >= 0) is known: the floors applied.
+
+    Parameters
+    ----------
+    stack : array-like, shape (N, ny, nx)
+    sigma : array-like, shape (N,)
+
+    Returns
+    -------
+    scale : `numpy.ndarray`, shape (N, 1), float32
+    """
+    x = np.asarray(stack, dtype=np.float64)
     n = x.shape[0]
-    sigma = per_stamp(noise_sigma, n, "noise_sigma")
-    if sigma is None:
-        sigma = estimate_noise_sigma(x)
     peak = np.abs(x).reshape(n, -1).max(axis=1)
-    scale = np.maximum(np.maximum(sigma, _FLOOR_FRACTION * peak), _TINY)
+    scale = np.maximum(np.maximum(np.asarray(sigma, dtype=np.float64), _FLOOR_FRACTION * peak), _TINY)
     return scale.astype(np.float32)[:, np.newaxis]
 
 

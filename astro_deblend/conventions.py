@@ -1,0 +1,75 @@
+"""The conventions every part of astro_deblend shares, written once.
+
+- Roles: row 0 of a stamp's pair is the ``'central'`` galaxy (on pixel (ny // 2, nx // 2), 0-based numpy
+  order), row 1 its ``'companion'``.
+- Units: the defaults describe the HST/WFC3 F160W-like data of Boucaud et al. (2020): pixel values in
+  electron/s, AB zero point 25.96 (the one the paper's catalogue implies), 0.06 arcsec per pixel.
+- Galaxy types: astro_deblend spells the paper's four classes ``bulge``, ``disc``, ``bulge+disc`` and
+  ``irregular``; the authors' catalogues spell them ``sph``, ``disk``, ``sphd`` and ``irr``.
+"""
+
+import numpy as np
+
+__all__ = [
+    "ROLES",
+    "DEFAULT_ZEROPOINT",
+    "DEFAULT_PIXEL_SCALE",
+    "MAD_TO_SIGMA",
+    "GALAXY_TYPES",
+    "PAPER_TYPE_NAMES",
+    "normalize_galaxy_type",
+]
+
+#: Row order of the two galaxies of every stamp.
+ROLES = ("central", "companion")
+
+#: AB zero point of the default data (F160W, electron/s).
+DEFAULT_ZEROPOINT = 25.96
+
+#: Arcsec per pixel of the default data.
+DEFAULT_PIXEL_SCALE = 0.06
+
+#: 1 / Phi^-1(3/4): the median absolute deviation of a Gaussian times this is its standard deviation.
+MAD_TO_SIGMA = 1.482602218505602
+
+#: The four morphological classes of the paper (its Table 1), in astro_deblend's spelling.
+GALAXY_TYPES = ("bulge", "disc", "bulge+disc", "irregular")
+
+#: The same classes as the authors' catalogues spell them.
+PAPER_TYPE_NAMES = {"sph": "bulge", "disk": "disc", "sphd": "bulge+disc", "irr": "irregular"}
+
+
+def normalize_galaxy_type(values, *, strict=True):
+    """Map type names (astro_deblend's or the paper's, any case) to astro_deblend's spelling.
+
+    Parameters
+    ----------
+    values : str or array-like of str
+    strict : bool, optional
+        Raise on a name that is neither (default); with False, other names (e.g. the broad families of
+        `astro_deblend.data.families`) are kept as given, stripped.
+
+    Returns
+    -------
+    types : `numpy.ndarray` of str
+
+    Examples
+    --------
+    >>> normalize_galaxy_type(["SPH", "disc", "irr"]).tolist()
+    ['bulge', 'disc', 'irregular']
+    """
+    from .exceptions import InputError
+
+    out = []
+    for v in np.atleast_1d(np.asarray(values).astype(str)):
+        key = v.strip()
+        name = PAPER_TYPE_NAMES.get(key.lower(), key.lower())
+        if name not in GALAXY_TYPES:
+            if strict:
+                raise InputError(
+                    f"unknown galaxy type {key!r}; expected one of {GALAXY_TYPES} "
+                    f"(or the paper's {tuple(PAPER_TYPE_NAMES)})", value=key, allowed=GALAXY_TYPES,
+                )
+            name = key
+        out.append(name)
+    return np.array(out, dtype=str)

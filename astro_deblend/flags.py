@@ -1,0 +1,88 @@
+"""The bits of the ``flag`` column of every measurement table.
+
+A galaxy's ``flag`` is the sum of the bits that apply to it; 0 means none did. Each bit has one meaning
+for every deblender; what triggers it for each method is in `FLAG_DESCRIPTIONS`.
+
+>>> from astro_deblend.flags import decode_flags, Flag
+>>> decode_flags(20)
+['AMBIGUOUS', 'NOT_A_PAIR']
+>>> bool(Flag(20) & Flag.NOT_A_PAIR)
+True
+"""
+
+import enum
+
+import numpy as np
+
+__all__ = ["Flag", "FLAG_DESCRIPTIONS", "decode_flags", "flag_summary"]
+
+
+class Flag(enum.IntFlag):
+    """Named bits of the ``flag`` column."""
+
+    #: The galaxy was not found: its flux is masked.
+    NOT_DETECTED = 1
+    #: SepDeblender only: the cold detection pass found fewer than two sources, the hot pass was used.
+    HOT_PASS = 2
+    #: The split of the flux between the galaxies is uncertain.
+    AMBIGUOUS = 4
+    #: The stamp lies outside what the method was built or trained for: do not trust the number.
+    OUT_OF_DOMAIN = 8
+    #: The stamp does not look like a centred pair (networks, with ``pair_check=True``).
+    NOT_A_PAIR = 16
+
+
+#: What sets each bit, per deblender.
+FLAG_DESCRIPTIONS = {
+    Flag.NOT_DETECTED: (
+        "galaxy not found (sep: no detection for its role; oracle: empty profile); flux masked"
+    ),
+    Flag.HOT_PASS: "sep: the cold pass found fewer than two sources and the hot pass was used",
+    Flag.AMBIGUOUS: (
+        "the attribution of flux is uncertain (sep: more than two sources found and two kept; networks: "
+        "the galaxy's flux varies by more than 10 % between the turned views; oracle: proportional "
+        "profiles, fluxes masked)"
+    ),
+    Flag.OUT_OF_DOMAIN: (
+        "networks: stamp S/N below 5, or noise, summed flux or pixel scale outside the training domain "
+        "(an OutOfDomainWarning is issued)"
+    ),
+    Flag.NOT_A_PAIR: (
+        "networks: the detection does not show a centred pair (central source more than 3 px off the "
+        "centre, a third source of at least a tenth of the central one's flux, or a single source)"
+    ),
+}
+
+
+def decode_flags(value):
+    """Names of the bits set in one flag value (an int, or a NumPy / Table scalar).
+
+    Parameters
+    ----------
+    value : int
+        A value of the ``flag`` column.
+
+    Returns
+    -------
+    names : list of str
+        The names of the `Flag` bits set, lowest bit first; unknown bits appear as ``'BIT<n>'``.
+    """
+    value = int(value)
+    if value < 0:
+        raise ValueError(f"flag values are non-negative bit sums; got {value}")
+    names = []
+    bit = 1
+    while bit <= value:
+        if value & bit:
+            try:
+                names.append(Flag(bit).name)
+            except ValueError:
+                names.append(f"BIT{bit.bit_length() - 1}")
+        bit <<= 1
+    return names
+
+
+def flag_summary(flags):
+    """Count the galaxies with each bit set: ``{name: count}`` over an array of flag values."""
+    flags = np.asarray(flags, dtype=np.int64)
+    return {f.name: int(np.count_nonzero(flags & int(f))) for f in Flag}

@@ -1,0 +1,351 @@
+"""The one input path of every deblender: whatever the user passes becomes one checked `StampBatch`.
+
+`prepare_stamps` accepts a stamp (ny, nx) or a stack (N, ny, nx) as an array, a `~astropy.units.Quantity`
+or FITS (path, `~astropy.io.fits.HDUList` or HDU, with the zero point, noise, pixel scale and unit read
+from the header; see `astro_deblend.fitsio`), checks everything once, before any work, and returns the
+stack as C-ordered float64 pixels with its metadata. Bad input raises `~astro_deblend.exceptions.InputError`
+(a `ValueError`) or `~astro_deblend.exceptions.InputTypeError` (a `TypeError`) saying what is wrong and
+how to fix it; nothing is silently dropped (masks, imaginary parts, magnitude units).
+
+Noise
+    ``noise_sigma`` is the rms of the per-pixel noise in image units: a scalar, one value per stamp
+    (N,), or, for deblenders that use it, a per-pixel map (N, ny, nx). ``noise_sigma=None`` has one
+    meaning everywhere: the noise of each stamp is estimated from its own pixels by
+    `estimate_noise_sigma` (the median absolute deviation, iteratively clipped at 3 sigma so that the
+    galaxies do not inflate it), and the stamps are taken as background-subtracted.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from astropy import units as u
+
+from .conventions import MAD_TO_SIGMA
+from .exceptions import InputError, InputTypeError
+
+__all__ = ["StampBatch", "prepare_stamps", "estimate_noise_sigma", "validate_stamps", "per_stamp"]
+
+#: Smallest stamp side the deblenders accept, in pixels.
+MIN_STAMP_SIZE = 8
+
+#: Pixel values must lie within this range of magnitudes: the networks compute in float32.
+_MIN_ABS, _MAX_ABS = 1e-33, 1e33
+
+#: Plausible AB zero points: from erg/s/cm2/Hz (-48.6) to photon counts of a long exposure.
+_ZEROPOINT_RANGE = (-60.0, 60.0)
+
+_FLUX_UNITS = (
+    u.dimensionless_unscaled, u.ct, u.electron, u.adu, u.ph, u.DN,
+    u.Jy, u.erg / u.s / u.cm**2, u.erg / u.s / u.cm**2 / u.AA, u.W / u.m**2,
+)
+_PER = (u.dimensionless_unscaled, u.s, u.pix, u.pix**2, u.s * u.pix, u.s * u.pix**2, u.sr, u.arcsec**2,
+        u.s * u.sr)
+
+
+def _is_flux_unit(unit):
+    """True if pixel values in ``unit`` are a brightness (counts, a rate, a flux or a surface brightness)."""
+    if isinstance(unit, u.FunctionUnitBase) or unit.is_equivalent(u.mag):
+        return False
+    return any((unit * per).is_equivalent(ref) for ref in _FLUX_UNITS for per in _PER)
+
+
+def estimate_noise_sigma(stack, *, clip=3.0, n_iter=3):
+    """Robust noise standard deviation of each stamp (the meaning of ``noise_sigma=None``).
+
+    The median absolute deviation (MAD) of the pixels, converted to a Gaussian sigma, is recomputed
+    ``n_iter`` times after rejecting pixels further than ``clip`` sigma from the median, which removes
+    the galaxy pixels of a typical blend.
+
+    Parameters
+    ----------
+    stack : array-like, shape (N, ny, nx)
+        Stamps, in image units (e.g. electron/s).
+    clip : float, optional
+        Rejection threshold in units of the current sigma [default: 3].
+    n_iter : int, optional
+        Number of clipping iterations [default: 3].
+
+    Returns
+    -------
+    sigma : `numpy.ndarray`, shape (N,)
+        Noise standard deviation per pixel, in image units. Close to zero for noiseless stamps.
+    """
+    x = np.asarray(stack, dtype=np.float64)
+    x = x.reshape(x.shape[0], -1)  # (N, ny * nx)
+    sigma = np.zeros(x.shape[0])
+    for i, pixels in enumerate(x):
+        kept = pixels
+        for _ in range(n_iter):
+            median = np.median(kept)
+            sigma[i] = MAD_TO_SIGMA * np.median(np.abs(kept - median))
+            if sigma[i] <= 0:  # more than half the pixels equal: nothing to clip
+                break
+            kept = pixels[np.abs(pixels - median) <= clip * sigma[i]]
+    return sigma
+
+
+def validate_stamps(data, *, name="data"):
+    """Check a stamp or a stack of stamps and return it as a C-ordered float64 array.
+
+    Parameters
+    ----------
+    data : array-like or `~astropy.units.Quantity`
+        One 2-D stamp of shape (ny, nx) or a stack of shape (N, ny, nx), in a brightness unit.
+    name : str, optional
+        Name used in error messages.
+
+    Returns
+    -------
+    stack : `numpy.ndarray`
+        Float64 array of shape (N, ny, nx), C-ordered.
+    unit : `~astropy.units.UnitBase` or None
+        The unit of ``data`` if it was a Quantity.
+    was_2d : bool
+        True if a single 2-D stamp was given.
+    """
+    unit = None
+    if isinstance(data, u.Quantity):
+        unit = data.unit
+        if isinstance(unit, u.FunctionUnitBase) or not _is_flux_unit(unit):
+            raise InputError(
+                f"{name} is in {unit}, which is not a brightness: give pixel values in counts, a count "
+                "rate, a flux or a surface brightness (e.g. electron/s, Jy, erg/s/cm2/Hz); magnitudes "
+                "convert with `.physical`", value=unit,
+            )
+        data = data.value
+    if isinstance(data, str | bytes | dict):
+        raise InputTypeError(f"{name} must be an array of pixel values; got a {type(data).__name__}")
+    if np.ma.isMaskedArray(data):
+        n_masked = int(np.count_nonzero(np.ma.getmaskarray(data)))
+        if n_masked:
+            raise InputError(
+                f"{name} is a masked array with {n_masked} masked pixels; the stamp deblenders need every "
+                "pixel: replace the masked ones (e.g. data.filled(0.0) for background-subtracted data) "
+                "or cut stamps that avoid them", value=n_masked,
+            )
+        data = np.ma.getdata(data)
+    raw = np.asarray(data)
+    if raw.dtype.kind == "c":
+        raise InputError(f"{name} is complex; pixel values must be real (pass data.real if that is meant)")
+    if raw.dtype.kind not in "biuf":
+        raise InputTypeError(
+            f"{name} must be a numeric array of shape (ny, nx) or (N, ny, nx); got an array of dtype "
+            f"{raw.dtype} (type {type(data).__name__}) that is not a number"
+        )
+    if raw.dtype.kind == "b":
+        raise InputTypeError(f"{name} is a boolean array (a mask?); pass the image's pixel values")
+    arr = np.ascontiguousarray(raw, dtype=np.float64)
+    if arr.ndim not in (2, 3):
+        raise InputError(
+            f"{name} must be a 2-D stamp (ny, nx) or a 3-D stack (N, ny, nx); got shape {arr.shape}",
+            value=arr.shape,
+        )
+    was_2d = arr.ndim == 2
+    if was_2d:
+        arr = arr[np.newaxis]
+    if arr.shape[0] == 0 or arr.shape[1] < MIN_STAMP_SIZE or arr.shape[2] < MIN_STAMP_SIZE:
+        raise InputError(
+            f"{name} must hold at least one stamp of at least {MIN_STAMP_SIZE}x{MIN_STAMP_SIZE} pixels; "
+            f"got shape {arr.shape}", value=arr.shape,
+        )
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        stamps = np.unique(np.nonzero(bad)[0])
+        raise InputError(
+            f"{name} contains {int(bad.sum())} NaN or infinite pixels (in stamp(s) "
+            f"{stamps[:10].tolist()}{' ...' if stamps.size > 10 else ''}); replace them, e.g. with "
+            "the local background, or cut stamps that avoid them before measuring", value=stamps,
+        )
+    peak = float(np.max(np.abs(arr)))
+    if peak > _MAX_ABS or 0 < peak < _MIN_ABS:
+        raise InputError(
+            f"the pixel values of {name} reach {peak:.3g}: outside [{_MIN_ABS:g}, {_MAX_ABS:g}], where the "
+            "networks' float32 arithmetic loses them; multiply the image (and its noise) by a power of ten "
+            "and the fluxes back", value=peak,
+        )
+    return arr, unit, was_2d
+
+
+def per_stamp(value, n, name, *, unit=None):
+    """Broadcast a scalar or (N,) argument to shape (N,) and check it is positive; None stays None.
+
+    A Quantity is converted to ``unit`` (the unit of the data), which must then be known.
+    """
+    if value is None:
+        return None
+    value = _in_data_unit(value, unit, name)
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputTypeError(f"{name} must be a number or an array of numbers; got {value!r}") from None
+    if arr.ndim == 0:
+        arr = np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise InputError(
+            f"{name} must be a scalar or have one value per stamp, shape ({n},); got shape "
+            f"{arr.shape}", value=arr.shape,
+        )
+    if not np.all(np.isfinite(arr) & (arr > 0)):
+        bad = np.nonzero(~(np.isfinite(arr) & (arr > 0)))[0]
+        raise InputError(
+            f"{name} must be positive and finite; got {arr[bad[:5]].tolist()} for stamp(s) "
+            f"{bad[:5].tolist()}{' ...' if bad.size > 5 else ''}", value=arr[bad[:5]],
+        )
+    return arr
+
+
+def _in_data_unit(value, unit, name):
+    if isinstance(value, u.Quantity):
+        if unit is None:
+            raise InputTypeError(
+                f"{name} is a Quantity ({value.unit}) but data has no unit; pass a plain number "
+                "in the units of data, or data as a Quantity"
+            )
+        try:
+            return value.to_value(unit)
+        except u.UnitConversionError:
+            raise InputError(f"{name} is in {value.unit}, which does not convert to the data's {unit}",
+                             value=value) from None
+    return value
+
+
+def _scalar(value, name, *, source, positive=False, limits=None):
+    """A finite real number (or None), else a typed error naming where the value came from."""
+    if value is None:
+        return None
+    if isinstance(value, bool | str | bytes) or np.ndim(value) != 0:
+        raise InputTypeError(f"{name} must be one real number; got {value!r}{source}")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise InputTypeError(f"{name} must be one real number; got {value!r}{source}") from None
+    if not np.isfinite(value) or (positive and value <= 0):
+        kind = "positive finite" if positive else "finite"
+        raise InputError(f"{name} must be a {kind} number; got {value}{source}", value=value)
+    if limits is not None and not limits[0] <= value <= limits[1]:
+        raise InputError(
+            f"{name} = {value:g}{source} is not a plausible value (expected within {limits})", value=value,
+            allowed=limits,
+        )
+    return value
+
+
+@dataclass
+class StampBatch:
+    """A checked stack of stamps and what is known about it.
+
+    Attributes
+    ----------
+    data : `numpy.ndarray`, shape (N, ny, nx)
+        Pixel values, C-ordered float64, in ``unit``.
+    unit : `~astropy.units.UnitBase` or None
+        Brightness unit of the pixels (None: unknown, plain numbers).
+    was_2d : bool
+        The input was a single stamp.
+    noise_sigma : `numpy.ndarray` of shape (N,) or (N, ny, nx), or None
+        Per-pixel noise rms as given (None: not given; see `noise_per_stamp`).
+    zeropoint : float or None
+        AB zero point of the pixel values.
+    pixel_scale : float or None
+        Arcsec per pixel.
+    header : `~astropy.io.fits.Header` or None
+        Header of a FITS input.
+    """
+
+    data: np.ndarray
+    unit: object = None
+    was_2d: bool = False
+    noise_sigma: np.ndarray | None = None
+    zeropoint: float | None = None
+    pixel_scale: float | None = None
+    header: object = None
+    _estimate: np.ndarray | None = field(default=None, repr=False)
+
+    def __len__(self):
+        return self.data.shape[0]
+
+    @property
+    def noise_given(self):
+        """bool: the user (or the FITS header) gave the noise."""
+        return self.noise_sigma is not None
+
+    def noise_per_stamp(self):
+        """Noise rms of each stamp, shape (N,): as given (a map: its median), else `estimate_noise_sigma`."""
+        if self.noise_sigma is not None:
+            if self.noise_sigma.ndim == 1:
+                return self.noise_sigma
+            return np.median(self.noise_sigma.reshape(len(self), -1), axis=1)
+        if self._estimate is None:
+            self._estimate = estimate_noise_sigma(self.data)
+        return self._estimate
+
+
+def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, hdu=None, noise_map=False):
+    """Turn any accepted input into one checked `StampBatch` (the input path of every deblender).
+
+    Parameters
+    ----------
+    data : array-like, `~astropy.units.Quantity`, or FITS path / HDUList / HDU
+        One stamp (ny, nx) or a stack (N, ny, nx) of background-subtracted pixel values.
+    zeropoint : float, optional
+        AB zero point (overrides the FITS header's).
+    noise_sigma : float, array-like or `~astropy.units.Quantity`, optional
+        Noise rms per pixel: scalar, (N,), or with ``noise_map=True`` also (N, ny, nx) / (ny, nx).
+        None: not given (see the module notes).
+    pixel_scale : float, optional
+        Arcsec per pixel (overrides the FITS header's).
+    hdu : int or str, optional
+        HDU of a FITS input that holds the stamps.
+    noise_map : bool, optional
+        Accept a per-pixel noise map [default: False].
+
+    Returns
+    -------
+    batch : `StampBatch`
+    """
+    from .fitsio import resolve_input  # reads FITS only; imports nothing of the deblenders
+
+    header_zp = header_noise = header_scale = None
+    if _is_fits(data):
+        given = (zeropoint, noise_sigma, pixel_scale)
+        data, zeropoint, noise_sigma, pixel_scale = resolve_input(
+            data, zeropoint=zeropoint, noise_sigma=noise_sigma, pixel_scale=pixel_scale, hdu=hdu
+        )
+        header_zp, header_noise, header_scale = (g is None for g in given)
+    stack, unit, was_2d = validate_stamps(data)
+    n, ny, nx = stack.shape
+    zp = _scalar(zeropoint, "zeropoint", source=" (from the FITS header)" if header_zp else "",
+                 limits=_ZEROPOINT_RANGE)
+    scale = _scalar(pixel_scale, "pixel_scale", source=" (from the FITS header)" if header_scale else "",
+                    positive=True, limits=(1e-6, 3600.0))
+    noise = None
+    if noise_sigma is not None:
+        value = _in_data_unit(noise_sigma, unit, "noise_sigma")
+        if np.ndim(value) >= 2:
+            if not noise_map:
+                raise InputError(
+                    "noise_sigma is a per-pixel map, which this deblender does not use; pass one rms per "
+                    "stamp (e.g. the median of the map)", value=np.shape(value),
+                )
+            arr = np.asarray(value, dtype=np.float64)
+            arr = arr[np.newaxis] if arr.ndim == 2 else arr
+            if arr.shape != stack.shape:
+                raise InputError(f"a noise map must have the stamps' shape {stack.shape}; got {arr.shape}",
+                                 value=arr.shape)
+            if not np.all((arr > 0) | np.isposinf(arr)):
+                raise InputError("a noise map must be positive (inf marks pixels without information)")
+            noise = np.ascontiguousarray(arr)
+        else:
+            where = " (from the FITS header)" if header_noise else ""
+            noise = per_stamp(value, n, "noise_sigma" + where)
+    return StampBatch(data=stack, unit=unit, was_2d=was_2d, noise_sigma=noise, zeropoint=zp,
+                      pixel_scale=scale)
+
+
+def _is_fits(data):
+    import os
+
+    from astropy.io import fits
+
+    return isinstance(data, str | os.PathLike | fits.HDUList | fits.PrimaryHDU | fits.ImageHDU
+                      | fits.CompImageHDU)
