@@ -50,3 +50,36 @@ def atomic_write_text(path, text, *, overwrite=True):
             fh.write(text)
 
     return atomic_write(path, _write, overwrite=overwrite)
+
+
+def atomic_write_all(writers, *, overwrite=True):
+    """Write several files all or nothing: ``writers`` maps each final path to ``write(tmp_path)``.
+
+    Every file is first written under a temporary name beside its final one; only when all are complete
+    are they moved onto their names. A failure (or an interruption) before that leaves no output behind.
+
+    Returns
+    -------
+    paths : list of `pathlib.Path`
+    """
+    items = [(Path(p), w) for p, w in writers.items()]
+    finals = [os.path.realpath(p) for p, _ in items]
+    if len(set(finals)) != len(finals):
+        raise ValueError(f"two outputs share one file name: {[str(p) for p, _ in items]}; give each its own")
+    for path, _ in items:
+        if not overwrite and path.exists():
+            raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    tmps = []
+    try:
+        for path, write in items:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+            tmps.append(tmp)
+            write(tmp)
+        for (path, _), tmp in zip(items, tmps, strict=True):
+            os.replace(tmp, path)
+    finally:
+        for tmp in tmps:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    return [p for p, _ in items]

@@ -17,7 +17,12 @@ import os
 import sys
 import time
 
+from .exceptions import AstroDeblendError
+
 __all__ = ["main", "run_main"]
+
+#: Methods that can measure a FITS file (astro_deblend.registry; the oracle needs the true profiles).
+_MEASURE_METHODS = ("fracnet", "neural", "blend2flux", "blend2mask2flux", "sep-auto", "sep-paper")
 
 
 def _parser():
@@ -46,7 +51,8 @@ def _parser():
     m.add_argument("input", help="FITS file: a 2-D stamp or a cube of stamps (N, ny, nx)")
     m.add_argument("--output", required=True, help="catalogue to write (.fits or .ecsv)")
     m.add_argument("--segmentation", help="FITS file for the segmentation maps")
-    m.add_argument("--method", choices=("neural", "sep-auto", "sep-paper"), default="neural")
+    m.add_argument("--method", choices=_MEASURE_METHODS, default="fracnet",
+                   help="registered method ('neural' = fracnet) [%(default)s]")
     m.add_argument("--weights", default="default", help="trained deblender folder [bundled default]")
     m.add_argument("--hdu", default=None, help="HDU index or name [first with data]")
     m.add_argument("--zeropoint", type=float, default=None, help="AB zero point [from header]")
@@ -64,19 +70,24 @@ def _say(msg):
 
 
 def _cmd_simulate(args):
+    import tempfile
+
     from .data import BlendConfig, SimulationConfig, make_blends, simulate_galaxies
 
     if os.path.exists(args.output):
         raise FileExistsError(f"{args.output} exists; remove it or choose another name")
+    # every option is checked before minutes of simulation
+    sim = SimulationConfig(n_galaxies=args.n_galaxies, depth_5sigma=args.depth, seed=args.seed)
+    blending = BlendConfig(n_train=args.n_train, n_test=args.n_test, seed=args.seed)
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(out_dir):
+        raise FileNotFoundError(f"the folder of {args.output} does not exist; create it first")
     t0 = time.perf_counter()
-    sample = simulate_galaxies(
-        SimulationConfig(n_galaxies=args.n_galaxies, depth_5sigma=args.depth, seed=args.seed),
-        path=args.output + ".galaxies.h5", progress=not args.quiet,
-    )
-    blends = make_blends(sample, BlendConfig(n_train=args.n_train, n_test=args.n_test, seed=args.seed),
-                         progress=not args.quiet)
-    blends.write(args.output)
-    os.remove(args.output + ".galaxies.h5")
+    # the galaxy sample is an intermediate: it lives in a temporary folder that goes away whatever happens
+    with tempfile.TemporaryDirectory(prefix=".astro_deblend-", dir=out_dir) as tmp:
+        sample = simulate_galaxies(sim, path=os.path.join(tmp, "galaxies.h5"), progress=not args.quiet)
+        blends = make_blends(sample, blending, progress=not args.quiet)
+        blends.write(args.output)
     _say(f"{blends} written to {args.output} in {time.perf_counter() - t0:.0f} s")
     return 0
 
@@ -92,7 +103,7 @@ def _cmd_run(args):
 
 
 def _cmd_measure(args):
-    from .fitsio import measure_fits
+    from .jobs import measure_fits
 
     written = measure_fits(
         args.input, output=args.output, segmentation=args.segmentation, method=args.method,
@@ -111,9 +122,13 @@ def main(argv=None):
     handler = {"run": _cmd_run, "simulate": _cmd_simulate, "measure": _cmd_measure}[args.command]
     try:
         return handler(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError) as exc:
+    except (AstroDeblendError, ValueError, OSError) as exc:
+        # the package's own errors, bad values and file problems are the user's to fix: one line, no traceback
         print(f"astro-deblend {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"astro-deblend {args.command}: interrupted; no partial output was left", file=sys.stderr)
+        return 130
 
 
 def run_main():

@@ -21,10 +21,10 @@ from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from ._io import atomic_write
+from .exceptions import DataFileError, InputError, InputTypeError
 
 __all__ = [
     "FitsStamps",
-    "measure_fits",
     "read_fits_stamps",
     "resolve_input",
     "write_segmentation",
@@ -70,9 +70,10 @@ def _pick_hdu(hdul, hdu):
             chosen = hdul[key]
         except (KeyError, IndexError):
             names = [h.name for h in hdul]
-            raise ValueError(f"HDU {hdu!r} not found; the file has HDUs {names}") from None
+            raise InputError(f"HDU {hdu!r} not found; the file has HDUs {names}", value=hdu,
+                             allowed=names) from None
         if chosen.data is None:
-            raise ValueError(f"HDU {hdu!r} holds no data")
+            raise InputError(f"HDU {hdu!r} holds no data", value=hdu)
         return chosen
     for h in hdul:
         if (
@@ -80,7 +81,7 @@ def _pick_hdu(hdul, hdu):
             and h.data is not None
         ):
             return h
-    raise ValueError(
+    raise DataFileError(
         "the FITS input holds no image data in any HDU; give a file with a 2-D stamp or a "
         "cube of stamps"
     )
@@ -92,7 +93,7 @@ def _header_float(header, keys):
             try:
                 return float(header[k])
             except (TypeError, ValueError):
-                raise ValueError(f"header keyword {k}={header[k]!r} is not a number") from None
+                raise DataFileError(f"header keyword {k}={header[k]!r} is not a number") from None
     return None
 
 
@@ -118,19 +119,21 @@ def read_fits_stamps(source, *, hdu=None):
             with fits.open(path, memmap=False) as hdul:
                 chosen = _pick_hdu(hdul, hdu)
                 data, header = np.array(chosen.data, dtype=np.float64), chosen.header.copy()
-        except OSError as exc:
-            raise ValueError(f"{path} is not a readable FITS file ({exc})") from exc
+        except (OSError, TypeError, ValueError) as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise DataFileError(f"{path} is not a readable FITS file ({exc})") from exc
     elif isinstance(source, fits.HDUList):
         chosen = _pick_hdu(source, hdu)
         data, header = np.array(chosen.data, dtype=np.float64), chosen.header.copy()
     elif isinstance(source, fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU):
         if source.data is None:
-            raise ValueError("the HDU holds no data")
+            raise InputError("the HDU holds no data")
         data, header = np.array(source.data, dtype=np.float64), source.header.copy()
     else:
-        raise TypeError(f"expected a FITS path, HDUList or image HDU; got {type(source).__name__}")
+        raise InputTypeError(f"expected a FITS path, HDUList or image HDU; got {type(source).__name__}")
     if data.ndim not in (2, 3):
-        raise ValueError(
+        raise InputError(
             f"FITS data must be a 2-D stamp or a cube (N, ny, nx); got shape {data.shape}"
         )
 
@@ -146,11 +149,13 @@ def read_fits_stamps(source, *, hdu=None):
                 pixel_scale = None
     zeropoint = _header_float(header, _ZP_KEYS)
     if zeropoint is None and "PHOTFLAM" in header and "PHOTPLAM" in header:
-        zeropoint = (
-            -2.5 * np.log10(float(header["PHOTFLAM"]))
-            - 5 * np.log10(float(header["PHOTPLAM"]))
-            - 2.408
-        )
+        photflam, photplam = _header_float(header, ("PHOTFLAM",)), _header_float(header, ("PHOTPLAM",))
+        if not (photflam > 0 and photplam > 0):
+            raise DataFileError(
+                f"header keywords PHOTFLAM={photflam} and PHOTPLAM={photplam} must be positive to give a "
+                "zero point; fix the header or pass zeropoint= (--zeropoint)"
+            )
+        zeropoint = -2.5 * np.log10(photflam) - 5 * np.log10(photplam) - 2.408
     noise = _header_float(header, _NOISE_KEYS)
     unit = None
     if "BUNIT" in header:
@@ -171,12 +176,23 @@ def read_fits_stamps(source, *, hdu=None):
     )
 
 
-def write_table(table, path, *, overwrite=False):
-    """Write a measurement table to FITS or ECSV (by extension), atomically."""
+def table_format(path):
+    """The astropy format of a catalogue path ('fits' or 'ascii.ecsv'), or an `InputError`."""
     ext = os.path.splitext(os.fspath(path))[1].lower()
     fmt = {".fits": "fits", ".fit": "fits", ".ecsv": "ascii.ecsv"}.get(ext)
     if fmt is None:
-        raise ValueError(f"cannot tell the table format of {path}: use a .fits or .ecsv name")
+        raise InputError(f"cannot tell the table format of {path}: use a .fits or .ecsv name", value=path)
+    return fmt
+
+
+def write_table(table, path, *, overwrite=False):
+    """Write a measurement table to FITS or ECSV (by extension), atomically."""
+    return os.fspath(atomic_write(path, table_writer(table, path), overwrite=overwrite))
+
+
+def table_writer(table, path):
+    """``write(tmp_path)`` that writes ``table`` in the format of ``path`` (for `atomic_write`)."""
+    fmt = table_format(path)
     out = table.copy()
     if fmt == "fits":
         # FITS keywords are short and scalar: the method and zero point as cards, the rest as JSON.
@@ -187,11 +203,16 @@ def write_table(table, path, *, overwrite=False):
         out.meta["ADMETA"] = json.dumps(meta, default=str)
         if out.meta["ZP_AB"] is None:
             del out.meta["ZP_AB"]
-    return os.fspath(atomic_write(path, lambda tmp: out.write(tmp, format=fmt), overwrite=overwrite))
+    return lambda tmp: out.write(tmp, format=fmt)
 
 
 def write_segmentation(segments, path, *, header=None, overwrite=False):
     """Write segmentation maps (a list of `~photutils.segmentation.SegmentationImage`) as a FITS cube."""
+    return os.fspath(atomic_write(path, segmentation_writer(segments, header=header), overwrite=overwrite))
+
+
+def segmentation_writer(segments, *, header=None):
+    """``write(tmp_path)`` that writes the segmentation cube (for `atomic_write`)."""
     cube = np.stack([np.asarray(s.data, dtype=np.int32) for s in segments])
     hdu = fits.PrimaryHDU(cube, header=None)
     hdu.header["LABELS"] = ("1 central, 2 companion, 3+ others", "segmentation labels")
@@ -199,92 +220,7 @@ def write_segmentation(segments, path, *, header=None, overwrite=False):
         for key in ("OBJECT", "TELESCOP", "INSTRUME", "FILTER"):
             if key in header:
                 hdu.header[key] = header[key]
-    return os.fspath(atomic_write(path, lambda tmp: hdu.writeto(tmp), overwrite=overwrite))
-
-
-def measure_fits(
-    source,
-    *,
-    output,
-    segmentation=None,
-    method="neural",
-    weights="default",
-    hdu=None,
-    zeropoint=None,
-    noise_sigma=None,
-    magnitudes=False,
-    views=4,
-    overwrite=False,
-    progress=True,
-):
-    """Measure the blends of a FITS stamp or cube and write the results.
-
-    Parameters
-    ----------
-    source : str, path or HDUList
-        FITS input (see `read_fits_stamps`).
-    output : str
-        Catalogue path (.fits or .ecsv).
-    segmentation : str, optional
-        FITS path for the segmentation maps.
-    method : {'neural', 'sep-auto', 'sep-paper'}
-        Which deblender measures.
-    weights : str
-        Trained deblender folder for ``method='neural'`` [default: the bundled weights].
-    hdu : int or str, optional
-        HDU with the stamps.
-    zeropoint, noise_sigma : float, optional
-        Override the header values.
-    magnitudes : bool
-        Require AB magnitudes in the catalogue: an error is raised when no zero point is given or
-        found in the header (otherwise the ``mag`` column is simply left out).
-    views : {1, 4, 8}
-        Symmetric views averaged by the network (``method='neural'``; see `NeuralDeblender`).
-    overwrite : bool
-        Replace existing outputs.
-
-    Returns
-    -------
-    written : dict
-        Paths written.
-    """
-    for path in (output, segmentation):
-        if path is not None and os.path.exists(path) and not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    stamps = read_fits_stamps(source, hdu=hdu)
-    zp = zeropoint if zeropoint is not None else stamps.zeropoint
-    if magnitudes and zp is None:
-        raise ValueError(
-            "magnitudes were asked for but no zero point is known: the header has none of "
-            f"{', '.join(_ZP_KEYS)} or PHOTFLAM/PHOTPLAM; pass zeropoint= (--zeropoint)"
-        )
-    sigma = noise_sigma if noise_sigma is not None else stamps.noise_sigma
-    data = stamps.data if stamps.unit is None else stamps.data * stamps.unit
-    if method == "neural":
-        from .neural_deblender import NeuralDeblender
-
-        if weights == "default":
-            deblender = NeuralDeblender(views=views)
-        else:
-            deblender = NeuralDeblender.load(weights, views=views)
-        table, segments = deblender.measure(
-            data, zeropoint=zp, noise_sigma=sigma, pixel_scale=stamps.pixel_scale, progress=progress
-        )
-    elif method in ("sep-auto", "sep-paper"):
-        from .sep_deblender import SepDeblender
-
-        table, segments = SepDeblender(mode=method.split("-")[1]).measure(
-            data, zeropoint=zp, noise_sigma=sigma, progress=progress
-        )
-    else:
-        raise ValueError(f"method must be 'neural', 'sep-auto' or 'sep-paper'; got {method!r}")
-    table.meta["source"] = os.fspath(source) if isinstance(source, str | os.PathLike) else "HDUList"
-    written = {"catalog": write_table(table, output, overwrite=overwrite)}
-    if segmentation is not None:
-        written["segmentation"] = write_segmentation(
-            segments, segmentation, header=stamps.header, overwrite=overwrite
-        )
-    return written
+    return lambda tmp: hdu.writeto(tmp)
 
 
 def resolve_input(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, hdu=None):
@@ -311,3 +247,12 @@ def resolve_input(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, h
         stamps.noise_sigma if noise_sigma is None else noise_sigma,
         stamps.pixel_scale if pixel_scale is None else pixel_scale,
     )
+
+
+def __getattr__(name):
+    # measure_fits moved to astro_deblend.jobs (it runs deblenders; this module only reads and writes FITS)
+    if name == "measure_fits":
+        from .jobs import measure_fits
+
+        return measure_fits
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

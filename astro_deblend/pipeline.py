@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._io import atomic_write_text
+from .exceptions import InputError
+from .registry import canonical_name, get_deblender
 
 __all__ = ["RunConfig", "run"]
 
@@ -33,8 +35,9 @@ class RunConfig:
     seed : int
         Seed of the simulation and blending [default: 2026, not a training seed].
     methods : tuple of str
-        Methods measured, among 'neural' (the bundled default network), 'sep-auto', 'sep-paper'
-        and 'oracle' (the true-profile fit, reaching the physical limit).
+        Registered methods measured (`astro_deblend.registry`): 'fracnet' (the bundled default network;
+        'neural' is an alias), 'sep-auto', 'sep-paper' and 'oracle' (the true-profile fit, reaching the
+        physical limit).
     figures : bool
         Embed figures in the report.
     """
@@ -43,18 +46,13 @@ class RunConfig:
     n_test: int = 1000
     depth_5sigma: float = 27.0
     seed: int = 2026
-    methods: tuple = ("neural", "sep-auto", "sep-paper", "oracle")
+    methods: tuple = ("fracnet", "sep-auto", "sep-paper", "oracle")
     figures: bool = True
 
     def __post_init__(self):
-        object.__setattr__(self, "methods", tuple(self.methods))
-        unknown = set(self.methods) - {"neural", "sep-auto", "sep-paper", "oracle"}
-        if unknown:
-            raise ValueError(
-                f"unknown methods {sorted(unknown)}; choose among neural, sep-auto, sep-paper, oracle"
-            )
+        object.__setattr__(self, "methods", tuple(canonical_name(m) for m in self.methods))
         if self.n_test < 1 or self.n_galaxies < 8:
-            raise ValueError(f"need n_test >= 1 and n_galaxies >= 8; got {self.n_test}, {self.n_galaxies}")
+            raise InputError(f"need n_test >= 1 and n_galaxies >= 8; got {self.n_test}, {self.n_galaxies}")
 
 
 def run(config=None, *, output_dir="astro_deblend_output", overwrite=False, progress=True, log=print):
@@ -89,7 +87,7 @@ def run(config=None, *, output_dir="astro_deblend_output", overwrite=False, prog
     )
     from .evaluation import evaluate
     from .fitsio import write_table
-    from .limits import OracleDeblender, cramer_rao_bound
+    from .limits import cramer_rao_bound
     from .report import write_report
     from .sep_deblender import SepDeblender
 
@@ -122,31 +120,24 @@ def run(config=None, *, output_dir="astro_deblend_output", overwrite=False, prog
     measurements, masks_pred, notes = {}, {}, {}
     for method in config.methods:
         t = time.perf_counter()
-        if method == "neural":
-            from .neural_deblender import NeuralDeblender
-
-            try:
-                deblender = NeuralDeblender()
-            except FileNotFoundError as exc:
-                notes[method] = f"skipped: {exc}"
-                log(f"   neural: skipped ({exc})")
-                continue
+        try:
+            deblender = get_deblender(method)
+        except FileNotFoundError as exc:  # a network without bundled weights in this installation
+            notes[method] = f"skipped: {exc}"
+            log(f"   {method}: skipped ({exc})")
+            continue
+        if method == "oracle":
+            table, _ = deblender.measure(images, profiles=truth_profiles, zeropoint=zp, noise_sigma=sigma)
+        elif isinstance(deblender, SepDeblender):
+            table, segments = deblender.measure(images, zeropoint=zp, noise_sigma=sigma, progress=progress)
+            labels = np.stack([s.data for s in segments])
+            masks_pred[method] = np.stack([labels == 1, labels == 2], axis=1)
+        else:
             table, _, maps = deblender.measure(
                 images, zeropoint=zp, noise_sigma=sigma, return_maps=True, progress=progress
             )
-            name = table.meta.get("method", "neural")
-            masks_pred[name] = maps
-        elif method.startswith("sep"):
-            table, segments = SepDeblender(mode=method.split("-")[1]).measure(
-                images, zeropoint=zp, noise_sigma=sigma, progress=progress
-            )
-            name = method
-            labels = np.stack([s.data for s in segments])
-            masks_pred[name] = np.stack([labels == 1, labels == 2], axis=1)
-        else:
-            table, segments = OracleDeblender().measure(images, profiles=truth_profiles, zeropoint=zp,
-                                                        noise_sigma=sigma)
-            name = "oracle"
+            masks_pred[method] = maps
+        name = method
         measurements[name] = table
         timings[f"measure_{name}_s"] = time.perf_counter() - t
         write_table(table, os.path.join(output_dir, "measurements", f"{name}.ecsv"), overwrite=True)

@@ -184,5 +184,5 @@ def test_pipeline_small(tmp_path):
     assert oracle["mape"] < sep["mape"]
     with pytest.raises(FileExistsError):
         run(config, output_dir=tmp_path / "out", progress=False, log=lambda msg: None)
-    with pytest.raises(ValueError, match="unknown methods"):
+    with pytest.raises(ValueError, match="unknown method"):
         RunConfig(methods=("magic",))
