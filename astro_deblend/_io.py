@@ -67,19 +67,38 @@ def atomic_write_all(writers, *, overwrite=True):
     if len(set(finals)) != len(finals):
         raise ValueError(f"two outputs share one file name: {[str(p) for p, _ in items]}; give each its own")
     for path, _ in items:
+        if path.is_dir():
+            raise IsADirectoryError(f"{path} is a folder; give a file name for this output")
         if not overwrite and path.exists():
             raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    tmps = []
+    tmps, backups, placed = [], {}, []
     try:
         for path, write in items:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
             tmps.append(tmp)
             write(tmp)
+        # all complete: put them in place, keeping the files they replace until every one is placed
         for (path, _), tmp in zip(items, tmps, strict=True):
+            if path.exists():
+                backup = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.bak"
+                os.replace(path, backup)
+                backups[path] = backup
             os.replace(tmp, path)
+            placed.append(path)
+    except BaseException:
+        for path in placed:  # roll back: no mix of new and old outputs
+            if os.path.exists(path):
+                os.remove(path)
+        for path, backup in backups.items():
+            os.replace(backup, path)
+        backups = {}
+        raise
     finally:
         for tmp in tmps:
             if os.path.exists(tmp):
                 os.remove(tmp)
+        for backup in backups.values():
+            if os.path.exists(backup):
+                os.remove(backup)
     return [p for p, _ in items]

@@ -72,6 +72,8 @@ def measure_fits(
         raise InputError(f"the catalogue and the segmentation would both be written to {output}; give the "
                          "segmentation (--segmentation) another file name", value=segmentation)
     for path in targets:
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"{path} is a folder; give a file name for this output")
         if os.path.exists(path) and not overwrite:
             raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
     stamps = read_fits_stamps(source, hdu=hdu)

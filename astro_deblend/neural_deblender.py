@@ -12,6 +12,7 @@ by `NeuralDeblender.save`, renamed.
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import warnings
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 from ._io import atomic_write_text
 from ._symmetry import SYMMETRIES, apply, undo
 from .deblender import Deblended, Deblender
-from .exceptions import InputError, InputTypeError, OutOfDomainWarning
+from .exceptions import DataFileError, InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
 from .models import MODEL_CONFIGS, Blend2Mask2FluxConfig, build_model, config_from_dict
 from .models.normalization import NORMALIZATION, scale_from_noise, signal_mask, stamp_scale
@@ -121,7 +122,7 @@ class NeuralDeblender(Deblender):
                     "and train your network with fit(), or pass weights=<folder saved by save()>"
                 )
             self._setup(saved, record.get("provenance"))
-            self._load_weights(weights_file, "bundled")
+            self._load_weights(weights_file, "bundled", sha256=record.get("weights_sha256"))
         else:
             path = Path(weights)
             if path.is_dir():
@@ -133,7 +134,7 @@ class NeuralDeblender(Deblender):
                         f"{config}; use NeuralDeblender.load({str(path)!r}) to run it as saved"
                     )
                 self._setup(saved, record.get("provenance"))
-                self._load_weights(path / "model.weights.h5", str(path))
+                self._load_weights(path / "model.weights.h5", str(path), sha256=record.get("weights_sha256"))
             else:
                 self._setup(config)
                 self._load_weights(path, str(path))
@@ -145,19 +146,26 @@ class NeuralDeblender(Deblender):
         if provenance:
             self._provenance = dict(provenance)
 
-    def _load_weights(self, path, source):
+    def _load_weights(self, path, source, *, sha256=None):
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(
                 f"no weights file at {path}; pass the folder written by NeuralDeblender.save, a "
                 "'.weights.h5' file, or weights=None to train the network with fit()"
             )
+        if sha256 is not None and _file_sha256(path) != sha256:
+            raise DataFileError(
+                f"{path} does not match the checksum recorded beside it (corrupted or replaced); restore it "
+                "from the saved folder or the package, or retrain"
+            )
         try:
             self._model.load_weights(path)
         except ValueError as exc:
-            raise ValueError(
+            raise InputError(
                 f"the weights in {path} do not fit a {self.method} network with {self._config}: {exc}"
             ) from exc
+        except (OSError, KeyError) as exc:  # h5py: truncated or not an HDF5 file
+            raise DataFileError(f"{path} is not a readable Keras weights file ({exc})") from exc
         self._provenance["weights"] = source
 
     def __repr__(self):
@@ -188,8 +196,6 @@ class NeuralDeblender(Deblender):
 
     def weights_digest(self):
         """SHA-256 (first 16 hex digits) of the network's weights: names the weights a result measured."""
-        import hashlib
-
         h = hashlib.sha256()
         for w in self._model.get_weights():
             h.update(np.ascontiguousarray(w, dtype=np.float32).tobytes())
@@ -491,6 +497,7 @@ class NeuralDeblender(Deblender):
             bare = build_model(self._config)
             bare.set_weights(self._model.get_weights())
             bare.save_weights(tmp_weights, overwrite=True)
+            record["weights_sha256"] = _file_sha256(tmp_weights)
             os.replace(tmp_weights, path / "model.weights.h5")
         finally:
             if tmp_weights.exists():
@@ -548,19 +555,34 @@ def _read_record(path):
         raise FileNotFoundError(
             f"no {path.name} in {path.parent}; expected a folder written by NeuralDeblender.save"
         )
-    record = json.loads(path.read_text())
-    if record.get("format_version") != _FORMAT_VERSION or record.get("model") not in _KINDS:
-        raise ValueError(
-            f"{path} is not a NeuralDeblender save of format {_FORMAT_VERSION} (got format "
-            f"{record.get('format_version')!r}, model {record.get('model')!r})"
+    try:
+        record = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataFileError(f"{path} is not a readable JSON record of a saved network ({exc})") from exc
+    if not isinstance(record, dict) or record.get("format_version") != _FORMAT_VERSION \
+            or record.get("model") not in _KINDS or not isinstance(record.get("model_config"), dict):
+        got = record if not isinstance(record, dict) else {k: record.get(k) for k in ("format_version",
+                                                                                       "model")}
+        raise DataFileError(
+            f"{path} is not a NeuralDeblender save of format {_FORMAT_VERSION} with a 'model' in "
+            f"{list(_KINDS)} and a 'model_config' (got {got!r}); point to a folder written by "
+            "NeuralDeblender.save"
         )
     name = record.get("normalization", {}).get("name")
     if name != NORMALIZATION["name"]:
-        raise ValueError(
+        raise DataFileError(
             f"{path} was trained with input normalisation {name!r} but this version of "
             f"astro_deblend uses {NORMALIZATION['name']!r}; retrain the network"
         )
     return record
+
+
+def _file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _bundled(kind):

@@ -47,6 +47,9 @@ _NOISELESS_RMS_RATIO = 1e-6
 
 _MODES = {"auto": "sep-auto", "paper": "sep-paper"}
 
+#: Range of noise rms (image units) that sep measures as given; outside it the stamp is rescaled.
+_SAFE_RMS = (1e-10, 1e10)
+
 
 class SepDeblender(Deblender):
     """Measure the fluxes of the two galaxies of a blend with ``sep`` (SExtractor as a library).
@@ -262,6 +265,12 @@ class SepDeblender(Deblender):
     def _measure_stamp(self, stamp, noise_sigma, noise_given, tolerance, i, results):
         """Measure stamp ``i``, fill row ``i`` of ``results`` and return its segmentation."""
         image, rms = self._subtract_background(stamp, noise_sigma, noise_given, i)
+        # sep works partly in float32 with absolute limits: an image in very small or large units (e.g.
+        # erg/s/cm2/Hz, ~1e-30) is measured scaled by a power of two, which is exact, and scaled back
+        unit_scale = 1.0
+        if not _SAFE_RMS[0] <= rms <= _SAFE_RMS[1]:
+            unit_scale = 2.0 ** np.round(np.log2(rms))
+            image, rms = image / unit_scale, rms / unit_scale
         objects, segmap, hot = _detect(image, rms, i)
         n_found = len(objects)
         results.n_detected[i] = n_found
@@ -275,6 +284,7 @@ class SepDeblender(Deblender):
             obj_err = rms * np.sqrt(objects["npix"].astype(np.float64))
         else:
             obj_flux, obj_err = self._flux_auto(image, rms, objects, segmap)
+        obj_flux, obj_err = obj_flux * unit_scale, obj_err * unit_scale
         ny, nx = stamp.shape
         dist = np.hypot(objects["x"] - nx // 2, objects["y"] - ny // 2)
         roles, ambiguous = self._associate(obj_flux, dist, tolerance)

@@ -1,0 +1,109 @@
+"""The contract every registered deblender keeps: one input path, one table, the same errors.
+
+Parametrised over `astro_deblend.registry.available()`: a new method that is registered is tested here
+without a line of test code.
+"""
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.io import fits
+from astropy.table import vstack
+
+from astro_deblend.catalog import COLUMNS
+from astro_deblend.exceptions import InputError, InputTypeError
+from astro_deblend.flags import Flag, decode_flags
+from astro_deblend.registry import available, canonical_name, get_deblender
+from astro_deblend.tests.conftest import NOISE, measure
+
+
+def test_schema_units_and_magnitudes(deblender, pairs):
+    data = pairs["blend"] * (u.electron / u.s)
+    table, segments = measure(deblender, data, pairs, zeropoint=25.96, noise_sigma=NOISE)[:2]
+    assert table.colnames == list(COLUMNS)
+    assert len(table) == 8 and table["role"].tolist() == ["central", "companion"] * 4
+    assert table["flux"].unit == u.electron / u.s and table["flux_err"].unit == u.electron / u.s
+    assert table["method"][0] == deblender.method == table.meta["method"]
+    assert canonical_name(deblender.method) == deblender.method
+    assert table.meta["noise_sigma"] == "given"
+    assert len(segments) == 4 and segments[0].data.shape == (128, 128)
+    assert all(set(decode_flags(f)) <= {b.name for b in Flag} for f in table["flag"])
+    ok = ~np.ma.getmaskarray(table["mag"])
+    expected = 25.96 - 2.5 * np.log10(np.asarray(table["flux"].value)[ok])
+    np.testing.assert_allclose(np.asarray(table["mag"])[ok], expected)
+
+
+BAD_INPUTS = [
+    ("nan pixel", lambda d: np.where(np.arange(d.size).reshape(d.shape) == 5, np.nan, d), {}, InputError),
+    ("1-D data", lambda d: d[0, 0], {}, InputError),
+    ("complex data", lambda d: d + 1j, {}, InputError),
+    ("masked pixels", lambda d: np.ma.masked_greater(d, 0.5), {}, InputError),
+    ("boolean mask", lambda d: d > 0, {}, InputTypeError),
+    ("missing file", lambda d: "no-such-cube.fits", {}, FileNotFoundError),
+    ("data in metres", lambda d: d * u.m, {}, InputError),
+    ("data in magnitudes", lambda d: (d + 1) * u.ABmag, {}, InputError),
+    ("zero point NaN", lambda d: d, {"zeropoint": np.nan}, InputError),
+    ("zero point string", lambda d: d, {"zeropoint": "25.96"}, InputTypeError),
+    ("zero point array", lambda d: d, {"zeropoint": np.array([25.0, 26.0])}, InputTypeError),
+    ("zero point -1000", lambda d: d, {"zeropoint": -1000.0}, InputError),
+    ("negative noise", lambda d: d, {"noise_sigma": -1.0}, InputError),
+    ("noise of wrong length", lambda d: d, {"noise_sigma": [1.0, 2.0]}, InputError),
+    ("pixel scale 0", lambda d: d, {"pixel_scale": 0.0}, InputError),
+    ("unknown option", lambda d: d, {"colour": "red"}, TypeError),
+]
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_same_typed_error_for_the_same_bad_input(deblender, pairs, case):
+    _, spoil, kwargs, error = case
+    with pytest.raises(error):
+        measure(deblender, spoil(pairs["blend"]), pairs, **kwargs)
+
+
+def test_errors_are_also_standard_exceptions():
+    assert issubclass(InputError, ValueError) and issubclass(InputTypeError, TypeError)
+    with pytest.raises(InputError) as info:
+        get_deblender("magic")
+    assert info.value.value == "magic" and "sep-auto" in info.value.allowed
+
+
+def test_memory_layout_does_not_change_the_answer(deblender, pairs):
+    c_order = measure(deblender, pairs["blend"], pairs, noise_sigma=NOISE)[0]
+    fortran = measure(deblender, np.asfortranarray(pairs["blend"]), pairs, noise_sigma=NOISE)[0]
+    np.testing.assert_array_equal(np.ma.filled(c_order["flux"].value, np.nan),
+                                  np.ma.filled(fortran["flux"].value, np.nan))
+
+
+def test_fluxes_follow_small_physical_units(deblender, pairs):
+    """An image in erg/s/cm2/Hz (~1e-30) gives the same fluxes, in its unit, as the same image in e-/s."""
+    k = 3.7e-31
+    base = measure(deblender, pairs["blend"], pairs, noise_sigma=NOISE)[0]
+    small = measure(deblender, pairs["blend"] * k * (u.erg / u.s / u.cm**2 / u.Hz), pairs,
+                    noise_sigma=NOISE * k * (u.erg / u.s / u.cm**2 / u.Hz))[0]
+    ok = ~np.ma.getmaskarray(base["flux"])
+    np.testing.assert_array_equal(ok, ~np.ma.getmaskarray(small["flux"]))
+    np.testing.assert_allclose(np.asarray(small["flux"].value)[ok] / k, np.asarray(base["flux"].value)[ok],
+                               rtol=1e-4)
+
+
+def test_fits_round_trip_and_stacking(deblender, pairs, tmp_path):
+    path = tmp_path / "cube.fits"
+    hdu = fits.PrimaryHDU(pairs["blend"].astype(np.float32))
+    hdu.header["BUNIT"] = "electron/s"
+    hdu.header["MAGZERO"] = 25.96
+    hdu.header["NOISE"] = NOISE
+    hdu.writeto(path)
+    from_fits = measure(deblender, path, pairs)[0]
+    from_array = measure(deblender, pairs["blend"].astype(np.float32) * (u.electron / u.s), pairs,
+                         zeropoint=25.96, noise_sigma=NOISE)[0]
+    np.testing.assert_array_equal(np.ma.filled(from_fits["flux"].value, np.nan),
+                                  np.ma.filled(from_array["flux"].value, np.nan))
+    assert "mag" in from_fits.colnames
+    other = measure(get_deblender("sep-auto"), path, pairs)[0]
+    both = vstack([from_fits, other])
+    assert len(both) == 16 and set(both["method"]) == {deblender.method, "sep-auto"}
+
+
+def test_registry_names_and_alias():
+    assert {"fracnet", "sep-auto", "sep-paper", "oracle", "blend2flux", "blend2mask2flux"} <= set(available())
+    assert canonical_name("neural") == "fracnet"

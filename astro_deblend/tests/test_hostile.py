@@ -1,0 +1,100 @@
+"""Hostile input to the files and the CLI: a clear typed error, no traceback, nothing half-written."""
+
+import json
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from astro_deblend.cli import main
+from astro_deblend.exceptions import DataFileError
+from astro_deblend.tests.conftest import NOISE, _gaussian_pairs
+
+
+@pytest.fixture
+def cube(tmp_path):
+    path = tmp_path / "cube.fits"
+    hdu = fits.PrimaryHDU(_gaussian_pairs(2)["blend"].astype(np.float32))
+    hdu.header["NOISE"] = NOISE
+    hdu.writeto(path)
+    return path
+
+
+def _with_header(path, **cards):
+    with fits.open(path, mode="update") as hdul:
+        for key, value in cards.items():
+            hdul[0].header[key] = value
+    return path
+
+
+def test_catalogue_and_segmentation_on_one_name_is_refused(cube, tmp_path, capsys):
+    out = tmp_path / "cat.fits"
+    code = main(["measure", str(cube), "--output", str(out), "--segmentation", str(out), "--overwrite",
+                 "--method", "sep-auto", "--quiet"])
+    assert code == 2 and not out.exists()
+    assert "another file name" in capsys.readouterr().err
+
+
+def test_a_failed_segmentation_write_leaves_no_catalogue(cube, tmp_path):
+    out, seg = tmp_path / "cat.ecsv", tmp_path / "segments.fits"
+    seg.mkdir()  # a folder where the file should go: the write fails after measuring
+    code = main(["measure", str(cube), "--output", str(out), "--segmentation", str(seg), "--overwrite",
+                 "--method", "sep-auto", "--quiet"])
+    assert code == 2 and not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cube.fits", "segments.fits"]
+
+
+@pytest.mark.parametrize("cards, words", [
+    ({"BUNIT": "mag"}, "not a brightness"),
+    ({"MAGZERO": -1000.0}, "plausible"),
+    ({"PHOTFLAM": -1.0, "PHOTPLAM": 15369.0}, "must be positive"),
+    ({"PIXSCALE": 0.0}, "pixel_scale"),
+])
+def test_impossible_header_values_are_refused_before_measuring(cube, tmp_path, capsys, cards, words):
+    _with_header(cube, **cards)
+    out = tmp_path / "cat.ecsv"
+    assert main(["measure", str(cube), "--output", str(out), "--method", "sep-auto", "--quiet"]) == 2
+    assert words in capsys.readouterr().err and not out.exists()
+
+
+def test_broken_saved_networks_are_caught_on_read(tmp_path, cube, capsys):
+    from astro_deblend.neural_deblender import NeuralDeblender
+
+    folder = tmp_path / "net"
+    NeuralDeblender().save(folder)
+    weights = folder / "model.weights.h5"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(DataFileError, match="checksum"):
+        NeuralDeblender.load(folder)
+    record = json.loads((folder / "config.json").read_text())
+    del record["weights_sha256"]
+    (folder / "config.json").write_text(json.dumps(record))
+    with pytest.raises(DataFileError, match="not a readable Keras weights file"):
+        NeuralDeblender.load(folder)
+    del record["model_config"]
+    (folder / "config.json").write_text(json.dumps(record))
+    out = tmp_path / "cat.ecsv"
+    assert main(["measure", str(cube), "--output", str(out), "--weights", str(folder), "--quiet"]) == 2
+    assert "model_config" in capsys.readouterr().err and not out.exists()
+
+
+def test_simulate_checks_options_first_and_leaves_nothing(tmp_path, capsys):
+    out = tmp_path / "blends.h5"
+    assert main(["simulate", str(out), "--n-galaxies", "-3", "--quiet"]) == 2
+    assert "n_galaxies" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_all_or_nothing_rolls_back_when_a_late_write_fails(tmp_path):
+    from astro_deblend._io import atomic_write_all
+
+    old = tmp_path / "a.txt"
+    old.write_text("old")
+
+    def boom(tmp):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_all({old: lambda tmp: open(tmp, "w").write("new"), tmp_path / "b.txt": boom})
+    assert old.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
