@@ -84,7 +84,7 @@ from astropy import units as u
 from astropy.table import Column, Table
 
 from ._io import atomic_write, atomic_write_text
-from ._measure import table_to_pairs
+from .catalog import table_to_pairs
 from .conventions import DEFAULT_ZEROPOINT, GALAXY_TYPES, ROLES, normalize_galaxy_type
 from .metrics import OUTLIER_THRESHOLD, iou, overlap_area_estimator, summarize
 

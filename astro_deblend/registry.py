@@ -13,7 +13,7 @@ loads no network code.
 
 from .exceptions import InputError
 
-__all__ = ["register", "get_deblender", "available", "describe", "ALIASES"]
+__all__ = ["register", "unregister", "get_deblender", "available", "describe", "canonical_name", "ALIASES"]
 
 _REGISTRY = {}
 
@@ -24,6 +24,12 @@ ALIASES = {"neural": "fracnet"}
 def register(name, factory, description):
     """Register ``factory(**options) -> Deblender`` under ``name`` (replacing an earlier one)."""
     _REGISTRY[name] = (factory, description)
+
+
+def unregister(name):
+    """Remove the method registered as ``name`` (e.g. a method registered for a test)."""
+    if _REGISTRY.pop(name, None) is None:
+        raise InputError(f"no method is registered as {name!r}", value=name, allowed=available())
 
 
 def available():
