@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from astro_deblend.registry import available, get_deblender
+from astro_deblend.tests.helpers import two_gaussian_blends
 
 STAMP = 128
 NOISE = 0.02  # electron/s per pixel
@@ -13,18 +14,10 @@ NOISE = 0.02  # electron/s per pixel
 
 def _gaussian_pairs(n, *, size=STAMP, seed=3):
     """n noisy 128x128 stamps of two Gaussian galaxies, central on the central pixel; with their profiles."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size].astype(float)
-    c = size // 2
-    flux = rng.uniform(20, 60, (n, 2))
-    width = rng.uniform(2.0, 3.5, (n, 2))[..., None, None]
-    angle, dist = rng.uniform(0, 2 * np.pi, n), rng.uniform(9, 14, n)
-    cx = np.column_stack([np.full(n, c), c + dist * np.cos(angle)])[..., None, None]
-    cy = np.column_stack([np.full(n, c), c + dist * np.sin(angle)])[..., None, None]
-    iso = flux[..., None, None] * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * width**2))
-    iso /= 2 * np.pi * width**2
-    blend = iso.sum(axis=1) + NOISE * rng.normal(size=(n, size, size))
-    return {"blend": blend, "profiles": iso, "flux": iso.sum(axis=(2, 3)), "noise_sigma": NOISE}
+    made = two_gaussian_blends(n, size=size, noise=NOISE, seed=seed, flux_range=(20, 60),
+                               width_range=(2.0, 3.5), distance_range=(9, 14))
+    return {"blend": made["blend"].astype(np.float64), "profiles": made["isolated"], "flux": made["flux"],
+            "noise_sigma": NOISE}
 
 
 @pytest.fixture(scope="session")

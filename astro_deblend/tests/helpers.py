@@ -5,14 +5,15 @@ import numpy as np
 SIZE = 32
 
 
-def two_gaussian_blends(n, *, size=SIZE, noise=0.05, seed=0):
-    """Training data: blends, true fluxes in the stamp and true fractional maps."""
+def two_gaussian_blends(n, *, size=SIZE, noise=0.05, seed=0, flux_range=(20, 100), width_range=(1.5, 3.0),
+                        distance_range=(5, 9)):
+    """Training data: blends, true fluxes in the stamp, true fractional maps and profiles ('isolated')."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size].astype(float)
     c = size // 2
-    flux = rng.uniform(20, 100, (n, 2))
-    width = rng.uniform(1.5, 3.0, (n, 2))[..., None, None]
-    angle, dist = rng.uniform(0, 2 * np.pi, n), rng.uniform(5, 9, n)
+    flux = rng.uniform(*flux_range, (n, 2))
+    width = rng.uniform(*width_range, (n, 2))[..., None, None]
+    angle, dist = rng.uniform(0, 2 * np.pi, n), rng.uniform(*distance_range, n)
     cx = np.column_stack([np.full(n, c), c + dist * np.cos(angle)])[..., None, None]
     cy = np.column_stack([np.full(n, c), c + dist * np.sin(angle)])[..., None, None]
     iso = flux[..., None, None] * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * width**2))
@@ -22,4 +23,5 @@ def two_gaussian_blends(n, *, size=SIZE, noise=0.05, seed=0):
         "blend": (total + noise * rng.normal(size=total.shape)).astype(np.float32),
         "flux": iso.sum(axis=(2, 3)),
         "fractions": (iso / np.maximum(total, 1e-300)[:, None]).astype(np.float32),
+        "isolated": iso,
     }
