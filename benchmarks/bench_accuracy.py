@@ -27,9 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_result  # noqa: E402
 from train_default import load_blends  # noqa: E402
 
-from astro_deblend import NeuralDeblender, SepDeblender  # noqa: E402
+from astro_deblend import NeuralDeblender  # noqa: E402
 from astro_deblend.evaluation import evaluate  # noqa: E402
-from astro_deblend.limits import OracleDeblender, cramer_rao_bound  # noqa: E402
+from astro_deblend.limits import cramer_rao_bound  # noqa: E402
+from astro_deblend.registry import get_deblender  # noqa: E402
 from astro_deblend.report import write_report  # noqa: E402
 
 SNR_BINS = ((0, 100), (100, 300), (300, 1000), (1000, np.inf))
@@ -104,17 +105,16 @@ def main(argv=None):
         digests[name] = deblender.weights_digest()  # names the weights each number measured
         if has_maps:
             masks[name] = out[2]
-    for mode in ("auto", "paper"):
+    for name in ("sep-auto", "sep-paper"):  # registered names (astro_deblend.registry)
         t = time.perf_counter()
-        table, segments = SepDeblender(mode=mode).measure(images, zeropoint=zp, noise_sigma=sigma,
-                                                          progress=False)
-        speed[f"sep-{mode}"] = len(test) / (time.perf_counter() - t)
+        table, segments = get_deblender(name).measure(images, zeropoint=zp, noise_sigma=sigma, progress=False)
+        speed[name] = len(test) / (time.perf_counter() - t)
         labels = np.stack([s.data for s in segments])
-        measurements[f"sep-{mode}"] = table
-        masks[f"sep-{mode}"] = np.stack([labels == 1, labels == 2], axis=1)
+        measurements[name] = table
+        masks[name] = np.stack([labels == 1, labels == 2], axis=1)
     t = time.perf_counter()
-    measurements["oracle"], _ = OracleDeblender().measure(images, profiles=batch["isolated"],
-                                                          zeropoint=zp, noise_sigma=sigma)
+    measurements["oracle"], _ = get_deblender("oracle").measure(images, profiles=batch["isolated"],
+                                                                zeropoint=zp, noise_sigma=sigma)
     speed["oracle"] = len(test) / (time.perf_counter() - t)
     limits = cramer_rao_bound(batch["isolated"], sigma)
 

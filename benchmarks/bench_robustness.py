@@ -49,10 +49,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_result  # noqa: E402
 from train_default import load_blends  # noqa: E402
 
-from astro_deblend import NeuralDeblender, SepDeblender  # noqa: E402
-from astro_deblend._measure import table_to_pairs  # noqa: E402
+from astro_deblend import NeuralDeblender  # noqa: E402
+from astro_deblend.catalog import table_to_pairs  # noqa: E402
 from astro_deblend.limits import cramer_rao_bound  # noqa: E402
 from astro_deblend.metrics import summarize  # noqa: E402
+from astro_deblend.registry import get_deblender  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 DR_BINS = ((0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, np.inf))
@@ -136,7 +137,7 @@ def run_select(args, work):
         batch = blends.get(slice(None))
         true, dr, _ = _galaxy_rows(blends)
         methods = {src: _deblender(src, args.views) for src in args.neural}
-        methods["sep-auto"] = SepDeblender(mode="auto")
+        methods["sep-auto"] = get_deblender("sep-auto")
         measured = _measure(methods, blends, batch)
         print(f"\n{label}: {len(blends)} blends\n{header}")
         for name, m in measured.items():
@@ -154,7 +155,7 @@ def run_lofo(args, work):
     blends = load_blends(_broad_heldout(), work, workers=args.workers).subset("test")
     batch = blends.get(slice(None))
     true, dr, fam = _galaxy_rows(blends)
-    sep = _measure({"sep-auto": SepDeblender(mode="auto")}, blends, batch)["sep-auto"]["flux"]
+    sep = _measure({"sep-auto": get_deblender("sep-auto")}, blends, batch)["sep-auto"]["flux"]
     rows = []
     print(f"\n{'group':>16s} {'gal':>5s} {'held-out MAPE':>13s} {'seen (same d/R)':>15s} {'ratio':>6s} "
           f"{'sep-auto':>8s} {'net/sep':>7s} {'outl.%':>7s}  bins d/R>=2 below sep")
@@ -211,7 +212,7 @@ def run_hostile(args, work):
         "third galaxy": batch["blend"] + third,  # ... moved 12-40 px in x and y
     }
     methods = {src: _deblender(src, args.views) for src in args.neural}
-    methods["sep-auto"] = SepDeblender(mode="auto")
+    methods["sep-auto"] = get_deblender("sep-auto")
     true_central = np.asarray(blends.catalog["flux_central"], float)
     rows = []
     print(f"\n{'case':>22s} {'method':>28s} {'flagged %':>9s} {'central MAPE % (unflagged)':>27s}")
@@ -291,7 +292,7 @@ def _stress_points():
 
 def run_stress(args, work):
     methods = {src: _deblender(src, args.views) for src in args.neural}
-    methods["sep-auto"] = SepDeblender(mode="auto")
+    methods["sep-auto"] = get_deblender("sep-auto")
     rows, base_snr_ape = [], {}
     print(f"\n{'effect':>18s} {'value':>6s} {'method':>22s} {'MAPE %':>7s} {'outl.%':>7s} {'/base@S/N':>9s}"
           "   MAPE by d/R (0-1, 1-2, 2-3, 3-4, >4)")
