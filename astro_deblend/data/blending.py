@@ -13,6 +13,7 @@ sum of the two noiseless stamps plus one noise realisation seeded by the blend's
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 
 import h5py
@@ -21,6 +22,7 @@ from astropy.table import Table
 from tqdm.auto import tqdm
 
 from .._io import atomic_write
+from ..exceptions import AstroDeblendWarning, InputError, InputTypeError
 from ._config import config_to_dict, uses_options
 from .galaxies import GalaxySample, _read_sample_group, _write_sample_group
 
@@ -106,7 +108,7 @@ class BlendConfig:
             raise ValueError(f"exposure_time_range must be positive (s); got {self.exposure_time_range}")
         if not 0 <= self.residual_fraction <= 1:
             raise ValueError(f"residual_fraction must lie in [0, 1]; got {self.residual_fraction}")
-        if self.background_offset < 0 or self.background_gradient < 0:
+        if not (self.background_offset >= 0 and self.background_gradient >= 0):
             raise ValueError(
                 "background_offset and background_gradient are standard deviations (noise sigmas), >= 0; "
                 f"got {self.background_offset}, {self.background_gradient}"
@@ -119,8 +121,18 @@ class BlendConfig:
             raise ValueError(f"test_fraction must lie in (0, 1); got {self.test_fraction}")
         if not self.max_dmag > 0:
             raise ValueError(f"max_dmag must be positive; got {self.max_dmag}")
-        if self.min_distance_factor < 0:
-            raise ValueError(f"min_distance_factor must be >= 0; got {self.min_distance_factor}")
+        if not self.min_distance_factor >= 0:
+            raise InputError(f"min_distance_factor must be >= 0; got {self.min_distance_factor}",
+                             value=self.min_distance_factor)
+        if self.max_distance is not None and not (np.isfinite(self.max_distance) and self.max_distance > 0):
+            raise InputError(
+                f"max_distance must be a positive number of pixels or None; got {self.max_distance}",
+                value=self.max_distance,
+            )
+        for name in ("n_train", "n_test", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value:
+                raise InputTypeError(f"{name} must be an integer; got {value!r}")
 
     def to_dict(self):
         """The configuration as a JSON-serialisable dict (sky options left at their default omitted,
@@ -244,6 +256,13 @@ def _pair(rng, members, mag, radius, n, config, max_distance, split):
         )
     # Centrals are drawn uniformly among galaxies that have at least one possible companion.
     eligible = np.flatnonzero(n_partners > 0)
+    n_pairs = int(n_partners.sum())  # ordered (central, companion) pairs allowed by max_dmag
+    if n > 10 * n_pairs:
+        warnings.warn(
+            f"{n} {split} blends from {n_pairs} possible (central, companion) pairs of {members.size} "
+            f"galaxies: each pair comes back about {n / n_pairs:.0f} times (at other separations); "
+            "simulate more galaxies for independent blends", AstroDeblendWarning, stacklevel=4,
+        )
     pos = eligible[rng.integers(0, eligible.size, n)]
     k = rng.integers(0, n_partners[pos])
     comp_pos = lo[pos] + k
@@ -303,6 +322,12 @@ def make_blends(sample, config=None, *, progress=True):
     n_gal = len(sample)
     ny, nx = sample.stamp_shape
     max_distance = min(ny, nx) / 2 if config.max_distance is None else config.max_distance
+    if not 0 < max_distance <= min(ny, nx) / 2:
+        raise InputError(
+            f"max_distance = {max_distance} px would put companions off the {ny}x{nx} stamps; give a value "
+            f"in (0, {min(ny, nx) / 2:g}] (half the stamp) or None", value=max_distance,
+            allowed=(0, min(ny, nx) / 2),
+        )
     rng = np.random.default_rng([config.seed, 10])
     perm = rng.permutation(n_gal)
     n_test_gal = int(round(config.test_fraction * n_gal))

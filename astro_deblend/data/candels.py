@@ -14,6 +14,7 @@ from astropy.stats import sigma_clipped_stats
 from astropy.table import Table
 
 from ..conventions import DEFAULT_PIXEL_SCALE, DEFAULT_ZEROPOINT
+from ..exceptions import InputError
 from .galaxies import GalaxySample
 from .sampling import normalize_galtype
 from .simulate import isolated_photometry
@@ -112,13 +113,13 @@ def read_candels(images, segmaps, catalog, *, zeropoint=DEFAULT_ZEROPOINT, pixel
         masks[i] = seg == label
         _, flux_auto[i] = isolated_photometry(clean[i], std)
 
-    mag = np.asarray(cat["mag"], float)
+    mag = _finite_column(cat, "mag", catalog)
     flux = 10 ** (-0.4 * (mag - zeropoint))
     table = Table(
         {
             "id": np.asarray(cat["ID"]),
             "mag": mag,
-            "radius": np.asarray(cat["radius"], float),
+            "radius": _finite_column(cat, "radius", catalog, positive=True),
             "galtype": normalize_galtype(cat["galtype"]),
             "z": np.asarray(cat["z"], float),
             "flux": flux,
@@ -131,3 +132,22 @@ def read_candels(images, segmaps, catalog, *, zeropoint=DEFAULT_ZEROPOINT, pixel
                           "pixel_scale": pixel_scale, "seed": seed}}
     return GalaxySample(images=clean, segmaps=masks, catalog=table, noiseless=None,
                         pixel_scale=pixel_scale, zeropoint=zeropoint, noise_sigma=None, config=config)
+
+
+def _finite_column(cat, name, catalog, *, positive=False):
+    """A catalogue column as floats; empty cells, NaN (or non-positive) values raise an `InputError`."""
+    col = cat[name]
+    empty = np.ma.getmaskarray(col)
+    try:
+        values = np.asarray(np.ma.filled(col, np.nan), dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"column {name} of {catalog} holds values that are not numbers") from None
+    bad = empty | ~np.isfinite(values) | ((values <= 0) if positive else False)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise InputError(
+            f"column {name} of {catalog} is empty, NaN{' or not positive' if positive else ''} in "
+            f"{rows.size} rows (e.g. rows {rows[:5].tolist()}); every galaxy needs a measured {name}: "
+            "fix the catalogue or drop those galaxies and their stamps", value=rows,
+        )
+    return values

@@ -21,6 +21,7 @@ from astro_deblend.data import (
     sample_galaxy_parameters,
     simulate_galaxies,
 )
+from astro_deblend.exceptions import AstroDeblendWarning, InputError
 
 SMALL = SimulationConfig(n_galaxies=40, stamp_size=128, seed=3)
 
@@ -335,6 +336,21 @@ def test_read_candels_errors(tmp_path):
     _write_candels(tmp_path, nan=True)
     with pytest.raises(ValueError, match="NaN"):
         read_candels(img, seg, cat)
+    _write_candels(tmp_path)
+    cat.write_text(cat.read_text().replace("\n2,21.0,", "\n2,,"))  # an empty magnitude cell
+    with pytest.raises(InputError, match="column mag .* empty"):
+        read_candels(img, seg, cat)
+
+
+def test_blend_options_are_checked_before_work(sample):
+    for bad in ({"min_distance_factor": np.nan}, {"background_offset": np.nan}, {"max_distance": -3.0},
+                {"n_train": 2.5}):
+        with pytest.raises((ValueError, TypeError)):
+            BlendConfig(**bad)
+    with pytest.raises(InputError, match="off the"):
+        make_blends(sample, BlendConfig(n_train=4, n_test=2, max_distance=500), progress=False)
+    with pytest.warns(AstroDeblendWarning, match="comes back about"):
+        make_blends(sample, BlendConfig(n_train=20 * len(sample) ** 2, n_test=2, seed=1), progress=False)
 
 
 def test_figures(tmp_path, sample, blends):
