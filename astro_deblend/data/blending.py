@@ -22,9 +22,9 @@ from astropy.table import Table
 from tqdm.auto import tqdm
 
 from .._io import atomic_write
-from ..exceptions import AstroDeblendWarning, InputError, InputTypeError
+from ..exceptions import AstroDeblendWarning, DataFileError, InputError, InputTypeError
 from ._config import config_to_dict, uses_options
-from .galaxies import GalaxySample, _read_sample_group, _write_sample_group
+from .galaxies import GalaxySample, _read_sample_group, _write_sample_group, check_digest, content_digest
 
 __all__ = ["BlendConfig", "BlendSet", "ConcatenatedBlends", "make_blends"]
 
@@ -601,6 +601,7 @@ class BlendSet:
                     data = np.asarray(self.catalog[name])
                     g.create_dataset(name, data=data.astype("S") if data.dtype.kind == "U" else data)
                 g.attrs["columns"] = json.dumps(self.catalog.colnames)
+                g.attrs["sha256"] = content_digest(g)
                 if materialize:
                     ny, nx = self.stamp_shape
                     n = len(self)
@@ -628,15 +629,18 @@ class BlendSet:
             with h5py.File(path, "r") as f:
                 if f.attrs.get("astro_deblend_format") != _FORMAT_VERSION:
                     raise ValueError("missing or unknown astro_deblend_format attribute")
-                sample = _read_sample_group(f["galaxies"])
+                sample = _read_sample_group(f["galaxies"], path)
                 g = f["blends"]
+                check_digest(g, path)
                 cat = Table()
                 for name in json.loads(g.attrs["columns"]):
                     data = g[name][()]
                     cat[name] = data.astype("U") if data.dtype.kind == "S" else data
                 config = json.loads(f.attrs["config"])
+        except DataFileError:
+            raise
         except (OSError, KeyError, ValueError) as exc:
-            raise ValueError(
+            raise DataFileError(
                 f"{path} is not a blend set written by astro_deblend ({exc}); make it again with "
                 "make_blends(...).write(path)"
             ) from exc

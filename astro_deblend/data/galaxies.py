@@ -4,6 +4,7 @@
 read from the public CANDELS set (`read_candels`), and owns its HDF5 save/load.
 """
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from astropy.table import Table
 
 from .._io import atomic_write
 from ..conventions import DEFAULT_PIXEL_SCALE, DEFAULT_ZEROPOINT
+from ..exceptions import DataFileError
 
 __all__ = ["GalaxySample"]
 
@@ -104,9 +106,9 @@ class GalaxySample:
             raise FileNotFoundError(f"galaxy sample file {path} does not exist")
         try:
             with h5py.File(path, "r") as f:
-                return _read_sample_group(f["galaxies"])
+                return _read_sample_group(f["galaxies"], path)
         except (OSError, KeyError) as exc:
-            raise ValueError(
+            raise DataFileError(
                 f"{path} is not a galaxy sample written by astro_deblend ({exc}); regenerate it with "
                 "simulate_galaxies(...).write(path)"
             ) from exc
@@ -130,9 +132,34 @@ def _write_sample_group(group, sample):
     group.attrs["zeropoint"] = sample.zeropoint
     group.attrs["noise_sigma"] = np.nan if sample.noise_sigma is None else sample.noise_sigma
     group.attrs["config"] = json.dumps(sample.config, sort_keys=True)
+    group.attrs["sha256"] = content_digest(group)
 
 
-def _read_sample_group(group):
+def content_digest(group):
+    """SHA-256 of every dataset under an HDF5 group (names and bytes, in name order): catches corruption."""
+    h = hashlib.sha256()
+
+    def add(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(obj[()]).tobytes())
+
+    group.visititems(add)
+    return h.hexdigest()
+
+
+def check_digest(group, path):
+    """Raise `~astro_deblend.exceptions.DataFileError` if a group's digest does not match its data."""
+    recorded = group.attrs.get("sha256")
+    if recorded is not None and content_digest(group) != recorded:
+        raise DataFileError(
+            f"{path}: the data of '{group.name}' do not match the checksum written with them (the file is "
+            "corrupted); make it again"
+        )
+
+
+def _read_sample_group(group, path=""):
+    check_digest(group, path)
     cat = Table()
     for name in json.loads(group.attrs["catalog_columns"]):
         data = group[f"catalog/{name}"][()]

@@ -358,3 +358,21 @@ def test_figures(tmp_path, sample, blends):
     plot_blends(blends, path=tmp_path / "fig2.png")
     assert (tmp_path / "fig1.png").stat().st_size > 10_000
     assert (tmp_path / "fig2.png").stat().st_size > 10_000
+
+
+def test_corrupted_blend_sets_are_caught_on_read(tmp_path, blends):
+    import h5py
+
+    from astro_deblend.data import BlendSet
+    from astro_deblend.exceptions import DataFileError
+
+    path = tmp_path / "blends.h5"
+    blends.write(path)
+    assert len(BlendSet.read(path)) == len(blends)
+    with h5py.File(path, "r+") as f:  # one pixel changed behind the checksum's back
+        f["galaxies/images"][0, 5, 5] += 1.0
+    with pytest.raises(DataFileError, match="corrupted"):
+        BlendSet.read(path)
+    path.write_bytes(path.read_bytes()[:4096])  # truncated
+    with pytest.raises(DataFileError, match="not a blend set"):
+        BlendSet.read(path)
