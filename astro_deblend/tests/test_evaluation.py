@@ -9,7 +9,7 @@ from astropy.table import Table
 from matplotlib.figure import Figure
 
 from astro_deblend import plotting
-from astro_deblend._measure import build_table
+from astro_deblend.catalog import build_table
 from astro_deblend.evaluation import Evaluation, evaluate
 from astro_deblend.report import PUBLISHED, write_report
 

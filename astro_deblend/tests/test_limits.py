@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from astropy import units as u
 
-from astro_deblend._measure import FLAG_AMBIGUOUS, FLAG_NOT_DETECTED, table_to_pairs
+from astro_deblend.catalog import table_to_pairs
+from astro_deblend.flags import Flag
 from astro_deblend.limits import (
     OracleDeblender,
     cramer_rao_bound,
@@ -124,7 +125,7 @@ def test_degenerate_blends_give_nan_and_flags():
     flux = table_to_pairs(table, "flux")
     assert flux[0, 0] == pytest.approx(300.0) and np.isnan(flux[0, 1])
     assert np.all(np.isnan(flux[1]))
-    assert list(table["flag"]) == [0, FLAG_NOT_DETECTED, FLAG_AMBIGUOUS, FLAG_AMBIGUOUS]
+    assert list(table["flag"]) == [0, Flag.NOT_DETECTED, Flag.AMBIGUOUS, Flag.AMBIGUOUS]
     assert list(table["n_detected"]) == [1, 1, 2, 2]
     assert list(table["label"]) == [1, 0, 1, 2]
 

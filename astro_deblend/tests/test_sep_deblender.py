@@ -5,12 +5,8 @@ import pytest
 import sep
 from astropy import units as u
 
-from astro_deblend._measure import (
-    FLAG_AMBIGUOUS,
-    FLAG_HOT_PASS,
-    FLAG_NOT_DETECTED,
-    table_to_pairs,
-)
+from astro_deblend.catalog import table_to_pairs
+from astro_deblend.flags import Flag
 from astro_deblend.sep_deblender import SepDeblender
 
 SHAPE = (128, 128)
@@ -64,9 +60,9 @@ def test_flux_auto_of_isolated_galaxy_matches_truth_at_high_snr():
     assert 0 < err[0] < 0.01 * truth
     # No companion: masked flux and the not-detected flag, row kept.
     assert np.isnan(flux[1]) and table["flux"].mask[1]
-    assert table["flag"][1] & FLAG_NOT_DETECTED and table["label"][1] == 0
+    assert table["flag"][1] & Flag.NOT_DETECTED and table["label"][1] == 0
     # A lone galaxy sends the stamp to the hot pass, which finds it again.
-    assert list(table["flag"]) == [FLAG_HOT_PASS, FLAG_HOT_PASS | FLAG_NOT_DETECTED]
+    assert list(table["flag"]) == [Flag.HOT_PASS, Flag.HOT_PASS | Flag.NOT_DETECTED]
 
 
 def test_flux_auto_follows_the_sextractor_aperture_rule():
@@ -126,7 +122,7 @@ def test_single_source_off_centre_is_the_companion(mode):
     table, segments = SepDeblender(mode).measure(stamp, noise_sigma=NOISE)
     flux = pairs(table)[0]
     assert np.isnan(flux[0]) and flux[1] > 900
-    assert list(table["flag"]) == [FLAG_HOT_PASS | FLAG_NOT_DETECTED, FLAG_HOT_PASS]
+    assert list(table["flag"]) == [Flag.HOT_PASS | Flag.NOT_DETECTED, Flag.HOT_PASS]
     assert list(table["label"]) == [0, 2]
     assert list(segments[0].labels) == [2]
 
@@ -147,7 +143,7 @@ def test_more_than_two_sources_keeps_the_two_brightest():
     for mode in ("auto", "paper"):
         table, segments = SepDeblender(mode).measure(noisy(image, seed=8), noise_sigma=NOISE)
         assert table["n_detected"][0] == 3
-        assert list(table["flag"]) == [FLAG_AMBIGUOUS, FLAG_AMBIGUOUS]
+        assert list(table["flag"]) == [Flag.AMBIGUOUS, Flag.AMBIGUOUS]
         np.testing.assert_allclose(pairs(table)[0], [1000, 800], rtol=0.05)
         seg = segments[0].data
         assert sorted(segments[0].labels) == [1, 2, 3]
@@ -160,7 +156,7 @@ def test_auto_mode_never_drops_a_bright_enough_central_galaxy():
     stamp = noisy(image, seed=9)
     auto, _ = SepDeblender().measure(stamp, noise_sigma=NOISE)
     paper, _ = SepDeblender("paper").measure(stamp, noise_sigma=NOISE)
-    assert auto["flag"][0] == FLAG_AMBIGUOUS
+    assert auto["flag"][0] == Flag.AMBIGUOUS
     assert abs(auto["x"][0] - 64) < 1 and pairs(auto)[0, 0] == pytest.approx(300, rel=0.05)
     assert abs(paper["x"][0] - 64) > 30  # the paper's rule keeps the two brightest
     # Below the flux ratio the closest source is not protected.
@@ -172,7 +168,7 @@ def test_undetected_galaxies_give_masked_rows_with_flag():
     table, segments = SepDeblender().measure(noisy(np.zeros(SHAPE), seed=10), noise_sigma=NOISE)
     assert len(table) == 2
     assert table["flux"].mask.all() and table["x"].mask.all()
-    assert list(table["flag"]) == [FLAG_NOT_DETECTED] * 2
+    assert list(table["flag"]) == [Flag.NOT_DETECTED] * 2
     assert list(table["n_detected"]) == [0, 0]
     assert segments[0].data.shape == SHAPE and not segments[0].data.any()
 
@@ -180,8 +176,8 @@ def test_undetected_galaxies_give_masked_rows_with_flag():
 def test_hot_pass_finds_a_faint_compact_source():
     stamp = gaussian(32, 32, 1.0, 8 * NOISE / 0.1, shape=(64, 64))  # below the cold pass
     table, _ = SepDeblender("paper").measure(stamp, noise_sigma=NOISE)
-    assert table["flag"][0] == FLAG_HOT_PASS
-    assert table["flag"][1] == FLAG_HOT_PASS | FLAG_NOT_DETECTED
+    assert table["flag"][0] == Flag.HOT_PASS
+    assert table["flag"][1] == Flag.HOT_PASS | Flag.NOT_DETECTED
     assert pairs(table)[0, 0] > 0
 
 
