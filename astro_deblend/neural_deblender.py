@@ -13,32 +13,26 @@ by `NeuralDeblender.save`, renamed.
 
 import dataclasses
 import hashlib
-import json
-import os
 import warnings
 from pathlib import Path
 
-import keras
 import numpy as np
 from photutils.segmentation import SegmentationImage
 from tqdm.auto import tqdm
 
-from ._io import atomic_write_text
 from ._symmetry import SYMMETRIES, apply, undo
 from .deblender import Deblended, Deblender
 from .exceptions import DataFileError, InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
-from .models import MODEL_CONFIGS, Blend2Mask2FluxConfig, build_model, config_from_dict
-from .models.normalization import NORMALIZATION, scale_from_noise, signal_mask, stamp_scale
+from .models import MODEL_CONFIGS, build_model, config_from_dict
+from .models.normalization import NORMALIZATION, scale_from_noise, signal_mask
+from .models.store import KINDS, bundled, file_sha256, read_record, write_network
 from .pair_check import check_pairs
-from .training import TrainingConfig, train
+from .training import fit_network, training_domain
 
 __all__ = ["NeuralDeblender"]
 
 #: Networks a NeuralDeblender can run (the U-Net alone measures no flux).
-_KINDS = ("fracnet", "blend2flux", "blend2mask2flux")
-_WEIGHTS_DIR = Path(__file__).parent / "weights"
-_FORMAT_VERSION = 1
 _VIEWS = (1, 4, 8)
 #: A galaxy whose flux differs between the turned views of its stamp by more than this fraction (standard
 #: deviation over the mean) gets flag 4: the network's shares of its pixels are ambiguous.
@@ -91,15 +85,15 @@ class NeuralDeblender(Deblender):
 
     def __init__(self, model="fracnet", weights="default", *, batch_size=64, views=4):
         if isinstance(model, str):
-            if model not in _KINDS:
-                raise InputError(f"model must be one of {list(_KINDS)} or a model config; got {model!r}")
+            if model not in KINDS:
+                raise InputError(f"model must be one of {list(KINDS)} or a model config; got {model!r}")
             kind, config = model, MODEL_CONFIGS[model]()
         else:
             kind = getattr(type(model), "kind", None)
-            if kind not in _KINDS:
-                names = ", ".join(MODEL_CONFIGS[k].__name__ for k in _KINDS)
+            if kind not in KINDS:
+                names = ", ".join(MODEL_CONFIGS[k].__name__ for k in KINDS)
                 raise InputTypeError(
-                    f"model must be a name in {list(_KINDS)} or one of their configs ({names}); "
+                    f"model must be a name in {list(KINDS)} or one of their configs ({names}); "
                     f"got {type(model).__name__}"
                 )
             config = model
@@ -114,7 +108,7 @@ class NeuralDeblender(Deblender):
         if weights is None:
             self._setup(config)
         elif isinstance(weights, str) and weights == "default":
-            record, weights_file = _bundled(kind)
+            record, weights_file = bundled(kind)
             saved = config_from_dict(kind, record["model_config"])
             if not isinstance(model, str) and saved != config:
                 raise ValueError(
@@ -126,7 +120,7 @@ class NeuralDeblender(Deblender):
         else:
             path = Path(weights)
             if path.is_dir():
-                record = _read_record(path / "config.json")
+                record = read_record(path / "config.json")
                 saved = config_from_dict(record["model"], record["model_config"])
                 if saved != config and not (isinstance(model, str) and record["model"] == kind):
                     raise ValueError(
@@ -153,7 +147,7 @@ class NeuralDeblender(Deblender):
                 f"no weights file at {path}; pass the folder written by NeuralDeblender.save, a "
                 "'.weights.h5' file, or weights=None to train the network with fit()"
             )
-        if sha256 is not None and _file_sha256(path) != sha256:
+        if sha256 is not None and file_sha256(path) != sha256:
             raise DataFileError(
                 f"{path} does not match the checksum recorded beside it (corrupted or replaced); restore it "
                 "from the saved folder or the package, or retrain"
@@ -245,22 +239,10 @@ class NeuralDeblender(Deblender):
         """
         output_dir = Path(output_dir)
         fresh = not self.is_trained
-        two_parts = isinstance(self._config, Blend2Mask2FluxConfig)
-        if config is None:
-            config = TrainingConfig(learning_rate=1e-4) if two_parts else TrainingConfig()
-        spec = self._config if fresh else self._model
-        run_dir = output_dir / "end_to_end" if two_parts else output_dir
-        if two_parts and fresh:
-            # first stage: the U-Net alone on the maps (the second stage is the common call below)
-            pretrain_config = TrainingConfig() if pretrain_config is None else pretrain_config
-            keras.utils.set_random_seed(pretrain_config.seed)
-            spec = build_model(self._config)
-            unet_dir = output_dir / "unet"
-            train(spec.get_layer("unet"), data, pretrain_config, output_dir=unet_dir, resume=resume)
-        else:
-            pretrain_config = None
-        model, history = train(spec, data, config, output_dir=run_dir, resume=resume,
-                               validation_data=validation_data)
+        model, history, config, pretrain_config = fit_network(
+            self._config, data, config, model=None if fresh else self._model, output_dir=output_dir,
+            pretrain_config=pretrain_config, resume=resume, validation_data=validation_data,
+        )
         self._model = model
         # a fine-tuned network keeps the record of the training it started from, stage after stage
         keep = ("weights", "training", "notes", "previous")
@@ -276,7 +258,7 @@ class NeuralDeblender(Deblender):
                 "output_dir": str(output_dir),
                 "fine_tuned_from": None if fresh else earlier["weights"],
             },
-            "domain": _training_domain(data),
+            "domain": training_domain(data),
             "previous": earlier,
         }
         return history
@@ -477,32 +459,7 @@ class NeuralDeblender(Deblender):
         overwrite : bool, optional
             Replace the files of an existing save [default: False].
         """
-        path = Path(path)
-        if (path / "config.json").exists() and not overwrite:
-            raise FileExistsError(f"{path} already holds a saved network; pass overwrite=True")
-        path.mkdir(parents=True, exist_ok=True)
-        record = {
-            "format_version": _FORMAT_VERSION,
-            "model": self.method,
-            "model_config": dataclasses.asdict(self._config),
-            "normalization": NORMALIZATION,
-            "provenance": self._provenance,
-            "keras_version": keras.__version__,
-        }
-        # Weights first, config last: a folder with a config.json is always complete.
-        tmp_weights = path / f".model-{os.getpid()}.weights.h5"  # Keras wants the .weights.h5 suffix
-        try:
-            # the network's weights alone: a copy that was never compiled holds no optimizer state
-            # (which would triple the file and means nothing to a user)
-            bare = build_model(self._config)
-            bare.set_weights(self._model.get_weights())
-            bare.save_weights(tmp_weights, overwrite=True)
-            record["weights_sha256"] = _file_sha256(tmp_weights)
-            os.replace(tmp_weights, path / "model.weights.h5")
-        finally:
-            if tmp_weights.exists():
-                tmp_weights.unlink()
-        atomic_write_text(path / "config.json", json.dumps(record, indent=2))
+        write_network(path, self._model, self._config, self._provenance, overwrite=overwrite)
 
     @classmethod
     def load(cls, path, *, batch_size=64, views=4):
@@ -522,82 +479,12 @@ class NeuralDeblender(Deblender):
         deblender : `NeuralDeblender`
         """
         path = Path(path)
-        record = _read_record(path / "config.json")
+        record = read_record(path / "config.json")
         config = config_from_dict(record["model"], record["model_config"])
         return cls(config, weights=path, batch_size=batch_size, views=views)
 
 
 # ------------------------------------------------------------------------------------ helpers
-def _training_domain(data, *, max_stamps=2000):
-    """Pixel scale, noise and summed-flux ranges of the training data (for out-of-domain warnings).
-
-    Ranges are measured on up to ``max_stamps`` evenly spaced training blends.
-    """
-    n = len(data["blend"]) if isinstance(data, dict) else len(data)
-    idx = np.unique(np.linspace(0, n - 1, min(n, max_stamps)).astype(int))
-    if isinstance(data, dict):
-        blends = np.asarray(data["blend"])[idx]
-    else:
-        blends = np.concatenate([data.get(idx[i:i + 256])["blend"] for i in range(0, idx.size, 256)])
-    sigma = stamp_scale(blends.astype(np.float32))[:, 0]
-    totals = blends.sum(axis=(1, 2), dtype=np.float64)
-    pixel_scale = getattr(data, "pixel_scale", None)
-    return {
-        "pixel_scale": None if pixel_scale is None else float(pixel_scale),
-        "stamp_size": int(blends.shape[-1]),
-        "noise_sigma": [float(sigma.min()), float(sigma.max())],
-        "total_flux": [float(totals.min()), float(totals.max())],
-    }
-
-
-def _read_record(path):
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no {path.name} in {path.parent}; expected a folder written by NeuralDeblender.save"
-        )
-    try:
-        record = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataFileError(f"{path} is not a readable JSON record of a saved network ({exc})") from exc
-    if not isinstance(record, dict) or record.get("format_version") != _FORMAT_VERSION \
-            or record.get("model") not in _KINDS or not isinstance(record.get("model_config"), dict):
-        got = record if not isinstance(record, dict) else {k: record.get(k) for k in ("format_version",
-                                                                                       "model")}
-        raise DataFileError(
-            f"{path} is not a NeuralDeblender save of format {_FORMAT_VERSION} with a 'model' in "
-            f"{list(_KINDS)} and a 'model_config' (got {got!r}); point to a folder written by "
-            "NeuralDeblender.save"
-        )
-    name = record.get("normalization", {}).get("name")
-    if name != NORMALIZATION["name"]:
-        raise DataFileError(
-            f"{path} was trained with input normalisation {name!r} but this version of "
-            f"astro_deblend uses {NORMALIZATION['name']!r}; retrain the network"
-        )
-    return record
-
-
-def _file_sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _bundled(kind):
-    config_file = _WEIGHTS_DIR / f"{kind}.json"
-    weights_file = _WEIGHTS_DIR / f"{kind}.weights.h5"
-    if not (config_file.is_file() and weights_file.is_file()):
-        raise FileNotFoundError(
-            f"no bundled weights for {kind} in this installation ({config_file.name} and "
-            f"{weights_file.name} in {_WEIGHTS_DIR}). Train a network with "
-            f"NeuralDeblender({kind!r}, weights=None).fit(blends, output_dir=...), or pass "
-            "weights=<folder written by NeuralDeblender.save>"
-        )
-    return _read_record(config_file), weights_file
-
-
 def _segments_and_centroids(stack, maps, sigma):
     """Label images (N, ny, nx) and centroids x, y (N, 2) from the maps (None: blend2flux)."""
     n, ny, nx = stack.shape

@@ -44,7 +44,7 @@ from .models import build_model
 from .models.losses import LogRatioLoss, MapBCELoss, MAPELoss
 from .models.normalization import signal_mask, stamp_scale
 
-__all__ = ["TrainingConfig", "train", "materialize", "MaterializedBlends"]
+__all__ = ["TrainingConfig", "train", "fit_network", "training_domain", "materialize", "MaterializedBlends"]
 
 FLUX_LOSSES = {"mape": MAPELoss, "log_ratio": LogRatioLoss}
 
@@ -690,3 +690,74 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
     if paths["best.weights.h5"].exists():
         model.load_weights(paths["best.weights.h5"])
     return model, history
+
+
+def fit_network(model_config, data, config=None, *, model=None, output_dir, pretrain_config=None,
+                resume=True, validation_data=None):
+    """The training policy of every network: one call of `train`, or two for blend2mask2flux.
+
+    blend2mask2flux trained from scratch first trains its U-Net alone on the maps (``pretrain_config``,
+    default ``TrainingConfig()``, in ``output_dir/unet``), then the whole network end to end (``config``,
+    default ``TrainingConfig(learning_rate=1e-4)``, in ``output_dir/end_to_end``), as Boucaud et al. (2020).
+    Every other case is one call of `train` in ``output_dir``.
+
+    Parameters
+    ----------
+    model_config : dataclass
+        The network's config (`astro_deblend.models`).
+    data, validation_data, resume
+        As for `train`.
+    config, pretrain_config : `TrainingConfig`, optional
+        The (last) stage and the first stage of blend2mask2flux.
+    model : `keras.Model`, optional
+        A network that already holds weights, to fine-tune (no first stage); None: a fresh one.
+    output_dir : str or `pathlib.Path`
+        Folder of checkpoints and logs.
+
+    Returns
+    -------
+    model, history, config, pretrain_config
+        The trained network, the history of its last stage and the configs used (``pretrain_config``
+        None when there was no first stage).
+    """
+    from .models import Blend2Mask2FluxConfig
+
+    output_dir = Path(output_dir)
+    two_parts = isinstance(model_config, Blend2Mask2FluxConfig)
+    if config is None:
+        config = TrainingConfig(learning_rate=1e-4) if two_parts else TrainingConfig()
+    spec = model_config if model is None else model
+    run_dir = output_dir / "end_to_end" if two_parts else output_dir
+    if two_parts and model is None:
+        # first stage: the U-Net alone on the maps (the second stage is the common call below)
+        pretrain_config = TrainingConfig() if pretrain_config is None else pretrain_config
+        keras.utils.set_random_seed(pretrain_config.seed)
+        spec = build_model(model_config)
+        train(spec.get_layer("unet"), data, pretrain_config, output_dir=output_dir / "unet", resume=resume)
+    else:
+        pretrain_config = None
+    model, history = train(spec, data, config, output_dir=run_dir, resume=resume,
+                           validation_data=validation_data)
+    return model, history, config, pretrain_config
+
+
+def training_domain(data, *, max_stamps=2000):
+    """Pixel scale, noise and summed-flux ranges of the training data (for out-of-domain warnings).
+
+    Ranges are measured on up to ``max_stamps`` evenly spaced training blends.
+    """
+    n = len(data["blend"]) if isinstance(data, dict) else len(data)
+    idx = np.unique(np.linspace(0, n - 1, min(n, max_stamps)).astype(int))
+    if isinstance(data, dict):
+        blends = np.asarray(data["blend"])[idx]
+    else:
+        blends = np.concatenate([data.get(idx[i:i + 256])["blend"] for i in range(0, idx.size, 256)])
+    sigma = stamp_scale(blends.astype(np.float32))[:, 0]
+    totals = blends.sum(axis=(1, 2), dtype=np.float64)
+    pixel_scale = getattr(data, "pixel_scale", None)
+    return {
+        "pixel_scale": None if pixel_scale is None else float(pixel_scale),
+        "stamp_size": int(blends.shape[-1]),
+        "noise_sigma": [float(sigma.min()), float(sigma.max())],
+        "total_flux": [float(totals.min()), float(totals.max())],
+    }

@@ -8,9 +8,8 @@ import pytest
 from astropy import units as u
 from astropy.utils.exceptions import AstropyUserWarning
 
-from astro_deblend import neural_deblender
 from astro_deblend._symmetry import SYMMETRIES, apply, undo
-from astro_deblend.models import Blend2FluxConfig, Blend2Mask2FluxConfig, FracNetConfig
+from astro_deblend.models import Blend2FluxConfig, Blend2Mask2FluxConfig, FracNetConfig, store
 from astro_deblend.neural_deblender import NeuralDeblender, _segments_and_centroids
 from astro_deblend.tests.helpers import two_gaussian_blends
 from astro_deblend.training import TrainingConfig
@@ -231,7 +230,7 @@ def test_untrained_and_missing_default_weights(data, tmp_path, monkeypatch):
     assert not deblender.is_trained
     with pytest.warns(AstropyUserWarning, match="untrained"):
         deblender.measure(data["blend"][:1], progress=False)
-    monkeypatch.setattr(neural_deblender, "_WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(store, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(FileNotFoundError, match=r"fit\(blends"):
         NeuralDeblender("fracnet")
     with pytest.raises(FileNotFoundError, match="no weights file"):
@@ -244,7 +243,7 @@ def test_bundled_weights_are_found(trained, tmp_path, monkeypatch):
     trained.save(tmp_path / "run")
     (tmp_path / "run" / "config.json").rename(tmp_path / "fracnet.json")
     (tmp_path / "run" / "model.weights.h5").rename(tmp_path / "fracnet.weights.h5")
-    monkeypatch.setattr(neural_deblender, "_WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(store, "WEIGHTS_DIR", tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("error", AstropyUserWarning)  # trained: no warning
         bundled = NeuralDeblender("fracnet")

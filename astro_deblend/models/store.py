@@ -1,0 +1,122 @@
+"""Saved networks on disk: a folder with ``config.json`` (what the network is, how it was trained, a
+checksum of its weights) and ``model.weights.h5`` (the Keras weights; no pickles, no code).
+
+The bundled weights are the same two files renamed ``astro_deblend/weights/<model>.json`` and
+``astro_deblend/weights/<model>.weights.h5``.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import keras
+
+from .._io import atomic_write_text
+from ..exceptions import DataFileError
+from . import build_model
+from .normalization import NORMALIZATION
+
+__all__ = ["KINDS", "WEIGHTS_DIR", "FORMAT_VERSION", "read_record", "bundled", "file_sha256", "write_network"]
+
+#: Networks a NeuralDeblender can run (the U-Net alone measures no flux).
+KINDS = ("fracnet", "blend2flux", "blend2mask2flux")
+#: Folder of the bundled weights.
+WEIGHTS_DIR = Path(__file__).parents[1] / "weights"
+#: Version of the save format.
+FORMAT_VERSION = 1
+
+
+def write_network(path, model, config, provenance, *, overwrite=False):
+    """Write a network to a folder (weights first, then ``config.json``: a folder with one is complete).
+
+    Parameters
+    ----------
+    path : str or `pathlib.Path`
+        Folder to create.
+    model : `keras.Model`
+        The network.
+    config : dataclass
+        Its model config (`astro_deblend.models`).
+    provenance : dict
+        Where the weights come from and how they were trained (JSON-serialisable).
+    overwrite : bool, optional
+        Replace the files of an existing save [default: False].
+    """
+    path = Path(path)
+    if (path / "config.json").exists() and not overwrite:
+        raise FileExistsError(f"{path} already holds a saved network; pass overwrite=True")
+    path.mkdir(parents=True, exist_ok=True)
+    record = {
+        "format_version": FORMAT_VERSION,
+        "model": type(config).kind,
+        "model_config": dataclasses.asdict(config),
+        "normalization": NORMALIZATION,
+        "provenance": provenance,
+        "keras_version": keras.__version__,
+    }
+    # Weights first, config last: a folder with a config.json is always complete.
+    tmp_weights = path / f".model-{os.getpid()}.weights.h5"  # Keras wants the .weights.h5 suffix
+    try:
+        # the network's weights alone: a copy that was never compiled holds no optimizer state
+        # (which would triple the file and means nothing to a user)
+        bare = build_model(config)
+        bare.set_weights(model.get_weights())
+        bare.save_weights(tmp_weights, overwrite=True)
+        record["weights_sha256"] = file_sha256(tmp_weights)
+        os.replace(tmp_weights, path / "model.weights.h5")
+    finally:
+        if tmp_weights.exists():
+            tmp_weights.unlink()
+    atomic_write_text(path / "config.json", json.dumps(record, indent=2))
+
+
+def read_record(path):
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no {path.name} in {path.parent}; expected a folder written by NeuralDeblender.save"
+        )
+    try:
+        record = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataFileError(f"{path} is not a readable JSON record of a saved network ({exc})") from exc
+    if not isinstance(record, dict) or record.get("format_version") != FORMAT_VERSION \
+            or record.get("model") not in KINDS or not isinstance(record.get("model_config"), dict):
+        got = record if not isinstance(record, dict) else {k: record.get(k) for k in ("format_version",
+                                                                                       "model")}
+        raise DataFileError(
+            f"{path} is not a NeuralDeblender save of format {FORMAT_VERSION} with a 'model' in "
+            f"{list(KINDS)} and a 'model_config' (got {got!r}); point to a folder written by "
+            "NeuralDeblender.save"
+        )
+    name = record.get("normalization", {}).get("name")
+    if name != NORMALIZATION["name"]:
+        raise DataFileError(
+            f"{path} was trained with input normalisation {name!r} but this version of "
+            f"astro_deblend uses {NORMALIZATION['name']!r}; retrain the network"
+        )
+    return record
+
+
+def file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def bundled(kind):
+    config_file = WEIGHTS_DIR / f"{kind}.json"
+    weights_file = WEIGHTS_DIR / f"{kind}.weights.h5"
+    if not (config_file.is_file() and weights_file.is_file()):
+        raise FileNotFoundError(
+            f"no bundled weights for {kind} in this installation ({config_file.name} and "
+            f"{weights_file.name} in {WEIGHTS_DIR}). Train a network with "
+            f"NeuralDeblender({kind!r}, weights=None).fit(blends, output_dir=...), or pass "
+            "weights=<folder written by NeuralDeblender.save>"
+        )
+    return read_record(config_file), weights_file
+
+
