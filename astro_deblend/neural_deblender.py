@@ -29,6 +29,7 @@ from .models.normalization import NORMALIZATION, scale_from_noise, signal_mask
 from .models.store import KINDS, bundled, file_sha256, read_record, write_network
 from .pair_check import check_pairs
 from .training import fit_network, training_domain
+from .uncertainty import ErrorModel, propagated_noise
 
 __all__ = ["NeuralDeblender"]
 
@@ -72,7 +73,8 @@ class NeuralDeblender(Deblender):
     The networks see ``asinh(blend / noise_sigma)`` and return fluxes in the units of the image
     (see `astro_deblend.models.normalization`); they were trained on background-subtracted stamps
     with the central galaxy at pixel (S/2, S/2) and must be given stamps of the size they were
-    built for. ``flux_err`` is masked: the networks give point estimates. It is a
+    built for. ``flux_err`` carries the pixel noise and a calibrated deblending term
+    (`astro_deblend.uncertainty`). It is a
     `~astro_deblend.deblender.Deblender`: input path and output table are those of every method.
 
     Examples
@@ -104,6 +106,9 @@ class NeuralDeblender(Deblender):
             raise InputError(f"views must be one of {_VIEWS}; got {views!r}")
         self.views = int(views)
         self._provenance = {"weights": None, "training": None}
+        #: `~astro_deblend.uncertainty.ErrorModel` of the deblending term, stored with the weights (None:
+        #: flux_err is the pixel noise alone)
+        self.error_model = None
 
         if weights is None:
             self._setup(config)
@@ -117,6 +122,7 @@ class NeuralDeblender(Deblender):
                 )
             self._setup(saved, record.get("provenance"))
             self._load_weights(weights_file, "bundled", sha256=record.get("weights_sha256"))
+            self._set_error_model(record)
         else:
             path = Path(weights)
             if path.is_dir():
@@ -129,6 +135,7 @@ class NeuralDeblender(Deblender):
                     )
                 self._setup(saved, record.get("provenance"))
                 self._load_weights(path / "model.weights.h5", str(path), sha256=record.get("weights_sha256"))
+                self._set_error_model(record)
             else:
                 self._setup(config)
                 self._load_weights(path, str(path))
@@ -139,6 +146,10 @@ class NeuralDeblender(Deblender):
         self._model = build_model(config)
         if provenance:
             self._provenance = dict(provenance)
+
+    def _set_error_model(self, record):
+        if record.get("error_model"):
+            self.error_model = ErrorModel.from_dict(record["error_model"])
 
     def _load_weights(self, path, source, *, sha256=None):
         path = Path(path)
@@ -282,6 +293,7 @@ class NeuralDeblender(Deblender):
         return_maps=False,
         progress=True,
         pair_check=True,
+        return_diagnostics=False,
     ):
         """Measure the fluxes of the central and companion galaxy of each stamp.
 
@@ -293,9 +305,10 @@ class NeuralDeblender(Deblender):
             central galaxy at pixel (S/2, S/2) (0-based, numpy order).
         zeropoint : float, optional
             AB zero point; when given the Table gets a ``mag`` column.
-        noise_sigma : float, array of shape (N,) or `~astropy.units.Quantity`, optional
-            Per-pixel noise rms, in image units. Default: estimated from each stamp (clipped median
-            absolute deviation), which makes the fluxes exactly proportional to the image.
+        noise_sigma : float, array of shape (N,) or (N, S, S), or `~astropy.units.Quantity`, optional
+            Per-pixel noise rms, in image units: per stamp, or a per-pixel map (used for the errors; the
+            network sees its median). Default: estimated from each stamp (clipped median absolute
+            deviation), which makes the fluxes exactly proportional to the image.
         pixel_scale : float, optional
             Arcsec per pixel of the data (read from a FITS header when possible). A scale that differs
             by more than 5 % from the training data's gets a warning: the network learnt galaxy sizes in
@@ -307,15 +320,23 @@ class NeuralDeblender(Deblender):
         pair_check : bool, optional
             Detect the sources of each stamp (sep) and flag the stamps that do not look like a centred
             pair (`astro_deblend.pair_check`) [default: True].
+        return_diagnostics : bool, optional
+            Also return a dict of (N, 2) arrays: ``flux_err_noise`` (the pixel-noise part of the error) and
+            the features of the error model (``view_spread``; ``shared_light``, the fraction of the galaxy's
+            light in pixels it shares; ``contamination``, that fraction times the neighbour's flux over the
+            galaxy's) [default: False].
 
         Returns
         -------
         table : `~astropy.table.QTable`
             The common measurement Table, two rows per stamp (central, companion): ``flux`` in image
-            units; ``flux_err`` masked (no uncertainty); ``x``, ``y`` the flux-weighted centroid
-            of the pixels attributed to each galaxy (blend2flux, which makes no maps: the stamp
-            centre for the central galaxy, masked for the companion); ``label`` 1 / 2 (0 when no
-            pixel is attributed to the galaxy); ``n_detected`` the sources that sep detects in the
+            units; ``flux_err`` its 1-sigma error, the pixel noise carried through the galaxy's shares of the
+            pixels and, when the weights carry a calibrated error model (the bundled ones do), the deblending
+            term in quadrature (`astro_deblend.uncertainty`; masked for blend2flux, which makes no maps);
+            ``x``, ``y`` the flux-weighted centroid of the pixels attributed to each galaxy (blend2flux,
+            which makes no maps: the stamp centre for the central galaxy, masked for the companion);
+            ``label`` 1 / 2 (0 when no pixel is attributed to the galaxy); ``n_detected`` the sources that
+            sep detects in the
             stamp (2 without ``pair_check``: the network always answers with a pair); ``flag`` 8 when
             the summed flux of the stamp is below 5 times its noise or its noise, flux or pixel scale lie
             outside the training domain, 4 when the galaxy's flux varies by more than 10 % between the
@@ -337,11 +358,13 @@ class NeuralDeblender(Deblender):
             ``noise_sigma`` has the wrong shape or non-positive values.
         """
         return super().measure(data, zeropoint=zeropoint, noise_sigma=noise_sigma, pixel_scale=pixel_scale,
-                               progress=progress, return_maps=return_maps, pair_check=pair_check)
+                               progress=progress, return_maps=return_maps, pair_check=pair_check,
+                               return_diagnostics=return_diagnostics)
 
-    options = ("return_maps", "pair_check")
+    options = ("return_maps", "pair_check", "return_diagnostics")
+    noise_map = True
 
-    def _deblend(self, batch, *, progress, return_maps=False, pair_check=True):
+    def _deblend(self, batch, *, progress, return_maps=False, pair_check=True, return_diagnostics=False):
         stack = batch.data
         n, ny, nx = stack.shape
         size = self._config.stamp_size
@@ -363,6 +386,8 @@ class NeuralDeblender(Deblender):
         noise = batch.noise_per_stamp()  # given, or the one estimator of astro_deblend.stamps
 
         flux = np.empty((n, 2))
+        noise_term = np.full((n, 2), np.nan)
+        overlap = np.full((n, 2), np.nan)
         spread = np.zeros((n, 2))
         x = np.empty((n, 2))
         y = np.empty((n, 2))
@@ -380,6 +405,11 @@ class NeuralDeblender(Deblender):
             flux[sl] = out["flux"]
             spread[sl] = out["spread"]
             labels[sl], x[sl], y[sl] = _segments_and_centroids(part, part_maps, scale[:, 0])
+            if part_maps is not None:
+                part_noise = noise[sl] if batch.noise_sigma is None or batch.noise_sigma.ndim == 1 \
+                    else batch.noise_sigma[sl]
+                noise_term[sl] = propagated_noise(part_maps, part_noise)
+                overlap[sl] = _shared_light(part, part_maps)
             if return_maps:
                 maps[sl] = part_maps
 
@@ -394,10 +424,26 @@ class NeuralDeblender(Deblender):
             flag[check.not_a_pair] |= Flag.NOT_A_PAIR
             n_detected = check.n_sources
         label = np.stack([(labels == k).any(axis=(1, 2)) * k for k in (1, 2)], axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # the neighbour's flux over this one's
+            ratio = np.clip(np.abs(flux[:, ::-1]) / np.abs(flux), 0, 100)
+        features = {"view_spread": spread, "shared_light": overlap,
+                    "contamination": overlap * np.where(np.isfinite(ratio), ratio, 100.0)}
+        if self.error_model is not None and np.isfinite(noise_term).all():
+            flux_err = self.error_model.sigma(flux, noise_term, features)
+            how = (f"pixel noise through the shares (+) calibrated deblending term ({self.error_model.name}, "
+                   f"features {list(self.error_model.features)}); see astro_deblend.uncertainty")
+        else:
+            flux_err = noise_term
+            how = ("pixel noise through the shares only: no deblending term is calibrated for these weights "
+                   "(an underestimate in blends)" if np.isfinite(noise_term).all() else "none (no maps)")
+        extra = (maps,) if return_maps else ()
+        if return_diagnostics:
+            extra += ({"flux_err_noise": noise_term, **features},)
         return Deblended(
-            flux=flux, flux_err=np.full((n, 2), np.nan), x=x, y=y, label=label, n_detected=n_detected,
-            flag=flag, segments=[SegmentationImage(lab) for lab in labels],
-            extra=(maps,) if return_maps else (),
+            flux=flux, flux_err=flux_err, x=x, y=y, label=label, n_detected=n_detected,
+            flag=flag, segments=[SegmentationImage(lab) for lab in labels], extra=extra,
+            meta={"flux_err": how},
         )
 
     def _predict(self, batch, scale):
@@ -459,7 +505,8 @@ class NeuralDeblender(Deblender):
         overwrite : bool, optional
             Replace the files of an existing save [default: False].
         """
-        write_network(path, self._model, self._config, self._provenance, overwrite=overwrite)
+        extra = {"error_model": self.error_model.to_dict()} if self.error_model is not None else {}
+        write_network(path, self._model, self._config, self._provenance, overwrite=overwrite, extra=extra)
 
     @classmethod
     def load(cls, path, *, batch_size=64, views=4):
@@ -506,3 +553,13 @@ def _segments_and_centroids(stack, maps, sigma):
         x[ok, k] = (w * xx).sum(axis=(1, 2))[ok] / total[ok]
         y[ok, k] = (w * yy).sum(axis=(1, 2))[ok] / total[ok]
     return labels, x, y
+
+
+def _shared_light(stack, maps):
+    """Fraction of each galaxy's light in pixels it shares: ``sum w (1 - w) d+ / sum w d+``, shape (N, 2)."""
+    light = np.clip(np.asarray(stack, np.float64), 0, None)[:, None]  # (N, 1, ny, nx)
+    w = np.asarray(maps, np.float64)
+    own = np.sum(w * light, axis=(-2, -1))
+    shared = np.sum(w * (1 - w) * light, axis=(-2, -1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(own > 0, shared / own, 0.0)

@@ -16,7 +16,7 @@ KRON_ANALYSIS_RADIUS = 6.0
 
 
 def flux_auto(image, objects, segmap, indices, *, noise_sigma=None, kron_factor=KRON_FACTOR,
-              kron_min_radius=KRON_MIN_RADIUS):
+              kron_min_radius=KRON_MIN_RADIUS, gain=None):
     """FLUX_AUTO of some of the objects found by ``sep.extract``, as SExtractor measures it.
 
     The aperture is the ellipse of the object's isophotal ``a``, ``b``, ``theta`` scaled by
@@ -37,8 +37,11 @@ def flux_auto(image, objects, segmap, indices, *, noise_sigma=None, kron_factor=
         ``k + 1``.
     indices : sequence of int
         Indices into ``objects`` to measure.
-    noise_sigma : float, optional
-        Background noise per pixel (image units), for the background-only flux errors.
+    noise_sigma : float or ndarray (ny, nx), optional
+        Background noise per pixel (image units): one value or a per-pixel map, for the flux errors.
+    gain : float, optional
+        Electrons per image unit (for electron/s images: the exposure time); when given, the source's
+        Poisson noise is added to the errors, as SExtractor's ``GAIN``.
     kron_factor, kron_min_radius : float
         SExtractor's ``PHOT_AUTOPARAMS``.
 
@@ -69,6 +72,8 @@ def flux_auto(image, objects, segmap, indices, *, noise_sigma=None, kron_factor=
     kron = np.where(np.isfinite(kron) & (kron > 0), kron, 0.0)
     scale = np.maximum(kron_factor * kron, kron_min_radius)
     kwargs = {} if noise_sigma is None else {"err": noise_sigma}
+    if gain is not None and noise_sigma is not None:
+        kwargs["gain"] = float(gain)
     for k in range(n):
         corrected = _mirror_neighbours(image, seg, int(seg_id[k]), x[k], y[k])
         one = slice(k, k + 1)

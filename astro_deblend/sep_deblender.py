@@ -95,6 +95,9 @@ class SepDeblender(Deblender):
         the flux of the fainter of the two brightest: it is then kept as the central galaxy, with
         the brightest other source as companion. This protects a central galaxy up to 2.5 mag
         fainter than the pieces of an over-deblended bright companion. Default 0.1.
+    gain : float, optional
+        Electrons per image unit (for electron/s images, the exposure time in s); when given the flux
+        errors include the source's Poisson noise. Default None (background noise only).
 
     Notes
     -----
@@ -105,8 +108,10 @@ class SepDeblender(Deblender):
     with `sep.Background` in meshes of ``background_box`` pixels, is subtracted first (SExtractor's
     local background).
 
-    Flux errors are background-only (SExtractor with ``GAIN = 0``): ``rms * sqrt(area)`` with
-    ``area`` the aperture area ('auto') or the number of pixels in the segment ('paper').
+    Flux errors are the pixel noise summed over the aperture ('auto') or the segment ('paper'):
+    ``rms * sqrt(area)``, or ``sqrt(sum sigma_p**2)`` with a per-pixel noise map; with ``gain`` (electrons
+    per image unit: the exposure time for electron/s images) the source's Poisson noise is added, as
+    SExtractor does with ``GAIN``. They hold no deblending term (see `astro_deblend.uncertainty`).
 
     Examples
     --------
@@ -129,6 +134,7 @@ class SepDeblender(Deblender):
         kron_min_radius=3.5,
         central_tolerance=3.0,
         central_flux_ratio=0.1,
+        gain=None,
     ):
         if mode not in _MODES:
             raise InputError(
@@ -160,13 +166,17 @@ class SepDeblender(Deblender):
         self.kron_min_radius = float(kron_min_radius)
         self.central_tolerance = float(central_tolerance)
         self.central_flux_ratio = float(central_flux_ratio)
+        if gain is not None and not (np.isfinite(gain) and gain > 0):
+            raise InputError(f"gain must be a positive number of electrons per image unit; got {gain!r}",
+                             value=gain)
+        self.gain = None if gain is None else float(gain)
 
     def __repr__(self):
         return (
             f"{type(self).__name__}(mode={self.mode!r}, background_box={self.background_box}, "
             f"background_filter={self.background_filter}, kron_factor={self.kron_factor}, "
             f"kron_min_radius={self.kron_min_radius}, central_tolerance={self.central_tolerance}, "
-            f"central_flux_ratio={self.central_flux_ratio})"
+            f"central_flux_ratio={self.central_flux_ratio}, gain={self.gain})"
         )
 
     @property
@@ -187,9 +197,11 @@ class SepDeblender(Deblender):
             "kron_analysis_radius": KRON_ANALYSIS_RADIUS,
             "central_tolerance_px": self.central_tolerance,
             "central_flux_ratio": self.central_flux_ratio,
+            "gain": self.gain,
         }
 
     options = ("radius_central",)
+    noise_map = True
 
     def measure(self, data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, radius_central=None,
                 progress=True):
@@ -252,8 +264,10 @@ class SepDeblender(Deblender):
         sep.set_extract_pixstack(max(_MIN_PIXSTACK, ny * nx))
         try:
             for i in tqdm(range(n), desc=f"{self.method} stamps", disable=not show):
+                has_map = batch.noise_given and batch.noise_sigma.ndim == 3
+                pixel_noise = batch.noise_sigma[i] if has_map else None
                 segments.append(self._measure_stamp(stack[i], noise[i], batch.noise_given, tolerance[i], i,
-                                                    results))
+                                                    results, pixel_noise))
         finally:
             sep.set_extract_pixstack(previous_pixstack)
         background = ("zero; rms = noise_sigma" if batch.noise_given
@@ -262,15 +276,16 @@ class SepDeblender(Deblender):
                          label=results.label, n_detected=results.n_detected, flag=results.flag,
                          segments=segments, meta={"background": background})
 
-    def _measure_stamp(self, stamp, noise_sigma, noise_given, tolerance, i, results):
+    def _measure_stamp(self, stamp, noise_sigma, noise_given, tolerance, i, results, pixel_noise=None):
         """Measure stamp ``i``, fill row ``i`` of ``results`` and return its segmentation."""
         image, rms = self._subtract_background(stamp, noise_sigma, noise_given, i)
+        err = rms if pixel_noise is None else np.ascontiguousarray(pixel_noise, dtype=np.float64)
         # sep works partly in float32 with absolute limits: an image in very small or large units (e.g.
         # erg/s/cm2/Hz, ~1e-30) is measured scaled by a power of two, which is exact, and scaled back
         unit_scale = 1.0
         if not _SAFE_RMS[0] <= rms <= _SAFE_RMS[1]:
             unit_scale = 2.0 ** np.round(np.log2(rms))
-            image, rms = image / unit_scale, rms / unit_scale
+            image, rms, err = image / unit_scale, rms / unit_scale, err / unit_scale
         objects, segmap, hot = _detect(image, rms, i)
         n_found = len(objects)
         results.n_detected[i] = n_found
@@ -281,9 +296,16 @@ class SepDeblender(Deblender):
             return SegmentationImage(np.zeros(stamp.shape, np.int32))
         if self.mode == "paper":
             obj_flux = objects["flux"].astype(np.float64)
-            obj_err = rms * np.sqrt(objects["npix"].astype(np.float64))
+            if np.ndim(err) == 0:  # sep's isophotal area
+                obj_err = err * np.sqrt(objects["npix"].astype(np.float64))
+            else:  # the segment's pixels in the noise map
+                obj_err = np.sqrt(np.bincount(segmap.ravel(), weights=(err**2).ravel(),
+                                              minlength=len(objects) + 1)[1:len(objects) + 1])
+            if self.gain is not None:  # the source's Poisson noise, as SExtractor with GAIN
+                poisson = np.clip(obj_flux * unit_scale, 0, None) / self.gain / unit_scale**2
+                obj_err = np.sqrt(obj_err**2 + poisson)
         else:
-            obj_flux, obj_err = self._flux_auto(image, rms, objects, segmap)
+            obj_flux, obj_err = self._flux_auto(image, err, objects, segmap, unit_scale)
         obj_flux, obj_err = obj_flux * unit_scale, obj_err * unit_scale
         ny, nx = stamp.shape
         dist = np.hypot(objects["x"] - nx // 2, objects["y"] - ny // 2)
@@ -324,10 +346,11 @@ class SepDeblender(Deblender):
             )
         return stamp - float(bkg.globalback), rms
 
-    def _flux_auto(self, image, rms, objects, segmap):
-        """FLUX_AUTO and background-only error of every object, shape (n_objects,), image units."""
+    def _flux_auto(self, image, rms, objects, segmap, unit_scale=1.0):
+        """FLUX_AUTO and its error (background, and the source's Poisson noise with a gain), image units."""
         return flux_auto(
             image, objects, segmap, np.arange(len(objects)), noise_sigma=rms,
+            gain=None if self.gain is None else self.gain * unit_scale,
             kron_factor=self.kron_factor, kron_min_radius=self.kron_min_radius,
         )
 

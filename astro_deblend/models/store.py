@@ -28,7 +28,7 @@ WEIGHTS_DIR = Path(__file__).parents[1] / "weights"
 FORMAT_VERSION = 1
 
 
-def write_network(path, model, config, provenance, *, overwrite=False):
+def write_network(path, model, config, provenance, *, overwrite=False, extra=None):
     """Write a network to a folder (weights first, then ``config.json``: a folder with one is complete).
 
     Parameters
@@ -43,6 +43,8 @@ def write_network(path, model, config, provenance, *, overwrite=False):
         Where the weights come from and how they were trained (JSON-serialisable).
     overwrite : bool, optional
         Replace the files of an existing save [default: False].
+    extra : dict, optional
+        Further entries of ``config.json`` (e.g. the calibrated error model).
     """
     path = Path(path)
     if (path / "config.json").exists() and not overwrite:
@@ -55,6 +57,7 @@ def write_network(path, model, config, provenance, *, overwrite=False):
         "normalization": NORMALIZATION,
         "provenance": provenance,
         "keras_version": keras.__version__,
+        **(extra or {}),
     }
     # Weights first, config last: a folder with a config.json is always complete.
     tmp_weights = path / f".model-{os.getpid()}.weights.h5"  # Keras wants the .weights.h5 suffix

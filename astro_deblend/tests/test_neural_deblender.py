@@ -57,7 +57,8 @@ def test_measure_returns_the_common_table(trained, data):
     assert len(table) == 40 and len(segments) == 20 and maps.shape == (20, 2, SIZE, SIZE)
     assert table["role"].tolist()[:4] == ["central", "companion", "central", "companion"]
     assert np.all(table["method"] == "fracnet") and np.all(table["n_detected"] == 2)
-    assert np.all(table["flux_err"].mask)  # point estimates, no uncertainty
+    # an untrained-for-errors network: the pixel noise through its shares, sqrt(sum w^2) sigma, no more
+    assert not np.any(table["flux_err"].mask) and "pixel noise" in table.meta["flux_err"]
     flux = np.asarray(table["flux"]).reshape(-1, 2)
     expected = (maps * data["blend"][:20, None]).sum(axis=(2, 3))
     np.testing.assert_allclose(flux, expected, rtol=1e-4, atol=1e-4)  # fracnet: share of pixels

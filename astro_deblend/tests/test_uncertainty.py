@@ -1,0 +1,91 @@
+"""Flux uncertainties: the physics of the noise term and the calibration of the deblending term."""
+
+import numpy as np
+import pytest
+
+from astro_deblend.limits import OracleDeblender
+from astro_deblend.uncertainty import ErrorModel, coverage, fit_error_model, propagated_noise, z_scores
+
+
+def _disc(size=33, radius=6.0):
+    yy, xx = np.mgrid[:size, :size] - size // 2
+    return np.exp(-np.hypot(xx, yy) / (radius / 1.68))
+
+
+def test_noise_term_matches_a_monte_carlo_of_noise_realisations():
+    rng = np.random.default_rng(1)
+    w = np.clip(_disc() * 1.3, 0, 1)[None, None]  # fixed shares of one galaxy
+    sigma = 0.7
+    draws = [(w[0, 0] * rng.normal(0, sigma, w.shape[-2:])).sum() for _ in range(4000)]
+    expected = propagated_noise(w, np.array([sigma]))[0, 0]
+    assert np.std(draws) == pytest.approx(expected, rel=0.05)
+    # an aperture (w = 1 on n pixels) gives the textbook sigma sqrt(n); doubling the noise doubles it
+    aperture = (np.hypot(*np.mgrid[-16:17, -16:17]) < 8)[None, None].astype(float)
+    n = aperture.sum()
+    assert propagated_noise(aperture, np.array([sigma]))[0, 0] == pytest.approx(sigma * np.sqrt(n))
+    assert propagated_noise(aperture, np.array([2 * sigma]))[0, 0] == pytest.approx(2 * sigma * np.sqrt(n))
+    # a per-pixel map: pixels without information (inf) carry no weight only if w = 0 there
+    noise_map = np.full((1, 33, 33), sigma)
+    assert propagated_noise(aperture, noise_map)[0, 0] == pytest.approx(sigma * np.sqrt(n))
+
+
+def test_oracle_errors_are_calibrated_on_a_monte_carlo():
+    rng = np.random.default_rng(2)
+    g1 = _disc()
+    g2 = np.roll(_disc(radius=4.0), 7, axis=1)
+    profiles = np.stack([g1, g2])
+    true = np.array([300.0, 120.0])
+    model = true[0] * g1 / g1.sum() + true[1] * g2 / g2.sum()
+    sigma = 0.5
+    stamps = model + rng.normal(0, sigma, (400, *g1.shape))
+    table, _ = OracleDeblender().measure(stamps, profiles=np.broadcast_to(profiles, (400, 2, 33, 33)),
+                                         noise_sigma=sigma)
+    flux = np.asarray(table["flux"]).reshape(-1, 2)
+    err = np.asarray(table["flux_err"]).reshape(-1, 2)
+    z = z_scores(flux, err, true[None])
+    assert np.std(z) == pytest.approx(1.0, abs=0.07)
+    assert coverage(flux, err, true[None], 0.6827) == pytest.approx(0.6827, abs=0.04)
+
+
+def test_the_fit_recovers_known_coefficients():
+    rng = np.random.default_rng(3)
+    n = 20000
+    true = rng.uniform(10, 1000, n)
+    noise = rng.uniform(1, 5, n)
+    spread = rng.exponential(0.02, n)
+    shared = rng.uniform(0, 0.5, n)
+    truth = ErrorModel(features=("spread", "shared"), coefficients=(0.01, 2.0, 0.08), nu=5.0)
+    sigma = truth.sigma(true, noise, {"spread": spread, "shared": shared})
+    flux = true + sigma * rng.standard_t(5.0, n) * np.sqrt(3 / 5)  # a t scaled to unit variance
+    fitted = fit_error_model(flux, true, noise, {"spread": spread, "shared": shared})
+    np.testing.assert_allclose(fitted.coefficients, truth.coefficients, rtol=0.15)
+    assert 3.5 < fitted.nu < 8
+    err = fitted.sigma(flux, noise, {"spread": spread, "shared": shared})
+    assert np.std(z_scores(flux, err, true)) == pytest.approx(1.0, abs=0.08)
+    again = ErrorModel.from_dict(fitted.to_dict())
+    assert again.coefficients == fitted.coefficients and again.nu == fitted.nu
+
+
+def test_sep_errors_from_noise_maps_and_gain():
+    from astro_deblend.sep_deblender import SepDeblender
+
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[:64, :64]
+    stamp = 400 * np.exp(-((xx - 32) ** 2 + (yy - 32) ** 2) / 18) / (18 * np.pi)
+    stamp = stamp + rng.normal(0, 0.1, (64, 64))
+    scalar, _ = SepDeblender(central_tolerance=3).measure(stamp, noise_sigma=0.1)
+    mapped, _ = SepDeblender(central_tolerance=3).measure(stamp, noise_sigma=np.full((64, 64), 0.1))
+    assert mapped["flux_err"][0] == pytest.approx(scalar["flux_err"][0], rel=1e-6)
+    # a noisier corner far from the galaxy (outside its aperture) changes nothing; a noisier core does
+    corner = np.full((64, 64), 0.1)
+    corner[:8, :8] = 1.0
+    core = np.full((64, 64), 0.1)
+    core[28:37, 28:37] = 0.3
+    assert SepDeblender(central_tolerance=3).measure(stamp, noise_sigma=corner)[0]["flux_err"][0] == \
+        pytest.approx(scalar["flux_err"][0], rel=1e-6)
+    assert SepDeblender(central_tolerance=3).measure(stamp, noise_sigma=core)[0]["flux_err"][0] > \
+        1.5 * scalar["flux_err"][0]
+    gain = 5.0  # electrons per image unit: Poisson variance flux / gain on top of the background
+    poisson, _ = SepDeblender(central_tolerance=3, gain=gain).measure(stamp, noise_sigma=0.1)
+    expected = np.hypot(scalar["flux_err"][0], np.sqrt(scalar["flux"][0] / gain))
+    assert poisson["flux_err"][0] == pytest.approx(expected, rel=0.02)

@@ -1,0 +1,199 @@
+"""Fit the deblending term of the networks' flux errors on held-out galaxies, and check its coverage.
+
+    python benchmarks/calibrate_errors.py --work train_runs/robustness [--install]
+
+The model (`astro_deblend.uncertainty`): flux_err**2 = (pixel noise through the shares)**2
++ F**2 (c0**2 + sum_k (c_k x_k)**2) over the features x_k of FEATURES, fitted by maximum likelihood
+(Student-t)
+on galaxies that no training saw. Galaxies are split by index: the fit uses the paper-like sample of seed 4
+and the blends of the broad seed-12 sample whose two galaxies have even indices; the check uses the blends
+whose two galaxies have odd indices (other galaxies), overall and by family, d/R, magnitude, magnitude
+difference and S/N. ``--test-split`` also checks the default test split (read once, for the final number).
+``--install`` writes the fitted model into the weights' record (the bundled ``fracnet.json`` for
+``--neural default``), where ``NeuralDeblender`` reads it.
+"""
+
+import argparse
+import datetime
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_result  # noqa: E402
+from bench_robustness import PAPER_HELDOUT, _broad_heldout  # noqa: E402
+from train_default import load_blends  # noqa: E402
+
+from astro_deblend import NeuralDeblender  # noqa: E402
+from astro_deblend.catalog import table_to_pairs  # noqa: E402
+from astro_deblend.uncertainty import coverage, fit_error_model, z_scores  # noqa: E402
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "astro_deblend" / "weights"
+CONFIGS = Path(__file__).resolve().parent / "configs"
+MIN_BIN = 100
+#: Features of the error model (NeuralDeblender.measure(return_diagnostics=True)).
+FEATURES = ("view_spread", "shared_light", "contamination")
+
+
+def measure(deblender, blends, rows=None):
+    """Per-galaxy arrays (flattened over central/companion) of one blend set (or a subset of its blends)."""
+    idx = np.arange(len(blends)) if rows is None else np.flatnonzero(rows)
+    cat = blends.catalog[idx]
+    out = {k: [] for k in ("flux", "flux_err", "true", "noise", *FEATURES)}
+    sigma = blends.noise_sigma
+    for start in range(0, idx.size, 256):
+        sel = idx[start : start + 256]
+        batch = blends.get(sel)
+        s = sigma if np.ndim(sigma) == 0 else np.asarray(sigma)[sel]
+        table, _, diag = deblender.measure(
+            batch["blend"], noise_sigma=s, progress=False, return_diagnostics=True
+        )
+        out["flux"].append(table_to_pairs(table, "flux"))
+        out["flux_err"].append(table_to_pairs(table, "flux_err"))
+        out["noise"].append(diag["flux_err_noise"])
+        for name in FEATURES:
+            out[name].append(diag[name])
+    res = {k: np.concatenate(v).ravel() for k, v in out.items() if v}
+    res["true"] = np.stack([cat["flux_central"], cat["flux_companion"]], axis=1).ravel()
+    res["dr"] = np.repeat(np.asarray(cat["distance_over_r"]), 2)
+    res["mag"] = np.stack([cat["mag_central"], cat["mag_companion"]], axis=1).ravel()
+    res["dmag"] = np.stack([cat["dmag"], -np.asarray(cat["dmag"])], axis=1).ravel()
+    res["family"] = np.stack([cat["type_central"], cat["type_companion"]], axis=1).ravel().astype(str)
+    return res
+
+
+def scores(m, err, sel, model):
+    z = z_scores(m["flux"][sel], err[sel], m["true"][sel])
+    z = z[np.isfinite(z)]
+    ape = np.abs(m["flux"][sel] / m["true"][sel] - 1)
+    return {
+        "n": int(z.size),
+        "std_z": float(np.std(z)),
+        "mad_std_z": float(1.4826 * np.median(np.abs(z))),
+        "cov68": coverage(m["flux"][sel], err[sel], m["true"][sel], 0.6827),
+        "cov95": coverage(m["flux"][sel], err[sel], m["true"][sel], 0.9545),
+        "median_rel_err": float(np.median(err[sel] / np.abs(m["flux"][sel]))),
+        "median_rel_noise": float(np.median(m["noise"][sel] / np.abs(m["flux"][sel]))),
+        "median_ape": float(np.median(ape)),
+    }
+
+
+def binned(m, err, model, label):
+    snr = m["flux"] / m["noise"]
+    groups = {"all": np.ones(m["flux"].size, bool)}
+    for lo, hi in ((0, 1), (1, 2), (2, 3), (3, 4), (4, np.inf)):
+        groups[f"d/R {lo}-{hi}"] = (m["dr"] >= lo) & (m["dr"] < hi)
+    for lo, hi in ((18, 22), (22, 24), (24, 26), (26, 30)):
+        groups[f"mag {lo}-{hi}"] = (m["mag"] >= lo) & (m["mag"] < hi)
+    for lo, hi in ((-2, -1), (-1, 0), (0, 1), (1, 2.01)):
+        groups[f"dmag {lo}-{hi}"] = (m["dmag"] >= lo) & (m["dmag"] < hi)
+    for lo, hi in ((0, 30), (30, 100), (100, 300), (300, np.inf)):
+        groups[f"S/N {lo}-{hi}"] = (snr >= lo) & (snr < hi)
+    for fam in sorted(set(m["family"])):
+        groups[f"family {fam}"] = m["family"] == fam
+    rows = []
+    print(
+        f"\n{label}\n{'group':>24s} {'gal':>6s} {'std(z)':>7s} {'MADz':>6s} {'68%':>6s} {'95%':>6s} "
+        f"{'err/F':>7s} {'noise/F':>8s} {'medAPE':>7s}"
+    )
+    for name, sel in groups.items():
+        if sel.sum() < MIN_BIN:
+            continue
+        s = scores(m, err, sel, model)
+        rows.append({"group": name, **s})
+        print(
+            f"{name:>24s} {s['n']:6d} {s['std_z']:7.2f} {s['mad_std_z']:6.2f} {100 * s['cov68']:6.1f} "
+            f"{100 * s['cov95']:6.1f} {100 * s['median_rel_err']:6.2f}% {100 * s['median_rel_noise']:7.2f}% "
+            f"{100 * s['median_ape']:6.2f}%",
+            flush=True,
+        )
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--neural", default="default", help="'default' (bundled) or a saved deblender folder")
+    p.add_argument("--work", default="train_runs/robustness", help="cache of the held-out galaxy samples")
+    p.add_argument("--test-split", action="store_true", help="also check the default test split (once)")
+    p.add_argument("--install", action="store_true", help="write the fitted model into the weights' record")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "errors"))
+    args = p.parse_args(argv)
+    work = Path(args.work)
+    t0 = time.perf_counter()
+    deblender = NeuralDeblender() if args.neural == "default" else NeuralDeblender.load(args.neural)
+    deblender.error_model = None  # measure the noise term and the features alone
+
+    paper = load_blends(PAPER_HELDOUT, work, progress=False).subset("test")
+    broad = load_blends(_broad_heldout(), work, progress=False).subset("test")
+
+    def halves(blends):  # split by galaxy: both galaxies of a blend even, or both odd
+        ic, jc = (np.asarray(blends.catalog[k]) % 2 for k in ("index_central", "index_companion"))
+        return (ic == 0) & (jc == 0), (ic == 1) & (jc == 1)
+
+    (paper_fit, paper_check), (broad_fit, broad_check) = halves(paper), halves(broad)
+    parts = [measure(deblender, paper, paper_fit), measure(deblender, broad, broad_fit)]
+    fit = {k: np.concatenate([p_[k] for p_ in parts]) for k in parts[0]}
+    model = fit_error_model(
+        fit["flux"],
+        fit["true"],
+        fit["noise"],
+        {name: fit[name] for name in FEATURES},
+        fitted_on={
+            "samples": ["paper-like seed 4 (2000 blends)", "broad seed 12, even galaxy indices"],
+            "views": deblender.views,
+            "weights_sha256_16": deblender.weights_digest(),
+            "command": "python benchmarks/calibrate_errors.py --install",
+            "date": datetime.date.today().isoformat(),
+        },
+    )
+    print(
+        f"fitted on {model.fitted_on['n_galaxies']} galaxies: c = {np.round(model.coefficients, 4).tolist()} "
+        f"({['floor', *model.features]}), nu = {model.nu:.2f}"
+    )
+
+    def errs(m):
+        return model.sigma(m["flux"], m["noise"], {name: m[name] for name in FEATURES})
+
+    result = {
+        "model": model.to_dict(),
+        "weights": args.neural,
+        "weights_sha256_16": deblender.weights_digest(),
+    }
+    result["fit_sample"] = binned(fit, errs(fit), model, "fit sample (even galaxy indices of seeds 4 and 12)")
+    for label, blends, rows in (
+        ("paper_seed4_odd", paper, paper_check),
+        ("broad_seed12_odd", broad, broad_check),
+    ):
+        check = measure(deblender, blends, rows)
+        result[f"check_{label}"] = binned(check, errs(check), model, f"check: {label} (other galaxies)")
+        result[f"check_{label}_noise_only"] = binned(
+            check, check["noise"], model, f"check: {label}, pixel-noise term alone"
+        )
+    if args.test_split:
+        spec = json.loads((CONFIGS / "fracnet_default.json").read_text())
+        test = load_blends(spec, Path("train_runs/fracnet_default"), progress=False).subset("test")
+        tm = measure(deblender, test)
+        result["check_default_test_split"] = binned(
+            tm, errs(tm), model, "check: default test split (5000 blends)"
+        )
+    result["seconds"] = time.perf_counter() - t0
+    out = Path(args.out)
+    write_result(out / "calibration.json", result)
+    if args.install:
+        record_path = (
+            WEIGHTS / "fracnet.json" if args.neural == "default" else Path(args.neural) / "config.json"
+        )
+        record = json.loads(record_path.read_text())
+        record["error_model"] = model.to_dict()
+        from astro_deblend._io import atomic_write_text
+
+        atomic_write_text(record_path, json.dumps(record, indent=2))
+        print(f"installed in {record_path}")
+    print(f"wrote {out / 'calibration.json'} in {result['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
