@@ -322,7 +322,8 @@ class NeuralDeblender(Deblender):
             pair (`astro_deblend.pair_check`) [default: True].
         return_diagnostics : bool, optional
             Also return a dict of (N, 2) arrays: ``flux_err_noise`` (the pixel-noise part of the error) and
-            the features of the error model (``view_spread``; ``shared_light``, the fraction of the galaxy's
+            the features of the error model (``view_spread``; ``map_spread``, the light-weighted disagreement
+            of the views' shares; ``shared_light``, the fraction of the galaxy's
             light in pixels it shares; ``contamination``, that fraction times the neighbour's flux over the
             galaxy's) [default: False].
 
@@ -389,6 +390,7 @@ class NeuralDeblender(Deblender):
         noise_term = np.full((n, 2), np.nan)
         overlap = np.full((n, 2), np.nan)
         spread = np.zeros((n, 2))
+        map_spread = np.full((n, 2), np.nan)
         x = np.empty((n, 2))
         y = np.empty((n, 2))
         sigma = np.empty(n)
@@ -404,6 +406,8 @@ class NeuralDeblender(Deblender):
             sigma[sl] = scale[:, 0]
             flux[sl] = out["flux"]
             spread[sl] = out["spread"]
+            if "map_spread" in out:
+                map_spread[sl] = out["map_spread"]
             labels[sl], x[sl], y[sl] = _segments_and_centroids(part, part_maps, scale[:, 0])
             if part_maps is not None:
                 part_noise = noise[sl] if batch.noise_sigma is None or batch.noise_sigma.ndim == 1 \
@@ -427,7 +431,7 @@ class NeuralDeblender(Deblender):
         with np.errstate(divide="ignore", invalid="ignore"):
             # the neighbour's flux over this one's
             ratio = np.clip(np.abs(flux[:, ::-1]) / np.abs(flux), 0, 100)
-        features = {"view_spread": spread, "shared_light": overlap,
+        features = {"view_spread": spread, "map_spread": map_spread, "shared_light": overlap,
                     "contamination": overlap * np.where(np.isfinite(ratio), ratio, 100.0)}
         if self.error_model is not None and np.isfinite(noise_term).all():
             flux_err = self.error_model.sigma(flux, noise_term, features)
@@ -458,7 +462,13 @@ class NeuralDeblender(Deblender):
         result["spread"] = per_view.std(axis=0) / np.maximum(np.abs(result["flux"]), 1e-30)
         if "maps" in out:
             maps = np.asarray(out["maps"]).reshape(self.views, n, 2, *batch.shape[1:])
-            result["maps"] = np.mean([undo(m, t) for m, t in zip(maps, transforms, strict=True)], axis=0)
+            turned_back = np.stack([undo(m, t) for m, t in zip(maps, transforms, strict=True)])
+            result["maps"] = turned_back.mean(axis=0)
+            # how much the views disagree on the shares of the galaxy's own light (0 with one view)
+            light = np.clip(batch, 0, None)[:, None]  # (n, 1, S, S)
+            own = np.sum(result["maps"] * light, axis=(-2, -1))
+            disagreement = np.sum(turned_back.std(axis=0) * light, axis=(-2, -1))
+            result["map_spread"] = disagreement / np.maximum(own, 1e-30)
         return result
 
     def _check_domain(self, totals, sigma, pixel_scale):

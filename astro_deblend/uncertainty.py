@@ -118,6 +118,11 @@ class ErrorModel:
                    nu=np.inf if nu is None else float(nu), fitted_on=dict(record.get("fitted_on", {})))
 
 
+#: Smallest degrees of freedom fitted: below, the variance of a Student-t is (nearly) infinite and an error
+#: bar of unit standard deviation means little.
+_NU_MIN = 2.5
+
+
 def _t_scale(nu):
     # a Student-t scaled to unit standard deviation (nu > 2); for nu <= 2, unit scale
     return np.sqrt((nu - 2) / nu) if nu > 2 else 1.0
@@ -154,7 +159,7 @@ def fit_error_model(flux, flux_true, noise, features, *, nu=None, fitted_on=None
 
     def unpack(p):
         c = np.exp(p[: 1 + len(names)])
-        v = 2.0 + np.exp(p[-1]) if nu is None else nu
+        v = _NU_MIN + np.exp(p[-1]) if nu is None else nu
         return c, v
 
     def nll(p):
@@ -169,9 +174,16 @@ def fit_error_model(flux, flux_true, noise, features, *, nu=None, fitted_on=None
                   - np.log(scale) - (v + 1) / 2 * np.log1p(z2 / v))
         return -np.sum(logpdf)
 
-    start = np.concatenate([np.log(np.full(1 + len(names), 0.02)), [np.log(3.0)] if nu is None else []])
-    result = optimize.minimize(nll, start, method="Nelder-Mead",
-                               options={"maxiter": 4000, "xatol": 1e-4, "fatol": 1e-6})
+    # start with every term near 2 % of the flux for a typical galaxy, then refine from the best of a few
+    typical = np.array([np.median(np.abs(k[k != 0])) if np.any(k != 0) else 1.0 for k in x])
+    best = None
+    for level in (0.005, 0.02, 0.08):
+        start = np.concatenate([np.log(np.r_[level, level / typical]), [np.log(2.0)] if nu is None else []])
+        result = optimize.minimize(nll, start, method="L-BFGS-B",
+                                   bounds=[(-30, 5)] * (1 + len(names)) + ([(-5, 6)] if nu is None else []))
+        if best is None or result.fun < best.fun:
+            best = result
+    result = best
     c, v = unpack(result.x)
     info = dict(fitted_on or {})
     info.update(n_galaxies=int(f.size), converged=bool(result.success))

@@ -69,3 +69,15 @@ def test_flux_scales_with_the_image(blends):
     with pytest.warns(AstropyUserWarning, match="outside the training range"):
         far, _ = deblender.measure(1000.0 * image, progress=False)
     assert np.all(np.asarray(far["flag"]) & 8)
+
+
+def test_bundled_errors_are_calibrated_for_these_weights():
+    """The error model stored with the weights was fitted on them (benchmarks/calibrate_errors.py)."""
+    deblender = NeuralDeblender()
+    model = deblender.error_model
+    assert model is not None and model.fitted_on["weights_sha256_16"] == deblender.weights_digest()
+    calibration = BENCHMARK.parents[1] / "errors" / "calibration.json"
+    if not calibration.is_file():
+        pytest.skip("the benchmark results are not installed with the package")
+    result = json.loads(calibration.read_text())
+    assert result["model"]["coefficients"] == list(model.coefficients)
