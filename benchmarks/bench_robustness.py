@@ -287,6 +287,9 @@ def _stress_points():
                        dict(base_blend, background_offset=level, background_gradient=level)))
     for offset in (0.5, 1.0, 2.0):
         points.append(("centre_offset_px", offset, dict(base_sim, max_offset=offset), base_blend))
+    for fraction in (0.5, 1.0):  # faint neighbours 2.5-5 mag below the pair, in neither flux nor map
+        points.append(("residual_neighbours", fraction, base_sim,
+                       dict(base_blend, residual_fraction=fraction)))
     return points
 
 
@@ -297,6 +300,8 @@ def run_stress(args, work):
     print(f"\n{'effect':>18s} {'value':>6s} {'method':>22s} {'MAPE %':>7s} {'outl.%':>7s} {'/base@S/N':>9s}"
           "   MAPE by d/R (0-1, 1-2, 2-3, 3-4, >4)")
     for effect, value, sim, blending in _stress_points():
+        if args.effects and effect != "base" and effect not in args.effects:
+            continue
         blends = load_blends({"simulation": sim, "blending": blending}, work, workers=args.workers,
                              progress=False).subset("test")
         batch = blends.get(slice(None))
@@ -338,6 +343,8 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=2, help="processes simulating the held-out galaxies")
     p.add_argument("--work", default="train_runs/robustness", help="cache of the held-out samples")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "robustness"))
+    p.add_argument("--effects", action="append", default=None,
+                   help="stress: only these effects (and the base), e.g. background_sigma; repeatable")
     args = p.parse_args(argv)
     args.neural = args.neural or ["default"]
     work = Path(args.work)
