@@ -22,6 +22,7 @@ LAYERS = {
     "astro_deblend.photometry": 2, "astro_deblend.pair_check": 2, "astro_deblend.paper": 2,
     "astro_deblend.metrics": 2, "astro_deblend._measure": 2, "astro_deblend.data": 2,
     "astro_deblend.evaluation": 2, "astro_deblend.plotting": 2, "astro_deblend.report": 2,
+    "astro_deblend.uncertainty": 2,
     # 3 the template and the networks
     "astro_deblend.deblender": 3, "astro_deblend.models": 3, "astro_deblend.training": 3,
     # 4 methods
@@ -35,7 +36,7 @@ LAYERS = {
 
 def _layer(module):
     for prefix in sorted(LAYERS, key=len, reverse=True):
-        if module == prefix or module.startswith(prefix + "."):
+        if module == prefix or (prefix != "astro_deblend" and module.startswith(prefix + ".")):
             return LAYERS[prefix]
     raise AssertionError(f"{module} has no layer: add it to LAYERS and to docs/developers.rst")
 
