@@ -14,7 +14,9 @@ measure
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 
 from .exceptions import AstroDeblendError
@@ -120,6 +122,9 @@ def main(argv=None):
     # TensorFlow's start-up chatter on stderr hides the job's own messages (a user's setting wins).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     handler = {"run": _cmd_run, "simulate": _cmd_simulate, "measure": _cmd_measure}[args.command]
+    if threading.current_thread() is threading.main_thread():
+        # a batch scheduler's SIGTERM unwinds like Ctrl-C: temporary files are removed on the way out
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return handler(args)
     except (AstroDeblendError, ValueError, OSError) as exc:
@@ -129,6 +134,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"astro-deblend {args.command}: interrupted; no partial output was left", file=sys.stderr)
         return 130
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
 
 
 def run_main():

@@ -13,13 +13,15 @@ A new method is one subclass that sets ``method`` (its registered name, `astro_d
 ``config()`` and ``_deblend``; see the developer page of the documentation.
 """
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .catalog import build_table
-from .exceptions import InputTypeError
-from .stamps import prepare_stamps
+from .exceptions import InputTypeError, OutOfDomainWarning
+from .flags import Flag
+from .stamps import estimate_noise_sigma, prepare_stamps
 
 __all__ = ["Deblender", "Deblended"]
 
@@ -125,6 +127,7 @@ class Deblender:
         batch = prepare_stamps(data, zeropoint=zeropoint, noise_sigma=noise_sigma, pixel_scale=pixel_scale,
                                noise_map=self.noise_map)
         result = self._deblend(batch, progress=progress, **options)
+        _flag_noise_below_pixels(batch, result)
         table = build_table(
             flux=result.flux, flux_err=result.flux_err, x=result.x, y=result.y, label=result.label,
             n_detected=result.n_detected, flag=result.flag, method=self.method, unit=batch.unit,
@@ -139,3 +142,25 @@ class Deblender:
 
     def __repr__(self):
         return f"{type(self).__name__}()"
+
+
+#: A given noise below this fraction of the stamp's own (estimated) noise cannot be right: flag 8.
+_MIN_NOISE_RATIO = 0.3
+
+
+def _flag_noise_below_pixels(batch, result):
+    """Flag (8) and warn about stamps whose given noise is far below the scatter of their own pixels."""
+    if not batch.noise_given:
+        return
+    given = batch.noise_per_stamp()
+    own = estimate_noise_sigma(batch.data)
+    low = given < _MIN_NOISE_RATIO * own
+    if low.any():
+        result.flag = np.asarray(result.flag)
+        result.flag[low] |= int(Flag.OUT_OF_DOMAIN)
+        warnings.warn(
+            f"{int(low.sum())} of {len(low)} stamps were given a noise_sigma below {_MIN_NOISE_RATIO:g} "
+            "times the scatter of their own pixels (flag 8 set): check its units, or leave it None "
+            "to estimate it",
+            OutOfDomainWarning, stacklevel=3,
+        )

@@ -44,7 +44,8 @@ FLAG_DESCRIPTIONS = {
         "profiles, fluxes masked)"
     ),
     Flag.OUT_OF_DOMAIN: (
-        "networks: stamp S/N below 5, or noise, summed flux or pixel scale outside the training domain "
+        "every method: the given noise_sigma is below 0.3 times the scatter of the stamp's own pixels; "
+        "networks also: stamp S/N below 5, or noise, summed flux or pixel scale outside the training domain "
         "(an OutOfDomainWarning is issued)"
     ),
     Flag.NOT_A_PAIR: (

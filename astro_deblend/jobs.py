@@ -68,6 +68,15 @@ def measure_fits(
                          value=method)
     table_format(output)
     targets = [output] + ([segmentation] if segmentation is not None else [])
+    seg_ext = None if segmentation is None else os.path.splitext(os.fspath(segmentation))[1].lower()
+    if segmentation is not None and seg_ext not in (".fits", ".fit"):
+        raise InputError(f"the segmentation is a FITS cube: give it a .fits name, not {segmentation}",
+                         value=segmentation)
+    if isinstance(source, str | os.PathLike):
+        for path in targets:
+            if os.path.exists(path) and os.path.samefile(path, source):
+                raise InputError(f"{path} is the input file: writing there would destroy the stamps; choose "
+                                 "another output name", value=path)
     if segmentation is not None and os.path.realpath(segmentation) == os.path.realpath(output):
         raise InputError(f"the catalogue and the segmentation would both be written to {output}; give the "
                          "segmentation (--segmentation) another file name", value=segmentation)

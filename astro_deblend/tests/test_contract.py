@@ -107,3 +107,9 @@ def test_fits_round_trip_and_stacking(deblender, pairs, tmp_path):
 def test_registry_names_and_alias():
     assert {"fracnet", "sep-auto", "sep-paper", "oracle", "blend2flux", "blend2mask2flux"} <= set(available())
     assert canonical_name("neural") == "fracnet"
+
+
+def test_a_noise_far_below_the_pixels_is_flagged(deblender, pairs):
+    with pytest.warns(UserWarning, match="scatter of their own pixels"):
+        table = measure(deblender, pairs["blend"], pairs, noise_sigma=NOISE / 100)[0]
+    assert np.all(table["flag"] & Flag.OUT_OF_DOMAIN)

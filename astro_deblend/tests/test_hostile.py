@@ -98,3 +98,13 @@ def test_all_or_nothing_rolls_back_when_a_late_write_fails(tmp_path):
     with pytest.raises(OSError, match="disk full"):
         atomic_write_all({old: lambda tmp: open(tmp, "w").write("new"), tmp_path / "b.txt": boom})
     assert old.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_outputs_never_overwrite_the_input(cube, tmp_path):
+    before = cube.read_bytes()
+    for extra in (["--output", str(cube)],
+                  ["--output", str(tmp_path / "c.ecsv"), "--segmentation", str(cube)]):
+        assert main(["measure", str(cube), *extra, "--overwrite", "--method", "sep-auto", "--quiet"]) == 2
+    assert cube.read_bytes() == before
+    assert main(["measure", str(cube), "--output", str(tmp_path / "c.ecsv"), "--segmentation",
+                 str(tmp_path / "seg.ecsv"), "--method", "sep-auto", "--quiet"]) == 2
