@@ -21,7 +21,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from ._io import atomic_write
-from .exceptions import DataFileError, InputError, InputTypeError
+from .exceptions import AstroDeblendWarning, DataFileError, InputError, InputTypeError
 
 __all__ = [
     "FitsStamps",
@@ -165,6 +165,11 @@ def read_fits_stamps(source, *, hdu=None):
                 unit = None
         except ValueError:
             unit = None
+        if unit is None:
+            warnings.warn(
+                f"header BUNIT={header['BUNIT']!r} is not a unit astropy knows; the fluxes carry no unit "
+                "(fix BUNIT, or pass the data as a Quantity)", AstroDeblendWarning, stacklevel=2,
+            )
     return FitsStamps(
         data=data if data.ndim == 3 else data[np.newaxis],
         was_2d=data.ndim == 2,

@@ -99,7 +99,7 @@ class NeuralDeblender(Deblender):
                     f"got {type(model).__name__}"
                 )
             config = model
-        if int(batch_size) < 1:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer; got {batch_size!r}")
         self.batch_size = int(batch_size)
         if views not in _VIEWS:

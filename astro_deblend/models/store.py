@@ -49,6 +49,8 @@ def write_network(path, model, config, provenance, *, overwrite=False, extra=Non
     path = Path(path)
     if (path / "config.json").exists() and not overwrite:
         raise FileExistsError(f"{path} already holds a saved network; pass overwrite=True")
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path} is a file; a saved network is a folder: give a folder name")
     path.mkdir(parents=True, exist_ok=True)
     record = {
         "format_version": FORMAT_VERSION,
