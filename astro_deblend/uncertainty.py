@@ -12,7 +12,7 @@ The error of a flux has two parts that add in quadrature:
     What the noise term cannot see: how the method splits the light between the galaxies. It is modelled as
     a fraction of the flux that grows with measurable signs of ambiguity,
 
-        sigma_blend / |F| = sqrt(c_0**2 + sum_k (c_k x_k)**2),
+        sigma_blend / abs(F) = sqrt(c_0**2 + sum_k (c_k x_k)**2),
 
     with features ``x_k`` the method gives per galaxy (the networks: the spread of the symmetric views and
     the fraction of the galaxy's light in pixels it shares with its neighbour). The coefficients ``c`` are
