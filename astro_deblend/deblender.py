@@ -21,7 +21,7 @@ import numpy as np
 from .catalog import build_table
 from .exceptions import InputTypeError, OutOfDomainWarning
 from .flags import Flag
-from .stamps import estimate_noise_sigma, prepare_stamps
+from .stamps import prepare_stamps
 
 __all__ = ["Deblender", "Deblended"]
 
@@ -153,7 +153,7 @@ def _flag_noise_below_pixels(batch, result):
     if not batch.noise_given:
         return
     given = batch.noise_per_stamp()
-    own = estimate_noise_sigma(batch.data)
+    own = batch.pixel_scatter()
     low = given < _MIN_NOISE_RATIO * own
     if low.any():
         result.flag = np.asarray(result.flag)

@@ -275,6 +275,10 @@ class StampBatch:
             if self.noise_sigma.ndim == 1:
                 return self.noise_sigma
             return np.median(self.noise_sigma.reshape(len(self), -1), axis=1)
+        return self.pixel_scatter()
+
+    def pixel_scatter(self):
+        """`estimate_noise_sigma` of each stamp's own pixels, shape (N,), computed once per batch."""
         if self._estimate is None:
             self._estimate = estimate_noise_sigma(self.data)
         return self._estimate
