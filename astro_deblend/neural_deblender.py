@@ -121,7 +121,8 @@ class NeuralDeblender(Deblender):
                     "and train your network with fit(), or pass weights=<folder saved by save()>"
                 )
             self._setup(saved, record.get("provenance"))
-            self._load_weights(weights_file, "bundled", sha256=record.get("weights_sha256"))
+            self._load_weights(weights_file, "bundled", sha256=record.get("weights_sha256"),
+                               record=weights_file.with_name(f"{kind}.json"))
             self._set_error_model(record)
         else:
             path = Path(weights)
@@ -134,7 +135,8 @@ class NeuralDeblender(Deblender):
                         f"{config}; use NeuralDeblender.load({str(path)!r}) to run it as saved"
                     )
                 self._setup(saved, record.get("provenance"))
-                self._load_weights(path / "model.weights.h5", str(path), sha256=record.get("weights_sha256"))
+                self._load_weights(path / "model.weights.h5", str(path), sha256=record.get("weights_sha256"),
+                                   record=path / "config.json")
                 self._set_error_model(record)
             else:
                 self._setup(config)
@@ -151,7 +153,9 @@ class NeuralDeblender(Deblender):
         if record.get("error_model"):
             self.error_model = ErrorModel.from_dict(record["error_model"])
 
-    def _load_weights(self, path, source, *, sha256=None):
+    def _load_weights(self, path, source, *, sha256=None, record=None):
+        """Load a weights file; ``record``: the config.json that describes it, if any (its network is
+        then the one the weights must fit, and a mismatch is a broken save, not a wrong argument)."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(
@@ -166,6 +170,12 @@ class NeuralDeblender(Deblender):
         try:
             self._model.load_weights(path)
         except ValueError as exc:
+            if record is not None:
+                raise DataFileError(
+                    f"the weights in {path} do not fit the {self.method} network described by {record} "
+                    f"({self._config}): the record was edited or the two files come from different saves; "
+                    f"restore the files written together by NeuralDeblender.save, or retrain ({exc})"
+                ) from exc
             raise InputError(
                 f"the weights in {path} do not fit a {self.method} network with {self._config}: {exc}"
             ) from exc

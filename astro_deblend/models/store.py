@@ -1,6 +1,11 @@
 """Saved networks on disk: a folder with ``config.json`` (what the network is, how it was trained, a
 checksum of its weights) and ``model.weights.h5`` (the Keras weights; no pickles, no code).
 
+``config.json`` carries two SHA-256 digests: ``weights_sha256`` of the weights file, and
+``model_config_sha256`` of the network's name and model config (``model``, ``model_config``), so that a
+hand-edited ``stamp_size`` or stride, which changes no weight shape and would otherwise load silently, is
+caught on reading. Saves made before the second digest existed load without that check.
+
 The bundled weights are the same two files renamed ``astro_deblend/weights/<model>.json`` and
 ``astro_deblend/weights/<model>.weights.h5``.
 """
@@ -18,7 +23,8 @@ from ..exceptions import DataFileError
 from . import build_model
 from .normalization import NORMALIZATION
 
-__all__ = ["KINDS", "WEIGHTS_DIR", "FORMAT_VERSION", "read_record", "bundled", "file_sha256", "write_network"]
+__all__ = ["KINDS", "WEIGHTS_DIR", "FORMAT_VERSION", "read_record", "bundled", "file_sha256",
+           "model_config_sha256", "write_network"]
 
 #: Networks a NeuralDeblender can run (the U-Net alone measures no flux).
 KINDS = ("fracnet", "blend2flux", "blend2mask2flux")
@@ -56,6 +62,7 @@ def write_network(path, model, config, provenance, *, overwrite=False, extra=Non
         "format_version": FORMAT_VERSION,
         "model": type(config).kind,
         "model_config": dataclasses.asdict(config),
+        "model_config_sha256": model_config_sha256(type(config).kind, dataclasses.asdict(config)),
         "normalization": NORMALIZATION,
         "provenance": provenance,
         "keras_version": keras.__version__,
@@ -95,6 +102,14 @@ def read_record(path):
             f"{list(KINDS)} and a 'model_config' (got {got!r}); point to a folder written by "
             "NeuralDeblender.save"
         )
+    digest = record.get("model_config_sha256")
+    if digest is not None and digest != model_config_sha256(record["model"], record["model_config"]):
+        raise DataFileError(
+            f"{path}: 'model' and 'model_config' ({record['model']}, {record['model_config']}) no longer "
+            "match the network the weights were saved with (its model_config_sha256 differs): the record was "
+            "edited. Restore the config.json written by NeuralDeblender.save; to run the network on another "
+            "stamp size or architecture, train one with fit()"
+        )
     name = record.get("normalization", {}).get("name")
     if name != NORMALIZATION["name"]:
         raise DataFileError(
@@ -102,6 +117,14 @@ def read_record(path):
             f"astro_deblend uses {NORMALIZATION['name']!r}; retrain the network"
         )
     return record
+
+
+def model_config_sha256(model, model_config):
+    """SHA-256 (hex) of a network's name and model config (the dict of ``config.json``), as canonical
+    JSON: sorted keys, tuples as lists, so that it is the same before and after a JSON round trip."""
+    canonical = json.dumps({"model": model, "model_config": model_config}, sort_keys=True,
+                           separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def file_sha256(path):

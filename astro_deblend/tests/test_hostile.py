@@ -108,3 +108,52 @@ def test_outputs_never_overwrite_the_input(cube, tmp_path):
     assert cube.read_bytes() == before
     assert main(["measure", str(cube), "--output", str(tmp_path / "c.ecsv"), "--segmentation",
                  str(tmp_path / "seg.ecsv"), "--method", "sep-auto", "--quiet"]) == 2
+
+
+@pytest.fixture
+def saved_network(tmp_path):
+    from astro_deblend.neural_deblender import NeuralDeblender
+
+    folder = tmp_path / "net"
+    NeuralDeblender().save(folder)
+    return folder
+
+
+def _edit_record(folder, edit):
+    record = json.loads((folder / "config.json").read_text())
+    edit(record)
+    (folder / "config.json").write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("field, value", [("stamp_size", 64), ("stem_stride", 1)])
+def test_a_hand_edited_model_config_is_caught_on_read(saved_network, field, value):
+    """stamp_size and stride change no weight shape: without the record's digest they would load silently."""
+    from astro_deblend.neural_deblender import NeuralDeblender
+
+    _edit_record(saved_network, lambda r: r["model_config"].update({field: value}))
+    with pytest.raises(DataFileError, match="model_config_sha256 differs.*Restore the config.json"):
+        NeuralDeblender.load(saved_network)
+    with pytest.raises(DataFileError, match="edited"):
+        NeuralDeblender("fracnet", weights=saved_network)
+
+
+@pytest.mark.filterwarnings("ignore:Skipping nested container")  # Keras, on the mismatched weights
+def test_saves_without_the_model_config_digest_still_load(saved_network):
+    from astro_deblend.neural_deblender import NeuralDeblender
+
+    stamp = _gaussian_pairs(1)["blend"][0]
+    before, _ = NeuralDeblender().measure(stamp, progress=False)
+    _edit_record(saved_network, lambda r: r.pop("model_config_sha256"))
+    after, _ = NeuralDeblender.load(saved_network).measure(stamp, progress=False)
+    np.testing.assert_array_equal(np.asarray(before["flux"]), np.asarray(after["flux"]))
+    # ... and an old save whose edit does change a weight shape is a broken file, not a wrong argument
+    _edit_record(saved_network, lambda r: r["model_config"].update(filters=[12, 24, 48, 96, 64]))
+    with pytest.raises(DataFileError, match="do not fit the fracnet network described by"):
+        NeuralDeblender.load(saved_network)
+
+
+def test_the_bundled_record_carries_a_matching_model_config_digest():
+    from astro_deblend.models.store import WEIGHTS_DIR, model_config_sha256
+
+    record = json.loads((WEIGHTS_DIR / "fracnet.json").read_text())
+    assert record["model_config_sha256"] == model_config_sha256(record["model"], record["model_config"])
