@@ -63,6 +63,13 @@ class FitsStamps:
     header: fits.Header
 
 
+_IMAGE_HDUS = (fits.ImageHDU, fits.PrimaryHDU, fits.CompImageHDU)
+
+
+def _is_image(h):
+    return isinstance(h, _IMAGE_HDUS) and h.data is not None
+
+
 def _pick_hdu(hdul, hdu):
     if hdu is not None:
         key = int(hdu) if isinstance(hdu, str) and hdu.isdigit() else hdu
@@ -72,14 +79,15 @@ def _pick_hdu(hdul, hdu):
             names = [h.name for h in hdul]
             raise InputError(f"HDU {hdu!r} not found; the file has HDUs {names}", value=hdu,
                              allowed=names) from None
-        if chosen.data is None:
-            raise InputError(f"HDU {hdu!r} holds no data", value=hdu)
-        return chosen
+        if _is_image(chosen):
+            return chosen
+        images = [f"{i} ({h.name})" for i, h in enumerate(hdul) if _is_image(h)]
+        what = "holds no data" if isinstance(chosen, _IMAGE_HDUS) else f"is a {type(chosen).__name__}"
+        fix = f"give hdu= (--hdu) one of {images}" if images else "this file holds no image data"
+        raise InputError(f"HDU {hdu!r} ({chosen.name}) {what}, not an image of stamps; {fix}",
+                         value=hdu, allowed=images)
     for h in hdul:
-        if (
-            isinstance(h, fits.ImageHDU | fits.PrimaryHDU | fits.CompImageHDU)
-            and h.data is not None
-        ):
+        if _is_image(h):
             return h
     raise DataFileError(
         "the FITS input holds no image data in any HDU; give a file with a 2-D stamp or a "

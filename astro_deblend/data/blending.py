@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .._io import atomic_write
 from ..exceptions import AstroDeblendWarning, DataFileError, InputError, InputTypeError
-from ._config import config_to_dict, uses_options
+from ._config import check_finite, check_integers, config_to_dict, uses_options
 from .galaxies import GalaxySample, _read_sample_group, _write_sample_group, check_digest, content_digest
 
 __all__ = ["BlendConfig", "BlendSet", "ConcatenatedBlends", "make_blends"]
@@ -91,6 +91,11 @@ class BlendConfig:
     residual_fraction: float = 0.0
 
     def __post_init__(self):
+        # Types first, so that a string never reaches a comparison below
+        check_integers(self, ("n_train", "n_test", "seed"), non_negative=("seed",))
+        check_finite(self, {"test_fraction": "a fraction", "min_distance_factor": "radii",
+                            "max_distance": "px", "background_offset": "noise sigmas",
+                            "background_gradient": "noise sigmas", "residual_fraction": "a fraction"})
         for name in ("depth_range", "noise_correlation", "exposure_time_range"):
             value = getattr(self, name)
             if value is None:
@@ -129,10 +134,6 @@ class BlendConfig:
                 f"max_distance must be a positive number of pixels or None; got {self.max_distance}",
                 value=self.max_distance,
             )
-        for name in ("n_train", "n_test", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or int(value) != value:
-                raise InputTypeError(f"{name} must be an integer; got {value!r}")
 
     def to_dict(self):
         """The configuration as a JSON-serialisable dict (sky options left at their default omitted,
@@ -257,6 +258,16 @@ def _pair(rng, members, mag, radius, n, config, max_distance, split):
     # Centrals are drawn uniformly among galaxies that have at least one possible companion.
     eligible = np.flatnonzero(n_partners > 0)
     n_pairs = int(n_partners.sum())  # ordered (central, companion) pairs allowed by max_dmag
+    n_distinct = n_pairs * _n_shifts(max_distance)  # an upper bound: min_distance_factor removes some
+    if n > n_distinct:
+        raise InputError(
+            f"n_{split}={n} blends from the {members.size} galaxies of the {split} split: they allow at most "
+            f"{n_distinct} different blends ({n_pairs} (central, companion) pairs within max_dmag="
+            f"{config.max_dmag} mag, each at {_n_shifts(max_distance)} integer separations up to "
+            f"{max_distance:g} px), so the set would hold identical copies. Ask for at most {10 * n_pairs} "
+            f"(each pair reused at most 10 times) or simulate more galaxies",
+            value=n, allowed=(0, n_distinct),
+        )
     if n > 10 * n_pairs:
         warnings.warn(
             f"{n} {split} blends from {n_pairs} possible (central, companion) pairs of {members.size} "
@@ -288,6 +299,14 @@ def _pair(rng, members, mag, radius, n, config, max_distance, split):
         dx[todo[ok]], dy[todo[ok]] = x[ok], y[ok]
         todo = todo[~ok]
     return np.stack([central, companion, dx, dy])
+
+
+def _n_shifts(max_distance):
+    """Number of integer shifts (dx, dy) with 0 < hypot(dx, dy) <= max_distance (px)."""
+    span = int(np.floor(max_distance))
+    x = np.arange(-span, span + 1)
+    d = np.hypot(x[:, None], x[None, :])
+    return int(np.count_nonzero((d > 0) & (d <= max_distance)))
 
 
 def _shift(stamps, dx, dy):
@@ -540,7 +559,7 @@ class BlendSet:
         batch : dict of ndarray
             See the class notes.
         """
-        rows = np.atleast_1d(np.arange(len(self))[indices])
+        rows = _positions(len(self), indices)
         cat = self.catalog
         c = np.asarray(cat["index_central"])[rows]
         k = np.asarray(cat["index_companion"])[rows]
@@ -701,7 +720,7 @@ class ConcatenatedBlends:
 
     def get(self, indices):
         """Draw the blends ``indices`` (int, slice or array of positions in the whole), in that order."""
-        rows = np.atleast_1d(np.arange(len(self))[indices])
+        rows = _positions(len(self), indices)
         which = np.searchsorted(self._offsets, rows, side="right") - 1
         out = None
         for k in np.unique(which):
@@ -712,3 +731,27 @@ class ConcatenatedBlends:
             for key, v in part.items():
                 out[key][sel] = v
         return out
+
+
+
+def _positions(n, indices):
+    """Positions among ``n`` blends picked by ``indices`` (an int, a slice, an integer array or a boolean
+    mask of length n), as a 1-D integer array."""
+    if isinstance(indices, slice):
+        return np.arange(n)[indices]
+    try:
+        array = np.asarray(indices)
+    except ValueError:  # a ragged list
+        array = np.asarray([None])
+    if array.size == 0:
+        array = array.astype(np.intp)
+    if array.ndim > 1 or not (array.dtype.kind in "iu" or (array.dtype.kind == "b" and array.ndim == 1)):
+        raise InputTypeError(
+            f"blends are picked by position: an int, a slice, an integer array or a boolean mask of the {n} "
+            f"blends; got {indices!r:.60} ({type(indices).__name__})"
+        )
+    try:
+        return np.atleast_1d(np.arange(n)[array])
+    except IndexError as exc:
+        raise IndexError(f"{exc}: the set holds {n} blends, at positions 0 to {n - 1} (or -{n} to -1)") \
+            from None

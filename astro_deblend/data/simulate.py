@@ -28,8 +28,9 @@ from tqdm.auto import tqdm
 
 from .._parallel import process_pool
 from ..conventions import DEFAULT_PIXEL_SCALE, DEFAULT_ZEROPOINT
+from ..exceptions import InputError
 from ..photometry import flux_auto
-from ._config import config_to_dict, uses_options
+from ._config import check_finite, check_integers, config_to_dict, uses_options
 from .families import FAMILIES, PAPER_FAMILIES, _wide_profile, family_profile, family_radius
 from .galaxies import GalaxySample
 from .sampling import load_sampling_table, sample_galaxy_parameters
@@ -117,6 +118,14 @@ class SimulationConfig:
     cleaned_fraction: float = 0.0
 
     def __post_init__(self):
+        # Types and the stamp size first: later checks (max_offset) are in units of the stamp
+        check_integers(self, ("n_galaxies", "stamp_size", "seed", "n_psfs"), non_negative=("seed",))
+        check_finite(self, _FLOAT_UNITS)
+        if self.n_galaxies < 1:
+            raise InputError(f"n_galaxies must be at least 1; got {self.n_galaxies}", value=self.n_galaxies)
+        if self.stamp_size < 16 or self.stamp_size % 2:
+            raise InputError(f"stamp_size must be an even number of pixels >= 16; got {self.stamp_size}",
+                             value=self.stamp_size)
         for name in ("families", "family_weights", "psf_kinds", "psf_fwhm_range"):
             value = getattr(self, name)
             if isinstance(value, str):
@@ -162,10 +171,6 @@ class SimulationConfig:
                 "cleaned_fraction must lie in [0, 1] and radius_scatter_dex be >= 0; got "
                 f"{self.cleaned_fraction}, {self.radius_scatter_dex}"
             )
-        if self.n_galaxies < 1:
-            raise ValueError(f"n_galaxies must be at least 1; got {self.n_galaxies}")
-        if self.stamp_size < 16 or self.stamp_size % 2:
-            raise ValueError(f"stamp_size must be an even number of pixels >= 16; got {self.stamp_size}")
         for name in ("pixel_scale", "psf_fwhm"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive (arcsec); got {getattr(self, name)}")
@@ -182,6 +187,12 @@ class SimulationConfig:
         """True when any option beyond the paper's recipe is on."""
         return uses_options(self, _BROAD_OPTIONS)
 
+
+#: The float fields of `SimulationConfig` and their units: each must be finite (a NaN depth would
+#: otherwise surface only after the simulation, as NaN noise).
+_FLOAT_UNITS = {"pixel_scale": "arcsec per pixel", "psf_fwhm": "arcsec", "zeropoint": "AB mag",
+                "depth_5sigma": "AB mag", "exposure_time": "s", "mag_limit": "AB mag",
+                "radius_scatter_dex": "dex", "max_offset": "px", "cleaned_fraction": "a fraction"}
 
 _BROAD_OPTIONS = ("families", "family_weights", "profile_ranges", "radius_scatter_dex", "psf_kinds",
                   "psf_fwhm_range", "n_psfs", "max_offset", "cleaned_fraction")

@@ -157,3 +157,35 @@ def test_the_bundled_record_carries_a_matching_model_config_digest():
 
     record = json.loads((WEIGHTS_DIR / "fracnet.json").read_text())
     assert record["model_config_sha256"] == model_config_sha256(record["model"], record["model_config"])
+
+
+@pytest.mark.parametrize("depth", ["nan", "inf"])
+def test_simulate_refuses_a_non_finite_depth_before_simulating(tmp_path, capsys, monkeypatch, depth):
+    import astro_deblend.data
+
+    def simulated(*args, **kwargs):
+        raise AssertionError("the simulation ran before the depth was checked")
+
+    monkeypatch.setattr(astro_deblend.data, "simulate_galaxies", simulated)
+    out = tmp_path / "blends.h5"
+    assert main(["simulate", str(out), "--depth", depth, "--n-galaxies", "12", "--quiet"]) == 2
+    assert "depth_5sigma must be a finite number (AB mag)" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_table_hdu_is_not_read_as_stamps(cube, tmp_path, capsys):
+    from astropy.table import Table
+
+    from astro_deblend.exceptions import InputError
+    from astro_deblend.fitsio import read_fits_stamps
+
+    with fits.open(cube, mode="append") as hdul:
+        hdul.append(fits.BinTableHDU(Table({"flux": [1.0, 2.0]}), name="CAT"))
+    words = r"is a BinTableHDU, not an image of stamps; give hdu= \(--hdu\) one of \['0 \(PRIMARY\)'\]"
+    for hdu in (1, "CAT"):
+        with pytest.raises(InputError, match=words):
+            read_fits_stamps(cube, hdu=hdu)
+    out = tmp_path / "cat.ecsv"
+    assert main(["measure", str(cube), "--hdu", "1", "--output", str(out), "--method", "sep-auto",
+                 "--quiet"]) == 2
+    assert "BinTableHDU" in capsys.readouterr().err and not out.exists()

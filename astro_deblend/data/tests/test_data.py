@@ -21,7 +21,7 @@ from astro_deblend.data import (
     sample_galaxy_parameters,
     simulate_galaxies,
 )
-from astro_deblend.exceptions import AstroDeblendWarning, InputError
+from astro_deblend.exceptions import AstroDeblendWarning, InputError, InputTypeError
 
 SMALL = SimulationConfig(n_galaxies=40, stamp_size=128, seed=3)
 
@@ -278,6 +278,61 @@ def test_bad_blend_config():
         BlendConfig(test_fraction=1.5)
     with pytest.raises(ValueError, match="stamp_size"):
         SimulationConfig(stamp_size=7)
+
+
+@pytest.mark.parametrize("make, error, words", [
+    (lambda: BlendConfig(seed="abc"), InputTypeError, "seed must be an integer; got 'abc'"),
+    (lambda: BlendConfig(n_test="5"), InputTypeError, "n_test must be an integer"),
+    (lambda: BlendConfig(seed=-1), InputError, "seed must be a non-negative integer"),
+    (lambda: BlendConfig(background_gradient=np.inf), InputError, "background_gradient must be a finite"),
+    (lambda: SimulationConfig(stamp_size=-128), InputError, "stamp_size must be an even number"),
+    (lambda: SimulationConfig(seed="abc"), InputTypeError, "seed must be an integer"),
+    (lambda: SimulationConfig(depth_5sigma=np.nan), InputError, r"depth_5sigma must be a finite number \(AB"),
+    (lambda: SimulationConfig(zeropoint=-np.inf), InputError, "zeropoint must be a finite"),
+    (lambda: SimulationConfig(pixel_scale="0.06"), InputTypeError, "pixel_scale must be a number"),
+])
+def test_config_values_are_refused_with_the_field_named(make, error, words):
+    with pytest.raises(error, match=words):
+        make()
+
+
+def test_config_integers_given_as_floats_are_stored_as_int():
+    assert type(BlendConfig(seed=3.0).seed) is int
+    assert type(SimulationConfig(n_galaxies=12.0).n_galaxies) is int
+
+
+def _twelve_galaxies(size=32):
+    """A tiny sample of 12 galaxies within 0.6 mag of each other: every pair is allowed."""
+    cat = Table({"id": np.arange(12), "mag": 20.0 + 0.05 * np.arange(12), "radius": [2.0] * 12,
+                 "galtype": ["disc"] * 12, "flux": [1.0] * 12, "flux_stamp": [1.0] * 12,
+                 "flux_auto": [1.0] * 12})
+    imgs = np.zeros((12, size, size), np.float32)
+    return GalaxySample(images=imgs, segmaps=imgs.astype(np.uint8), catalog=cat, noiseless=imgs,
+                        noise_sigma=1.0)
+
+
+def test_more_blends_than_distinct_ones_is_an_error():
+    """9 training galaxies make 72 ordered pairs, each at about 800 separations on a 32 px stamp: 10**7
+    blends could only repeat themselves. A mere 11 uses of each pair is allowed, with a warning."""
+    sample = _twelve_galaxies()
+    words = r"n_train=10000000 .* at most \d+ different blends .* simulate more"
+    with pytest.raises(InputError, match=words) as err:
+        make_blends(sample, BlendConfig(n_train=10**7, n_test=2, test_fraction=0.25), progress=False)
+    assert err.value.allowed[1] < 10**7
+    with pytest.warns(AstroDeblendWarning, match="comes back about 11 times"):
+        make_blends(sample, BlendConfig(n_train=11 * 72, n_test=2, test_fraction=0.25), progress=False)
+
+
+def test_blends_are_picked_by_position_only(blends):
+    for bad in ("a", 1.5, [0.0, 1.0], True, np.ones((2, 2), int)):
+        with pytest.raises(InputTypeError, match="picked by position"):
+            blends.get(bad)
+    with pytest.raises(IndexError, match="holds 160 blends"):
+        blends.get(160)
+    assert len(blends.get([])["blend"]) == 0 and len(blends.get(np.arange(160) < 3)["blend"]) == 3
+    both = ConcatenatedBlends([blends])
+    with pytest.raises(InputTypeError, match="picked by position"):
+        both.get("a")
 
 
 def _write_candels(tmp_path, n=4, size=64, nan=False, rows=None):
