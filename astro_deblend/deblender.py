@@ -19,11 +19,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .catalog import build_table
-from .exceptions import InputTypeError, OutOfDomainWarning
+from .exceptions import InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
 from .stamps import prepare_stamps
 
-__all__ = ["Deblender", "Deblended"]
+__all__ = ["Deblender", "Deblended", "CentralViews"]
+
+#: Side of the views `Deblender.measure_image` cuts for methods that take any stamp size (pixels).
+DEFAULT_VIEW_SIZE = 128
 
 
 @dataclass
@@ -71,6 +74,23 @@ class Deblended:
             raise ValueError(f"Deblended.n_detected must have shape ({n},); got {np.shape(self.n_detected)}")
 
 
+@dataclass
+class CentralViews:
+    """What a method found for the central source of each view of `Deblender.measure_image`.
+
+    ``central`` and ``foreground`` are the fraction maps (N, S, S) of the central source and of central
+    plus companion, for methods that predict them (None otherwise); ``noise_err`` is the part of
+    ``flux_err`` due to the pixel noise (NaN where unknown).
+    """
+
+    flux: np.ndarray
+    flux_err: np.ndarray
+    flag: np.ndarray
+    noise_err: np.ndarray
+    central: np.ndarray | None = None
+    foreground: np.ndarray | None = None
+
+
 class Deblender:
     """Base class of the deblenders: owns the input path and the output table.
 
@@ -81,11 +101,21 @@ class Deblender:
     - ``noise_map``: True if the method uses a per-pixel noise map;
     - ``config()``: the method's settings (stored in ``table.meta['config']``);
     - ``_deblend(batch, *, progress, **options)``: the measurement, returning a `Deblended`.
+
+    and may override ``stamp_size`` (the side of the views of `measure_image`; None: any) and
+    ``_deblend_views`` (how the central source of each view is measured).
     """
 
     method = None
     options = ()
     noise_map = False
+    #: Whether `measure_image` can run this method (it needs nothing but the pixels).
+    measures_images = True
+
+    @property
+    def stamp_size(self):
+        """int: side of the views that `measure_image` cuts around each source (pixels)."""
+        return DEFAULT_VIEW_SIZE
 
     def config(self):
         """Return the method's configuration as a dict (stored in ``table.meta['config']``)."""
@@ -136,6 +166,66 @@ class Deblender:
         table.meta["noise_sigma"] = "given" if batch.noise_given else "estimated per stamp"
         table.meta.update(result.meta)
         return (table, result.segments, *result.extra)
+
+    def measure_image(self, data, *, sources=None, error=None, mask=None, wcs=None, zeropoint=None,
+                      pixel_scale=None, detection=None, seed=0, progress=True):
+        """Measure every source of a whole image: any number of galaxies, anywhere.
+
+        Each source is measured in a view centred on it in which the other sources, but its closest
+        overlapping neighbour, are replaced by noise; methods that predict fraction maps then share
+        every pixel's light among the sources whose views cover it, so that the fluxes of a group of
+        overlapping sources and the background add up to the image's flux. See `astro_deblend.images`.
+
+        Parameters
+        ----------
+        data : array-like, `~astropy.units.Quantity`, or FITS path / HDUList / HDU
+            One background-subtracted 2-D image (any size).
+        sources : `~photutils.segmentation.SourceCatalog`, `~photutils.segmentation.SegmentationImage`, \
+`~astropy.table.Table` or None
+            Where the sources are: a photutils catalogue or segmentation image (its labels become the
+            ids), or a Table with ``x``/``y`` pixel columns (or ``sky_centroid`` or ``ra``/``dec`` and a
+            WCS) and optionally ``id``. None: detected with photutils (`astro_deblend.images.detect`).
+        error : float, array-like or `~astropy.units.Quantity`, optional
+            Per-pixel 1-sigma noise (a scalar or a map, e.g. ``1 / sqrt(weight)``); None: one rms
+            estimated from the image.
+        mask : array-like of bool, optional
+            True on pixels to ignore; NaN and infinite pixels are masked too.
+        wcs : `~astropy.wcs.WCS`, optional
+            Celestial WCS: adds ``sky_centroid`` and accepts sky positions in ``sources``.
+        zeropoint, pixel_scale : float, optional
+            AB zero point (adds ``mag`` and ``mag_err``) and arcsec per pixel.
+        detection : dict, optional
+            Keyword arguments of `astro_deblend.images.detect` when ``sources`` is None.
+        seed : int, optional
+            Seed of the noise that replaces the other sources in each view [default: 0].
+        progress : bool, optional
+            Show a progress bar on many sources [default: True].
+
+        Returns
+        -------
+        table : `~astropy.table.QTable`
+            One row per source: ``id``, ``x``, ``y`` (0-based pixels), ``sky_centroid`` (with a WCS),
+            ``flux``, ``flux_err`` (image units), ``mag``, ``mag_err`` (AB, with a zero point), ``flag``
+            (`astro_deblend.flags.Flag`), ``group_id`` (smallest id of its group of overlapping
+            sources), ``group_size`` and ``method``.
+        segmentation : `~photutils.segmentation.SegmentationImage` or None
+            The image's pixels labelled by source id (None when no source was found).
+        """
+        from .images import measure_image
+
+        if not self.measures_images:
+            raise InputError(
+                f"{type(self).__name__} cannot measure whole images: it needs more than the pixels"
+            )
+        return measure_image(self, data, sources=sources, error=error, mask=mask, wcs=wcs,
+                             zeropoint=zeropoint, pixel_scale=pixel_scale, detection=detection, seed=seed,
+                             progress=progress)
+
+    def _deblend_views(self, batch, *, progress):
+        """Measure the central source of each view (`CentralViews`); by default, with ``_deblend``."""
+        result = self._deblend(batch, progress=progress)
+        return CentralViews(flux=np.asarray(result.flux)[:, 0], flux_err=np.asarray(result.flux_err)[:, 0],
+                            flag=np.asarray(result.flag)[:, 0], noise_err=np.full(len(batch), np.nan))
 
     def _deblend(self, batch, *, progress, **options):  # pragma: no cover - the subclasses' job
         raise NotImplementedError

@@ -30,6 +30,10 @@ class Flag(enum.IntFlag):
     OUT_OF_DOMAIN = 8
     #: The stamp does not look like a centred pair (networks, with ``pair_check=True``).
     NOT_A_PAIR = 16
+    #: Whole images: part of the source's neighbourhood is off the image, masked or NaN.
+    INCOMPLETE = 32
+    #: Whole images: more than one neighbour overlaps it, beyond the pairs the networks were trained on.
+    CROWDED = 64
 
 
 #: What sets each bit, per deblender.
@@ -51,6 +55,14 @@ FLAG_DESCRIPTIONS = {
     Flag.NOT_A_PAIR: (
         "networks: the detection does not show a centred pair (central source more than 3 px off the "
         "centre, a third source of at least a tenth of the central one's flux, or a single source)"
+    ),
+    Flag.INCOMPLETE: (
+        "measure_image: pixels within the source's segment (or 3 px of it) are off the image, masked or "
+        "NaN; they count as zero, so the flux is a lower limit"
+    ),
+    Flag.CROWDED: (
+        "measure_image: more than one other source overlaps it; every source but the closest neighbour "
+        "was replaced by noise in its view (the networks know pairs), so the split is less certain"
     ),
 }
 

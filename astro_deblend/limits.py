@@ -242,6 +242,7 @@ class OracleDeblender(Deblender):
     method = "oracle"
     options = ("profiles",)
     noise_map = True
+    measures_images = False  # it needs the true profiles of the galaxies, which an image does not give
 
     def config(self):
         return {"fit": "weighted linear least squares of the known unit-flux profiles"}

@@ -21,7 +21,7 @@ from photutils.segmentation import SegmentationImage
 from tqdm.auto import tqdm
 
 from ._symmetry import SYMMETRIES, apply, undo
-from .deblender import Deblended, Deblender
+from .deblender import CentralViews, Deblended, Deblender
 from .exceptions import DataFileError, InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
 from .models import MODEL_CONFIGS, build_model, config_from_dict
@@ -459,6 +459,25 @@ class NeuralDeblender(Deblender):
             flag=flag, segments=[SegmentationImage(lab) for lab in labels], extra=extra,
             meta={"flux_err": how},
         )
+
+    @property
+    def stamp_size(self):
+        """int: side of the stamps the network was built for (pixels)."""
+        return self._config.stamp_size
+
+    def _deblend_views(self, batch, *, progress):
+        """The central source of each view of `measure_image`, with the fraction maps when predicted."""
+        maps = "maps" in self._model.output_names
+        result = self._deblend(batch, progress=progress, return_maps=maps, pair_check=False,
+                               return_diagnostics=True)
+        diag = result.extra[-1]
+        flag = np.asarray(result.flag)[:, 0]
+        views = CentralViews(flux=result.flux[:, 0], flux_err=result.flux_err[:, 0], flag=flag,
+                             noise_err=np.asarray(diag["flux_err_noise"])[:, 0])
+        if maps:
+            m = result.extra[0]
+            views.central, views.foreground = m[:, 0], m[:, 0] + m[:, 1]
+        return views
 
     def _predict(self, batch, scale):
         """The network's outputs on a batch, averaged over ``self.views`` symmetric views."""

@@ -1,0 +1,797 @@
+"""Whole images: any number of sources anywhere, measured by any deblender (`Deblender.measure_image`).
+
+The stamp deblenders know one picture: a galaxy on the centre of a stamp, perhaps one companion. An image
+holds any number of sources. `measure_image` turns the one into the other, in five steps:
+
+1. **Input** (`prepare_image`): the image (array, Quantity or FITS), its per-pixel error (a map or a
+   scalar; None: estimated from the image), a mask and a WCS. NaN and infinite pixels join the mask;
+   masked pixels count as zero (the image must be background-subtracted).
+2. **Sources** (`resolve_sources`): a photutils `~photutils.segmentation.SourceCatalog`, a
+   `~photutils.segmentation.SegmentationImage`, a Table of ``x``/``y`` (or sky positions with a WCS), or
+   None, which detects them as photutils' documentation does (`detect`). Every source gets a segment of one
+   segmentation image labelled by the source ids; the light of footprints that hold no catalogued source
+   keeps labels above the largest id (it is "another source" to every view).
+3. **Groups** (`group_sources`): sources whose segments touch, within ``GROUP_GAP`` pixels, overlap;
+   connected overlaps form a group (``group_id``, ``group_size``).
+4. **Views** (`cut_views`): one stamp centred on each source (the pixel nearest its position), in which
+   every other source's segment except its closest overlapping neighbour is replaced by noise drawn
+   from the error map: the view shows what the methods were built for, a central galaxy and at most one
+   companion. Each view's noise is drawn from the source id, so a view does not depend on which
+   tile or order it is cut in.
+5. **Shares** (`share_light`): for methods that predict fraction maps (fracnet), each pixel's light is
+   shared among the sources whose views cover it, in proportion to the share each view gives its own
+   central source, times the largest foreground share any view gives the pixel::
+
+       share_i(p) = fg(p) * w_i(p) / sum_j w_j(p),    fg(p) = max_j (w_j(p) + w_companion_j(p))
+
+   so that the fluxes of a group plus the background add up to the image's flux by construction, an
+   isolated source gets all of its foreground light (the networks, trained on pairs, leave some to an
+   imagined companion), and two sources that see each other as companions keep the network's split. For
+   the other methods, a source's flux is that of the central galaxy in its view.
+
+Flags: bits of `astro_deblend.flags.Flag`; `~astro_deblend.flags.Flag.INCOMPLETE` where the source's segment
+(or 3 px around it) reaches off the image or onto masked pixels, `~astro_deblend.flags.Flag.CROWDED` where
+more than one other source overlaps it, plus the bits the method sets on the view.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from astropy import units as u
+from astropy.table import MaskedColumn, QTable
+from scipy import ndimage
+
+from .exceptions import InputError, InputTypeError, OutOfDomainWarning
+from .flags import Flag
+from .stamps import _in_data_unit, _scalar, estimate_noise_sigma, prepare_stamps, validate_stamps
+
+__all__ = [
+    "ImageData",
+    "Sources",
+    "prepare_image",
+    "detect",
+    "resolve_sources",
+    "group_sources",
+    "cut_views",
+    "share_light",
+    "measure_image",
+    "GROUP_GAP",
+]
+
+#: Segments closer than this (pixels) belong to one group of overlapping sources.
+GROUP_GAP = 3
+
+#: Pixels around a segment that must be on the image and unmasked for a complete measurement.
+EDGE_MARGIN = 3
+
+#: A given error below this fraction of the image's own pixel scatter cannot be right: flag 8.
+_MIN_ERROR_RATIO = 0.3
+
+
+@dataclass
+class ImageData:
+    """A checked image and what is known about it.
+
+    Attributes
+    ----------
+    data : `numpy.ndarray`, shape (ny, nx)
+        Background-subtracted pixels, float64; masked, NaN and infinite pixels set to 0.
+    bad : `numpy.ndarray` of bool, shape (ny, nx)
+        Pixels without a measurement (the mask, NaN and infinite values, zero-weight pixels).
+    error : float or `numpy.ndarray`
+        Per-pixel 1-sigma noise in image units (a scalar or a map of the image's shape).
+    error_given : bool
+        The error was given (not estimated from the image).
+    unit, wcs, zeropoint, pixel_scale, header
+        As known from the input (None where not).
+    """
+
+    data: np.ndarray
+    bad: np.ndarray
+    error: object
+    error_given: bool = False
+    unit: object = None
+    wcs: object = None
+    zeropoint: float | None = None
+    pixel_scale: float | None = None
+    header: object = None
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    def error_in(self, sl):
+        """The error over the pixels of slice ``sl`` (a scalar or a map)."""
+        return self.error if np.ndim(self.error) == 0 else self.error[sl]
+
+
+def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixel_scale=None, hdu=None):
+    """Check an image and its companions once, before any work, and return an `ImageData`.
+
+    Parameters
+    ----------
+    data : array-like, `~astropy.units.Quantity`, or FITS path / HDUList / HDU
+        A 2-D background-subtracted image; from FITS, the header gives the WCS, zero point, pixel scale
+        and unit unless they are given.
+    error : float, array-like or `~astropy.units.Quantity`, optional
+        Per-pixel 1-sigma noise (the image's unit): a scalar or a map of the image's shape (e.g.
+        ``1 / sqrt(weight)``; infinite or NaN values mark pixels without information). None: one rms
+        estimated from the image (`astro_deblend.stamps.estimate_noise_sigma`).
+    mask : array-like of bool, optional
+        True on pixels to ignore (bad pixels, coverage gaps).
+    wcs : `~astropy.wcs.WCS`, optional
+        Celestial WCS of the image (for sky positions in and out).
+    zeropoint, pixel_scale : float, optional
+        AB zero point and arcsec per pixel.
+    hdu : int or str, optional
+        HDU of a FITS input.
+    """
+    from .fitsio import read_fits_stamps
+    from .stamps import _is_fits
+
+    header = None
+    if _is_fits(data):
+        read = read_fits_stamps(data, hdu=hdu)
+        if not read.was_2d:
+            raise InputError(
+                f"measure_image takes one 2-D image; the FITS data are a cube of shape "
+                f"{read.data.shape} (measure stamps with measure())",
+                value=read.data.shape,
+            )
+        header = read.header
+        data = read.data[0] if read.unit is None else read.data[0] * read.unit
+        zeropoint = read.zeropoint if zeropoint is None else zeropoint
+        pixel_scale = read.pixel_scale if pixel_scale is None else pixel_scale
+        if wcs is None:
+            wcs = _header_wcs(header)
+    unit = data.unit if isinstance(data, u.Quantity) else None
+    raw = data.value if unit is not None else data
+    if np.ma.isMaskedArray(raw):
+        mask = np.ma.getmaskarray(raw) if mask is None else (np.asarray(mask, bool) | np.ma.getmaskarray(raw))
+        raw = np.ma.getdata(raw)
+    arr = np.asarray(raw)
+    if arr.ndim != 2:
+        raise InputError(
+            f"measure_image takes one 2-D image; got shape {arr.shape} (a stack of stamps goes to measure())",
+            value=arr.shape,
+        )
+    bad = ~np.isfinite(arr) if arr.dtype.kind in "fc" else np.zeros(arr.shape, bool)
+    clean = np.where(bad, 0.0, arr) if bad.any() else arr
+    stack, _, _ = validate_stamps(clean if unit is None else clean * unit, name="the image")
+    image = stack[0]
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != image.shape:
+            raise InputError(
+                f"mask must have the image's shape {image.shape}; got {mask.shape}", value=mask.shape
+            )
+        if mask.dtype.kind not in "biu":
+            raise InputTypeError(f"mask must be boolean (True = ignore the pixel); got dtype {mask.dtype}")
+        bad = bad | mask.astype(bool)
+    if bad.all():
+        raise InputError("every pixel of the image is masked, NaN or infinite: nothing to measure")
+    err, error_given = _prepare_error(error, image, bad, unit)
+    if np.ndim(err) == 2:
+        bad = bad | ~np.isfinite(err)
+        err = np.where(np.isfinite(err), err, np.inf)
+    image = np.where(bad, 0.0, image)
+    zp = _scalar(zeropoint, "zeropoint", source="", limits=(-60.0, 60.0))
+    scale = _scalar(pixel_scale, "pixel_scale", source="", positive=True, limits=(1e-6, 3600.0))
+    if wcs is not None and not getattr(wcs, "has_celestial", False):
+        raise InputError(
+            "wcs has no celestial axes: give the image's celestial WCS (e.g. WCS(header).celestial) or None",
+            value=wcs,
+        )
+    if wcs is not None and scale is None:
+        from astropy.wcs.utils import proj_plane_pixel_scales
+
+        scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial)) * 3600.0)
+    return ImageData(
+        data=image,
+        bad=bad,
+        error=err,
+        error_given=error_given,
+        unit=unit,
+        wcs=None if wcs is None else wcs.celestial,
+        zeropoint=zp,
+        pixel_scale=scale,
+        header=header,
+    )
+
+
+def _header_wcs(header):
+    import warnings
+
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            wcs = WCS(header, naxis=2)
+        except Exception:  # a malformed WCS is not an error here: positions stay in pixels
+            return None
+    return wcs if wcs.has_celestial else None
+
+
+def _prepare_error(error, image, bad, unit):
+    if error is None:
+        good = image[~bad]
+        step = max(1, good.size // 1_000_000)  # a million pixels estimate the rms well enough
+        sigma = float(estimate_noise_sigma(good[::step][np.newaxis, :, np.newaxis])[0])
+        if not sigma > 0:
+            raise InputError(
+                "cannot estimate the noise of the image (more than half its pixels are equal): give "
+                "error= (a scalar rms or an rms map)"
+            )
+        return sigma, False
+    value = _in_data_unit(error, unit, "error")
+    try:
+        err = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputTypeError(
+            f"error must be a number or an array of numbers; got {type(value).__name__}"
+        ) from None
+    if err.ndim == 0:
+        if not (np.isfinite(err) and err > 0):
+            raise InputError(f"error must be positive and finite; got {float(err)}", value=float(err))
+        return float(err), True
+    if err.shape != image.shape:
+        raise InputError(
+            f"error must be a scalar or a map of the image's shape {image.shape}; got {err.shape}",
+            value=err.shape,
+        )
+    if np.any(err[np.isfinite(err)] <= 0):
+        raise InputError(
+            "the error map must be positive where it is finite (inf or NaN marks pixels without "
+            "information); for a weight map pass 1 / sqrt(weight)"
+        )
+    return err, True
+
+
+@dataclass
+class Sources:
+    """Where the sources of an image are.
+
+    Attributes
+    ----------
+    id : `numpy.ndarray` of int64
+        Source ids (the input catalogue's labels or ids; 1..N when detected).
+    x, y : `numpy.ndarray`
+        Pixel positions (0-based).
+    segm : `numpy.ndarray` of int64, shape (ny, nx)
+        One segmentation of the image labelled by ``id`` (0: background; labels above ``id.max()``:
+        footprints without a catalogued source).
+    on_image : `numpy.ndarray` of bool
+        Positions that fall on the image.
+    how : str
+        Where the sources came from.
+    """
+
+    id: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    segm: np.ndarray
+    on_image: np.ndarray
+    how: str
+
+
+def detect(image, *, npixels=10, nsigma=1.5, kernel_fwhm=3.0):
+    """Detect and deblend sources as photutils' documentation does.
+
+    The image is convolved with a 2-D Gaussian kernel of FWHM ``kernel_fwhm`` pixels, thresholded at
+    ``nsigma`` times the error, and `~photutils.segmentation.SourceFinder` keeps footprints of at least
+    ``npixels`` connected pixels and deblends them (multi-thresholding and watershed, which needs
+    scikit-image).
+
+    Parameters
+    ----------
+    image : `ImageData`
+        The checked image (`prepare_image`).
+
+    Returns
+    -------
+    segm : `~photutils.segmentation.SegmentationImage` or None
+        None when nothing is detected.
+    catalog : `~photutils.segmentation.SourceCatalog` or None
+    """
+    from astropy.convolution import convolve
+    from photutils.segmentation import SourceCatalog, SourceFinder, make_2dgaussian_kernel
+
+    size = 2 * int(np.ceil(kernel_fwhm)) + 1
+    convolved = convolve(image.data, make_2dgaussian_kernel(kernel_fwhm, size=size), mask=image.bad)
+    threshold = nsigma * (
+        image.error if np.ndim(image.error) == 0 else np.where(np.isfinite(image.error), image.error, np.inf)
+    )
+    try:
+        segm = SourceFinder(npixels, progress_bar=False)(convolved, threshold, mask=image.bad)
+    except ImportError as exc:
+        raise ImportError(
+            f"detecting sources deblends them with scikit-image, which is not installed ({exc}): "
+            "pip install scikit-image, or pass sources= (a photutils SourceCatalog, a "
+            "SegmentationImage or a Table of positions)"
+        ) from exc
+    if segm is None:
+        return None, None
+    return segm, SourceCatalog(image.data, segm, convolved_data=convolved, mask=image.bad)
+
+
+def resolve_sources(sources, image, *, detection=None):
+    """Positions, ids and one segmentation of the image's sources from whatever the user gave.
+
+    Parameters
+    ----------
+    sources : `~photutils.segmentation.SourceCatalog`, `~photutils.segmentation.SegmentationImage`,
+              `~astropy.table.Table` or None
+        A Table needs ``x``/``y`` (or ``xcentroid``/``ycentroid``) pixel columns, or a ``sky_centroid``
+        (or ``ra``/``dec`` in degrees) column and a WCS; its ids come from ``id`` or ``label`` (else
+        1..N). None: `detect`.
+    image : `ImageData`
+    detection : dict, optional
+        Keyword arguments of `detect`.
+
+    Returns
+    -------
+    sources : `Sources`
+    """
+    from astropy.table import Table
+    from photutils.segmentation import SegmentationImage, SourceCatalog
+
+    if sources is None:
+        segm, cat = detect(image, **(detection or {}))
+        if segm is None:
+            return Sources(
+                np.zeros(0, np.int64),
+                np.zeros(0),
+                np.zeros(0),
+                np.zeros(image.shape, np.int64),
+                np.zeros(0, bool),
+                "detected (none found)",
+            )
+        return _from_segmentation(
+            np.asarray(cat.label),
+            cat.xcentroid,
+            cat.ycentroid,
+            segm.data,
+            image,
+            "detected with photutils SourceFinder",
+        )
+    if isinstance(sources, SourceCatalog):
+        segm = getattr(
+            sources, "_segmentation_image", getattr(sources, "_segment_img", None)
+        )  # photutils keeps the segmentation it was made from
+        ids, x, y = np.asarray(sources.label), sources.xcentroid, sources.ycentroid
+        if segm is not None and segm.shape == image.shape:
+            return _from_segmentation(ids, x, y, segm.data, image, "photutils SourceCatalog")
+        return _from_positions(ids, x, y, image, "photutils SourceCatalog (positions)")
+    if isinstance(sources, SegmentationImage):
+        if sources.shape != image.shape:
+            raise InputError(
+                f"the segmentation image has shape {sources.shape}, the image {image.shape}",
+                value=sources.shape,
+            )
+        cat = SourceCatalog(image.data, sources, mask=image.bad)
+        return _from_segmentation(
+            np.asarray(cat.label),
+            cat.xcentroid,
+            cat.ycentroid,
+            sources.data,
+            image,
+            "photutils SegmentationImage",
+        )
+    if isinstance(sources, Table):
+        ids, x, y = _table_positions(sources, image)
+        return _from_positions(ids, x, y, image, "table of positions")
+    raise InputTypeError(
+        "sources must be a photutils SourceCatalog or SegmentationImage, an astropy Table of positions, "
+        f"or None (detect); got {type(sources).__name__}"
+    )
+
+
+def _table_positions(table, image):
+    cols = table.colnames
+    if "id" in cols:
+        ids = np.asarray(table["id"])
+    elif "label" in cols:
+        ids = np.asarray(table["label"])
+    else:
+        ids = np.arange(1, len(table) + 1)
+    for xc, yc in (("x", "y"), ("xcentroid", "ycentroid"), ("x_centroid", "y_centroid")):
+        if xc in cols and yc in cols:
+            x, y = (np.asarray(getattr(table[c], "value", table[c]), dtype=float) for c in (xc, yc))
+            break
+    else:
+        sky = None
+        if "sky_centroid" in cols:
+            sky = table["sky_centroid"]
+        elif "ra" in cols and "dec" in cols:
+            from astropy.coordinates import SkyCoord
+
+            sky = SkyCoord(u.Quantity(table["ra"], u.deg), u.Quantity(table["dec"], u.deg))
+        if sky is None:
+            raise InputError(
+                f"the sources table needs x and y pixel columns (or xcentroid/ycentroid), or "
+                f"sky_centroid or ra/dec with a WCS; it has {cols}",
+                value=cols,
+            )
+        if image.wcs is None:
+            raise InputError(
+                "the sources table gives sky positions but the image has no WCS: pass wcs= (or a "
+                "FITS image whose header has one)"
+            )
+        x, y = (np.asarray(v, float) for v in image.wcs.world_to_pixel(sky))
+    if ids.dtype.kind not in "iu":
+        raise InputTypeError(f"source ids must be integers; got dtype {ids.dtype}")
+    return ids, x, y
+
+
+def _check_ids_positions(ids, x, y, image):
+    ids = np.asarray(ids, dtype=np.int64)
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if ids.size and ids.min() < 1:
+        raise InputError(
+            f"source ids must be positive integers (0 is the background); got {ids.min()}",
+            value=int(ids.min()),
+        )
+    values, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        raise InputError(
+            f"source ids must be unique; repeated: {values[counts > 1][:10].tolist()}",
+            value=values[counts > 1],
+        )
+    finite = np.isfinite(x) & np.isfinite(y)
+    if not finite.all():
+        raise InputError(
+            f"source positions must be finite; ids {ids[~finite][:10].tolist()} have NaN or infinite "
+            "x/y (drop them, or give their positions)",
+            value=ids[~finite],
+        )
+    ny, nx = image.shape
+    on = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
+    return ids, x, y, on
+
+
+def _from_segmentation(ids, x, y, segm, image, how):
+    ids, x, y, on = _check_ids_positions(ids, x, y, image)
+    segm = np.asarray(segm, dtype=np.int64)
+    present = np.unique(segm[segm > 0])
+    top = int(max(ids.max(initial=0), present.max(initial=0)))
+    orphans = np.setdiff1d(present, ids)  # footprints without a catalogued source: light of others
+    if orphans.size:
+        relabel = np.zeros(top + 1, np.int64)
+        relabel[ids[ids <= top]] = ids[ids <= top]
+        relabel[orphans] = top + 1 + np.arange(orphans.size)
+        segm = relabel[segm]
+    return Sources(ids, x, y, segm, on, how)
+
+
+def _from_positions(ids, x, y, image, how):
+    """Footprints of an undeblended detection, each split among the catalogue positions it holds (nearest)."""
+    from photutils.segmentation import detect_sources
+
+    ids, x, y, on = _check_ids_positions(ids, x, y, image)
+    threshold = 1.5 * (image.error if np.ndim(image.error) == 0 else image.error)
+    found = detect_sources(ndimage.gaussian_filter(image.data, 1.0), threshold, 5, mask=image.bad)
+    foot = np.zeros(image.shape, np.int64) if found is None else np.asarray(found.data, np.int64)
+    segm = np.zeros(image.shape, np.int64)
+    top = int(ids.max(initial=0))
+    ix = np.clip(np.round(x).astype(np.int64), 0, image.shape[1] - 1)
+    iy = np.clip(np.round(y).astype(np.int64), 0, image.shape[0] - 1)
+    owner = np.where(on, foot[iy, ix], 0)
+    extra = top
+    for label, sl in enumerate(ndimage.find_objects(foot), start=1):
+        if sl is None:
+            continue
+        inside = foot[sl] == label
+        members = np.nonzero(owner == label)[0]
+        if members.size == 0:
+            extra += 1
+            segm[sl][inside] = extra
+            continue
+        yy, xx = np.nonzero(inside)
+        yy, xx = yy + sl[0].start, xx + sl[1].start
+        d2 = (xx[:, None] - x[members][None]) ** 2 + (yy[:, None] - y[members][None]) ** 2
+        segm[yy, xx] = ids[members][np.argmin(d2, axis=1)]
+    return Sources(ids, x, y, segm, on, how)
+
+
+def group_sources(sources, *, gap=GROUP_GAP):
+    """Group the sources whose segments touch within ``gap`` pixels.
+
+    Returns
+    -------
+    group_id : `numpy.ndarray` of int64
+        Per source: the smallest id of its group.
+    neighbours : list of set
+        Per source: the ids of the sources it overlaps directly.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    ids = sources.id
+    n = ids.size
+    index = {int(i): k for k, i in enumerate(ids)}
+    segm = sources.segm
+    size = 2 * gap + 1
+    high = ndimage.maximum_filter(segm, size=size)
+    low = ndimage.minimum_filter(np.where(segm > 0, segm, np.iinfo(np.int64).max), size=size)
+    touch = (segm > 0) & (high != low) & (low < np.iinfo(np.int64).max)
+    pairs = np.unique(np.stack([low[touch], high[touch]], axis=1), axis=0)
+    neighbours = [set() for _ in range(n)]
+    rows, cols = [], []
+    for a, b in pairs:
+        if int(a) in index and int(b) in index:
+            ka, kb = index[int(a)], index[int(b)]
+            neighbours[ka].add(int(b))
+            neighbours[kb].add(int(a))
+            rows.append(ka)
+            cols.append(kb)
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    group_id = np.zeros(n, np.int64)
+    for c in np.unique(component):
+        members = component == c
+        group_id[members] = ids[members].min()
+    return group_id, neighbours
+
+
+@dataclass
+class Views:
+    """One stamp per source, centred on it, with the other sources but one replaced by noise."""
+
+    stamps: np.ndarray  # (n, S, S)
+    noise: np.ndarray  # (n,) rms of each view
+    corner: np.ndarray  # (n, 2) image (row, column) of each view's pixel [0, 0]
+    flag: np.ndarray  # (n,) INCOMPLETE and CROWDED bits
+    companion: np.ndarray  # (n,) id of the neighbour kept in the view (0: none)
+
+
+def cut_views(image, sources, neighbours, size, *, seed=0):
+    """Cut one ``size`` x ``size`` view per on-image source (see the module notes)."""
+    n = sources.id.size
+    ny, nx = image.shape
+    half = size // 2
+    ix = np.round(sources.x).astype(np.int64)
+    iy = np.round(sources.y).astype(np.int64)
+    corner = np.stack([iy - half, ix - half], axis=1)
+    stamps = np.zeros((n, size, size))
+    noise = np.zeros(n)
+    flag = np.zeros(n, np.int32)
+    companion = np.zeros(n, np.int64)
+    light = _segment_light(image, sources)
+    slices = _label_slices(sources.segm)
+    for k in np.nonzero(sources.on_image)[0]:
+        sid = int(sources.id[k])
+        y0, x0 = corner[k]
+        ys, xs = slice(max(0, y0), min(ny, y0 + size)), slice(max(0, x0), min(nx, x0 + size))
+        dst = np.s_[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
+        view = np.zeros((size, size))
+        view[dst] = image.data[ys, xs]
+        err = image.error_in((ys, xs))
+        finite_err = err if np.ndim(err) == 0 else err[np.isfinite(err)]
+        noise[k] = float(np.median(finite_err)) if np.size(finite_err) else np.nan
+        seg = sources.segm[ys, xs]
+        near = neighbours[k]
+        if near:
+            companion[k] = _closest_neighbour(k, near, light, sources)
+            if len(near) > 1:
+                flag[k] |= Flag.CROWDED
+        others = (seg > 0) & (seg != sid) & (seg != companion[k])
+        if others.any():
+            rng = np.random.default_rng([seed, sid])
+            sigma = err if np.ndim(err) == 0 else np.where(np.isfinite(err), err, noise[k])[others]
+            view[dst][others] = rng.normal(0.0, 1.0, int(others.sum())) * sigma
+        stamps[k] = view
+        if _incomplete(image, sources, sid, slices.get(sid), k):
+            flag[k] |= Flag.INCOMPLETE
+    return Views(stamps=stamps, noise=noise, corner=corner, flag=flag, companion=companion)
+
+
+def _closest_neighbour(k, near, light, sources):
+    """The overlapping neighbour that weighs most on source k: its segment's light over distance squared."""
+    x, y = sources.x[k], sources.y[k]
+    best, best_score = 0, -np.inf
+    for c in sorted(near):
+        flux_c, cx, cy = light.get(c, (0.0, x, y))
+        score = flux_c / max(1.0, (cx - x) ** 2 + (cy - y) ** 2)
+        if score > best_score:
+            best, best_score = c, score
+    return best
+
+
+def _label_slices(segm):
+    out = {}
+    for label, sl in enumerate(ndimage.find_objects(segm), start=1):
+        if sl is not None:
+            out[label] = sl
+    return out
+
+
+def _segment_light(image, sources):
+    """Per label: (positive flux, flux-weighted x, y) of its segment."""
+    segm = sources.segm
+    labels = np.unique(segm[segm > 0])
+    if labels.size == 0:
+        return {}
+    w = np.clip(image.data, 0, None)
+    total = ndimage.sum_labels(w, segm, labels)
+    yy, xx = np.indices(segm.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cx = ndimage.sum_labels(w * xx, segm, labels) / total
+        cy = ndimage.sum_labels(w * yy, segm, labels) / total
+    return {
+        int(lab): (float(t), float(a), float(b)) for lab, t, a, b in zip(labels, total, cx, cy, strict=True)
+    }
+
+
+def _incomplete(image, sources, sid, sl, k):
+    """The segment grown by EDGE_MARGIN (no segment: an 11 px box) reaches off the image or bad pixels."""
+    ny, nx = image.shape
+    if sl is None:
+        cy, cx = int(round(sources.y[k])), int(round(sources.x[k]))
+        box = (slice(cy - 5, cy + 6), slice(cx - 5, cx + 6))
+        inside = np.ones((11, 11), bool)
+    else:
+        box = (
+            slice(sl[0].start - EDGE_MARGIN, sl[0].stop + EDGE_MARGIN),
+            slice(sl[1].start - EDGE_MARGIN, sl[1].stop + EDGE_MARGIN),
+        )
+        own = np.pad(sources.segm[sl] == sid, EDGE_MARGIN)
+        inside = ndimage.binary_dilation(own, iterations=EDGE_MARGIN)
+    if box[0].start < 0 or box[1].start < 0 or box[0].stop > ny or box[1].stop > nx:
+        return True
+    return bool(np.any(image.bad[box] & inside))
+
+
+def share_light(image, views, central, foreground):
+    """Share each pixel's light among the views that cover it (see the module notes).
+
+    Parameters
+    ----------
+    central, foreground : `numpy.ndarray`, shape (n, S, S)
+        Each view's share of its central source, and of central plus companion.
+
+    Returns
+    -------
+    shares : callable
+        ``shares(k)`` -> (slice of the image, share map of source k over it).
+    """
+    ny, nx = image.shape
+    size = central.shape[-1]
+    total = np.zeros((ny, nx))
+    fg = np.zeros((ny, nx))
+    boxes = []
+    for k, (y0, x0) in enumerate(views.corner):
+        ys, xs = slice(max(0, y0), min(ny, y0 + size)), slice(max(0, x0), min(nx, x0 + size))
+        src = np.s_[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
+        boxes.append(((ys, xs), src))
+        if ys.start >= ys.stop or xs.start >= xs.stop or not np.any(central[k]):
+            continue
+        total[ys, xs] += central[k][src]
+        np.maximum(fg[ys, xs], foreground[k][src], out=fg[ys, xs])
+
+    def shares(k):
+        (ys, xs), src = boxes[k]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(total[ys, xs] > 0, fg[ys, xs] * central[k][src] / total[ys, xs], 0.0)
+        return (ys, xs), share
+
+    return shares
+
+
+def measure_image(
+    deblender,
+    data,
+    *,
+    sources=None,
+    error=None,
+    mask=None,
+    wcs=None,
+    zeropoint=None,
+    pixel_scale=None,
+    detection=None,
+    seed=0,
+    progress=True,
+):
+    """The body of `astro_deblend.deblender.Deblender.measure_image` (see there)."""
+    import warnings
+
+    from photutils.segmentation import SegmentationImage
+
+    image = prepare_image(data, error=error, mask=mask, wcs=wcs, zeropoint=zeropoint, pixel_scale=pixel_scale)
+    src = resolve_sources(sources, image, detection=detection)
+    n = src.id.size
+    group_id, neighbours = group_sources(src)
+    group_size = np.zeros(n, np.int64)
+    for g in np.unique(group_id):
+        group_size[group_id == g] = np.count_nonzero(group_id == g)
+
+    size = deblender.stamp_size
+    views = cut_views(image, src, neighbours, size, seed=seed)
+    on = np.nonzero(src.on_image)[0]
+    flux = np.full(n, np.nan)
+    flux_err = np.full(n, np.nan)
+    flag = views.flag.copy()
+    flag[~src.on_image] |= Flag.NOT_DETECTED | Flag.INCOMPLETE
+    labels = np.zeros(image.shape, np.int64)
+    if on.size:
+        batch = prepare_stamps(views.stamps[on], noise_sigma=views.noise[on], pixel_scale=image.pixel_scale)
+        found = deblender._deblend_views(batch, progress=progress)
+        flag[on] |= found.flag
+        if found.central is None:
+            flux[on], flux_err[on] = found.flux, found.flux_err
+            labels = np.where(np.isin(src.segm, src.id), src.segm, 0)
+        else:
+            central = np.zeros((n, size, size), np.float32)
+            foreground = np.zeros((n, size, size), np.float32)
+            central[on], foreground[on] = found.central, found.foreground
+            shares = share_light(image, views, central, foreground)
+            best = np.zeros(image.shape)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rel_deblend = np.sqrt(np.clip(found.flux_err**2 - found.noise_err**2, 0, None)) / np.abs(
+                    found.flux
+                )
+            for j, k in enumerate(on):
+                sl, share = shares(k)
+                flux[k] = float(np.sum(share * image.data[sl]))
+                err = image.error_in(sl)
+                noise_var = float(np.sum(share**2 * np.where(np.isfinite(err), err, 0.0) ** 2))
+                term = rel_deblend[j] * abs(flux[k]) if np.isfinite(rel_deblend[j]) else 0.0
+                flux_err[k] = np.sqrt(noise_var + term**2)
+                take = (share > 0.5) & (share > best[sl])
+                best[sl][take] = share[take]
+                labels[sl][take] = src.id[k]
+    if image.error_given:
+        own = estimate_noise_sigma(
+            image.data[~image.bad][:: max(1, int(np.count_nonzero(~image.bad)) // 1_000_000)][
+                np.newaxis, :, np.newaxis
+            ]
+        )[0]
+        given = np.median(image.error) if np.ndim(image.error) else image.error
+        if given < _MIN_ERROR_RATIO * own:
+            flag |= Flag.OUT_OF_DOMAIN
+            warnings.warn(
+                f"the given error ({given:.3g}) is below {_MIN_ERROR_RATIO:g} times the scatter of the "
+                f"image's pixels ({own:.3g}); flag 8 set on every source: check its units",
+                OutOfDomainWarning,
+                stacklevel=3,
+            )
+    table = _image_table(src, image, flux, flux_err, flag, group_id, group_size, deblender.method)
+    table.meta.update(
+        sources=src.how,
+        config=deblender.config(),
+        error="given" if image.error_given else "estimated from the image (one rms)",
+    )
+    segm = SegmentationImage(labels.astype(np.int32)) if labels.any() else None
+    return table, segm
+
+
+def _image_table(src, image, flux, flux_err, flag, group_id, group_size, method):
+    table = QTable()
+    table["id"] = src.id
+    table["x"] = src.x
+    table["y"] = src.y
+    if image.wcs is not None:
+        table["sky_centroid"] = image.wcs.pixel_to_world(src.x, src.y)
+    for name, values in (("flux", flux), ("flux_err", flux_err)):
+        col = MaskedColumn(np.where(np.isfinite(values), values, 0.0), mask=~np.isfinite(values), name=name)
+        if image.unit is not None:
+            col.unit = image.unit
+        table[name] = col
+    if image.zeropoint is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mag = image.zeropoint - 2.5 * np.log10(flux)
+            mag_err = 2.5 / np.log(10) * flux_err / flux
+        good = np.isfinite(mag) & (flux > 0)
+        table["mag"] = MaskedColumn(np.where(good, mag, 0.0), mask=~good, name="mag")
+        table["mag_err"] = MaskedColumn(
+            np.where(good & np.isfinite(mag_err), mag_err, 0.0),
+            mask=~(good & np.isfinite(mag_err)),
+            name="mag_err",
+        )
+        table.meta["zeropoint_AB"] = float(image.zeropoint)
+    table["flag"] = flag.astype(np.int32)
+    table["group_id"] = group_id
+    table["group_size"] = group_size
+    table["method"] = np.full(src.id.size, method)
+    table.meta["method"] = method
+    return table

@@ -1,0 +1,221 @@
+"""Whole images (`Deblender.measure_image`, `astro_deblend.images`): physics, inputs and hostile cases."""
+
+import warnings
+
+import numpy as np
+import pytest
+from astropy import units as u
+from astropy.table import Table
+from astropy.wcs import WCS
+
+from astro_deblend.data import SimulationConfig, simulate_galaxies
+from astro_deblend.data.scenes import SceneConfig, _add_stamp, simulate_scene
+from astro_deblend.exceptions import InputError, InputTypeError
+from astro_deblend.flags import Flag
+from astro_deblend.images import cut_views, group_sources, prepare_image, resolve_sources, share_light
+from astro_deblend.limits import OracleDeblender
+from astro_deblend.neural_deblender import NeuralDeblender
+from astro_deblend.sep_deblender import SepDeblender
+from astro_deblend.stamps import prepare_stamps
+
+NOISE = 0.015
+
+
+@pytest.fixture(scope="module")
+def fracnet():
+    return NeuralDeblender()
+
+
+@pytest.fixture(scope="module")
+def galaxy():
+    """One simulated noise-free galaxy stamp (128x128, centred) and its true flux."""
+    sample = simulate_galaxies(SimulationConfig(n_galaxies=12, seed=3), progress=False)
+    k = 5  # a bright bulge+disc of radius 8.7 px
+    return np.asarray(sample.noiseless[k], float), float(sample.catalog["flux_stamp"][k]), sample
+
+
+def _place(shape, stamp, positions, *, noise=NOISE, seed=0):
+    image = np.zeros(shape)
+    for cy, cx in positions:
+        _add_stamp(image, stamp, cy, cx)  # cut at the image edges
+    return image + np.random.default_rng(seed).normal(0, noise, shape) if noise else image
+
+
+def _measure(deblender, image, **kwargs):
+    kwargs.setdefault("progress", False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return deblender.measure_image(image, **kwargs)
+
+
+@pytest.mark.parametrize("where", [(200, 200), (70, 300), (330, 64)])
+def test_an_isolated_galaxy_anywhere_gets_its_flux(fracnet, galaxy, where):
+    stamp, true_flux, _ = galaxy
+    image = _place((400, 400), stamp, [where])
+    table, segm = _measure(fracnet, image, sources=Table({"x": [where[1]], "y": [where[0]]}), error=NOISE)
+    assert table["group_size"][0] == 1
+    assert abs(table["flux"][0] / true_flux - 1) < 0.05
+    assert table["flag"][0] & ~int(Flag.INCOMPLETE) == 0
+    assert segm.data[where] == table["id"][0]
+
+
+def test_identical_separated_galaxies_get_equal_fluxes(fracnet, galaxy):
+    stamp = galaxy[0]
+    positions = [(100, 100), (100, 300), (300, 100), (300, 300)]
+    image = _place((400, 400), stamp, positions, noise=0)
+    sources = Table({"x": [p[1] for p in positions], "y": [p[0] for p in positions]})
+    table, _ = _measure(fracnet, image, sources=sources, error=NOISE)
+    flux = np.asarray(table["flux"])
+    np.testing.assert_allclose(flux, flux[0], rtol=1e-6)
+    assert set(table["group_size"]) == {1}
+
+
+def test_shares_and_background_add_up_to_one(fracnet, galaxy):
+    stamp = galaxy[0]
+    image = prepare_image(_place((300, 300), stamp, [(150, 140), (150, 160)]) +
+                          _place((300, 300), stamp, [(150, 140)], noise=0) * 0.5, error=NOISE)
+    src = resolve_sources(Table({"x": [140.0, 160.0], "y": [150.0, 150.0]}), image)
+    group_id, neighbours = group_sources(src)
+    assert group_id.tolist() == [1, 1]
+    views = cut_views(image, src, neighbours, 128)
+    found = fracnet._deblend_views(prepare_stamps(views.stamps, noise_sigma=views.noise), progress=False)
+    shares = share_light(image, views, found.central, found.foreground)
+    total = np.zeros(image.shape)
+    for k in range(2):
+        sl, share = shares(k)
+        assert share.min() >= 0
+        total[sl] += share
+    assert total.max() <= 1 + 1e-6  # the rest of every pixel is background
+    assert total[150, 150] > 0.9
+
+
+def test_a_pair_in_an_image_is_split_like_the_truth(fracnet, galaxy):
+    stamp, true_flux, sample = galaxy
+    faint = np.asarray(sample.noiseless[8], float)  # about 12 times fainter
+    image = _place((300, 300), stamp, [(150, 140)]) + _place((300, 300), faint, [(150, 160)], noise=0)
+    table, segm = _measure(fracnet, image, sources=Table({"x": [140, 160], "y": [150, 150]}), error=NOISE)
+    assert table["group_size"].tolist() == [2, 2]
+    assert table["flux"][0] / true_flux == pytest.approx(1, abs=0.05)
+    assert table["flux"][1] / float(sample.catalog["flux_stamp"][8]) == pytest.approx(1, abs=0.3)
+    assert set(np.unique(segm.data)) <= {0, 1, 2}
+
+
+def test_a_crowded_source_is_flagged(fracnet, galaxy):
+    stamp = galaxy[0]
+    positions = [(150, 130), (150, 150), (150, 170)]
+    image = _place((300, 300), stamp, positions)
+    sources = Table({"x": [p[1] for p in positions], "y": [p[0] for p in positions]})
+    table, _ = _measure(fracnet, image, sources=sources, error=NOISE)
+    assert table["group_size"].tolist() == [3, 3, 3]
+    assert table["flag"][1] & Flag.CROWDED
+    assert not table["flag"][0] & Flag.CROWDED
+
+
+def test_sep_baseline_measures_the_same_image(galaxy):
+    stamp, true_flux, _ = galaxy
+    image = _place((300, 300), stamp, [(150, 150)])
+    table, segm = _measure(SepDeblender(), image, sources=Table({"x": [150], "y": [150]}), error=NOISE)
+    assert table["method"][0] == "sep-auto"
+    assert abs(table["flux"][0] / true_flux - 1) < 0.1
+    assert segm.data[150, 150] == 1
+
+
+def test_photutils_inputs_and_detection(fracnet, galaxy):
+    from photutils.segmentation import SourceCatalog, detect_sources
+
+    stamp = galaxy[0]
+    image = _place((300, 300), stamp, [(100, 100), (200, 210)])
+    segm = detect_sources(image, 3 * NOISE, 10)
+    by_segm, _ = _measure(fracnet, image, sources=segm, error=NOISE)
+    by_cat, _ = _measure(fracnet, image, sources=SourceCatalog(image, segm), error=NOISE)
+    detected, out = _measure(fracnet, image, error=NOISE)
+    assert by_segm["id"].tolist() == by_cat["id"].tolist() == list(segm.labels)
+    np.testing.assert_allclose(by_segm["flux"], by_cat["flux"], rtol=1e-6)
+    assert len(detected) == 2 and detected.meta["sources"].startswith("detected")
+    assert set(np.unique(out.data)) <= {0, *detected["id"]}
+
+
+def test_units_zeropoint_and_sky_positions(fracnet, galaxy):
+    stamp = galaxy[0]
+    image = _place((300, 300), stamp, [(150, 150)])
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crpix, wcs.wcs.crval, wcs.wcs.cdelt = [150, 150], [53.1, -27.8], [-0.06 / 3600, 0.06 / 3600]
+    sky = wcs.pixel_to_world([150.0], [150.0])
+    table, _ = _measure(fracnet, image * u.electron / u.s, sources=Table({"sky_centroid": sky}),
+                        error=NOISE * u.electron / u.s, wcs=wcs, zeropoint=25.96)
+    assert table["flux"].unit == u.electron / u.s
+    assert table["x"][0] == pytest.approx(150, abs=1e-6)
+    assert table["sky_centroid"][0].separation(sky[0]).arcsec < 1e-6
+    assert np.isfinite(table["mag"][0]) and table["mag_err"][0] > 0
+    assert table["flux_err"][0] > 0
+
+
+def test_masked_and_nan_pixels_flag_instead_of_crashing(fracnet, galaxy):
+    stamp = galaxy[0]
+    image = _place((300, 300), stamp, [(150, 150), (60, 240)])
+    image[140:150, 150:160] = np.nan
+    mask = np.zeros(image.shape, bool)
+    mask[250:, :] = True
+    sources = Table({"x": [150, 240, 150], "y": [150, 60, 255]})  # the third one lies in the mask
+    table, _ = _measure(fracnet, image, sources=sources, error=NOISE, mask=mask)
+    assert table["flag"][0] & Flag.INCOMPLETE
+    assert table["flag"][2] & Flag.INCOMPLETE
+    assert np.isfinite(table["flux"][0])
+
+
+def test_positions_off_the_image_are_flagged_and_masked(fracnet, galaxy):
+    image = _place((200, 200), galaxy[0], [(100, 100)])
+    table, _ = _measure(fracnet, image, sources=Table({"x": [100, 500], "y": [100, 100]}), error=NOISE)
+    assert table["flag"][1] & Flag.NOT_DETECTED and table["flux"].mask[1]
+    assert not table["flux"].mask[0]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"sources": Table({"id": [1, 1], "x": [10, 20], "y": [10, 20]})}, InputError, "unique"),
+        ({"sources": Table({"x": [np.nan], "y": [10]})}, InputError, "finite"),
+        ({"sources": Table({"ra": [1.0], "dec": [2.0]})}, InputError, "no WCS"),
+        ({"sources": Table({"flux": [1.0]})}, InputError, "x and y"),
+        ({"sources": [(1, 2)]}, InputTypeError, "sources must be"),
+        ({"error": np.ones((5, 5))}, InputError, "shape"),
+        ({"error": -1.0}, InputError, "positive"),
+        ({"mask": np.zeros((5, 5), bool)}, InputError, "shape"),
+        ({"wcs": WCS(naxis=1)}, InputError, "celestial"),
+    ],
+)
+def test_bad_input_gets_a_typed_error(kwargs, error, match):
+    image = np.random.default_rng(1).normal(0, NOISE, (100, 100))
+    with pytest.raises(error, match=match):
+        SepDeblender().measure_image(image, progress=False, **kwargs)
+
+
+def test_images_that_cannot_be_measured():
+    with pytest.raises(InputError, match="masked, NaN"):
+        SepDeblender().measure_image(np.full((64, 64), np.nan), progress=False)
+    with pytest.raises(InputError, match="2-D image"):
+        SepDeblender().measure_image(np.zeros((2, 64, 64)), progress=False)
+    with pytest.raises(InputError, match="whole images"):
+        OracleDeblender().measure_image(np.zeros((64, 64)))
+
+
+def test_an_empty_field_gives_an_empty_table(fracnet):
+    image = np.random.default_rng(2).normal(0, NOISE, (200, 200))
+    table, segm = _measure(fracnet, image, error=NOISE)
+    assert len(table) == 0 and segm is None
+
+
+def test_scene_truth_matches_its_image(galaxy):
+    sample = galaxy[2]
+    config = SceneConfig(shape=(256, 300), n_sources=8, seed=4)
+    scene = simulate_scene(sample, config)
+    again = simulate_scene(sample, config)
+    assert np.array_equal(scene.image, again.image)
+    model = scene.model_image()
+    assert model.sum() == pytest.approx(float(np.sum(scene.truth["flux"])), rel=1e-6)
+    assert np.std(scene.image - model) == pytest.approx(scene.noise_sigma, rel=0.05)
+    one = scene.source_image(0)
+    assert one.sum() == pytest.approx(float(scene.truth["flux"][0]), rel=1e-6)
+    with pytest.raises(InputError, match="pair_fraction"):
+        SceneConfig(pair_fraction=2)
