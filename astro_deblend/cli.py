@@ -8,7 +8,8 @@ run
 simulate
     Simulate a galaxy sample and make the paper's blend set (HDF5).
 measure
-    Measure the blends of a FITS stamp or cube and write a catalogue and segmentation maps.
+    Measure the blends of a FITS stamp or cube, or every source of a FITS image (any size, any number of
+    galaxies), and write a catalogue and segmentation maps.
 """
 
 import argparse
@@ -24,6 +25,9 @@ from .exceptions import AstroDeblendError
 __all__ = ["main", "run_main"]
 
 #: Methods that can measure a FITS file (astro_deblend.registry; the oracle needs the true profiles).
+#: A 2-D FITS input larger than this on a side is measured as a whole image.
+_IMAGE_SIDE = 256
+
 _MEASURE_METHODS = ("fracnet", "neural", "blend2flux", "blend2mask2flux", "sep-auto", "sep-paper")
 
 
@@ -49,8 +53,15 @@ def _parser():
     s.add_argument("--seed", type=int, default=0, help="[%(default)s]")
     s.add_argument("--quiet", action="store_true")
 
-    m = sub.add_parser("measure", help="measure the blends of a FITS stamp or cube")
-    m.add_argument("input", help="FITS file: a 2-D stamp or a cube of stamps (N, ny, nx)")
+    m = sub.add_parser("measure", help="measure the blends of FITS stamps, or every source of a FITS image")
+    m.add_argument("input", help="FITS file: a cube of stamps (N, ny, nx), a 2-D stamp, or a 2-D image (an "
+                   f"image when larger than {_IMAGE_SIDE} px on a side, or with --image, --sources or "
+                   "--weight)")
+    m.add_argument("--image", action="store_true", help="measure a 2-D input as a whole image")
+    m.add_argument("--sources", default=None,
+                   help="image: table of sources (.ecsv/.fits; x/y or sky positions) [detect with photutils]")
+    m.add_argument("--weight", default=None,
+                   help="image: FITS inverse-variance weight map [estimate the noise]")
     m.add_argument("--output", required=True, help="catalogue to write (.fits or .ecsv)")
     m.add_argument("--segmentation", help="FITS file for the segmentation maps")
     m.add_argument("--method", choices=_MEASURE_METHODS, default="fracnet",
@@ -104,9 +115,27 @@ def _cmd_run(args):
     return 0
 
 
-def _cmd_measure(args):
-    from .jobs import measure_fits
+def _is_image(args):
+    if args.image or args.sources is not None or args.weight is not None:
+        return True
+    from .fitsio import read_fits_stamps
 
+    stamps = read_fits_stamps(args.input, hdu=args.hdu)
+    return stamps.was_2d and max(stamps.data.shape[1:]) > _IMAGE_SIDE
+
+
+def _cmd_measure(args):
+    from .jobs import measure_fits, measure_image_fits
+
+    if _is_image(args):
+        written = measure_image_fits(
+            args.input, output=args.output, segmentation=args.segmentation, sources=args.sources,
+            weight=args.weight, method=args.method, weights=args.weights, hdu=args.hdu,
+            zeropoint=args.zeropoint, error=args.noise_sigma, views=args.views, overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
+        _say("wrote " + json.dumps(written))
+        return 0
     written = measure_fits(
         args.input, output=args.output, segmentation=args.segmentation, method=args.method,
         weights=args.weights, hdu=args.hdu, zeropoint=args.zeropoint, noise_sigma=args.noise_sigma,

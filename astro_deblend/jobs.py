@@ -1,4 +1,5 @@
-"""Jobs on files: measure the blends of a FITS stamp or cube and write the catalogue and maps.
+"""Jobs on files: measure the blends of a FITS stamp or cube, or every source of a FITS image, and write the
+catalogue and maps.
 
 This is what ``astro-deblend measure`` runs. Every option is checked before any measuring, and the outputs
 are written all or nothing: a failure leaves neither the catalogue nor the segmentation behind.
@@ -7,11 +8,11 @@ are written all or nothing: a failure leaves neither the catalogue nor the segme
 import os
 
 from ._io import atomic_write_all
-from .exceptions import InputError
+from .exceptions import DataFileError, InputError
 from .fitsio import _ZP_KEYS, read_fits_stamps, segmentation_writer, table_format, table_writer
 from .registry import canonical_name, get_deblender
 
-__all__ = ["measure_fits"]
+__all__ = ["measure_fits", "measure_image_fits"]
 
 
 def measure_fits(
@@ -66,25 +67,7 @@ def measure_fits(
     if name == "oracle":
         raise InputError("the oracle needs the true profiles of the galaxies; it cannot measure a FITS file",
                          value=method)
-    table_format(output)
-    targets = [output] + ([segmentation] if segmentation is not None else [])
-    seg_ext = None if segmentation is None else os.path.splitext(os.fspath(segmentation))[1].lower()
-    if segmentation is not None and seg_ext not in (".fits", ".fit"):
-        raise InputError(f"the segmentation is a FITS cube: give it a .fits name, not {segmentation}",
-                         value=segmentation)
-    if isinstance(source, str | os.PathLike):
-        for path in targets:
-            if os.path.exists(path) and os.path.samefile(path, source):
-                raise InputError(f"{path} is the input file: writing there would destroy the stamps; choose "
-                                 "another output name", value=path)
-    if segmentation is not None and os.path.realpath(segmentation) == os.path.realpath(output):
-        raise InputError(f"the catalogue and the segmentation would both be written to {output}; give the "
-                         "segmentation (--segmentation) another file name", value=segmentation)
-    for path in targets:
-        if os.path.isdir(path):
-            raise IsADirectoryError(f"{path} is a folder; give a file name for this output")
-        if os.path.exists(path) and not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    _check_targets(source, output, segmentation, overwrite)
     stamps = read_fits_stamps(source, hdu=hdu)
     zp = zeropoint if zeropoint is not None else stamps.zeropoint
     if magnitudes and zp is None:
@@ -104,6 +87,112 @@ def measure_fits(
     writers = {output: table_writer(table, output)}
     if segmentation is not None:
         writers[segmentation] = segmentation_writer(segments, header=stamps.header)
+    paths = atomic_write_all(writers, overwrite=overwrite)
+    written = {"catalog": os.fspath(paths[0])}
+    if segmentation is not None:
+        written["segmentation"] = os.fspath(paths[1])
+    return written
+
+
+def _check_targets(source, output, segmentation, overwrite):
+    """Every check of the output paths, before any work."""
+    table_format(output)
+    targets = [output] + ([segmentation] if segmentation is not None else [])
+    seg_ext = None if segmentation is None else os.path.splitext(os.fspath(segmentation))[1].lower()
+    if segmentation is not None and seg_ext not in (".fits", ".fit"):
+        raise InputError(f"the segmentation is a FITS image: give it a .fits name, not {segmentation}",
+                         value=segmentation)
+    for path in [p for p in (source,) if isinstance(p, str | os.PathLike)]:
+        for target in targets:
+            if os.path.exists(target) and os.path.exists(path) and os.path.samefile(target, path):
+                raise InputError(f"{target} is the input file: writing there would destroy it; choose "
+                                 "another output name", value=target)
+    if segmentation is not None and os.path.realpath(segmentation) == os.path.realpath(output):
+        raise InputError(f"the catalogue and the segmentation would both be written to {output}; give the "
+                         "segmentation (--segmentation) another file name", value=segmentation)
+    for path in targets:
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"{path} is a folder; give a file name for this output")
+        if os.path.exists(path) and not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+
+
+def measure_image_fits(source, *, output, segmentation=None, sources=None, weight=None, method="fracnet",
+                       weights="default", hdu=None, zeropoint=None, error=None, views=4, overwrite=False,
+                       progress=True):
+    """Measure every source of a FITS image and write the catalogue and the segmentation image.
+
+    Parameters
+    ----------
+    source : str, path or HDUList
+        FITS image (2-D); its header gives the WCS, zero point, pixel scale and unit.
+    output : str
+        Catalogue path (.fits or .ecsv).
+    segmentation : str, optional
+        FITS path for the segmentation image (labels = source ids; the input's WCS in its header).
+    sources : str, optional
+        Table of sources (.ecsv or .fits, read by astropy): ``x``/``y`` pixel columns or sky positions
+        (``sky_centroid``, or ``ra``/``dec`` in degrees), optional ``id``. None: detected with photutils.
+    weight : str, optional
+        FITS inverse-variance weight map of the image's shape; ``error = 1 / sqrt(weight)``, and pixels of
+        zero weight are masked.
+    method, weights, hdu, zeropoint, views, overwrite, progress
+        As `measure_fits`.
+    error : float, optional
+        One rms for the whole image (instead of ``weight``); None: estimated from the image.
+
+    Returns
+    -------
+    written : dict
+        Paths written.
+    """
+    import numpy as np
+    from astropy.io import fits
+    from astropy.table import Table
+
+    name = canonical_name(method)
+    if name == "oracle":
+        raise InputError("the oracle needs the true profiles of the galaxies; it cannot measure an image",
+                         value=method)
+    if weight is not None and error is not None:
+        raise InputError("give either a weight map or one error value, not both")
+    _check_targets(source, output, segmentation, overwrite)
+    from .images import prepare_image
+
+    image = prepare_image(source, hdu=hdu, zeropoint=zeropoint)
+    err = error
+    if weight is not None:
+        try:
+            w = np.asarray(fits.getdata(weight), dtype=np.float64)
+        except (OSError, TypeError, ValueError) as exc:
+            raise DataFileError(f"{weight} is not a readable FITS weight map ({exc})") from exc
+        if w.shape != image.shape:
+            raise InputError(f"the weight map has shape {w.shape}, the image {image.shape}", value=w.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            err = np.where(w > 0, 1.0 / np.sqrt(w), np.inf)
+    table_in = None
+    if sources is not None:
+        try:
+            table_in = Table.read(sources)
+        except (OSError, ValueError) as exc:
+            raise DataFileError(f"cannot read the sources table {sources} ({exc}); give an .ecsv or .fits "
+                                "table with x/y or sky positions") from exc
+    networks = ("fracnet", "blend2flux", "blend2mask2flux")
+    options = {"weights": weights, "views": views} if name in networks else {}
+    deblender = get_deblender(name, **options)
+    data = image.data if image.unit is None else image.data * image.unit
+    mask = image.bad
+    table, segm = deblender.measure_image(data, sources=table_in, error=err, mask=mask, wcs=image.wcs,
+                                          zeropoint=image.zeropoint, pixel_scale=image.pixel_scale,
+                                          progress=progress)
+    table.meta["source"] = os.fspath(source) if isinstance(source, str | os.PathLike) else "HDUList"
+    writers = {output: table_writer(table, output)}
+    if segmentation is not None:
+        labels = np.zeros(image.shape, np.int32) if segm is None else np.asarray(segm.data, np.int32)
+        header = image.wcs.to_header() if image.wcs is not None else fits.Header()
+        header["LABELS"] = ("source ids of the catalogue", "segmentation labels")
+        hdu_out = fits.PrimaryHDU(labels, header=header)
+        writers[segmentation] = lambda tmp: hdu_out.writeto(tmp)
     paths = atomic_write_all(writers, overwrite=overwrite)
     written = {"catalog": os.fspath(paths[0])}
     if segmentation is not None:

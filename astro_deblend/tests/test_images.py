@@ -219,3 +219,29 @@ def test_scene_truth_matches_its_image(galaxy):
     assert one.sum() == pytest.approx(float(scene.truth["flux"][0]), rel=1e-6)
     with pytest.raises(InputError, match="pair_fraction"):
         SceneConfig(pair_fraction=2)
+
+
+def test_the_cli_measures_a_fits_image(tmp_path, galaxy):
+    from astropy.io import fits
+
+    from astro_deblend.cli import main
+
+    stamp = galaxy[0]
+    image = _place((300, 300), stamp, [(100, 100), (200, 210)])
+    header = fits.Header({"MAGZERO": 25.96})
+    fits.PrimaryHDU(image, header=header).writeto(tmp_path / "image.fits")
+    fits.PrimaryHDU(np.full(image.shape, NOISE ** -2)).writeto(tmp_path / "weight.fits")
+    Table({"id": [7, 9], "x": [100.0, 210.0], "y": [100.0, 200.0]}).write(tmp_path / "sources.ecsv")
+    args = [str(tmp_path / "image.fits"), "--output", str(tmp_path / "cat.ecsv"), "--segmentation",
+            str(tmp_path / "seg.fits"), "--sources", str(tmp_path / "sources.ecsv"), "--weight",
+            str(tmp_path / "weight.fits"), "--quiet"]
+    assert main(["measure", *args]) == 0
+    table = Table.read(tmp_path / "cat.ecsv")
+    assert table["id"].tolist() == [7, 9] and "mag" in table.colnames
+    assert set(np.unique(fits.getdata(tmp_path / "seg.fits"))) <= {0, 7, 9}
+    # a weight map of the wrong shape: a one-line error and no output
+    fits.PrimaryHDU(np.ones((10, 10))).writeto(tmp_path / "bad.fits")
+    bad = [str(tmp_path / "image.fits"), "--output", str(tmp_path / "cat2.ecsv"), "--weight",
+           str(tmp_path / "bad.fits"), "--quiet"]
+    assert main(["measure", *bad]) == 2
+    assert not (tmp_path / "cat2.ecsv").exists()
