@@ -28,8 +28,15 @@ __all__ = ["StampBatch", "prepare_stamps", "estimate_noise_sigma", "validate_sta
 #: Smallest stamp side the deblenders accept, in pixels.
 MIN_STAMP_SIZE = 8
 
-#: Pixel values must lie within this range of magnitudes: the networks compute in float32.
-_MIN_ABS, _MAX_ABS = 1e-33, 1e33
+#: Pixel values must lie within this range of magnitudes, because the networks compute in float32 (largest
+#: value 3.4e38, whose square root is 1.8e19). The upper limit is set by what is made of pixels: a flux sums
+#: ~1e4 pixels (a 128 x 128 stamp) and the spread of the fluxes over the symmetric views is a standard
+#: deviation, whose squares overflow float32 past 1.8e19: a stamp peaking at 1e20 came back flagged, with
+#: NaN errors and numpy overflow warnings. At 1e15 even a whole 128 x 128 stamp at the limit sums to less
+#: than 1.8e19, and no image unit in use comes near it (pixels in electrons rarely pass 1e9). Refusing such
+#: stamps in the one input path keeps every deblender to the same contract (sep alone would cope); the fix
+#: is one multiplication by the user. The lower limit keeps values away from float32's subnormals (~1e-38).
+_MIN_ABS, _MAX_ABS = 1e-33, 1e15
 
 #: Plausible AB zero points: from erg/s/cm2/Hz (-48.6) to photon counts of a long exposure.
 _ZEROPOINT_RANGE = (-60.0, 60.0)
@@ -158,10 +165,13 @@ def validate_stamps(data, *, name="data"):
         )
     peak = float(np.max(np.abs(arr)))
     if peak > _MAX_ABS or 0 < peak < _MIN_ABS:
+        why = ("above which fluxes summed over a stamp overflow the networks' float32 arithmetic"
+               if peak > _MAX_ABS else "below which the networks' float32 arithmetic loses them")
         raise InputError(
-            f"the pixel values of {name} reach {peak:.3g}: outside [{_MIN_ABS:g}, {_MAX_ABS:g}], where the "
-            "networks' float32 arithmetic loses them; multiply the image (and its noise) by a power of ten "
-            "and the fluxes back", value=peak,
+            f"the pixel values of {name} reach {peak:.3g}: outside [{_MIN_ABS:g}, {_MAX_ABS:g}], {why}; "
+            "multiply the image (and its noise) by a power of ten, e.g. "
+            f"{10.0 ** -np.round(np.log10(peak)):g}, and divide the fluxes by it", value=peak,
+            allowed=(_MIN_ABS, _MAX_ABS),
         )
     return arr, unit, was_2d
 

@@ -1,6 +1,7 @@
 """Hostile input to the files and the CLI: a clear typed error, no traceback, nothing half-written."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -189,3 +190,23 @@ def test_a_table_hdu_is_not_read_as_stamps(cube, tmp_path, capsys):
     assert main(["measure", str(cube), "--hdu", "1", "--output", str(out), "--method", "sep-auto",
                  "--quiet"]) == 2
     assert "BinTableHDU" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("method", ["fracnet", "sep-auto"])
+def test_huge_pixel_values_are_refused_with_the_fix_and_below_them_nothing_overflows(method):
+    """1e30 made the networks' float32 spread overflow (numpy warnings, NaN errors); the input path refuses it
+    for every method, and a stamp at the limit measures without a numpy warning."""
+    from astro_deblend.exceptions import InputError, OutOfDomainWarning
+    from astro_deblend.registry import get_deblender
+
+    stamp = _gaussian_pairs(1)["blend"][0]
+    deblender = get_deblender(method)
+    with pytest.raises(InputError, match=r"reach 1e\+30: outside \[1e-33, 1e\+15\].*e\.g\. 1e-30") as err:
+        deblender.measure(stamp * (1e30 / stamp.max()), progress=False)
+    assert err.value.value == pytest.approx(1e30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.simplefilter("ignore", OutOfDomainWarning)  # the network's domain is electron/s
+        table, _ = deblender.measure(stamp * (1e15 / stamp.max()), noise_sigma=NOISE * 1e15 / stamp.max(),
+                                     progress=False)
+    assert np.all(np.isfinite(np.ma.filled(table["flux_err"].value, np.nan)))
