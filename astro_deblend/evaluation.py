@@ -75,6 +75,7 @@ Files: `Evaluation.write` puts one ECSV per table (``<name>.ecsv``, including ``
 and `Evaluation.from_json`.
 """
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -540,12 +541,12 @@ def _make_table(keys, rows, score_names):
 
 
 def _grouped(galaxies, methods, sigma, threshold, score_names, groups):
-    """Score every method on each (key dict, boolean selection) in ``groups``."""
+    """Score every method on each (key dict, boolean selection) of the list ``groups``."""
     f_true = np.asarray(galaxies["flux_true"], dtype=np.float64)
     keys, rows = [], []
     for method in methods:
         pred_all = np.asarray(galaxies[f"flux_{method}"], dtype=np.float64)
-        for key, sel in groups(method):
+        for key, sel in groups:
             s = None if sigma is None else sigma[sel]
             keys.append({"method": method, **key})
             rows.append(_scores(pred_all[sel], f_true[sel], s, threshold))
@@ -612,16 +613,7 @@ def evaluate(
     """
     f_true, unit = _truth_fluxes(truth)
     n_blends = f_true.shape[0]
-    if not isinstance(measurements, dict) or not measurements:
-        raise TypeError(
-            "measurements must be a non-empty dict {method_name: (N, 2) fluxes or measurement "
-            "Table}; "
-            f"got {type(measurements).__name__}"
-        )
-    methods = [str(m) for m in measurements]
-    if len(set(methods)) != len(methods):
-        raise ValueError(f"method names must be unique as strings; got {methods}")
-    fluxes = {str(m): _method_fluxes(str(m), v, n_blends, unit) for m, v in measurements.items()}
+    methods, fluxes = _check_measurements(measurements, n_blends, unit)
     dmag_edges = _check_edges(dmag_bins, "dmag_bins")
     dist_edges = _check_edges(distance_bins, "distance_bins")
     if detected_by is not None and detected_by not in fluxes:
@@ -629,60 +621,13 @@ def evaluate(
     if zeropoint is None:
         zeropoint = float(truth.meta.get("zeropoint", truth.meta.get("zeropoint_AB", DEFAULT_ZEROPOINT)))
 
-    # ---- per-galaxy table (two rows per blend, central first) ------------------------------------
-    gal = Table()
-    gal["blend_index"] = np.repeat(np.arange(n_blends, dtype=np.int64), 2)
-    gal["role"] = np.tile(np.array(ROLES), n_blends)
-    gal["flux_true"] = Column(f_true.ravel(), unit=unit, description="true flux")
-    if "dmag" in truth.colnames:
-        dmag = _column_values(truth, "dmag")
-    else:
-        dmag = -2.5 * np.log10(f_true[:, 0] / f_true[:, 1])
-    gal["dmag_pair"] = Column(
-        np.column_stack([dmag, -dmag]).ravel(),
-        unit="mag",
-        description="true magnitude of the galaxy minus that of its neighbour",
-    )
-    has_distance = "distance_over_r" in truth.colnames
-    if has_distance:
-        d = _column_values(truth, "distance_over_r")
-        gal["distance_over_r"] = Column(np.repeat(d, 2), description="distance / max(R_cen, R_comp)")
-    has_types = "type_central" in truth.colnames and "type_companion" in truth.colnames
-    if has_types:
-        types = np.column_stack(
-            [normalize_galaxy_type(truth[f"type_{role}"], strict=False) for role in ROLES]
-        )
-        gal["type"] = Column(types.ravel(), description="morphological type of the galaxy")
-
-    if isinstance(sep_n_detected, str):
-        source = measurements.get(sep_n_detected)
-        if not isinstance(source, Table) or "n_detected" not in source.colnames:
-            raise ValueError(
-                f"sep_n_detected={sep_n_detected!r} must name a measurement Table with an "
-                f"n_detected column; measurements are {methods}"
-            )
-        sep_n_detected = np.asarray(source["n_detected"])[0::2]
+    gal = _galaxy_table(truth, f_true, unit)
+    sep_n_detected = _sep_counts(sep_n_detected, measurements, methods, n_blends)
     if sep_n_detected is not None:
-        sep = np.asarray(sep_n_detected)
-        if sep.shape != (n_blends,) or not np.issubdtype(sep.dtype, np.integer):
-            raise ValueError(
-                f"sep_n_detected must be {n_blends} integers (one per truth row); got shape "
-                f"{sep.shape}, "
-                f"dtype {sep.dtype}"
-            )
-        gal["sep_n_detected"] = Column(np.repeat(sep, 2), description="sources found by sep")
-
-    sigma = None
-    if limits is not None:
-        lim = limits.to_value(unit) if isinstance(limits, u.Quantity) and unit else limits
-        sigma = np.asarray(getattr(lim, "value", lim), dtype=np.float64)
-        if sigma.shape != (n_blends, 2):
-            raise ValueError(f"limits must have shape ({n_blends}, 2); got {sigma.shape}")
-        if not (np.isfinite(sigma).all() and (sigma > 0).all()):
-            raise ValueError("limits must be finite and > 0 (a Cramer-Rao sigma per flux)")
-        sigma = sigma.ravel()
+        gal["sep_n_detected"] = Column(np.repeat(sep_n_detected, 2), description="sources found by sep")
+    sigma = _limit_sigma(limits, n_blends, unit)
+    if sigma is not None:
         gal["limit_sigma"] = Column(sigma, unit=unit, description="Cramer-Rao bound sigma(F)")
-
     for method in methods:
         gal[f"flux_{method}"] = Column(
             fluxes[method].ravel(),
@@ -691,132 +636,12 @@ def evaluate(
         )
 
     score_names = list(_SCORE_COLUMNS) + (list(_LIMIT_COLUMNS) if sigma is not None else [])
-    role = np.asarray(gal["role"])
-    role_sel = {"central": role == "central", "companion": role == "companion"}
-    every = np.ones(len(gal), bool)
-    tables = {}
-
-    # ---- overall ---------------------------------------------------------------------------------
-    subsets = {"all": every, **role_sel}
-    if sep_n_detected is not None:
-        two = np.asarray(gal["sep_n_detected"]) == 2
-        subsets.update(sep_two=two, sep_not_two=~two)
-    tables["overall"] = _grouped(
-        gal,
-        methods,
-        sigma,
-        threshold,
-        score_names,
-        lambda m: [({"subset": s}, sel) for s, sel in subsets.items()],
-    )
-
-    # ---- binned ----------------------------------------------------------------------------------
-    if detected_by is not None:
-        base = ~np.isnan(np.asarray(gal[f"flux_{detected_by}"], dtype=np.float64))
-    else:
-        base = every
-    roles3 = {**role_sel, "both": every}
-
-    def _binned(values, edges, by_role=True, extra=None):
-        idx = _bin_index(values, edges)
-        labels = _bin_labels(edges)
-        groups = []
-        outer = roles3.items() if by_role else [(None, every)]
-        for r, rsel in outer:
-            for e_key, esel in extra or [({}, every)]:
-                for b in range(edges.size - 1):
-                    key = {} if r is None else {"role": r}
-                    key.update(e_key)
-                    key.update(bin_low=float(edges[b]), bin_high=float(edges[b + 1]), bin_label=labels[b])
-                    groups.append((key, base & rsel & esel & (idx == b)))
-        return _grouped(gal, methods, sigma, threshold, score_names, lambda m: groups)
-
-    dmag_pair = np.asarray(gal["dmag_pair"], dtype=np.float64)
-    tables["by_dmag"] = _binned(dmag_pair, dmag_edges)
-    if has_distance:
-        tables["by_distance"] = _binned(np.asarray(gal["distance_over_r"], dtype=np.float64), dist_edges)
-    if has_types:
-        gtype = np.asarray(gal["type"])
-        present = list(dict.fromkeys(gtype.tolist()))
-        type_order = [t for t in MORPHOLOGICAL_TYPES if t in present] + [
-            t for t in present if t not in MORPHOLOGICAL_TYPES
-        ]
-        type_groups = [({"type": t}, gtype == t) for t in type_order]
-        tables["by_type"] = _grouped(
-            gal,
-            methods,
-            sigma,
-            threshold,
-            score_names,
-            lambda m: [
-                ({"role": r, **k}, base & rs & ts) for r, rs in roles3.items() for k, ts in type_groups
-            ],
-        )
-        tables["by_type_dmag"] = _binned(dmag_pair, dmag_edges, by_role=False, extra=type_groups)
-        if has_distance:
-            tables["by_type_distance"] = _binned(
-                np.asarray(gal["distance_over_r"], dtype=np.float64),
-                dist_edges,
-                by_role=False,
-                extra=type_groups,
-            )
-
-    # ---- segmentation ----------------------------------------------------------------------------
+    score = functools.partial(_grouped, gal, methods, sigma, threshold, score_names)
+    tables = {"overall": _overall_table(gal, score)}
+    tables.update(_binned_tables(gal, score, dmag_edges, dist_edges, detected_by))
     mask_methods = []
     if masks_pred is not None or masks_true is not None:
-        if masks_pred is None or masks_true is None:
-            raise ValueError("masks_pred and masks_true must be given together")
-        if not isinstance(masks_pred, dict):
-            masks_pred = {"prediction": masks_pred}
-        mt = np.asarray(masks_true)
-        if mt.ndim != 4 or mt.shape[:2] != (n_blends, 2):
-            raise ValueError(f"masks_true must have shape (N, 2, ny, nx) with N = {n_blends}; got {mt.shape}")
-        seg_keys, seg_rows = [], []
-        for name, mp in masks_pred.items():
-            name = str(name)
-            mask_methods.append(name)
-            mp = np.asarray(mp)
-            if mp.shape != mt.shape:
-                raise ValueError(
-                    f"masks_pred[{name!r}] has shape {mp.shape}; expected the shape of masks_true {mt.shape}"
-                )
-            scores = iou(mp, mt)  # (N, 2)
-            dn = overlap_area_estimator(mp, mt)  # (N,)
-            gal[f"iou_{name}"] = Column(scores.ravel(), description=f"IoU of {name} masks")
-            gal[f"dn_{name}"] = Column(np.repeat(dn, 2), description=f"overlap estimator dn of {name}")
-            for r, vals in (
-                ("central", scores[:, 0]),
-                ("companion", scores[:, 1]),
-                ("both", scores.ravel()),
-            ):
-                ok = vals[~np.isnan(vals)]
-                has_dn = r == "both"
-                seg_keys.append((name, r))
-                seg_rows.append(
-                    {
-                        "n": ok.size,
-                        "iou_mean": float(ok.mean()) if ok.size else np.nan,
-                        "iou_median": float(np.median(ok)) if ok.size else np.nan,
-                        "iou_good_fraction": float((ok > 0.5).mean()) if ok.size else np.nan,
-                        "n_overlap": int((~np.isnan(dn)).sum()) if has_dn else 0,
-                        "dn_mean": float(np.nanmean(dn)) if has_dn and (~np.isnan(dn)).any() else np.nan,
-                    }
-                )
-        seg = Table()
-        seg["method"] = Column([k[0] for k in seg_keys], description="name of the mask method")
-        seg["role"] = Column([k[1] for k in seg_keys], description="central, companion or both")
-        seg_desc = {
-            "n": "galaxies with a defined IoU (not both masks empty)",
-            "iou_mean": "mean IoU (Jaccard index), masks thresholded at 0.5",
-            "iou_median": "median IoU",
-            "iou_good_fraction": "fraction of galaxies with IoU > 0.5",
-            "n_overlap": "blends whose true masks overlap (role both only)",
-            "dn_mean": "mean (n_true - n_pred) / n_true over overlapping blends (role both only)",
-        }
-        for col, desc in seg_desc.items():
-            dtype = np.int64 if col.startswith("n") else np.float64
-            seg[col] = Column(np.array([r[col] for r in seg_rows], dtype=dtype), description=desc)
-        tables["segmentation"] = seg
+        tables["segmentation"], mask_methods = _segmentation_table(gal, masks_true, masks_pred, n_blends)
 
     meta = {
         "methods": methods,
@@ -832,3 +657,211 @@ def evaluate(
         "has_limits": sigma is not None,
     }
     return Evaluation(tables, gal, meta)
+
+
+# --------------------------------------------------------------------------------------------------
+# the stages of evaluate: inputs, the per-galaxy table, the score tables
+# --------------------------------------------------------------------------------------------------
+def _check_measurements(measurements, n_blends, unit):
+    """Method names (as strings, unique) and their (N, 2) fluxes in the truth's unit."""
+    if not isinstance(measurements, dict) or not measurements:
+        raise TypeError(
+            "measurements must be a non-empty dict {method_name: (N, 2) fluxes or measurement "
+            "Table}; "
+            f"got {type(measurements).__name__}"
+        )
+    methods = [str(m) for m in measurements]
+    if len(set(methods)) != len(methods):
+        raise ValueError(f"method names must be unique as strings; got {methods}")
+    fluxes = {str(m): _method_fluxes(str(m), v, n_blends, unit) for m, v in measurements.items()}
+    return methods, fluxes
+
+
+def _galaxy_table(truth, f_true, unit):
+    """The per-galaxy table (two rows per blend, central first) with what the truth says of each galaxy:
+    true flux, magnitude difference to its neighbour and, when the truth has them, distance / R and type."""
+    n_blends = f_true.shape[0]
+    gal = Table()
+    gal["blend_index"] = np.repeat(np.arange(n_blends, dtype=np.int64), 2)
+    gal["role"] = np.tile(np.array(ROLES), n_blends)
+    gal["flux_true"] = Column(f_true.ravel(), unit=unit, description="true flux")
+    if "dmag" in truth.colnames:
+        dmag = _column_values(truth, "dmag")
+    else:
+        dmag = -2.5 * np.log10(f_true[:, 0] / f_true[:, 1])
+    gal["dmag_pair"] = Column(
+        np.column_stack([dmag, -dmag]).ravel(),
+        unit="mag",
+        description="true magnitude of the galaxy minus that of its neighbour",
+    )
+    if "distance_over_r" in truth.colnames:
+        d = _column_values(truth, "distance_over_r")
+        gal["distance_over_r"] = Column(np.repeat(d, 2), description="distance / max(R_cen, R_comp)")
+    if "type_central" in truth.colnames and "type_companion" in truth.colnames:
+        types = np.column_stack(
+            [normalize_galaxy_type(truth[f"type_{role}"], strict=False) for role in ROLES]
+        )
+        gal["type"] = Column(types.ravel(), description="morphological type of the galaxy")
+    return gal
+
+
+def _sep_counts(sep_n_detected, measurements, methods, n_blends):
+    """Sources sep found per blend, shape (N,), from an array or the name of a measurement Table; or None."""
+    if isinstance(sep_n_detected, str):
+        source = measurements.get(sep_n_detected)
+        if not isinstance(source, Table) or "n_detected" not in source.colnames:
+            raise ValueError(
+                f"sep_n_detected={sep_n_detected!r} must name a measurement Table with an "
+                f"n_detected column; measurements are {methods}"
+            )
+        sep_n_detected = np.asarray(source["n_detected"])[0::2]
+    if sep_n_detected is None:
+        return None
+    sep = np.asarray(sep_n_detected)
+    if sep.shape != (n_blends,) or not np.issubdtype(sep.dtype, np.integer):
+        raise ValueError(
+            f"sep_n_detected must be {n_blends} integers (one per truth row); got shape "
+            f"{sep.shape}, "
+            f"dtype {sep.dtype}"
+        )
+    return sep
+
+
+def _limit_sigma(limits, n_blends, unit):
+    """Cramer-Rao sigma of each galaxy's flux, shape (2 N,) in the truth's unit (central first); or None."""
+    if limits is None:
+        return None
+    lim = limits.to_value(unit) if isinstance(limits, u.Quantity) and unit else limits
+    sigma = np.asarray(getattr(lim, "value", lim), dtype=np.float64)
+    if sigma.shape != (n_blends, 2):
+        raise ValueError(f"limits must have shape ({n_blends}, 2); got {sigma.shape}")
+    if not (np.isfinite(sigma).all() and (sigma > 0).all()):
+        raise ValueError("limits must be finite and > 0 (a Cramer-Rao sigma per flux)")
+    return sigma.ravel()
+
+
+def _overall_table(gal, score):
+    """Scores over all galaxies, each role and, with sep counts, the blends where sep found two sources or
+    not; ``score`` maps a list of (key, selection) to a table (`_grouped` with all else bound)."""
+    role = np.asarray(gal["role"])
+    subsets = {"all": np.ones(len(gal), bool), "central": role == "central", "companion": role == "companion"}
+    if "sep_n_detected" in gal.colnames:
+        two = np.asarray(gal["sep_n_detected"]) == 2
+        subsets.update(sep_two=two, sep_not_two=~two)
+    return score([({"subset": s}, sel) for s, sel in subsets.items()])
+
+
+def _binned_tables(gal, score, dmag_edges, dist_edges, detected_by):
+    """The tables by magnitude difference, distance, type and type x bin (those the truth allows),
+    restricted to the galaxies that ``detected_by`` measured when given."""
+    every = np.ones(len(gal), bool)
+    if detected_by is not None:
+        base = ~np.isnan(np.asarray(gal[f"flux_{detected_by}"], dtype=np.float64))
+    else:
+        base = every
+    role = np.asarray(gal["role"])
+    roles3 = {"central": role == "central", "companion": role == "companion", "both": every}
+    anyone = {None: every}  # the type x bin tables are not split by role
+    dmag_pair = np.asarray(gal["dmag_pair"], dtype=np.float64)
+    has_distance = "distance_over_r" in gal.colnames
+    distance = np.asarray(gal["distance_over_r"], dtype=np.float64) if has_distance else None
+
+    tables = {"by_dmag": score(_bin_groups(dmag_pair, dmag_edges, base, roles3))}
+    if has_distance:
+        tables["by_distance"] = score(_bin_groups(distance, dist_edges, base, roles3))
+    if "type" in gal.colnames:
+        type_groups = _type_groups(gal)
+        tables["by_type"] = score(
+            [({"role": r, **k}, base & rs & ts) for r, rs in roles3.items() for k, ts in type_groups]
+        )
+        tables["by_type_dmag"] = score(_bin_groups(dmag_pair, dmag_edges, base, anyone, type_groups))
+        if has_distance:
+            tables["by_type_distance"] = score(_bin_groups(distance, dist_edges, base, anyone, type_groups))
+    return tables
+
+
+def _bin_groups(values, edges, base, roles, extra=None):
+    """(key, selection) of each bin of ``values`` among the galaxies in ``base``, for each of ``roles``
+    ({name: selection}; name None adds no role key) and each of the (key, selection) of ``extra``."""
+    idx = _bin_index(values, edges)
+    labels = _bin_labels(edges)
+    every = np.ones(len(base), bool)
+    groups = []
+    for r, rsel in roles.items():
+        for e_key, esel in extra or [({}, every)]:
+            for b in range(edges.size - 1):
+                key = {} if r is None else {"role": r}
+                key.update(e_key)
+                key.update(bin_low=float(edges[b]), bin_high=float(edges[b + 1]), bin_label=labels[b])
+                groups.append((key, base & rsel & esel & (idx == b)))
+    return groups
+
+
+def _type_groups(gal):
+    """({'type': t}, selection) per type present: the package's types in their order, then the others."""
+    gtype = np.asarray(gal["type"])
+    present = list(dict.fromkeys(gtype.tolist()))
+    type_order = [t for t in MORPHOLOGICAL_TYPES if t in present] + [
+        t for t in present if t not in MORPHOLOGICAL_TYPES
+    ]
+    return [({"type": t}, gtype == t) for t in type_order]
+
+
+_SEGMENTATION_COLUMNS = {
+    "n": "galaxies with a defined IoU (not both masks empty)",
+    "iou_mean": "mean IoU (Jaccard index), masks thresholded at 0.5",
+    "iou_median": "median IoU",
+    "iou_good_fraction": "fraction of galaxies with IoU > 0.5",
+    "n_overlap": "blends whose true masks overlap (role both only)",
+    "dn_mean": "mean (n_true - n_pred) / n_true over overlapping blends (role both only)",
+}
+
+
+def _segmentation_table(gal, masks_true, masks_pred, n_blends):
+    """IoU scores of each mask method per role, and the list of mask methods; adds the per-galaxy
+    ``iou_<method>`` and ``dn_<method>`` columns to ``gal``."""
+    if masks_pred is None or masks_true is None:
+        raise ValueError("masks_pred and masks_true must be given together")
+    if not isinstance(masks_pred, dict):
+        masks_pred = {"prediction": masks_pred}
+    mt = np.asarray(masks_true)
+    if mt.ndim != 4 or mt.shape[:2] != (n_blends, 2):
+        raise ValueError(f"masks_true must have shape (N, 2, ny, nx) with N = {n_blends}; got {mt.shape}")
+    mask_methods, seg_keys, seg_rows = [], [], []
+    for name, mp in masks_pred.items():
+        name = str(name)
+        mask_methods.append(name)
+        mp = np.asarray(mp)
+        if mp.shape != mt.shape:
+            raise ValueError(
+                f"masks_pred[{name!r}] has shape {mp.shape}; expected the shape of masks_true {mt.shape}"
+            )
+        scores = iou(mp, mt)  # (N, 2)
+        dn = overlap_area_estimator(mp, mt)  # (N,)
+        gal[f"iou_{name}"] = Column(scores.ravel(), description=f"IoU of {name} masks")
+        gal[f"dn_{name}"] = Column(np.repeat(dn, 2), description=f"overlap estimator dn of {name}")
+        for r, vals in (("central", scores[:, 0]), ("companion", scores[:, 1]), ("both", scores.ravel())):
+            seg_keys.append((name, r))
+            seg_rows.append(_iou_summary(vals, dn if r == "both" else None))
+    seg = Table()
+    seg["method"] = Column([k[0] for k in seg_keys], description="name of the mask method")
+    seg["role"] = Column([k[1] for k in seg_keys], description="central, companion or both")
+    for col, desc in _SEGMENTATION_COLUMNS.items():
+        dtype = np.int64 if col.startswith("n") else np.float64
+        seg[col] = Column(np.array([r[col] for r in seg_rows], dtype=dtype), description=desc)
+    return seg, mask_methods
+
+
+def _iou_summary(vals, dn=None):
+    """One row of the segmentation table from IoU values (NaN: undefined) and, for role 'both', the
+    overlap estimator of each blend."""
+    ok = vals[~np.isnan(vals)]
+    has_dn = dn is not None
+    return {
+        "n": ok.size,
+        "iou_mean": float(ok.mean()) if ok.size else np.nan,
+        "iou_median": float(np.median(ok)) if ok.size else np.nan,
+        "iou_good_fraction": float((ok > 0.5).mean()) if ok.size else np.nan,
+        "n_overlap": int((~np.isnan(dn)).sum()) if has_dn else 0,
+        "dn_mean": float(np.nanmean(dn)) if has_dn and (~np.isnan(dn)).any() else np.nan,
+    }
