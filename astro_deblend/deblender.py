@@ -224,8 +224,10 @@ class Deblender:
     def _deblend_views(self, batch, *, progress):
         """Measure the central source of each view (`CentralViews`); by default, with ``_deblend``."""
         result = self._deblend(batch, progress=progress)
+        # a view holds one source or a pair by construction: the pair-only bits say nothing there
+        flag = np.asarray(result.flag)[:, 0] & ~int(Flag.HOT_PASS | Flag.NOT_A_PAIR)
         return CentralViews(flux=np.asarray(result.flux)[:, 0], flux_err=np.asarray(result.flux_err)[:, 0],
-                            flag=np.asarray(result.flag)[:, 0], noise_err=np.full(len(batch), np.nan))
+                            flag=flag, noise_err=np.full(len(batch), np.nan))
 
     def _deblend(self, batch, *, progress, **options):  # pragma: no cover - the subclasses' job
         raise NotImplementedError

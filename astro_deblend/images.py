@@ -50,6 +50,7 @@ __all__ = [
     "Sources",
     "prepare_image",
     "detect",
+    "centroids",
     "resolve_sources",
     "group_sources",
     "cut_views",
@@ -275,10 +276,11 @@ class Sources:
     how: str
 
 
-def detect(image, *, npixels=10, nsigma=1.5, kernel_fwhm=3.0):
+def detect(image, *, npixels=10, nsigma=1.5, kernel_fwhm=3.0, kernel_size=5):
     """Detect and deblend sources as photutils' documentation does.
 
-    The image is convolved with a 2-D Gaussian kernel of FWHM ``kernel_fwhm`` pixels, thresholded at
+    The image is convolved with a 2-D Gaussian kernel of FWHM ``kernel_fwhm`` pixels on ``kernel_size``
+    x ``kernel_size`` pixels (photutils' example: 3 and 5), thresholded at
     ``nsigma`` times the error, and `~photutils.segmentation.SourceFinder` keeps footprints of at least
     ``npixels`` connected pixels and deblends them (multi-thresholding and watershed, which needs
     scikit-image).
@@ -297,8 +299,7 @@ def detect(image, *, npixels=10, nsigma=1.5, kernel_fwhm=3.0):
     from astropy.convolution import convolve
     from photutils.segmentation import SourceCatalog, SourceFinder, make_2dgaussian_kernel
 
-    size = 2 * int(np.ceil(kernel_fwhm)) + 1
-    convolved = convolve(image.data, make_2dgaussian_kernel(kernel_fwhm, size=size), mask=image.bad)
+    convolved = convolve(image.data, make_2dgaussian_kernel(kernel_fwhm, size=kernel_size), mask=image.bad)
     threshold = nsigma * (
         image.error if np.ndim(image.error) == 0 else np.where(np.isfinite(image.error), image.error, np.inf)
     )
@@ -315,13 +316,21 @@ def detect(image, *, npixels=10, nsigma=1.5, kernel_fwhm=3.0):
     return segm, SourceCatalog(image.data, segm, convolved_data=convolved, mask=image.bad)
 
 
+def centroids(catalog):
+    """(x, y) centroids of a photutils `~photutils.segmentation.SourceCatalog` (photutils 2 and 3 names)."""
+    if hasattr(type(catalog), "x_centroid"):
+        return catalog.x_centroid, catalog.y_centroid
+    return catalog.xcentroid, catalog.ycentroid
+
+
 def resolve_sources(sources, image, *, detection=None):
     """Positions, ids and one segmentation of the image's sources from whatever the user gave.
 
     Parameters
     ----------
-    sources : `~photutils.segmentation.SourceCatalog`, `~photutils.segmentation.SegmentationImage`,
-              `~astropy.table.Table` or None
+    sources : SourceCatalog, SegmentationImage, `~astropy.table.Table` or None
+        A photutils `~photutils.segmentation.SourceCatalog` or `~photutils.segmentation.SegmentationImage`
+        (its labels become the ids), or a Table.
         A Table needs ``x``/``y`` (or ``xcentroid``/``ycentroid``) pixel columns, or a ``sky_centroid``
         (or ``ra``/``dec`` in degrees) column and a WCS; its ids come from ``id`` or ``label`` (else
         1..N). None: `detect`.
@@ -349,8 +358,7 @@ def resolve_sources(sources, image, *, detection=None):
             )
         return _from_segmentation(
             np.asarray(cat.label),
-            cat.xcentroid,
-            cat.ycentroid,
+            *centroids(cat),
             segm.data,
             image,
             "detected with photutils SourceFinder",
@@ -359,7 +367,7 @@ def resolve_sources(sources, image, *, detection=None):
         segm = getattr(
             sources, "_segmentation_image", getattr(sources, "_segment_img", None)
         )  # photutils keeps the segmentation it was made from
-        ids, x, y = np.asarray(sources.label), sources.xcentroid, sources.ycentroid
+        ids, (x, y) = np.asarray(sources.label), centroids(sources)
         if segm is not None and segm.shape == image.shape:
             return _from_segmentation(ids, x, y, segm.data, image, "photutils SourceCatalog")
         return _from_positions(ids, x, y, image, "photutils SourceCatalog (positions)")
@@ -372,8 +380,7 @@ def resolve_sources(sources, image, *, detection=None):
         cat = SourceCatalog(image.data, sources, mask=image.bad)
         return _from_segmentation(
             np.asarray(cat.label),
-            cat.xcentroid,
-            cat.ycentroid,
+            *centroids(cat),
             sources.data,
             image,
             "photutils SegmentationImage",

@@ -66,7 +66,13 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "astro_deblend" / "weights"
 def load_blends(spec, work, *, progress=True, workers=1):
     """The blend set of a run config (or of one of its ``extra_training`` entries), simulating (and
     caching) its galaxies when needed."""
-    sim = SimulationConfig(**spec["simulation"])
+    sample = load_sample(spec["simulation"], work, progress=progress, workers=workers)
+    return make_blends(sample, BlendConfig(**spec["blending"]), progress=progress)
+
+
+def load_sample(simulation, work, *, progress=True, workers=1):
+    """The galaxy sample of a ``simulation`` dict, read from its cache in ``work`` or simulated into it."""
+    sim = SimulationConfig(**simulation)
     # broad samples of one seed and size may differ in any option: their file names carry a digest
     tag = ""
     if sim.broad:
@@ -79,7 +85,7 @@ def load_blends(spec, work, *, progress=True, workers=1):
     else:
         sample = simulate_galaxies(sim, path=str(lib), progress=progress, workers=workers,
                                    chunk_size=100 if workers == 1 else 200)
-    return make_blends(sample, BlendConfig(**spec["blending"]), progress=progress)
+    return sample
 
 
 def _materialized(blends, folder, workers):
