@@ -168,7 +168,7 @@ class Deblender:
         return (table, result.segments, *result.extra)
 
     def measure_image(self, data, *, sources=None, error=None, mask=None, wcs=None, zeropoint=None,
-                      pixel_scale=None, detection=None, seed=0, progress=True):
+                      pixel_scale=None, detection=None, seed=0, tile_size=None, client=None, progress=True):
         """Measure every source of a whole image: any number of galaxies, anywhere.
 
         Each source is measured in a view centred on it in which the other sources, but its closest
@@ -198,6 +198,12 @@ class Deblender:
             Keyword arguments of `astro_deblend.images.detect` when ``sources`` is None.
         seed : int, optional
             Seed of the noise that replaces the other sources in each view [default: 0].
+        tile_size : int, optional
+            Measure the image tile by tile, in cores of this side (pixels), on Dask
+            (`astro_deblend.tiles`): memory then grows with the tile, not the image. A Dask array is
+            always measured this way (default tile 2048). No segmentation image is returned then.
+        client : `dask.distributed.Client` or str, optional
+            A Dask cluster (or its scheduler address) for the tiles [default: local threads].
         progress : bool, optional
             Show a progress bar on many sources [default: True].
 
@@ -217,9 +223,14 @@ class Deblender:
             raise InputError(
                 f"{type(self).__name__} cannot measure whole images: it needs more than the pixels"
             )
-        return measure_image(self, data, sources=sources, error=error, mask=mask, wcs=wcs,
-                             zeropoint=zeropoint, pixel_scale=pixel_scale, detection=detection, seed=seed,
-                             progress=progress)
+        common = dict(sources=sources, error=error, mask=mask, wcs=wcs, zeropoint=zeropoint,
+                      pixel_scale=pixel_scale, detection=detection, seed=seed, progress=progress)
+        if tile_size is not None or client is not None or _is_dask(data):
+            from .tiles import measure_tiled
+
+            size = 2048 if tile_size is None else tile_size
+            return measure_tiled(self, data, tile_size=size, client=client, **common), None
+        return measure_image(self, data, **common)
 
     def _deblend_views(self, batch, *, progress):
         """Measure the central source of each view (`CentralViews`); by default, with ``_deblend``."""
@@ -234,6 +245,10 @@ class Deblender:
 
     def __repr__(self):
         return f"{type(self).__name__}()"
+
+
+def _is_dask(data):
+    return type(data).__module__.startswith("dask.")
 
 
 #: A given noise below this fraction of the stamp's own (estimated) noise cannot be right: flag 8.

@@ -386,7 +386,7 @@ def resolve_sources(sources, image, *, detection=None):
             "photutils SegmentationImage",
         )
     if isinstance(sources, Table):
-        ids, x, y = _table_positions(sources, image)
+        ids, x, y = _table_positions(sources, image.wcs)
         return _from_positions(ids, x, y, image, "table of positions")
     raise InputTypeError(
         "sources must be a photutils SourceCatalog or SegmentationImage, an astropy Table of positions, "
@@ -394,7 +394,7 @@ def resolve_sources(sources, image, *, detection=None):
     )
 
 
-def _table_positions(table, image):
+def _table_positions(table, wcs):
     cols = table.colnames
     if "id" in cols:
         ids = np.asarray(table["id"])
@@ -420,12 +420,12 @@ def _table_positions(table, image):
                 f"sky_centroid or ra/dec with a WCS; it has {cols}",
                 value=cols,
             )
-        if image.wcs is None:
+        if wcs is None:
             raise InputError(
                 "the sources table gives sky positions but the image has no WCS: pass wcs= (or a "
                 "FITS image whose header has one)"
             )
-        x, y = (np.asarray(v, float) for v in image.wcs.world_to_pixel(sky))
+        x, y = (np.asarray(v, float) for v in wcs.world_to_pixel(sky))
     if ids.dtype.kind not in "iu":
         raise InputTypeError(f"source ids must be integers; got dtype {ids.dtype}")
     return ids, x, y

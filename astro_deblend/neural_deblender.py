@@ -488,7 +488,9 @@ class NeuralDeblender(Deblender):
         per_view = np.asarray(out["flux"]).reshape(self.views, n, 2)
         result = {"flux": per_view.mean(axis=0)}
         # how much the views disagree, relative to the flux: large where the shares are ambiguous
-        result["spread"] = per_view.std(axis=0) / np.maximum(np.abs(result["flux"]), 1e-30)
+        # in float64: the views of images in tiny units (erg/s/cm2/Hz) would underflow in float32
+        per_view = per_view.astype(np.float64)
+        result["spread"] = per_view.std(axis=0) / np.maximum(np.abs(per_view.mean(axis=0)), 1e-300)
         if "maps" in out:
             maps = np.asarray(out["maps"]).reshape(self.views, n, 2, *batch.shape[1:])
             turned_back = np.stack([undo(m, t) for m, t in zip(maps, transforms, strict=True)])

@@ -245,3 +245,34 @@ def test_the_cli_measures_a_fits_image(tmp_path, galaxy):
            str(tmp_path / "bad.fits"), "--quiet"]
     assert main(["measure", *bad]) == 2
     assert not (tmp_path / "cat2.ecsv").exists()
+
+
+def test_a_tiled_run_gives_the_in_memory_catalogue(fracnet, galaxy, tmp_path):
+    """Cut into tiles (the sources given), every source is measured once, with the in-memory numbers."""
+    import dask.array as da
+    from astropy.io import fits
+
+    from astro_deblend.tiles import measure_tiled
+
+    stamp = galaxy[0]
+    positions = [(60, 70), (200, 250), (210, 262), (300, 120), (128, 128), (90, 380)]
+    image = _place((400, 420), stamp, positions)
+    sources = Table({"id": np.arange(10, 16), "x": [p[1] + 0.3 for p in positions],
+                     "y": [p[0] - 0.2 for p in positions]})
+    whole, _ = _measure(fracnet, image, sources=sources, error=NOISE)
+    for data in (image, da.from_array(image, chunks=100)):
+        tiled = measure_tiled(fracnet, data, sources=sources, error=NOISE, tile_size=128, progress=False)
+        assert tiled["id"].tolist() == whole["id"].tolist()
+        np.testing.assert_allclose(tiled["flux"], whole["flux"], rtol=1e-5)
+        assert tiled["flag"].tolist() == whole["flag"].tolist()
+        assert len(set(tiled["tile"])) > 1
+    fits.PrimaryHDU(image).writeto(tmp_path / "mosaic.fits")
+    from_file = measure_tiled(fracnet, tmp_path / "mosaic.fits", sources=sources, error=NOISE, tile_size=200,
+                              progress=False)
+    np.testing.assert_allclose(from_file["flux"], whole["flux"], rtol=1e-5)
+    via_method, segm = _measure(fracnet, da.from_array(image, chunks=100), sources=sources, error=NOISE)
+    assert segm is None and via_method["id"].tolist() == whole["id"].tolist()
+    with pytest.raises(InputError, match="tile_size"):
+        measure_tiled(fracnet, image, tile_size=10)
+    with pytest.raises(InputError, match="shape"):
+        measure_tiled(fracnet, image, error=np.ones((5, 5)))

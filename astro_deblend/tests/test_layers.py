@@ -24,7 +24,8 @@ LAYERS = {
     "astro_deblend.evaluation": 2, "astro_deblend.plotting": 2, "astro_deblend.report": 2,
     "astro_deblend.uncertainty": 2,
     # 3 the template and the networks
-    "astro_deblend.deblender": 3, "astro_deblend.images": 3, "astro_deblend.models": 3,
+    "astro_deblend.deblender": 3, "astro_deblend.images": 3, "astro_deblend.tiles": 3,
+    "astro_deblend.models": 3,
     "astro_deblend.training": 3,
     # 4 methods
     "astro_deblend.sep_deblender": 4, "astro_deblend.neural_deblender": 4, "astro_deblend.limits": 4,

@@ -1,0 +1,227 @@
+"""Survey scale: `measure_image` on mosaics larger than memory, tile by tile, on Dask.
+
+The mosaic is cut into square *cores* of ``tile_size`` pixels. Each task reads its core and a ``margin``
+around it (from a memory-mapped FITS file, a Dask array or an array), measures every source of that
+cutout with `astro_deblend.images.measure_image`, and keeps the rows of the sources whose positions fall in
+its core: every source is measured once. With the default margin of 256 px a source's view (64 px around
+it) and the views that share its pixels (64 px further) lie inside the cutout, so a tiled run gives the
+in-memory catalogue when the sources are given; detected sources may differ where a footprint crosses a
+cutout's edge. Memory grows with the tile, not with the mosaic.
+
+Tasks run on a local Dask scheduler (threads) by default, or on a `dask.distributed` cluster when a
+``client`` is given. When the noise is not given, one rms is estimated once from a subsample of the whole
+mosaic, so that every tile uses the same value.
+"""
+
+import os
+
+import numpy as np
+
+from .exceptions import InputError, InputTypeError
+
+__all__ = ["measure_tiled", "tile_cores"]
+
+#: Pixels read around each core; at least two view radii of the networks (2 x 64 px) plus a segment.
+DEFAULT_MARGIN = 256
+
+
+def tile_cores(shape, tile_size):
+    """The cores that cover an image: a list of ``(y0, y1, x0, x1)``, row-major."""
+    ny, nx = shape
+    return [(y0, min(ny, y0 + tile_size), x0, min(nx, x0 + tile_size))
+            for y0 in range(0, ny, tile_size) for x0 in range(0, nx, tile_size)]
+
+
+class _Reader:
+    """Lazy access to a 2-D array held in memory, in a FITS file (memory-mapped) or in a Dask array."""
+
+    def __init__(self, data, name, hdu=None):
+        self.path, self.hdu, self.header = None, hdu, None
+        if isinstance(data, str | os.PathLike):
+            from astropy.io import fits
+
+            self.path = os.fspath(data)
+            if not os.path.exists(self.path):
+                raise FileNotFoundError(f"FITS file {self.path} does not exist")
+            with fits.open(self.path, memmap=True) as hdul:
+                chosen = hdul[hdu if hdu is not None else _first_image(hdul, self.path)]
+                self.shape, self.header = tuple(chosen.shape), chosen.header.copy()
+                self.hdu = hdu if hdu is not None else _first_image(hdul, self.path)
+            self.array = None
+        else:
+            if not hasattr(data, "shape") or not hasattr(data, "__getitem__"):
+                raise InputTypeError(f"{name} must be an array, a Dask array or a FITS path; got "
+                                     f"{type(data).__name__}")
+            self.array, self.shape = data, tuple(data.shape)
+        if len(self.shape) != 2:
+            raise InputError(f"{name} must be a 2-D image; got shape {self.shape}", value=self.shape)
+
+    def read(self, ys, xs):
+        if self.array is not None:
+            part = self.array[ys, xs]
+            return np.asarray(part.compute() if hasattr(part, "compute") else part, dtype=np.float64)
+        from astropy.io import fits
+
+        with fits.open(self.path, memmap=True) as hdul:
+            return np.array(hdul[self.hdu].section[ys, xs], dtype=np.float64)
+
+    def subsample(self, step):
+        rows = range(0, self.shape[0], step)
+        return np.concatenate([self.read(slice(r, r + 1), slice(0, self.shape[1], step)).ravel()
+                               for r in rows])
+
+
+def _first_image(hdul, path):
+    for i, h in enumerate(hdul):
+        if h.is_image and h.data is not None and h.data.ndim == 2:
+            return i
+    raise InputError(f"{path} holds no 2-D image HDU")
+
+
+def measure_tiled(deblender, data, *, sources=None, error=None, mask=None, wcs=None, zeropoint=None,
+                  pixel_scale=None, tile_size=2048, margin=DEFAULT_MARGIN, client=None, hdu=None,
+                  detection=None, seed=0, progress=True):
+    """Measure every source of a mosaic tile by tile (see the module notes).
+
+    Parameters
+    ----------
+    deblender : `~astro_deblend.deblender.Deblender`
+        The method.
+    data : array-like, Dask array or FITS path
+        The background-subtracted mosaic (a FITS file is memory-mapped, never read whole).
+    sources : `~astropy.table.Table`, optional
+        Positions in mosaic pixels (``x``/``y``) or on the sky (with ``wcs`` or the FITS header's); ids from
+        ``id``. None: detected in every cutout, ids ``tile_index * 10**7 + label``.
+    error, mask : scalar, array-like, Dask array or FITS path, optional
+        The per-pixel rms (None: one value estimated from the mosaic) and the bad-pixel mask.
+    tile_size, margin : int
+        Side of the cores and pixels read around them [default: 2048 and 256].
+    client : `dask.distributed.Client` or str, optional
+        A Dask cluster (or its scheduler address) [default: the local threaded scheduler].
+
+    Returns
+    -------
+    table : `~astropy.table.QTable`
+        The catalogue of `~astro_deblend.deblender.Deblender.measure_image`, one row per source, sorted by
+        id, with a ``tile`` column.
+    """
+    import dask
+    from astropy.table import Table, vstack
+
+    from .images import _header_wcs, _table_positions
+
+    if not (isinstance(tile_size, int | np.integer) and tile_size >= 64):
+        raise InputError(f"tile_size must be an integer of at least 64 px; got {tile_size!r}",
+                         value=tile_size)
+    if not (isinstance(margin, int | np.integer) and margin >= 0):
+        raise InputError(f"margin must be a non-negative integer; got {margin!r}", value=margin)
+    image = _Reader(data, "data", hdu)
+    if wcs is None and image.header is not None:
+        wcs = _header_wcs(image.header)
+    if image.header is not None:
+        from .fitsio import _ZP_KEYS, _header_float
+
+        zeropoint = _header_float(image.header, _ZP_KEYS) if zeropoint is None else zeropoint
+    if isinstance(error, str | os.PathLike) or np.ndim(error) == 2:
+        err = _Reader(error, "error")  # a map, read per cutout
+    else:
+        err = error  # None or one value
+    bad = None if mask is None else _Reader(mask, "mask")
+    for reader, name in ((err, "error"), (bad, "mask")):
+        if isinstance(reader, _Reader) and reader.shape != image.shape:
+            raise InputError(f"{name} has shape {reader.shape}, the mosaic {image.shape}", value=reader.shape)
+    if err is None:
+        step = max(1, int(np.sqrt(image.shape[0] * image.shape[1] / 4e6)))
+        from .stamps import estimate_noise_sigma
+
+        sample = image.subsample(step)
+        err = float(estimate_noise_sigma(sample[np.isfinite(sample)][np.newaxis, :, np.newaxis])[0])
+
+    positions = None
+    if sources is not None:
+        if not isinstance(sources, Table):
+            raise InputTypeError("a tiled run takes sources as an astropy Table of positions (or None)")
+        ids, x, y = _table_positions(sources, None if wcs is None else wcs.celestial)
+        positions = (np.asarray(ids, np.int64), x, y)
+
+    cores = tile_cores(image.shape, int(tile_size))
+
+    def one_tile(index, core):
+        y0, y1, x0, x1 = core
+        ys = slice(max(0, y0 - margin), min(image.shape[0], y1 + margin))
+        xs = slice(max(0, x0 - margin), min(image.shape[1], x1 + margin))
+        cut = image.read(ys, xs)
+        cut_err = err.read(ys, xs) if isinstance(err, _Reader) else err
+        cut_mask = bad.read(ys, xs).astype(bool) if bad is not None else None
+        tile_sources = None
+        if positions is not None:
+            ids, x, y = positions
+            inside = ((x >= xs.start - 0.5) & (x < xs.stop - 0.5)
+                      & (y >= ys.start - 0.5) & (y < ys.stop - 0.5))
+            if not inside.any():
+                return None
+            tile_sources = Table({"id": ids[inside], "x": x[inside] - xs.start, "y": y[inside] - ys.start})
+        table, _ = deblender.measure_image(cut, sources=tile_sources, error=cut_err, mask=cut_mask,
+                                           zeropoint=zeropoint, pixel_scale=pixel_scale, detection=detection,
+                                           seed=seed, progress=False)
+        if len(table) == 0:
+            return None
+        table["x"] = np.asarray(table["x"]) + xs.start
+        table["y"] = np.asarray(table["y"]) + ys.start
+        if positions is None:
+            table["id"] = index * 10**7 + np.asarray(table["id"])
+            table["group_id"] = index * 10**7 + np.asarray(table["group_id"])
+        x, y = np.asarray(table["x"]), np.asarray(table["y"])
+        own = (np.floor(y + 0.5) >= y0) & (np.floor(y + 0.5) < y1) & (np.floor(x + 0.5) >= x0) & \
+            (np.floor(x + 0.5) < x1)
+        table = table[own]
+        table["tile"] = np.full(len(table), index)
+        return table
+
+    tasks = [dask.delayed(one_tile)(i, core) for i, core in enumerate(cores)]
+    if client is not None:
+        if isinstance(client, str):
+            from dask.distributed import Client
+
+            client = Client(client)
+        parts = client.gather(client.compute(tasks))
+    else:
+        with _progress(progress, len(tasks)):
+            parts = dask.compute(*tasks, scheduler="threads")
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        from .images import ImageData, Sources, _image_table
+
+        empty = Sources(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros((0, 0), np.int64),
+                        np.zeros(0, bool), "none")
+        return _image_table(empty, ImageData(np.zeros((1, 1)), np.zeros((1, 1), bool), 1.0), np.zeros(0),
+                            np.zeros(0), np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                            deblender.method)
+    table = vstack(parts, metadata_conflicts="silent")
+    table.sort("id")
+    if wcs is not None:
+        table["sky_centroid"] = wcs.celestial.pixel_to_world(np.asarray(table["x"]), np.asarray(table["y"]))
+    table.meta.update(tiles=len(cores), tile_size=int(tile_size), margin=int(margin),
+                      error="given" if error is not None else f"estimated once from the mosaic ({err:.4g})")
+    return table
+
+
+class _progress:
+    """A Dask progress bar while tasks run (when asked and there are several tiles)."""
+
+    def __init__(self, on, n):
+        self.bar = None
+        if on and n > 1:
+            from dask.diagnostics import ProgressBar
+
+            self.bar = ProgressBar()
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+        return False
