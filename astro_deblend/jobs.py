@@ -63,10 +63,7 @@ def measure_fits(
         Paths written.
     """
     # every check before any work
-    name = canonical_name(method)
-    if name == "oracle":
-        raise InputError("the oracle needs the true profiles of the galaxies; it cannot measure a FITS file",
-                         value=method)
+    name = _file_method(method)
     _check_targets(source, output, segmentation, overwrite)
     stamps = read_fits_stamps(source, hdu=hdu)
     zp = zeropoint if zeropoint is not None else stamps.zeropoint
@@ -75,18 +72,36 @@ def measure_fits(
             "magnitudes were asked for but no zero point is known: the header has none of "
             f"{', '.join(_ZP_KEYS)} or PHOTFLAM/PHOTPLAM; pass zeropoint= (--zeropoint)"
         )
-    networks = ("fracnet", "blend2flux", "blend2mask2flux")
-    options = {"weights": weights, "views": views} if name in networks else {}
-    deblender = get_deblender(name, **options)
+    deblender = _build(name, weights, views)
     sigma = noise_sigma if noise_sigma is not None else stamps.noise_sigma
     data = stamps.data if stamps.unit is None else stamps.data * stamps.unit
     kwargs = {"pixel_scale": stamps.pixel_scale} if stamps.pixel_scale is not None else {}
     result = deblender.measure(data, zeropoint=zp, noise_sigma=sigma, progress=progress, **kwargs)
     table, segments = result[0], result[1]
     table.meta["source"] = os.fspath(source) if isinstance(source, str | os.PathLike) else "HDUList"
+    seg_writer = None if segmentation is None else segmentation_writer(segments, header=stamps.header)
+    return _write(table, output, segmentation, seg_writer, overwrite)
+
+
+def _file_method(method):
+    """The registered name of a method that can measure files (every one but the oracle)."""
+    name = canonical_name(method)
+    if name == "oracle":
+        raise InputError("the oracle needs the true profiles of the galaxies; it cannot measure a FITS file",
+                         value=method)
+    return name
+
+
+def _build(name, weights, views):
+    networks = ("fracnet", "blend2flux", "blend2mask2flux")
+    return get_deblender(name, **({"weights": weights, "views": views} if name in networks else {}))
+
+
+def _write(table, output, segmentation, seg_writer, overwrite):
+    """Write the catalogue (and the segmentation) all or nothing; return the paths written."""
     writers = {output: table_writer(table, output)}
     if segmentation is not None:
-        writers[segmentation] = segmentation_writer(segments, header=stamps.header)
+        writers[segmentation] = seg_writer
     paths = atomic_write_all(writers, overwrite=overwrite)
     written = {"catalog": os.fspath(paths[0])}
     if segmentation is not None:
@@ -150,10 +165,7 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
     from astropy.io import fits
     from astropy.table import Table
 
-    name = canonical_name(method)
-    if name == "oracle":
-        raise InputError("the oracle needs the true profiles of the galaxies; it cannot measure an image",
-                         value=method)
+    name = _file_method(method)
     if weight is not None and error is not None:
         raise InputError("give either a weight map or one error value, not both")
     _check_targets(source, output, segmentation, overwrite)
@@ -177,24 +189,18 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
         except (OSError, ValueError) as exc:
             raise DataFileError(f"cannot read the sources table {sources} ({exc}); give an .ecsv or .fits "
                                 "table with x/y or sky positions") from exc
-    networks = ("fracnet", "blend2flux", "blend2mask2flux")
-    options = {"weights": weights, "views": views} if name in networks else {}
-    deblender = get_deblender(name, **options)
+    deblender = _build(name, weights, views)
     data = image.data if image.unit is None else image.data * image.unit
     mask = image.bad
     table, segm = deblender.measure_image(data, sources=table_in, error=err, mask=mask, wcs=image.wcs,
                                           zeropoint=image.zeropoint, pixel_scale=image.pixel_scale,
                                           progress=progress)
     table.meta["source"] = os.fspath(source) if isinstance(source, str | os.PathLike) else "HDUList"
-    writers = {output: table_writer(table, output)}
+    seg_writer = None
     if segmentation is not None:
         labels = np.zeros(image.shape, np.int32) if segm is None else np.asarray(segm.data, np.int32)
         header = image.wcs.to_header() if image.wcs is not None else fits.Header()
         header["LABELS"] = ("source ids of the catalogue", "segmentation labels")
         hdu_out = fits.PrimaryHDU(labels, header=header)
-        writers[segmentation] = lambda tmp: hdu_out.writeto(tmp)
-    paths = atomic_write_all(writers, overwrite=overwrite)
-    written = {"catalog": os.fspath(paths[0])}
-    if segmentation is not None:
-        written["segmentation"] = os.fspath(paths[1])
-    return written
+        seg_writer = hdu_out.writeto
+    return _write(table, output, segmentation, seg_writer, overwrite)
