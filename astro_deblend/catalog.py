@@ -7,6 +7,7 @@ Two rows per stamp, central galaxy first (`~astro_deblend.conventions.ROLES`):
 ``flux``         flux in the image's unit (masked where the galaxy was not measured)
 ``flux_err``     its 1-sigma uncertainty (masked where the method gives none)
 ``mag``          AB magnitude, only when a zero point is known
+``mag_err``      its 1-sigma error, 2.5 / ln(10) x flux_err / flux (with ``mag``)
 ``x``, ``y``     pixel position (0-based, numpy order), masked when unknown
 ``label``        the galaxy's label in the stamp's `~photutils.segmentation.SegmentationImage` (0: none)
 ``n_detected``   sources the method found in the stamp
@@ -22,11 +23,12 @@ from astropy.table import MaskedColumn, QTable
 
 from .conventions import ROLES
 
-__all__ = ["build_table", "table_to_pairs", "COLUMNS"]
+__all__ = ["build_table", "table_to_pairs", "magnitude_columns", "COLUMNS"]
 
 #: Columns of a measurement table, in order (``mag`` only with a zero point).
 COLUMNS = (
-    "blend_index", "role", "flux", "flux_err", "mag", "x", "y", "label", "n_detected", "flag", "method",
+    "blend_index", "role", "flux", "flux_err", "mag", "mag_err", "x", "y", "label", "n_detected", "flag",
+    "method",
 )
 
 
@@ -94,10 +96,7 @@ def build_table(
     table["flux"] = flux_col
     table["flux_err"] = err_col
     if zeropoint is not None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mag = zeropoint - 2.5 * np.log10(f)
-        good = np.isfinite(mag)
-        table["mag"] = MaskedColumn(np.where(good, mag, 0.0), mask=~good, name="mag")  # AB
+        table["mag"], table["mag_err"] = magnitude_columns(f, fe, zeropoint)
     for name, arr in (("x", x), ("y", y)):
         a = _flat(arr, np.float64)
         table[name] = MaskedColumn(np.where(np.isfinite(a), a, 0.0), mask=~np.isfinite(a), name=name)
@@ -111,6 +110,22 @@ def build_table(
     if meta:
         table.meta["config"] = dict(meta)
     return table
+
+
+def magnitude_columns(flux, flux_err, zeropoint):
+    """AB magnitudes and their 1-sigma errors (2.5 / ln 10 x flux_err / flux) as masked columns.
+
+    Masked where the flux is missing or not positive (and the error where it is missing too).
+    """
+    flux = np.asarray(flux, dtype=np.float64)
+    flux_err = np.asarray(flux_err, dtype=np.float64)
+    good = np.isfinite(flux) & (flux > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mag = zeropoint - 2.5 * np.log10(flux)
+        mag_err = 2.5 / np.log(10) * flux_err / flux
+    good_err = good & np.isfinite(mag_err)
+    return (MaskedColumn(np.where(good, mag, 0.0), mask=~good, name="mag"),
+            MaskedColumn(np.where(good_err, mag_err, 0.0), mask=~good_err, name="mag_err"))
 
 
 def table_to_pairs(table, column):

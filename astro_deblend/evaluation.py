@@ -57,6 +57,9 @@ and in front of them the group keys:
 - ``by_type``: ``method``, ``role``, ``type`` (morphological type of the galaxy itself).
 - ``by_type_dmag`` / ``by_type_distance``: ``method``, ``type``, ``bin_low``, ``bin_high``,
   ``bin_label`` (both roles pooled, each galaxy under its own type; the paper's Fig. 9).
+- ``uncertainty`` (when measurement Tables carry ``flux_err``): ``method``, ``subset`` ('all' and the
+  distance / R bins), ``n``, ``std_z``, ``median_abs_z``, ``coverage_68``, ``coverage_95``, where
+  ``z = (F_pred - F_true) / flux_err``: 1, 0.674, 0.683 and 0.954 for right Gaussian errors.
 - ``segmentation`` (with masks): ``method``, ``role``, ``n``, ``iou_mean``, ``iou_median``,
   ``iou_good_fraction`` (IoU > 0.5), and for role 'both' ``n_overlap`` (blends whose true masks
   overlap) and ``dn_mean`` (mean of `astro_deblend.metrics.overlap_area_estimator`; NaN for single
@@ -168,6 +171,7 @@ class Evaluation:
         "by_type_dmag",
         "by_type_distance",
         "segmentation",
+        "uncertainty",
     )
 
     def __init__(self, tables, galaxies=None, meta=None):
@@ -634,11 +638,16 @@ def evaluate(
             unit=unit,
             description=f"flux measured by {method} (NaN: missing)",
         )
+    errors = _method_errors(measurements, methods, unit)
+    for method, err in errors.items():
+        gal[f"flux_err_{method}"] = Column(err, unit=unit, description=f"1-sigma flux error of {method}")
 
     score_names = list(_SCORE_COLUMNS) + (list(_LIMIT_COLUMNS) if sigma is not None else [])
     score = functools.partial(_grouped, gal, methods, sigma, threshold, score_names)
     tables = {"overall": _overall_table(gal, score)}
     tables.update(_binned_tables(gal, score, dmag_edges, dist_edges, detected_by))
+    if errors:
+        tables["uncertainty"] = _uncertainty_table(gal, list(errors), dist_edges)
     mask_methods = []
     if masks_pred is not None or masks_true is not None:
         tables["segmentation"], mask_methods = _segmentation_table(gal, masks_true, masks_pred, n_blends)
@@ -655,6 +664,7 @@ def evaluate(
         "detected_by": detected_by,
         "has_sep": sep_n_detected is not None,
         "has_limits": sigma is not None,
+        "error_methods": list(errors),
     }
     return Evaluation(tables, gal, meta)
 
@@ -675,6 +685,60 @@ def _check_measurements(measurements, n_blends, unit):
         raise ValueError(f"method names must be unique as strings; got {methods}")
     fluxes = {str(m): _method_fluxes(str(m), v, n_blends, unit) for m, v in measurements.items()}
     return methods, fluxes
+
+
+def _method_errors(measurements, methods, unit):
+    """``{method: (2 N,) flux errors}`` of the measurement Tables that carry a ``flux_err`` column."""
+    errors = {}
+    for method, value in zip(methods, measurements.values(), strict=True):
+        if isinstance(value, Table) and "flux_err" in value.colnames:
+            col_unit = getattr(value["flux_err"], "unit", None)
+            if unit is not None and col_unit is not None and u.Unit(col_unit) != unit:
+                err = _column_values(value, "flux_err", unit)
+            else:
+                err = table_to_pairs(value, "flux_err").ravel()
+            if np.isfinite(err).any():
+                errors[method] = err
+    return errors
+
+
+#: Nominal levels of the coverage columns (fraction of true fluxes inside the Gaussian interval).
+COVERAGE_LEVELS = (0.6827, 0.9545)
+
+
+def _uncertainty_table(gal, methods, dist_edges):
+    """How well each method's flux errors describe its actual errors, overall and by distance / R.
+
+    ``std_z`` is the standard deviation of ``z = (F - F_true) / flux_err`` (1 when the errors are right),
+    ``coverage_68`` and ``coverage_95`` the fractions of galaxies whose true flux lies within 1 and 2 sigma
+    (0.683 and 0.954 for Gaussian errors), over the galaxies with a finite flux and error.
+    """
+    from .uncertainty import coverage, z_scores
+
+    groups = [("all", np.ones(len(gal), bool))]
+    if "distance_over_r" in gal.colnames:
+        d = np.asarray(gal["distance_over_r"], float)
+        for label, lo, hi in zip(_bin_labels(dist_edges), dist_edges[:-1], dist_edges[1:], strict=True):
+            groups.append((f"d/R {label}", (d >= lo) & (d < hi)))
+    rows = []
+    true = np.asarray(gal["flux_true"], float)
+    for method in methods:
+        flux = np.asarray(gal[f"flux_{method}"], float)
+        err = np.asarray(gal[f"flux_err_{method}"], float)
+        for name, sel in groups:
+            z = z_scores(flux[sel], err[sel], true[sel])
+            z = z[np.isfinite(z)]
+            if z.size == 0:
+                continue
+            rows.append({
+                "method": method, "subset": name, "n": int(z.size),
+                "std_z": float(np.std(z)) if z.size > 1 else np.nan,
+                "median_abs_z": float(np.median(np.abs(z))) if z.size else np.nan,
+                "coverage_68": coverage(flux[sel], err[sel], true[sel], COVERAGE_LEVELS[0]),
+                "coverage_95": coverage(flux[sel], err[sel], true[sel], COVERAGE_LEVELS[1]),
+            })
+    return Table(rows=rows, names=("method", "subset", "n", "std_z", "median_abs_z", "coverage_68",
+                                   "coverage_95"))
 
 
 def _galaxy_table(truth, f_true, unit):

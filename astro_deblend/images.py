@@ -41,6 +41,7 @@ from astropy import units as u
 from astropy.table import MaskedColumn, QTable
 from scipy import ndimage
 
+from .catalog import magnitude_columns
 from .exceptions import InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
 from .stamps import _in_data_unit, _scalar, estimate_noise_sigma, prepare_stamps, validate_stamps
@@ -785,16 +786,7 @@ def _image_table(src, image, flux, flux_err, flag, group_id, group_size, method)
             col.unit = image.unit
         table[name] = col
     if image.zeropoint is not None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mag = image.zeropoint - 2.5 * np.log10(flux)
-            mag_err = 2.5 / np.log(10) * flux_err / flux
-        good = np.isfinite(mag) & (flux > 0)
-        table["mag"] = MaskedColumn(np.where(good, mag, 0.0), mask=~good, name="mag")
-        table["mag_err"] = MaskedColumn(
-            np.where(good & np.isfinite(mag_err), mag_err, 0.0),
-            mask=~(good & np.isfinite(mag_err)),
-            name="mag_err",
-        )
+        table["mag"], table["mag_err"] = magnitude_columns(flux, flux_err, image.zeropoint)
         table.meta["zeropoint_AB"] = float(image.zeropoint)
     table["flag"] = flag.astype(np.int32)
     table["group_id"] = group_id

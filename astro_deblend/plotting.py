@@ -23,6 +23,7 @@ __all__ = [
     "plot_iou_histograms",
     "plot_lofo",
     "plot_magnitude_comparison",
+    "plot_reliability",
     "plot_stress",
 ]
 
@@ -349,6 +350,64 @@ def plot_by_type(evaluation, *, center="median", methods=None, path=None, dpi=11
             _draw_binned(axes[i, j], t, types, colours, center_col, xlabel, labels_by="type")
             axes[i, j].set_title(method, fontsize=9)
     axes[0, 0].legend(fontsize=7, loc="upper left")
+    return _finish(fig, path, dpi)
+
+
+# --------------------------------------------------------------------------------------------------
+# the flux errors: reliability diagram
+# --------------------------------------------------------------------------------------------------
+def plot_reliability(evaluation, *, methods=None, path=None, dpi=110):
+    """Coverage of each method's flux errors against the nominal level (a reliability diagram).
+
+    Left: the fraction of galaxies whose true flux lies within the Gaussian interval of each nominal
+    level (0.05 to 0.99), on the diagonal when the errors are right, above it when they are too large.
+    Right: the histogram of ``z = (F - F_true) / flux_err`` beside the unit normal.
+
+    Parameters
+    ----------
+    evaluation : `~astro_deblend.evaluation.Evaluation`
+        Made from measurement Tables with a ``flux_err`` column (its ``uncertainty`` table).
+    methods : sequence of str, optional
+        Methods to draw (default: every method with errors).
+    path : str or `~pathlib.Path`, optional
+        Save the figure there.
+    dpi : int, optional
+        Resolution of raster output.
+
+    Returns
+    -------
+    fig : `matplotlib.figure.Figure`
+    """
+    from scipy import stats
+
+    from .uncertainty import coverage, z_scores
+
+    _require(evaluation, "uncertainty")
+    gal = evaluation.galaxies
+    if gal is None:
+        raise ValueError("the reliability diagram needs the per-galaxy table (Evaluation.galaxies)")
+    methods = list(evaluation.meta.get("error_methods", []) if methods is None else methods)
+    levels = np.linspace(0.05, 0.99, 40)
+    colours = _colours(methods)
+    true = np.asarray(gal["flux_true"], float)
+    fig = _new_figure((9.0, 3.8))
+    ax_cov, ax_z = fig.subplots(1, 2)
+    ax_cov.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="calibrated")
+    grid = np.linspace(-5, 5, 201)
+    ax_z.plot(grid, stats.norm.pdf(grid), color="0.6", lw=1, ls="--", label="N(0, 1)")
+    for method in methods:
+        flux = np.asarray(gal[f"flux_{method}"], float)
+        err = np.asarray(gal[f"flux_err_{method}"], float)
+        ax_cov.plot(levels, [coverage(flux, err, true, lv) for lv in levels], color=colours[method],
+                    label=method)
+        z = z_scores(flux, err, true)
+        ax_z.hist(np.clip(z[np.isfinite(z)], -5, 5), bins=50, range=(-5, 5), density=True,
+                  histtype="step", color=colours[method], label=method)
+    ax_cov.set_xlabel("nominal level (Gaussian interval)")
+    ax_cov.set_ylabel("fraction of true fluxes inside")
+    ax_z.set_xlabel("(F - F_true) / flux_err")
+    ax_z.set_ylabel("density")
+    ax_cov.legend(fontsize=7, loc="upper left")
     return _finish(fig, path, dpi)
 
 

@@ -256,6 +256,10 @@ def write_report(
             )
         if meta.get("mask_methods") and gal is not None:
             figs.append((plotting.plot_iou_histograms(evaluation), "IoU of the predicted masks"))
+        if "uncertainty" in evaluation.tables and gal is not None:
+            figs.append((plotting.plot_reliability(evaluation),
+                         "Flux errors: coverage against the nominal level (on the diagonal when right) and "
+                         "the distribution of (F - F_true) / flux_err"))
     if figs:
         parts.append("<h2>Figures</h2>")
         parts += [_figure_html(fig, caption) for fig, caption in figs]
@@ -268,6 +272,8 @@ def write_report(
         "by_type_dmag": "Scores per morphological type and magnitude difference (both roles)",
         "by_type_distance": "Scores per morphological type and distance / R (both roles)",
         "segmentation": "Segmentation scores (IoU and overlap-area estimator dn)",
+        "uncertainty": "Flux errors: std of (F - F_true) / flux_err (1 when right) and the fraction of true "
+                       "fluxes within 1 and 2 sigma (0.683 and 0.954 when right)",
     }
     parts.append("<h2>Tables</h2>")
     for name, table in evaluation.tables.items():

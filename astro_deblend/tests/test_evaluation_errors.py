@@ -1,0 +1,49 @@
+"""The ``uncertainty`` table of `evaluate` and its reliability diagram, against errors of known size."""
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from astro_deblend.catalog import build_table
+from astro_deblend.evaluation import Evaluation, evaluate
+from astro_deblend.plotting import plot_reliability
+
+
+def _truth_and_table(scale, n=4000, seed=0):
+    """Fluxes with Gaussian errors of rms ``sigma`` reported as ``scale * sigma``."""
+    rng = np.random.default_rng(seed)
+    true = rng.uniform(50, 150, (n, 2))
+    sigma = 0.05 * true
+    flux = true + rng.normal(size=true.shape) * sigma
+    truth = Table({"flux_central": true[:, 0], "flux_companion": true[:, 1],
+                   "distance_over_r": rng.uniform(0.5, 5, n)})
+    table = build_table(flux=flux, flux_err=scale * sigma, x=np.zeros((n, 2)), y=np.zeros((n, 2)),
+                        label=np.ones((n, 2), int), n_detected=np.full(n, 2), flag=np.zeros((n, 2), int),
+                        method="m")
+    return truth, table
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_coverage_follows_the_size_of_the_errors(scale):
+    truth, table = _truth_and_table(scale)
+    ev = evaluate(truth, {"m": table, "array": np.asarray(table["flux"]).reshape(-1, 2)})
+    unc = ev.tables["uncertainty"]
+    assert set(unc["method"]) == {"m"}  # an array carries no errors
+    row = unc[unc["subset"] == "all"][0]
+    assert row["n"] == 8000
+    assert row["std_z"] == pytest.approx(1 / scale, rel=0.03)
+    # right errors: 68.3 % and 95.4 %; errors twice too large: 95.4 % within "1 sigma", 99.99 % within 2
+    expect = {1.0: (0.683, 0.954), 2.0: (0.954, 1.0)}[scale]
+    assert row["coverage_68"] == pytest.approx(expect[0], abs=0.015)
+    assert row["coverage_95"] == pytest.approx(expect[1], abs=0.01)
+    assert len(unc) > 1  # and by distance / R
+    fig = plot_reliability(ev)
+    assert len(fig.axes) == 2
+    again = Evaluation.from_dict(ev.to_dict(galaxies=True))
+    assert again.tables["uncertainty"]["coverage_68"].tolist() == pytest.approx(unc["coverage_68"].tolist())
+
+
+def test_no_errors_no_uncertainty_table():
+    truth, table = _truth_and_table(1.0, n=50)
+    ev = evaluate(truth, {"m": np.asarray(table["flux"]).reshape(-1, 2)})
+    assert "uncertainty" not in ev.tables
