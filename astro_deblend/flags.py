@@ -39,14 +39,14 @@ class Flag(enum.IntFlag):
 #: What sets each bit, per deblender.
 FLAG_DESCRIPTIONS = {
     Flag.NOT_DETECTED: (
-        "galaxy not found (sep: no detection for its role; for the central galaxy, none whose peak or "
-        "centroid lies within central_tolerance (3 px, the off-centre limit of NOT_A_PAIR) or 0.5 R of the "
-        "centre; oracle: empty profile; measure_image: the position is off the image); flux masked"
+        "galaxy not found (sep: no detection for its role; oracle: empty profile; measure_image: the "
+        "position is off the image); flux masked"
     ),
     Flag.HOT_PASS: "sep: the cold pass found fewer than two sources and the hot pass was used",
     Flag.AMBIGUOUS: (
-        "the attribution of flux is uncertain (sep: more than two sources found and two kept, or no source "
-        "near the centre and the brightest of several taken for the companion; networks: "
+        "the attribution of flux is uncertain (sep: more than two sources found and two kept, or neither the "
+        "peak nor the centroid of the source taken for the central galaxy lies within central_tolerance "
+        "(3 px) of the centre; networks: "
         "the galaxy's flux varies by more than 10 % between the turned views; oracle: proportional "
         "profiles, fluxes masked)"
     ),

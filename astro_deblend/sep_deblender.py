@@ -85,12 +85,13 @@ class SepDeblender(Deblender):
         SExtractor, so noisy compact objects keep an aperture larger than their footprint.
         Default 3.5.
     central_tolerance : float, optional
-        Distance in pixels from the stamp centre within which a detection (its peak or its centroid)
-        must lie to be taken for the central galaxy, when `measure` gets no ``radius_central``; when
-        no detection lies that close the central galaxy is reported not detected (flag 1), never
-        replaced by an off-centre source. Default 3 px (0.18 arcsec at 0.06 arcsec/px), i.e. the
-        paper's 0.5 R rule for a galaxy of radius R = 6 px, and the off-centre limit of the networks'
-        pair check (`astro_deblend.pair_check`).
+        Distance in pixels from the stamp centre within which a lone detection is taken for the
+        central galaxy when `measure` gets no ``radius_central`` (the paper's association); with two
+        or more detections the central galaxy is the closer of the two kept, as the paper did, and it
+        is flagged 4 (ambiguous) when neither its peak nor its centroid lies within this distance.
+        Default 3 px (0.18 arcsec at 0.06 arcsec/px), i.e. the paper's 0.5 R rule for a galaxy of
+        radius R = 6 px, and the off-centre limit of the networks' pair check
+        (`astro_deblend.pair_check`).
     central_flux_ratio : float, optional
         Used only in ``mode='auto'`` when more than two sources are found. The two brightest
         sources (by FLUX_AUTO) are kept, except that the source closest to the stamp centre is
@@ -226,10 +227,10 @@ class SepDeblender(Deblender):
         pixel_scale : float, optional
             Arcsec per pixel; checked, not used (detection works in pixels).
         radius_central : float or array of shape (N,), optional
-            Radius R of the central galaxy in pixels. A detection can be the central galaxy only
-            if it lies within 0.5 R of the stamp centre (a lone detection farther away is the
-            companion). Default: the ``central_tolerance`` given at construction is used as the
-            distance limit.
+            Radius R of the central galaxy in pixels. A lone detection is the central galaxy if it
+            lies within 0.5 R of the stamp centre, else the companion; a central galaxy of a pair
+            farther than that is flagged 4. Default: the ``central_tolerance`` given at construction
+            is used as the distance limit.
         progress : bool, optional
             Show a progress bar for stacks of more than 200 stamps. Default True.
 
@@ -238,10 +239,9 @@ class SepDeblender(Deblender):
         table : `~astropy.table.QTable`
             The common measurement Table: two rows per stamp (central, companion) with
             ``blend_index, role, flux, flux_err, [mag,] x, y, label, n_detected, flag, method``.
-            ``flag`` bits: 1 galaxy not detected (its flux is masked; for the central galaxy, also
-            when no source lies within the central tolerance), 2 the hot pass was used for this
-            stamp, 4 more than two sources were found and two were kept, or none lay near the
-            centre and the brightest of several was taken for the companion.
+            ``flag`` bits: 1 galaxy not detected (its flux is masked), 2 the hot pass was used for
+            this stamp, 4 more than two sources were found and two were kept, or the source taken for
+            the central galaxy lies off the centre (beyond the central tolerance).
         segments : list of `~photutils.segmentation.SegmentationImage`
             One per stamp: label 1 the central galaxy, 2 the companion, 3 and more the other
             sources (by decreasing flux); all zeros where nothing was found.
@@ -314,12 +314,15 @@ class SepDeblender(Deblender):
             obj_flux, obj_err = self._flux_auto(image, err, objects, segmap, unit_scale)
         obj_flux, obj_err = obj_flux * unit_scale, obj_err * unit_scale
         ny, nx = stamp.shape
-        # A source's distance to the centre is that of its peak or its centroid, whichever is closer, as in
-        # astro_deblend.pair_check (a neighbour's light can pull a centroid away from the peak)
-        dist = np.minimum(np.hypot(objects["x"] - nx // 2, objects["y"] - ny // 2),
-                          np.hypot(objects["xpeak"] - nx // 2, objects["ypeak"] - ny // 2))
+        # roles follow the paper's association, on the centroids' distances to the centre
+        dist = np.hypot(objects["x"] - nx // 2, objects["y"] - ny // 2)
         roles, ambiguous = self._associate(obj_flux, dist, tolerance)
         if ambiguous:
+            results.flag[i] |= Flag.AMBIGUOUS
+        # a "central" galaxy whose peak and centroid both lie off the centre is doubtful: flag 4 (its peak
+        # counts, as in astro_deblend.pair_check, because a neighbour's light can pull a centroid away)
+        near = np.minimum(dist, np.hypot(objects["xpeak"] - nx // 2, objects["ypeak"] - ny // 2))
+        if roles[0] >= 0 and near[roles[0]] > tolerance:
             results.flag[i] |= Flag.AMBIGUOUS
         for role, k in enumerate(roles):
             if k < 0:
@@ -373,16 +376,14 @@ class SepDeblender(Deblender):
         dist : ndarray, shape (n_objects,)
             Distance of each object to the stamp centre, in pixels.
         tolerance : float
-            Distance (px) within which a detection can be the central galaxy. When no detection lies that
-            close, the central galaxy is not detected and the brightest detection is the companion.
+            Distance (px) within which a lone detection is the central galaxy.
 
         Returns
         -------
         roles : tuple of int
             Index of the central and of the companion object (-1 if none).
         ambiguous : bool
-            True if more than two objects were found, or if none lies near the centre and several could
-            be the companion.
+            True if more than two objects were found.
         """
         n_obj = len(obj_flux)
         if n_obj == 1:
@@ -398,12 +399,8 @@ class SepDeblender(Deblender):
                 and obj_flux[closest] >= self.central_flux_ratio * obj_flux[keep[1]]
             ):
                 keep = np.array([closest, order[0]])
-        first, second = (int(k) for k in keep)  # first: the brightest
+        first, second = (int(k) for k in keep)
         central, companion = (first, second) if dist[first] <= dist[second] else (second, first)
-        if dist[central] > tolerance:
-            # Nothing sits where the central galaxy must be: report it missing, as for a lone off-centre
-            # detection, rather than give an off-centre source's flux as the central galaxy's
-            return (-1, first), True
         return (central, companion), n_obj > 2
 
 
