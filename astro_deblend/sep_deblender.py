@@ -18,12 +18,13 @@ from photutils.segmentation import SegmentationImage
 from tqdm.auto import tqdm
 
 from .deblender import Deblended, Deblender
-from .exceptions import InputError
+from .exceptions import InputError, InputTypeError
 from .flags import Flag
 from .photometry import KRON_ANALYSIS_RADIUS, flux_auto
 from .stamps import per_stamp
+from .uncertainty import ErrorModel
 
-__all__ = ["SepDeblender"]
+__all__ = ["SepDeblender", "SEP_FEATURES", "bundled_error_model"]
 
 #: Detection passes of Boucaud et al. (2020), Table 3: thresholds in units of the background rms,
 #: minimum areas in pixels. The cold pass finds the large components of a blend; the hot pass,
@@ -102,6 +103,10 @@ class SepDeblender(Deblender):
     gain : float, optional
         Electrons per image unit (for electron/s images, the exposure time in s); when given the flux
         errors include the source's Poisson noise. Default None (background noise only).
+    error_model : 'default', None or `~astro_deblend.uncertainty.ErrorModel`, optional
+        The deblending term added to sep's noise in ``flux_err``: 'default' is the model calibrated for
+        this mode on held-out simulated blends (``benchmarks/calibrate_errors.py --method sep-auto``),
+        when the package ships one; None reports sep's noise alone, which in blends is far too small.
 
     Notes
     -----
@@ -139,6 +144,7 @@ class SepDeblender(Deblender):
         central_tolerance=3.0,
         central_flux_ratio=0.1,
         gain=None,
+        error_model="default",
     ):
         if mode not in _MODES:
             raise InputError(
@@ -174,6 +180,12 @@ class SepDeblender(Deblender):
             raise InputError(f"gain must be a positive number of electrons per image unit; got {gain!r}",
                              value=gain)
         self.gain = None if gain is None else float(gain)
+        if isinstance(error_model, str) and error_model == "default":
+            error_model = bundled_error_model(self.method)
+        if error_model is not None and not isinstance(error_model, ErrorModel):
+            raise InputTypeError("error_model must be 'default', None or an astro_deblend.uncertainty."
+                                 f"ErrorModel; got {type(error_model).__name__}")
+        self.error_model = error_model
 
     def __repr__(self):
         return (
@@ -204,11 +216,11 @@ class SepDeblender(Deblender):
             "gain": self.gain,
         }
 
-    options = ("radius_central",)
+    options = ("radius_central", "return_diagnostics")
     noise_map = True
 
     def measure(self, data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, radius_central=None,
-                progress=True):
+                progress=True, return_diagnostics=False):
         """Detect, associate and measure the central and companion galaxy of each stamp.
 
         Parameters
@@ -233,6 +245,9 @@ class SepDeblender(Deblender):
             is used as the distance limit.
         progress : bool, optional
             Show a progress bar for stacks of more than 200 stamps. Default True.
+        return_diagnostics : bool, optional
+            Also return a dict of (N, 2) arrays: ``flux_err_noise`` (the noise part of ``flux_err``) and
+            the features of the deblending term (`SEP_FEATURES`). Default False.
 
         Returns
         -------
@@ -253,9 +268,10 @@ class SepDeblender(Deblender):
             pixels, or if ``noise_sigma`` or ``radius_central`` have a wrong shape or non-positive values.
         """
         return super().measure(data, zeropoint=zeropoint, noise_sigma=noise_sigma, pixel_scale=pixel_scale,
-                               progress=progress, radius_central=radius_central)
+                               progress=progress, radius_central=radius_central,
+                               return_diagnostics=return_diagnostics)
 
-    def _deblend(self, batch, *, progress, radius_central=None):
+    def _deblend(self, batch, *, progress, radius_central=None, return_diagnostics=False):
         stack = batch.data
         n, ny, nx = stack.shape
         noise = batch.noise_per_stamp()
@@ -278,9 +294,20 @@ class SepDeblender(Deblender):
             sep.set_extract_pixstack(previous_pixstack)
         background = ("zero; rms = noise_sigma" if batch.noise_given
                       else "sep.Background constant level per stamp; rms estimated per stamp")
-        return Deblended(flux=results.flux, flux_err=results.flux_err, x=results.x, y=results.y,
+        features = results.features()
+        noise_err = results.flux_err
+        if self.error_model is not None:
+            flux_err = self.error_model.sigma(np.nan_to_num(results.flux), noise_err, features)
+            flux_err = np.where(np.isfinite(results.flux), flux_err, np.nan)
+            how = (f"sep's noise (+) calibrated deblending term ({self.error_model.name}, features "
+                   f"{list(self.error_model.features)}); see astro_deblend.uncertainty")
+        else:
+            flux_err = noise_err
+            how = "sep's noise only (no deblending term: an underestimate in blends)"
+        extra = ({"flux_err_noise": noise_err, **features},) if return_diagnostics else ()
+        return Deblended(flux=results.flux, flux_err=flux_err, x=results.x, y=results.y,
                          label=results.label, n_detected=results.n_detected, flag=results.flag,
-                         segments=segments, meta={"background": background})
+                         segments=segments, extra=extra, meta={"background": background, "flux_err": how})
 
     def _measure_stamp(self, stamp, noise_sigma, noise_given, tolerance, i, results, pixel_noise=None):
         """Measure stamp ``i``, fill row ``i`` of ``results`` and return its segmentation."""
@@ -333,6 +360,7 @@ class SepDeblender(Deblender):
             results.x[i, role] = objects["x"][k]
             results.y[i, role] = objects["y"][k]
             results.label[i, role] = role + 1
+            results.size[i, role] = 2.0 * np.sqrt(max(float(objects["a"][k] * objects["b"][k]), 0.0))
         return _relabel(segmap, roles, obj_flux)
 
     def _subtract_background(self, stamp, noise_sigma, noise_given, index):
@@ -404,6 +432,14 @@ class SepDeblender(Deblender):
         return (central, companion), n_obj > 2
 
 
+#: Features of SepDeblender's deblending error term (`astro_deblend.uncertainty.ErrorModel`), per galaxy:
+#: ``contamination`` its neighbour's flux over its own times ``proximity``; ``proximity``
+#: exp(-d / (s_1 + s_2)) with d the distance between the two sources and s = 2 sqrt(a b) their sizes from
+#: sep's moments (0 without a neighbour); ``single`` 1 when sep found one source only (a merged pair
+#: or a lone galaxy); ``crowded`` 1 when it found more than two.
+SEP_FEATURES = ("contamination", "proximity", "single", "crowded")
+
+
 class _Results:
     """Per-stamp measurements of a stack, (N, 2) arrays (central, companion); NaN if missing."""
 
@@ -412,9 +448,33 @@ class _Results:
         self.flux_err = np.full((n, 2), np.nan)
         self.x = np.full((n, 2), np.nan)
         self.y = np.full((n, 2), np.nan)
+        self.size = np.full((n, 2), np.nan)
         self.label = np.zeros((n, 2), np.int32)
         self.n_detected = np.zeros(n, np.int32)
         self.flag = np.zeros((n, 2), np.int32)
+
+    def features(self):
+        """The features of `SEP_FEATURES`, (N, 2) arrays."""
+        d = np.hypot(self.x[:, 0] - self.x[:, 1], self.y[:, 0] - self.y[:, 1])[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            proximity = np.exp(-d / np.maximum(self.size.sum(axis=1, keepdims=True), 1e-3))
+            ratio = np.clip(np.abs(self.flux[:, ::-1]) / np.abs(self.flux), 0, 100)
+        proximity = np.where(np.isfinite(proximity), proximity, 0.0) * np.ones((1, 2))
+        ratio = np.where(np.isfinite(ratio), ratio, 0.0)
+        n = self.n_detected[:, None] * np.ones((1, 2))
+        return {"contamination": ratio * proximity, "proximity": proximity,
+                "single": (n == 1).astype(float), "crowded": (n > 2).astype(float)}
+
+
+def bundled_error_model(method):
+    """The calibrated error model shipped for a sep method (``weights/<method>_errors.json``), or None."""
+    import json
+    from importlib import resources
+
+    path = resources.files("astro_deblend") / "weights" / f"{method}_errors.json"
+    if not path.is_file():
+        return None
+    return ErrorModel.from_dict(json.loads(path.read_text())["error_model"])
 
 
 def _detect(image, rms, index):

@@ -1,15 +1,17 @@
-"""Fit the deblending term of the networks' flux errors on held-out galaxies, and check its coverage.
+"""Fit the deblending term of a method's flux errors on held-out galaxies, and check its coverage.
 
     python benchmarks/calibrate_errors.py --work train_runs/robustness [--install]
+    python benchmarks/calibrate_errors.py --method sep-auto --install      # SepDeblender's own term
 
-The model (`astro_deblend.uncertainty`): flux_err**2 = (pixel noise through the shares)**2
-+ F**2 (c0**2 + sum_k (c_k x_k)**2) over the features x_k of FEATURES, fitted by maximum likelihood
-(Student-t) on galaxies that no training saw. Galaxies are split by index: the fit uses the blends of the
+The model (`astro_deblend.uncertainty`): flux_err**2 = (the method's pixel noise)**2
++ F**2 (c0**2 + sum_k (c_k x_k)**2) over its features x_k (NEURAL_FEATURES, or sep's SEP_FEATURES), fitted
+by maximum likelihood (Student-t) on galaxies that no training saw. Galaxies are split by index: the fit uses the blends of the
 paper-like sample of seed 4 and of the broad sample of seed 12 whose two galaxies have even indices; the check
 uses the blends whose two galaxies have odd indices (other galaxies), overall and by family, d/R, magnitude,
 magnitude difference and S/N. ``--test-split`` also checks the default test split (read once, for the final
 number). ``--install`` writes the fitted model into the weights' record (the bundled ``fracnet.json`` for
-``--neural default``), where ``NeuralDeblender`` reads it.
+``--neural default``), where ``NeuralDeblender`` reads it; for ``--method sep-auto`` or ``sep-paper`` into
+``astro_deblend/weights/<method>_errors.json``, where ``SepDeblender`` reads it.
 """
 
 import argparse
@@ -28,20 +30,21 @@ from train_default import load_blends  # noqa: E402
 
 from astro_deblend import NeuralDeblender  # noqa: E402
 from astro_deblend.catalog import table_to_pairs  # noqa: E402
+from astro_deblend.sep_deblender import SEP_FEATURES, SepDeblender  # noqa: E402
 from astro_deblend.uncertainty import coverage, fit_error_model, z_scores  # noqa: E402
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "astro_deblend" / "weights"
 CONFIGS = Path(__file__).resolve().parent / "configs"
 MIN_BIN = 100
-#: Features of the error model (NeuralDeblender.measure(return_diagnostics=True)).
-FEATURES = ("view_spread", "map_spread", "shared_light", "contamination")
+#: Features of the networks' error model (NeuralDeblender.measure(return_diagnostics=True)).
+NEURAL_FEATURES = ("view_spread", "map_spread", "shared_light", "contamination")
 
 
-def measure(deblender, blends, rows=None):
+def measure(deblender, blends, rows=None, features=NEURAL_FEATURES):
     """Per-galaxy arrays (flattened over central/companion) of one blend set (or a subset of its blends)."""
     idx = np.arange(len(blends)) if rows is None else np.flatnonzero(rows)
     cat = blends.catalog[idx]
-    out = {k: [] for k in ("flux", "flux_err", "true", "noise", *FEATURES)}
+    out = {k: [] for k in ("flux", "flux_err", "true", "noise", *features)}
     sigma = blends.noise_sigma
     for start in range(0, idx.size, 256):
         sel = idx[start : start + 256]
@@ -53,7 +56,7 @@ def measure(deblender, blends, rows=None):
         out["flux"].append(table_to_pairs(table, "flux"))
         out["flux_err"].append(table_to_pairs(table, "flux_err"))
         out["noise"].append(diag["flux_err_noise"])
-        for name in FEATURES:
+        for name in features:
             out[name].append(diag[name])
     res = {k: np.concatenate(v).ravel() for k, v in out.items() if v}
     res["true"] = np.stack([cat["flux_central"], cat["flux_companion"]], axis=1).ravel()
@@ -74,9 +77,9 @@ def scores(m, err, sel, model):
         "mad_std_z": float(1.4826 * np.median(np.abs(z))),
         "cov68": coverage(m["flux"][sel], err[sel], m["true"][sel], 0.6827),
         "cov95": coverage(m["flux"][sel], err[sel], m["true"][sel], 0.9545),
-        "median_rel_err": float(np.median(err[sel] / np.abs(m["flux"][sel]))),
-        "median_rel_noise": float(np.median(m["noise"][sel] / np.abs(m["flux"][sel]))),
-        "median_ape": float(np.median(ape)),
+        "median_rel_err": float(np.nanmedian(err[sel] / np.abs(m["flux"][sel]))),
+        "median_rel_noise": float(np.nanmedian(m["noise"][sel] / np.abs(m["flux"][sel]))),
+        "median_ape": float(np.nanmedian(ape)),
     }
 
 
@@ -114,6 +117,8 @@ def binned(m, err, model, label):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--method", choices=("neural", "sep-auto", "sep-paper"), default="neural",
+                   help="the method whose errors are calibrated [%(default)s]")
     p.add_argument("--neural", default="default", help="'default' (bundled) or a saved deblender folder")
     p.add_argument("--work", default="train_runs/robustness", help="cache of the held-out galaxy samples")
     p.add_argument("--test-split", action="store_true", help="also check the default test split (once)")
@@ -122,8 +127,15 @@ def main(argv=None):
     args = p.parse_args(argv)
     work = Path(args.work)
     t0 = time.perf_counter()
-    deblender = NeuralDeblender() if args.neural == "default" else NeuralDeblender.load(args.neural)
-    deblender.error_model = None  # measure the noise term and the features alone
+    neural = args.method == "neural"
+    if neural:
+        deblender = NeuralDeblender() if args.neural == "default" else NeuralDeblender.load(args.neural)
+        deblender.error_model = None  # measure the noise term and the features alone
+        features, identity = NEURAL_FEATURES, {"views": deblender.views,
+                                               "weights_sha256_16": deblender.weights_digest()}
+    else:
+        deblender = SepDeblender(args.method.split("-")[1], error_model=None)
+        features, identity = SEP_FEATURES, {"method": args.method, "config": deblender.config()}
 
     paper = load_blends(PAPER_HELDOUT, work, progress=False).subset("test")
     broad = load_blends(_broad_heldout(), work, progress=False).subset("test")
@@ -133,19 +145,19 @@ def main(argv=None):
         return (ic == 0) & (jc == 0), (ic == 1) & (jc == 1)
 
     (paper_fit, paper_check), (broad_fit, broad_check) = halves(paper), halves(broad)
-    parts = [measure(deblender, paper, paper_fit), measure(deblender, broad, broad_fit)]
+    parts = [measure(deblender, paper, paper_fit, features), measure(deblender, broad, broad_fit, features)]
     fit = {k: np.concatenate([p_[k] for p_ in parts]) for k in parts[0]}
     model = fit_error_model(
         fit["flux"],
         fit["true"],
         fit["noise"],
-        {name: fit[name] for name in FEATURES},
+        {name: fit[name] for name in features},
         fitted_on={
             "samples": ["paper-like seed 4", "broad seed 12"],
             "galaxies": "blends whose two galaxies have even indices",
-            "views": deblender.views,
-            "weights_sha256_16": deblender.weights_digest(),
-            "command": "python benchmarks/calibrate_errors.py --install",
+            **identity,
+            "command": "python benchmarks/calibrate_errors.py --install"
+                       + ("" if neural else f" --method {args.method}"),
             "date": datetime.date.today().isoformat(),
         },
     )
@@ -155,19 +167,17 @@ def main(argv=None):
     )
 
     def errs(m):
-        return model.sigma(m["flux"], m["noise"], {name: m[name] for name in FEATURES})
+        return model.sigma(m["flux"], m["noise"], {name: m[name] for name in features})
 
-    result = {
-        "model": model.to_dict(),
-        "weights": args.neural,
-        "weights_sha256_16": deblender.weights_digest(),
-    }
+    result = {"model": model.to_dict(), "method": args.method, **identity}
+    if neural:
+        result["weights"] = args.neural
     result["fit_sample"] = binned(fit, errs(fit), model, "fit sample (even galaxy indices of seeds 4 and 12)")
     for label, blends, rows in (
         ("paper_seed4_odd", paper, paper_check),
         ("broad_seed12_odd", broad, broad_check),
     ):
-        check = measure(deblender, blends, rows)
+        check = measure(deblender, blends, rows, features)
         result[f"check_{label}"] = binned(check, errs(check), model, f"check: {label} (other galaxies)")
         result[f"check_{label}_noise_only"] = binned(
             check, check["noise"], model, f"check: {label}, pixel-noise term alone"
@@ -175,14 +185,20 @@ def main(argv=None):
     if args.test_split:
         spec = json.loads((CONFIGS / "fracnet_default.json").read_text())
         test = load_blends(spec, Path("train_runs/fracnet_default"), progress=False).subset("test")
-        tm = measure(deblender, test)
+        tm = measure(deblender, test, features=features)
         result["check_default_test_split"] = binned(
             tm, errs(tm), model, "check: default test split (5000 blends)"
         )
     result["seconds"] = time.perf_counter() - t0
     out = Path(args.out)
-    write_result(out / "calibration.json", result)
-    if args.install:
+    write_result(out / ("calibration.json" if neural else f"calibration_{args.method}.json"), result)
+    if args.install and not neural:
+        from astro_deblend._io import atomic_write_text
+
+        path = WEIGHTS / f"{args.method}_errors.json"
+        atomic_write_text(path, json.dumps({"error_model": model.to_dict()}, indent=2))
+        print(f"installed in {path}")
+    elif args.install:
         record_path = (
             WEIGHTS / "fracnet.json" if args.neural == "default" else Path(args.neural) / "config.json"
         )

@@ -53,10 +53,10 @@ def test_identical_pair_gets_equal_fluxes(mode):
 def test_flux_auto_of_isolated_galaxy_matches_truth_at_high_snr():
     truth = 2000.0
     stamp = noisy(gaussian(64, 64, 4, truth, q=0.6, angle=0.5), seed=2)
-    table, _ = SepDeblender().measure(stamp, noise_sigma=NOISE)
+    table, _ = SepDeblender(error_model=None).measure(stamp, noise_sigma=NOISE)
     flux, err = pairs(table)[0], pairs(table, "flux_err")[0]
     assert abs(flux[0] / truth - 1) < 0.02
-    # Background-only error of a ~600 px aperture: rms * sqrt(area).
+    # Background-only error of a ~600 px aperture: rms * sqrt(area) (no deblending term asked for).
     assert 0 < err[0] < 0.01 * truth
     # No companion: masked flux and the not-detected flag, row kept.
     assert np.isnan(flux[1]) and table["flux"].mask[1]
@@ -97,7 +97,7 @@ def test_paper_mode_reproduces_sep_isophotal_flux():
     stamp = noisy(gaussian(64, 64, 3, 1000) + gaussian(80, 52, 2.5, 400), seed=4)
     objects = sep.extract(stamp, 5.0, err=NOISE, minarea=10, deblend_cont=0.01, deblend_nthresh=64)
     assert len(objects) == 2
-    table, _ = SepDeblender("paper").measure(stamp, noise_sigma=NOISE)
+    table, _ = SepDeblender("paper", error_model=None).measure(stamp, noise_sigma=NOISE)
     central = np.argmin(np.hypot(objects["x"] - 64, objects["y"] - 64))
     expected = [objects["flux"][central], objects["flux"][1 - central]]
     np.testing.assert_allclose(pairs(table)[0], expected, rtol=1e-12)
@@ -265,3 +265,20 @@ def test_bad_input_raises_useful_errors():
         deblender.measure(np.full(SHAPE, 0.3))  # constant: no rms to estimate
     with pytest.raises(ValueError, match="looks noiseless"):
         deblender.measure(gaussian(64, 64, 3, 1000))
+
+
+def test_calibrated_deblending_term_widens_the_errors_of_blends():
+    """The bundled sep-auto error model adds a deblending term to sep's noise; None leaves the noise alone."""
+    from astro_deblend.exceptions import InputTypeError
+    from astro_deblend.sep_deblender import SEP_FEATURES
+
+    stamp = noisy(gaussian(64, 64, 3, 1000) + gaussian(72, 64, 3, 800), seed=5)  # an overlapping pair
+    calibrated, _, diag = SepDeblender().measure(stamp, noise_sigma=NOISE, return_diagnostics=True)
+    noise_only, _ = SepDeblender(error_model=None).measure(stamp, noise_sigma=NOISE)
+    assert set(SEP_FEATURES) <= set(diag)
+    np.testing.assert_allclose(np.asarray(noise_only["flux_err"]), diag["flux_err_noise"].ravel())
+    assert np.all(np.asarray(calibrated["flux_err"]) > 3 * np.asarray(noise_only["flux_err"]))
+    np.testing.assert_array_equal(np.asarray(calibrated["flux"]), np.asarray(noise_only["flux"]))
+    assert "calibrated" in calibrated.meta["flux_err"] and "noise only" in noise_only.meta["flux_err"]
+    with pytest.raises(InputTypeError, match="error_model"):
+        SepDeblender(error_model="mine")
