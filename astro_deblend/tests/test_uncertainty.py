@@ -69,23 +69,26 @@ def test_the_fit_recovers_known_coefficients():
 def test_sep_errors_from_noise_maps_and_gain():
     from astro_deblend.sep_deblender import SepDeblender
 
+    def sep(**kwargs):  # the noise term alone: no calibrated deblending term
+        return SepDeblender(central_tolerance=3, error_model=None, **kwargs)
+
     rng = np.random.default_rng(4)
     yy, xx = np.mgrid[:64, :64]
     stamp = 400 * np.exp(-((xx - 32) ** 2 + (yy - 32) ** 2) / 18) / (18 * np.pi)
     stamp = stamp + rng.normal(0, 0.1, (64, 64))
-    scalar, _ = SepDeblender(central_tolerance=3, error_model=None).measure(stamp, noise_sigma=0.1)
-    mapped, _ = SepDeblender(central_tolerance=3, error_model=None).measure(stamp, noise_sigma=np.full((64, 64), 0.1))
+    scalar, _ = sep().measure(stamp, noise_sigma=0.1)
+    mapped, _ = sep().measure(stamp, noise_sigma=np.full((64, 64), 0.1))
     assert mapped["flux_err"][0] == pytest.approx(scalar["flux_err"][0], rel=1e-6)
     # a noisier corner far from the galaxy (outside its aperture) changes nothing; a noisier core does
     corner = np.full((64, 64), 0.1)
     corner[:8, :8] = 1.0
     core = np.full((64, 64), 0.1)
     core[28:37, 28:37] = 0.3
-    assert SepDeblender(central_tolerance=3, error_model=None).measure(stamp, noise_sigma=corner)[0]["flux_err"][0] == \
+    assert sep().measure(stamp, noise_sigma=corner)[0]["flux_err"][0] == \
         pytest.approx(scalar["flux_err"][0], rel=1e-6)
-    assert SepDeblender(central_tolerance=3, error_model=None).measure(stamp, noise_sigma=core)[0]["flux_err"][0] > \
+    assert sep().measure(stamp, noise_sigma=core)[0]["flux_err"][0] > \
         1.5 * scalar["flux_err"][0]
     gain = 5.0  # electrons per image unit: Poisson variance flux / gain on top of the background
-    poisson, _ = SepDeblender(central_tolerance=3, gain=gain, error_model=None).measure(stamp, noise_sigma=0.1)
+    poisson, _ = sep(gain=gain).measure(stamp, noise_sigma=0.1)
     expected = np.hypot(scalar["flux_err"][0], np.sqrt(scalar["flux"][0] / gain))
     assert poisson["flux_err"][0] == pytest.approx(expected, rel=0.02)
