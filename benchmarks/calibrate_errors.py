@@ -9,9 +9,10 @@ by maximum likelihood (Student-t) on galaxies that no training saw. Galaxies are
 uses the blends of the paper-like sample of seed 4 and of the broad sample of seed 12 whose two galaxies
 have even indices; the check uses the blends whose two galaxies have odd indices (other galaxies), overall
 and by family, d/R, magnitude, magnitude difference and S/N. ``--test-split`` also checks the default test
-split (read once, for the final number). ``--install`` writes the fitted model into the weights' record (the bundled ``fracnet.json`` for
-``--neural default``), where ``NeuralDeblender`` reads it; for ``--method sep-auto`` or ``sep-paper`` into
-``astro_deblend/weights/<method>_errors.json``, where ``SepDeblender`` reads it.
+split (read once, for the final number). ``--install`` writes the fitted model into the weights' record
+(the bundled ``fracnet.json`` for ``--neural default``), where ``NeuralDeblender`` reads it; for
+``--method sep-auto`` or ``sep-paper`` into ``astro_deblend/weights/<method>_errors.json``, where
+``SepDeblender`` reads it.
 """
 
 import argparse
