@@ -25,3 +25,20 @@ def two_gaussian_blends(n, *, size=SIZE, noise=0.05, seed=0, flux_range=(20, 100
         "fractions": (iso / np.maximum(total, 1e-300)[:, None]).astype(np.float32),
         "isolated": iso,
     }
+
+
+def set_fracnet_shares(model, *, logits, distance_slope=(0.0, 0.0, 0.0)):
+    """Give a fracnet known shares: softmax(logits + distance_slope * r) in a pixel at `CentreDistance` r.
+
+    Every weight is set to zero except the bias of ``logits_low`` (the constant ``logits``) and the
+    central tap of ``logits_edges`` on the distance channel (``distance_slope``), so the shares of a pixel
+    can be computed by hand from its distance to the central pixel, r = hypot(y - S/2, x - S/2) / (S/2).
+    """
+    for layer in model.layers:
+        layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    low_kernel, _ = model.get_layer("logits_low").get_weights()
+    model.get_layer("logits_low").set_weights([low_kernel, np.asarray(logits, np.float32)])
+    edge_kernel, edge_bias = model.get_layer("logits_edges").get_weights()
+    edge_kernel[1, 1, 1, :] = distance_slope  # input channels: stretch, distance, then the 3 logits
+    model.get_layer("logits_edges").set_weights([edge_kernel, edge_bias])
+    return model
