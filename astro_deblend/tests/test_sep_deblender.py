@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import sep
 from astropy import units as u
 
 from astro_deblend.catalog import table_to_pairs
@@ -65,45 +64,65 @@ def test_flux_auto_of_isolated_galaxy_matches_truth_at_high_snr():
     assert list(table["flag"]) == [Flag.HOT_PASS, Flag.HOT_PASS | Flag.NOT_DETECTED]
 
 
+def _flux_auto(image, **kwargs):
+    """FLUX_AUTO of the central galaxy of a noiseless stamp (the noise level only sets the thresholds)."""
+    table, _ = SepDeblender(**kwargs).measure(image, noise_sigma=NOISE)
+    return pairs(table)[0, 0]
+
+
+def test_flux_auto_of_a_gaussian_is_its_light_inside_k_kron_radii():
+    """A round Gaussian of width s has r_Kron = sqrt(pi / 2) s, so an aperture of k r_Kron holds
+    1 - exp(-pi k^2 / 4) of its flux (0.829, 0.957, 0.993 for k = 1.5, 2, 2.5)."""
+    truth = 1000.0
+    stamp = gaussian(64, 64, 4, truth)
+    for k in (1.5, 2.0, 2.5):
+        expected = truth * (1 - np.exp(-np.pi * k**2 / 4))
+        assert _flux_auto(stamp, kron_factor=k, kron_min_radius=0.0) == pytest.approx(expected, rel=0.002)
+
+
 def test_flux_auto_follows_the_sextractor_aperture_rule():
-    """Aperture = max(2.5 r_Kron, 3.5) in units of (a, b), checked against sep directly.
+    """Aperture = max(k r_Kron, R_min) in units of (a, b): R_min for a compact Gaussian, k r_Kron for an
+    extended exponential disc, each holding the flux its profile puts inside.
 
     A lone galaxy is measured on the objects of the hot pass (the cold one finds only one).
     """
-    for image, kron_limited in (
-        (gaussian(64, 64, 3, 1000), False),  # Gaussian: 2.5 r_Kron ~ 3.1 < 3.5 (minimum used)
-        (exponential(64, 64, 5, 1000), True),  # extended exponential: 2.5 r_Kron > 3.5
-    ):
-        stamp = noisy(image, seed=3)
-        objects = sep.extract(
-            stamp, 4.0, err=NOISE, minarea=6, deblend_cont=1e-4, deblend_nthresh=64
-        )
-        assert len(objects) == 1
-        o = objects
-        kron, _ = sep.kron_radius(stamp, o["x"], o["y"], o["a"], o["b"], o["theta"], 6.0)
-        assert (2.5 * kron[0] > 3.5) == kron_limited
-        expected, _, _ = sep.sum_ellipse(
-            stamp, o["x"], o["y"], o["a"], o["b"], o["theta"], max(2.5 * kron[0], 3.5), subpix=1
-        )
-        table, _ = SepDeblender().measure(stamp, noise_sigma=NOISE)
-        assert pairs(table)[0, 0] == pytest.approx(expected[0], rel=1e-9)
-        # A smaller minimum radius changes the flux only where the minimum was used.
-        small, _ = SepDeblender(kron_min_radius=1.0).measure(stamp, noise_sigma=NOISE)
-        changed = pairs(small)[0, 0] != pytest.approx(expected[0], rel=1e-9)
-        assert changed != kron_limited
+    truth = 1000.0
+    compact = gaussian(64, 64, 4, truth)  # 2.5 r_Kron ~ 3.1 (a, b) < 3.5: the minimum is used
+    default = _flux_auto(compact)
+    assert _flux_auto(compact, kron_factor=2.0) == default  # under the minimum the factor does not matter
+    assert _flux_auto(compact, kron_min_radius=0.0) < default  # the minimum does
+    assert _flux_auto(compact, kron_min_radius=6.0) == pytest.approx(truth, rel=1e-4)  # 6 (a, b) hold it all
+    # An exponential disc of scale h has r_Kron = 2 h; a radius R holds 1 - (1 + R/h) exp(-R/h) of its light.
+    extended = exponential(64, 64, 4, truth)
+    default = _flux_auto(extended)
+    assert _flux_auto(extended, kron_min_radius=1.0) == default  # the Kron radius is used
+    for k in (2.5, 3.0):
+        radius = 2 * k  # in units of h
+        expected = truth * (1 - (1 + radius) * np.exp(-radius))  # 0.960 and 0.983
+        assert _flux_auto(extended, kron_factor=k) == pytest.approx(expected, rel=0.005)
+    assert _flux_auto(extended, kron_factor=2.5) == default
 
 
-def test_paper_mode_reproduces_sep_isophotal_flux():
-    stamp = noisy(gaussian(64, 64, 3, 1000) + gaussian(80, 52, 2.5, 400), seed=4)
-    objects = sep.extract(stamp, 5.0, err=NOISE, minarea=10, deblend_cont=0.01, deblend_nthresh=64)
-    assert len(objects) == 2
-    table, _ = SepDeblender("paper", error_model=None).measure(stamp, noise_sigma=NOISE)
-    central = np.argmin(np.hypot(objects["x"] - 64, objects["y"] - 64))
-    expected = [objects["flux"][central], objects["flux"][1 - central]]
-    np.testing.assert_allclose(pairs(table)[0], expected, rtol=1e-12)
-    np.testing.assert_allclose(
-        pairs(table, "flux_err")[0], NOISE * np.sqrt(objects["npix"][[central, 1 - central]])
-    )
+def test_paper_mode_flux_is_the_light_of_each_segment():
+    """The isophotal flux is the sum of the pixels of the object's segment, its error the noise of that sum;
+    on noiseless Gaussians of width s it misses only the light below the isophote, 2 pi s^2 t for a
+    threshold t <= 5 sigma."""
+    for stamp in (noisy(gaussian(64, 64, 3, 1000) + gaussian(80, 52, 2.5, 400), seed=4),  # cold pass
+                  noisy(gaussian(64, 64, 3, 1000) + gaussian(72, 66, 3, 800), seed=5)):  # deblended, hot
+        table, segments = SepDeblender("paper", error_model=None).measure(stamp, noise_sigma=NOISE)
+        assert list(table["label"]) == [1, 2]
+        segment = segments[0].data
+        light = [stamp[segment == label].sum() for label in (1, 2)]
+        area = [np.sum(segment == label) for label in (1, 2)]
+        np.testing.assert_allclose(pairs(table)[0], light, rtol=1e-6)
+        np.testing.assert_allclose(pairs(table, "flux_err")[0], NOISE * np.sqrt(area), rtol=1e-6)
+    truth = np.array([1e5, 4e4])
+    width = np.array([3.0, 2.5])
+    stamp = gaussian(64, 64, width[0], truth[0]) + gaussian(90, 70, width[1], truth[1])
+    table, _ = SepDeblender("paper").measure(stamp, noise_sigma=NOISE)
+    missed = truth - pairs(table)[0]
+    assert np.all(missed > 0) and np.all(missed < 2 * np.pi * width**2 * 5 * NOISE)
+    assert abs(table["x"][0] - 64) < 0.1 and abs(table["x"][1] - 90) < 0.1
 
 
 def test_flux_auto_masks_the_neighbour():
