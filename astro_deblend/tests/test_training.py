@@ -8,7 +8,6 @@ import pytest
 
 from astro_deblend._symmetry import SYMMETRIES, apply
 from astro_deblend.models import Blend2FluxConfig, FracNetConfig
-from astro_deblend.models.normalization import signal_mask
 from astro_deblend.tests.helpers import two_gaussian_blends
 from astro_deblend.training import TrainingConfig, _BlendBatches, _split, train
 
@@ -154,10 +153,11 @@ def test_augment_turns_each_blend_with_its_maps(data):
         views = [apply(x0["blend"][n], t) for t in SYMMETRIES]
         match = [k for k, view in enumerate(views) if np.array_equal(view, x1["blend"][n])]
         assert match, f"blend {n} is not a symmetry of the original"
-        # the map targets are the turned true fractions, masked by the signal of the turned blend
-        mask = signal_mask(x1["blend"][n : n + 1], x1["scale"][n : n + 1])[0]
-        expected = apply(data["fractions"][n], SYMMETRIES[match[0]]) * mask
-        np.testing.assert_allclose(y1["maps"][n], expected, rtol=1e-6)
+        # the map targets turn with the blend: those of the plain blend, turned the same way (away from the
+        # two lines that a turn about the central pixel wraps to the opposite edge)
+        turned_back = apply(y0["maps"][n], SYMMETRIES[match[0]])
+        np.testing.assert_array_equal(y1["maps"][n][:, 2:-2, 2:-2], turned_back[:, 2:-2, 2:-2])
+        assert x1["scale"][n] == x0["scale"][n]
         used.add(match[0])
     assert len(used) > 4  # the symmetries vary from blend to blend
     np.testing.assert_array_equal(turned[0][0]["blend"], x1["blend"])  # same seed and epoch, same turns
@@ -195,7 +195,6 @@ def test_bad_training_data(data, tmp_path):
 
 # ------------------------------------------------------------ materialised data, validation, time budget
 def test_materialize_matches_the_batches_made_on_the_fly(data, tmp_path):
-    from astro_deblend.models.normalization import stamp_scale
     from astro_deblend.training import materialize
 
     lazy = LazyBlends(data)
@@ -204,9 +203,28 @@ def test_materialize_matches_the_batches_made_on_the_fly(data, tmp_path):
     assert len(one) == 96
     for key in ("blend", "scale", "fractions", "flux"):
         assert np.asarray(one.arrays[key]).tobytes() == np.asarray(two.arrays[key]).tobytes()
-    np.testing.assert_array_equal(one.arrays["scale"], stamp_scale(data["blend"])[:, 0])
-    masked = data["fractions"] * signal_mask(data["blend"], stamp_scale(data["blend"]))[:, None]
-    np.testing.assert_array_equal(one.arrays["fractions"], masked)
+    # the scale is the noise of each blend (0.05 in the helper), galaxies left out
+    assert np.median(one.arrays["scale"]) == pytest.approx(0.05, rel=0.1)
+    assert np.all(np.abs(np.asarray(one.arrays["scale"]) / 0.05 - 1) < 0.25)
+    # map targets: zero where the galaxies' light is far below the noise (bar a few 3-sigma noise peaks)...
+    fractions = np.asarray(one.arrays["fractions"])
+    light = data["isolated"].sum(axis=1) / 0.05  # noiseless blend, in noise sigmas
+    empty = light < 1e-3
+    assert np.all(data["fractions"].sum(axis=1)[empty] > 0.99)  # true fractions: ratios of nothing
+    assert np.mean(fractions.sum(axis=1)[empty] > 0) < 0.01
+    # ... and the true fractions where the galaxies are bright
+    bright = np.broadcast_to((light > 20)[:, None], fractions.shape)
+    np.testing.assert_array_equal(fractions[bright], data["fractions"][bright])
+    # and training on them sees the batches it would have made on the fly
+    kwargs = {"outputs": ("flux", "maps"), "map_key": "fractions", "seed": 3, "shuffle": True}
+    on_the_fly = _BlendBatches(LazyBlends(data), np.arange(96), 16, **kwargs)
+    from_memory = _BlendBatches(one, np.arange(96), 16, **kwargs)
+    for i in (0, 5):
+        (x0, y0), (x1, y1) = on_the_fly[i], from_memory[i]
+        for key in ("blend", "scale"):
+            np.testing.assert_array_equal(x1[key], x0[key])
+        for key in ("flux", "maps"):
+            np.testing.assert_array_equal(y1[key], y0[key])
     # a subset is a view of the rows, in order
     sub = one.subset(np.array([5, 2, 9]))
     np.testing.assert_array_equal(sub.get(slice(None))["blend"], data["blend"][[5, 2, 9]])
@@ -214,8 +232,6 @@ def test_materialize_matches_the_batches_made_on_the_fly(data, tmp_path):
 
 
 def test_batches_use_a_precomputed_scale(data):
-    from astro_deblend.models.normalization import stamp_scale
-
     given = dict(data, scale=np.full(96, 7.0, np.float32))
     batches = _BlendBatches(_as_source_for_test(given), np.arange(96), 16, outputs=("flux",), map_key=None,
                             shuffle=False, seed=0)
@@ -223,7 +239,12 @@ def test_batches_use_a_precomputed_scale(data):
     np.testing.assert_array_equal(x["scale"], np.full((16, 1), 7.0, np.float32))
     plain = _BlendBatches(_as_source_for_test(data), np.arange(96), 16, outputs=("flux",), map_key=None,
                           shuffle=False, seed=0)
-    np.testing.assert_array_equal(plain[0][0]["scale"], stamp_scale(data["blend"][:16]))
+    # none given: each blend's noise (0.05 in the helper), and ten times the blend, ten times the scale
+    scale = plain[0][0]["scale"]
+    assert scale.shape == (16, 1) and np.all(np.abs(scale / 0.05 - 1) < 0.25)
+    brighter = _BlendBatches(_as_source_for_test(dict(data, blend=10 * data["blend"])), np.arange(96), 16,
+                             outputs=("flux",), map_key=None, shuffle=False, seed=0)
+    np.testing.assert_allclose(brighter[0][0]["scale"], 10 * scale, rtol=1e-5)
 
 
 def _as_source_for_test(arrays):
