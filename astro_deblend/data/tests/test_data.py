@@ -2,6 +2,7 @@
 
 import json
 
+import galsim
 import h5py
 import numpy as np
 import pytest
@@ -77,13 +78,35 @@ def test_noiseless_flux_matches_catalogue(sample):
 
 
 def test_noise_level_from_depth(sample):
-    sigma = noise_sigma_from_depth(SMALL)
-    assert sample.noise_sigma == pytest.approx(sigma)
+    """The depth is the magnitude of a point source seen at 5 sigma by PSF-weighted photometry, whose noise is
+    sigma_pix / sqrt(sum psf^2): for a Gaussian PSF of width s px (s^2 + 1/12 with the pixel's response),
+    sum psf^2 = 1 / (4 pi s^2)."""
+    flux_5sigma = 10 ** (-0.4 * (SMALL.depth_5sigma - SMALL.zeropoint))  # image units
+    for width in (0.12, 0.18):  # arcsec: 2 and 3 px
+        s = np.hypot(width / SMALL.pixel_scale, np.sqrt(1 / 12))
+        expected = flux_5sigma / 5 / (np.sqrt(4 * np.pi) * s)
+        got = noise_sigma_from_depth(SMALL, psf=galsim.Gaussian(sigma=width))
+        assert got == pytest.approx(expected, rel=1e-3)
+    # the noise of the images is the level the sample records
     resid = sample.images - sample.noiseless
-    assert np.std(resid) == pytest.approx(sigma, rel=0.02)
+    assert np.std(resid) == pytest.approx(sample.noise_sigma, rel=0.02)
     # One magnitude deeper means 10**0.4 less noise.
     deeper = noise_sigma_from_depth(SimulationConfig(depth_5sigma=28.0))
-    assert sigma / deeper == pytest.approx(10**0.4, rel=1e-6)
+    assert noise_sigma_from_depth(SMALL) / deeper == pytest.approx(10**0.4, rel=1e-6)
+
+
+def test_a_point_source_at_the_depth_is_seen_at_5_sigma(tmp_path):
+    """Stars of magnitude m drawn through the default PSF: their matched-filter S/N, sqrt(sum model^2) over
+    the rms of the simulated noise, is 5 x 10**(-0.4 (m - depth)) (in the stamp's share of the light)."""
+    table = tmp_path / "stars.ecsv"
+    Table({"mag": [21.0, 22.0], "radius": [3.0, 3.0], "galtype": ["disc", "disc"]}).write(table)
+    config = SimulationConfig(n_galaxies=6, stamp_size=64, seed=9, families=("star",),
+                              sampling_table=str(table))
+    stars = simulate_galaxies(config, progress=False)
+    noise = np.std(stars.images - stars.noiseless)
+    snr = np.sqrt(np.sum(stars.noiseless.astype(np.float64) ** 2, axis=(1, 2))) / noise
+    flux_5sigma = 10 ** (-0.4 * (config.depth_5sigma - config.zeropoint))
+    np.testing.assert_allclose(snr, 5 * np.asarray(stars.catalog["flux_stamp"]) / flux_5sigma, rtol=0.02)
 
 
 def test_flux_auto_of_bright_galaxy():
