@@ -28,6 +28,11 @@ arrays under DIR (best on a RAM disk, ``/dev/shm/...``), so that batches cost no
 same arrays). The broad weights were trained this way on a GPU with ``KERAS_BACKEND=jax``
 (``benchmarks/gpu_train_broad.sh``).
 
+A config with ``"scene_training": [{"simulation": {...}, "scene": {...}, "n_scenes": N}, ...]`` also trains
+on the views that ``measure_image`` cuts from N simulated fields of those galaxies (`astro_deblend.views`;
+``"scene"`` holds the `~astro_deblend.data.scenes.SceneConfig` fields), and ``"scene_validation"`` monitors
+such views of other galaxies (``benchmarks/configs/fracnet_scenes_cpu.json``).
+
 A config with ``"init_weights": "<folder saved by NeuralDeblender.save>"`` (relative to the current
 folder; or ``"default"``, the bundled weights) fine-tunes that deblender instead of starting from random
 weights: a second stage of training, e.g. with another loss or learning rate, run after the command that
@@ -109,6 +114,34 @@ def _materialized(blends, folder, workers):
     return out
 
 
+def load_views(spec, work, *, progress=True):
+    """The views of an entry of ``scene_training`` / ``scene_validation``: ``n_scenes`` fields drawn from
+    the galaxies of ``simulation`` (seeds ``scene.seed``, ``+1``, ...), one view per detected source
+    (`astro_deblend.views.scene_views`), cached in ``work`` as one .npz per entry."""
+    from astro_deblend.data.scenes import SceneConfig, simulate_scene
+    from astro_deblend.views import scene_views
+
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
+    cache = work / f"views_{digest}.npz"
+    sample = load_sample(spec["simulation"], work, progress=progress)
+    if cache.exists():
+        arrays = dict(np.load(cache))
+    else:
+        scene = dict(spec["scene"])
+        parts = []
+        for i in range(int(spec["n_scenes"])):
+            config = SceneConfig(**{**scene, "seed": int(scene.get("seed", 0)) + i})
+            parts.append(scene_views(simulate_scene(sample, config), sources=spec.get("sources", "detected"),
+                                     seed=config.seed))
+            if progress:
+                print(f"views: scene {i + 1}/{spec['n_scenes']}, {len(parts[-1]['blend'])} views", flush=True)
+        arrays = {k: np.concatenate([p_[k] for p_ in parts]) for k in ("blend", "flux", "fractions")}
+        tmp = cache.with_suffix(".partial.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(cache)
+    return MaterializedBlends(arrays, pixel_scale=sample.pixel_scale, zeropoint=sample.zeropoint)
+
+
 def load_data(spec, work, *, workers=1, materialize_dir=None, progress=True):
     """Training and validation sets of a run config: ``(train, validation or None)``."""
     parts = [load_blends(spec, work, progress=progress, workers=workers).subset("train")]
@@ -120,6 +153,8 @@ def load_data(spec, work, *, workers=1, materialize_dir=None, progress=True):
         root = Path(materialize_dir)
         parts = [_materialized(b, root / f"train{i}", workers) for i, b in enumerate(parts)]
         val_parts = [_materialized(b, root / f"validation{i}", workers) for i, b in enumerate(val_parts)]
+    parts += [load_views(p, work, progress=progress) for p in spec.get("scene_training", [])]
+    val_parts += [load_views(p, work, progress=progress) for p in spec.get("scene_validation", [])]
     train = parts[0] if len(parts) == 1 else ConcatenatedBlends(parts)
     validation = None
     if val_parts:

@@ -46,7 +46,7 @@ def mape(flux_true, flux_pred, *, eps=1e-7):
     """
     flux_true = ops.cast(flux_true, flux_pred.dtype)
     rel = ops.abs(flux_pred - flux_true) / ops.maximum(ops.abs(flux_true), eps)
-    return 100.0 * ops.mean(rel, axis=-1)
+    return 100.0 * _mean_over_sources(rel, flux_true)
 
 
 def log_ratio(flux_true, flux_pred, *, floor=1e-3):
@@ -55,7 +55,8 @@ def log_ratio(flux_true, flux_pred, *, floor=1e-3):
     Parameters
     ----------
     flux_true, flux_pred : tensor, shape (N, 2)
-        True (> 0) and predicted fluxes (central, companion), same units.
+        True and predicted fluxes (central, companion), same units; true fluxes <= 0 (no such source in
+        the stamp) are left out of the mean.
     floor : float, optional
         Predictions are floored at ``floor * flux_true`` before the logarithm, so a zero or
         negative prediction costs ``100 |ln(floor)|`` (691 %) and keeps a finite gradient-free
@@ -67,8 +68,18 @@ def log_ratio(flux_true, flux_pred, *, floor=1e-3):
         ``100 * mean_i |ln(pred_i / true_i)|``, equal to the MAPE to first order.
     """
     flux_true = ops.cast(flux_true, flux_pred.dtype)
-    ratio = ops.maximum(flux_pred / flux_true, floor)
-    return 100.0 * ops.mean(ops.abs(ops.log(ratio)), axis=-1)
+    present = flux_true > 0
+    ratio = ops.maximum(flux_pred / ops.where(present, flux_true, 1.0), floor)
+    return 100.0 * _mean_over_sources(ops.abs(ops.log(ratio)), flux_true)
+
+
+def _mean_over_sources(values, flux_true):
+    """Mean over the fluxes of each sample whose true value is positive (all of them in a pair; a view of a
+    lone galaxy has no companion light, a view of a spurious detection no central one: their flux terms are
+    left out, the maps teach those shares)."""
+    present = ops.cast(flux_true > 0, values.dtype)
+    values = ops.where(flux_true > 0, values, 0.0)
+    return ops.sum(values * present, axis=-1) / ops.maximum(ops.sum(present, axis=-1), 1.0)
 
 
 def binary_cross_entropy(maps_true, maps_pred, *, eps=1e-7):

@@ -25,7 +25,7 @@ LAYERS = {
     "astro_deblend.uncertainty": 2,
     # 3 the template and the networks
     "astro_deblend.deblender": 3, "astro_deblend.images": 3, "astro_deblend.tiles": 3,
-    "astro_deblend.models": 3,
+    "astro_deblend.views": 3, "astro_deblend.models": 3,
     "astro_deblend.training": 3,
     # 4 methods
     "astro_deblend.sep_deblender": 4, "astro_deblend.neural_deblender": 4, "astro_deblend.limits": 4,
