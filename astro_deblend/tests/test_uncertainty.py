@@ -47,6 +47,15 @@ def test_oracle_errors_are_calibrated_on_a_monte_carlo():
     assert coverage(flux, err, true[None], 0.6827) == pytest.approx(0.6827, abs=0.04)
 
 
+def test_the_error_model_by_hand():
+    # F = 100 with a 3 % floor and a 4 % feature term: sqrt(3^2 + 4^2) = 5 of blending, 12 of noise -> 13
+    model = ErrorModel(features=("spread",), coefficients=(0.03, 0.4), nu=np.inf)
+    assert model.sigma(100.0, 12.0, {"spread": 0.1}) == pytest.approx(13.0)
+    assert model.sigma(-100.0, 12.0, {"spread": -0.1}) == pytest.approx(13.0)  # sizes, not signs
+    assert model.sigma(100.0, 0.0, {"spread": 0.0}) == pytest.approx(3.0)  # the floor alone
+    assert model.interval(0.6827) == pytest.approx(1.0, abs=1e-3)  # Gaussian: 1 sigma holds 68.27 %
+
+
 def test_the_fit_recovers_known_coefficients():
     rng = np.random.default_rng(3)
     n = 20000

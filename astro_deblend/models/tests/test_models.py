@@ -154,7 +154,11 @@ def test_paper_parameter_counts():
 def test_presets_are_valid():
     assert set(BLEND2FLUX_PRESETS) == {"paper-64", "paper-256", "paper-512", "cpu-small"}
     assert BLEND2FLUX_PRESETS["paper-512"].conv_filters() == (512, 512, 1024, 1024, 2048)
-    assert BLEND2MASK2FLUX_PRESETS["paper"] == Blend2Mask2FluxConfig()
+    paper = BLEND2MASK2FLUX_PRESETS["paper"]
+    assert paper == Blend2Mask2FluxConfig()
+    # Boucaud et al. (2020), section 3: a U-Net of depth 5 with 32 initial filters, 18.5M parameters in all
+    assert (paper.stamp_size, paper.unet_depth, paper.unet_filters) == (128, 5, 32)
+    assert build_model(paper).count_params() == pytest.approx(18.5e6, rel=0.05)
 
 
 @pytest.mark.parametrize(
