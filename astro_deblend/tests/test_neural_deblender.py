@@ -53,7 +53,7 @@ def test_measure_returns_the_common_table(trained, data):
     table, segments, maps = trained.measure(
         data["blend"][:20], zeropoint=25.96, return_maps=True, progress=False, pair_check=False
     )
-    assert table.colnames == COLUMNS[:4] + ["mag"] + COLUMNS[4:]
+    assert table.colnames == COLUMNS[:4] + ["mag", "mag_err"] + COLUMNS[4:]
     assert len(table) == 40 and len(segments) == 20 and maps.shape == (20, 2, SIZE, SIZE)
     assert table["role"].tolist()[:4] == ["central", "companion", "central", "companion"]
     assert np.all(table["method"] == "fracnet") and np.all(table["n_detected"] == 2)
