@@ -223,6 +223,8 @@ class Deblender:
             raise InputError(
                 f"{type(self).__name__} cannot measure whole images: it needs more than the pixels"
             )
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise InputTypeError(f"seed must be a non-negative integer; got {seed!r}")
         common = dict(sources=sources, error=error, mask=mask, wcs=wcs, zeropoint=zeropoint,
                       pixel_scale=pixel_scale, detection=detection, seed=seed, progress=progress)
         if tile_size is not None or client is not None or _is_dask(data):

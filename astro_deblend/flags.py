@@ -32,7 +32,7 @@ class Flag(enum.IntFlag):
     NOT_A_PAIR = 16
     #: Whole images: part of the source's neighbourhood is off the image, masked or NaN.
     INCOMPLETE = 32
-    #: Whole images: more than one neighbour overlaps it, beyond the pairs the networks were trained on.
+    #: Whole images: it belongs to a group of more than two overlapping sources (the networks know pairs).
     CROWDED = 64
 
 
@@ -46,8 +46,9 @@ FLAG_DESCRIPTIONS = {
     Flag.AMBIGUOUS: (
         "the attribution of flux is uncertain (sep: more than two sources found and two kept, or neither the "
         "peak nor the centroid of the source taken for the central galaxy lies within central_tolerance "
-        "(3 px) of the centre; networks: "
-        "the galaxy's flux varies by more than 10 % between the turned views; oracle: proportional "
+        "(3 px) of the centre; measure_image: the light shared to the source is centred more than 3 px from "
+        "its position, another position lies within 1.5 px, or a member of its group was not found; "
+        "networks: the galaxy's flux varies by more than 10 % between the turned views; oracle: proportional "
         "profiles, fluxes masked)"
     ),
     Flag.OUT_OF_DOMAIN: (
@@ -64,8 +65,9 @@ FLAG_DESCRIPTIONS = {
         "NaN; they count as zero, so the flux is a lower limit"
     ),
     Flag.CROWDED: (
-        "measure_image: more than one other source overlaps it; every source but the closest neighbour "
-        "was replaced by noise in its view (the networks know pairs), so the split is less certain"
+        "measure_image: it belongs to a group of more than two overlapping sources; in each view every "
+        "source but the closest neighbour was replaced by noise (the networks know pairs), so the split is "
+        "less certain"
     ),
 }
 

@@ -176,6 +176,11 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
     if np.ndim(err) == 2:
         bad = bad | ~np.isfinite(err)
         err = np.where(np.isfinite(err), err, np.inf)
+        if bad.all():
+            raise InputError(
+                "the error map marks every pixel as without information (NaN, inf, or zero "
+                "weight): nothing to measure"
+            )
     image = np.where(bad, 0.0, image)
     zp = _scalar(zeropoint, "zeropoint", source="", limits=(-60.0, 60.0))
     scale = _scalar(pixel_scale, "pixel_scale", source="", positive=True, limits=(1e-6, 3600.0))
@@ -226,6 +231,8 @@ def _prepare_error(error, image, bad, unit):
                 "error= (a scalar rms or an rms map)"
             )
         return sigma, False
+    if isinstance(error, str | bytes | bool):
+        raise InputTypeError(f"error must be a number or an array of numbers; got {error!r}")
     value = _in_data_unit(error, unit, "error")
     try:
         err = np.asarray(value, dtype=np.float64)
@@ -261,8 +268,9 @@ class Sources:
     x, y : `numpy.ndarray`
         Pixel positions (0-based).
     segm : `numpy.ndarray` of int64, shape (ny, nx)
-        One segmentation of the image labelled by ``id`` (0: background; labels above ``id.max()``:
-        footprints without a catalogued source).
+        One segmentation of the image in internal labels: source ``k`` (row ``k``) is label ``k + 1``
+        (`label`), 0 the background, and labels above N are footprints without a catalogued source. Ids may
+        be any positive 64-bit integers; they appear only in the outputs.
     on_image : `numpy.ndarray` of bool
         Positions that fall on the image.
     how : str
@@ -275,6 +283,17 @@ class Sources:
     segm: np.ndarray
     on_image: np.ndarray
     how: str
+
+    @property
+    def label(self):
+        """Internal segmentation label of each source: 1..N in row order."""
+        return np.arange(1, self.id.size + 1)
+
+    def ids_image(self):
+        """The segmentation in source ids (int64; footprints without a catalogued source: 0)."""
+        lut = np.zeros(int(self.segm.max(initial=0)) + 1, np.int64)
+        lut[1 : self.id.size + 1] = self.id
+        return lut[self.segm]
 
 
 def detect(image, *, npixels=10, nsigma=1.5, kernel_fwhm=3.0, kernel_size=5):
@@ -300,6 +319,22 @@ def detect(image, *, npixels=10, nsigma=1.5, kernel_fwhm=3.0, kernel_size=5):
     from astropy.convolution import convolve
     from photutils.segmentation import SourceCatalog, SourceFinder, make_2dgaussian_kernel
 
+    for name, value, ok in (
+        ("npixels", npixels, isinstance(npixels, int | np.integer) and npixels >= 1),
+        ("nsigma", nsigma, np.isscalar(nsigma) and np.isfinite(nsigma) and nsigma > 0),
+        ("kernel_fwhm", kernel_fwhm, np.isscalar(kernel_fwhm) and kernel_fwhm > 0),
+        (
+            "kernel_size",
+            kernel_size,
+            isinstance(kernel_size, int | np.integer) and kernel_size >= 1 and kernel_size % 2,
+        ),
+    ):
+        if not ok:
+            raise InputError(
+                f"detection option {name}={value!r} is not valid: npixels is a count >= 1, nsigma "
+                "and kernel_fwhm positive numbers, kernel_size an odd integer",
+                value=value,
+            )
     convolved = convolve(image.data, make_2dgaussian_kernel(kernel_fwhm, size=kernel_size), mask=image.bad)
     threshold = nsigma * (
         image.error if np.ndim(image.error) == 0 else np.where(np.isfinite(image.error), image.error, np.inf)
@@ -346,6 +381,18 @@ def resolve_sources(sources, image, *, detection=None):
     from astropy.table import Table
     from photutils.segmentation import SegmentationImage, SourceCatalog
 
+    if detection is not None and not isinstance(detection, dict):
+        raise InputTypeError(
+            f"detection must be a dict of options of astro_deblend.images.detect; got "
+            f"{type(detection).__name__}"
+        )
+    unknown = sorted(set(detection or {}) - {"npixels", "nsigma", "kernel_fwhm", "kernel_size"})
+    if unknown:
+        raise InputError(
+            f"unknown detection option(s) {unknown}; the options are npixels, nsigma, kernel_fwhm "
+            "and kernel_size",
+            value=unknown,
+        )
     if sources is None:
         segm, cat = detect(image, **(detection or {}))
         if segm is None:
@@ -370,9 +417,20 @@ def resolve_sources(sources, image, *, detection=None):
         )  # photutils keeps the segmentation it was made from
         ids, (x, y) = np.asarray(sources.label), centroids(sources)
         if segm is not None and segm.shape == image.shape:
+            _same_image(sources, segm, image)
             return _from_segmentation(ids, x, y, segm.data, image, "photutils SourceCatalog")
         return _from_positions(ids, x, y, image, "photutils SourceCatalog (positions)")
     if isinstance(sources, SegmentationImage):
+        n_labels = sources.n_labels if hasattr(sources, "n_labels") else sources.nlabels  # photutils 3 / 2
+        if n_labels == 0:
+            return Sources(
+                np.zeros(0, np.int64),
+                np.zeros(0),
+                np.zeros(0),
+                np.zeros(image.shape, np.int64),
+                np.zeros(0, bool),
+                "empty segmentation image",
+            )
         if sources.shape != image.shape:
             raise InputError(
                 f"the segmentation image has shape {sources.shape}, the image {image.shape}",
@@ -395,6 +453,20 @@ def resolve_sources(sources, image, *, detection=None):
     )
 
 
+def _same_image(catalog, segm, image):
+    """A photutils catalogue must describe this image: its segment fluxes are sums of this image's pixels."""
+    labels = np.atleast_1d(np.asarray(catalog.label))
+    mine = ndimage.sum_labels(image.data, segm.data, labels)
+    theirs = np.atleast_1d(np.asarray(getattr(catalog.segment_flux, "value", catalog.segment_flux), float))
+    scale = np.maximum(np.abs(theirs), np.abs(mine)).max(initial=0.0) + 1e-300
+    if np.nanmax(np.abs(mine - theirs), initial=0.0) > 1e-3 * scale:
+        raise InputError(
+            "the SourceCatalog was not made from this image (its segment fluxes differ from the "
+            "sums of this image's pixels): build it with SourceCatalog(data, segm) on the data "
+            "you measure, or pass the SegmentationImage"
+        )
+
+
 def _table_positions(table, wcs):
     cols = table.colnames
     if "id" in cols:
@@ -414,7 +486,12 @@ def _table_positions(table, wcs):
         elif "ra" in cols and "dec" in cols:
             from astropy.coordinates import SkyCoord
 
-            sky = SkyCoord(u.Quantity(table["ra"], u.deg), u.Quantity(table["dec"], u.deg))
+            try:
+                sky = SkyCoord(u.Quantity(table["ra"], u.deg), u.Quantity(table["dec"], u.deg))
+            except (u.UnitsError, ValueError) as exc:
+                raise InputError(
+                    f"the ra/dec columns must be angles (degrees when unitless): {exc}"
+                ) from None
         if sky is None:
             raise InputError(
                 f"the sources table needs x and y pixel columns (or xcentroid/ycentroid), or "
@@ -433,8 +510,15 @@ def _table_positions(table, wcs):
 
 
 def _check_ids_positions(ids, x, y, image):
-    ids = np.asarray(ids, dtype=np.int64)
-    x, y = np.asarray(x, float), np.asarray(y, float)
+    ids = np.asarray(ids)
+    if ids.dtype.kind not in "iu":
+        raise InputTypeError(f"source ids must be integers; got dtype {ids.dtype}")
+    if ids.dtype == np.uint64 and ids.size and ids.max() > np.iinfo(np.int64).max:
+        raise InputError("source ids must fit in a signed 64-bit integer", value=ids.max())
+    ids = ids.astype(np.int64)
+    x = np.atleast_1d(np.ma.filled(np.ma.asarray(x, dtype=float), np.nan))
+    y = np.atleast_1d(np.ma.filled(np.ma.asarray(y, dtype=float), np.nan))
+    ids = np.atleast_1d(ids)
     if ids.size and ids.min() < 1:
         raise InputError(
             f"source ids must be positive integers (0 is the background); got {ids.min()}",
@@ -462,13 +546,19 @@ def _from_segmentation(ids, x, y, segm, image, how):
     ids, x, y, on = _check_ids_positions(ids, x, y, image)
     segm = np.asarray(segm, dtype=np.int64)
     present = np.unique(segm[segm > 0])
-    top = int(max(ids.max(initial=0), present.max(initial=0)))
-    orphans = np.setdiff1d(present, ids)  # footprints without a catalogued source: light of others
-    if orphans.size:
-        relabel = np.zeros(top + 1, np.int64)
-        relabel[ids[ids <= top]] = ids[ids <= top]
-        relabel[orphans] = top + 1 + np.arange(orphans.size)
-        segm = relabel[segm]
+    # internal labels: source k is k + 1; footprints without a catalogued source follow (light of others)
+    order = np.argsort(ids, kind="stable")
+    where = np.clip(np.searchsorted(ids[order], present), 0, max(ids.size - 1, 0))
+    is_source = (ids.size > 0) & (ids[order][where] == present) if ids.size else np.zeros(present.size, bool)
+    new = np.zeros(present.size, np.int64)
+    new[is_source] = order[where[is_source]] + 1
+    new[~is_source] = ids.size + 1 + np.arange(int((~is_source).sum()))
+    inside = segm > 0
+    segm = (
+        np.zeros(segm.shape, np.int64)
+        if not inside.any()
+        else np.where(inside, new[np.clip(np.searchsorted(present, segm), 0, present.size - 1)], 0)
+    )
     return Sources(ids, x, y, segm, on, how)
 
 
@@ -478,14 +568,19 @@ def _from_positions(ids, x, y, image, how):
 
     ids, x, y, on = _check_ids_positions(ids, x, y, image)
     threshold = 1.5 * (image.error if np.ndim(image.error) == 0 else image.error)
-    found = detect_sources(ndimage.gaussian_filter(image.data, 1.0), threshold, 5, mask=image.bad)
+    import warnings
+
+    from photutils.utils.exceptions import NoDetectionsWarning
+
+    with warnings.catch_warnings():  # no footprint at all is fine: the positions were given
+        warnings.simplefilter("ignore", NoDetectionsWarning)
+        found = detect_sources(ndimage.gaussian_filter(image.data, 1.0), threshold, 5, mask=image.bad)
     foot = np.zeros(image.shape, np.int64) if found is None else np.asarray(found.data, np.int64)
     segm = np.zeros(image.shape, np.int64)
-    top = int(ids.max(initial=0))
     ix = np.clip(np.round(x).astype(np.int64), 0, image.shape[1] - 1)
     iy = np.clip(np.round(y).astype(np.int64), 0, image.shape[0] - 1)
     owner = np.where(on, foot[iy, ix], 0)
-    extra = top
+    extra = ids.size
     for label, sl in enumerate(ndimage.find_objects(foot), start=1):
         if sl is None:
             continue
@@ -495,10 +590,11 @@ def _from_positions(ids, x, y, image, how):
             extra += 1
             segm[sl][inside] = extra
             continue
+        members = members[np.argsort(ids[members], kind="stable")]  # equal distances: the smaller id
         yy, xx = np.nonzero(inside)
         yy, xx = yy + sl[0].start, xx + sl[1].start
         d2 = (xx[:, None] - x[members][None]) ** 2 + (yy[:, None] - y[members][None]) ** 2
-        segm[yy, xx] = ids[members][np.argmin(d2, axis=1)]
+        segm[yy, xx] = members[np.argmin(d2, axis=1)] + 1
     return Sources(ids, x, y, segm, on, how)
 
 
@@ -510,14 +606,14 @@ def group_sources(sources, *, gap=GROUP_GAP):
     group_id : `numpy.ndarray` of int64
         Per source: the smallest id of its group.
     neighbours : list of set
-        Per source: the ids of the sources it overlaps directly.
+        Per source: the internal labels (`Sources.label`) of the sources it overlaps directly.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     ids = sources.id
     n = ids.size
-    index = {int(i): k for k, i in enumerate(ids)}
+    index = {k + 1: k for k in range(n)}  # internal label -> row
     segm = sources.segm
     size = 2 * gap + 1
     high = ndimage.maximum_filter(segm, size=size)
@@ -550,7 +646,8 @@ class Views:
     noise: np.ndarray  # (n,) rms of each view
     corner: np.ndarray  # (n, 2) image (row, column) of each view's pixel [0, 0]
     flag: np.ndarray  # (n,) INCOMPLETE and CROWDED bits
-    companion: np.ndarray  # (n,) id of the neighbour kept in the view (0: none)
+    companion: np.ndarray  # (n,) label of the neighbour kept in the view (0: none)
+    replaced: np.ndarray  # (n, S, S) pixels of the view replaced by noise
 
 
 def cut_views(image, sources, neighbours, size, *, seed=0):
@@ -565,10 +662,11 @@ def cut_views(image, sources, neighbours, size, *, seed=0):
     noise = np.zeros(n)
     flag = np.zeros(n, np.int32)
     companion = np.zeros(n, np.int64)
+    replaced = np.zeros((n, size, size), bool)
     light = _segment_light(image, sources)
     slices = _label_slices(sources.segm)
     for k in np.nonzero(sources.on_image)[0]:
-        sid = int(sources.id[k])
+        sid = int(sources.label[k])  # its label in the segmentation
         y0, x0 = corner[k]
         ys, xs = slice(max(0, y0), min(ny, y0 + size)), slice(max(0, x0), min(nx, x0 + size))
         dst = np.s_[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
@@ -585,20 +683,21 @@ def cut_views(image, sources, neighbours, size, *, seed=0):
                 flag[k] |= Flag.CROWDED
         others = (seg > 0) & (seg != sid) & (seg != companion[k])
         if others.any():
-            rng = np.random.default_rng([seed, sid])
+            rng = np.random.default_rng([seed, int(sources.id[k])])  # by id: the same in any tile
             sigma = err if np.ndim(err) == 0 else np.where(np.isfinite(err), err, noise[k])[others]
             view[dst][others] = rng.normal(0.0, 1.0, int(others.sum())) * sigma
         stamps[k] = view
+        replaced[k][dst] = others
         if _incomplete(image, sources, sid, slices.get(sid), k):
             flag[k] |= Flag.INCOMPLETE
-    return Views(stamps=stamps, noise=noise, corner=corner, flag=flag, companion=companion)
+    return Views(stamps=stamps, noise=noise, corner=corner, flag=flag, companion=companion, replaced=replaced)
 
 
 def _closest_neighbour(k, near, light, sources):
     """The overlapping neighbour that weighs most on source k: its segment's light over distance squared."""
     x, y = sources.x[k], sources.y[k]
     best, best_score = 0, -np.inf
-    for c in sorted(near):
+    for c in sorted(near, key=lambda label: sources.id[label - 1]):  # ties: the smaller id, in any order
         flux_c, cx, cy = light.get(c, (0.0, x, y))
         score = flux_c / max(1.0, (cx - x) ** 2 + (cy - y) ** 2)
         if score > best_score:
@@ -719,35 +818,23 @@ def measure_image(
     flux = np.full(n, np.nan)
     flux_err = np.full(n, np.nan)
     flag = views.flag.copy()
+    flag[group_size > 2] |= Flag.CROWDED
     flag[~src.on_image] |= Flag.NOT_DETECTED | Flag.INCOMPLETE
-    labels = np.zeros(image.shape, np.int64)
+    flag[_too_close(src)] |= Flag.AMBIGUOUS
+    ids_image = np.zeros(image.shape, np.int64)
     if on.size:
         batch = prepare_stamps(views.stamps[on], noise_sigma=views.noise[on], pixel_scale=image.pixel_scale)
         found = deblender._deblend_views(batch, progress=progress)
         flag[on] |= found.flag
         if found.central is None:
             flux[on], flux_err[on] = found.flux, found.flux_err
-            labels = np.where(np.isin(src.segm, src.id), src.segm, 0)
+            ids_image = src.ids_image()
         else:
-            central = np.zeros((n, size, size), np.float32)
-            foreground = np.zeros((n, size, size), np.float32)
-            central[on], foreground[on] = found.central, found.foreground
-            shares = share_light(image, views, central, foreground)
-            best = np.zeros(image.shape)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                rel_deblend = np.sqrt(np.clip(found.flux_err**2 - found.noise_err**2, 0, None)) / np.abs(
-                    found.flux
-                )
-            for j, k in enumerate(on):
-                sl, share = shares(k)
-                flux[k] = float(np.sum(share * image.data[sl]))
-                err = image.error_in(sl)
-                noise_var = float(np.sum(share**2 * np.where(np.isfinite(err), err, 0.0) ** 2))
-                term = rel_deblend[j] * abs(flux[k]) if np.isfinite(rel_deblend[j]) else 0.0
-                flux_err[k] = np.sqrt(noise_var + term**2)
-                take = (share > 0.5) & (share > best[sl])
-                best[sl][take] = share[take]
-                labels[sl][take] = src.id[k]
+            flux, flux_err, ids_image, off = _shared_fluxes(image, src, views, found, on, size)
+            flag[off] |= Flag.AMBIGUOUS
+    # a group that lost a member (not found in its view) gave its light to the others: their split is doubtful
+    lost = np.unique(group_id[(flag & Flag.NOT_DETECTED) > 0])
+    flag[np.isin(group_id, lost) & (group_size > 1)] |= Flag.AMBIGUOUS
     if image.error_given:
         own = estimate_noise_sigma(
             image.data[~image.bad][:: max(1, int(np.count_nonzero(~image.bad)) // 1_000_000)][
@@ -769,8 +856,65 @@ def measure_image(
         config=deblender.config(),
         error="given" if image.error_given else "estimated from the image (one rms)",
     )
-    segm = SegmentationImage(labels.astype(np.int32)) if labels.any() else None
+    segm = SegmentationImage(ids_image) if ids_image.any() else None
     return table, segm
+
+
+#: Positions closer than this (px) cannot be told apart: both are flagged 4.
+MIN_SEPARATION = 1.5
+
+#: A source whose shared light is centred farther than this (px) from its position got someone else's.
+MAX_LIGHT_OFFSET = 3.0
+
+
+def _too_close(src):
+    """Sources with another position within MIN_SEPARATION px."""
+    from scipy.spatial import cKDTree
+
+    if src.id.size < 2:
+        return np.zeros(src.id.size, bool)
+    pairs = cKDTree(np.column_stack([src.x, src.y])).query_pairs(MIN_SEPARATION, output_type="ndarray")
+    close = np.zeros(src.id.size, bool)
+    close[pairs.ravel()] = True
+    return close
+
+
+def _shared_fluxes(image, src, views, found, on, size):
+    """Fluxes, errors and the id segmentation from the views' maps, shared among the sources (module notes).
+
+    Each view's maps are zeroed on its pixels that were replaced by noise: that light belongs to others.
+    Returns also the sources whose shared light is centred more than MAX_LIGHT_OFFSET px from their position.
+    """
+    n = src.id.size
+    central = np.zeros((n, size, size), np.float32)
+    foreground = np.zeros((n, size, size), np.float32)
+    keep = ~views.replaced[on]
+    central[on], foreground[on] = found.central * keep, found.foreground * keep
+    shares = share_light(image, views, central, foreground)
+    flux = np.full(n, np.nan)
+    flux_err = np.full(n, np.nan)
+    off = np.zeros(n, bool)
+    best = np.zeros(image.shape)
+    ids_image = np.zeros(image.shape, np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel_deblend = np.sqrt(np.clip(found.flux_err**2 - found.noise_err**2, 0, None)) / np.abs(found.flux)
+    for j, k in enumerate(on):
+        sl, share = shares(k)
+        light = share * image.data[sl]
+        flux[k] = float(np.sum(light))
+        err = image.error_in(sl)
+        noise_var = float(np.sum(share**2 * np.where(np.isfinite(err), err, 0.0) ** 2))
+        term = rel_deblend[j] * abs(flux[k]) if np.isfinite(rel_deblend[j]) else 0.0
+        flux_err[k] = np.sqrt(noise_var + term**2)
+        positive = np.clip(light, 0, None)
+        if positive.sum() > 5 * np.sqrt(noise_var):  # a centroid worth checking
+            yy, xx = np.mgrid[sl[0], sl[1]]
+            cx, cy = (positive * xx).sum() / positive.sum(), (positive * yy).sum() / positive.sum()
+            off[k] = np.hypot(cx - src.x[k], cy - src.y[k]) > MAX_LIGHT_OFFSET
+        take = (share > 0.5) & (share > best[sl])
+        best[sl][take] = share[take]
+        ids_image[sl][take] = src.id[k]
+    return flux, flux_err, ids_image, off
 
 
 def _image_table(src, image, flux, flux_err, flag, group_id, group_size, method):

@@ -109,15 +109,15 @@ def _write(table, output, segmentation, seg_writer, overwrite):
     return written
 
 
-def _check_targets(source, output, segmentation, overwrite):
-    """Every check of the output paths, before any work."""
+def _check_targets(source, output, segmentation, overwrite, *inputs):
+    """Every check of the output paths, before any work (``inputs``: further input files to protect)."""
     table_format(output)
     targets = [output] + ([segmentation] if segmentation is not None else [])
     seg_ext = None if segmentation is None else os.path.splitext(os.fspath(segmentation))[1].lower()
     if segmentation is not None and seg_ext not in (".fits", ".fit"):
         raise InputError(f"the segmentation is a FITS image: give it a .fits name, not {segmentation}",
                          value=segmentation)
-    for path in [p for p in (source,) if isinstance(p, str | os.PathLike)]:
+    for path in [p for p in (source, *inputs) if isinstance(p, str | os.PathLike)]:
         for target in targets:
             if os.path.exists(target) and os.path.exists(path) and os.path.samefile(target, path):
                 raise InputError(f"{target} is the input file: writing there would destroy it; choose "
@@ -168,7 +168,7 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
     name = _file_method(method)
     if weight is not None and error is not None:
         raise InputError("give either a weight map or one error value, not both")
-    _check_targets(source, output, segmentation, overwrite)
+    _check_targets(source, output, segmentation, overwrite, sources, weight)
     from .images import prepare_image
 
     image = prepare_image(source, hdu=hdu, zeropoint=zeropoint)

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from .exceptions import InputError, InputTypeError
+from .exceptions import DataFileError, InputError, InputTypeError
 
 __all__ = ["measure_tiled", "tile_cores"]
 
@@ -28,8 +28,11 @@ DEFAULT_MARGIN = 256
 def tile_cores(shape, tile_size):
     """The cores that cover an image: a list of ``(y0, y1, x0, x1)``, row-major."""
     ny, nx = shape
-    return [(y0, min(ny, y0 + tile_size), x0, min(nx, x0 + tile_size))
-            for y0 in range(0, ny, tile_size) for x0 in range(0, nx, tile_size)]
+    return [
+        (y0, min(ny, y0 + tile_size), x0, min(nx, x0 + tile_size))
+        for y0 in range(0, ny, tile_size)
+        for x0 in range(0, nx, tile_size)
+    ]
 
 
 class _Reader:
@@ -43,15 +46,19 @@ class _Reader:
             self.path = os.fspath(data)
             if not os.path.exists(self.path):
                 raise FileNotFoundError(f"FITS file {self.path} does not exist")
-            with fits.open(self.path, memmap=True) as hdul:
-                chosen = hdul[hdu if hdu is not None else _first_image(hdul, self.path)]
-                self.shape, self.header = tuple(chosen.shape), chosen.header.copy()
-                self.hdu = hdu if hdu is not None else _first_image(hdul, self.path)
+            try:
+                with fits.open(self.path, memmap=True) as hdul:
+                    self.hdu = hdu if hdu is not None else _first_image(hdul, self.path)
+                    chosen = hdul[self.hdu]
+                    self.shape, self.header = tuple(chosen.shape), chosen.header.copy()
+            except (OSError, TypeError, KeyError, IndexError) as exc:
+                raise DataFileError(f"{self.path} is not a readable FITS image ({exc})") from exc
             self.array = None
         else:
             if not hasattr(data, "shape") or not hasattr(data, "__getitem__"):
-                raise InputTypeError(f"{name} must be an array, a Dask array or a FITS path; got "
-                                     f"{type(data).__name__}")
+                raise InputTypeError(
+                    f"{name} must be an array, a Dask array or a FITS path; got {type(data).__name__}"
+                )
             self.array, self.shape = data, tuple(data.shape)
         if len(self.shape) != 2:
             raise InputError(f"{name} must be a 2-D image; got shape {self.shape}", value=self.shape)
@@ -67,8 +74,9 @@ class _Reader:
 
     def subsample(self, step):
         rows = range(0, self.shape[0], step)
-        return np.concatenate([self.read(slice(r, r + 1), slice(0, self.shape[1], step)).ravel()
-                               for r in rows])
+        return np.concatenate(
+            [self.read(slice(r, r + 1), slice(0, self.shape[1], step)).ravel() for r in rows]
+        )
 
 
 def _first_image(hdul, path):
@@ -78,9 +86,24 @@ def _first_image(hdul, path):
     raise InputError(f"{path} holds no 2-D image HDU")
 
 
-def measure_tiled(deblender, data, *, sources=None, error=None, mask=None, wcs=None, zeropoint=None,
-                  pixel_scale=None, tile_size=2048, margin=DEFAULT_MARGIN, client=None, hdu=None,
-                  detection=None, seed=0, progress=True):
+def measure_tiled(
+    deblender,
+    data,
+    *,
+    sources=None,
+    error=None,
+    mask=None,
+    wcs=None,
+    zeropoint=None,
+    pixel_scale=None,
+    tile_size=2048,
+    margin=DEFAULT_MARGIN,
+    client=None,
+    hdu=None,
+    detection=None,
+    seed=0,
+    progress=True,
+):
     """Measure every source of a mosaic tile by tile (see the module notes).
 
     Parameters
@@ -108,13 +131,37 @@ def measure_tiled(deblender, data, *, sources=None, error=None, mask=None, wcs=N
     import dask
     from astropy.table import Table, vstack
 
-    from .images import _header_wcs, _table_positions
+    from .images import _check_ids_positions, _header_wcs, _table_positions
 
     if not (isinstance(tile_size, int | np.integer) and tile_size >= 64):
-        raise InputError(f"tile_size must be an integer of at least 64 px; got {tile_size!r}",
-                         value=tile_size)
+        raise InputError(
+            f"tile_size must be an integer of at least 64 px; got {tile_size!r}", value=tile_size
+        )
     if not (isinstance(margin, int | np.integer) and margin >= 0):
         raise InputError(f"margin must be a non-negative integer; got {margin!r}", value=margin)
+    if wcs is not None and not getattr(wcs, "has_celestial", False):
+        raise InputError("wcs has no celestial axes: give the image's celestial WCS or None", value=wcs)
+    unit = None
+    if hasattr(data, "unit") and hasattr(data, "value"):  # a Quantity: measured in its unit
+        from .stamps import _in_data_unit, _is_flux_unit
+
+        unit = data.unit
+        if not _is_flux_unit(unit):
+            raise InputError(f"the mosaic is in {unit}, which is not a brightness", value=unit)
+        error = None if error is None else _in_data_unit(error, unit, "error")
+        data = data.value
+    if np.ma.isMaskedArray(data):  # its mask joins the mask
+        extra = np.ma.getmaskarray(data)
+        mask = extra if mask is None else (np.asarray(mask, bool) | extra)
+        data = np.ma.getdata(data)
+    if (
+        mask is not None
+        and not isinstance(mask, str | os.PathLike)
+        and np.asarray(mask).dtype.kind not in "biu"
+    ):
+        raise InputTypeError(
+            f"mask must be boolean (True = ignore the pixel); got dtype {np.asarray(mask).dtype}"
+        )
     image = _Reader(data, "data", hdu)
     if wcs is None and image.header is not None:
         wcs = _header_wcs(image.header)
@@ -122,6 +169,12 @@ def measure_tiled(deblender, data, *, sources=None, error=None, mask=None, wcs=N
         from .fitsio import _ZP_KEYS, _header_float
 
         zeropoint = _header_float(image.header, _ZP_KEYS) if zeropoint is None else zeropoint
+        pixel_scale = _header_float(image.header, ("PIXSCALE",)) if pixel_scale is None else pixel_scale
+        if unit is None and "BUNIT" in image.header:
+            from astropy import units as u
+
+            unit = u.Unit(image.header["BUNIT"], parse_strict="silent")
+            unit = None if isinstance(unit, u.UnrecognizedUnit) else unit
     if isinstance(error, str | os.PathLike) or np.ndim(error) == 2:
         err = _Reader(error, "error")  # a map, read per cutout
     else:
@@ -142,7 +195,9 @@ def measure_tiled(deblender, data, *, sources=None, error=None, mask=None, wcs=N
         if not isinstance(sources, Table):
             raise InputTypeError("a tiled run takes sources as an astropy Table of positions (or None)")
         ids, x, y = _table_positions(sources, None if wcs is None else wcs.celestial)
-        positions = (np.asarray(ids, np.int64), x, y)
+        # the whole table at once: repeated ids and NaN positions are errors, off-image ones are flagged rows
+        ids, x, y, on_image = _check_ids_positions(ids, x, y, _Shape(image.shape))
+        positions = (ids, x, y)
 
     cores = tile_cores(image.shape, int(tile_size))
 
@@ -156,14 +211,21 @@ def measure_tiled(deblender, data, *, sources=None, error=None, mask=None, wcs=N
         tile_sources = None
         if positions is not None:
             ids, x, y = positions
-            inside = ((x >= xs.start - 0.5) & (x < xs.stop - 0.5)
-                      & (y >= ys.start - 0.5) & (y < ys.stop - 0.5))
+            inside = (x >= xs.start - 0.5) & (x < xs.stop - 0.5) & (y >= ys.start - 0.5) & (y < ys.stop - 0.5)
             if not inside.any():
                 return None
             tile_sources = Table({"id": ids[inside], "x": x[inside] - xs.start, "y": y[inside] - ys.start})
-        table, _ = deblender.measure_image(cut, sources=tile_sources, error=cut_err, mask=cut_mask,
-                                           zeropoint=zeropoint, pixel_scale=pixel_scale, detection=detection,
-                                           seed=seed, progress=False)
+        table, _ = deblender.measure_image(
+            cut,
+            sources=tile_sources,
+            error=cut_err,
+            mask=cut_mask,
+            zeropoint=zeropoint,
+            pixel_scale=pixel_scale,
+            detection=detection,
+            seed=seed,
+            progress=False,
+        )
         if len(table) == 0:
             return None
         table["x"] = np.asarray(table["x"]) + xs.start
@@ -172,8 +234,12 @@ def measure_tiled(deblender, data, *, sources=None, error=None, mask=None, wcs=N
             table["id"] = index * 10**7 + np.asarray(table["id"])
             table["group_id"] = index * 10**7 + np.asarray(table["group_id"])
         x, y = np.asarray(table["x"]), np.asarray(table["y"])
-        own = (np.floor(y + 0.5) >= y0) & (np.floor(y + 0.5) < y1) & (np.floor(x + 0.5) >= x0) & \
-            (np.floor(x + 0.5) < x1)
+        own = (
+            (np.floor(y + 0.5) >= y0)
+            & (np.floor(y + 0.5) < y1)
+            & (np.floor(x + 0.5) >= x0)
+            & (np.floor(x + 0.5) < x1)
+        )
         table = table[own]
         table["tile"] = np.full(len(table), index)
         return table
@@ -189,20 +255,68 @@ def measure_tiled(deblender, data, *, sources=None, error=None, mask=None, wcs=N
         with _progress(progress, len(tasks)):
             parts = dask.compute(*tasks, scheduler="threads")
     parts = [p for p in parts if p is not None]
+    if positions is not None and not on_image.all():
+        parts.append(_off_image_rows(positions, ~on_image, deblender.method))
     if not parts:
         from .images import ImageData, Sources, _image_table
 
-        empty = Sources(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros((0, 0), np.int64),
-                        np.zeros(0, bool), "none")
-        return _image_table(empty, ImageData(np.zeros((1, 1)), np.zeros((1, 1), bool), 1.0), np.zeros(0),
-                            np.zeros(0), np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int64),
-                            deblender.method)
+        empty = Sources(
+            np.zeros(0, np.int64),
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros((0, 0), np.int64),
+            np.zeros(0, bool),
+            "none",
+        )
+        return _image_table(
+            empty,
+            ImageData(np.zeros((1, 1)), np.zeros((1, 1), bool), 1.0),
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros(0, np.int32),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            deblender.method,
+        )
     table = vstack(parts, metadata_conflicts="silent")
     table.sort("id")
+    if unit is not None:
+        for name in ("flux", "flux_err"):
+            table[name].unit = unit
     if wcs is not None:
         table["sky_centroid"] = wcs.celestial.pixel_to_world(np.asarray(table["x"]), np.asarray(table["y"]))
-    table.meta.update(tiles=len(cores), tile_size=int(tile_size), margin=int(margin),
-                      error="given" if error is not None else f"estimated once from the mosaic ({err:.4g})")
+    table.meta.update(
+        tiles=len(cores),
+        tile_size=int(tile_size),
+        margin=int(margin),
+        error="given" if error is not None else f"estimated once from the mosaic ({err:.4g})",
+    )
+    return table
+
+
+class _Shape:
+    """Just a shape, for the position checks of `astro_deblend.images`."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+
+def _off_image_rows(positions, off, method):
+    """Rows of the sources whose positions are off the mosaic: flux masked, flags 1 and 32."""
+    from astropy.table import MaskedColumn, QTable
+
+    from .flags import Flag
+
+    ids, x, y = positions
+    n = int(off.sum())
+    table = QTable({"id": ids[off], "x": x[off], "y": y[off]})
+    for name in ("flux", "flux_err"):
+        table[name] = MaskedColumn(np.zeros(n), mask=np.ones(n, bool))
+    table["flag"] = np.full(n, int(Flag.NOT_DETECTED | Flag.INCOMPLETE), np.int32)
+    table["group_id"] = ids[off]
+    table["group_size"] = np.ones(n, np.int64)
+    table["method"] = np.full(n, method)
+    table["tile"] = np.full(n, -1)
     return table
 
 

@@ -83,7 +83,7 @@ def scene_views(scene, *, sources="detected", size=128, seed=0, detection=None):
         kept = np.zeros((size, size), bool)
         ys, xs = slice(max(0, y0), min(ny, y0 + size)), slice(max(0, x0), min(nx, x0 + size))
         seg = src.segm[ys, xs]
-        inside = ~((seg > 0) & (seg != src.id[k]) & (seg != views.companion[k]))
+        inside = ~((seg > 0) & (seg != src.label[k]) & (seg != views.companion[k]))
         kept[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] = inside
         positive = kept & (light > 0)
         own = np.clip(own, 0, None)
