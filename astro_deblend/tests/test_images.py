@@ -341,7 +341,8 @@ def test_tiled_runs_check_the_whole_table_and_keep_units(fracnet, galaxy):
     with pytest.raises(InputError, match="unique"):
         measure_tiled(fracnet, image, sources=Table({"id": [1, 1], "x": [10.0, 250.0], "y": [10.0, 250.0]}),
                       error=NOISE, tile_size=128, progress=False)
+    sources = Table({"id": [4, 5], "x": [150.0, 900.0], "y": [150.0, 10.0]})
     table = measure_tiled(fracnet, image * u.electron / u.s, error=NOISE * u.electron / u.s, tile_size=128,
-                          sources=Table({"id": [4, 5], "x": [150.0, 900.0], "y": [150.0, 10.0]}), progress=False)
+                          sources=sources, progress=False)
     assert table["id"].tolist() == [4, 5] and table["flux"].unit == u.electron / u.s
     assert table["flag"][1] & Flag.NOT_DETECTED and table["flux"].mask[1]
