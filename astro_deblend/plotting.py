@@ -24,6 +24,7 @@ __all__ = [
     "plot_lofo",
     "plot_magnitude_comparison",
     "plot_reliability",
+    "plot_scene",
     "plot_stress",
 ]
 
@@ -408,6 +409,76 @@ def plot_reliability(evaluation, *, methods=None, path=None, dpi=110):
     ax_z.set_xlabel("(F - F_true) / flux_err")
     ax_z.set_ylabel("density")
     ax_cov.legend(fontsize=7, loc="upper left")
+    return _finish(fig, path, dpi)
+
+
+# --------------------------------------------------------------------------------------------------
+# whole images
+# --------------------------------------------------------------------------------------------------
+def plot_scene(image, segmentation, table, *, flux_true=None, blended=None, path=None, dpi=110):
+    """An image measured by ``measure_image``: the sources, the segmentation and, with a truth, the errors.
+
+    Parameters
+    ----------
+    image : array-like, shape (ny, nx)
+        The image.
+    segmentation : `~photutils.segmentation.SegmentationImage` or None
+        As returned by ``measure_image``.
+    table : `~astropy.table.Table`
+        As returned by ``measure_image``: sources drawn green (flag 0) or red (flagged).
+    flux_true : array-like, optional
+        The true flux of the galaxy matched to each row (NaN where none): adds a panel of
+        measured / true flux against the true magnitude.
+    blended : array-like of bool, optional
+        Rows whose galaxy has a close neighbour (drawn in another colour in that panel).
+    path : str or `~pathlib.Path`, optional
+        Save the figure there.
+    dpi : int, optional
+        Resolution of raster output.
+
+    Returns
+    -------
+    fig : `matplotlib.figure.Figure`
+    """
+    from astropy.visualization import AsinhStretch, ImageNormalize, ZScaleInterval
+
+    image = np.asarray(image, dtype=float)
+    ncol = 3 if flux_true is not None else 2
+    fig = _new_figure((5.0 * ncol, 4.8))
+    axes = fig.subplots(1, ncol)
+    norm = ImageNormalize(image, interval=ZScaleInterval(), stretch=AsinhStretch(0.1))
+    axes[0].imshow(image, origin="lower", cmap="gray_r", norm=norm, interpolation="nearest")
+    x, y = np.asarray(table["x"], float), np.asarray(table["y"], float)
+    flagged = np.asarray(table["flag"]) != 0
+    for ax in axes[:2]:
+        ax.plot(x[~flagged], y[~flagged], "+", color="tab:green", ms=5, label="flag 0")
+        ax.plot(x[flagged], y[flagged], "x", color="tab:red", ms=4, label="flagged")
+    axes[0].set_title(f"image, {len(table)} sources")
+    axes[0].legend(fontsize=7, loc="upper right")
+    if segmentation is not None:
+        axes[1].imshow(segmentation.data, origin="lower", cmap=segmentation.cmap, interpolation="nearest")
+    axes[1].set_title("segmentation (pixels by source id)")
+    if flux_true is not None:
+        ax = axes[2]
+        true = np.asarray(flux_true, float)
+        flux = np.ma.filled(np.ma.asarray(np.ma.asarray(table["flux"]), dtype=float), np.nan)
+        zp = float(table.meta.get("zeropoint_AB", 25.96))
+        ok = np.isfinite(true) & (true > 0)
+        near = np.zeros(len(table), bool) if blended is None else np.asarray(blended, bool)
+        mag = zp - 2.5 * np.log10(np.where(ok, true, np.nan))
+        for sel, colour, label in ((ok & ~near & ~flagged, "tab:green", "isolated, flag 0"),
+                                   (ok & near & ~flagged, "tab:blue", "blended, flag 0"),
+                                   (ok & flagged, "tab:red", "flagged")):
+            ax.plot(mag[sel], flux[sel] / true[sel], ".", color=colour, ms=4, label=label)
+        ax.axhline(1.0, color="0.5", lw=1)
+        ax.set_ylim(0, 2)
+        ax.set_xlabel("true magnitude (AB)")
+        ax.set_ylabel("measured / true flux")
+        ax.set_title("flux against the truth")
+        ax.legend(fontsize=7)
+    for ax in axes[:2]:
+        ax.set_xticks([])
+        ax.set_yticks([])
     return _finish(fig, path, dpi)
 
 

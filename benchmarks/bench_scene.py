@@ -44,6 +44,8 @@ from train_default import load_sample  # noqa: E402
 from astro_deblend.data.scenes import SceneConfig, simulate_scene  # noqa: E402
 from astro_deblend.images import centroids, detect, prepare_image  # noqa: E402
 from astro_deblend.neural_deblender import NeuralDeblender  # noqa: E402
+from astro_deblend.plotting import plot_scene  # noqa: E402
+from astro_deblend.report import write_figure_report  # noqa: E402
 from astro_deblend.sep_deblender import SepDeblender  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
@@ -96,7 +98,8 @@ def _measure(deblender, image, sources, sigma):
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table, _ = deblender.measure_image(image, sources=sources, error=sigma, progress=False)
+        table, segm = deblender.measure_image(image, sources=sources, error=sigma, progress=False)
+    table.meta["segmentation"] = segm
     return table, time.perf_counter() - t0
 
 
@@ -134,14 +137,28 @@ def run(args):
         "photutils-segment": (segment_flux, np.zeros(kron.size, int), t_photutils),
     }
     truth_sources = Table({"id": truth["id"], "x": truth["x"], "y": truth["y"]})
+    figures = []
     for deblender in (SepDeblender(), NeuralDeblender()):
         table, seconds = _measure(deblender, scene.image, cat, sigma)
+        matched_true = np.full(len(table), np.nan)
+        matched_true[cols] = np.asarray(truth["flux"], float)[rows]
+        near = np.zeros(len(table), bool)
+        near[cols] = blended[rows]
+        segm = table.meta.pop("segmentation")
+        figures.append(
+            (
+                plot_scene(scene.image, segm, table, flux_true=matched_true, blended=near),
+                f"{deblender.method} from photutils' catalogue: sources (green: flag 0, red: flagged), its "
+                "segmentation, and measured over true flux for the matched galaxies",
+            )
+        )
         methods[deblender.method] = (
             np.asarray(table["flux"].filled(np.nan)),
             np.asarray(table["flag"]),
             seconds + t_photutils,
         )
         table, seconds = _measure(deblender, scene.image, truth_sources, sigma)
+        table.meta.pop("segmentation")
         methods[deblender.method + " @truth"] = (
             np.asarray(table["flux"].filled(np.nan)),
             np.asarray(table["flag"]),
@@ -189,7 +206,17 @@ def run(args):
         "peak_rss_gib": peak_gib,
     }
     write_result(args.out, out)
-    print(f"peak memory {peak_gib:.2f} GiB; wrote {args.out}")
+    page = Path(args.out).with_suffix(".html")
+    write_figure_report(
+        figures,
+        page,
+        title=f"astro_deblend on a simulated {args.size} x {args.size} field",
+        notes=[
+            f"{args.sample} held-out galaxies, field seed {args.seed}; truth: the true flux of "
+            f"each galaxy in the image; weights {out['weights']}. Tables: {args.out}."
+        ],
+    )
+    print(f"peak memory {peak_gib:.2f} GiB; wrote {args.out} and {page}")
     return out
 
 

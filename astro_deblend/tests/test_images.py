@@ -346,3 +346,14 @@ def test_tiled_runs_check_the_whole_table_and_keep_units(fracnet, galaxy):
                           sources=sources, progress=False)
     assert table["id"].tolist() == [4, 5] and table["flux"].unit == u.electron / u.s
     assert table["flag"][1] & Flag.NOT_DETECTED and table["flux"].mask[1]
+
+
+def test_the_scene_figure_draws_sources_segmentation_and_errors(fracnet, galaxy):
+    from astro_deblend.plotting import plot_scene
+
+    image = _place((300, 300), galaxy[0], [(100, 100), (200, 210)])
+    table, segm = _measure(fracnet, image, sources=Table({"x": [100.0, 210.0], "y": [100.0, 200.0]}),
+                           error=NOISE, zeropoint=25.96)
+    fig = plot_scene(image, segm, table, flux_true=np.full(2, galaxy[1]), blended=[False, False])
+    assert len(fig.axes) == 3
+    assert len(plot_scene(image, None, table).axes) == 2
