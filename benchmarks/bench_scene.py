@@ -138,7 +138,8 @@ def run(args):
     }
     truth_sources = Table({"id": truth["id"], "x": truth["x"], "y": truth["y"]})
     figures = []
-    for deblender in (SepDeblender(), NeuralDeblender()):
+    network = NeuralDeblender() if args.neural == "default" else NeuralDeblender.load(args.neural)
+    for deblender in (SepDeblender(), network):
         table, seconds = _measure(deblender, scene.image, cat, sigma)
         matched_true = np.full(len(table), np.nan)
         matched_true[cols] = np.asarray(truth["flux"], float)[rows]
@@ -199,7 +200,7 @@ def run(args):
         "scene": config.to_dict(),
         "sample": simulation,
         "truth": "true flux of each galaxy inside the image",
-        "weights": NeuralDeblender().weights_digest(),
+        "weights": network.weights_digest(),
         "simulate_seconds": t_sim,
         "detection": detected,
         "methods": results,
@@ -234,6 +235,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0, help="seed of the field [%(default)s]")
     p.add_argument("--cache", default="train_runs/robustness", help="galaxy samples [%(default)s]")
     p.add_argument("--out", default="benchmarks/results/scene.json", help="JSON result [%(default)s]")
+    p.add_argument("--neural", default="default", help="'default' (bundled) or a saved deblender folder")
     p.add_argument("--quiet", action="store_true")
     run(p.parse_args(argv))
 
