@@ -52,6 +52,7 @@ __all__ = [
     "prepare_image",
     "detect",
     "centroids",
+    "pixel_rms",
     "resolve_sources",
     "group_sources",
     "cut_views",
@@ -220,11 +221,18 @@ def _header_wcs(header):
     return wcs if wcs.has_celestial else None
 
 
+def pixel_rms(pixels):
+    """One noise rms from a set of pixels (`astro_deblend.stamps.estimate_noise_sigma` on up to a million of
+    them, evenly spaced: enough for the rms of a whole image or mosaic)."""
+    pixels = np.asarray(pixels, dtype=np.float64).ravel()
+    pixels = pixels[np.isfinite(pixels)]
+    step = max(1, pixels.size // 1_000_000)
+    return float(estimate_noise_sigma(pixels[::step][np.newaxis, :, np.newaxis])[0])
+
+
 def _prepare_error(error, image, bad, unit):
     if error is None:
-        good = image[~bad]
-        step = max(1, good.size // 1_000_000)  # a million pixels estimate the rms well enough
-        sigma = float(estimate_noise_sigma(good[::step][np.newaxis, :, np.newaxis])[0])
+        sigma = pixel_rms(image[~bad])
         if not sigma > 0:
             raise InputError(
                 "cannot estimate the noise of the image (more than half its pixels are equal): give "
@@ -836,11 +844,7 @@ def measure_image(
     lost = np.unique(group_id[(flag & Flag.NOT_DETECTED) > 0])
     flag[np.isin(group_id, lost) & (group_size > 1)] |= Flag.AMBIGUOUS
     if image.error_given:
-        own = estimate_noise_sigma(
-            image.data[~image.bad][:: max(1, int(np.count_nonzero(~image.bad)) // 1_000_000)][
-                np.newaxis, :, np.newaxis
-            ]
-        )[0]
+        own = pixel_rms(image.data[~image.bad])
         given = np.median(image.error) if np.ndim(image.error) else image.error
         if given < _MIN_ERROR_RATIO * own:
             flag |= Flag.OUT_OF_DOMAIN

@@ -131,7 +131,7 @@ def measure_tiled(
     import dask
     from astropy.table import Table, vstack
 
-    from .images import _check_ids_positions, _header_wcs, _table_positions
+    from .images import _check_ids_positions, _header_wcs, _table_positions, pixel_rms
 
     if not (isinstance(tile_size, int | np.integer) and tile_size >= 64):
         raise InputError(
@@ -185,10 +185,7 @@ def measure_tiled(
             raise InputError(f"{name} has shape {reader.shape}, the mosaic {image.shape}", value=reader.shape)
     if err is None:
         step = max(1, int(np.sqrt(image.shape[0] * image.shape[1] / 4e6)))
-        from .stamps import estimate_noise_sigma
-
-        sample = image.subsample(step)
-        err = float(estimate_noise_sigma(sample[np.isfinite(sample)][np.newaxis, :, np.newaxis])[0])
+        err = pixel_rms(image.subsample(step))  # once, from the whole mosaic: every tile uses it
 
     positions = None
     if sources is not None:
