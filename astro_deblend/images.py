@@ -292,6 +292,12 @@ class Sources:
     on_image: np.ndarray
     how: str
 
+    @classmethod
+    def none(cls, shape, how):
+        """No source at all, on an image of ``shape``."""
+        return cls(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(shape, np.int64),
+                   np.zeros(0, bool), how)
+
     @property
     def label(self):
         """Internal segmentation label of each source: 1..N in row order."""
@@ -404,14 +410,7 @@ def resolve_sources(sources, image, *, detection=None):
     if sources is None:
         segm, cat = detect(image, **(detection or {}))
         if segm is None:
-            return Sources(
-                np.zeros(0, np.int64),
-                np.zeros(0),
-                np.zeros(0),
-                np.zeros(image.shape, np.int64),
-                np.zeros(0, bool),
-                "detected (none found)",
-            )
+            return Sources.none(image.shape, "detected (none found)")
         return _from_segmentation(
             np.asarray(cat.label),
             *centroids(cat),
@@ -431,14 +430,7 @@ def resolve_sources(sources, image, *, detection=None):
     if isinstance(sources, SegmentationImage):
         n_labels = sources.n_labels if hasattr(sources, "n_labels") else sources.nlabels  # photutils 3 / 2
         if n_labels == 0:
-            return Sources(
-                np.zeros(0, np.int64),
-                np.zeros(0),
-                np.zeros(0),
-                np.zeros(image.shape, np.int64),
-                np.zeros(0, bool),
-                "empty segmentation image",
-            )
+            return Sources.none(image.shape, "empty segmentation image")
         if sources.shape != image.shape:
             raise InputError(
                 f"the segmentation image has shape {sources.shape}, the image {image.shape}",

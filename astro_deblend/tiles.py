@@ -257,14 +257,7 @@ def measure_tiled(
     if not parts:
         from .images import ImageData, Sources, _image_table
 
-        empty = Sources(
-            np.zeros(0, np.int64),
-            np.zeros(0),
-            np.zeros(0),
-            np.zeros((0, 0), np.int64),
-            np.zeros(0, bool),
-            "none",
-        )
+        empty = Sources.none((0, 0), "none")
         return _image_table(
             empty,
             ImageData(np.zeros((1, 1)), np.zeros((1, 1), bool), 1.0),
