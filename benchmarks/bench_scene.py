@@ -138,8 +138,14 @@ def run(args):
     }
     truth_sources = Table({"id": truth["id"], "x": truth["x"], "y": truth["y"]})
     figures = []
-    network = NeuralDeblender() if args.neural == "default" else NeuralDeblender.load(args.neural)
-    for deblender in (SepDeblender(), network):
+    networks = {}
+    for views in args.views:
+        networks["fracnet" if views == 4 else f"fracnet views={views}"] = (
+            NeuralDeblender(views=views) if args.neural == "default"
+            else NeuralDeblender.load(args.neural, views=views)
+        )
+    network = next(iter(networks.values()))
+    for name, deblender in {"sep-auto": SepDeblender(), **networks}.items():
         table, seconds = _measure(deblender, scene.image, cat, sigma)
         matched_true = np.full(len(table), np.nan)
         matched_true[cols] = np.asarray(truth["flux"], float)[rows]
@@ -149,18 +155,18 @@ def run(args):
         figures.append(
             (
                 plot_scene(scene.image, segm, table, flux_true=matched_true, blended=near),
-                f"{deblender.method} from photutils' catalogue: sources (green: flag 0, red: flagged), its "
+                f"{name} from photutils' catalogue: sources (green: flag 0, red: flagged), its "
                 "segmentation, and measured over true flux for the matched galaxies",
             )
         )
-        methods[deblender.method] = (
+        methods[name] = (
             np.asarray(table["flux"].filled(np.nan)),
             np.asarray(table["flag"]),
             seconds + t_photutils,
         )
         table, seconds = _measure(deblender, scene.image, truth_sources, sigma)
         table.meta.pop("segmentation")
-        methods[deblender.method + " @truth"] = (
+        methods[name + " @truth"] = (
             np.asarray(table["flux"].filled(np.nan)),
             np.asarray(table["flag"]),
             seconds,
@@ -236,6 +242,8 @@ def main(argv=None):
     p.add_argument("--cache", default="train_runs/robustness", help="galaxy samples [%(default)s]")
     p.add_argument("--out", default="benchmarks/results/scene.json", help="JSON result [%(default)s]")
     p.add_argument("--neural", default="default", help="'default' (bundled) or a saved deblender folder")
+    p.add_argument("--views", type=int, nargs="+", default=[4], choices=(1, 4, 8),
+                   help="symmetric views the network averages; several values measure each [4]")
     p.add_argument("--quiet", action="store_true")
     run(p.parse_args(argv))
 
