@@ -456,7 +456,13 @@ def resolve_sources(sources, image, *, detection=None):
 def _same_image(catalog, segm, image):
     """A photutils catalogue must describe this image: its segment fluxes are sums of this image's pixels."""
     labels = np.atleast_1d(np.asarray(catalog.label))
-    mine = ndimage.sum_labels(image.data, segm.data, labels)
+    inside = np.flatnonzero(segm.data)  # sums over the footprints' pixels only
+    found, which = np.unique(segm.data.ravel()[inside], return_inverse=True)
+    sums = np.bincount(which, weights=image.data.ravel()[inside], minlength=found.size)
+    mine = np.zeros(labels.size)
+    if found.size:
+        at = np.clip(np.searchsorted(found, labels), 0, found.size - 1)
+        mine = np.where(found[at] == labels, sums[at], 0.0)
     theirs = np.atleast_1d(np.asarray(getattr(catalog.segment_flux, "value", catalog.segment_flux), float))
     scale = np.maximum(np.abs(theirs), np.abs(mine)).max(initial=0.0) + 1e-300
     if np.nanmax(np.abs(mine - theirs), initial=0.0) > 1e-3 * scale:
@@ -545,7 +551,8 @@ def _check_ids_positions(ids, x, y, image):
 def _from_segmentation(ids, x, y, segm, image, how):
     ids, x, y, on = _check_ids_positions(ids, x, y, image)
     segm = np.asarray(segm, dtype=np.int64)
-    present = np.unique(segm[segm > 0])
+    inside = np.flatnonzero(segm > 0)  # relabel the footprints' pixels only, not the whole image
+    present, which = np.unique(segm.ravel()[inside], return_inverse=True)
     # internal labels: source k is k + 1; footprints without a catalogued source follow (light of others)
     order = np.argsort(ids, kind="stable")
     where = np.clip(np.searchsorted(ids[order], present), 0, max(ids.size - 1, 0))
@@ -553,13 +560,9 @@ def _from_segmentation(ids, x, y, segm, image, how):
     new = np.zeros(present.size, np.int64)
     new[is_source] = order[where[is_source]] + 1
     new[~is_source] = ids.size + 1 + np.arange(int((~is_source).sum()))
-    inside = segm > 0
-    segm = (
-        np.zeros(segm.shape, np.int64)
-        if not inside.any()
-        else np.where(inside, new[np.clip(np.searchsorted(present, segm), 0, present.size - 1)], 0)
-    )
-    return Sources(ids, x, y, segm, on, how)
+    relabelled = np.zeros(segm.shape, np.int64)
+    relabelled.ravel()[inside] = new[which]
+    return Sources(ids, x, y, relabelled, on, how)
 
 
 def _from_positions(ids, x, y, image, how):
@@ -615,18 +618,25 @@ def group_sources(sources, *, gap=GROUP_GAP):
     n = ids.size
     index = {k + 1: k for k in range(n)}  # internal label -> row
     segm = sources.segm
-    size = 2 * gap + 1
-    high = ndimage.maximum_filter(segm, size=size)
-    low = ndimage.minimum_filter(np.where(segm > 0, segm, np.iinfo(np.int64).max), size=size)
-    touch = (segm > 0) & (high != low) & (low < np.iinfo(np.int64).max)
-    pairs = np.unique(np.stack([low[touch], high[touch]], axis=1), axis=0)
+    ny, nx = segm.shape
+    pairs = set()
+    # within each segment's box grown by `gap`: the other labels within `gap` pixels (chessboard) of it
+    for label, sl in _label_slices(segm).items():
+        if label not in index:
+            continue
+        ys = slice(max(sl[0].start - gap, 0), min(sl[0].stop + gap, ny))
+        xs = slice(max(sl[1].start - gap, 0), min(sl[1].stop + gap, nx))
+        window = segm[ys, xs]
+        grown = ndimage.maximum_filter(window == label, size=2 * gap + 1)
+        for other in np.unique(window[grown & (window > 0) & (window != label)]):
+            pairs.add((min(label, int(other)), max(label, int(other))))
     neighbours = [set() for _ in range(n)]
     rows, cols = [], []
-    for a, b in pairs:
-        if int(a) in index and int(b) in index:
-            ka, kb = index[int(a)], index[int(b)]
-            neighbours[ka].add(int(b))
-            neighbours[kb].add(int(a))
+    for a, b in sorted(pairs):
+        if a in index and b in index:
+            ka, kb = index[a], index[b]
+            neighbours[ka].add(b)
+            neighbours[kb].add(a)
             rows.append(ka)
             cols.append(kb)
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
@@ -716,15 +726,16 @@ def _label_slices(segm):
 def _segment_light(image, sources):
     """Per label: (positive flux, flux-weighted x, y) of its segment."""
     segm = sources.segm
-    labels = np.unique(segm[segm > 0])
-    if labels.size == 0:
+    inside = np.flatnonzero(segm)  # sums over the segments' pixels only, not the whole image
+    if inside.size == 0:
         return {}
-    w = np.clip(image.data, 0, None)
-    total = ndimage.sum_labels(w, segm, labels)
-    yy, xx = np.indices(segm.shape)
+    labels, which = np.unique(segm.ravel()[inside], return_inverse=True)
+    w = np.clip(image.data.ravel()[inside], 0, None)
+    yy, xx = np.divmod(inside, segm.shape[1])
+    total = np.bincount(which, weights=w, minlength=labels.size)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cx = ndimage.sum_labels(w * xx, segm, labels) / total
-        cy = ndimage.sum_labels(w * yy, segm, labels) / total
+        cx = np.bincount(which, weights=w * xx, minlength=labels.size) / total
+        cy = np.bincount(which, weights=w * yy, minlength=labels.size) / total
     return {
         int(lab): (float(t), float(a), float(b)) for lab, t, a, b in zip(labels, total, cx, cy, strict=True)
     }
