@@ -7,8 +7,10 @@ differs by less than ``max_dmag``, translated by an integer shift (dx, dy) drawn
 
 A `BlendSet` stores the galaxy library and one row of parameters per blend, and draws the images when asked:
 a million blends cost a table of a million rows, not a million stamps. For simulated galaxies a blend is the
-sum of the two noiseless stamps plus one noise realisation seeded by the blend's index; for observed stamps
-(no noiseless image) the two noisy stamps are summed as they are, so the blend carries the noise of both.
+sum of the two noiseless stamps plus one noise realisation seeded by the blend's index (or, with
+``BlendConfig(paper_noise=True)``, the sum of the two noisy stamps, as the paper made them); for observed
+stamps (no noiseless image) the two noisy stamps are summed as they are, so the blend carries the noise of
+both.
 """
 
 import json
@@ -72,6 +74,18 @@ class BlendConfig:
         centre, as the faint sources a real stamp keeps below its cleaning threshold [default: 0]. Its
         light belongs to neither galaxy: it is in the blend, in no true flux and in neither fractional
         map.
+    paper_noise : bool
+        Make each blend as the paper did: the two *noisy* isolated stamps summed, so that the blend
+        carries the noise behind each galaxy's FLUX_AUTO (its rms is then about sqrt(2) times the
+        sample's; the strip that the companion's shift leaves empty has the central stamp's noise
+        alone) [default: False: the noiseless sum plus one new noise realisation]. Observed samples
+        are always blended this way. Not with the sky options, which draw their own noise.
+    target : {'true', 'flux_auto'}
+        The flux that ``BlendSet.get`` gives as ``'flux'``, the training target: the true flux of each
+        galaxy in the stamp, or the paper's truth, FLUX_AUTO of each galaxy's isolated noisy stamp
+        (the companion's before its shift) [default: 'true']. `BlendSet.flux` and the catalogue's
+        ``flux_central``/``flux_companion`` stay the true fluxes either way; ``flux_auto_central`` and
+        ``flux_auto_companion`` hold the FLUX_AUTO.
 
     The sky options need a simulated sample (noise-free galaxies); the true fluxes do not change.
     """
@@ -89,6 +103,8 @@ class BlendConfig:
     background_gradient: float = 0.0
     exposure_time_range: tuple[float, float] | None = None
     residual_fraction: float = 0.0
+    paper_noise: bool = False
+    target: str = "true"
 
     def __post_init__(self):
         # Types first, so that a string never reaches a comparison below
@@ -118,6 +134,16 @@ class BlendConfig:
                 "background_offset and background_gradient are standard deviations (noise sigmas), >= 0; "
                 f"got {self.background_offset}, {self.background_gradient}"
             )
+        if not isinstance(self.paper_noise, bool | np.bool_):
+            raise InputTypeError(f"paper_noise must be True or False; got {self.paper_noise!r}")
+        if self.target not in _TARGETS:
+            raise InputError(f"target must be one of {_TARGETS}; got {self.target!r}", value=self.target,
+                             allowed=_TARGETS)
+        if self.paper_noise and self.sky:
+            raise InputError(
+                "paper_noise sums the isolated stamps with their own noise, and the sky options draw new "
+                "noise: use one or the other"
+            )
         if self.n_train < 0 or self.n_test < 0 or self.n_train + self.n_test == 0:
             raise ValueError(
                 f"n_train and n_test must be >= 0 and not both 0; got {self.n_train}, {self.n_test}"
@@ -138,7 +164,7 @@ class BlendConfig:
     def to_dict(self):
         """The configuration as a JSON-serialisable dict (sky options left at their default omitted,
         so that the records of sets made before they existed still match)."""
-        return config_to_dict(self, _SKY_OPTIONS)
+        return config_to_dict(self, _SKY_OPTIONS + _PAPER_OPTIONS)
 
     @property
     def sky(self):
@@ -148,6 +174,9 @@ class BlendConfig:
 
 _SKY_OPTIONS = ("depth_range", "noise_correlation", "background_offset", "background_gradient",
                 "exposure_time_range", "residual_fraction")
+#: Options omitted from the record at their defaults, like the sky options.
+_PAPER_OPTIONS = ("paper_noise", "target")
+_TARGETS = ("true", "flux_auto")
 
 
 def _pair_by_psf(rng, members, psf_index, mag, radius, n, config, max_distance, split):
@@ -444,7 +473,8 @@ class BlendSet:
     - ``'fractions'`` (n, 2, ny, nx) float32: each galaxy's share of the flux of every pixel, computed
       from the noiseless images when available (from the noisy ones clipped at zero otherwise); they lie
       in [0, 1] and sum to 1 wherever the galaxies have flux, 0 elsewhere;
-    - ``'flux'`` (n, 2) float64: true fluxes inside the stamp.
+    - ``'flux'`` (n, 2) float64: the training target, the true fluxes inside the stamp (FLUX_AUTO of the
+      isolated stamps with ``BlendConfig(target='flux_auto')``).
     """
 
     def __init__(self, sample, catalog, *, config=None):
@@ -487,7 +517,13 @@ class BlendSet:
             return None
         if "noise_sigma" in self.catalog.colnames:
             return np.asarray(self.catalog["noise_sigma"], float)
+        if self._blending.get("paper_noise"):  # two noisy stamps summed
+            return float(np.sqrt(2.0) * self.sample.noise_sigma)
         return self.sample.noise_sigma
+
+    @property
+    def _blending(self):
+        return self.config.get("blending", {})
 
     @property
     def zeropoint(self):
@@ -568,7 +604,9 @@ class BlendSet:
         iso = np.stack([lib[c], _shift(lib[k], dx, dy)], axis=1).astype(np.float32)
         seg = self.sample.segmaps
         masks = np.stack([seg[c] > 0, _shift(seg[k], dx, dy) > 0], axis=1)
-        if self.sample.noiseless is not None and "noise_sigma" in cat.colnames:
+        if self.sample.noiseless is not None and self._blending.get("paper_noise"):
+            blend = self.sample.images[c] + _shift(self.sample.images[k], dx, dy)
+        elif self.sample.noiseless is not None and "noise_sigma" in cat.colnames:
             blend = iso.sum(axis=1) + self._sky(rows, iso)
         elif self.sample.noiseless is not None:
             blend = iso.sum(axis=1) + self._noise(np.asarray(cat["noise_index"])[rows], self.stamp_shape)
@@ -588,8 +626,9 @@ class BlendSet:
             total = total + np.clip(residual, 0, None)[:, None]
         with np.errstate(invalid="ignore", divide="ignore"):
             fractions = np.where(total > 0, pos / total, 0.0).astype(np.float32)
-        flux = np.stack([np.asarray(cat["flux_central"])[rows],
-                         np.asarray(cat["flux_companion"])[rows]], axis=1)
+        kind = "flux_auto" if self._blending.get("target") == "flux_auto" else "flux"
+        flux = np.stack([np.asarray(cat[f"{kind}_central"])[rows],
+                         np.asarray(cat[f"{kind}_companion"])[rows]], axis=1)
         return {"blend": blend, "isolated": iso, "masks": masks, "fractions": fractions, "flux": flux}
 
     def iter_batches(self, batch_size=256):

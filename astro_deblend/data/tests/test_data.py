@@ -168,6 +168,42 @@ def test_blend_is_sum_of_parts(blends):
     np.testing.assert_allclose(b["isolated"].sum(axis=(2, 3)), b["flux"], rtol=1e-4)
 
 
+def test_paper_made_blends_carry_the_noise_of_both_stamps_and_the_flux_auto_target(sample, blends):
+    paper = make_blends(sample, BlendConfig(n_train=120, n_test=40, seed=5, paper_noise=True,
+                                            target="flux_auto"), progress=False)
+    # same pairs as the default blends of the same seed: only the noise and the target differ
+    assert np.array_equal(paper.catalog["index_companion"], blends.catalog["index_companion"])
+    b = paper.get(slice(0, 20))
+    cat = paper.catalog[:20]
+    c, k = np.asarray(cat["index_central"]), np.asarray(cat["index_companion"])
+    # the blend is the central noisy stamp plus the companion's noisy stamp, moved by (dx, dy)
+    for i in range(3):
+        moved = np.roll(sample.images[k[i]], (cat["dy"][i], cat["dx"][i]), axis=(0, 1))
+        ny, nx = moved.shape
+        dy, dx = int(cat["dy"][i]), int(cat["dx"][i])
+        inside = np.s_[max(dy, 0): ny + min(dy, 0), max(dx, 0): nx + min(dx, 0)]
+        np.testing.assert_allclose(b["blend"][i][inside], (sample.images[c[i]] + moved)[inside], atol=1e-6)
+    # its noise: sqrt(2) times the sample's, away from the strip the shift leaves empty
+    resid = (b["blend"] - b["isolated"].sum(axis=1))[:, 40:-40, 40:-40]
+    assert np.std(resid) == pytest.approx(np.sqrt(2) * sample.noise_sigma, rel=0.05)
+    assert paper.noise_sigma == pytest.approx(np.sqrt(2) * sample.noise_sigma)
+    # the training target is FLUX_AUTO of the isolated stamps; the truth columns stay the true flux
+    np.testing.assert_array_equal(b["flux"][:, 0], sample.catalog["flux_auto"][c])
+    np.testing.assert_array_equal(b["flux"][:, 1], sample.catalog["flux_auto"][k])
+    np.testing.assert_array_equal(paper.flux[:20], blends.flux[:20])
+    assert paper.config["blending"]["target"] == "flux_auto"
+    assert "target" not in blends.config["blending"]  # defaults left out: older records still match
+
+
+def test_paper_noise_and_sky_options_do_not_mix():
+    with pytest.raises(InputError, match="one or the other"):
+        BlendConfig(paper_noise=True, depth_range=(26.0, 27.0))
+    with pytest.raises(InputError, match="target must be one of"):
+        BlendConfig(target="mag_auto")
+    with pytest.raises(InputTypeError, match="paper_noise must be True or False"):
+        BlendConfig(paper_noise="yes")
+
+
 def test_pairing_and_shift_rules(blends):
     cat = blends.catalog
     assert np.all(np.abs(cat["dmag"]) < 2.0)
