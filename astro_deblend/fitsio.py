@@ -145,6 +145,20 @@ def read_fits_stamps(source, *, hdu=None):
             f"FITS data must be a 2-D stamp or a cube (N, ny, nx); got shape {data.shape}"
         )
 
+    meta = header_metadata(header)
+    return FitsStamps(data=data if data.ndim == 3 else data[np.newaxis], was_2d=data.ndim == 2, header=header,
+                      **meta)
+
+
+def header_metadata(header):
+    """Pixel scale, zero point, noise and unit from a FITS header (the keywords of the module notes).
+
+    Returns
+    -------
+    meta : dict
+        ``pixel_scale`` (arcsec/px), ``zeropoint`` (AB), ``noise_sigma`` and ``unit`` (an astropy unit);
+        None for each that the header does not give.
+    """
     pixel_scale = _header_float(header, ("PIXSCALE",))
     if pixel_scale is None:
         with warnings.catch_warnings():
@@ -164,7 +178,6 @@ def read_fits_stamps(source, *, hdu=None):
                 "zero point; fix the header or pass zeropoint= (--zeropoint)"
             )
         zeropoint = -2.5 * np.log10(photflam) - 5 * np.log10(photplam) - 2.408
-    noise = _header_float(header, _NOISE_KEYS)
     unit = None
     if "BUNIT" in header:
         try:
@@ -176,17 +189,10 @@ def read_fits_stamps(source, *, hdu=None):
         if unit is None:
             warnings.warn(
                 f"header BUNIT={header['BUNIT']!r} is not a unit astropy knows; the fluxes carry no unit "
-                "(fix BUNIT, or pass the data as a Quantity)", AstroDeblendWarning, stacklevel=2,
+                "(fix BUNIT, or pass the data as a Quantity)", AstroDeblendWarning, stacklevel=3,
             )
-    return FitsStamps(
-        data=data if data.ndim == 3 else data[np.newaxis],
-        was_2d=data.ndim == 2,
-        pixel_scale=pixel_scale,
-        zeropoint=zeropoint,
-        noise_sigma=noise,
-        unit=unit,
-        header=header,
-    )
+    noise = _header_float(header, _NOISE_KEYS)
+    return {"pixel_scale": pixel_scale, "zeropoint": zeropoint, "noise_sigma": noise, "unit": unit}
 
 
 def table_format(path):

@@ -185,26 +185,45 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
     image = np.where(bad, 0.0, image)
     zp = _scalar(zeropoint, "zeropoint", source="", limits=(-60.0, 60.0))
     scale = _scalar(pixel_scale, "pixel_scale", source="", positive=True, limits=(1e-6, 3600.0))
-    if wcs is not None and not getattr(wcs, "has_celestial", False):
-        raise InputError(
-            "wcs has no celestial axes: give the image's celestial WCS (e.g. WCS(header).celestial) or None",
-            value=wcs,
-        )
+    wcs = check_wcs(wcs)
     if wcs is not None and scale is None:
-        from astropy.wcs.utils import proj_plane_pixel_scales
-
-        scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial)) * 3600.0)
+        scale = wcs_pixel_scale(wcs)
     return ImageData(
         data=image,
         bad=bad,
         error=err,
         error_given=error_given,
         unit=unit,
-        wcs=None if wcs is None else wcs.celestial,
+        wcs=wcs,
         zeropoint=zp,
         pixel_scale=scale,
         header=header,
     )
+
+
+def check_wcs(wcs):
+    """The celestial part of the WCS a user gave (None stays None); a clear error for anything else."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    if wcs is None:
+        return None
+    if not isinstance(wcs, WCS):
+        hint = ": build one with astropy.wcs.WCS(header)" if isinstance(wcs, fits.Header) else ""
+        raise InputTypeError(f"wcs must be an astropy.wcs.WCS or None; got {type(wcs).__name__}{hint}")
+    if not wcs.has_celestial:
+        raise InputError(
+            "wcs has no celestial axes: give the image's celestial WCS (e.g. WCS(header).celestial) or None",
+            value=wcs,
+        )
+    return wcs.celestial
+
+
+def wcs_pixel_scale(wcs):
+    """Mean pixel side of a celestial WCS, arcsec."""
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    return float(np.mean(proj_plane_pixel_scales(wcs.celestial)) * 3600.0)
 
 
 def _header_wcs(header):
@@ -305,7 +324,8 @@ class Sources:
 
     def ids_image(self):
         """The segmentation in source ids (int64; footprints without a catalogued source: 0)."""
-        lut = np.zeros(int(self.segm.max(initial=0)) + 1, np.int64)
+        # sized for every source, those without a pixel in the segmentation too
+        lut = np.zeros(max(int(self.segm.max(initial=0)), self.id.size) + 1, np.int64)
         lut[1 : self.id.size + 1] = self.id
         return lut[self.segm]
 
@@ -423,7 +443,14 @@ def resolve_sources(sources, image, *, detection=None):
             sources, "_segmentation_image", getattr(sources, "_segment_img", None)
         )  # photutils keeps the segmentation it was made from
         ids, (x, y) = np.asarray(sources.label), centroids(sources)
-        if segm is not None and segm.shape == image.shape:
+        if segm is not None and segm.shape != image.shape:
+            raise InputError(
+                f"the SourceCatalog was made on a {segm.shape[0]}x{segm.shape[1]} image, not on this "
+                f"{image.shape[0]}x{image.shape[1]} one (a cutout?): its positions would land elsewhere. "
+                "Build it with SourceCatalog(data, segm) on the image you measure",
+                value=segm.shape,
+            )
+        if segm is not None:
             _same_image(sources, segm, image)
             return _from_segmentation(ids, x, y, segm.data, image, "photutils SourceCatalog")
         return _from_positions(ids, x, y, image, "photutils SourceCatalog (positions)")
@@ -473,17 +500,54 @@ def _same_image(catalog, segm, image):
         )
 
 
+def _masked(col):
+    """Which entries of a table column (any kind: Column, MaskedColumn, Quantity, SkyCoord...) are masked."""
+    mask = getattr(col, "mask", None)
+    if mask is None or mask is np.ma.nomask:
+        return np.zeros(len(col), bool)
+    return np.broadcast_to(np.asarray(mask, bool), (len(col),))
+
+
+def _column_values(col):
+    """(values, masked) of a numeric table column of any kind (Column, MaskedColumn, Quantity...)."""
+    data = getattr(col, "unmasked", col)
+    return np.ma.getdata(getattr(data, "value", data)), _masked(col)
+
+
+def _pixel_column(table, name):
+    """A pixel-position column as floats, masked entries as NaN; other units than pixels are refused."""
+    unit = getattr(table[name], "unit", None)
+    if unit is not None and u.Unit(unit) not in (u.pix, u.dimensionless_unscaled):
+        raise InputError(
+            f"the sources' {name} column is in {unit}, but x/y must be 0-based pixel positions (no unit or "
+            "pix); give sky positions as sky_centroid or ra/dec with the image's WCS",
+            value=str(unit),
+        )
+    values, masked = _column_values(table[name])
+    try:
+        values = np.array(values, dtype=float)
+    except (TypeError, ValueError):
+        raise InputTypeError(
+            f"the sources' {name} column must hold numbers; got dtype {values.dtype}"
+        ) from None
+    values[masked] = np.nan
+    return values
+
+
 def _table_positions(table, wcs):
     cols = table.colnames
-    if "id" in cols:
-        ids = np.asarray(table["id"])
-    elif "label" in cols:
-        ids = np.asarray(table["label"])
+    if "id" in cols or "label" in cols:
+        name = "id" if "id" in cols else "label"
+        ids, masked = _column_values(table[name])
+        ids = np.asarray(ids)
+        if masked.any():
+            raise InputError(f"source ids must be given for every source; {int(masked.sum())} {name} entries "
+                             "are masked", value=int(masked.sum()))
     else:
         ids = np.arange(1, len(table) + 1)
     for xc, yc in (("x", "y"), ("xcentroid", "ycentroid"), ("x_centroid", "y_centroid")):
         if xc in cols and yc in cols:
-            x, y = (np.asarray(getattr(table[c], "value", table[c]), dtype=float) for c in (xc, yc))
+            x, y = _pixel_column(table, xc), _pixel_column(table, yc)
             break
     else:
         sky = None
@@ -509,7 +573,11 @@ def _table_positions(table, wcs):
                 "the sources table gives sky positions but the image has no WCS: pass wcs= (or a "
                 "FITS image whose header has one)"
             )
-        x, y = (np.asarray(v, float) for v in wcs.world_to_pixel(sky))
+        x, y = (np.array(v, float, ndmin=1) for v in wcs.world_to_pixel(sky))
+        unknown = np.zeros(x.size, bool)
+        for name in ("sky_centroid",) if "sky_centroid" in cols else ("ra", "dec"):
+            unknown |= _masked(table[name])
+        x[unknown] = y[unknown] = np.nan  # masked sky positions: refused as unknown below
     if ids.dtype.kind not in "iu":
         raise InputTypeError(f"source ids must be integers; got dtype {ids.dtype}")
     return ids, x, y

@@ -131,7 +131,14 @@ def measure_tiled(
     import dask
     from astropy.table import Table, vstack
 
-    from .images import _check_ids_positions, _header_wcs, _table_positions, pixel_rms
+    from .images import (
+        _check_ids_positions,
+        _header_wcs,
+        _table_positions,
+        check_wcs,
+        pixel_rms,
+        wcs_pixel_scale,
+    )
 
     if not (isinstance(tile_size, int | np.integer) and tile_size >= 64):
         raise InputError(
@@ -139,8 +146,7 @@ def measure_tiled(
         )
     if not (isinstance(margin, int | np.integer) and margin >= 0):
         raise InputError(f"margin must be a non-negative integer; got {margin!r}", value=margin)
-    if wcs is not None and not getattr(wcs, "has_celestial", False):
-        raise InputError("wcs has no celestial axes: give the image's celestial WCS or None", value=wcs)
+    wcs = check_wcs(wcs)
     unit = None
     if hasattr(data, "unit") and hasattr(data, "value"):  # a Quantity: measured in its unit
         from .stamps import _in_data_unit, _is_flux_unit
@@ -165,16 +171,21 @@ def measure_tiled(
     image = _Reader(data, "data", hdu)
     if wcs is None and image.header is not None:
         wcs = _header_wcs(image.header)
-    if image.header is not None:
-        from .fitsio import _ZP_KEYS, _header_float
+    if image.header is not None:  # what the in-memory path reads from the same header
+        from .fitsio import header_metadata
+        from .stamps import _is_flux_unit
 
-        zeropoint = _header_float(image.header, _ZP_KEYS) if zeropoint is None else zeropoint
-        pixel_scale = _header_float(image.header, ("PIXSCALE",)) if pixel_scale is None else pixel_scale
-        if unit is None and "BUNIT" in image.header:
-            from astropy import units as u
-
-            unit = u.Unit(image.header["BUNIT"], parse_strict="silent")
-            unit = None if isinstance(unit, u.UnrecognizedUnit) else unit
+        meta = header_metadata(image.header)
+        zeropoint = meta["zeropoint"] if zeropoint is None else zeropoint
+        pixel_scale = meta["pixel_scale"] if pixel_scale is None else pixel_scale
+        if unit is None and meta["unit"] is not None:
+            unit = meta["unit"]
+            if not _is_flux_unit(unit):
+                raise InputError(
+                    f"the mosaic is in {unit} (its BUNIT), which is not a brightness", value=unit
+                )
+    if pixel_scale is None and wcs is not None:
+        pixel_scale = wcs_pixel_scale(wcs)
     if isinstance(error, str | os.PathLike) or np.ndim(error) == 2:
         err = _Reader(error, "error")  # a map, read per cutout
     else:

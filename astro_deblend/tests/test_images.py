@@ -316,6 +316,43 @@ def test_more_hostile_input_gets_typed_errors(fracnet, galaxy):
     assert len(empty) == 0
 
 
+def test_source_tables_with_masks_units_or_another_image_are_refused(galaxy):
+    """A masked position or id is unknown, arcsec are not pixels, a cutout's catalogue is not this image's."""
+    from astropy.table import MaskedColumn, QTable
+    from astropy.utils.masked import Masked
+    from photutils.segmentation import SourceCatalog, detect_sources
+
+    sep = SepDeblender()
+    image = _place((300, 300), galaxy[0], [(150, 150)])
+    masked_x = Table({"x": MaskedColumn([150.0, 50.0], mask=[False, True]), "y": [150.0, 50.0]})
+    with pytest.raises(InputError, match="positions must be finite; ids \\[2\\]"):
+        sep.measure_image(image, sources=masked_x, error=NOISE)
+    masked_q = QTable({"x": Masked([150.0, 50.0] * u.pix, mask=[False, True]), "y": [150.0, 50.0] * u.pix})
+    with pytest.raises(InputError, match="positions must be finite"):
+        sep.measure_image(image, sources=masked_q, error=NOISE)
+    with pytest.raises(InputError, match="ids must be given for every source"):
+        sep.measure_image(image, sources=Table({"id": MaskedColumn([1, 2], mask=[False, True]),
+                                                "x": [150.0, 50.0], "y": [150.0, 50.0]}), error=NOISE)
+    with pytest.raises(InputError, match="x column is in arcsec"):
+        sep.measure_image(image, sources=QTable({"x": [150.0] * u.arcsec, "y": [150.0] * u.arcsec}),
+                          error=NOISE)
+    in_pixels, _ = _measure(sep, image, sources=QTable({"x": [150.0] * u.pix, "y": [150.0] * u.pix}),
+                            error=NOISE)
+    assert in_pixels["flag"][0] == 0
+    cut = image[100:, 40:]
+    with pytest.raises(InputError, match="made on a 200x260 image"):
+        sep.measure_image(image, sources=SourceCatalog(cut, detect_sources(cut, 3 * NOISE, 10)), error=NOISE)
+
+
+def test_a_source_without_footprint_last_in_the_table(galaxy):
+    """The last position falls on empty sky: it has no segment, and the others' labels still map to ids."""
+    image = _place((300, 300), galaxy[0], [(150, 150)])
+    table, segm = _measure(SepDeblender(), image, sources=Table({"x": [150.0, 40.0], "y": [150.0, 40.0]}),
+                           error=NOISE)
+    assert table["flag"][1] & Flag.NOT_DETECTED and not table["flag"][0]
+    assert set(np.unique(segm.data)) == {0, 1}
+
+
 def test_the_cli_never_overwrites_its_inputs(tmp_path, galaxy):
     from astropy.io import fits
 
@@ -346,6 +383,34 @@ def test_tiled_runs_check_the_whole_table_and_keep_units(fracnet, galaxy):
                           sources=sources, progress=False)
     assert table["id"].tolist() == [4, 5] and table["flux"].unit == u.electron / u.s
     assert table["flag"][1] & Flag.NOT_DETECTED and table["flux"].mask[1]
+
+
+def test_a_fits_header_means_the_same_tiled_or_not(fracnet, galaxy, tmp_path):
+    """BUNIT, the WCS's pixel scale and PHOTFLAM/PHOTPLAM are read alike by both paths."""
+    from astropy.io import fits
+
+    image = _place((300, 300), galaxy[0], [(150, 150)])
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval, wcs.wcs.crpix = [53.1, -27.8], [150, 150]
+    wcs.wcs.cdelt = [-0.13 / 3600, 0.13 / 3600]  # 0.13"/px: not the 0.06"/px the network was trained at
+    header = wcs.to_header()
+    header["PHOTFLAM"], header["PHOTPLAM"] = 1.5e-20, 15370.0
+    fits.PrimaryHDU(image, header=header).writeto(tmp_path / "coarse.fits")
+    sources = Table({"x": [150.0], "y": [150.0]})
+    whole, _ = _measure(fracnet, tmp_path / "coarse.fits", sources=sources, error=NOISE)
+    tiled, _ = _measure(fracnet, tmp_path / "coarse.fits", sources=sources, error=NOISE, tile_size=128)
+    for table in (whole, tiled):
+        assert table["flag"][0] & Flag.OUT_OF_DOMAIN  # the scale comes from the WCS in both
+        assert "mag" in table.colnames  # the zero point from PHOTFLAM/PHOTPLAM in both
+    np.testing.assert_allclose(tiled["mag"], whole["mag"], rtol=1e-6)
+    header["BUNIT"] = "mag"
+    fits.PrimaryHDU(image, header=header).writeto(tmp_path / "mags.fits")
+    for tile_size in (None, 128):
+        with pytest.raises(InputError, match="not a brightness"):
+            fracnet.measure_image(tmp_path / "mags.fits", error=NOISE, tile_size=tile_size, progress=False)
+        with pytest.raises(InputTypeError, match=r"WCS\(header\)"):
+            fracnet.measure_image(image, error=NOISE, wcs=header, tile_size=tile_size, progress=False)
 
 
 def test_the_scene_figure_draws_sources_segmentation_and_errors(fracnet, galaxy):
