@@ -42,6 +42,25 @@ def atomic_write(path, write, *, overwrite=True):
     return path
 
 
+def check_writable(path):
+    """Raise `PermissionError` (or `NotADirectoryError`) now if ``path`` could not be written later.
+
+    The nearest existing folder on the way to ``path`` must be a folder in which a file can be made (tried
+    with a temporary file, removed at once): a long job then fails before its work, not after.
+    """
+    folder = Path(os.path.abspath(os.fspath(path))).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(f"cannot write {path}: {folder} is a file, not a folder")
+    probe = folder / f".astro_deblend-write-check.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    try:
+        probe.touch(exist_ok=False)
+    except OSError as exc:
+        raise PermissionError(f"cannot write {path}: {folder} is not writable ({exc.strerror})") from None
+    probe.unlink()
+
+
 def atomic_write_text(path, text, *, overwrite=True):
     """Write ``text`` (UTF-8) to ``path`` atomically."""
 
@@ -77,7 +96,10 @@ def atomic_write_all(writers, *, overwrite=True):
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
             tmps.append(tmp)
-            write(tmp)
+            try:
+                write(tmp)
+            except OSError as exc:  # name the output, not its temporary name
+                raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from exc
         # all complete: put them in place, keeping the files they replace until every one is placed
         for (path, _), tmp in zip(items, tmps, strict=True):
             if path.exists():

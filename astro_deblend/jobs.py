@@ -7,7 +7,7 @@ are written all or nothing: a failure leaves neither the catalogue nor the segme
 
 import os
 
-from ._io import atomic_write_all
+from ._io import atomic_write_all, check_writable
 from .exceptions import DataFileError, InputError
 from .fitsio import _ZP_KEYS, read_fits_stamps, segmentation_writer, table_format, table_writer
 from .registry import canonical_name, get_deblender
@@ -130,6 +130,7 @@ def _check_targets(source, output, segmentation, overwrite, *inputs):
             raise IsADirectoryError(f"{path} is a folder; give a file name for this output")
         if os.path.exists(path) and not overwrite:
             raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+        check_writable(path)
 
 
 def measure_image_fits(source, *, output, segmentation=None, sources=None, weight=None, method="fracnet",

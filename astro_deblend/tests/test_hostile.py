@@ -111,6 +111,33 @@ def test_outputs_never_overwrite_the_input(cube, tmp_path):
                  str(tmp_path / "seg.ecsv"), "--method", "sep-auto", "--quiet"]) == 2
 
 
+def test_an_unwritable_output_fails_before_any_measuring(cube, tmp_path, capsys, monkeypatch):
+    import pathlib
+
+    import astro_deblend.jobs as jobs
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured before the outputs were checked")
+
+    monkeypatch.setattr(jobs, "_build", no_measuring)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    for extra in (["--output", str(a_file / "sub" / "c.ecsv")],
+                  ["--output", str(tmp_path / "c.ecsv"), "--segmentation", str(a_file / "seg.fits")]):
+        assert main(["measure", str(cube), *extra, "--method", "sep-auto", "--quiet"]) == 2
+        assert f"{a_file} is a file, not a folder" in capsys.readouterr().err
+
+    def read_only(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(pathlib.Path, "touch", read_only)
+    assert main(["measure", str(cube), "--output", str(tmp_path / "c.ecsv"), "--method", "sep-auto",
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {tmp_path / 'c.ecsv'}: {tmp_path} is not writable" in err and ".tmp" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cube.fits", "notes.txt"]
+
+
 @pytest.fixture
 def saved_network(tmp_path):
     from astro_deblend.neural_deblender import NeuralDeblender
