@@ -113,3 +113,27 @@ def test_a_noise_far_below_the_pixels_is_flagged(deblender, pairs):
     with pytest.warns(UserWarning, match="scatter of their own pixels"):
         table = measure(deblender, pairs["blend"], pairs, noise_sigma=NOISE / 100)[0]
     assert np.all(table["flag"] & Flag.OUT_OF_DOMAIN)
+
+
+def test_a_stamp_that_is_not_background_subtracted_is_flagged(deblender, pairs):
+    """A pedestal of 0.4 noise sigma biases the fluxes: flag 8 and a warning on what to do; 0.1 is fine."""
+    import warnings
+
+    with pytest.warns(UserWarning, match="not background-subtracted"):
+        table = measure(deblender, pairs["blend"] + 0.4 * NOISE, pairs, noise_sigma=NOISE)[0]
+    assert np.all(table["flag"] & Flag.OUT_OF_DOMAIN)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = measure(deblender, pairs["blend"] + 0.1 * NOISE, pairs, noise_sigma=NOISE)[0]
+    assert not any("background-subtracted" in str(w.message) for w in caught)
+
+
+def test_residual_background_reads_the_pedestal():
+    from astro_deblend.deblender import residual_background
+
+    rng = np.random.default_rng(1)
+    stack = rng.normal(0.0, 1.0, (3, 64, 64))
+    stack[:, 28:36, 28:36] += 50.0  # a bright source, left out of the estimate
+    stack[1] += 0.5
+    stack[2] -= 1.0
+    np.testing.assert_allclose(residual_background(stack, np.ones(3)), [0.0, 0.5, -1.0], atol=0.05)
