@@ -63,6 +63,13 @@ class _Reader:
         if len(self.shape) != 2:
             raise InputError(f"{name} must be a 2-D image; got shape {self.shape}", value=self.shape)
 
+    @property
+    def dtype_kind(self):
+        """numpy's kind of the pixels ('f' float, 'i' integer, 'b' bool, ...)."""
+        if self.array is not None:
+            return np.dtype(self.array.dtype).kind
+        return "f" if int(self.header.get("BITPIX", -32)) < 0 else "i"
+
     def read(self, ys, xs):
         if self.array is not None:
             part = self.array[ys, xs]
@@ -191,6 +198,12 @@ def measure_tiled(
     else:
         err = error  # None or one value
     bad = None if mask is None else _Reader(mask, "mask")
+    if bad is not None and bad.dtype_kind not in "biu":
+        raise InputTypeError(
+            "mask must be boolean or integer (non-zero = ignore the pixel); got float pixels "
+            f"({'BITPIX ' + str(bad.header.get('BITPIX')) if bad.path else bad.array.dtype}). A weight map "
+            "goes in as error = 1 / sqrt(weight), not as a mask"
+        )
     for reader, name in ((err, "error"), (bad, "mask")):
         if isinstance(reader, _Reader) and reader.shape != image.shape:
             raise InputError(f"{name} has shape {reader.shape}, the mosaic {image.shape}", value=reader.shape)
@@ -220,6 +233,7 @@ def measure_tiled(
         if positions is not None:
             ids, x, y = positions
             inside = (x >= xs.start - 0.5) & (x < xs.stop - 0.5) & (y >= ys.start - 0.5) & (y < ys.stop - 0.5)
+            inside &= on_image  # the others get their rows once, below
             if not inside.any():
                 return None
             tile_sources = Table({"id": ids[inside], "x": x[inside] - xs.start, "y": y[inside] - ys.start})

@@ -383,6 +383,25 @@ def test_tiled_runs_check_the_whole_table_and_keep_units(fracnet, galaxy):
                           sources=sources, progress=False)
     assert table["id"].tolist() == [4, 5] and table["flux"].unit == u.electron / u.s
     assert table["flag"][1] & Flag.NOT_DETECTED and table["flux"].mask[1]
+    on_the_edge = Table({"id": [1, 2, 3], "x": [-0.5, 150.0, 299.5], "y": [100.0, 150.0, 100.0]})
+    table = measure_tiled(fracnet, image, sources=on_the_edge, error=NOISE, tile_size=128, progress=False)
+    assert sorted(table["id"].tolist()) == [1, 2, 3]  # one row each, the off-image ones too
+
+
+def test_a_tiled_run_refuses_a_weight_map_as_mask(fracnet, galaxy, tmp_path):
+    from astropy.io import fits
+
+    from astro_deblend.tiles import measure_tiled
+
+    image = _place((300, 300), galaxy[0], [(150, 150)])
+    fits.PrimaryHDU(np.full(image.shape, 1 / NOISE**2, np.float32)).writeto(tmp_path / "weight.fits")
+    with pytest.raises(InputTypeError, match="weight map goes in as error"):
+        measure_tiled(fracnet, image, mask=tmp_path / "weight.fits", error=NOISE, tile_size=128,
+                      progress=False)
+    fits.PrimaryHDU(np.zeros(image.shape, np.uint8)).writeto(tmp_path / "mask.fits")
+    table = measure_tiled(fracnet, image, mask=tmp_path / "mask.fits", error=NOISE, tile_size=128,
+                          progress=False)
+    assert len(table) >= 1
 
 
 def test_a_fits_header_means_the_same_tiled_or_not(fracnet, galaxy, tmp_path):
