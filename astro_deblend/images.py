@@ -44,7 +44,14 @@ from scipy import ndimage
 from .catalog import magnitude_columns
 from .exceptions import InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
-from .stamps import _in_data_unit, _scalar, estimate_noise_sigma, prepare_stamps, validate_stamps
+from .stamps import (
+    _in_data_unit,
+    _scalar,
+    estimate_noise_sigma,
+    per_pixel_flux,
+    prepare_stamps,
+    validate_stamps,
+)
 
 __all__ = [
     "ImageData",
@@ -188,6 +195,11 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
     wcs = check_wcs(wcs)
     if wcs is not None and scale is None:
         scale = wcs_pixel_scale(wcs)
+    factor, flux_unit = per_pixel_flux(unit, scale)
+    if flux_unit != unit:  # a surface brightness: every pixel as its flux, the zero point to match
+        image, err = image * factor, err * factor
+        zp = None if zp is None else zp + 2.5 * np.log10(factor)
+        unit = flux_unit
     return ImageData(
         data=image,
         bad=bad,

@@ -204,6 +204,34 @@ def per_stamp(value, n, name, *, unit=None):
     return arr
 
 
+def per_pixel_flux(unit, pixel_scale):
+    """``(factor, flux_unit)`` that turn pixels in a surface-brightness unit into each pixel's flux.
+
+    Summed pixels of a surface brightness (MJy/sr as in JWST images, nJy/arcsec2...) are not a flux until
+    multiplied by the pixel's solid angle: ``factor`` is that solid angle in the unit's own angle unit, and
+    ``flux_unit`` the unit without the angle (MJy/sr -> MJy). For any other unit (or None): ``(1.0, unit)``.
+
+    Raises
+    ------
+    InputError
+        A surface brightness without a pixel scale.
+    """
+    if unit is None:
+        return 1.0, None
+    for solid in (u.sr, u.arcsec**2, u.deg**2):
+        flux_unit = unit * solid
+        if not any(b.physical_type in ("angle", "solid angle") for b in flux_unit.bases):
+            break
+    else:
+        return 1.0, unit
+    if pixel_scale is None:
+        raise InputError(
+            f"pixels in {unit} are a surface brightness: a flux needs each pixel's solid angle. Give "
+            "pixel_scale (arcsec per pixel), or a FITS header with PIXSCALE or a celestial WCS", value=unit,
+        )
+    return float((1.0 * unit * (pixel_scale * u.arcsec) ** 2).to_value(flux_unit)), flux_unit
+
+
 def _in_data_unit(value, unit, name):
     if isinstance(value, u.Quantity):
         if unit is None:
@@ -352,6 +380,12 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
         else:
             where = " (from the FITS header)" if header_noise else ""
             noise = per_stamp(value, n, "noise_sigma" + where)
+    factor, flux_unit = per_pixel_flux(unit, scale)
+    if flux_unit != unit:  # a surface brightness: every pixel as its flux, the zero point to match
+        stack = stack * factor
+        noise = None if noise is None else noise * factor
+        zp = None if zp is None else zp + 2.5 * np.log10(factor)
+        unit = flux_unit
     return StampBatch(data=stack, unit=unit, was_2d=was_2d, noise_sigma=noise, zeropoint=zp,
                       pixel_scale=scale)
 

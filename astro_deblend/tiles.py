@@ -193,6 +193,9 @@ def measure_tiled(
                 )
     if pixel_scale is None and wcs is not None:
         pixel_scale = wcs_pixel_scale(wcs)
+    from .stamps import per_pixel_flux
+
+    factor, flux_unit = per_pixel_flux(unit, pixel_scale)  # a surface brightness: refused now if no scale
     if isinstance(error, str | os.PathLike) or np.ndim(error) == 2:
         err = _Reader(error, "error")  # a map, read per cutout
     else:
@@ -296,8 +299,9 @@ def measure_tiled(
     table = vstack(parts, metadata_conflicts="silent")
     table.sort("id")
     if unit is not None:
-        for name in ("flux", "flux_err"):
-            table[name].unit = unit
+        for name in ("flux", "flux_err"):  # summed pixels; a surface brightness: times the pixel area
+            table[name] = table[name] * factor
+            table[name].unit = flux_unit
     if wcs is not None:
         table["sky_centroid"] = wcs.celestial.pixel_to_world(np.asarray(table["x"]), np.asarray(table["y"]))
     table.meta.update(

@@ -86,6 +86,20 @@ def test_fluxes_follow_small_physical_units(deblender, pairs):
                                rtol=1e-4)
 
 
+def test_a_surface_brightness_becomes_a_flux(deblender, pairs):
+    """Pixels in MJy/sr (JWST's unit) sum to fluxes in MJy: the sums times the pixel's solid angle."""
+    sb = u.MJy / u.sr
+    pixel = ((0.06 * u.arcsec) ** 2).to_value(u.sr)
+    base = measure(deblender, pairs["blend"], pairs, noise_sigma=NOISE, pixel_scale=0.06)[0]
+    table = measure(deblender, pairs["blend"] * sb, pairs, noise_sigma=NOISE * sb, pixel_scale=0.06)[0]
+    assert table["flux"].unit == u.MJy
+    ok = ~np.ma.getmaskarray(base["flux"])
+    expected = np.asarray(base["flux"].value)[ok] * pixel
+    np.testing.assert_allclose(np.asarray(table["flux"].value)[ok], expected, rtol=1e-4)
+    with pytest.raises(InputError, match="surface brightness"):
+        measure(deblender, pairs["blend"] * sb, pairs, noise_sigma=NOISE * sb)
+
+
 def test_fits_round_trip_and_stacking(deblender, pairs, tmp_path):
     path = tmp_path / "cube.fits"
     hdu = fits.PrimaryHDU(pairs["blend"].astype(np.float32))

@@ -388,6 +388,23 @@ def test_tiled_runs_check_the_whole_table_and_keep_units(fracnet, galaxy):
     assert sorted(table["id"].tolist()) == [1, 2, 3]  # one row each, the off-image ones too
 
 
+def test_an_image_in_surface_brightness_gives_fluxes(galaxy):
+    """MJy/sr pixels: fluxes in MJy, tiled or not, equal to the sums times the pixel's solid angle."""
+    sep = SepDeblender()
+    image = _place((300, 300), galaxy[0], [(150, 150)])
+    sources = Table({"x": [150.0], "y": [150.0]})
+    base, _ = _measure(sep, image, sources=sources, error=NOISE)
+    pixel = ((0.03 * u.arcsec) ** 2).to_value(u.sr)
+    sb = u.MJy / u.sr
+    for tile_size in (None, 128):
+        table, _ = _measure(sep, image * sb, sources=sources, error=NOISE * sb, pixel_scale=0.03,
+                            tile_size=tile_size)
+        assert table["flux"].unit == u.MJy
+        np.testing.assert_allclose(table["flux"][0].value, base["flux"][0] * pixel, rtol=1e-5)
+        with pytest.raises(InputError, match="surface brightness"):
+            sep.measure_image(image * sb, error=NOISE * sb, tile_size=tile_size, progress=False)
+
+
 def test_a_tiled_run_refuses_a_weight_map_as_mask(fracnet, galaxy, tmp_path):
     from astropy.io import fits
 
