@@ -475,11 +475,17 @@ def resolve_sources(sources, image, *, detection=None):
                 f"the segmentation image has shape {sources.shape}, the image {image.shape}",
                 value=sources.shape,
             )
-        cat = SourceCatalog(image.data, sources, mask=image.bad)
+        # photutils sizes its arrays by the largest label: number the segments 1..n for it, then map back
+        data = np.asarray(sources.data)
+        inside = np.flatnonzero(data > 0)
+        labels, which = np.unique(data.ravel()[inside], return_inverse=True)
+        compact = np.zeros(data.shape, np.int32 if labels.size < 2**31 - 1 else np.int64)
+        compact.ravel()[inside] = which + 1
+        cat = SourceCatalog(image.data, SegmentationImage(compact), mask=image.bad)
         return _from_segmentation(
-            np.asarray(cat.label),
+            labels[np.asarray(cat.label) - 1],
             *centroids(cat),
-            sources.data,
+            data,
             image,
             "photutils SegmentationImage",
         )

@@ -353,6 +353,28 @@ def test_a_source_without_footprint_last_in_the_table(galaxy):
     assert set(np.unique(segm.data)) == {0, 1}
 
 
+def test_huge_segmentation_labels_cost_no_memory(fracnet, galaxy):
+    """Labels near 3e8 (survey-wide ids) give the catalogue of labels 1..n, without arrays sized by label."""
+    import tracemalloc
+
+    from photutils.segmentation import SegmentationImage, detect_sources
+
+    image = _place((300, 300), galaxy[0], [(100, 100), (200, 210)])
+    small = detect_sources(image, 3 * NOISE, 10).data.astype(np.int64)
+    big = np.where(small > 0, small + 300_000_000, 0)
+    a, _ = _measure(fracnet, image, sources=SegmentationImage(small), error=NOISE)
+    tracemalloc.start()  # numpy's allocations are traced: an array of 3e8 labels would be >= 0.3 GB
+    try:
+        b, segm = _measure(fracnet, image, sources=SegmentationImage(big), error=NOISE)
+        peak_gib = tracemalloc.get_traced_memory()[1] / 2**30
+    finally:
+        tracemalloc.stop()
+    assert b["id"].tolist() == [k + 300_000_000 for k in a["id"]]
+    np.testing.assert_allclose(b["flux"], a["flux"])
+    assert set(np.unique(segm.data)) == {0, *b["id"].tolist()}
+    assert peak_gib < 0.25
+
+
 def test_the_cli_never_overwrites_its_inputs(tmp_path, galaxy):
     from astropy.io import fits
 
