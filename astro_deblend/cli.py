@@ -71,8 +71,8 @@ def _parser():
     m.add_argument("--zeropoint", type=float, default=None, help="AB zero point [from header]")
     m.add_argument("--noise-sigma", type=float, default=None, help="noise per pixel [from header/data]")
     m.add_argument("--magnitudes", action="store_true", help="require AB magnitudes (needs a zero point)")
-    m.add_argument("--views", type=int, choices=(1, 4, 8), default=4,
-                   help="neural: rotated/mirrored views of each stamp averaged [%(default)s]")
+    m.add_argument("--views", type=int, choices=(1, 4, 8), default=None,
+                   help="networks: rotated/mirrored views of each stamp averaged [4]")
     m.add_argument("--overwrite", action="store_true")
     m.add_argument("--quiet", action="store_true")
     return p
@@ -131,8 +131,8 @@ def _cmd_measure(args):
         written = measure_image_fits(
             args.input, output=args.output, segmentation=args.segmentation, sources=args.sources,
             weight=args.weight, method=args.method, weights=args.weights, hdu=args.hdu,
-            zeropoint=args.zeropoint, error=args.noise_sigma, views=args.views, overwrite=args.overwrite,
-            progress=not args.quiet,
+            zeropoint=args.zeropoint, error=args.noise_sigma, magnitudes=args.magnitudes, views=args.views,
+            overwrite=args.overwrite, progress=not args.quiet,
         )
         _say("wrote " + json.dumps(written))
         return 0

@@ -67,11 +67,7 @@ def measure_fits(
     _check_targets(source, output, segmentation, overwrite)
     stamps = read_fits_stamps(source, hdu=hdu)
     zp = zeropoint if zeropoint is not None else stamps.zeropoint
-    if magnitudes and zp is None:
-        raise InputError(
-            "magnitudes were asked for but no zero point is known: the header has none of "
-            f"{', '.join(_ZP_KEYS)} or PHOTFLAM/PHOTPLAM; pass zeropoint= (--zeropoint)"
-        )
+    _check_magnitudes(magnitudes, zp)
     deblender = _build(name, weights, views)
     sigma = noise_sigma if noise_sigma is not None else stamps.noise_sigma
     data = stamps.data if stamps.unit is None else stamps.data * stamps.unit
@@ -92,9 +88,23 @@ def _file_method(method):
     return name
 
 
+def _check_magnitudes(magnitudes, zeropoint):
+    if magnitudes and zeropoint is None:
+        raise InputError(
+            "magnitudes were asked for but no zero point is known: the header has none of "
+            f"{', '.join(_ZP_KEYS)} or PHOTFLAM/PHOTPLAM; pass zeropoint= (--zeropoint)"
+        )
+
+
+_NETWORKS = ("fracnet", "blend2flux", "blend2mask2flux")
+
+
 def _build(name, weights, views):
-    networks = ("fracnet", "blend2flux", "blend2mask2flux")
-    return get_deblender(name, **({"weights": weights, "views": views} if name in networks else {}))
+    if name not in _NETWORKS and (views not in (None, 4) or weights != "default"):
+        raise InputError(f"{name} has no network: views and weights are options of {', '.join(_NETWORKS)}",
+                         value=name)
+    views = 4 if views is None else views
+    return get_deblender(name, **({"weights": weights, "views": views} if name in _NETWORKS else {}))
 
 
 def _write(table, output, segmentation, seg_writer, overwrite):
@@ -134,8 +144,8 @@ def _check_targets(source, output, segmentation, overwrite, *inputs):
 
 
 def measure_image_fits(source, *, output, segmentation=None, sources=None, weight=None, method="fracnet",
-                       weights="default", hdu=None, zeropoint=None, error=None, views=4, overwrite=False,
-                       progress=True):
+                       weights="default", hdu=None, zeropoint=None, error=None, magnitudes=False, views=4,
+                       overwrite=False, progress=True):
     """Measure every source of a FITS image and write the catalogue and the segmentation image.
 
     Parameters
@@ -152,7 +162,7 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
     weight : str, optional
         FITS inverse-variance weight map of the image's shape; ``error = 1 / sqrt(weight)``, and pixels of
         zero weight are masked.
-    method, weights, hdu, zeropoint, views, overwrite, progress
+    method, weights, hdu, zeropoint, magnitudes, views, overwrite, progress
         As `measure_fits`.
     error : float, optional
         One rms for the whole image (instead of ``weight``); None: estimated from the image.
@@ -173,6 +183,8 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
     from .images import prepare_image
 
     image = prepare_image(source, hdu=hdu, zeropoint=zeropoint)
+    _check_magnitudes(magnitudes, image.zeropoint)
+    deblender = _build(name, weights, views)
     err = error
     if weight is not None:
         try:
@@ -181,6 +193,12 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
             raise DataFileError(f"{weight} is not a readable FITS weight map ({exc})") from exc
         if w.shape != image.shape:
             raise InputError(f"the weight map has shape {w.shape}, the image {image.shape}", value=w.shape)
+        negative = int(np.count_nonzero(w < 0))
+        if negative:
+            raise InputError(
+                f"the weight map {weight} has {negative} negative pixels: an inverse-variance weight is >= 0 "
+                "(0 = no information); check the file", value=negative,
+            )
         with np.errstate(divide="ignore", invalid="ignore"):
             err = np.where(w > 0, 1.0 / np.sqrt(w), np.inf)
     table_in = None
@@ -190,7 +208,6 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
         except (OSError, ValueError) as exc:
             raise DataFileError(f"cannot read the sources table {sources} ({exc}); give an .ecsv or .fits "
                                 "table with x/y or sky positions") from exc
-    deblender = _build(name, weights, views)
     data = image.data if image.unit is None else image.data * image.unit
     mask = image.bad
     table, segm = deblender.measure_image(data, sources=table_in, error=err, mask=mask, wcs=image.wcs,

@@ -138,6 +138,23 @@ def test_an_unwritable_output_fails_before_any_measuring(cube, tmp_path, capsys,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cube.fits", "notes.txt"]
 
 
+def test_image_options_that_cannot_apply_are_refused(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    image = rng.normal(0.0, NOISE, (300, 300)).astype(np.float32)
+    fits.PrimaryHDU(image).writeto(tmp_path / "image.fits")
+    weight = np.full(image.shape, 1 / NOISE**2, np.float32)
+    weight[:10, :10] = -5.0
+    fits.PrimaryHDU(weight).writeto(tmp_path / "weight.fits")
+    out = str(tmp_path / "cat.ecsv")
+    for extra, words in ((["--magnitudes"], "no zero point is known"),
+                         (["--method", "sep-auto", "--views", "8"], "sep-auto has no network"),
+                         (["--weight", str(tmp_path / "weight.fits")], "100 negative pixels")):
+        args = [str(tmp_path / "image.fits"), "--image", "--output", out, "--quiet", *extra]
+        assert main(["measure", *args]) == 2
+        assert words in capsys.readouterr().err
+    assert not (tmp_path / "cat.ecsv").exists()
+
+
 @pytest.fixture
 def saved_network(tmp_path):
     from astro_deblend.neural_deblender import NeuralDeblender
