@@ -320,8 +320,9 @@ def residual_background(stack, sigma):
 
 def _flag_residual_background(batch, result):
     """Flag (8) and warn about stamps that are not background-subtracted (`residual_background`)."""
-    level = residual_background(batch.data, batch.pixel_scatter())  # the pixels' own noise: a wrong
-    # noise_sigma is flagged by _flag_noise_below_pixels, not taken for a background
+    # in units of the noise, or of the pixels' own scatter where that is larger: a noise_sigma far below
+    # the pixels is flagged by _flag_noise_below_pixels, not taken for a background
+    level = residual_background(batch.data, np.maximum(batch.noise_per_stamp(), batch.pixel_scatter()))
     off = np.abs(level) > MAX_RESIDUAL_BACKGROUND
     if off.any():
         result.flag = np.asarray(result.flag)

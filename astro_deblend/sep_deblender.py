@@ -11,6 +11,8 @@ It is a `~astro_deblend.deblender.Deblender`: the input path and the common meas
 swap one for the other in a script and stack their tables.
 """
 
+import warnings
+
 import numpy as np
 import sep
 from astropy import units as u
@@ -18,7 +20,7 @@ from photutils.segmentation import SegmentationImage
 from tqdm.auto import tqdm
 
 from .deblender import Deblended, Deblender
-from .exceptions import InputError, InputTypeError
+from .exceptions import InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
 from .photometry import KRON_ANALYSIS_RADIUS, flux_auto
 from .stamps import per_stamp
@@ -319,7 +321,16 @@ class SepDeblender(Deblender):
         if not _SAFE_RMS[0] <= rms <= _SAFE_RMS[1]:
             unit_scale = 2.0 ** np.round(np.log2(rms))
             image, rms, err = image / unit_scale, rms / unit_scale, err / unit_scale
-        objects, segmap, hot = _detect(image, rms, i)
+        try:
+            objects, segmap, hot = _detect(image, rms, i)
+        except _SepOverflow:  # this stamp cannot be measured; the others can
+            results.flag[i] |= Flag.NOT_DETECTED | Flag.OUT_OF_DOMAIN
+            warnings.warn(
+                "sep's source extraction overflowed on some stamps (flagged 9, no flux): this happens on "
+                "stamps that are not background-subtracted or whose noise_sigma is far below the real noise",
+                OutOfDomainWarning, stacklevel=2,
+            )
+            return SegmentationImage(np.zeros(stamp.shape, np.int32))
         n_found = len(objects)
         results.n_detected[i] = n_found
         if hot:
@@ -497,11 +508,11 @@ def _extract(image, rms, params, index):
     try:
         return sep.extract(image, err=rms, segmentation_map=True, **params)
     except Exception as exc:  # sep raises a bare Exception for its internal overflows
-        raise RuntimeError(
-            f"sep.extract failed on stamp {index} ({exc}); if the message mentions the pixel "
-            "stack or deblending sub-objects, raise the limits with sep.set_extract_pixstack or "
-            "sep.set_sub_object_limit, or check that noise_sigma is not far below the real noise"
-        ) from exc
+        raise _SepOverflow(f"sep.extract failed on stamp {index} ({exc})") from exc
+
+
+class _SepOverflow(RuntimeError):
+    """sep's extraction ran out of its internal buffers on one stamp."""
 
 
 def _relabel(segmap, roles, obj_flux):

@@ -131,7 +131,14 @@ def validate_stamps(data, *, name="data"):
                 "or cut stamps that avoid them", value=n_masked,
             )
         data = np.ma.getdata(data)
-    raw = np.asarray(data)
+    try:
+        raw = np.asarray(data)
+    except ValueError:  # numpy's "inhomogeneous shape": a list of stamps of different sizes
+        sizes = sorted({np.shape(s) for s in data}) if isinstance(data, list | tuple) else "unknown"
+        raise InputError(
+            f"{name} must be one stamp or a stack of stamps of one size; got a list of shapes {sizes}: cut "
+            "every stamp to the same size", value=sizes,
+        ) from None
     if raw.dtype.kind == "c":
         raise InputError(f"{name} is complex; pixel values must be real (pass data.real if that is meant)")
     if raw.dtype.kind not in "biuf":

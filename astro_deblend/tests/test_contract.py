@@ -151,3 +151,10 @@ def test_residual_background_reads_the_pedestal():
     stack[1] += 0.5
     stack[2] -= 1.0
     np.testing.assert_allclose(residual_background(stack, np.ones(3)), [0.0, 0.5, -1.0], atol=0.05)
+
+
+def test_a_list_of_stamps_of_different_sizes_gets_a_clear_error(pairs):
+    stamps = [pairs["blend"][0], pairs["blend"][1][:100, :100]]
+    for name in ("sep-auto", "fracnet"):
+        with pytest.raises(InputError, match="stamps of one size"):
+            get_deblender(name).measure(stamps, noise_sigma=NOISE, progress=False)

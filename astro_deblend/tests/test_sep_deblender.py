@@ -264,6 +264,19 @@ def test_quantity_input_carries_unit_and_magnitudes():
     assert table.meta["zeropoint_AB"] == 25.96
 
 
+def test_a_stamp_that_overflows_sep_is_flagged_and_the_others_measured():
+    """A stamp that is not background-subtracted fills sep's pixel buffers: flagged 9, the others measured."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:128, :128]
+    stack = rng.normal(0, 0.015, (3, 128, 128)) + np.exp(-((xx - 64) ** 2 + (yy - 64) ** 2) / 18)
+    stack[1] += 5.0
+    with pytest.warns(UserWarning, match="overflowed on some stamps"):
+        table, _ = SepDeblender().measure(stack, noise_sigma=0.015, progress=False)
+    flags = np.asarray(table["flag"]).reshape(3, 2)
+    assert np.all(flags[1] & Flag.NOT_DETECTED) and np.all(flags[1] & Flag.OUT_OF_DOMAIN)
+    assert table["flux"][0] == pytest.approx(table["flux"][4], rel=1e-3) and not table["flux"].mask[0]
+
+
 def test_bad_input_raises_useful_errors():
     deblender = SepDeblender()
     stamp = noisy(gaussian(64, 64, 3, 1000))
