@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 
-from .exceptions import AstroDeblendError
+from .exceptions import AstroDeblendError, InputError
 
 __all__ = ["main", "run_main"]
 
@@ -136,11 +136,19 @@ def _cmd_measure(args):
         )
         _say("wrote " + json.dumps(written))
         return 0
-    written = measure_fits(
-        args.input, output=args.output, segmentation=args.segmentation, method=args.method,
-        weights=args.weights, hdu=args.hdu, zeropoint=args.zeropoint, noise_sigma=args.noise_sigma,
-        magnitudes=args.magnitudes, views=args.views, overwrite=args.overwrite, progress=not args.quiet,
-    )
+    try:
+        written = measure_fits(
+            args.input, output=args.output, segmentation=args.segmentation, method=args.method,
+            weights=args.weights, hdu=args.hdu, zeropoint=args.zeropoint, noise_sigma=args.noise_sigma,
+            magnitudes=args.magnitudes, views=args.views, overwrite=args.overwrite, progress=not args.quiet,
+        )
+    except InputError as exc:
+        from .fitsio import read_fits_stamps
+
+        if "stamps; got" not in str(exc) or not read_fits_stamps(args.input, hdu=args.hdu).was_2d:
+            raise
+        raise InputError(f"{exc}. If {args.input} is an image rather than one stamp, add --image to measure "
+                         "every source in it") from None
     _say("wrote " + json.dumps(written))
     return 0
 

@@ -169,7 +169,8 @@ class Deblender:
         return (table, result.segments, *result.extra)
 
     def measure_image(self, data, *, sources=None, error=None, mask=None, wcs=None, zeropoint=None,
-                      pixel_scale=None, detection=None, seed=0, tile_size=None, client=None, progress=True):
+                      pixel_scale=None, detection=None, seed=0, tile_size=None, client=None, hdu=None,
+                      progress=True):
         """Measure every source of a whole image: any number of galaxies, anywhere.
 
         Each source is measured in a view centred on it in which the other sources, but its closest
@@ -205,6 +206,8 @@ class Deblender:
             always measured this way (default tile 2048). No segmentation image is returned then.
         client : `dask.distributed.Client` or str, optional
             A Dask cluster (or its scheduler address) for the tiles [default: local threads].
+        hdu : int or str, optional
+            The HDU of a FITS ``data`` that holds the image [default: the first with image data].
         progress : bool, optional
             Show a progress bar on many sources [default: True].
 
@@ -227,7 +230,7 @@ class Deblender:
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise InputTypeError(f"seed must be a non-negative integer; got {seed!r}")
         common = dict(sources=sources, error=error, mask=mask, wcs=wcs, zeropoint=zeropoint,
-                      pixel_scale=pixel_scale, detection=detection, seed=seed, progress=progress)
+                      pixel_scale=pixel_scale, detection=detection, seed=seed, hdu=hdu, progress=progress)
         if tile_size is not None or client is not None or _is_dask(data):
             from .tiles import measure_tiled
 

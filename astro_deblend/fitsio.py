@@ -132,8 +132,16 @@ def read_fits_stamps(source, *, hdu=None):
                 raise
             raise DataFileError(f"{path} is not a readable FITS file ({exc})") from exc
     elif isinstance(source, fits.HDUList):
-        chosen = _pick_hdu(source, hdu)
-        data, header = np.array(chosen.data, dtype=np.float64), chosen.header.copy()
+        try:
+            chosen = _pick_hdu(source, hdu)
+            data, header = np.array(chosen.data, dtype=np.float64), chosen.header.copy()
+        except ValueError as exc:
+            if "closed file" not in str(exc):
+                raise
+            raise InputError(
+                "the HDUList's file is closed (it was opened in a `with fits.open(...)` block that has "
+                "ended): measure inside the block, or pass the file's path"
+            ) from None
     elif isinstance(source, fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU):
         if source.data is None:
             raise InputError("the HDU holds no data")

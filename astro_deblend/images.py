@@ -894,6 +894,7 @@ def measure_image(
     pixel_scale=None,
     detection=None,
     seed=0,
+    hdu=None,
     progress=True,
 ):
     """The body of `astro_deblend.deblender.Deblender.measure_image` (see there)."""
@@ -901,7 +902,8 @@ def measure_image(
 
     from photutils.segmentation import SegmentationImage
 
-    image = prepare_image(data, error=error, mask=mask, wcs=wcs, zeropoint=zeropoint, pixel_scale=pixel_scale)
+    image = prepare_image(data, error=error, mask=mask, wcs=wcs, zeropoint=zeropoint, pixel_scale=pixel_scale,
+                          hdu=hdu)
     src = resolve_sources(sources, image, detection=detection)
     n = src.id.size
     group_id, neighbours = group_sources(src)

@@ -304,6 +304,7 @@ class NeuralDeblender(Deblender):
         progress=True,
         pair_check=True,
         return_diagnostics=False,
+        **options,
     ):
         """Measure the fluxes of the central and companion galaxy of each stamp.
 
@@ -370,7 +371,7 @@ class NeuralDeblender(Deblender):
         """
         return super().measure(data, zeropoint=zeropoint, noise_sigma=noise_sigma, pixel_scale=pixel_scale,
                                progress=progress, return_maps=return_maps, pair_check=pair_check,
-                               return_diagnostics=return_diagnostics)
+                               return_diagnostics=return_diagnostics, **options)  # unknown ones: refused
 
     options = ("return_maps", "pair_check", "return_diagnostics")
     noise_map = True

@@ -298,6 +298,8 @@ class SepDeblender(Deblender):
                       else "sep.Background constant level per stamp; rms estimated per stamp")
         features = results.features()
         noise_err = results.flux_err
+        # a noise map without information (inf) on the galaxy's pixels: a flux whose error is unknown
+        results.flag[np.isfinite(results.flux) & ~np.isfinite(noise_err)] |= Flag.INCOMPLETE
         if self.error_model is not None:
             flux_err = self.error_model.sigma(np.nan_to_num(results.flux), noise_err, features)
             flux_err = np.where(np.isfinite(results.flux), flux_err, np.nan)

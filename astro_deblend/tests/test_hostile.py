@@ -254,3 +254,41 @@ def test_huge_pixel_values_are_refused_with_the_fix_and_below_them_nothing_overf
         table, _ = deblender.measure(stamp * (1e15 / stamp.max()), noise_sigma=NOISE * 1e15 / stamp.max(),
                                      progress=False)
     assert np.all(np.isfinite(np.ma.filled(table["flux_err"].value, np.nan)))
+
+
+def test_small_misuses_get_the_package_s_own_messages(cube, tmp_path, capsys):
+    from astro_deblend.exceptions import InputError, InputTypeError
+    from astro_deblend.flags import Flag
+    from astro_deblend.neural_deblender import NeuralDeblender
+    from astro_deblend.sep_deblender import SepDeblender
+
+    with fits.open(cube) as hdul:
+        pass
+    with pytest.raises(InputError, match="file is closed"):
+        SepDeblender().measure(hdul)
+    with pytest.raises(InputTypeError, match=r"unknown option\(s\) \['views'\]"):
+        NeuralDeblender().measure(str(cube), views=1)
+    # a 2-D file that is neither a stamp of the network's size nor large: the hint names --image
+    fits.PrimaryHDU(np.zeros((200, 200), np.float32)).writeto(tmp_path / "image200.fits")
+    assert main(["measure", str(tmp_path / "image200.fits"), "--output", str(tmp_path / "c.ecsv"),
+                 "--quiet"]) == 2
+    assert "add --image" in capsys.readouterr().err
+    # sep: a noise map without information on the galaxy: no error bar, so flag 32
+    blend = _gaussian_pairs(1)["blend"].astype(float)
+    noise = np.full((2, *blend.shape[1:]), NOISE)
+    noise[0, 64, 64] = np.inf  # on the central galaxy
+    noise[1, 0, 0] = np.inf  # in a corner, far from both
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table, _ = SepDeblender().measure(np.concatenate([blend, blend]), noise_sigma=noise, progress=False)
+    assert table["flux_err"].mask[0] and table["flag"][0] & Flag.INCOMPLETE
+    assert not any(table["flag"][2:] & Flag.INCOMPLETE) and not any(table["flux_err"].mask[2:])
+    # measure_image reads another HDU of a FITS file when told
+    hdus = fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros((64, 64), np.float32), name="SCI"),
+                         fits.ImageHDU(blend[0].astype(np.float32), name="OTHER")])
+    hdus.writeto(tmp_path / "mef.fits")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table, _ = SepDeblender().measure_image(str(tmp_path / "mef.fits"), hdu="OTHER", error=NOISE,
+                                                progress=False)
+    assert len(table) == 2
