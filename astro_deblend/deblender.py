@@ -170,7 +170,7 @@ class Deblender:
 
     def measure_image(self, data, *, sources=None, error=None, mask=None, wcs=None, zeropoint=None,
                       pixel_scale=None, detection=None, seed=0, tile_size=None, client=None, hdu=None,
-                      progress=True):
+                      return_model=False, progress=True):
         """Measure every source of a whole image: any number of galaxies, anywhere.
 
         Each source is measured in a view centred on it in which the other sources, but its closest
@@ -208,6 +208,11 @@ class Deblender:
             A Dask cluster (or its scheduler address) for the tiles [default: local threads].
         hdu : int or str, optional
             The HDU of a FITS ``data`` that holds the image [default: the first with image data].
+        return_model : bool, optional
+            Also return the model image: the light given to the sources (with fraction maps, each
+            pixel's value times the sources' shares of it; otherwise the pixels of the measured
+            segments), so that ``data - model`` shows what no source took: missed sources, wings, sky
+            [default: False; not for tiled runs].
         progress : bool, optional
             Show a progress bar on many sources [default: True].
 
@@ -220,6 +225,8 @@ class Deblender:
             sources), ``group_size`` and ``method``.
         segmentation : `~photutils.segmentation.SegmentationImage` or None
             The image's pixels labelled by source id (None when no source was found).
+        model : `numpy.ndarray`, shape of the image
+            Only with ``return_model=True`` (see there), image units.
         """
         from .images import measure_image
 
@@ -234,9 +241,12 @@ class Deblender:
         if tile_size is not None or client is not None or _is_dask(data):
             from .tiles import measure_tiled
 
+            if return_model:
+                raise InputError("a tiled run returns no model image (it would be as large as the mosaic); "
+                                 "measure the image in memory, or without return_model")
             size = 2048 if tile_size is None else tile_size
             return measure_tiled(self, data, tile_size=size, client=client, **common), None
-        return measure_image(self, data, **common)
+        return measure_image(self, data, return_model=return_model, **common)
 
     def _deblend_views(self, batch, *, progress):
         """Measure the central source of each view (`CentralViews`); by default, with ``_deblend``."""

@@ -895,6 +895,7 @@ def measure_image(
     detection=None,
     seed=0,
     hdu=None,
+    return_model=False,
     progress=True,
 ):
     """The body of `astro_deblend.deblender.Deblender.measure_image` (see there)."""
@@ -921,6 +922,7 @@ def measure_image(
     flag[~src.on_image] |= Flag.NOT_DETECTED | Flag.INCOMPLETE
     flag[_too_close(src)] |= Flag.AMBIGUOUS
     ids_image = np.zeros(image.shape, np.int64)
+    model = np.zeros(image.shape, np.float32)
     if on.size:
         batch = prepare_stamps(views.stamps[on], noise_sigma=views.noise[on], pixel_scale=image.pixel_scale)
         found = deblender._deblend_views(batch, progress=progress)
@@ -928,8 +930,9 @@ def measure_image(
         if found.central is None:
             flux[on], flux_err[on] = found.flux, found.flux_err
             ids_image = src.ids_image()
+            model = np.where(ids_image > 0, image.data, 0.0).astype(np.float32)  # the measured segments
         else:
-            flux, flux_err, ids_image, off = _shared_fluxes(image, src, views, found, on, size)
+            flux, flux_err, ids_image, off = _shared_fluxes(image, src, views, found, on, size, model)
             flag[off] |= Flag.AMBIGUOUS
     # a group that lost a member (not found in its view) gave its light to the others: their split is doubtful
     lost = np.unique(group_id[(flag & Flag.NOT_DETECTED) > 0])
@@ -952,7 +955,7 @@ def measure_image(
         error="given" if image.error_given else "estimated from the image (one rms)",
     )
     segm = SegmentationImage(ids_image) if ids_image.any() else None
-    return table, segm
+    return (table, segm, model) if return_model else (table, segm)
 
 
 #: Positions closer than this (px) cannot be told apart: both are flagged 4.
@@ -974,11 +977,12 @@ def _too_close(src):
     return close
 
 
-def _shared_fluxes(image, src, views, found, on, size):
+def _shared_fluxes(image, src, views, found, on, size, model):
     """Fluxes, errors and the id segmentation from the views' maps, shared among the sources (module notes).
 
     Each view's maps are zeroed on its pixels that were replaced by noise: that light belongs to others.
-    Returns also the sources whose shared light is centred more than MAX_LIGHT_OFFSET px from their position.
+    Returns also the sources whose shared light is centred more than MAX_LIGHT_OFFSET px from their position,
+    and adds each source's light to ``model``.
     """
     n = src.id.size
     central = np.zeros((n, size, size), np.float32)
@@ -997,6 +1001,7 @@ def _shared_fluxes(image, src, views, found, on, size):
         sl, share = shares(k)
         light = share * image.data[sl]
         flux[k] = float(np.sum(light))
+        model[sl] += light
         err = image.error_in(sl)
         noise_var = float(np.sum(share**2 * np.where(np.isfinite(err), err, 0.0) ** 2))
         term = rel_deblend[j] * abs(flux[k]) if np.isfinite(rel_deblend[j]) else 0.0

@@ -415,7 +415,7 @@ def plot_reliability(evaluation, *, methods=None, path=None, dpi=110):
 # --------------------------------------------------------------------------------------------------
 # whole images
 # --------------------------------------------------------------------------------------------------
-def plot_scene(image, segmentation, table, *, flux_true=None, blended=None, path=None, dpi=110):
+def plot_scene(image, segmentation, table, *, flux_true=None, blended=None, model=None, path=None, dpi=110):
     """An image measured by ``measure_image``: the sources, the segmentation and, with a truth, the errors.
 
     Parameters
@@ -431,6 +431,9 @@ def plot_scene(image, segmentation, table, *, flux_true=None, blended=None, path
         measured / true flux against the true magnitude.
     blended : array-like of bool, optional
         Rows whose galaxy has a close neighbour (drawn in another colour in that panel).
+    model : array-like, shape (ny, nx), optional
+        The model image of ``measure_image(..., return_model=True)``: adds a panel of the residual,
+        image minus model (the light that no source took), on the image's scale.
     path : str or `~pathlib.Path`, optional
         Save the figure there.
     dpi : int, optional
@@ -443,7 +446,7 @@ def plot_scene(image, segmentation, table, *, flux_true=None, blended=None, path
     from astropy.visualization import AsinhStretch, ImageNormalize, ZScaleInterval
 
     image = np.asarray(image, dtype=float)
-    ncol = 3 if flux_true is not None else 2
+    ncol = 2 + (flux_true is not None) + (model is not None)
     fig = _new_figure((5.0 * ncol, 4.8))
     axes = fig.subplots(1, ncol)
     norm = ImageNormalize(image, interval=ZScaleInterval(), stretch=AsinhStretch(0.1))
@@ -458,6 +461,10 @@ def plot_scene(image, segmentation, table, *, flux_true=None, blended=None, path
     if segmentation is not None:
         axes[1].imshow(segmentation.data, origin="lower", cmap=segmentation.cmap, interpolation="nearest")
     axes[1].set_title("segmentation (pixels by source id)")
+    if model is not None:
+        axes[-1].imshow(image - np.asarray(model, float), origin="lower", cmap="gray_r", norm=norm,
+                        interpolation="nearest")
+        axes[-1].set_title("residual: image - model (light no source took)")
     if flux_true is not None:
         ax = axes[2]
         true = np.asarray(flux_true, float)
@@ -476,7 +483,7 @@ def plot_scene(image, segmentation, table, *, flux_true=None, blended=None, path
         ax.set_ylabel("measured / true flux")
         ax.set_title("flux against the truth")
         ax.legend(fontsize=7)
-    for ax in axes[:2]:
+    for ax in (*axes[:2], *([axes[-1]] if model is not None else [])):
         ax.set_xticks([])
         ax.set_yticks([])
     return _finish(fig, path, dpi)

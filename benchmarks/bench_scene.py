@@ -98,8 +98,9 @@ def _measure(deblender, image, sources, sigma):
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table, segm = deblender.measure_image(image, sources=sources, error=sigma, progress=False)
-    table.meta["segmentation"] = segm
+        table, segm, model = deblender.measure_image(image, sources=sources, error=sigma, progress=False,
+                                                     return_model=True)
+    table.meta["segmentation"], table.meta["model"] = segm, model
     return table, time.perf_counter() - t0
 
 
@@ -151,12 +152,13 @@ def run(args):
         matched_true[cols] = np.asarray(truth["flux"], float)[rows]
         near = np.zeros(len(table), bool)
         near[cols] = blended[rows]
-        segm = table.meta.pop("segmentation")
+        segm, model = table.meta.pop("segmentation"), table.meta.pop("model")
         figures.append(
             (
-                plot_scene(scene.image, segm, table, flux_true=matched_true, blended=near),
+                plot_scene(scene.image, segm, table, flux_true=matched_true, blended=near, model=model),
                 f"{name} from photutils' catalogue: sources (green: flag 0, red: flagged), its "
-                "segmentation, and measured over true flux for the matched galaxies",
+                "segmentation, measured over true flux for the matched galaxies, and the residual (the "
+                "light no source took)",
             )
         )
         methods[name] = (
@@ -165,7 +167,7 @@ def run(args):
             seconds + t_photutils,
         )
         table, seconds = _measure(deblender, scene.image, truth_sources, sigma)
-        table.meta.pop("segmentation")
+        table.meta.pop("segmentation"), table.meta.pop("model")
         methods[name + " @truth"] = (
             np.asarray(table["flux"].filled(np.nan)),
             np.asarray(table["flag"]),

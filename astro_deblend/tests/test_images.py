@@ -480,3 +480,21 @@ def test_the_scene_figure_draws_sources_segmentation_and_errors(fracnet, galaxy)
     fig = plot_scene(image, segm, table, flux_true=np.full(2, galaxy[1]), blended=[False, False])
     assert len(fig.axes) == 3
     assert len(plot_scene(image, None, table).axes) == 2
+    _, _, model = _measure(fracnet, image, sources=Table({"x": [100.0, 210.0], "y": [100.0, 200.0]}),
+                           error=NOISE, return_model=True)
+    assert len(plot_scene(image, segm, table, model=model).axes) == 3
+
+
+def test_the_model_image_holds_the_light_given_to_the_sources(fracnet, galaxy):
+    """With fraction maps, the model's sum is the sum of the fluxes; without, it is the segments' light."""
+    image = _place((300, 300), galaxy[0], [(150, 140), (150, 162), (60, 240)])
+    sources = Table({"x": [140.0, 162.0, 240.0], "y": [150.0, 150.0, 60.0]})
+    table, segm, model = _measure(fracnet, image, sources=sources, error=NOISE, return_model=True)
+    assert model.shape == image.shape
+    np.testing.assert_allclose(model.sum(), np.sum(table["flux"]), rtol=1e-4)
+    assert np.abs(image - model)[segm.data > 0].sum() < np.abs(image)[segm.data > 0].sum()
+    table, segm, model = _measure(SepDeblender(), image, sources=sources, error=NOISE, return_model=True)
+    np.testing.assert_array_equal(model[segm.data == 0], 0.0)
+    np.testing.assert_allclose(model[segm.data > 0], image[segm.data > 0], rtol=1e-6)
+    with pytest.raises(InputError, match="no model image"):
+        fracnet.measure_image(image, error=NOISE, tile_size=128, return_model=True)
