@@ -81,6 +81,8 @@ def scores(m, err, sel, model):
         "median_rel_err": float(np.nanmedian(err[sel] / np.abs(m["flux"][sel]))),
         "median_rel_noise": float(np.nanmedian(m["noise"][sel] / np.abs(m["flux"][sel]))),
         "median_ape": float(np.nanmedian(ape)),
+        "median_rel_bias": float(np.nanmedian(m["flux"][sel] / m["true"][sel] - 1)),
+        "median_z": float(np.median(z)),
     }
 
 
@@ -100,7 +102,7 @@ def binned(m, err, model, label):
     rows = []
     print(
         f"\n{label}\n{'group':>24s} {'gal':>6s} {'std(z)':>7s} {'MADz':>6s} {'68%':>6s} {'95%':>6s} "
-        f"{'err/F':>7s} {'noise/F':>8s} {'medAPE':>7s}"
+        f"{'err/F':>7s} {'noise/F':>8s} {'medAPE':>7s} {'bias':>7s} {'med z':>6s}"
     )
     for name, sel in groups.items():
         if sel.sum() < MIN_BIN:
@@ -110,7 +112,7 @@ def binned(m, err, model, label):
         print(
             f"{name:>24s} {s['n']:6d} {s['std_z']:7.2f} {s['mad_std_z']:6.2f} {100 * s['cov68']:6.1f} "
             f"{100 * s['cov95']:6.1f} {100 * s['median_rel_err']:6.2f}% {100 * s['median_rel_noise']:7.2f}% "
-            f"{100 * s['median_ape']:6.2f}%",
+            f"{100 * s['median_ape']:6.2f}% {100 * s['median_rel_bias']:+6.2f}% {s['median_z']:+6.2f}",
             flush=True,
         )
     return rows
