@@ -342,9 +342,10 @@ def _flag_residual_background(batch, result):
         result.flag[off] |= int(Flag.OUT_OF_DOMAIN)
         worst = level[off][np.argmax(np.abs(level[off]))]
         warnings.warn(
-            f"{int(off.sum())} of {len(off)} stamps are not background-subtracted: the median of their "
-            f"empty pixels is up to {worst:+.2f} noise sigmas (more than {MAX_RESIDUAL_BACKGROUND:g}), "
-            "which biases every flux (flag 8 set). Subtract the background first (e.g. "
-            "photutils.background.Background2D, or sep.Background)",
+            f"{int(off.sum())} of {len(off)} stamps look not background-subtracted: the median of their "
+            f"empty pixels is up to {worst:+.2f} noise sigmas (more than {MAX_RESIDUAL_BACKGROUND:g}), a "
+            "residual background or the wings of a galaxy larger than the stamp, which bias the fluxes "
+            "(flag 8 set). Subtract the background first (e.g. photutils.background.Background2D, or "
+            "sep.Background), or cut larger stamps",
             OutOfDomainWarning, stacklevel=3,
         )
