@@ -484,7 +484,16 @@ class NeuralDeblender(Deblender):
         """The network's outputs on a batch, averaged over ``self.views`` symmetric views."""
         transforms = SYMMETRIES[: self.views]
         stacked = np.concatenate([apply(batch, t) for t in transforms])  # (views * n, S, S)
-        out = self._model.predict_on_batch({"blend": stacked, "scale": np.tile(scale, (self.views, 1))})
+        scales = np.tile(scale, (self.views, 1))
+        # one traced graph per power of two of the batch, not one per batch size: the last batch of a stack
+        # and the views of whole images come in every size, and each new size costs a retrace
+        rows = len(stacked)
+        padded = 1 << max(rows - 1, 0).bit_length()
+        if padded > rows:
+            stacked = np.concatenate([stacked, np.zeros((padded - rows, *stacked.shape[1:]), stacked.dtype)])
+            scales = np.concatenate([scales, np.ones((padded - rows, 1), scales.dtype)])
+        out = self._model.predict_on_batch({"blend": stacked, "scale": scales})
+        out = {key: np.asarray(value)[:rows] for key, value in out.items()}
         n = len(batch)
         per_view = np.asarray(out["flux"]).reshape(self.views, n, 2)
         result = {"flux": per_view.mean(axis=0)}

@@ -277,6 +277,22 @@ def test_a_tiled_run_gives_the_in_memory_catalogue(fracnet, galaxy, tmp_path):
         measure_tiled(fracnet, image, error=np.ones((5, 5)))
 
 
+def test_a_dask_distributed_cluster_gives_the_same_catalogue(fracnet, galaxy):
+    """Tiles on a dask.distributed cluster whose workers are other processes (the network is pickled)."""
+    distributed = pytest.importorskip("distributed")
+    from astro_deblend.tiles import measure_tiled
+
+    image = _place((300, 300), galaxy[0], [(60, 70), (200, 250), (210, 262)])
+    sources = Table({"x": [70.0, 250.0, 262.0], "y": [60.0, 200.0, 210.0]})
+    local = measure_tiled(fracnet, image, sources=sources, error=NOISE, tile_size=128, progress=False)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        remote = measure_tiled(fracnet, image, sources=sources, error=NOISE, tile_size=128, progress=False,
+                               client=client)
+    assert remote["id"].tolist() == local["id"].tolist()
+    np.testing.assert_allclose(remote["flux"], local["flux"], rtol=1e-5)
+
+
 def test_a_partial_source_list_is_flagged_not_trusted(fracnet, galaxy):
     """Only one of two overlapping galaxies given: its light share is pulled off its position (flag 4)."""
     stamp = galaxy[0]
