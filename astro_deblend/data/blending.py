@@ -309,17 +309,21 @@ def _pair(rng, members, mag, radius, n, config, max_distance, split):
     comp_pos = comp_pos + (comp_pos >= pos)  # skip the central itself
     central, companion = order[pos], order[comp_pos]
     r_min = config.min_distance_factor * np.maximum(radius[central], radius[companion])
-    if np.any(r_min > max_distance):
-        bad = int(np.sum(r_min > max_distance))
-        raise ValueError(
-            f"{bad} pairs need a distance above {max_distance} px (min_distance_factor x radius); lower "
-            "min_distance_factor or use larger stamps"
+    # the largest separation an integer shift reaches within max_distance (shifts are whole pixels)
+    span = int(np.floor(max_distance))
+    grid = np.hypot(*np.mgrid[-span : span + 1, -span : span + 1])
+    reachable = float(grid[grid <= max_distance].max())
+    if np.any(r_min > reachable):
+        bad = int(np.sum(r_min > reachable))
+        raise InputError(
+            f"{bad} pairs need a distance above {reachable:g} px (min_distance_factor x radius), the largest "
+            f"whole-pixel shift within max_distance={max_distance:g} px; lower min_distance_factor, or raise "
+            "max_distance (larger stamps)", value=bad,
         )
     # Integer shifts uniform over the annulus r_min <= d <= max_distance, by rejection.
     dx = np.zeros(n, np.int64)
     dy = np.zeros(n, np.int64)
     todo = np.arange(n)
-    span = int(np.floor(max_distance))
     while todo.size:
         x = rng.integers(-span, span + 1, todo.size)
         y = rng.integers(-span, span + 1, todo.size)
@@ -547,7 +551,7 @@ class BlendSet:
                 raise ValueError(f"split must be 'train' or 'test'; got {which!r}")
             rows = np.flatnonzero(self.catalog["split"] == which)
         else:
-            rows = np.arange(len(self))[which]
+            rows = np.atleast_1d(np.arange(len(self))[which])  # one index: a set of one blend
         return BlendSet(self.sample, self.catalog[rows], config=self.config)
 
     def _noise(self, noise_index, shape):

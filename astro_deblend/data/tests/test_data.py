@@ -204,6 +204,20 @@ def test_paper_noise_and_sky_options_do_not_mix():
         BlendConfig(paper_noise="yes")
 
 
+def test_a_separation_no_whole_pixel_shift_reaches_is_refused_not_looped_on(sample):
+    # within 1.3 px whole-pixel shifts reach 1 px at most (the next is sqrt(2)): a minimum above 1 px fails
+    radius = float(np.max(sample.catalog["radius"]))
+    with pytest.raises(InputError, match="largest whole-pixel shift"):
+        make_blends(sample, BlendConfig(n_train=4, n_test=2, max_distance=1.3,
+                                        min_distance_factor=1.2 / radius * 1.05), progress=False)
+
+
+def test_a_subset_of_one_index_is_a_set_of_one_blend(blends):
+    one = blends.subset(5)
+    assert len(one) == 1 and one.catalog["index_central"][0] == blends.catalog["index_central"][5]
+    assert one.get(0)["blend"].shape == (1, *blends.stamp_shape)
+
+
 def test_pairing_and_shift_rules(blends):
     cat = blends.catalog
     assert np.all(np.abs(cat["dmag"]) < 2.0)
