@@ -7,12 +7,14 @@ Every stage writes into one output folder, beside the configuration that produce
 import dataclasses
 import json
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._io import atomic_write_text
+from ._io import atomic_write_text, check_writable
 from .exceptions import InputError
 from .registry import canonical_name, get_deblender
 
@@ -53,6 +55,32 @@ class RunConfig:
         object.__setattr__(self, "methods", tuple(canonical_name(m) for m in self.methods))
         if self.n_test < 1 or self.n_galaxies < 8:
             raise InputError(f"need n_test >= 1 and n_galaxies >= 8; got {self.n_test}, {self.n_galaxies}")
+        need, have = _memory_needed(self.n_test), _memory_available()
+        if have is not None and need > 0.8 * have:
+            most = int(0.8 * have / _BYTES_PER_BLEND)
+            raise InputError(
+                f"n_test={self.n_test} blends hold about {need / 2**30:.0f} GiB in memory during the run and "
+                f"this machine has {have / 2**30:.0f} GiB: ask for at most {most} (the paper's test set has "
+                "5000), or measure larger sets batch by batch with the deblenders' measure()",
+                value=self.n_test, allowed=(1, most),
+            )
+
+
+#: Bytes one 128 x 128 test blend takes in the run: the blend, its two isolated galaxies, their masks and
+#: fractions, each network's maps (float32 and bool planes), with room for copies.
+_BYTES_PER_BLEND = 128 * 128 * 4 * 16
+
+
+def _memory_needed(n_test):
+    return n_test * _BYTES_PER_BLEND
+
+
+def _memory_available():
+    """Physical memory of the machine in bytes (None where unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def run(config=None, *, output_dir="astro_deblend_output", overwrite=False, progress=True, log=print):
@@ -77,6 +105,56 @@ def run(config=None, *, output_dir="astro_deblend_output", overwrite=False, prog
     report : str
         Path of ``report.html``.
     """
+    config = RunConfig() if config is None else config
+    final = os.path.abspath(output_dir)
+    if os.path.exists(os.path.join(final, "report.html")) and not overwrite:
+        raise FileExistsError(f"{os.path.join(output_dir, 'report.html')} exists; pass --overwrite or choose "
+                              "another --output folder")
+    if os.path.exists(final) and not os.path.isdir(final):
+        raise NotADirectoryError(f"{output_dir} is a file; give a folder for the outputs")
+    foreign = sorted(set(os.listdir(final)) - set(_OUTPUTS)) if os.path.isdir(final) else []
+    if foreign:
+        raise FileExistsError(
+            f"{output_dir} holds files that are not this job's ({', '.join(foreign[:5])}): the run replaces "
+            "its folder as a whole, so give a new or empty folder (--output)"
+        )
+    check_writable(os.path.join(final, "report.html"))
+    # everything goes into a temporary folder beside the final one, moved in place when complete: an
+    # interrupted or failed run leaves nothing, and a rerun never mixes old and new outputs
+    parent = os.path.dirname(final)
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.", suffix=".partial", dir=parent)
+    try:
+        report = _run(config, work, progress, log)
+        _put_in_place(work, final)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return os.path.join(output_dir, os.path.basename(report))
+
+
+#: Everything `run` writes in its folder.
+_OUTPUTS = ("report.html", "config.json", "galaxies.png", "blends.png", "measurements", "evaluation")
+
+
+def _put_in_place(work, final):
+    """Move the finished folder ``work`` onto ``final``, keeping the old one aside until the move is done."""
+    old = None
+    if os.path.exists(final):
+        old = f"{final}.old-{os.getpid()}"
+        os.replace(final, old)
+    try:
+        os.replace(work, final)
+    except BaseException:
+        if old is not None:
+            os.replace(old, final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _run(config, output_dir, progress, log):
+    """The stages of `run`, writing into ``output_dir``; returns the report's path."""
     from .data import (
         BlendConfig,
         SimulationConfig,
@@ -91,10 +169,7 @@ def run(config=None, *, output_dir="astro_deblend_output", overwrite=False, prog
     from .report import write_report
     from .sep_deblender import SepDeblender
 
-    config = RunConfig() if config is None else config
     report = os.path.join(output_dir, "report.html")
-    if os.path.exists(report) and not overwrite:
-        raise FileExistsError(f"{report} exists; pass --overwrite or choose another --output folder")
     os.makedirs(os.path.join(output_dir, "measurements"), exist_ok=True)
     timings = {}
     t0 = time.perf_counter()
@@ -158,7 +233,12 @@ def run(config=None, *, output_dir="astro_deblend_output", overwrite=False, prog
     for role in ("central", "companion"):
         paper_truth[f"flux_{role}"] = paper_truth[f"flux_auto_{role}"]
     usable = np.all([np.asarray(paper_truth[f"flux_{r}"]) > 0 for r in ("central", "companion")], axis=0)
-    as_paper = evaluate(paper_truth[usable], {k: _rows(v, usable) for k, v in measurements.items()})
+    as_paper = None
+    if usable.any():
+        as_paper = evaluate(paper_truth[usable], {k: _rows(v, usable) for k, v in measurements.items()})
+    else:  # at shallow depths sep finds no isolated galaxy to give a FLUX_AUTO
+        notes["paper_truth"] = "no blend has a positive FLUX_AUTO for both galaxies: that table is left out"
+        log(f"   {notes['paper_truth']}")
 
     log("5/5 writing the report")
     timings["total_s"] = time.perf_counter() - t0

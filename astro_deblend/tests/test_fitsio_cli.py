@@ -12,6 +12,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from astro_deblend import NeuralDeblender, SepDeblender
 from astro_deblend.cli import main
+from astro_deblend.exceptions import InputError
 from astro_deblend.fitsio import measure_fits, read_fits_stamps
 from astro_deblend.models import FracNetConfig
 from astro_deblend.pipeline import RunConfig, run
@@ -186,3 +187,33 @@ def test_pipeline_small(tmp_path):
         run(config, output_dir=tmp_path / "out", progress=False, log=lambda msg: None)
     with pytest.raises(ValueError, match="unknown method"):
         RunConfig(methods=("magic",))
+
+
+def test_the_main_job_leaves_all_or_nothing(tmp_path, monkeypatch):
+    """Interrupted: no folder; rerun with overwrite: no old file left; a folder of other files: refused."""
+    config = RunConfig(n_galaxies=16, n_test=4, methods=("sep-auto",), figures=False)
+    quiet = {"progress": False, "log": lambda msg: None}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("astro_deblend.limits.cramer_rao_bound", interrupted)  # stage 4, after measuring
+    with pytest.raises(KeyboardInterrupt):
+        run(config, output_dir=tmp_path / "out", **quiet)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    run(config, output_dir=tmp_path / "out", **quiet)
+    (tmp_path / "out" / "measurements" / "stale.ecsv").write_text("an old run's")
+    run(config, output_dir=tmp_path / "out", overwrite=True, **quiet)
+    assert not (tmp_path / "out" / "measurements" / "stale.ecsv").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    with pytest.raises(FileExistsError, match="not this job's"):
+        run(config, output_dir=tmp_path / "mine", overwrite=True, **quiet)
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+
+
+def test_the_main_job_refuses_more_blends_than_memory_holds():
+    with pytest.raises(InputError, match="GiB in memory"):
+        RunConfig(n_test=10**7)
