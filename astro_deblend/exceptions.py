@@ -23,6 +23,7 @@ __all__ = [
     "InputError",
     "InputTypeError",
     "DataFileError",
+    "TrainingDiverged",
     "AstroDeblendWarning",
     "OutOfDomainWarning",
 ]
@@ -59,6 +60,10 @@ class InputTypeError(AstroDeblendError, TypeError):
 
 class DataFileError(AstroDeblendError, ValueError):
     """A file (FITS, HDF5 blend set, saved network) is unreadable, truncated, corrupted or incomplete."""
+
+
+class TrainingDiverged(AstroDeblendError, RuntimeError):
+    """A training's loss became NaN or infinite: the run stopped, and no weights of that epoch are used."""
 
 
 class AstroDeblendWarning(AstropyUserWarning):

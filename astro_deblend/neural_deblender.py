@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ._symmetry import SYMMETRIES, apply, undo
 from .deblender import CentralViews, Deblended, Deblender
-from .exceptions import DataFileError, InputError, InputTypeError, OutOfDomainWarning
+from .exceptions import AstroDeblendWarning, DataFileError, InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
 from .models import MODEL_CONFIGS, build_model, config_from_dict
 from .models.normalization import NORMALIZATION, scale_from_noise, signal_mask
@@ -282,6 +282,14 @@ class NeuralDeblender(Deblender):
             "domain": training_domain(data),
             "previous": earlier,
         }
+        if self.error_model is not None:  # calibrated on the old weights: it says nothing of the new ones
+            self.error_model = None
+            warnings.warn(
+                "the calibrated deblending term of the weights' flux errors was dropped: it was fitted on "
+                "the weights before this training. flux_err is now the pixel noise alone; recalibrate with "
+                "benchmarks/calibrate_errors.py (see astro_deblend.uncertainty)",
+                AstroDeblendWarning, stacklevel=2,
+            )
         return history
 
     def annotate(self, **notes):
@@ -433,6 +441,7 @@ class NeuralDeblender(Deblender):
         flag[total_snr < _MIN_TOTAL_SNR] |= Flag.OUT_OF_DOMAIN
         flag[self._check_domain(stack.sum(axis=(1, 2)), sigma, batch.pixel_scale)] |= Flag.OUT_OF_DOMAIN
         flag[spread > _MAX_VIEW_SPREAD] |= Flag.AMBIGUOUS
+        flag[self._check_collapsed(stack, flux, sigma)] |= Flag.OUT_OF_DOMAIN
         n_detected = np.full(n, 2)
         if pair_check:
             check = check_pairs(stack, sigma)
@@ -511,6 +520,27 @@ class NeuralDeblender(Deblender):
             disagreement = np.sum(turned_back.std(axis=0) * light, axis=(-2, -1))
             result["map_spread"] = disagreement / np.maximum(own, 1e-30)
         return result
+
+    def _check_collapsed(self, stack, flux, sigma):
+        """Stamps whose light the network gives to neither galaxy, or answers with NaN (warned about once).
+
+        A working network shares a stamp's light between its two galaxies; one that hands less than a tenth
+        of the light above the noise to them, on a stamp that shows a source, has broken weights (a
+        diverged training), and no number it gives is to be trusted.
+        """
+        light = np.sum(np.where(signal_mask(stack, sigma), stack, 0.0), axis=(1, 2))
+        visible = light > _MIN_TOTAL_SNR * sigma * np.sqrt(np.maximum(np.sum(signal_mask(stack, sigma),
+                                                                              axis=(1, 2)), 1))
+        given = np.sum(np.where(np.isfinite(flux), flux, 0.0), axis=1)
+        collapsed = ~np.isfinite(flux).all(axis=1) | (visible & (given < 0.1 * light))
+        if collapsed.any():
+            warnings.warn(
+                f"on {int(collapsed.sum())} of {len(collapsed)} stamps the {self.method} network gave the "
+                "galaxies less than a tenth of the light (or NaN): its weights look broken (a diverged "
+                "training?); flag 8 set",
+                OutOfDomainWarning, stacklevel=5,
+            )
+        return collapsed
 
     def _check_domain(self, totals, sigma, pixel_scale):
         """Stamps outside the training domain (warned about once per call), shape (N,) bool."""

@@ -39,7 +39,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from ._io import atomic_write_text
 from ._symmetry import SYMMETRIES, apply
+from .exceptions import InputError, InputTypeError, TrainingDiverged
 from .models import build_model
 from .models.losses import LogRatioLoss, MapBCELoss, MAPELoss
 from .models.normalization import signal_mask, stamp_scale
@@ -124,6 +126,18 @@ class TrainingConfig:
     data_workers: int = 1
 
     def __post_init__(self):
+        from .data._config import check_finite, check_integers
+
+        # types first, so that a string or a NaN never reaches a comparison or the training
+        check_integers(self, ("epochs", "batch_size", "patience", "plateau_patience", "data_workers", "seed",
+                              "verbose"), non_negative=("seed",))
+        if self.steps_per_epoch is not None:
+            check_integers(self, ("steps_per_epoch",))
+        check_finite(self, {"learning_rate": "a step size", "validation_fraction": "a fraction",
+                            "plateau_factor": "a factor", "min_learning_rate": "a step size",
+                            "map_loss_weight": "a weight", "time_limit": "s"})
+        if not isinstance(self.augment, bool | np.bool_):
+            raise InputTypeError(f"augment must be True or False; got {self.augment!r}")
         for name in ("epochs", "batch_size", "patience", "plateau_patience", "data_workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
@@ -388,6 +402,13 @@ class _BlendBatches(keras.utils.PyDataset):
                 "drop them before training"
             )
         flux = np.asarray(batch["flux"], dtype=np.float32) if "flux" in self.outputs else None
+        if flux is not None and not np.isfinite(flux).all():
+            bad = idx[~np.isfinite(flux).all(axis=1)]
+            raise InputError(
+                f"training blends {bad[:10].tolist()} have NaN or infinite flux targets (a FLUX_AUTO that "
+                "sep could not measure?); drop them before training (absent sources are 0, not NaN)",
+                value=bad[:10].tolist(),
+            )
         maps = None
         if "maps" in self.outputs and self.map_key is not None:
             maps = np.asarray(batch[self.map_key], dtype=np.float32)  # (n, 2, ny, nx)
@@ -470,7 +491,7 @@ class _WriteState(keras.callbacks.Callback):
             "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
             "finished": finished,
         }
-        self.path.write_text(json.dumps(state, indent=2))
+        atomic_write_text(self.path, json.dumps(state, indent=2))  # never a half-written state
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs_completed = epoch + 1
@@ -648,6 +669,7 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
     else:
         builtin = [
             _SetEpoch(train_batches),
+            keras.callbacks.TerminateOnNaN(),
             keras.callbacks.ModelCheckpoint(paths["last.keras"]),
             keras.callbacks.ModelCheckpoint(
                 paths["best.weights.h5"],
@@ -682,11 +704,23 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
             verbose=config.verbose,
             shuffle=False,  # the batches shuffle themselves, reproducibly
         )
+        losses = history.history.get("loss", [])
+        if losses and not np.isfinite(losses[-1]):
+            state = json.loads(paths["state.json"].read_text()) if paths["state.json"].exists() else {}
+            state.update(finished=False, stopped_by="diverged")
+            atomic_write_text(paths["state.json"], json.dumps(state, indent=2))
+            kept = ("the weights of the best finite epoch are kept in best.weights.h5"
+                    if paths["best.weights.h5"].exists() else "no epoch finished with a finite loss")
+            epoch = initial_epoch + len(losses)
+            raise TrainingDiverged(
+                f"the training diverged: the loss became NaN or infinite at epoch {epoch} ({kept}). Lower "
+                f"the learning rate (now {config.learning_rate:g}) and train again with resume=False"
+            )
         if time_limit is not None and time_limit.stopped and paths["state.json"].exists():
             # stopped by the clock, not by convergence: a later call continues the run
             state = json.loads(paths["state.json"].read_text())
             state.update(finished=False, stopped_by="time_limit")
-            paths["state.json"].write_text(json.dumps(state, indent=2))
+            atomic_write_text(paths["state.json"], json.dumps(state, indent=2))
     if paths["best.weights.h5"].exists():
         model.load_weights(paths["best.weights.h5"])
     return model, history

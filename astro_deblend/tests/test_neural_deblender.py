@@ -317,3 +317,36 @@ def test_galaxies_whose_views_disagree_are_flagged_ambiguous(trained, data, monk
     # and with real views: the spread is the standard deviation of the views over their mean
     out = real(data["blend"][:4], np.ones((4, 1), np.float32))
     assert out["spread"].shape == (4, 2) and np.all(out["spread"] >= 0)
+
+
+def test_a_network_that_gives_the_light_to_no_one_is_flagged(trained, data, monkeypatch):
+    """Broken weights (a diverged training) answer 0 or NaN: flag 8 and a warning, never a clean 0."""
+    from astro_deblend.exceptions import OutOfDomainWarning
+
+    real = trained._predict
+    for broken in (0.0, np.nan):
+        def predict(batch, scale, broken=broken):
+            out = real(batch, scale)
+            out["flux"] = np.full_like(out["flux"], broken)
+            out["maps"] = np.full_like(out["maps"], broken)
+            return out
+
+        monkeypatch.setattr(trained, "_predict", predict)
+        with pytest.warns(OutOfDomainWarning, match="weights look broken"):
+            table, _ = trained.measure(data["blend"][:3], noise_sigma=0.05, progress=False, pair_check=False)
+        assert np.all(table["flag"] & 8)
+    monkeypatch.undo()
+    table, _ = trained.measure(data["blend"][:3], noise_sigma=0.05, progress=False, pair_check=False)
+    assert not np.any(table["flag"] & 8)
+
+
+def test_fine_tuning_drops_the_error_calibration_of_the_old_weights(trained, data, tmp_path):
+    from astro_deblend.exceptions import AstroDeblendWarning
+    from astro_deblend.uncertainty import ErrorModel
+
+    trained.save(tmp_path / "net")
+    tuned = NeuralDeblender.load(tmp_path / "net")
+    tuned.error_model = ErrorModel(features=(), coefficients=(0.05,))
+    with pytest.warns(AstroDeblendWarning, match="deblending term .* was dropped"):
+        tuned.fit(data, config=TrainingConfig(epochs=1, batch_size=16, verbose=0), output_dir=tmp_path / "ft")
+    assert tuned.error_model is None

@@ -193,6 +193,36 @@ def test_bad_training_data(data, tmp_path):
         TrainingConfig(flux_loss="mse")
 
 
+@pytest.mark.parametrize("make, error, words", [
+    (lambda: TrainingConfig(learning_rate=float("nan")), "InputError", "learning_rate must be a finite"),
+    (lambda: TrainingConfig(map_loss_weight=float("inf")), "InputError", "map_loss_weight must be a finite"),
+    (lambda: TrainingConfig(epochs=1.5), "InputTypeError", "epochs must be an integer"),
+    (lambda: TrainingConfig(batch_size="32"), "InputTypeError", "batch_size must be an integer"),
+    (lambda: TrainingConfig(seed=-1), "InputError", "seed must be a non-negative"),
+    (lambda: TrainingConfig(augment="no"), "InputTypeError", "augment must be True or False"),
+])
+def test_training_configs_are_checked_before_any_work(make, error, words):
+    from astro_deblend import exceptions
+
+    with pytest.raises(getattr(exceptions, error), match=words):
+        make()
+
+
+def test_nan_targets_are_refused_and_a_diverged_run_is_an_error(data, tmp_path):
+    from astro_deblend.exceptions import InputError, TrainingDiverged
+
+    config = TrainingConfig(epochs=2, **QUIET)
+    nan = dict(data, flux=data["flux"].copy())
+    nan["flux"][7, 1] = np.nan
+    with pytest.raises(InputError, match="NaN or infinite flux targets"):
+        train(B2F, LazyBlends(nan), config, output_dir=tmp_path / "nan")
+    wild = TrainingConfig(epochs=2, batch_size=16, learning_rate=1e12, verbose=0)
+    with pytest.raises(TrainingDiverged, match="Lower the learning rate"):
+        train(FRACNET, data, wild, output_dir=tmp_path / "wild")
+    state = json.loads((tmp_path / "wild" / "state.json").read_text())
+    assert state["finished"] is False and state["stopped_by"] == "diverged"
+
+
 # ------------------------------------------------------------ materialised data, validation, time budget
 def test_materialize_matches_the_batches_made_on_the_fly(data, tmp_path):
     from astro_deblend.training import materialize
