@@ -43,6 +43,8 @@ outlier_fraction                 fraction (0 to 1) of measured galaxies with abs
 mape_failure             %       MAPE with each undetected galaxy counted as 100 %
 median_ape_failure       %       median APE, same convention
 outlier_fraction_failure         outliers + undetected over all galaxies
+n_flagged                        measured galaxies whose row has a flag (scored like the others above)
+mape_unflagged           %       MAPE over the measured galaxies with flag 0 (NaN without a flag column)
 rms_over_limit                   RMS flux error / Cramer-Rao sigma (only with ``limits``)
 mae_over_limit                   mean abs(flux error) / (sqrt(2/pi) sigma) (only with ``limits``)
 ======================== ======= ==============================================================
@@ -90,6 +92,7 @@ from astropy.table import Column, Table
 from ._io import atomic_write, atomic_write_text
 from .catalog import table_to_pairs
 from .conventions import DEFAULT_ZEROPOINT, GALAXY_TYPES, ROLES, normalize_galaxy_type
+from .exceptions import InputError
 from .metrics import OUTLIER_THRESHOLD, iou, overlap_area_estimator, summarize
 
 __all__ = [
@@ -126,6 +129,8 @@ _SCORE_COLUMNS = {
     "mape_failure": ("%", "MAPE counting each undetected galaxy as a 100 % error"),
     "median_ape_failure": ("%", "median APE counting each undetected galaxy as 100 %"),
     "outlier_fraction_failure": (None, "(outliers + undetected) / all galaxies"),
+    "n_flagged": (None, "measured galaxies whose row has a flag (scored above like the others)"),
+    "mape_unflagged": ("%", "MAPE over the measured galaxies with flag 0 (NaN where the table has no flags)"),
 }
 _LIMIT_COLUMNS = {
     "rms_over_limit": (None, "sqrt(mean(((F_pred - F_true) / sigma_CR)^2)) over measured galaxies"),
@@ -435,6 +440,13 @@ def _method_fluxes(name, value, n_blends, unit):
                     "(blend_index 0, 0, 1, 1, ...): the same stamps as the truth rows"
                 )
         col_unit = getattr(value["flux"], "unit", None)
+        if unit is None and col_unit is not None and u.Unit(col_unit) != u.dimensionless_unscaled:
+            raise InputError(
+                f"the fluxes of {name!r} are in {col_unit} but the truth's have no unit, so they cannot be "
+                "compared: give the truth's flux columns their unit (e.g. truth['flux_central'].unit = "
+                "'electron/s'), or measure in the truth's units",
+                value=str(col_unit),
+            )
         if unit is not None and col_unit is not None and u.Unit(col_unit) != unit:
             flux = _column_values(value, "flux", unit).reshape(-1, 2)
         else:
@@ -496,10 +508,17 @@ def _check_edges(edges, name):
 # --------------------------------------------------------------------------------------------------
 # scores
 # --------------------------------------------------------------------------------------------------
-def _scores(pred, true, sigma, threshold):
-    """Score columns for one group of galaxies (both undetected conventions)."""
+def _scores(pred, true, sigma, threshold, flag=None):
+    """Score columns for one group of galaxies (both undetected conventions; ``flag``: the rows' flags)."""
     row = dict.fromkeys(_SCORE_COLUMNS, np.nan)
-    row.update(n=int(pred.size), n_missing=int(np.isnan(pred).sum()), n_nonpositive=0)
+    row.update(n=int(pred.size), n_missing=int(np.isnan(pred).sum()), n_nonpositive=0, n_flagged=0)
+    if flag is not None and pred.size:
+        measured = ~np.isnan(pred)
+        row["n_flagged"] = int(np.sum((flag != 0) & measured))
+        clean = measured & (flag == 0)
+        if clean.any():
+            row["mape_unflagged"] = summarize(pred[clean], true[clean], undetected="exclude",
+                                              threshold=threshold)["mape"]
     if sigma is not None:
         row.update(dict.fromkeys(_LIMIT_COLUMNS, np.nan))
     if pred.size == 0:
@@ -539,7 +558,7 @@ def _make_table(keys, rows, score_names):
     for name in score_names:
         unit, desc = {**_SCORE_COLUMNS, **_LIMIT_COLUMNS}[name]
         values = [r[name] for r in rows]
-        dtype = np.int64 if name in ("n", "n_missing", "n_nonpositive") else np.float64
+        dtype = np.int64 if name in ("n", "n_missing", "n_nonpositive", "n_flagged") else np.float64
         table[name] = Column(np.array(values, dtype=dtype), unit=unit, description=desc)
     return table
 
@@ -550,10 +569,13 @@ def _grouped(galaxies, methods, sigma, threshold, score_names, groups):
     keys, rows = [], []
     for method in methods:
         pred_all = np.asarray(galaxies[f"flux_{method}"], dtype=np.float64)
+        flag_all = (np.asarray(galaxies[f"flag_{method}"]) if f"flag_{method}" in galaxies.colnames
+                    else None)
         for key, sel in groups:
             s = None if sigma is None else sigma[sel]
             keys.append({"method": method, **key})
-            rows.append(_scores(pred_all[sel], f_true[sel], s, threshold))
+            rows.append(_scores(pred_all[sel], f_true[sel], s, threshold,
+                                None if flag_all is None else flag_all[sel]))
     return _make_table(keys, rows, score_names)
 
 
@@ -638,6 +660,11 @@ def evaluate(
             unit=unit,
             description=f"flux measured by {method} (NaN: missing)",
         )
+    for method in methods:
+        value = measurements[method]
+        if isinstance(value, Table) and "flag" in value.colnames:
+            gal[f"flag_{method}"] = Column(np.asarray(value["flag"], np.int64).ravel(),
+                                           description=f"flag of {method}'s row (astro_deblend.flags)")
     errors = _method_errors(measurements, methods, unit)
     for method, err in errors.items():
         gal[f"flux_err_{method}"] = Column(err, unit=unit, description=f"1-sigma flux error of {method}")

@@ -120,7 +120,8 @@ def _comparison_html(evaluation, published, match, paper_truth=None):
         + ("<th>MAPE [%] ours (truth: isolated FLUX_AUTO)</th>" if paper_truth is not None else "")
         + "<th>MAPE [%] paper (truth: isolated FLUX_AUTO, real CANDELS)</th><th>sigma(dmag) ours</th>"
         "<th>sigma(dmag) paper</th><th>outliers [%] ours</th><th>outliers [%] paper</th>"
-        "<th>MAPE [%] undetected = failure</th><th>outliers [%] undetected = failure</th></tr>"
+        "<th>MAPE [%] undetected = failure</th><th>outliers [%] undetected = failure</th>"
+        "<th>flagged</th><th>MAPE [%] flag 0 only</th></tr>"
     )
     shown = set()
     for method in evaluation.methods:
@@ -143,6 +144,8 @@ def _comparison_html(evaluation, published, match, paper_truth=None):
             f"<td>{_fmt(pub.get('outlier_percent', np.nan))}</td>",
             f"<td>{_fmt(r['mape_failure'])}</td>",
             f"<td>{_fmt(100 * r['outlier_fraction_failure'])}</td>",
+            f"<td>{r.get('n_flagged', '&ndash;')}</td>",  # absent from evaluations written before
+            f"<td>{_fmt(r.get('mape_unflagged', np.nan))}</td>",
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     for key, pub in published.items():
@@ -160,7 +163,7 @@ def _comparison_html(evaluation, published, match, paper_truth=None):
             f"<td>{_fmt(pub.get('sigma_dmag', np.nan))}</td>",
             "<td>&ndash;</td>",
             f"<td>{_fmt(pub.get('outlier_percent', np.nan))}</td>",
-            "<td>&ndash;</td><td>&ndash;</td>",
+            "<td>&ndash;</td><td>&ndash;</td><td>&ndash;</td><td>&ndash;</td>",
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return (

@@ -356,3 +356,24 @@ def test_modules_without_networks_do_not_load_keras():
     from astro_deblend import NeuralDeblender, SepDeblender  # still importable from the package
 
     assert NeuralDeblender.__name__ == "NeuralDeblender" and SepDeblender.__name__ == "SepDeblender"
+
+
+def test_flags_are_counted_and_units_are_not_dropped():
+    """Flagged rows are counted with the MAPE of the clean ones; a unit the truth lacks is an error."""
+    from astropy import units as u
+    from astropy.table import Table
+
+    from astro_deblend.evaluation import evaluate
+    from astro_deblend.exceptions import InputError
+
+    truth = Table({"flux_central": [10.0, 20.0, 30.0], "flux_companion": [5.0, 6.0, 7.0]})
+    flux = np.array([[11.0, 5.0], [20.0, 6.0], [30.0, 14.0]])  # +10 % and +100 % errors
+    table = Table({"blend_index": np.repeat(np.arange(3), 2), "role": np.tile(["central", "companion"], 3),
+                   "flux": flux.ravel(), "flag": [0, 0, 0, 0, 0, 8]})
+    row = evaluate(truth, {"m": table}).row("m")
+    assert row["n_flagged"] == 1
+    assert row["mape_unflagged"] == pytest.approx(100 * 0.1 / 5)  # the one wrong galaxy was flagged
+    assert row["mape"] == pytest.approx(100 * (0.1 + 1.0) / 6)
+    table["flux"].unit = u.nJy
+    with pytest.raises(InputError, match="in nJy but the truth's have no unit"):
+        evaluate(truth, {"m": table})
