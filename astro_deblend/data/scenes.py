@@ -197,11 +197,13 @@ def simulate_scene(sample, config=None):
     cx = rng.uniform(0, nx, n)
     cy = rng.uniform(0, ny, n)
     neighbour = np.zeros(n, dtype=np.int64)
+    anchor = np.zeros(n, dtype=bool)  # galaxies that others were placed next to: never moved afterwards
     paired = np.nonzero(rng.random(n) < config.pair_fraction)[0]
     for i in paired:
         j = int(rng.integers(n))
-        if j == i or neighbour[j] == i + 1:
+        if j == i or neighbour[j] == i + 1 or anchor[i]:
             continue
+        anchor[j] = True
         d = rng.uniform(*config.pair_distance) * max(radius[i], radius[j])
         angle = rng.uniform(0, 2 * np.pi)
         cx[i] = np.clip(cx[j] + d * np.cos(angle), 0, nx - 1)

@@ -220,6 +220,20 @@ def test_scene_truth_matches_its_image(galaxy):
         SceneConfig(pair_fraction=2)
 
 
+def test_a_scene_s_neighbours_are_where_the_truth_says(galaxy):
+    """Every galaxy placed next to another stays next to it: no anchor is moved afterwards."""
+    sample = galaxy[2]
+    config = SceneConfig(shape=(512, 512), n_sources=60, pair_fraction=1.0, seed=3)
+    truth = simulate_scene(sample, config).truth
+    radius = np.asarray(sample.catalog["radius"], float)[np.asarray(truth["sample_index"])]
+    has = np.flatnonzero(np.asarray(truth["neighbour"]) > 0)
+    assert has.size > 20
+    for i in has:
+        j = int(truth["neighbour"][i]) - 1
+        d = np.hypot(truth["x"][i] - truth["x"][j], truth["y"][i] - truth["y"][j])
+        assert d <= config.pair_distance[1] * max(radius[i], radius[j]) + 2.0
+
+
 def test_the_cli_measures_a_fits_image(tmp_path, galaxy):
     from astropy.io import fits
 
