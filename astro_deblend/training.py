@@ -29,9 +29,11 @@ the next epoch; the patience counters of early stopping and of the learning-rate
 from zero. At the end the model holds the best weights.
 """
 
+import contextlib
 import dataclasses
 import json
 import math
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +43,7 @@ import numpy as np
 
 from ._io import atomic_write_text
 from ._symmetry import SYMMETRIES, apply
-from .exceptions import InputError, InputTypeError, TrainingDiverged
+from .exceptions import DataFileError, InputError, InputTypeError, TrainingDiverged
 from .models import build_model
 from .models.losses import LogRatioLoss, MapBCELoss, MAPELoss
 from .models.normalization import signal_mask, stamp_scale
@@ -599,6 +601,8 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
     """
     config = TrainingConfig() if config is None else config
     output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise NotADirectoryError(f"output_dir {output_dir} is a file; give a folder for the checkpoints")
     output_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     model = model_spec if isinstance(model_spec, keras.Model) else build_model(model_spec)
@@ -651,10 +655,11 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
     }
     state = None
     if resume and paths["state.json"].exists() and paths["last.keras"].exists():
-        _check_resumable(paths["training_config.json"], config)
-        state = json.loads(paths["state.json"].read_text())
-        model.optimizer.build(model.trainable_variables)
-        model.load_weights(paths["last.keras"])  # weights and optimizer state
+        with _damaged_run(output_dir):
+            _check_resumable(paths["training_config.json"], config)
+            state = json.loads(paths["state.json"].read_text())
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(paths["last.keras"])  # weights and optimizer state
     elif paths["state.json"].exists():
         paths["state.json"].unlink()
     record = _config_record(config, model, len(train_idx), len(val_idx), map_key)
@@ -722,8 +727,26 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
             state.update(finished=False, stopped_by="time_limit")
             atomic_write_text(paths["state.json"], json.dumps(state, indent=2))
     if paths["best.weights.h5"].exists():
-        model.load_weights(paths["best.weights.h5"])
+        with _damaged_run(output_dir):
+            model.load_weights(paths["best.weights.h5"])
     return model, history
+
+
+@contextlib.contextmanager
+def _damaged_run(output_dir):
+    """Turn what a truncated or foreign checkpoint raises into one error that says what to do."""
+    try:
+        yield
+    except InputError:
+        raise
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, ValueError) and "different configuration" in str(exc):
+            raise  # _check_resumable's own message
+        raise DataFileError(
+            f"{output_dir} holds a training run that cannot be resumed: a checkpoint is truncated, missing "
+            f"or from another network ({type(exc).__name__}: {str(exc)[:200]}). Pass resume=False to start "
+            "it again from scratch, or give another output_dir"
+        ) from exc
 
 
 def fit_network(model_config, data, config=None, *, model=None, output_dir, pretrain_config=None,

@@ -223,6 +223,24 @@ def test_nan_targets_are_refused_and_a_diverged_run_is_an_error(data, tmp_path):
     assert state["finished"] is False and state["stopped_by"] == "diverged"
 
 
+def test_a_damaged_run_folder_says_resume_false(data, tmp_path):
+    from astro_deblend.exceptions import DataFileError
+
+    config = TrainingConfig(epochs=1, **QUIET)
+    train(FRACNET, data, config, output_dir=tmp_path / "run")
+    longer = TrainingConfig(epochs=2, **QUIET)
+    for name, damage in (("state.json", ""), ("last.keras", None)):
+        path = tmp_path / "run" / name
+        kept = path.read_bytes()
+        path.write_bytes(b"" if damage == "" else kept[: len(kept) // 2])
+        with pytest.raises(DataFileError, match="resume=False"):
+            train(FRACNET, data, longer, output_dir=tmp_path / "run")
+        path.write_bytes(kept)
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        train(FRACNET, data, config, output_dir=tmp_path / "a_file")
+
+
 # ------------------------------------------------------------ materialised data, validation, time budget
 def test_materialize_matches_the_batches_made_on_the_fly(data, tmp_path):
     from astro_deblend.training import materialize
