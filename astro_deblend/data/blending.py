@@ -177,6 +177,8 @@ _SKY_OPTIONS = ("depth_range", "noise_correlation", "background_offset", "backgr
 #: Options omitted from the record at their defaults, like the sky options.
 _PAPER_OPTIONS = ("paper_noise", "target")
 _TARGETS = ("true", "flux_auto")
+#: Smallest stamp side (px) for a residual neighbour, placed 20 px to (half the side - 4 px) from the centre.
+_MIN_RESIDUAL_STAMP = 48
 
 
 def _pair_by_psf(rng, members, psf_index, mag, radius, n, config, max_distance, split):
@@ -373,6 +375,13 @@ def make_blends(sample, config=None, *, progress=True):
     cat = sample.catalog
     n_gal = len(sample)
     ny, nx = sample.stamp_shape
+    if config.residual_fraction > 0 and min(ny, nx) < _MIN_RESIDUAL_STAMP:
+        raise InputError(
+            f"residual_fraction puts the faint neighbour 20 px or more from the centre, which needs stamps "
+            f"of at least {_MIN_RESIDUAL_STAMP} px; these are {ny}x{nx}: use residual_fraction=0 or larger "
+            "stamps",
+            value=(ny, nx),
+        )
     max_distance = min(ny, nx) / 2 if config.max_distance is None else config.max_distance
     if not 0 < max_distance <= min(ny, nx) / 2:
         raise InputError(

@@ -203,6 +203,12 @@ def _psf(config):
     lam_over_diam = 1.545e-6 / 2.4 * 206264.806  # arcsec
     airy = galsim.Airy(lam_over_diam=lam_over_diam)
     airy_fwhm = airy.drawImage(nx=256, ny=256, scale=0.004, method="no_pixel").calculateFWHM()
+    if config.psf_fwhm < 1.05 * airy_fwhm:
+        raise InputError(
+            f"psf_fwhm={config.psf_fwhm:g} arcsec is below what the 2.4 m Airy core at 1.545 micron allows "
+            f"(FWHM {airy_fwhm:.3f} arcsec) with any broadening: give at least {1.05 * airy_fwhm:.3f}, or "
+            "psf_kinds/psf_fwhm_range for other PSFs (astro_deblend.data.sky)", value=config.psf_fwhm,
+        )
     extra = np.sqrt(max(config.psf_fwhm**2 - airy_fwhm**2, (0.2 * config.psf_fwhm) ** 2))
     return galsim.Convolve(airy, galsim.Gaussian(fwhm=extra))
 

@@ -212,6 +212,17 @@ def test_a_separation_no_whole_pixel_shift_reaches_is_refused_not_looped_on(samp
                                         min_distance_factor=1.2 / radius * 1.05), progress=False)
 
 
+def test_options_that_cannot_be_honoured_are_refused(sample):
+    from astro_deblend.data.simulate import _psf
+
+    with pytest.raises(InputError, match="Airy core"):
+        _psf(SimulationConfig(psf_fwhm=0.05))
+    small = simulate_galaxies(SimulationConfig(n_galaxies=6, stamp_size=32, seed=1), progress=False)
+    with pytest.raises(InputError, match="stamps of at least 48 px"):
+        make_blends(small, BlendConfig(n_train=4, n_test=2, test_fraction=0.5, residual_fraction=0.5),
+                    progress=False)
+
+
 def test_a_subset_of_one_index_is_a_set_of_one_blend(blends):
     one = blends.subset(5)
     assert len(one) == 1 and one.catalog["index_central"][0] == blends.catalog["index_central"][5]
