@@ -142,19 +142,19 @@ class TrainingConfig:
             raise InputTypeError(f"augment must be True or False; got {self.augment!r}")
         for name in ("epochs", "batch_size", "patience", "plateau_patience", "data_workers"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
+                raise InputError(f"{name} must be at least 1; got {getattr(self, name)}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise ValueError(f"steps_per_epoch must be None or >= 1; got {self.steps_per_epoch}")
+            raise InputError(f"steps_per_epoch must be None or >= 1; got {self.steps_per_epoch}")
         if not 0 <= self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction must be in [0, 1); got {self.validation_fraction}")
+            raise InputError(f"validation_fraction must be in [0, 1); got {self.validation_fraction}")
         if not 0 < self.plateau_factor < 1:
-            raise ValueError(f"plateau_factor must be in (0, 1); got {self.plateau_factor}")
+            raise InputError(f"plateau_factor must be in (0, 1); got {self.plateau_factor}")
         if self.flux_loss not in FLUX_LOSSES:
-            raise ValueError(f"flux_loss must be one of {sorted(FLUX_LOSSES)}; got {self.flux_loss!r}")
+            raise InputError(f"flux_loss must be one of {sorted(FLUX_LOSSES)}; got {self.flux_loss!r}")
         if self.time_limit is not None and not self.time_limit > 0:
-            raise ValueError(f"time_limit must be None or positive (s); got {self.time_limit}")
+            raise InputError(f"time_limit must be None or positive (s); got {self.time_limit}")
         if self.learning_rate <= 0 or self.map_loss_weight < 0:
-            raise ValueError(
+            raise InputError(
                 "learning_rate must be > 0 and map_loss_weight >= 0; got "
                 f"{self.learning_rate} and {self.map_loss_weight}"
             )
@@ -165,7 +165,7 @@ class TrainingConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - names
         if unknown:
-            raise ValueError(f"unknown TrainingConfig fields {sorted(unknown)}")
+            raise InputError(f"unknown TrainingConfig fields {sorted(unknown)}")
         return cls(**values)
 
 
@@ -179,7 +179,7 @@ class _ArraySource:
 
     def __init__(self, data):
         if "blend" not in data or "flux" not in data:
-            raise ValueError(
+            raise InputError(
                 "training data must hold 'blend' (N, ny, nx) and 'flux' (N, 2) arrays; got keys "
                 f"{sorted(data)}"
             )
@@ -189,18 +189,18 @@ class _ArraySource:
             scale = self.arrays["scale"]
             good = np.all(np.isfinite(scale) & (scale > 0))
             if scale.shape not in ((len(blend),), (len(blend), 1)) or not good:
-                raise ValueError(
+                raise InputError(
                     f"'scale' must hold one positive, finite noise sigma per blend, shape ({len(blend)},); "
                     f"got shape {scale.shape}; leave it out to have it estimated from each blend"
                 )
         if blend.ndim != 3:
-            raise ValueError(f"'blend' must have shape (N, ny, nx); got {blend.shape}")
+            raise InputError(f"'blend' must have shape (N, ny, nx); got {blend.shape}")
         n, ny, nx = blend.shape
         if flux.shape != (n, 2):
-            raise ValueError(f"'flux' must have shape ({n}, 2) like 'blend'; got {flux.shape}")
+            raise InputError(f"'flux' must have shape ({n}, 2) like 'blend'; got {flux.shape}")
         for key in ("fractions", "masks"):
             if key in self.arrays and self.arrays[key].shape != (n, 2, ny, nx):
-                raise ValueError(
+                raise InputError(
                     f"'{key}' must have shape ({n}, 2, {ny}, {nx}); got {self.arrays[key].shape}"
                 )
         bad = [i for i in range(0, n, 1024) if not np.isfinite(blend[i : i + 1024]).all()]
@@ -208,7 +208,7 @@ class _ArraySource:
             rows = ~np.isfinite(flux).all(axis=1)
             for i in bad:
                 rows[i : i + 1024] |= ~np.isfinite(blend[i : i + 1024]).reshape(-1, ny * nx).all(1)
-            raise ValueError(
+            raise InputError(
                 f"{int(rows.sum())} training blends (e.g. {np.nonzero(rows)[0][:10].tolist()}) have "
                 "NaN or infinite pixels or fluxes; clean or drop them before training"
             )
@@ -399,7 +399,7 @@ class _BlendBatches(keras.utils.PyDataset):
         blend = np.asarray(batch["blend"], dtype=np.float32)
         if not np.isfinite(blend).all():
             bad = idx[~np.isfinite(blend).reshape(len(idx), -1).all(axis=1)]
-            raise ValueError(
+            raise InputError(
                 f"training blends {bad[:10].tolist()} contain NaN or infinite pixels; clean or "
                 "drop them before training"
             )
@@ -514,7 +514,7 @@ def _split(n, config):
     if config.validation_fraction > 0:
         n_val = max(1, int(round(n * config.validation_fraction)))
     if n - n_val < 1:
-        raise ValueError(
+        raise InputError(
             f"{n} training blends leave none to train on after holding out "
             f"validation_fraction={config.validation_fraction}; provide more data"
         )
@@ -529,7 +529,7 @@ def _map_key(source, outputs):
         if key in sample:
             return key
     if outputs == ("maps",):
-        raise ValueError(
+        raise InputError(
             "this network only predicts maps, but the training data has no 'fractions' or "
             "'masks' (N, 2, ny, nx) to learn them from"
         )
@@ -557,7 +557,7 @@ def _check_resumable(path, config):
         if getattr(old, f.name) != getattr(config, f.name) and f.name not in _RESUMABLE_CHANGES
     ]
     if changed:
-        raise ValueError(
+        raise InputError(
             f"{path.parent} holds a run with a different configuration (fields {changed} differ); "
             "use another output_dir, or resume=False to start that run again from scratch"
         )
@@ -608,7 +608,7 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
     model = model_spec if isinstance(model_spec, keras.Model) else build_model(model_spec)
     outputs = tuple(model.output_names)
     if not outputs or set(outputs) - {"flux", "maps"}:
-        raise ValueError(f"the network's outputs must be 'flux' and/or 'maps'; got {list(outputs)}")
+        raise InputError(f"the network's outputs must be 'flux' and/or 'maps'; got {list(outputs)}")
 
     # data: deterministic split, batches made on the fly
     source = _as_source(train_data)
@@ -617,7 +617,7 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
     val_source = source
     if validation_data is not None:
         if config.validation_fraction > 0:
-            raise ValueError(
+            raise InputError(
                 "give either validation_data or a validation_fraction > 0 in the TrainingConfig, not "
                 "both; set validation_fraction=0 to monitor the validation_data"
             )

@@ -117,20 +117,20 @@ class BlendConfig:
             if value is None:
                 continue
             if np.ndim(value) != 1:
-                raise ValueError(f"{name} must be a (min, max) pair; got {value!r}")
+                raise InputError(f"{name} must be a (min, max) pair; got {value!r}")
             value = tuple(float(v) for v in value)
             object.__setattr__(self, name, value)
             if len(value) != 2 or not value[0] <= value[1] or not np.all(np.isfinite(value)):
-                raise ValueError(f"{name} must be (min, max) with min <= max; got {value}")
+                raise InputError(f"{name} must be (min, max) with min <= max; got {value}")
         nc = self.noise_correlation
         if nc is not None and not 0 <= nc[0] <= nc[1] <= 1:
-            raise ValueError(f"noise_correlation must lie in [0, 1]; got {self.noise_correlation}")
+            raise InputError(f"noise_correlation must lie in [0, 1]; got {self.noise_correlation}")
         if self.exposure_time_range is not None and not self.exposure_time_range[0] > 0:
-            raise ValueError(f"exposure_time_range must be positive (s); got {self.exposure_time_range}")
+            raise InputError(f"exposure_time_range must be positive (s); got {self.exposure_time_range}")
         if not 0 <= self.residual_fraction <= 1:
-            raise ValueError(f"residual_fraction must lie in [0, 1]; got {self.residual_fraction}")
+            raise InputError(f"residual_fraction must lie in [0, 1]; got {self.residual_fraction}")
         if not (self.background_offset >= 0 and self.background_gradient >= 0):
-            raise ValueError(
+            raise InputError(
                 "background_offset and background_gradient are standard deviations (noise sigmas), >= 0; "
                 f"got {self.background_offset}, {self.background_gradient}"
             )
@@ -145,13 +145,13 @@ class BlendConfig:
                 "noise: use one or the other"
             )
         if self.n_train < 0 or self.n_test < 0 or self.n_train + self.n_test == 0:
-            raise ValueError(
+            raise InputError(
                 f"n_train and n_test must be >= 0 and not both 0; got {self.n_train}, {self.n_test}"
             )
         if not 0 < self.test_fraction < 1:
-            raise ValueError(f"test_fraction must lie in (0, 1); got {self.test_fraction}")
+            raise InputError(f"test_fraction must lie in (0, 1); got {self.test_fraction}")
         if not self.max_dmag > 0:
-            raise ValueError(f"max_dmag must be positive; got {self.max_dmag}")
+            raise InputError(f"max_dmag must be positive; got {self.max_dmag}")
         if not self.min_distance_factor >= 0:
             raise InputError(f"min_distance_factor must be >= 0; got {self.min_distance_factor}",
                              value=self.min_distance_factor)
@@ -201,7 +201,7 @@ def _pair_by_psf(rng, members, psf_index, mag, radius, n, config, max_distance, 
             groups.append(group)
             weights.append(float(np.sum(partners > 0)))
     if not groups:
-        raise ValueError(
+        raise InputError(
             f"no galaxy of the {split} split has a companion within max_dmag={config.max_dmag} mag among "
             "the galaxies of its own PSF; simulate more galaxies or fewer PSFs (n_psfs)"
         )
@@ -216,7 +216,7 @@ def _pair_by_psf(rng, members, psf_index, mag, radius, n, config, max_distance, 
 def _sky_columns(table, sample, config, psf_neff):
     """Per-blend noise, correlation, background and exposure (see the sky options of `BlendConfig`)."""
     if sample.noiseless is None:
-        raise ValueError("the sky options of BlendConfig need a simulated sample (noise-free galaxies)")
+        raise InputError("the sky options of BlendConfig need a simulated sample (noise-free galaxies)")
     rng = np.random.default_rng([config.seed, 12])
     n = len(table)
     central = np.asarray(table["index_central"])
@@ -275,14 +275,14 @@ def _pair(rng, members, mag, radius, n, config, max_distance, split):
     if n == 0:
         return np.zeros((4, 0), dtype=np.int64)
     if members.size < 2:
-        raise ValueError(f"the {split} split has {members.size} galaxy; pairing needs at least 2")
+        raise InputError(f"the {split} split has {members.size} galaxy; pairing needs at least 2")
     order = members[np.argsort(mag[members], kind="stable")]
     m_sorted = mag[order]
     lo = np.searchsorted(m_sorted, m_sorted - config.max_dmag, side="right")
     hi = np.searchsorted(m_sorted, m_sorted + config.max_dmag, side="left")
     n_partners = hi - lo - 1  # the galaxy itself lies inside its own window
     if np.all(n_partners == 0):
-        raise ValueError(
+        raise InputError(
             f"no galaxy of the {split} split has a companion within max_dmag={config.max_dmag} mag; "
             "use more galaxies or a larger max_dmag"
         )
@@ -393,7 +393,7 @@ def make_blends(sample, config=None, *, progress=True):
     perm = rng.permutation(n_gal)
     n_test_gal = int(round(config.test_fraction * n_gal))
     if n_test_gal < 2 or n_gal - n_test_gal < 2:
-        raise ValueError(
+        raise InputError(
             f"{n_gal} galaxies with test_fraction={config.test_fraction} leave fewer than 2 galaxies in "
             "a split; simulate more galaxies"
         )
@@ -496,12 +496,12 @@ class BlendSet:
         needed = {"index_central", "index_companion", "dx", "dy", "noise_index", "split"}
         missing = needed - set(catalog.colnames)
         if missing:
-            raise ValueError(f"blend catalogue lacks the columns {sorted(missing)}")
+            raise InputError(f"blend catalogue lacks the columns {sorted(missing)}")
         n_gal = len(sample)
         for col in ("index_central", "index_companion"):
             idx = np.asarray(catalog[col])
             if idx.size and (idx.min() < 0 or idx.max() >= n_gal):
-                raise ValueError(
+                raise InputError(
                     f"blend catalogue column {col} points outside the {n_gal}-galaxy library; the "
                     "catalogue and the galaxy sample do not belong together"
                 )
@@ -557,7 +557,7 @@ class BlendSet:
         """A BlendSet of some of the blends: ``'train'``, ``'test'``, or an index array or slice."""
         if isinstance(which, str):
             if which not in ("train", "test"):
-                raise ValueError(f"split must be 'train' or 'test'; got {which!r}")
+                raise InputError(f"split must be 'train' or 'test'; got {which!r}")
             rows = np.flatnonzero(self.catalog["split"] == which)
         else:
             rows = np.atleast_1d(np.arange(len(self))[which])  # one index: a set of one blend
@@ -699,7 +699,7 @@ class BlendSet:
         try:
             with h5py.File(path, "r") as f:
                 if f.attrs.get("astro_deblend_format") != _FORMAT_VERSION:
-                    raise ValueError("missing or unknown astro_deblend_format attribute")
+                    raise InputError("missing or unknown astro_deblend_format attribute")
                 sample = _read_sample_group(f["galaxies"], path)
                 g = f["blends"]
                 check_digest(g, path)
@@ -737,7 +737,7 @@ class ConcatenatedBlends:
     def __init__(self, sets):
         sets = list(sets)
         if not sets:
-            raise ValueError("give at least one BlendSet to concatenate")
+            raise InputError("give at least one BlendSet to concatenate")
         for s in sets:
             duck = all(hasattr(s, a) for a in ("get", "stamp_shape", "pixel_scale"))
             if not (isinstance(s, BlendSet) or duck):
@@ -749,7 +749,7 @@ class ConcatenatedBlends:
         for name in ("stamp_shape", "pixel_scale", "zeropoint"):
             values = [getattr(s, name) for s in sets]
             if any(v != values[0] for v in values[1:]):
-                raise ValueError(
+                raise InputError(
                     f"blend sets differ in {name} ({values}); a network learns one setting, so train on "
                     "sets simulated alike (only the seeds and sizes may differ)"
                 )

@@ -31,7 +31,7 @@ def _load_npy(path, what):
     try:
         return np.load(path, allow_pickle=False, mmap_mode="r")
     except (ValueError, OSError) as exc:
-        raise ValueError(f"{path} is not a readable .npy array of {what} ({exc})") from exc
+        raise InputError(f"{path} is not a readable .npy array of {what} ({exc})") from exc
 
 
 def read_candels(images, segmaps, catalog, *, zeropoint=DEFAULT_ZEROPOINT, pixel_scale=DEFAULT_PIXEL_SCALE,
@@ -63,33 +63,33 @@ def read_candels(images, segmaps, catalog, *, zeropoint=DEFAULT_ZEROPOINT, pixel
     imgs = _load_npy(images, "images")
     segs = _load_npy(segmaps, "segmentation maps")
     if imgs.ndim != 3 or imgs.shape[1] != imgs.shape[2]:
-        raise ValueError(f"CANDELS images must have shape (N, n, n); {images} has {imgs.shape}")
+        raise InputError(f"CANDELS images must have shape (N, n, n); {images} has {imgs.shape}")
     if segs.shape != imgs.shape:
-        raise ValueError(
+        raise InputError(
             f"segmentation maps {segs.shape} and images {imgs.shape} must have the same shape"
         )
     if imgs.dtype.kind != "f":
-        raise ValueError(f"CANDELS images must be floating point; {images} holds {imgs.dtype}")
+        raise InputError(f"CANDELS images must be floating point; {images} holds {imgs.dtype}")
     if segs.dtype.kind not in "ui":
-        raise ValueError(f"segmentation maps must be integer labels; {segmaps} holds {segs.dtype}")
+        raise InputError(f"segmentation maps must be integer labels; {segmaps} holds {segs.dtype}")
     if not os.path.exists(os.fspath(catalog)):
         raise FileNotFoundError(f"CANDELS catalogue {catalog} does not exist")
     try:
         cat = Table.read(os.fspath(catalog), format="ascii.csv")
     except Exception as exc:
-        raise ValueError(f"could not read the CANDELS catalogue {catalog} as CSV ({exc})") from exc
+        raise InputError(f"could not read the CANDELS catalogue {catalog} as CSV ({exc})") from exc
     missing = [c for c in _CSV_COLUMNS if c not in cat.colnames]
     if missing:
-        raise ValueError(f"CANDELS catalogue {catalog} lacks the columns {missing}; it has {cat.colnames}")
+        raise InputError(f"CANDELS catalogue {catalog} lacks the columns {missing}; it has {cat.colnames}")
     if len(cat) != imgs.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"the catalogue has {len(cat)} rows but there are {imgs.shape[0]} stamps; they must list the "
             "same galaxies in the same order"
         )
     bad = ~np.isfinite(imgs)
     if bad.any():
         stamps = np.unique(np.nonzero(bad)[0])
-        raise ValueError(f"{images} has NaN or infinite pixels in stamps {stamps[:10].tolist()}")
+        raise InputError(f"{images} has NaN or infinite pixels in stamps {stamps[:10].tolist()}")
 
     n, ny, nx = imgs.shape
     rng = np.random.default_rng([seed, 20])
@@ -101,7 +101,7 @@ def read_candels(images, segmaps, catalog, *, zeropoint=DEFAULT_ZEROPOINT, pixel
         seg = np.asarray(segs[i])
         label = seg[ny // 2, nx // 2]
         if label == 0:
-            raise ValueError(
+            raise InputError(
                 f"stamp {i}: the central pixel [{ny // 2}, {nx // 2}] belongs to no source in its "
                 "segmentation map; the stamps must be centred on their galaxy"
             )

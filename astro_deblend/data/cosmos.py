@@ -17,6 +17,7 @@ from astropy.io import fits
 from astropy.table import Table
 from tqdm.auto import tqdm
 
+from ..exceptions import InputError
 from .galaxies import GalaxySample
 from .sampling import load_sampling_table, sample_galaxy_parameters
 from .simulate import (
@@ -128,7 +129,7 @@ def read_real_galaxies(catalog, *, directory=None, config=None, n_galaxies=None,
     if n_galaxies is None:
         n_galaxies = n_total
     elif not 1 <= n_galaxies <= n_total:
-        raise ValueError(f"n_galaxies must lie in [1, {n_total}] (galaxies of {path}); got {n_galaxies}")
+        raise InputError(f"n_galaxies must lie in [1, {n_total}] (galaxies of {path}); got {n_galaxies}")
 
     rgc = galsim.RealGalaxyCatalog(catalog, dir=directory)
     try:
@@ -140,7 +141,7 @@ def read_real_galaxies(catalog, *, directory=None, config=None, n_galaxies=None,
         _check_image_files(rgc, indices, path)
         hst_fwhm = rgc.getPSFImage(int(indices[0])).calculateFWHM()
         if not config.psf_fwhm > hst_fwhm:
-            raise ValueError(
+            raise InputError(
                 f"config.psf_fwhm={config.psf_fwhm} arcsec is not wider than the HST PSF of {path} "
                 f"({hst_fwhm:.3f} arcsec FWHM): removing that PSF would amplify the HST noise; "
                 "use a wider PSF"
@@ -188,7 +189,7 @@ def _check_config(config):
     default = SimulationConfig()
     broad = [name for name in _BROAD_OPTIONS if getattr(config, name) != getattr(default, name)]
     if broad:
-        raise ValueError(
+        raise InputError(
             "read_real_galaxies draws every galaxy through one PSF of psf_fwhm, centred, with its real "
             f"morphology; the SimulationConfig options {broad} do not apply: leave them at their defaults"
         )
@@ -201,23 +202,23 @@ def _check_catalog_file(path):
     try:
         with fits.open(path) as hdul:
             if len(hdul) < 2 or not isinstance(hdul[1], fits.BinTableHDU):
-                raise ValueError(
+                raise InputError(
                     f"{path} is not a GalSim RealGalaxyCatalog: its first extension is not a binary table"
                 )
             names = [name.lower() for name in hdul[1].columns.names]
             n_rows = hdul[1].header["NAXIS2"]
     except OSError as exc:
-        raise ValueError(
+        raise InputError(
             f"{path} is not a GalSim RealGalaxyCatalog: it is not a readable FITS file ({exc})"
         ) from exc
     missing = [c for c in _REQUIRED_COLUMNS if c not in names]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{path} is not a GalSim RealGalaxyCatalog: its table lacks the columns {missing} "
             f"(it has {names}); {_HOW_TO_GET}"
         )
     if n_rows == 0:
-        raise ValueError(f"the RealGalaxyCatalog {path} holds no galaxy")
+        raise InputError(f"the RealGalaxyCatalog {path} holds no galaxy")
     return int(n_rows)
 
 
@@ -264,7 +265,7 @@ def _draw(rgc, indices, flux, noise_seeds, config, progress):
         # The BaseDeviate would only pad the HST image with noise, which is off; fixed, not from the clock.
         real = galsim.RealGalaxy(rgc, index=int(indices[j]), rng=galsim.BaseDeviate(1), gsparams=gsparams)
         if not real.flux > 0:
-            raise ValueError(
+            raise InputError(
                 f"COSMOS galaxy {rgc.ident[indices[j]]} (row {indices[j]}) has a total flux of {real.flux} "
                 "in its HST stamp; it cannot be scaled to a magnitude"
             )

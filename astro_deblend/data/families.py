@@ -36,6 +36,8 @@ normalised to the asked flux: the total flux of every family is the catalogue fl
 import galsim
 import numpy as np
 
+from ..exceptions import InputError
+
 __all__ = ["PAPER_FAMILIES", "BROAD_FAMILIES", "FAMILIES", "family_profile", "family_radius"]
 
 #: The paper's four morphological types.
@@ -273,4 +275,4 @@ def family_profile(family, flux, r, rng, gsparams, *, pixel_scale):
         if tails.sum() > 0:
             image = image / image.sum() + rng.uniform(0.05, 0.15) * tails / tails.sum()
         return _as_profile(image, flux, scale, gsparams)
-    raise ValueError(f"unknown galaxy family {family!r}; expected one of {tuple(FAMILIES)}")
+    raise InputError(f"unknown galaxy family {family!r}; expected one of {tuple(FAMILIES)}")

@@ -15,7 +15,7 @@ from astropy.table import Table
 
 from .._io import atomic_write
 from ..conventions import DEFAULT_PIXEL_SCALE, DEFAULT_ZEROPOINT
-from ..exceptions import DataFileError
+from ..exceptions import DataFileError, InputError
 
 __all__ = ["GalaxySample"]
 
@@ -66,21 +66,21 @@ class GalaxySample:
             if arr is None:
                 continue
             if arr.ndim != 3:
-                raise ValueError(f"GalaxySample.{name} must have shape (N, ny, nx); got {arr.shape}")
+                raise InputError(f"GalaxySample.{name} must have shape (N, ny, nx); got {arr.shape}")
             if arr.shape[0] != n:
-                raise ValueError(
+                raise InputError(
                     f"GalaxySample.{name} holds {arr.shape[0]} stamps but the catalogue has {n} rows; "
                     "they must describe the same galaxies in the same order"
                 )
             if arr.shape[1:] != self.images.shape[1:]:
-                raise ValueError(
+                raise InputError(
                     f"GalaxySample.{name} stamps are {arr.shape[1:]}, images are {self.images.shape[1:]}"
                 )
         missing = [c for c in _CATALOG_COLUMNS if c not in self.catalog.colnames]
         if missing:
-            raise ValueError(f"GalaxySample.catalog lacks the columns {missing}")
+            raise InputError(f"GalaxySample.catalog lacks the columns {missing}")
         if not np.all(np.isfinite(self.images)):
-            raise ValueError("GalaxySample.images contains NaN or infinite pixels")
+            raise InputError("GalaxySample.images contains NaN or infinite pixels")
 
     def __len__(self):
         return len(self.catalog)

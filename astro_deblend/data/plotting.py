@@ -3,6 +3,7 @@
 import numpy as np
 from astropy.visualization import AsinhStretch, ImageNormalize, PercentileInterval
 
+from ..exceptions import InputError
 from .families import FAMILIES
 
 __all__ = ["plot_galaxies", "plot_blends"]
@@ -43,9 +44,9 @@ def plot_galaxies(sample, *, per_type=2, seed=0, path=None, zoom=1, second="mask
     fig : `matplotlib.figure.Figure`
     """
     if second not in ("mask", "noiseless") or (second == "noiseless" and sample.noiseless is None):
-        raise ValueError("second must be 'mask', or 'noiseless' for a simulated sample; got " f"{second!r}")
+        raise InputError("second must be 'mask', or 'noiseless' for a simulated sample; got " f"{second!r}")
     if int(zoom) != zoom or zoom < 1:
-        raise ValueError(f"zoom must be a positive integer; got {zoom!r}")
+        raise InputError(f"zoom must be a positive integer; got {zoom!r}")
     ny, nx = sample.stamp_shape
     hy, hx = ny // (2 * int(zoom)), nx // (2 * int(zoom))
     crop = (slice(ny // 2 - hy, ny // 2 + hy), slice(nx // 2 - hx, nx // 2 + hx))

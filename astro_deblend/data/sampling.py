@@ -11,6 +11,7 @@ import numpy as np
 from astropy.table import Table
 
 from ..conventions import GALAXY_TYPES, PAPER_TYPE_NAMES, normalize_galaxy_type
+from ..exceptions import InputError
 
 __all__ = ["GALAXY_TYPES", "PAPER_TYPE_NAMES", "load_sampling_table", "sample_galaxy_parameters"]
 
@@ -46,13 +47,13 @@ def load_sampling_table(path=None):
     except FileNotFoundError:
         raise FileNotFoundError(f"sampling table {path!s} does not exist") from None
     except Exception as exc:
-        raise ValueError(
+        raise InputError(
             f"could not read sampling table {path!s} ({exc}); give a FITS, ECSV or CSV table with "
             "columns mag, radius, galtype"
         ) from exc
     binned = {"galtype", "mag_min", "mag_max", "log10_radius_min", "log10_radius_max", "count"}
     if not binned <= set(table.colnames) and not {"mag", "radius", "galtype"} <= set(table.colnames):
-        raise ValueError(
+        raise InputError(
             f"sampling table {path!s} has columns {table.colnames}; it needs mag, radius (px) and "
             "galtype, one row per galaxy"
         )
@@ -87,7 +88,7 @@ def sample_galaxy_parameters(n, rng, *, table=None, mag_limit=23.5):
         keep = np.asarray(table["mag_min"]) < mag_limit
         t = table[keep]
         if len(t) == 0:
-            raise ValueError(f"no galaxy of the sampling table is brighter than mag_limit={mag_limit}")
+            raise InputError(f"no galaxy of the sampling table is brighter than mag_limit={mag_limit}")
         p = np.asarray(t["count"], dtype=float)
         idx = rng.choice(len(t), size=n, p=p / p.sum())
         mag_hi = np.minimum(np.asarray(t["mag_max"])[idx], mag_limit)
@@ -97,9 +98,9 @@ def sample_galaxy_parameters(n, rng, *, table=None, mag_limit=23.5):
     mag_all = np.asarray(table["mag"], dtype=float)
     keep = mag_all < mag_limit
     if not keep.any():
-        raise ValueError(f"no galaxy of the sampling table is brighter than mag_limit={mag_limit}")
+        raise InputError(f"no galaxy of the sampling table is brighter than mag_limit={mag_limit}")
     radius_all = np.asarray(table["radius"], dtype=float)
     if np.any(~np.isfinite(radius_all[keep])) or np.any(radius_all[keep] <= 0):
-        raise ValueError("sampling table radii must be finite and positive (Sersic semi-major axis in px)")
+        raise InputError("sampling table radii must be finite and positive (Sersic semi-major axis in px)")
     idx = rng.choice(np.flatnonzero(keep), size=n)
     return mag_all[idx], radius_all[idx], normalize_galtype(np.asarray(table["galtype"])[idx])

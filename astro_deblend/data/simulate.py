@@ -129,53 +129,53 @@ class SimulationConfig:
         for name in ("families", "family_weights", "psf_kinds", "psf_fwhm_range"):
             value = getattr(self, name)
             if isinstance(value, str):
-                raise ValueError(f"{name} must be a sequence, e.g. ({value!r},); got the string {value!r}")
+                raise InputError(f"{name} must be a sequence, e.g. ({value!r},); got the string {value!r}")
             if value is not None:
                 object.__setattr__(self, name, tuple(value))
         if self.family_weights is not None and not np.all(np.isfinite(self.family_weights)):
-            raise ValueError(f"family_weights must be finite; got {self.family_weights}")
+            raise InputError(f"family_weights must be finite; got {self.family_weights}")
         if self.psf_fwhm_range is not None and len(self.psf_fwhm_range) != 2:
-            raise ValueError(f"psf_fwhm_range must be (min, max) in arcsec; got {self.psf_fwhm_range}")
+            raise InputError(f"psf_fwhm_range must be (min, max) in arcsec; got {self.psf_fwhm_range}")
         if self.families is not None:
             unknown = [f for f in self.families if f not in FAMILIES]
             if unknown or not self.families:
-                raise ValueError(f"unknown galaxy families {unknown}; choose among {tuple(FAMILIES)}")
+                raise InputError(f"unknown galaxy families {unknown}; choose among {tuple(FAMILIES)}")
             if self.family_weights is not None and (
                 len(self.family_weights) != len(self.families) or min(self.family_weights) < 0
                 or sum(self.family_weights) <= 0
             ):
-                raise ValueError(
+                raise InputError(
                     f"family_weights must give one non-negative weight per family ({len(self.families)}), "
                     f"not all zero; got {self.family_weights}"
                 )
         elif self.family_weights is not None:
-            raise ValueError("family_weights needs families")
+            raise InputError("family_weights needs families")
         if self.profile_ranges not in ("paper", "wide"):
-            raise ValueError(f"profile_ranges must be 'paper' or 'wide'; got {self.profile_ranges!r}")
+            raise InputError(f"profile_ranges must be 'paper' or 'wide'; got {self.profile_ranges!r}")
         if self.psf_kinds is not None:
             unknown = [k for k in self.psf_kinds if k not in PSF_KINDS]
             if unknown or not self.psf_kinds:
-                raise ValueError(f"unknown PSF kinds {unknown}; choose among {PSF_KINDS}")
+                raise InputError(f"unknown PSF kinds {unknown}; choose among {PSF_KINDS}")
         if self.psf_fwhm_range is not None:
             lo, hi = self.psf_fwhm_range
             if not 0 < lo <= hi:
-                raise ValueError(
+                raise InputError(
                     f"psf_fwhm_range must be (min, max) with 0 < min <= max; got {self.psf_fwhm_range}"
                 )
         if self.n_psfs < 1:
-            raise ValueError(f"n_psfs must be at least 1; got {self.n_psfs}")
+            raise InputError(f"n_psfs must be at least 1; got {self.n_psfs}")
         if not 0 <= self.max_offset <= self.stamp_size / 8:
-            raise ValueError(f"max_offset must lie in [0, stamp_size / 8] px; got {self.max_offset}")
+            raise InputError(f"max_offset must lie in [0, stamp_size / 8] px; got {self.max_offset}")
         if not 0 <= self.cleaned_fraction <= 1 or self.radius_scatter_dex < 0:
-            raise ValueError(
+            raise InputError(
                 "cleaned_fraction must lie in [0, 1] and radius_scatter_dex be >= 0; got "
                 f"{self.cleaned_fraction}, {self.radius_scatter_dex}"
             )
         for name in ("pixel_scale", "psf_fwhm"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive (arcsec); got {getattr(self, name)}")
+                raise InputError(f"{name} must be positive (arcsec); got {getattr(self, name)}")
         if self.exposure_time is not None and not self.exposure_time > 0:
-            raise ValueError(f"exposure_time must be positive (s) or None; got {self.exposure_time}")
+            raise InputError(f"exposure_time must be positive (s) or None; got {self.exposure_time}")
 
     def to_dict(self):
         """The configuration as a JSON-serialisable dict (options left at their default omitted,
@@ -466,7 +466,7 @@ def simulate_galaxies(config=None, *, path=None, progress=True, chunk_size=100, 
     if path is not None and os.path.exists(path):
         raise FileExistsError(f"{path} exists; remove it or give another path")
     if workers < 1 or chunk_size < 1:
-        raise ValueError(f"workers and chunk_size must be at least 1; got {workers}, {chunk_size}")
+        raise InputError(f"workers and chunk_size must be at least 1; got {workers}, {chunk_size}")
     n, size = config.n_galaxies, config.stamp_size
     params = _sample_parameters(config)
     psfs, psf_fwhms, psf_neffs = _psf_set(config)
@@ -560,11 +560,11 @@ def _resume(partial, config, images, noiseless, segmaps, flux_auto, offsets, cle
     with h5py.File(partial, "r") as f:
         saved = json.loads(f.attrs["config"])
         if saved != config.to_dict():
-            raise ValueError(
+            raise InputError(
                 f"{partial} was started with another configuration ({saved}); delete it to start afresh"
             )
         if "offsets" not in f:
-            raise ValueError(f"{partial} was written by an older astro_deblend; delete it to start afresh")
+            raise InputError(f"{partial} was written by an older astro_deblend; delete it to start afresh")
         done = int(f.attrs.get("done", 0))
         for name, arr in (("images", images), ("noiseless", noiseless), ("segmaps", segmaps),
                           ("flux_auto", flux_auto), ("offsets", offsets), ("cleaned", cleaned)):

@@ -21,6 +21,8 @@ import os
 import galsim
 import numpy as np
 
+from ..exceptions import InputError
+
 __all__ = ["PSF_KINDS", "make_psf", "psf_fwhm", "psf_noise_equivalent", "NoiseCorrelation"]
 
 PSF_KINDS = ("airy", "moffat", "spikes")
@@ -72,7 +74,7 @@ def make_psf(kind, fwhm, rng):
     psf : `galsim.GSObject` of unit flux
     """
     if not fwhm > 0:
-        raise ValueError(f"PSF fwhm must be positive (arcsec); got {fwhm}")
+        raise InputError(f"PSF fwhm must be positive (arcsec); got {fwhm}")
     # A PSF sharper than F160W's diffraction limit is that of a bluer band or a larger mirror.
     lam_over_diam = min(_LAM_OVER_DIAM, 0.8 * fwhm / 1.03)
     if kind == "airy":
@@ -90,7 +92,7 @@ def make_psf(kind, fwhm, rng):
             pad_factor=2,
         )
         return _broaden(core, fwhm)
-    raise ValueError(f"unknown PSF kind {kind!r}; expected one of {PSF_KINDS}")
+    raise InputError(f"unknown PSF kind {kind!r}; expected one of {PSF_KINDS}")
 
 
 class NoiseCorrelation:
