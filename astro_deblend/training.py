@@ -33,6 +33,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ import numpy as np
 
 from ._io import atomic_write_text
 from ._symmetry import SYMMETRIES, apply
-from .exceptions import DataFileError, InputError, InputTypeError, TrainingDiverged
+from .exceptions import AstroDeblendWarning, DataFileError, InputError, InputTypeError, TrainingDiverged
 from .models import build_model
 from .models.losses import LogRatioLoss, MapBCELoss, MAPELoss
 from .models.normalization import signal_mask, stamp_scale
@@ -790,7 +791,16 @@ def fit_network(model_config, data, config=None, *, model=None, output_dir, pret
         pretrain_config = TrainingConfig() if pretrain_config is None else pretrain_config
         keras.utils.set_random_seed(pretrain_config.seed)
         spec = build_model(model_config)
-        train(spec.get_layer("unet"), data, pretrain_config, output_dir=output_dir / "unet", resume=resume)
+        _, first = train(spec.get_layer("unet"), data, pretrain_config, output_dir=output_dir / "unet",
+                         resume=resume)
+        if first.epoch and (run_dir / "state.json").exists():
+            # the U-Net changed in this call: the end-to-end stage built on the old one starts again
+            warnings.warn(
+                f"stage 1 (the U-Net) trained {len(first.epoch)} more epochs, so the end-to-end stage in "
+                f"{run_dir}, built on the earlier U-Net, starts again from the new one",
+                AstroDeblendWarning, stacklevel=2,
+            )
+            resume = False
     else:
         pretrain_config = None
     model, history = train(spec, data, config, output_dir=run_dir, resume=resume,

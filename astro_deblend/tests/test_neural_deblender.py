@@ -1,5 +1,6 @@
 """Tests of NeuralDeblender: measure, fit, save/load, on tiny 32x32 two-Gaussian blends."""
 
+import dataclasses
 import json
 import warnings
 
@@ -243,6 +244,14 @@ def test_blend2mask2flux_trains_in_two_stages(data, tmp_path):
     assert "flux_loss" not in unet_log[0] and "flux_loss" in end_log[0]
     table, segments, maps = deblender.measure(data["blend"][:2], return_maps=True, progress=False)
     assert maps.shape == (2, 2, SIZE, SIZE) and np.all(table["method"] == "blend2mask2flux")
+    # a longer first stage on the same folder: the end-to-end stage starts again from the new U-Net
+    from astro_deblend.exceptions import AstroDeblendWarning
+
+    longer = NeuralDeblender(config, weights=None)
+    with pytest.warns(AstroDeblendWarning, match="starts again from the new one"):
+        longer.fit(data, config=ONE_EPOCH, pretrain_config=dataclasses.replace(ONE_EPOCH, epochs=2),
+                   output_dir=tmp_path)
+    assert not np.allclose(longer.measure(data["blend"][:2], progress=False)[0]["flux"], table["flux"])
 
 
 def test_untrained_and_missing_default_weights(data, tmp_path, monkeypatch):
