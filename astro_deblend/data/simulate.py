@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .._parallel import process_pool
 from ..conventions import DEFAULT_PIXEL_SCALE, DEFAULT_ZEROPOINT
-from ..exceptions import InputError
+from ..exceptions import DataFileError, InputError
 from ..photometry import flux_auto
 from ._config import check_finite, check_integers, config_to_dict, uses_options
 from .families import FAMILIES, PAPER_FAMILIES, _wide_profile, family_profile, family_radius
@@ -557,6 +557,18 @@ def _checkpoint(partial, config, start, stop, images, noiseless, segmaps, flux_a
 
 
 def _resume(partial, config, images, noiseless, segmaps, flux_auto, offsets, cleaned):
+    try:
+        return _read_checkpoint(partial, config, images, noiseless, segmaps, flux_auto, offsets, cleaned)
+    except (OSError, KeyError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise DataFileError(
+            f"{partial} is a damaged checkpoint (an interruption or a full disk while it was written: "
+            f"{type(exc).__name__}: {str(exc)[:120]}); delete it to start the simulation afresh"
+        ) from exc
+
+
+def _read_checkpoint(partial, config, images, noiseless, segmaps, flux_auto, offsets, cleaned):
     with h5py.File(partial, "r") as f:
         saved = json.loads(f.attrs["config"])
         if saved != config.to_dict():

@@ -22,7 +22,7 @@ from astro_deblend.data import (
     sample_galaxy_parameters,
     simulate_galaxies,
 )
-from astro_deblend.exceptions import AstroDeblendWarning, InputError, InputTypeError
+from astro_deblend.exceptions import AstroDeblendWarning, DataFileError, InputError, InputTypeError
 
 SMALL = SimulationConfig(n_galaxies=40, stamp_size=128, seed=3)
 
@@ -159,6 +159,13 @@ def test_simulation_resumes(tmp_path):
                 np.asarray(full.catalog["flux_auto"]), centred, uncleaned)
     with pytest.raises(ValueError, match="another configuration"):
         simulate_galaxies(other, path=str(tmp_path / "x.h5"), progress=False)
+    # a checkpoint cut short (an interruption, a full disk): named, with what to do
+    damaged = tmp_path / "y.h5.partial"
+    _checkpoint(str(damaged), cfg, 0, 2, full.images, full.noiseless, full.segmaps,
+                np.asarray(full.catalog["flux_auto"]), centred, uncleaned)
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    with pytest.raises(DataFileError, match="damaged checkpoint.*delete it"):
+        simulate_galaxies(cfg, path=str(tmp_path / "y.h5"), progress=False)
 
 
 def test_blend_is_sum_of_parts(blends):
