@@ -123,6 +123,11 @@ class SimulationConfig:
         check_finite(self, _FLOAT_UNITS)
         if self.n_galaxies < 1:
             raise InputError(f"n_galaxies must be at least 1; got {self.n_galaxies}", value=self.n_galaxies)
+        for name, (lo, hi), what in (("depth_5sigma", (15.0, 40.0), "5-sigma point-source depths, AB"),
+                                     ("zeropoint", (-60.0, 60.0), "AB zero points")):
+            if not lo <= getattr(self, name) <= hi:
+                raise InputError(f"{name}={getattr(self, name)!r} is outside the range of {what} ({lo:g} to "
+                                 f"{hi:g}): check its units", value=getattr(self, name), allowed=(lo, hi))
         if self.stamp_size < 16 or self.stamp_size % 2:
             raise InputError(f"stamp_size must be an even number of pixels >= 16; got {self.stamp_size}",
                              value=self.stamp_size)

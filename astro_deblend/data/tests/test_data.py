@@ -380,6 +380,8 @@ def test_bad_blend_config():
     (lambda: SimulationConfig(seed="abc"), InputTypeError, "seed must be an integer"),
     (lambda: SimulationConfig(depth_5sigma=np.nan), InputError, r"depth_5sigma must be a finite number \(AB"),
     (lambda: SimulationConfig(zeropoint=-np.inf), InputError, "zeropoint must be a finite"),
+    (lambda: SimulationConfig(depth_5sigma=-5), InputError, "outside the range of 5-sigma point-source"),
+    (lambda: SimulationConfig(zeropoint=-100), InputError, "outside the range of AB zero points"),
     (lambda: SimulationConfig(pixel_scale="0.06"), InputTypeError, "pixel_scale must be a number"),
 ])
 def test_config_values_are_refused_with_the_field_named(make, error, words):
