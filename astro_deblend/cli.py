@@ -38,7 +38,7 @@ def _parser():
     r = sub.add_parser("run", help="simulate, blend, measure, evaluate and report (the main job)")
     r.add_argument("--output", default="astro_deblend_output", help="output folder [%(default)s]")
     r.add_argument("--n-galaxies", type=int, default=600,
-                   help="galaxies simulated; a fifth are test galaxies [%(default)s]")
+                   help="galaxies simulated; half are test galaxies [%(default)s]")
     r.add_argument("--n-test", type=int, default=1000, help="test blends measured [%(default)s]")
     r.add_argument("--seed", type=int, default=2026, help="seed of the simulation [%(default)s]")
     r.add_argument("--overwrite", action="store_true", help="replace an existing report")

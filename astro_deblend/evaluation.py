@@ -92,7 +92,7 @@ from astropy.table import Column, Table
 from ._io import atomic_write, atomic_write_text
 from .catalog import table_to_pairs
 from .conventions import DEFAULT_ZEROPOINT, GALAXY_TYPES, ROLES, normalize_galaxy_type
-from .exceptions import InputError
+from .exceptions import DataFileError, InputError
 from .metrics import OUTLIER_THRESHOLD, iou, overlap_area_estimator, summarize
 
 __all__ = [
@@ -300,15 +300,23 @@ class Evaluation:
         meta_file = dirpath / "evaluation.json"
         if not meta_file.is_file():
             raise FileNotFoundError(f"{meta_file} not found: expected a folder written by Evaluation.write")
-        with open(meta_file, encoding="utf-8") as fh:
-            doc = json.load(fh)
-        tables = {}
-        for name in (*cls.TABLE_NAMES, "galaxies"):
-            f = dirpath / f"{name}.ecsv"
-            if f.is_file():
-                t = Table.read(f, format="ascii.ecsv")
-                t.meta.clear()
-                tables[name] = t
+        try:
+            with open(meta_file, encoding="utf-8") as fh:
+                doc = json.load(fh)
+            tables = {}
+            for name in (*cls.TABLE_NAMES, "galaxies"):
+                f = dirpath / f"{name}.ecsv"
+                if f.is_file():
+                    t = Table.read(f, format="ascii.ecsv")
+                    t.meta.clear()
+                    tables[name] = t
+        except (OSError, ValueError) as exc:  # JSON or ECSV cut short or edited
+            raise DataFileError(f"{dirpath} holds a damaged evaluation ({type(exc).__name__}: "
+                                f"{str(exc)[:150]}); write it again with Evaluation.write") from exc
+        missing = sorted(set(doc.get("tables", {})) - set(tables))  # those the JSON says were written
+        if missing:
+            raise DataFileError(f"{dirpath} lacks the tables {missing} that were written with it (a copy "
+                                "cut short?); write it again with Evaluation.write")
         galaxies = tables.pop("galaxies", None)
         return cls(tables, galaxies, doc.get("meta", {}))
 

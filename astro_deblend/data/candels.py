@@ -86,6 +86,12 @@ def read_candels(images, segmaps, catalog, *, zeropoint=DEFAULT_ZEROPOINT, pixel
             f"the catalogue has {len(cat)} rows but there are {imgs.shape[0]} stamps; they must list the "
             "same galaxies in the same order"
         )
+    if "id" in cat.colnames:
+        ids, counts = np.unique(np.asarray(cat["id"]), return_counts=True)
+        if (counts > 1).any():  # one galaxy twice could land in both the train and the test split
+            twice = ids[counts > 1][:10].tolist()
+            raise InputError(f"the CANDELS catalogue {catalog} lists ids {twice} more than once; each galaxy "
+                             "must appear once", value=twice)
     bad = ~np.isfinite(imgs)
     if bad.any():
         stamps = np.unique(np.nonzero(bad)[0])

@@ -377,3 +377,21 @@ def test_flags_are_counted_and_units_are_not_dropped():
     table["flux"].unit = u.nJy
     with pytest.raises(InputError, match="in nJy but the truth's have no unit"):
         evaluate(truth, {"m": table})
+
+
+def test_a_damaged_evaluation_folder_is_named(tmp_path):
+    from astropy.table import Table
+
+    from astro_deblend.evaluation import Evaluation, evaluate
+    from astro_deblend.exceptions import DataFileError
+
+    truth = Table({"flux_central": [10.0, 20.0, 30.0], "flux_companion": [5.0, 6.0, 7.0]})
+    evaluation = evaluate(truth, {"m": np.array([[11.0, 5.0], [20.0, 6.0], [30.0, 7.0]])})
+    evaluation.write(tmp_path / "ev")
+    assert Evaluation.read(tmp_path / "ev").methods == evaluation.methods
+    (tmp_path / "ev" / "overall.ecsv").unlink()
+    with pytest.raises(DataFileError, match="lacks the tables \\['overall'\\]"):
+        Evaluation.read(tmp_path / "ev")
+    (tmp_path / "ev" / "evaluation.json").write_text("{")
+    with pytest.raises(DataFileError, match="damaged evaluation"):
+        Evaluation.read(tmp_path / "ev")
