@@ -17,7 +17,7 @@ from astropy.io import fits
 from astropy.table import Table
 from tqdm.auto import tqdm
 
-from ..exceptions import InputError
+from ..exceptions import DataFileError, InputError
 from .galaxies import GalaxySample
 from .sampling import load_sampling_table, sample_galaxy_parameters
 from .simulate import (
@@ -263,7 +263,14 @@ def _draw(rgc, indices, flux, noise_seeds, config, progress):
     radius = np.zeros(n)
     for j in tqdm(range(n), desc="redrawing COSMOS galaxies", unit="gal", disable=not progress):
         # The BaseDeviate would only pad the HST image with noise, which is off; fixed, not from the clock.
-        real = galsim.RealGalaxy(rgc, index=int(indices[j]), rng=galsim.BaseDeviate(1), gsparams=gsparams)
+        where = f"COSMOS galaxy {rgc.ident[indices[j]]} (row {indices[j]})"
+        try:
+            real = galsim.RealGalaxy(rgc, index=int(indices[j]), rng=galsim.BaseDeviate(1), gsparams=gsparams)
+        except galsim.GalSimError as exc:  # e.g. an HST stamp of zero total flux
+            raise InputError(f"{where} cannot be drawn: {exc}") from None
+        except (OSError, IndexError, KeyError, ValueError) as exc:  # a truncated or damaged image file
+            raise DataFileError(f"{where}: its image or PSF file is damaged or cut short "
+                                f"({type(exc).__name__}: {exc}); download it again") from exc
         if not real.flux > 0:
             raise InputError(
                 f"COSMOS galaxy {rgc.ident[indices[j]]} (row {indices[j]}) has a total flux of {real.flux} "

@@ -237,6 +237,16 @@ def test_missing_image_file(tmp_path):
         read_real_galaxies(tmp_path / CATALOG, config=CONFIG, progress=False)
 
 
+def test_a_truncated_image_file_is_named(tmp_path):
+    from astro_deblend.exceptions import DataFileError
+
+    write_catalog(str(tmp_path))
+    cut = tmp_path / "real_galaxy_images_n2.fits"
+    cut.write_bytes(cut.read_bytes()[:2880 * 2])  # the primary header and a little more
+    with pytest.raises(DataFileError, match=r"COSMOS galaxy .* damaged or cut short"):
+        read_real_galaxies(tmp_path / CATALOG, config=CONFIG, progress=False)
+
+
 def test_options_that_do_not_fit(folder):
     with pytest.raises(ValueError, match="n_galaxies"):
         read_real_galaxies(CATALOG, directory=folder, config=CONFIG, n_galaxies=7, progress=False)
