@@ -79,8 +79,10 @@ class GalaxySample:
         missing = [c for c in _CATALOG_COLUMNS if c not in self.catalog.colnames]
         if missing:
             raise InputError(f"GalaxySample.catalog lacks the columns {missing}")
-        if not np.all(np.isfinite(self.images)):
-            raise InputError("GalaxySample.images contains NaN or infinite pixels")
+        for name in ("images", "noiseless"):
+            arr = getattr(self, name)
+            if arr is not None and not np.all(np.isfinite(arr)):
+                raise InputError(f"GalaxySample.{name} contains NaN or infinite pixels")
 
     def __len__(self):
         return len(self.catalog)

@@ -230,6 +230,17 @@ def test_options_that_cannot_be_honoured_are_refused(sample):
                     progress=False)
 
 
+def test_a_sample_with_nan_pixels_is_refused(sample):
+    from astro_deblend.data import GalaxySample
+
+    for name in ("images", "noiseless"):
+        arrays = {"images": sample.images, "noiseless": sample.noiseless}
+        arrays[name] = arrays[name].copy()
+        arrays[name][0, 0, 0] = np.nan
+        with pytest.raises(InputError, match=f"GalaxySample.{name} contains NaN"):
+            GalaxySample(**arrays, segmaps=sample.segmaps, catalog=sample.catalog, config=sample.config)
+
+
 def test_a_subset_of_one_index_is_a_set_of_one_blend(blends):
     one = blends.subset(5)
     assert len(one) == 1 and one.catalog["index_central"][0] == blends.catalog["index_central"][5]
