@@ -1,10 +1,12 @@
 """Saved networks on disk: a folder with ``config.json`` (what the network is, how it was trained, a
 checksum of its weights) and ``model.weights.h5`` (the Keras weights; no pickles, no code).
 
-``config.json`` carries two SHA-256 digests: ``weights_sha256`` of the weights file, and
+``config.json`` carries SHA-256 digests: ``weights_sha256`` of the weights file, and
 ``model_config_sha256`` of the network's name and model config (``model``, ``model_config``), so that a
 hand-edited ``stamp_size`` or stride, which changes no weight shape and would otherwise load silently, is
-caught on reading. Saves made before the second digest existed load without that check.
+caught on reading; and ``domain_sha256`` of the training domain (``provenance['domain']``), which sets the
+limits of the out-of-domain flag, so that widening it by hand is caught too. Saves made before a digest
+existed load without that check.
 
 The bundled weights are the same two files renamed ``astro_deblend/weights/<model>.json`` and
 ``astro_deblend/weights/<model>.weights.h5``.
@@ -24,7 +26,7 @@ from . import build_model
 from .normalization import NORMALIZATION
 
 __all__ = ["KINDS", "WEIGHTS_DIR", "FORMAT_VERSION", "read_record", "bundled", "file_sha256",
-           "model_config_sha256", "write_network"]
+           "model_config_sha256", "domain_sha256", "write_network"]
 
 #: Networks a NeuralDeblender can run (the U-Net alone measures no flux).
 KINDS = ("fracnet", "blend2flux", "blend2mask2flux")
@@ -63,6 +65,7 @@ def write_network(path, model, config, provenance, *, overwrite=False, extra=Non
         "model": type(config).kind,
         "model_config": dataclasses.asdict(config),
         "model_config_sha256": model_config_sha256(type(config).kind, dataclasses.asdict(config)),
+        "domain_sha256": domain_sha256((provenance or {}).get("domain")),
         "normalization": NORMALIZATION,
         "provenance": provenance,
         "keras_version": keras.__version__,
@@ -110,6 +113,13 @@ def read_record(path):
             "edited. Restore the config.json written by NeuralDeblender.save; to run the network on another "
             "stamp size or architecture, train one with fit()"
         )
+    digest = record.get("domain_sha256")
+    if digest is not None and digest != domain_sha256(record.get("provenance", {}).get("domain")):
+        raise DataFileError(
+            f"{path}: the training domain in 'provenance' no longer matches the one the network was saved "
+            "with (its domain_sha256 differs): the record was edited, which would move the limits of the "
+            "out-of-domain flag (8). Restore the config.json written by NeuralDeblender.save"
+        )
     name = record.get("normalization", {}).get("name")
     if name != NORMALIZATION["name"]:
         raise DataFileError(
@@ -117,6 +127,12 @@ def read_record(path):
             f"astro_deblend uses {NORMALIZATION['name']!r}; retrain the network"
         )
     return record
+
+
+def domain_sha256(domain):
+    """SHA-256 (hex) of a network's training domain (``provenance['domain']``) as canonical JSON."""
+    canonical = json.dumps(domain, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def model_config_sha256(model, model_config):

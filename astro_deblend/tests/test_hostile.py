@@ -204,6 +204,18 @@ def test_the_bundled_record_carries_a_matching_model_config_digest():
     assert record["model_config_sha256"] == model_config_sha256(record["model"], record["model_config"])
 
 
+def test_a_widened_training_domain_is_caught_on_read(saved_network):
+    """The domain sets the limits of flag 8: widening it by hand would turn the flag off silently."""
+    from astro_deblend.models.store import WEIGHTS_DIR, domain_sha256
+    from astro_deblend.neural_deblender import NeuralDeblender
+
+    bundled = json.loads((WEIGHTS_DIR / "fracnet.json").read_text())
+    assert bundled["domain_sha256"] == domain_sha256(bundled["provenance"]["domain"])
+    _edit_record(saved_network, lambda r: r["provenance"]["domain"]["total_flux"].__setitem__(1, 1e30))
+    with pytest.raises(DataFileError, match="domain_sha256 differs"):
+        NeuralDeblender.load(saved_network)
+
+
 @pytest.mark.parametrize("depth", ["nan", "inf"])
 def test_simulate_refuses_a_non_finite_depth_before_simulating(tmp_path, capsys, monkeypatch, depth):
     import astro_deblend.data
