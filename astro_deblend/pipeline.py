@@ -106,51 +106,66 @@ def run(config=None, *, output_dir="astro_deblend_output", overwrite=False, prog
         Path of ``report.html``.
     """
     config = RunConfig() if config is None else config
-    final = os.path.abspath(output_dir)
-    if os.path.exists(os.path.join(final, "report.html")) and not overwrite:
-        raise FileExistsError(f"{os.path.join(output_dir, 'report.html')} exists; pass --overwrite or choose "
-                              "another --output folder")
-    if os.path.exists(final) and not os.path.isdir(final):
+    folder = os.path.abspath(output_dir)
+    if os.path.exists(folder) and not os.path.isdir(folder):
         raise NotADirectoryError(f"{output_dir} is a file; give a folder for the outputs")
-    foreign = sorted(set(os.listdir(final)) - set(_OUTPUTS)) if os.path.isdir(final) else []
-    if foreign:
+    present = [name for name in _OUTPUTS if os.path.lexists(os.path.join(folder, name))]
+    if present and not overwrite:
+        raise FileExistsError(f"{output_dir} already holds {', '.join(present)}; pass --overwrite or choose "
+                              "another --output folder")
+    if present and not os.path.isfile(os.path.join(folder, _MARKER)):
         raise FileExistsError(
-            f"{output_dir} holds files that are not this job's ({', '.join(foreign[:5])}): the run replaces "
-            "its folder as a whole, so give a new or empty folder (--output)"
+            f"{output_dir} holds {', '.join(present)} that this job did not write (no {_MARKER} marker), so "
+            "--overwrite will not replace them: choose another --output folder, or remove them yourself"
         )
-    check_writable(os.path.join(final, "report.html"))
-    # everything goes into a temporary folder beside the final one, moved in place when complete: an
-    # interrupted or failed run leaves nothing, and a rerun never mixes old and new outputs
-    parent = os.path.dirname(final)
-    os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.", suffix=".partial", dir=parent)
+    check_writable(os.path.join(folder, "report.html"))
+    created = not os.path.exists(folder)
+    os.makedirs(folder, exist_ok=True)
+    # everything is built in a hidden folder inside the output folder, then the job's own entries are moved
+    # in place: an interrupted or failed run leaves nothing, a rerun mixes no old file with the new ones,
+    # and nothing else in the folder is touched
+    work = tempfile.mkdtemp(prefix=".astro_deblend-partial-", dir=folder)
     try:
         report = _run(config, work, progress, log)
-        _put_in_place(work, final)
+        atomic_write_text(os.path.join(work, _MARKER), "written by astro_deblend.pipeline.run\n")
+        _put_in_place(work, folder)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
+        if created and not os.listdir(folder):
+            os.rmdir(folder)
         raise
+    shutil.rmtree(work, ignore_errors=True)
     return os.path.join(output_dir, os.path.basename(report))
 
 
-#: Everything `run` writes in its folder.
-_OUTPUTS = ("report.html", "config.json", "galaxies.png", "blends.png", "measurements", "evaluation")
+#: Everything `run` writes in its folder, and the marker that says the folder's outputs are its own.
+_MARKER = ".astro_deblend_run"
+_OUTPUTS = ("report.html", "config.json", "galaxies.png", "blends.png", "measurements", "evaluation", _MARKER)
 
 
-def _put_in_place(work, final):
-    """Move the finished folder ``work`` onto ``final``, keeping the old one aside until the move is done."""
-    old = None
-    if os.path.exists(final):
-        old = f"{final}.old-{os.getpid()}"
-        os.replace(final, old)
+def _put_in_place(work, folder):
+    """Move the job's entries from ``work`` into ``folder``; the old ones are set aside until all are in."""
+    aside = tempfile.mkdtemp(prefix=".astro_deblend-old-", dir=folder)
+    moved, kept = [], []
     try:
-        os.replace(work, final)
+        for name in _OUTPUTS:
+            target = os.path.join(folder, name)
+            if os.path.lexists(target):
+                os.replace(target, os.path.join(aside, name))
+                kept.append(name)
+        for name in _OUTPUTS:
+            if os.path.lexists(os.path.join(work, name)):
+                os.replace(os.path.join(work, name), os.path.join(folder, name))
+                moved.append(name)
     except BaseException:
-        if old is not None:
-            os.replace(old, final)
+        for name in moved:  # roll back: the old outputs, as they were
+            path = os.path.join(folder, name)
+            shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+        for name in kept:
+            os.replace(os.path.join(aside, name), os.path.join(folder, name))
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def _run(config, output_dir, progress, log):

@@ -193,7 +193,7 @@ def test_pipeline_small(tmp_path):
 
 
 def test_the_main_job_leaves_all_or_nothing(tmp_path, monkeypatch):
-    """Interrupted: no folder; rerun with overwrite: no old file left; a folder of other files: refused."""
+    """Interrupted: nothing left; rerun with overwrite: no old file left; other files: never touched."""
     config = RunConfig(n_galaxies=16, n_test=4, methods=("sep-auto",), figures=False)
     quiet = {"progress": False, "log": lambda msg: None}
 
@@ -207,14 +207,22 @@ def test_the_main_job_leaves_all_or_nothing(tmp_path, monkeypatch):
     monkeypatch.undo()
     run(config, output_dir=tmp_path / "out", **quiet)
     (tmp_path / "out" / "measurements" / "stale.ecsv").write_text("an old run's")
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="pass --overwrite"):
+        run(config, output_dir=tmp_path / "out", **quiet)
     run(config, output_dir=tmp_path / "out", overwrite=True, **quiet)
     assert not (tmp_path / "out" / "measurements" / "stale.ecsv").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "thesis.tex").write_text("precious")
-    with pytest.raises(FileExistsError, match="not this job's"):
-        run(config, output_dir=tmp_path / "mine", overwrite=True, **quiet)
-    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+    assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".astro_deblend-")]
+    # a folder with the user's own files of the same names (no marker): refused even with overwrite
+    mine = tmp_path / "mine"
+    (mine / "evaluation").mkdir(parents=True)
+    (mine / "evaluation" / "results.csv").write_text("precious")
+    (mine / "config.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="did not write"):
+        run(config, output_dir=mine, overwrite=True, **quiet)
+    assert (mine / "evaluation" / "results.csv").read_text() == "precious"
+    assert sorted(p.name for p in mine.iterdir()) == ["config.json", "evaluation"]
 
 
 def test_the_main_job_refuses_more_blends_than_memory_holds():
