@@ -226,7 +226,8 @@ class Deblender:
         segmentation : `~photutils.segmentation.SegmentationImage` or None
             The image's pixels labelled by source id (None when no source was found).
         model : `numpy.ndarray`, shape of the image
-            Only with ``return_model=True`` (see there), image units.
+            Only with ``return_model=True`` (see there), in the input's own pixel units (a surface
+            brightness stays one), as a plain array.
         """
         from .images import measure_image
 

@@ -94,6 +94,9 @@ class ImageData:
         The error was given (not estimated from the image).
     unit, wcs, zeropoint, pixel_scale, header
         As known from the input (None where not).
+    per_pixel : float
+        What the input's pixels were multiplied by to become each pixel's flux: the pixel's solid angle
+        for a surface brightness (`astro_deblend.stamps.per_pixel_flux`), else 1. ``unit`` is the flux's.
     """
 
     data: np.ndarray
@@ -105,6 +108,7 @@ class ImageData:
     zeropoint: float | None = None
     pixel_scale: float | None = None
     header: object = None
+    per_pixel: float = 1.0
 
     @property
     def shape(self):
@@ -210,6 +214,7 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
         zeropoint=zp,
         pixel_scale=scale,
         header=header,
+        per_pixel=factor,
     )
 
 
@@ -922,7 +927,7 @@ def measure_image(
     flag[~src.on_image] |= Flag.NOT_DETECTED | Flag.INCOMPLETE
     flag[_too_close(src)] |= Flag.AMBIGUOUS
     ids_image = np.zeros(image.shape, np.int64)
-    model = np.zeros(image.shape, np.float32)
+    model = np.zeros(image.shape, np.float32) if return_model else None
     if on.size:
         batch = prepare_stamps(views.stamps[on], noise_sigma=views.noise[on], pixel_scale=image.pixel_scale)
         found = deblender._deblend_views(batch, progress=progress)
@@ -930,7 +935,8 @@ def measure_image(
         if found.central is None:
             flux[on], flux_err[on] = found.flux, found.flux_err
             ids_image = src.ids_image()
-            model = np.where(ids_image > 0, image.data, 0.0).astype(np.float32)  # the measured segments
+            if return_model:  # the measured segments
+                model[ids_image > 0] = image.data[ids_image > 0]
         else:
             flux, flux_err, ids_image, off = _shared_fluxes(image, src, views, found, on, size, model)
             flag[off] |= Flag.AMBIGUOUS
@@ -955,7 +961,10 @@ def measure_image(
         error="given" if image.error_given else "estimated from the image (one rms)",
     )
     segm = SegmentationImage(ids_image) if ids_image.any() else None
-    return (table, segm, model) if return_model else (table, segm)
+    if not return_model:
+        return table, segm
+    # in the input's own pixel units (a surface brightness stays one), so that data - model is the residual
+    return table, segm, model / np.float32(image.per_pixel)
 
 
 #: Positions closer than this (px) cannot be told apart: both are flagged 4.
@@ -982,7 +991,7 @@ def _shared_fluxes(image, src, views, found, on, size, model):
 
     Each view's maps are zeroed on its pixels that were replaced by noise: that light belongs to others.
     Returns also the sources whose shared light is centred more than MAX_LIGHT_OFFSET px from their position,
-    and adds each source's light to ``model``.
+    and adds each source's light to ``model`` (unless None).
     """
     n = src.id.size
     central = np.zeros((n, size, size), np.float32)
@@ -1001,7 +1010,8 @@ def _shared_fluxes(image, src, views, found, on, size, model):
         sl, share = shares(k)
         light = share * image.data[sl]
         flux[k] = float(np.sum(light))
-        model[sl] += light
+        if model is not None:
+            model[sl] += light
         err = image.error_in(sl)
         noise_var = float(np.sum(share**2 * np.where(np.isfinite(err), err, 0.0) ** 2))
         term = rel_deblend[j] * abs(flux[k]) if np.isfinite(rel_deblend[j]) else 0.0

@@ -185,7 +185,9 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
     image = prepare_image(source, hdu=hdu, zeropoint=zeropoint)
     _check_magnitudes(magnitudes, image.zeropoint)
     deblender = _build(name, weights, views)
-    err = error
+    # the weight map and the error are in the file's units; image.data is each pixel's flux (a surface
+    # brightness times the pixel's solid angle, image.per_pixel): the errors follow it
+    err = None if error is None else error * image.per_pixel
     if weight is not None:
         try:
             w = np.asarray(fits.getdata(weight), dtype=np.float64)
@@ -200,7 +202,7 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
                 "(0 = no information); check the file", value=negative,
             )
         with np.errstate(divide="ignore", invalid="ignore"):
-            err = np.where(w > 0, 1.0 / np.sqrt(w), np.inf)
+            err = np.where(w > 0, 1.0 / np.sqrt(w), np.inf) * image.per_pixel
     table_in = None
     if sources is not None:
         try:

@@ -455,6 +455,32 @@ def test_an_image_in_surface_brightness_gives_fluxes(galaxy):
         np.testing.assert_allclose(table["flux"][0].value, base["flux"][0] * pixel, rtol=1e-5)
         with pytest.raises(InputError, match="surface brightness"):
             sep.measure_image(image * sb, error=NOISE * sb, tile_size=tile_size, progress=False)
+    # the model stays in the input's units, so that image - model is the residual
+    _, segm, model = _measure(sep, image * sb, sources=sources, error=NOISE * sb, pixel_scale=0.03,
+                              return_model=True)
+    np.testing.assert_allclose(model[segm.data > 0], image[segm.data > 0], rtol=1e-5)
+
+
+def test_the_cli_measures_a_surface_brightness_image_with_its_weight_map(galaxy, tmp_path):
+    """MJy/sr pixels and a weight map in the same units: the errors follow the pixels into MJy."""
+    from astropy.io import fits
+    from astropy.table import QTable
+
+    from astro_deblend.cli import main
+
+    image = _place((300, 300), galaxy[0], [(150, 150)])
+    header = fits.Header({"BUNIT": "MJy/sr", "PIXSCALE": 0.03})
+    fits.PrimaryHDU(image.astype(np.float32), header=header).writeto(tmp_path / "sb.fits")
+    fits.PrimaryHDU(np.full(image.shape, 1 / NOISE**2, np.float32)).writeto(tmp_path / "wht.fits")
+    out = tmp_path / "cat.ecsv"
+    assert main(["measure", str(tmp_path / "sb.fits"), "--weight", str(tmp_path / "wht.fits"), "--method",
+                 "sep-auto", "--output", str(out), "--quiet"]) == 0
+    table = QTable.read(out)
+    base, _ = _measure(SepDeblender(), image, error=NOISE)
+    pixel = ((0.03 * u.arcsec) ** 2).to_value(u.sr)
+    assert len(table) == len(base) == 1 and table["flux"].unit == u.MJy
+    np.testing.assert_allclose(table["flux"][0].value, base["flux"][0] * pixel, rtol=1e-3)
+    np.testing.assert_allclose(table["flux_err"][0].value, base["flux_err"][0] * pixel, rtol=1e-3)
 
 
 def test_a_tiled_run_refuses_a_weight_map_as_mask(fracnet, galaxy, tmp_path):
