@@ -300,7 +300,7 @@ MAX_RESIDUAL_BACKGROUND = 0.3
 def residual_background(stack, sigma):
     """Median of each stamp's empty pixels in units of its noise: 0 for a background-subtracted stamp.
 
-    Empty pixels are those outside `~astro_deblend.models.normalization.signal_mask` (applied above the
+    Empty pixels are those outside `~astro_deblend.stamps.signal_mask` (applied above the
     current estimate, twice, starting from the median of the stamp) grown by 3 pixels.
 
     Parameters
@@ -316,18 +316,23 @@ def residual_background(stack, sigma):
     """
     from scipy import ndimage
 
-    from .models.normalization import signal_mask
+    from .stamps import signal_mask  # keras-free: the sep path imports no TensorFlow
 
-    stack = np.asarray(stack, np.float64)
     sigma = np.asarray(sigma, np.float64).reshape(-1)
+    level = np.full(len(stack), np.nan)
     grow = np.ones((1, 3, 3), bool)  # within each stamp only
-    level = np.median(stack, axis=(1, 2))
-    for _ in range(2):  # the signal above the current level, so that a pedestal is not taken for signal
-        busy = ndimage.binary_dilation(signal_mask(stack - level[:, None, None], sigma), structure=grow,
-                                       iterations=3)
-        for i in range(len(stack)):
-            empty = stack[i][~busy[i]]
-            level[i] = np.median(empty) if empty.size else np.nan
+    for start in range(0, len(stack), 256):  # in chunks, in float32: a few times one chunk in memory
+        part = np.asarray(stack[start : start + 256], np.float32)
+        s = sigma[start : start + 256]
+        lev = np.median(part, axis=(1, 2))
+        for _ in range(2):  # the signal above the current level, so that a pedestal is not taken for signal
+            busy = ndimage.binary_dilation(signal_mask(part - lev[:, None, None], s), structure=grow,
+                                           iterations=3)
+            empty = np.where(busy, np.nan, part)
+            with warnings.catch_warnings():  # a stamp without an empty pixel: NaN, as documented
+                warnings.simplefilter("ignore", RuntimeWarning)
+                lev = np.nanmedian(empty, axis=(1, 2))
+        level[start : start + 256] = lev
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(sigma > 0, level / sigma, np.nan)
 

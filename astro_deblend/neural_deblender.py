@@ -494,10 +494,10 @@ class NeuralDeblender(Deblender):
         transforms = SYMMETRIES[: self.views]
         stacked = np.concatenate([apply(batch, t) for t in transforms])  # (views * n, S, S)
         scales = np.tile(scale, (self.views, 1))
-        # one traced graph per power of two of the batch, not one per batch size: the last batch of a stack
-        # and the views of whole images come in every size, and each new size costs a retrace
-        rows = len(stacked)
-        padded = 1 << max(rows - 1, 0).bit_length()
+        # one traced graph for full batches and one per power of two below, not one per size: the last batch
+        # of a stack and the views of whole images come in every size, and each new size costs a retrace
+        rows, full = len(stacked), self.views * self.batch_size
+        padded = rows if rows >= full else min(1 << max(rows - 1, 0).bit_length(), full)
         if padded > rows:
             stacked = np.concatenate([stacked, np.zeros((padded - rows, *stacked.shape[1:]), stacked.dtype)])
             scales = np.concatenate([scales, np.ones((padded - rows, 1), scales.dtype)])

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from astropy import units as u
+from scipy import ndimage
 
 from .conventions import MAD_TO_SIGMA
 from .exceptions import InputError, InputTypeError
@@ -54,6 +55,24 @@ def _is_flux_unit(unit):
     if isinstance(unit, u.FunctionUnitBase) or unit.is_equivalent(u.mag):
         return False
     return any((unit * per).is_equivalent(ref) for ref in _FLUX_UNITS for per in _PER)
+
+
+def signal_mask(stack, scale):
+    """Pixels of each stamp that carry signal: 3x3 mean of the blend above the noise sigma.
+
+    Parameters
+    ----------
+    stack : array-like, shape (N, ny, nx)
+        Stamps, in image units.
+    scale : array-like, shape (N,) or (N, 1)
+        Noise sigma of each stamp, in image units (e.g. from `stamp_scale`).
+
+    Returns
+    -------
+    mask : `numpy.ndarray` of bool, shape (N, ny, nx)
+    """
+    local_mean = ndimage.uniform_filter(np.asarray(stack, dtype=np.float32), size=(1, 3, 3), mode="nearest")
+    return local_mean > np.reshape(np.asarray(scale, dtype=np.float32), (-1, 1, 1))
 
 
 def estimate_noise_sigma(stack, *, clip=3.0, n_iter=3):

@@ -44,9 +44,8 @@ exactly proportional to the image brightness, up to float32 rounding.
 
 import numpy as np
 from keras import layers, ops, saving
-from scipy.ndimage import uniform_filter
 
-from ..stamps import estimate_noise_sigma, per_stamp
+from ..stamps import estimate_noise_sigma, per_stamp, signal_mask  # signal_mask: keras-free, re-exported
 
 __all__ = [
     "NORMALIZATION",
@@ -121,24 +120,6 @@ def scale_from_noise(stack, sigma):
     peak = np.abs(x).reshape(n, -1).max(axis=1)
     scale = np.maximum(np.maximum(np.asarray(sigma, dtype=np.float64), _FLOOR_FRACTION * peak), _TINY)
     return scale.astype(np.float32)[:, np.newaxis]
-
-
-def signal_mask(stack, scale):
-    """Pixels of each stamp that carry signal: 3x3 mean of the blend above the noise sigma.
-
-    Parameters
-    ----------
-    stack : array-like, shape (N, ny, nx)
-        Stamps, in image units.
-    scale : array-like, shape (N,) or (N, 1)
-        Noise sigma of each stamp, in image units (e.g. from `stamp_scale`).
-
-    Returns
-    -------
-    mask : `numpy.ndarray` of bool, shape (N, ny, nx)
-    """
-    local_mean = uniform_filter(np.asarray(stack, dtype=np.float32), size=(1, 3, 3), mode="nearest")
-    return local_mean > np.reshape(np.asarray(scale, dtype=np.float32), (-1, 1, 1))
 
 
 def _per_stamp(scale):

@@ -314,3 +314,15 @@ def test_calibrated_deblending_term_widens_the_errors_of_blends():
     assert "calibrated" in calibrated.meta["flux_err"] and "noise only" in noise_only.meta["flux_err"]
     with pytest.raises(InputTypeError, match="error_model"):
         SepDeblender(error_model="mine")
+
+
+def test_the_sep_path_loads_no_tensorflow():
+    """SepDeblender users (and each Dask worker of a tiled sep run) do not pay for importing TensorFlow."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from astro_deblend import SepDeblender; "
+            "SepDeblender().measure(np.random.default_rng(0).normal(0, 1, (2, 64, 64)), noise_sigma=1.0, "
+            "progress=False); print('keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
