@@ -144,6 +144,7 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
     from .stamps import _is_fits
 
     header = None
+    scale_from_wcs = pixel_scale is None  # unless the header says PIXSCALE: then the area is its square
     if _is_fits(data):
         read = read_fits_stamps(data, hdu=hdu)
         if not read.was_2d:
@@ -155,6 +156,7 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
         header = read.header
         data = read.data[0] if read.unit is None else read.data[0] * read.unit
         zeropoint = read.zeropoint if zeropoint is None else zeropoint
+        scale_from_wcs = scale_from_wcs and "PIXSCALE" not in header
         pixel_scale = read.pixel_scale if pixel_scale is None else pixel_scale
         if wcs is None:
             wcs = _header_wcs(header)
@@ -197,9 +199,13 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
     zp = _scalar(zeropoint, "zeropoint", source="", limits=(-60.0, 60.0))
     scale = _scalar(pixel_scale, "pixel_scale", source="", positive=True, limits=(1e-6, 3600.0))
     wcs = check_wcs(wcs)
-    if wcs is not None and scale is None:
-        scale = wcs_pixel_scale(wcs)
-    factor, flux_unit = per_pixel_flux(unit, scale)
+    area = None
+    if wcs is not None and scale_from_wcs:
+        from astropy.wcs.utils import proj_plane_pixel_area
+
+        scale = wcs_pixel_scale(wcs) if scale is None else scale
+        area = float(proj_plane_pixel_area(wcs) * 3600.0**2)  # arcsec2: right for non-square pixels
+    factor, flux_unit = per_pixel_flux(unit, scale, pixel_area=area)
     if flux_unit != unit:  # a surface brightness: every pixel as its flux, the zero point to match
         image, err = image * factor, err * factor
         zp = None if zp is None else zp + 2.5 * np.log10(factor)
@@ -540,6 +546,8 @@ def _column_values(col):
 def _pixel_column(table, name):
     """A pixel-position column as floats, masked entries as NaN; other units than pixels are refused."""
     unit = getattr(table[name], "unit", None)
+    if isinstance(unit, u.UnrecognizedUnit) and str(unit).strip().lower() in ("pix", "pixel", "pixels"):
+        unit = None  # FITS tables often say PIXEL, which astropy does not parse
     if unit is not None and u.Unit(unit) not in (u.pix, u.dimensionless_unscaled):
         raise InputError(
             f"the sources' {name} column is in {unit}, but x/y must be 0-based pixel positions (no unit or "

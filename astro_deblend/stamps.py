@@ -230,12 +230,14 @@ def per_stamp(value, n, name, *, unit=None):
     return arr
 
 
-def per_pixel_flux(unit, pixel_scale):
+def per_pixel_flux(unit, pixel_scale, *, pixel_area=None):
     """``(factor, flux_unit)`` that turn pixels in a surface-brightness unit into each pixel's flux.
 
     Summed pixels of a surface brightness (MJy/sr as in JWST images, nJy/arcsec2...) are not a flux until
     multiplied by the pixel's solid angle: ``factor`` is that solid angle in the unit's own angle unit, and
     ``flux_unit`` the unit without the angle (MJy/sr -> MJy). For any other unit (or None): ``(1.0, unit)``.
+    The solid angle is ``pixel_area`` (arcsec2, e.g. from a WCS, right for non-square pixels) when given,
+    else ``pixel_scale**2``.
 
     Raises
     ------
@@ -250,12 +252,13 @@ def per_pixel_flux(unit, pixel_scale):
             break
     else:
         return 1.0, unit
-    if pixel_scale is None:
+    if pixel_scale is None and pixel_area is None:
         raise InputError(
             f"pixels in {unit} are a surface brightness: a flux needs each pixel's solid angle. Give "
             "pixel_scale (arcsec per pixel), or a FITS header with PIXSCALE or a celestial WCS", value=unit,
         )
-    return float((1.0 * unit * (pixel_scale * u.arcsec) ** 2).to_value(flux_unit)), flux_unit
+    area = (pixel_scale * u.arcsec) ** 2 if pixel_area is None else pixel_area * u.arcsec**2
+    return float((1.0 * unit * area).to_value(flux_unit)), flux_unit
 
 
 def _in_data_unit(value, unit, name):

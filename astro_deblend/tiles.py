@@ -154,6 +154,7 @@ def measure_tiled(
     if not (isinstance(margin, int | np.integer) and margin >= 0):
         raise InputError(f"margin must be a non-negative integer; got {margin!r}", value=margin)
     wcs = check_wcs(wcs)
+    pixel_given = pixel_scale  # the user's own: then the pixel area is its square
     unit = None
     if hasattr(data, "unit") and hasattr(data, "value"):  # a Quantity: measured in its unit
         from .stamps import _in_data_unit, _is_flux_unit
@@ -195,7 +196,13 @@ def measure_tiled(
         pixel_scale = wcs_pixel_scale(wcs)
     from .stamps import per_pixel_flux
 
-    factor, flux_unit = per_pixel_flux(unit, pixel_scale)  # a surface brightness: refused now if no scale
+    area = None
+    if wcs is not None and (image.header is None or "PIXSCALE" not in image.header) and pixel_given is None:
+        from astropy.wcs.utils import proj_plane_pixel_area
+
+        area = float(proj_plane_pixel_area(wcs) * 3600.0**2)  # arcsec2: right for non-square pixels
+    # a surface brightness: refused now if no scale
+    factor, flux_unit = per_pixel_flux(unit, pixel_scale, pixel_area=area)
     if isinstance(error, str | os.PathLike) or np.ndim(error) == 2:
         err = _Reader(error, "error")  # a map, read per cutout
     else:

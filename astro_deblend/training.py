@@ -132,8 +132,10 @@ class TrainingConfig:
         from .data._config import check_finite, check_integers
 
         # types first, so that a string or a NaN never reaches a comparison or the training
-        check_integers(self, ("epochs", "batch_size", "patience", "plateau_patience", "data_workers", "seed",
-                              "verbose"), non_negative=("seed",))
+        check_integers(self, ("epochs", "batch_size", "patience", "plateau_patience", "data_workers", "seed"),
+                       non_negative=("seed",))
+        if not isinstance(self.verbose, bool | int | np.integer):
+            raise InputTypeError(f"verbose must be 0, 1, 2 or a bool (as Keras' fit); got {self.verbose!r}")
         if self.steps_per_epoch is not None:
             check_integers(self, ("steps_per_epoch",))
         check_finite(self, {"learning_rate": "a step size", "validation_fraction": "a fraction",
@@ -655,6 +657,14 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
         )
     }
     state = None
+    if resume and paths["state.json"].exists():
+        with _damaged_run(output_dir):
+            stopped = json.loads(paths["state.json"].read_text()).get("stopped_by")
+        if stopped == "diverged":
+            raise TrainingDiverged(
+                f"the run in {output_dir} diverged (its loss became NaN); resuming it would start from "
+                "broken weights. Train again with resume=False and a lower learning rate"
+            )
     if resume and paths["state.json"].exists() and paths["last.keras"].exists():
         with _damaged_run(output_dir):
             _check_resumable(paths["training_config.json"], config)
@@ -715,8 +725,13 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
             state = json.loads(paths["state.json"].read_text()) if paths["state.json"].exists() else {}
             state.update(finished=False, stopped_by="diverged")
             atomic_write_text(paths["state.json"], json.dumps(state, indent=2))
-            kept = ("the weights of the best finite epoch are kept in best.weights.h5"
-                    if paths["best.weights.h5"].exists() else "no epoch finished with a finite loss")
+            # the last checkpoint holds the diverged weights; so does "best" when no epoch was finite
+            paths["last.keras"].unlink(missing_ok=True)
+            finite_best = state.get("best") is not None and np.isfinite(state["best"])
+            if not finite_best:
+                paths["best.weights.h5"].unlink(missing_ok=True)
+            kept = ("the weights of the best finite epoch are kept in best.weights.h5" if finite_best
+                    else "no epoch finished with a finite loss, so no weights were kept")
             epoch = initial_epoch + len(losses)
             raise TrainingDiverged(
                 f"the training diverged: the loss became NaN or infinite at epoch {epoch} ({kept}). Lower "
@@ -738,11 +753,9 @@ def _damaged_run(output_dir):
     """Turn what a truncated or foreign checkpoint raises into one error that says what to do."""
     try:
         yield
-    except InputError:
+    except InputError:  # _check_resumable's own message (another configuration)
         raise
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, ValueError) and "different configuration" in str(exc):
-            raise  # _check_resumable's own message
         raise DataFileError(
             f"{output_dir} holds a training run that cannot be resumed: a checkpoint is truncated, missing "
             f"or from another network ({type(exc).__name__}: {str(exc)[:200]}). Pass resume=False to start "

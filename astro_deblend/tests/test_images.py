@@ -369,6 +369,9 @@ def test_source_tables_with_masks_units_or_another_image_are_refused(galaxy):
     in_pixels, _ = _measure(sep, image, sources=QTable({"x": [150.0] * u.pix, "y": [150.0] * u.pix}),
                             error=NOISE)
     assert in_pixels["flag"][0] == 0
+    fits_style = Table({"x": [150.0], "y": [150.0]})  # FITS tables often say PIXEL: astropy cannot parse it
+    fits_style["x"].unit = fits_style["y"].unit = u.Unit("PIXEL", parse_strict="silent")
+    assert _measure(sep, image, sources=fits_style, error=NOISE)[0]["flux"][0] == in_pixels["flux"][0]
     cut = image[100:, 40:]
     with pytest.raises(InputError, match="made on a 200x260 image"):
         sep.measure_image(image, sources=SourceCatalog(cut, detect_sources(cut, 3 * NOISE, 10)), error=NOISE)
@@ -459,6 +462,26 @@ def test_an_image_in_surface_brightness_gives_fluxes(galaxy):
     _, segm, model = _measure(sep, image * sb, sources=sources, error=NOISE * sb, pixel_scale=0.03,
                               return_model=True)
     np.testing.assert_allclose(model[segm.data > 0], image[segm.data > 0], rtol=1e-5)
+
+
+def test_a_surface_brightness_on_non_square_pixels_uses_their_area(galaxy, tmp_path):
+    from astropy.io import fits
+
+    sep = SepDeblender()
+    image = _place((300, 300), galaxy[0], [(150, 150)])
+    sources = Table({"x": [150.0], "y": [150.0]})
+    base, _ = _measure(sep, image, sources=sources, error=NOISE)
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval, wcs.wcs.crpix = [53.1, -27.8], [150, 150]
+    wcs.wcs.cdelt = [-0.03 / 3600, 0.06 / 3600]  # 0.03" x 0.06" pixels: the area is not the mean side squared
+    header = wcs.to_header()
+    header["BUNIT"] = "MJy/sr"
+    fits.PrimaryHDU(image, header=header).writeto(tmp_path / "sb.fits")
+    area = ((0.03 * u.arcsec) * (0.06 * u.arcsec)).to_value(u.sr)
+    for tile_size in (None, 128):
+        table, _ = _measure(sep, tmp_path / "sb.fits", sources=sources, error=NOISE, tile_size=tile_size)
+        np.testing.assert_allclose(table["flux"][0].value, base["flux"][0] * area, rtol=1e-4)
 
 
 def test_the_cli_measures_a_surface_brightness_image_with_its_weight_map(galaxy, tmp_path):

@@ -221,6 +221,11 @@ def test_nan_targets_are_refused_and_a_diverged_run_is_an_error(data, tmp_path):
         train(FRACNET, data, wild, output_dir=tmp_path / "wild")
     state = json.loads((tmp_path / "wild" / "state.json").read_text())
     assert state["finished"] is False and state["stopped_by"] == "diverged"
+    # no checkpoint of diverged weights is left to resume from, and resuming is refused
+    assert not (tmp_path / "wild" / "last.keras").exists()
+    assert not (tmp_path / "wild" / "best.weights.h5").exists()
+    with pytest.raises(TrainingDiverged, match="resume=False"):
+        train(FRACNET, data, wild, output_dir=tmp_path / "wild")
 
 
 def test_a_damaged_run_folder_says_resume_false(data, tmp_path):
