@@ -588,7 +588,10 @@ def _table_positions(table, wcs):
             from astropy.coordinates import SkyCoord
 
             try:
-                sky = SkyCoord(u.Quantity(table["ra"], u.deg), u.Quantity(table["dec"], u.deg))
+                # masked entries hold any fill value: put them at (0, 0), refused as unknown below
+                ra, dec = (np.where(_masked(table[c]), 0.0, np.ma.getdata(u.Quantity(table[c], u.deg).value))
+                           for c in ("ra", "dec"))
+                sky = SkyCoord(ra * u.deg, dec * u.deg)
             except (u.UnitsError, ValueError) as exc:
                 raise InputError(
                     f"the ra/dec columns must be angles (degrees when unitless): {exc}"

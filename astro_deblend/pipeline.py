@@ -76,11 +76,20 @@ def _memory_needed(n_test):
 
 
 def _memory_available():
-    """Physical memory of the machine in bytes (None where unknown)."""
+    """Memory this process may use in bytes: the machine's, or a container's limit when lower (None where
+    unknown)."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
-        return None
+        total = None
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):  # v2, v1
+        try:
+            with open(path, encoding="ascii") as fh:
+                limit = int(fh.read().strip())
+        except (OSError, ValueError):  # absent, or "max": no limit
+            continue
+        total = limit if total is None else min(total, limit)
+    return total
 
 
 def run(config=None, *, output_dir="astro_deblend_output", overwrite=False, progress=True, log=print):

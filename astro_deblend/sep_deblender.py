@@ -510,6 +510,8 @@ def _extract(image, rms, params, index):
     try:
         return sep.extract(image, err=rms, segmentation_map=True, **params)
     except Exception as exc:  # sep raises a bare Exception for its internal overflows
+        if not any(words in str(exc).lower() for words in ("buffer full", "overflow", "limit")):
+            raise  # not one of sep's limits: a real error, shown as it is
         raise _SepOverflow(f"sep.extract failed on stamp {index} ({exc})") from exc
 
 
