@@ -47,6 +47,8 @@ def plot_galaxies(sample, *, per_type=2, seed=0, path=None, zoom=1, second="mask
         raise InputError("second must be 'mask', or 'noiseless' for a simulated sample; got " f"{second!r}")
     if int(zoom) != zoom or zoom < 1:
         raise InputError(f"zoom must be a positive integer; got {zoom!r}")
+    if isinstance(per_type, bool) or int(per_type) != per_type or per_type < 1:
+        raise InputError(f"per_type must be a positive integer (galaxies shown per type); got {per_type!r}")
     ny, nx = sample.stamp_shape
     hy, hx = ny // (2 * int(zoom)), nx // (2 * int(zoom))
     crop = (slice(ny // 2 - hy, ny // 2 + hy), slice(nx // 2 - hx, nx // 2 + hx))
@@ -96,6 +98,9 @@ def plot_blends(blends, *, n_distance=4, n_dmag=4, seed=0, path=None):
     """
     rng = np.random.default_rng(seed)
     cat = blends.catalog
+    for name, value in (("n_distance", n_distance), ("n_dmag", n_dmag)):
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise InputError(f"{name} must be a positive integer (a side of the grid); got {value!r}")
     d_edges = np.quantile(cat["distance_over_r"], np.linspace(0, 1, n_distance + 1))
     m_edges = np.linspace(-2, 2, n_dmag + 1)
     fig, axes = _figure(n_distance, n_dmag)

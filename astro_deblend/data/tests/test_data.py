@@ -517,6 +517,10 @@ def test_figures(tmp_path, sample, blends):
     plot_blends(blends, path=tmp_path / "fig2.png")
     assert (tmp_path / "fig1.png").stat().st_size > 10_000
     assert (tmp_path / "fig2.png").stat().st_size > 10_000
+    with pytest.raises(InputError, match="per_type must be a positive integer"):
+        plot_galaxies(sample, per_type=-1)
+    with pytest.raises(InputError, match="n_dmag must be a positive integer"):
+        plot_blends(blends, n_dmag=0)
 
 
 def test_corrupted_blend_sets_are_caught_on_read(tmp_path, blends):
