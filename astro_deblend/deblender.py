@@ -268,8 +268,10 @@ def _is_dask(data):
     return type(data).__module__.startswith("dask.")
 
 
-#: A given noise below this fraction of the stamp's own (estimated) noise cannot be right: flag 8.
-_MIN_NOISE_RATIO = 0.3
+#: A given noise below this fraction of the stamp's own (estimated) noise cannot be right: flag 8. On 1500
+#: held-out blends each, the true noise over the estimate is at least 0.51 (paper-like, seed 4) and 0.60
+#: (broad, seed 12); a noise 3 times too small (0.33) moved fluxes by up to 7 % with flag 0 under 0.3.
+_MIN_NOISE_RATIO = 0.45
 
 
 def _flag_noise_below_pixels(batch, result):

@@ -52,7 +52,7 @@ FLAG_DESCRIPTIONS = {
         "profiles, fluxes masked)"
     ),
     Flag.OUT_OF_DOMAIN: (
-        "every method: the given noise_sigma is below 0.3 times the scatter of the stamp's own pixels, or "
+        "every method: the given noise_sigma is below 0.45 times the scatter of the stamp's own pixels, or "
         "the stamp looks not background-subtracted (the median of its empty pixels is beyond 0.3 noise "
         "sigmas); networks also: stamp S/N below 5, noise, summed flux or pixel scale outside the training "
         "domain, or the network gave the galaxies less than a tenth of the light (broken weights); sep "

@@ -74,8 +74,9 @@ GROUP_GAP = 3
 #: Pixels around a segment that must be on the image and unmasked for a complete measurement.
 EDGE_MARGIN = 3
 
-#: A given error below this fraction of the image's own pixel scatter cannot be right: flag 8.
-_MIN_ERROR_RATIO = 0.3
+#: A given error below this fraction of the image's own pixel scatter cannot be right: flag 8 (the same
+#: bound as for stamps, `astro_deblend.deblender._MIN_NOISE_RATIO`).
+_MIN_ERROR_RATIO = 0.45
 
 
 @dataclass
