@@ -276,7 +276,8 @@ def _run(config, output_dir, progress, log):
     log("   truth: the true flux of each galaxy in the stamp")
     for r in rows:
         log(f"   {r['method']:>16s}: MAPE {r['mape']:6.2f} %  sigma(dmag) {r['scatter']:.3f}  "
-            f"outliers {100 * r['outlier_fraction']:.2f} %  undetected {r['n_missing']}")
+            f"outliers {100 * r['outlier_fraction']:.2f} %  undetected {r['n_missing']}  "
+            f"flagged {r['n_flagged']} (MAPE of flag 0: {r['mape_unflagged']:.2f} %)")
     return report
 
 
