@@ -272,22 +272,33 @@ def _is_dask(data):
 #: held-out blends each, the true noise over the estimate is at least 0.51 (paper-like, seed 4) and 0.60
 #: (broad, seed 12); a noise 3 times too small (0.33) moved fluxes by up to 7 % with flag 0 under 0.3.
 _MIN_NOISE_RATIO = 0.45
+#: ... or above this multiple of it (the pixels' scatter includes the noise): at most 1.02 on those blends.
+_MAX_NOISE_RATIO = 2.0
 
 
 def _flag_noise_below_pixels(batch, result):
-    """Flag (8) and warn about stamps whose given noise is far below the scatter of their own pixels."""
+    """Flag (8) and warn about stamps whose given noise is far from the scatter of their own pixels."""
     if not batch.noise_given:
         return
     given = batch.noise_per_stamp()
     own = batch.pixel_scatter()
     low = given < _MIN_NOISE_RATIO * own
-    if low.any():
+    high = given > _MAX_NOISE_RATIO * own
+    if low.any() or high.any():
         result.flag = np.asarray(result.flag)
-        result.flag[low] |= int(Flag.OUT_OF_DOMAIN)
+        result.flag[low | high] |= int(Flag.OUT_OF_DOMAIN)
+    if low.any():
         warnings.warn(
             f"{int(low.sum())} of {len(low)} stamps were given a noise_sigma below {_MIN_NOISE_RATIO:g} "
             "times the scatter of their own pixels (flag 8 set): check its units, or leave it None "
-            "to estimate it",
+            "to estimate it; stamps filled by their galaxies (too small for them) do this too",
+            OutOfDomainWarning, stacklevel=3,
+        )
+    if high.any():
+        warnings.warn(
+            f"{int(high.sum())} of {len(high)} stamps were given a noise_sigma above {_MAX_NOISE_RATIO:g} "
+            "times the scatter of their own pixels, which no noise can be (flag 8 set): check its units "
+            "(a variance or a weight given as an rms?), or leave it None to estimate it",
             OutOfDomainWarning, stacklevel=3,
         )
 

@@ -52,11 +52,12 @@ FLAG_DESCRIPTIONS = {
         "profiles, fluxes masked)"
     ),
     Flag.OUT_OF_DOMAIN: (
-        "every method: the given noise_sigma is below 0.45 times the scatter of the stamp's own pixels, or "
-        "the stamp looks not background-subtracted (the median of its empty pixels is beyond 0.3 noise "
-        "sigmas); networks also: stamp S/N below 5, noise, summed flux or pixel scale outside the training "
-        "domain, or the network gave the galaxies less than a tenth of the light (broken weights); sep "
-        "also: its extraction overflowed on the stamp (with flag 1) (an OutOfDomainWarning is issued)"
+        "every method: the given noise_sigma is below 0.45 or above 2 times the scatter of the stamp's own "
+        "pixels, or the stamp looks not background-subtracted (the median of its empty pixels is beyond 0.3 "
+        "noise sigmas); networks also: stamp S/N below 5 (no warning), noise, summed flux or pixel scale "
+        "outside the training domain, or the network gave the galaxies less than a tenth of the light "
+        "(broken weights); sep also: its extraction overflowed on the stamp (with flag 1). An "
+        "OutOfDomainWarning is issued for all but the low S/N"
     ),
     Flag.NOT_A_PAIR: (
         "networks: the detection does not show a centred pair (central source more than 3 px off the "

@@ -125,9 +125,13 @@ def test_registry_names_and_alias():
 
 def test_a_noise_far_below_the_pixels_is_flagged(deblender, pairs):
     for too_small in (100, 3):  # 3 times too small moved fluxes by up to 7 % (hostile probe)
-        with pytest.warns(UserWarning, match="scatter of their own pixels"):
+        with pytest.warns(UserWarning, match="below 0.45 times the scatter of their own pixels"):
             table = measure(deblender, pairs["blend"], pairs, noise_sigma=NOISE / too_small)[0]
         assert np.all(table["flag"] & Flag.OUT_OF_DOMAIN)
+    # 3 times too large hid a pedestal of 0.5-0.8 sigma (hostile probe): no noise exceeds the pixels' scatter
+    with pytest.warns(UserWarning, match="above 2 times the scatter of their own pixels"):
+        table = measure(deblender, pairs["blend"], pairs, noise_sigma=NOISE * 3)[0]
+    assert np.all(table["flag"] & Flag.OUT_OF_DOMAIN)
 
 
 def test_a_stamp_that_is_not_background_subtracted_is_flagged(deblender, pairs):
