@@ -17,10 +17,12 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from astropy import units as u
 from photutils.segmentation import SegmentationImage
 from tqdm.auto import tqdm
 
 from ._symmetry import SYMMETRIES, apply, undo
+from .conventions import DEFAULT_ZEROPOINT
 from .deblender import CentralViews, Deblended, Deblender
 from .exceptions import AstroDeblendWarning, DataFileError, InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
@@ -439,7 +441,8 @@ class NeuralDeblender(Deblender):
         flag = np.zeros((n, 2), dtype=np.int32)
         total_snr = stack.sum(axis=(1, 2)) / (np.sqrt(ny * nx) * sigma)
         flag[total_snr < _MIN_TOTAL_SNR] |= Flag.OUT_OF_DOMAIN
-        flag[self._check_domain(stack.sum(axis=(1, 2)), sigma, batch.pixel_scale)] |= Flag.OUT_OF_DOMAIN
+        flag[self._check_domain(stack.sum(axis=(1, 2)), sigma, batch.pixel_scale, zeropoint=batch.zeropoint,
+                                unit=batch.unit)] |= Flag.OUT_OF_DOMAIN
         flag[spread > _MAX_VIEW_SPREAD] |= Flag.AMBIGUOUS
         flag[self._check_collapsed(stack, flux, sigma)] |= Flag.OUT_OF_DOMAIN
         n_detected = np.full(n, 2)
@@ -542,8 +545,14 @@ class NeuralDeblender(Deblender):
             )
         return collapsed
 
-    def _check_domain(self, totals, sigma, pixel_scale):
-        """Stamps outside the training domain (warned about once per call), shape (N,) bool."""
+    def _check_domain(self, totals, sigma, pixel_scale, *, zeropoint=None, unit=None):
+        """Stamps outside the training domain (warned about once per call), shape (N,) bool.
+
+        The noise and summed-flux ranges are in the training data's units (electron/s at its zero point):
+        data with a known zero point are brought to it first; data in another unit and without a zero
+        point cannot be compared, and only the pixel scale is checked (the network itself is
+        scale-invariant; its S/N is checked apart).
+        """
         domain = self._provenance.get("domain") or {}
         outside = np.zeros(len(totals), dtype=bool)
         trained_scale = domain.get("pixel_scale")
@@ -557,6 +566,14 @@ class NeuralDeblender(Deblender):
                 stacklevel=5,
             )
             outside[:] = True
+        units = "image units"
+        if zeropoint is not None:
+            trained_zp = domain.get("zeropoint") or DEFAULT_ZEROPOINT
+            to_training = 10 ** (-0.4 * (zeropoint - trained_zp))
+            sigma, totals = np.asarray(sigma) * to_training, np.asarray(totals) * to_training
+            units = f"image units brought to the training's zero point {trained_zp:g}"
+        elif unit is not None and not u.Unit(unit).is_equivalent(u.electron / u.s):
+            return outside  # another unit and no zero point: nothing to compare the ranges with
         checks = (("noise_sigma", sigma, "noise per pixel"), ("total_flux", totals, "summed flux"))
         for key, values, what in checks:
             lo_hi = domain.get(key)
@@ -567,7 +584,7 @@ class NeuralDeblender(Deblender):
             if bad.any():
                 warnings.warn(
                     f"{int(bad.sum())} of {len(values)} stamps have a {what} outside the training range "
-                    f"[{lo:.3g}, {hi:.3g}] (image units) by more than a factor 2 (flag 8 set): check the "
+                    f"[{lo:.3g}, {hi:.3g}] ({units}) by more than a factor 2 (flag 8 set): check the "
                     "units and background subtraction, or fit the network on blends like yours",
                     OutOfDomainWarning,
                     stacklevel=5,

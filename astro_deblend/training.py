@@ -835,8 +835,10 @@ def training_domain(data, *, max_stamps=2000):
     sigma = stamp_scale(blends.astype(np.float32))[:, 0]
     totals = blends.sum(axis=(1, 2), dtype=np.float64)
     pixel_scale = getattr(data, "pixel_scale", None)
+    zeropoint = getattr(data, "zeropoint", None)
     return {
         "pixel_scale": None if pixel_scale is None else float(pixel_scale),
+        "zeropoint": None if zeropoint is None else float(zeropoint),
         "stamp_size": int(blends.shape[-1]),
         "noise_sigma": [float(sigma.min()), float(sigma.max())],
         "total_flux": [float(totals.min()), float(totals.max())],

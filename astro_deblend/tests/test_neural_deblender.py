@@ -359,3 +359,26 @@ def test_fine_tuning_drops_the_error_calibration_of_the_old_weights(trained, dat
     with pytest.warns(AstroDeblendWarning, match="deblending term .* was dropped"):
         tuned.fit(data, config=TrainingConfig(epochs=1, batch_size=16, verbose=0), output_dir=tmp_path / "ft")
     assert tuned.error_model is None
+
+
+def test_the_training_domain_is_compared_in_the_training_s_units():
+    """The same stamps in counts at another zero point, or in MJy/sr, are not out of domain (flag 8)."""
+    import warnings
+
+    from astro_deblend.data import BlendConfig, SimulationConfig, make_blends, simulate_galaxies
+
+    sample = simulate_galaxies(SimulationConfig(n_galaxies=12, seed=5), progress=False)
+    blends = make_blends(sample, BlendConfig(n_train=0, n_test=4, test_fraction=0.5, seed=5),
+                         progress=False).subset("test")
+    images, sigma = blends.get(slice(None))["blend"], blends.noise_sigma
+    deblender = NeuralDeblender()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        base = deblender.measure(images, noise_sigma=sigma, zeropoint=25.96, progress=False)[0]
+        counts = deblender.measure(images * 100, noise_sigma=sigma * 100, zeropoint=30.96, progress=False)[0]
+        sb = deblender.measure(images * u.MJy / u.sr, noise_sigma=sigma * u.MJy / u.sr, pixel_scale=0.06,
+                               progress=False)[0]
+        wrong = deblender.measure(images * 100, noise_sigma=sigma * 100, zeropoint=25.96, progress=False)[0]
+    for table in (counts, sb):
+        np.testing.assert_array_equal(np.asarray(table["flag"]) & 8, np.asarray(base["flag"]) & 8)
+    assert np.all(np.asarray(wrong["flag"]) & 8)  # 100 times the training's counts at its own zero point
