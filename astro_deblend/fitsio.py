@@ -18,7 +18,7 @@ import numpy as np
 from astropy import units as u
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
-from astropy.wcs.utils import proj_plane_pixel_scales
+from astropy.wcs.utils import proj_plane_pixel_area, proj_plane_pixel_scales
 
 from ._io import atomic_write
 from .exceptions import AstroDeblendWarning, DataFileError, InputError, InputTypeError
@@ -52,6 +52,9 @@ class FitsStamps:
         Background noise per pixel, in pixel units.
     unit : `~astropy.units.UnitBase` or None
     header : `~astropy.io.fits.Header`
+    pixel_area : float or None
+        Solid angle of a pixel in arcsec2 from the WCS, when the scale comes from it (right for non-square
+        pixels; None with a PIXSCALE keyword or no celestial WCS).
     """
 
     data: np.ndarray
@@ -61,6 +64,7 @@ class FitsStamps:
     noise_sigma: float | None
     unit: u.UnitBase | None
     header: fits.Header
+    pixel_area: float | None = None
 
 
 _IMAGE_HDUS = (fits.ImageHDU, fits.PrimaryHDU, fits.CompImageHDU)
@@ -164,10 +168,11 @@ def header_metadata(header):
     Returns
     -------
     meta : dict
-        ``pixel_scale`` (arcsec/px), ``zeropoint`` (AB), ``noise_sigma`` and ``unit`` (an astropy unit);
-        None for each that the header does not give.
+        ``pixel_scale`` (arcsec/px), ``zeropoint`` (AB), ``noise_sigma``, ``unit`` (an astropy unit) and
+        ``pixel_area`` (arcsec2, from the WCS when it gives the scale); None for each the header lacks.
     """
     pixel_scale = _header_float(header, ("PIXSCALE",))
+    pixel_area = None
     if pixel_scale is None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
@@ -175,8 +180,9 @@ def header_metadata(header):
                 wcs = WCS(header, naxis=2)
                 if wcs.has_celestial:
                     pixel_scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial)) * 3600.0)
+                    pixel_area = float(proj_plane_pixel_area(wcs.celestial) * 3600.0**2)
             except Exception:  # a malformed WCS is not an error here: the scale stays unknown
-                pixel_scale = None
+                pixel_scale = pixel_area = None
     zeropoint = _header_float(header, _ZP_KEYS)
     if zeropoint is None and "PHOTFLAM" in header and "PHOTPLAM" in header:
         photflam, photplam = _header_float(header, ("PHOTFLAM",)), _header_float(header, ("PHOTPLAM",))
@@ -200,7 +206,8 @@ def header_metadata(header):
                 "(fix BUNIT, or pass the data as a Quantity)", AstroDeblendWarning, stacklevel=3,
             )
     noise = _header_float(header, _NOISE_KEYS)
-    return {"pixel_scale": pixel_scale, "zeropoint": zeropoint, "noise_sigma": noise, "unit": unit}
+    return {"pixel_scale": pixel_scale, "zeropoint": zeropoint, "noise_sigma": noise, "unit": unit,
+            "pixel_area": pixel_area}
 
 
 def table_format(path):
@@ -259,11 +266,12 @@ def resolve_input(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, h
 
     Returns
     -------
-    data, zeropoint, noise_sigma, pixel_scale
+    data, zeropoint, noise_sigma, pixel_scale, pixel_area
+        ``pixel_area`` (arcsec2) only from a WCS that gave the scale (else None).
     """
     if not isinstance(data, str | os.PathLike | fits.HDUList | fits.PrimaryHDU | fits.ImageHDU
                       | fits.CompImageHDU):
-        return data, zeropoint, noise_sigma, pixel_scale
+        return data, zeropoint, noise_sigma, pixel_scale, None
     stamps = read_fits_stamps(data, hdu=hdu)
     array = stamps.data[0] if stamps.was_2d else stamps.data
     if stamps.unit is not None:
@@ -273,6 +281,7 @@ def resolve_input(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, h
         stamps.zeropoint if zeropoint is None else zeropoint,
         stamps.noise_sigma if noise_sigma is None else noise_sigma,
         stamps.pixel_scale if pixel_scale is None else pixel_scale,
+        stamps.pixel_area if pixel_scale is None else None,
     )
 
 

@@ -377,9 +377,10 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
     from .fitsio import resolve_input  # reads FITS only; imports nothing of the deblenders
 
     header_zp = header_noise = header_scale = None
+    pixel_area = None  # arcsec2, from a FITS WCS (right for non-square pixels)
     if _is_fits(data):
         given = (zeropoint, noise_sigma, pixel_scale)
-        data, zeropoint, noise_sigma, pixel_scale = resolve_input(
+        data, zeropoint, noise_sigma, pixel_scale, pixel_area = resolve_input(
             data, zeropoint=zeropoint, noise_sigma=noise_sigma, pixel_scale=pixel_scale, hdu=hdu
         )
         header_zp, header_noise, header_scale = (g is None for g in given)
@@ -409,7 +410,7 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
         else:
             where = " (from the FITS header)" if header_noise else ""
             noise = per_stamp(value, n, "noise_sigma" + where)
-    factor, flux_unit = per_pixel_flux(unit, scale)
+    factor, flux_unit = per_pixel_flux(unit, scale, pixel_area=pixel_area)
     if flux_unit != unit:  # a surface brightness: every pixel as its flux, the zero point to match
         stack = stack * factor
         noise = None if noise is None else noise * factor

@@ -100,6 +100,25 @@ def test_a_surface_brightness_becomes_a_flux(deblender, pairs):
         measure(deblender, pairs["blend"] * sb, pairs, noise_sigma=NOISE * sb)
 
 
+def test_fits_stamps_in_surface_brightness_on_non_square_pixels(deblender, pairs, tmp_path):
+    """The WCS's pixel area, not the mean side squared (0.06" x 0.03": 12.5 % apart)."""
+    from astropy.wcs import WCS
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval, wcs.wcs.crpix = [10.0, 10.0], [32.0, 32.0]
+    wcs.wcs.cdelt = [-0.06 / 3600, 0.03 / 3600]
+    header = wcs.to_header()
+    header["BUNIT"] = "MJy/sr"
+    fits.PrimaryHDU(pairs["blend"], header=header).writeto(tmp_path / "stamps.fits")
+    base = measure(deblender, pairs["blend"], pairs, noise_sigma=NOISE)[0]
+    table = measure(deblender, str(tmp_path / "stamps.fits"), pairs, noise_sigma=NOISE * u.MJy / u.sr)[0]
+    area = ((0.06 * u.arcsec) * (0.03 * u.arcsec)).to_value(u.sr)
+    ok = ~np.ma.getmaskarray(base["flux"])
+    np.testing.assert_allclose(np.asarray(table["flux"].value)[ok], np.asarray(base["flux"].value)[ok] * area,
+                               rtol=1e-4)
+
+
 def test_fits_round_trip_and_stacking(deblender, pairs, tmp_path):
     path = tmp_path / "cube.fits"
     hdu = fits.PrimaryHDU(pairs["blend"].astype(np.float32))
