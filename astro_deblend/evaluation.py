@@ -461,6 +461,12 @@ def _method_fluxes(name, value, n_blends, unit):
             flux = table_to_pairs(value, "flux")
         return flux
     if isinstance(value, u.Quantity):
+        if unit is None and value.unit != u.dimensionless_unscaled:
+            raise InputError(
+                f"the fluxes of {name!r} are in {value.unit} but the truth's have no unit, so they cannot be "
+                "compared: give the truth's flux columns their unit, or pass plain numbers in its units",
+                value=str(value.unit),
+            )
         value = value.to_value(unit) if unit is not None else value.value
     if np.ma.isMaskedArray(value):
         value = np.ma.filled(np.ma.asarray(value, dtype=np.float64), np.nan)

@@ -942,6 +942,7 @@ def measure_image(
     model = np.zeros(image.shape, np.float32) if return_model else None
     if on.size:
         batch = prepare_stamps(views.stamps[on], noise_sigma=views.noise[on], pixel_scale=image.pixel_scale)
+        flag[on[_not_background_subtracted(batch)]] |= Flag.OUT_OF_DOMAIN
         found = deblender._deblend_views(batch, progress=progress)
         flag[on] |= found.flag
         if found.central is None:
@@ -984,6 +985,25 @@ MIN_SEPARATION = 1.5
 
 #: A source whose shared light is centred farther than this (px) from its position got someone else's.
 MAX_LIGHT_OFFSET = 3.0
+
+
+def _not_background_subtracted(batch):
+    """Views whose empty pixels lie off zero (`astro_deblend.deblender.residual_background`), warned once."""
+    import warnings
+
+    from .deblender import MAX_RESIDUAL_BACKGROUND, residual_background
+
+    level = residual_background(batch.data, np.maximum(batch.noise_per_stamp(), batch.pixel_scatter()))
+    off = np.abs(level) > MAX_RESIDUAL_BACKGROUND
+    if off.any():
+        warnings.warn(
+            f"around {int(off.sum())} of {len(off)} sources the image looks not background-subtracted: the "
+            f"median of the empty pixels is up to {level[off][np.argmax(np.abs(level[off]))]:+.2f} noise "
+            f"sigmas (more than {MAX_RESIDUAL_BACKGROUND:g}), which biases the fluxes (flag 8 set). Subtract "
+            "the background first (e.g. photutils.background.Background2D)",
+            OutOfDomainWarning, stacklevel=4,
+        )
+    return off
 
 
 def _too_close(src):

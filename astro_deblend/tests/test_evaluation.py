@@ -377,6 +377,8 @@ def test_flags_are_counted_and_units_are_not_dropped():
     table["flux"].unit = u.nJy
     with pytest.raises(InputError, match="in nJy but the truth's have no unit"):
         evaluate(truth, {"m": table})
+    with pytest.raises(InputError, match="in MJy but the truth's have no unit"):
+        evaluate(truth, {"m": flux * u.MJy})
 
 
 def test_a_damaged_evaluation_folder_is_named(tmp_path):

@@ -506,6 +506,18 @@ def test_the_cli_measures_a_surface_brightness_image_with_its_weight_map(galaxy,
     np.testing.assert_allclose(table["flux_err"][0].value, base["flux_err"][0] * pixel, rtol=1e-3)
 
 
+def test_an_image_that_is_not_background_subtracted_is_flagged(fracnet, galaxy):
+    image = _place((300, 300), galaxy[0], [(100, 100), (200, 210)])
+    sources = Table({"x": [100.0, 210.0], "y": [100.0, 200.0]})
+    clean, _ = _measure(fracnet, image, sources=sources, error=NOISE)
+    assert not any(clean["flag"] & Flag.OUT_OF_DOMAIN)
+    for tile_size in (None, 128):
+        with pytest.warns(UserWarning, match="looks not background-subtracted"):
+            raised, _ = fracnet.measure_image(image + 0.5 * NOISE, sources=sources, error=NOISE,
+                                              tile_size=tile_size, progress=False)
+        assert all(raised["flag"] & Flag.OUT_OF_DOMAIN)
+
+
 def test_a_tiled_run_refuses_a_weight_map_as_mask(fracnet, galaxy, tmp_path):
     from astropy.io import fits
 
