@@ -119,14 +119,16 @@ def run(config=None, *, output_dir="astro_deblend_output", overwrite=False, prog
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise NotADirectoryError(f"{output_dir} is a file; give a folder for the outputs")
     present = [name for name in _OUTPUTS if os.path.lexists(os.path.join(folder, name))]
-    if present and not overwrite:
-        raise FileExistsError(f"{output_dir} already holds {', '.join(present)}; pass --overwrite or choose "
-                              "another --output folder")
-    if present and not os.path.isfile(os.path.join(folder, _MARKER)):
-        raise FileExistsError(
-            f"{output_dir} holds {', '.join(present)} that this job did not write (no {_MARKER} marker), so "
-            "--overwrite will not replace them: choose another --output folder, or remove them yourself"
-        )
+    if present:
+        foreign = _not_written_by_the_job(folder, present)
+        if foreign:
+            raise FileExistsError(
+                f"{output_dir} holds {', '.join(foreign[:5])} that this job did not write, so it will not "
+                "replace them, even with --overwrite: choose another --output folder, or move them yourself"
+            )
+        if not overwrite:
+            raise FileExistsError(f"{output_dir} already holds the outputs of a previous run; pass "
+                                  "--overwrite or choose another --output folder")
     check_writable(os.path.join(folder, "report.html"))
     created = not os.path.exists(folder)
     os.makedirs(folder, exist_ok=True)
@@ -136,7 +138,10 @@ def run(config=None, *, output_dir="astro_deblend_output", overwrite=False, prog
     work = tempfile.mkdtemp(prefix=".astro_deblend-partial-", dir=folder)
     try:
         report = _run(config, work, progress, log)
-        atomic_write_text(os.path.join(work, _MARKER), "written by astro_deblend.pipeline.run\n")
+        written = sorted(os.path.relpath(os.path.join(root, f), work)
+                         for root, _, files in os.walk(work) for f in files)
+        atomic_write_text(os.path.join(work, _MARKER), json.dumps({"written_by": "astro_deblend.pipeline.run",
+                                                                   "files": written}, indent=1))
         _put_in_place(work, folder)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -150,6 +155,25 @@ def run(config=None, *, output_dir="astro_deblend_output", overwrite=False, prog
 #: Everything `run` writes in its folder, and the marker that says the folder's outputs are its own.
 _MARKER = ".astro_deblend_run"
 _OUTPUTS = ("report.html", "config.json", "galaxies.png", "blends.png", "measurements", "evaluation", _MARKER)
+
+
+def _not_written_by_the_job(folder, present):
+    """The files among the job's entries of ``folder`` that its last run did not write (all of them when
+    there is no marker): what --overwrite must not delete."""
+    try:
+        with open(os.path.join(folder, _MARKER), encoding="utf-8") as fh:
+            written = set(json.load(fh)["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        written = set()
+    found = []
+    for name in present:
+        path = os.path.join(folder, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            found += [os.path.relpath(os.path.join(root, f), folder) for root, _, files in os.walk(path)
+                      for f in files]
+        else:
+            found.append(name)
+    return sorted(f for f in found if f not in written and f != _MARKER)
 
 
 def _put_in_place(work, folder):

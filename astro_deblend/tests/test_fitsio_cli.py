@@ -205,14 +205,19 @@ def test_the_main_job_leaves_all_or_nothing(tmp_path, monkeypatch):
         run(config, output_dir=tmp_path / "out", **quiet)
     assert list(tmp_path.iterdir()) == []
     monkeypatch.undo()
-    run(config, output_dir=tmp_path / "out", **quiet)
-    (tmp_path / "out" / "measurements" / "stale.ecsv").write_text("an old run's")
+    two = RunConfig(n_galaxies=16, n_test=4, methods=("sep-auto", "sep-paper"), figures=False)
+    run(two, output_dir=tmp_path / "out", **quiet)
     (tmp_path / "out" / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="pass --overwrite"):
         run(config, output_dir=tmp_path / "out", **quiet)
     run(config, output_dir=tmp_path / "out", overwrite=True, **quiet)
-    assert not (tmp_path / "out" / "measurements" / "stale.ecsv").exists()
+    assert not (tmp_path / "out" / "measurements" / "sep-paper.ecsv").exists()  # the old run's, replaced
     assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
+    # a file of the user's inside the job's folders: never deleted, even with overwrite
+    (tmp_path / "out" / "measurements" / "my_notes.txt").write_text("mine too")
+    with pytest.raises(FileExistsError, match="measurements/my_notes.txt that this job did not write"):
+        run(config, output_dir=tmp_path / "out", overwrite=True, **quiet)
+    assert (tmp_path / "out" / "measurements" / "my_notes.txt").read_text() == "mine too"
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".astro_deblend-")]
     # a folder with the user's own files of the same names (no marker): refused even with overwrite
     mine = tmp_path / "mine"
