@@ -417,6 +417,11 @@ class _BlendBatches(keras.utils.PyDataset):
         maps = None
         if "maps" in self.outputs and self.map_key is not None:
             maps = np.asarray(batch[self.map_key], dtype=np.float32)  # (n, 2, ny, nx)
+            if not np.isfinite(maps).all():
+                bad = idx[~np.isfinite(maps).reshape(len(idx), -1).all(axis=1)]
+                raise InputError(f"training blends {bad[:10].tolist()} have NaN or infinite {self.map_key} "
+                                 "(map targets); drop or repair them before training",
+                                 value=bad[:10].tolist())
         if self.augment:
             blend, maps = self._turn(i, blend, maps)
         # a precomputed scale (see `materialize`) is that of the same pixels: turns do not change it

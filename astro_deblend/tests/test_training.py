@@ -216,6 +216,10 @@ def test_nan_targets_are_refused_and_a_diverged_run_is_an_error(data, tmp_path):
     nan["flux"][7, 1] = np.nan
     with pytest.raises(InputError, match="NaN or infinite flux targets"):
         train(B2F, LazyBlends(nan), config, output_dir=tmp_path / "nan")
+    nan_maps = dict(data, fractions=data["fractions"].copy())
+    nan_maps["fractions"][5, 0, 3, 3] = np.nan
+    with pytest.raises(InputError, match="NaN or infinite fractions"):
+        train(FRACNET, LazyBlends(nan_maps), config, output_dir=tmp_path / "nan_maps")
     wild = TrainingConfig(epochs=2, batch_size=16, learning_rate=1e12, verbose=0)
     with pytest.raises(TrainingDiverged, match="Lower the learning rate"):
         train(FRACNET, data, wild, output_dir=tmp_path / "wild")
