@@ -991,7 +991,7 @@ def _not_background_subtracted(batch):
     """Views whose empty pixels lie off zero (`astro_deblend.deblender.residual_background`), warned once."""
     import warnings
 
-    from .deblender import MAX_RESIDUAL_BACKGROUND, residual_background
+    from .stamps import MAX_RESIDUAL_BACKGROUND, residual_background
 
     level = residual_background(batch.data, np.maximum(batch.noise_per_stamp(), batch.pixel_scatter()))
     off = np.abs(level) > MAX_RESIDUAL_BACKGROUND

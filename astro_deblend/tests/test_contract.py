@@ -167,7 +167,7 @@ def test_a_stamp_that_is_not_background_subtracted_is_flagged(deblender, pairs):
 
 
 def test_residual_background_reads_the_pedestal():
-    from astro_deblend.deblender import residual_background
+    from astro_deblend.stamps import residual_background
 
     rng = np.random.default_rng(1)
     stack = rng.normal(0.0, 1.0, (3, 64, 64))
