@@ -988,7 +988,7 @@ MAX_LIGHT_OFFSET = 3.0
 
 
 def _not_background_subtracted(batch):
-    """Views whose empty pixels lie off zero (`astro_deblend.deblender.residual_background`), warned once."""
+    """Views whose empty pixels lie off zero (`astro_deblend.stamps.residual_background`), warned once."""
     import warnings
 
     from .stamps import MAX_RESIDUAL_BACKGROUND, residual_background
