@@ -21,7 +21,7 @@ import numpy as np
 from .catalog import build_table
 from .exceptions import InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
-from .stamps import MAX_RESIDUAL_BACKGROUND, prepare_stamps, residual_background
+from .stamps import MAX_RESIDUAL_BACKGROUND, off_background, prepare_stamps
 
 __all__ = ["Deblender", "Deblended", "CentralViews"]
 
@@ -307,14 +307,10 @@ def _flag_noise_below_pixels(batch, result):
 
 def _flag_residual_background(batch, result):
     """Flag (8) and warn about stamps that are not background-subtracted (`residual_background`)."""
-    # in units of the noise, or of the pixels' own scatter where that is larger: a noise_sigma far below
-    # the pixels is flagged by _flag_noise_below_pixels, not taken for a background
-    level = residual_background(batch.data, np.maximum(batch.noise_per_stamp(), batch.pixel_scatter()))
-    off = np.abs(level) > MAX_RESIDUAL_BACKGROUND
+    off, worst = off_background(batch)
     if off.any():
         result.flag = np.asarray(result.flag)
         result.flag[off] |= int(Flag.OUT_OF_DOMAIN)
-        worst = level[off][np.argmax(np.abs(level[off]))]
         warnings.warn(
             f"{int(off.sum())} of {len(off)} stamps look not background-subtracted: the median of their "
             f"empty pixels is up to {worst:+.2f} noise sigmas (more than {MAX_RESIDUAL_BACKGROUND:g}), a "

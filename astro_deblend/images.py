@@ -991,16 +991,15 @@ def _not_background_subtracted(batch):
     """Views whose empty pixels lie off zero (`astro_deblend.stamps.residual_background`), warned once."""
     import warnings
 
-    from .stamps import MAX_RESIDUAL_BACKGROUND, residual_background
+    from .stamps import MAX_RESIDUAL_BACKGROUND, off_background
 
-    level = residual_background(batch.data, np.maximum(batch.noise_per_stamp(), batch.pixel_scatter()))
-    off = np.abs(level) > MAX_RESIDUAL_BACKGROUND
+    off, worst = off_background(batch)
     if off.any():
         warnings.warn(
             f"around {int(off.sum())} of {len(off)} sources the image looks not background-subtracted: the "
-            f"median of the empty pixels is up to {level[off][np.argmax(np.abs(level[off]))]:+.2f} noise "
-            f"sigmas (more than {MAX_RESIDUAL_BACKGROUND:g}), which biases the fluxes (flag 8 set). Subtract "
-            "the background first (e.g. photutils.background.Background2D)",
+            f"median of the empty pixels is up to {worst:+.2f} noise sigmas (more than "
+            f"{MAX_RESIDUAL_BACKGROUND:g}), which biases the fluxes (flag 8 set). Subtract the background "
+            "first (e.g. photutils.background.Background2D)",
             OutOfDomainWarning, stacklevel=4,
         )
     return off

@@ -471,3 +471,22 @@ def residual_background(stack, sigma):
         level[start : start + 256] = lev
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(sigma > 0, level / sigma, np.nan)
+
+
+def off_background(batch):
+    """Stamps of a `StampBatch` that look not background-subtracted, and the worst level among them.
+
+    The level (`residual_background`) is in units of the noise, or of the pixels' own scatter where that is
+    larger: a noise_sigma far below the pixels is a problem of its own, not a background.
+
+    Returns
+    -------
+    off : `numpy.ndarray` of bool, shape (N,)
+        Beyond `MAX_RESIDUAL_BACKGROUND`.
+    worst : float
+        The level farthest from zero among them, noise sigmas (0 when none).
+    """
+    level = residual_background(batch.data, np.maximum(batch.noise_per_stamp(), batch.pixel_scatter()))
+    off = np.abs(level) > MAX_RESIDUAL_BACKGROUND
+    worst = float(level[off][np.argmax(np.abs(level[off]))]) if off.any() else 0.0
+    return off, worst
