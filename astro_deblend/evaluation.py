@@ -43,7 +43,8 @@ outlier_fraction                 fraction (0 to 1) of measured galaxies with abs
 mape_failure             %       MAPE with each undetected galaxy counted as 100 %
 median_ape_failure       %       median APE, same convention
 outlier_fraction_failure         outliers + undetected over all galaxies
-n_flagged                        measured galaxies whose row has a flag (scored like the others above)
+n_flagged                        measured galaxies whose row has a flag (scored like the others above; 0
+                                 when the measurement has no flag column)
 mape_unflagged           %       MAPE over the measured galaxies with flag 0 (NaN without a flag column)
 rms_over_limit                   RMS flux error / Cramer-Rao sigma (only with ``limits``)
 mae_over_limit                   mean abs(flux error) / (sqrt(2/pi) sigma) (only with ``limits``)
@@ -129,7 +130,7 @@ _SCORE_COLUMNS = {
     "mape_failure": ("%", "MAPE counting each undetected galaxy as a 100 % error"),
     "median_ape_failure": ("%", "median APE counting each undetected galaxy as 100 %"),
     "outlier_fraction_failure": (None, "(outliers + undetected) / all galaxies"),
-    "n_flagged": (None, "measured galaxies whose row has a flag (scored above like the others)"),
+    "n_flagged": (None, "measured galaxies whose row has a flag (0 without a flag column)"),
     "mape_unflagged": ("%", "MAPE over the measured galaxies with flag 0 (NaN where the table has no flags)"),
 }
 _LIMIT_COLUMNS = {

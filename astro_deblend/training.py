@@ -407,6 +407,12 @@ class _BlendBatches(keras.utils.PyDataset):
                 "drop them before training"
             )
         flux = np.asarray(batch["flux"], dtype=np.float32) if "flux" in self.outputs else None
+        if flux is not None and flux.size and not (flux > 0).any():
+            raise InputError(
+                f"training blends {idx[:10].tolist()} have no positive flux target at all (0 marks an absent "
+                "source): the targets are empty or in the wrong sign; check the training data",
+                value=idx[:10].tolist(),
+            )
         if flux is not None and not np.isfinite(flux).all():
             bad = idx[~np.isfinite(flux).all(axis=1)]
             raise InputError(

@@ -216,6 +216,9 @@ def test_nan_targets_are_refused_and_a_diverged_run_is_an_error(data, tmp_path):
     nan["flux"][7, 1] = np.nan
     with pytest.raises(InputError, match="NaN or infinite flux targets"):
         train(B2F, LazyBlends(nan), config, output_dir=tmp_path / "nan")
+    with pytest.raises(InputError, match="no positive flux target"):
+        empty = LazyBlends(dict(data, flux=np.zeros_like(data["flux"])))
+        train(B2F, empty, config, output_dir=tmp_path / "z")
     nan_maps = dict(data, fractions=data["fractions"].copy())
     nan_maps["fractions"][5, 0, 3, 3] = np.nan
     with pytest.raises(InputError, match="NaN or infinite fractions"):
