@@ -731,7 +731,8 @@ class ConcatenatedBlends:
     -----
     ``get(indices)`` returns the dict of `BlendSet.get`, with blend ``i`` of the whole being blend
     ``i - offset`` of the set it falls in; ``len`` is the total number of blends. This is all that
-    `~astro_deblend.training.train` and `~astro_deblend.NeuralDeblender.fit` need.
+    `~astro_deblend.training.train` and `~astro_deblend.NeuralDeblender.fit` need. Like a `BlendSet`,
+    it also has ``flux``, ``images``, ``noise_sigma``, ``iter_batches`` and ``subset``.
     """
 
     def __init__(self, sets):
@@ -783,6 +784,48 @@ class ConcatenatedBlends:
             for key, v in part.items():
                 out[key][sel] = v
         return out
+
+    def iter_batches(self, batch_size=256):
+        """Yield `get` dicts for consecutive batches of ``batch_size`` blends."""
+        for start in range(0, len(self), batch_size):
+            yield self.get(slice(start, start + batch_size))
+
+    @property
+    def images(self):
+        """All blend images, (N, ny, nx) float32 (drawn now: use `iter_batches` for large sets)."""
+        return self.get(slice(None))["blend"]
+
+    @property
+    def noise_sigma(self):
+        """Background noise per pixel of every blend, (N,) (image units), or None when a set does not
+        know its noise (e.g. the CANDELS blending set)."""
+        parts = []
+        for s in self.sets:
+            sigma = getattr(s, "noise_sigma", None)
+            if sigma is None:
+                return None
+            parts.append(np.broadcast_to(np.asarray(sigma, float), (len(s),)))
+        return np.concatenate(parts)
+
+    def subset(self, which):
+        """The same blends seen through fewer rows: ``'train'`` or ``'test'`` (each set's split, in
+        order), or an index array, boolean mask or slice over the whole (order kept)."""
+        if isinstance(which, str):
+            if which not in ("train", "test"):
+                raise InputError(f"split must be 'train' or 'test'; got {which!r}")
+            parts = [s.subset(which) for s in self.sets]
+            parts = [p for p in parts if len(p)] or parts[:1]
+            return ConcatenatedBlends(parts)
+        rows = _positions(len(self), which)
+        if rows.size == 0:
+            raise InputError("the selection is empty: pick at least one blend")
+        which_set = np.searchsorted(self._offsets, rows, side="right") - 1
+        # one part per run of consecutive rows from the same set, so that the order is kept
+        starts = np.flatnonzero(np.r_[True, which_set[1:] != which_set[:-1]])
+        ends = np.r_[starts[1:], rows.size]
+        parts = [self.sets[which_set[a]].subset(rows[a:b] - self._offsets[which_set[a]])
+                 for a, b in zip(starts, ends, strict=True)]
+        return ConcatenatedBlends(parts)
 
 
 

@@ -329,6 +329,27 @@ def test_concatenated_blends(sample, blends):
     assert len(both.get(slice(100, 140))["blend"]) == 40
 
 
+def test_concatenated_blends_subset_keeps_order_and_splits(sample, blends):
+    other = make_blends(sample, BlendConfig(n_train=30, n_test=10, seed=6), progress=False)
+    both = ConcatenatedBlends([blends, other])
+    rows = np.array([161, 3, 2, 159, 160, 199])
+    part = both.subset(rows)
+    assert len(part) == 6 and isinstance(part, ConcatenatedBlends)
+    np.testing.assert_array_equal(part.images, both.get(rows)["blend"])
+    np.testing.assert_array_equal(part.flux, both.flux[rows])
+    test = both.subset("test")
+    assert len(test) == 40 + 10
+    np.testing.assert_array_equal(test.flux, np.concatenate([blends.subset("test").flux,
+                                                             other.subset("test").flux]))
+    assert [len(b["blend"]) for b in test.iter_batches(32)] == [32, 18]
+    sigma = both.noise_sigma
+    assert sigma.shape == (200,) and np.allclose(sigma, sample.noise_sigma)
+    with pytest.raises(ValueError, match="'train' or 'test'"):
+        both.subset("validation")
+    with pytest.raises(ValueError, match="empty"):
+        both.subset([])
+
+
 def test_training_on_concatenated_blends(sample, blends, tmp_path):
     from astro_deblend import NeuralDeblender
     from astro_deblend.models import FracNetConfig
