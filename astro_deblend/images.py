@@ -426,8 +426,8 @@ def resolve_sources(sources, image, *, detection=None):
         A photutils `~photutils.segmentation.SourceCatalog` or `~photutils.segmentation.SegmentationImage`
         (its labels become the ids), or a Table.
         A Table needs ``x``/``y`` (or ``xcentroid``/``ycentroid``) pixel columns, or a ``sky_centroid``
-        (or ``ra``/``dec`` in degrees) column and a WCS; its ids come from ``id`` or ``label`` (else
-        1..N). None: `detect`.
+        (or ``ra``/``dec``: numbers in degrees, or sexagesimal text with the right ascension in hours)
+        column and a WCS; its ids come from ``id`` or ``label`` (else 1..N). None: `detect`.
     image : `ImageData`
     detection : dict, optional
         Keyword arguments of `detect`.
@@ -588,15 +588,19 @@ def _table_positions(table, wcs):
         elif "ra" in cols and "dec" in cols:
             from astropy.coordinates import SkyCoord
 
-            try:
-                # masked entries hold any fill value: put them at (0, 0), refused as unknown below
-                ra, dec = (np.where(_masked(table[c]), 0.0, np.ma.getdata(u.Quantity(table[c], u.deg).value))
-                           for c in ("ra", "dec"))
-                sky = SkyCoord(ra * u.deg, dec * u.deg)
-            except (u.UnitsError, ValueError) as exc:
-                raise InputError(
-                    f"the ra/dec columns must be angles (degrees when unitless): {exc}"
-                ) from None
+            if any(np.asarray(table[c]).dtype.kind in "USO" for c in ("ra", "dec")):
+                sky = _sexagesimal(table)
+            else:
+                try:
+                    # masked entries hold any fill value: put them at (0, 0), refused as unknown below
+                    ra, dec = (np.where(_masked(table[c]), 0.0,
+                                        np.ma.getdata(u.Quantity(table[c], u.deg).value))
+                               for c in ("ra", "dec"))
+                    sky = SkyCoord(ra * u.deg, dec * u.deg)
+                except (u.UnitsError, ValueError) as exc:
+                    raise InputError(
+                        f"the ra/dec columns must be angles (degrees when unitless): {exc}"
+                    ) from None
         if sky is None:
             raise InputError(
                 f"the sources table needs x and y pixel columns (or xcentroid/ycentroid), or "
@@ -616,6 +620,31 @@ def _table_positions(table, wcs):
     if ids.dtype.kind not in "iu":
         raise InputTypeError(f"source ids must be integers; got dtype {ids.dtype}")
     return ids, x, y
+
+
+def _sexagesimal(table):
+    """Sky positions from ra/dec text columns: sexagesimal, right ascension in hours ('10:00:28.6' or
+    '10h00m28.6s'), declination in degrees; masked entries at (0, 0), refused as unknown later."""
+    from astropy.coordinates import SkyCoord
+
+    text = []
+    for c in ("ra", "dec"):
+        values = np.asarray(np.ma.getdata(table[c])).astype(str)
+        values = np.where(_masked(table[c]), "0:0:0", values)
+        text.append(np.char.strip(values))
+    if not all(any(sep in v for sep in ":hd ") for v in text[0]):
+        raise InputError(
+            "the ra/dec columns hold text that is not sexagesimal: give the positions as numbers in degrees, "
+            "or as sexagesimal text with the right ascension in hours ('10:00:28.6' or '10h00m28.6s') and "
+            "the declination in degrees ('+02:12:21')"
+        )
+    try:
+        return SkyCoord(text[0], text[1], unit=(u.hourangle, u.deg))
+    except ValueError as exc:
+        raise InputError(
+            f"could not read the ra/dec text as sexagesimal (right ascension in hours, declination in "
+            f"degrees, e.g. '10:00:28.6', '+02:12:21'): {exc}"
+        ) from None
 
 
 def _check_ids_positions(ids, x, y, image):

@@ -12,7 +12,14 @@ from astro_deblend.data import SimulationConfig, simulate_galaxies
 from astro_deblend.data.scenes import SceneConfig, _add_stamp, simulate_scene
 from astro_deblend.exceptions import InputError, InputTypeError
 from astro_deblend.flags import Flag
-from astro_deblend.images import cut_views, group_sources, prepare_image, resolve_sources, share_light
+from astro_deblend.images import (
+    _table_positions,
+    cut_views,
+    group_sources,
+    prepare_image,
+    resolve_sources,
+    share_light,
+)
 from astro_deblend.limits import OracleDeblender
 from astro_deblend.neural_deblender import NeuralDeblender
 from astro_deblend.sep_deblender import SepDeblender
@@ -148,6 +155,22 @@ def test_units_zeropoint_and_sky_positions(fracnet, galaxy):
     assert table["sky_centroid"][0].separation(sky[0]).arcsec < 1e-6
     assert np.isfinite(table["mag"][0]) and table["mag_err"][0] > 0
     assert table["flux_err"][0] > 0
+
+
+def test_sexagesimal_ra_dec_text_is_read_with_ra_in_hours():
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crpix, wcs.wcs.crval, wcs.wcs.cdelt = [150, 150], [150.0, 2.2], [-0.06 / 3600, 0.06 / 3600]
+    sky = wcs.pixel_to_world([149.0, 20.5], [149.0, 70.25])
+    text = sky.to_string("hmsdms", sep=":", precision=4)
+    table = Table({"ra": [t.split()[0] for t in text], "dec": [t.split()[1] for t in text]})
+    ids, x, y = _table_positions(table, wcs)
+    np.testing.assert_allclose(x, [149.0, 20.5], atol=0.01)
+    np.testing.assert_allclose(y, [149.0, 70.25], atol=0.01)
+    with pytest.raises(InputError, match="not sexagesimal"):
+        _table_positions(Table({"ra": ["150.0"], "dec": ["2.2"]}), wcs)
+    with pytest.raises(InputError, match="could not read"):
+        _table_positions(Table({"ra": ["10:00:xx"], "dec": ["+02:12:21"]}), wcs)
 
 
 def test_masked_and_nan_pixels_flag_instead_of_crashing(fracnet, galaxy):
