@@ -707,6 +707,8 @@ def evaluate(
         "has_sep": sep_n_detected is not None,
         "has_limits": sigma is not None,
         "error_methods": list(errors),
+        "weights": _method_weights(measurements, methods),
+        "truth": None if truth.meta.get("truth") is None else str(truth.meta["truth"]),
     }
     return Evaluation(tables, gal, meta)
 
@@ -727,6 +729,19 @@ def _check_measurements(measurements, n_blends, unit):
         raise ValueError(f"method names must be unique as strings; got {methods}")
     fluxes = {str(m): _method_fluxes(str(m), v, n_blends, unit) for m, v in measurements.items()}
     return methods, fluxes
+
+
+def _method_weights(measurements, methods):
+    """``{method: weights digest}`` of the measurement Tables whose config names its weights."""
+    out = {}
+    for method, value in zip(methods, measurements.values(), strict=True):
+        config = value.meta.get("config") if isinstance(value, Table) else None
+        digest = config.get("weights_sha256") if isinstance(config, dict) else None
+        if digest is None and isinstance(value, Table):
+            digest = value.meta.get("weights_sha256")
+        if digest is not None:
+            out[method] = str(digest)
+    return out
 
 
 def _method_errors(measurements, methods, unit):

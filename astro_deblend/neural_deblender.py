@@ -225,6 +225,7 @@ class NeuralDeblender(Deblender):
             "model_config": dataclasses.asdict(self._config),
             "normalization": NORMALIZATION["name"],
             "weights": self._provenance.get("weights"),
+            "weights_sha256": self.weights_digest(),
             "views": self.views,
             "segment_rule": "share > 0.5 and 3x3 mean of the blend > 1 noise sigma",
         }

@@ -271,6 +271,7 @@ def _run(config, output_dir, progress, log):
                                                                 else None)
     truth = blends.catalog
     truth.meta["zeropoint"] = zp
+    truth.meta["truth"] = "the true flux of each galaxy inside the stamp"
     evaluation = evaluate(
         truth, measurements, masks_true=batch["masks"], masks_pred=masks_pred or None, limits=limits,
         sep_n_detected=sep_key,
@@ -280,6 +281,7 @@ def _run(config, output_dir, progress, log):
     paper_truth = truth.copy()
     for role in ("central", "companion"):
         paper_truth[f"flux_{role}"] = paper_truth[f"flux_auto_{role}"]
+    paper_truth.meta["truth"] = "FLUX_AUTO of each galaxy's isolated noisy stamp (the paper's truth)"
     usable = np.all([np.asarray(paper_truth[f"flux_{r}"]) > 0 for r in ("central", "companion")], axis=0)
     as_paper = None
     if usable.any():

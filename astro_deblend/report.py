@@ -52,6 +52,16 @@ img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
 """
 
 
+_NO_TRUTH = "not stated (name it in the truth table's meta['truth'])"
+
+
+def _weights_text(weights):
+    """'method digest, ...' for the methods whose measurement tables named their weights."""
+    if not weights:
+        return "none named (no network, or measurements given as arrays)"
+    return ", ".join(f"{method} {digest}" for method, digest in weights.items())
+
+
 def _fmt(value):
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
@@ -226,6 +236,8 @@ def write_report(
         f"outliers: |dmag| &gt; {_fmt(meta.get('threshold', 0.75))} mag; MAPE and outliers exclude "
         "undetected galaxies unless the column says 'failure' (then each undetected galaxy is an "
         "outlier and a 100 % error).</p>",
+        f"<p class='note'>Truth (F_true): {html.escape(meta.get('truth') or _NO_TRUTH)}. "
+        f"Weights measured: {html.escape(_weights_text(meta.get('weights')))}.</p>",
     ]
     if published:
         parts += [

@@ -98,8 +98,9 @@ def measure(args):
 
     header = fits.getheader(args.mosaic)
     t0 = time.perf_counter()
+    deblender = NeuralDeblender()
     with dask.config.set(num_workers=args.workers):
-        table, _ = NeuralDeblender().measure_image(args.mosaic, error=float(header["NOISE"]),
+        table, _ = deblender.measure_image(args.mosaic, error=float(header["NOISE"]),
                                                    tile_size=args.tile, progress=False)
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # GiB (Linux: KiB)
@@ -120,7 +121,7 @@ def measure(args):
     true = np.asarray(truth["flux"])[r]
     mape = float(100 * np.nanmean(np.abs(est - true) / true))
     result = {"mosaic": args.mosaic, "size": header["NAXIS1"], "tile_size": args.tile,
-              "workers": args.workers,
+              "workers": args.workers, "weights_sha256": deblender.weights_digest(),
               "seconds": seconds, "peak_rss_gib": peak, "n_sources": len(table), "n_true": len(truth),
               "matched": int(r.size), "mape_matched": mape, "truth": "true flux of each galaxy in the image"}
     print(json.dumps(result, indent=1))

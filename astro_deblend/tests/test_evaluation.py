@@ -294,6 +294,27 @@ def test_report_contains_tables_and_published(tmp_path):
     assert "base64" not in fast and "Boucaud" not in fast
 
 
+def test_report_names_the_truth_and_the_weights(tmp_path):
+    truth = _truth()
+    truth.meta["truth"] = "the true flux of each galaxy inside the stamp"
+    f = np.column_stack([truth["flux_central"], truth["flux_companion"]])
+    n, nan2 = len(truth), np.full((len(truth), 2), np.nan)
+    table = build_table(flux=f * 1.02, flux_err=nan2, x=nan2, y=nan2, label=np.ones((n, 2), int),
+                        n_detected=np.full(n, 2), flag=np.zeros((n, 2), int), method="fracnet",
+                        meta={"weights_sha256": "0123456789abcdef"})
+    ev = evaluate(truth, {"fracnet": table, "plain": f * 0.9})
+    assert ev.meta["weights"] == {"fracnet": "0123456789abcdef"}
+    assert ev.meta["truth"] == truth.meta["truth"]
+    text = write_report(ev, tmp_path / "r.html", figures=False, published=None).read_text()
+    assert "Truth (F_true): the true flux of each galaxy inside the stamp" in text
+    assert "Weights measured: fracnet 0123456789abcdef" in text
+    ev.write(tmp_path / "ev")
+    assert Evaluation.read(tmp_path / "ev").meta["weights"] == {"fracnet": "0123456789abcdef"}
+    bare = write_report(evaluate(_truth(), {"plain": f}), tmp_path / "b.html", figures=False,
+                        published=None).read_text()
+    assert "not stated" in bare and "none named" in bare
+
+
 def test_units_are_converted():
     from astropy import units as u
     from astropy.table import QTable
