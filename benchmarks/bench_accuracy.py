@@ -161,9 +161,13 @@ def main(argv=None):
               f"{row['mape_failure']:11.2f} {row['mae_over_limit']:9.2f} {iou:5.2f} {speed[method]:9.0f}")
     print(f"{'Cramer-Rao floor':>18s} {floor_mape:7.2f}  (expected MAPE of an unbiased method at the bound)")
     by_snr = limit_by_snr(ev.galaxies, [m for m in measurements if not m.startswith("sep")])
-    write_result(out / "bench_accuracy.json", {"config": spec, "n_test": len(test),
-                                                "cramer_rao_floor_mape": floor_mape, "rows": rows,
-                                                "limit_by_snr": by_snr})
+    # only the data sections: the config's model and training describe the network it trained, not
+    # necessarily the weights measured here (each row names those by weights_sha256)
+    data_spec = {k: spec[k] for k in ("simulation", "blending") if k in spec}
+    write_result(out / "bench_accuracy.json", {
+        "data_config": args.config, "data": data_spec, "n_test": len(test),
+        "cramer_rao_floor_mape": floor_mape, "rows": rows, "limit_by_snr": by_snr,
+    })
     print(f"\nwrote {out / 'bench_accuracy.json'} and {out / 'report.html'}")
 
 
