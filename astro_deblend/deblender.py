@@ -21,7 +21,7 @@ import numpy as np
 from .catalog import build_table
 from .exceptions import InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
-from .stamps import MAX_RESIDUAL_BACKGROUND, off_background, prepare_stamps
+from .stamps import off_background, prepare_stamps
 
 __all__ = ["Deblender", "Deblended", "CentralViews"]
 
@@ -307,15 +307,14 @@ def _flag_noise_below_pixels(batch, result):
 
 def _flag_residual_background(batch, result):
     """Flag (8) and warn about stamps that are not background-subtracted (`residual_background`)."""
-    off, worst = off_background(batch)
+    off, found = off_background(batch)
     if off.any():
         result.flag = np.asarray(result.flag)
         result.flag[off] |= int(Flag.OUT_OF_DOMAIN)
         warnings.warn(
-            f"{int(off.sum())} of {len(off)} stamps look not background-subtracted: the median of their "
-            f"empty pixels is up to {worst:+.2f} noise sigmas (more than {MAX_RESIDUAL_BACKGROUND:g}), a "
-            "residual background or the wings of a galaxy larger than the stamp, which bias the fluxes "
-            "(flag 8 set). Subtract the background first (e.g. photutils.background.Background2D, or "
+            f"{int(off.sum())} of {len(off)} stamps look not background-subtracted: {found}. A residual "
+            "background (offset or gradient), or the wings of a galaxy larger than the stamp, biases the "
+            "fluxes (flag 8 set). Subtract the background first (e.g. photutils.background.Background2D, or "
             "sep.Background), or cut larger stamps",
             OutOfDomainWarning, stacklevel=3,
         )

@@ -1017,18 +1017,17 @@ MAX_LIGHT_OFFSET = 3.0
 
 
 def _not_background_subtracted(batch):
-    """Views whose empty pixels lie off zero (`astro_deblend.stamps.residual_background`), warned once."""
+    """Views whose empty pixels lie off zero or tilt (`astro_deblend.stamps.residual_sky`), warned once."""
     import warnings
 
-    from .stamps import MAX_RESIDUAL_BACKGROUND, off_background
+    from .stamps import off_background
 
-    off, worst = off_background(batch)
+    off, found = off_background(batch)
     if off.any():
         warnings.warn(
-            f"around {int(off.sum())} of {len(off)} sources the image looks not background-subtracted: the "
-            f"median of the empty pixels is up to {worst:+.2f} noise sigmas (more than "
-            f"{MAX_RESIDUAL_BACKGROUND:g}), which biases the fluxes (flag 8 set). Subtract the background "
-            "first (e.g. photutils.background.Background2D)",
+            f"around {int(off.sum())} of {len(off)} sources the image looks not background-subtracted: "
+            f"{found}, which biases the fluxes (flag 8 set). Subtract the background first (e.g. "
+            "photutils.background.Background2D)",
             OutOfDomainWarning, stacklevel=4,
         )
     return off

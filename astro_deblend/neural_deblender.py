@@ -45,6 +45,17 @@ _MAX_VIEW_SPREAD = 0.1
 _MIN_TOTAL_SNR = 5.0
 
 
+def _ambiguous(spread, flux):
+    """Galaxies whose share is ambiguous: their own fluxes differ between the views by more than
+    `_MAX_VIEW_SPREAD`, or their neighbour's do by more than that fraction of *their* flux (the light the
+    views cannot place goes to one galaxy or the other: a bright companion's 5 % is a faint central's 50 %).
+    """
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        loose = spread * np.abs(flux)  # the flux the views move about, image units
+        partner = loose[:, ::-1] / np.abs(flux)
+        return (spread > _MAX_VIEW_SPREAD) | (partner > _MAX_VIEW_SPREAD)
+
+
 class NeuralDeblender(Deblender):
     """Measure the fluxes of the central galaxy and its companion with a neural network.
 
@@ -444,7 +455,7 @@ class NeuralDeblender(Deblender):
         flag[total_snr < _MIN_TOTAL_SNR] |= Flag.OUT_OF_DOMAIN
         flag[self._check_domain(stack.sum(axis=(1, 2)), sigma, batch.pixel_scale, zeropoint=batch.zeropoint,
                                 unit=batch.unit)] |= Flag.OUT_OF_DOMAIN
-        flag[spread > _MAX_VIEW_SPREAD] |= Flag.AMBIGUOUS
+        flag[_ambiguous(spread, flux)] |= Flag.AMBIGUOUS
         flag[self._check_collapsed(stack, flux, sigma)] |= Flag.OUT_OF_DOMAIN
         n_detected = np.full(n, 2)
         if pair_check:

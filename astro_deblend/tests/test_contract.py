@@ -177,6 +177,39 @@ def test_residual_background_reads_the_pedestal():
     np.testing.assert_allclose(residual_background(stack, np.ones(3)), [0.0, 0.5, -1.0], atol=0.05)
 
 
+def test_a_sky_gradient_is_flagged(deblender, pairs):
+    """A gradient has no offset (the median check misses it) but hands light to one galaxy (outside probe):
+    +-0.5 sigma from edge to edge gets flag 8 and a warning naming the gradient; +-0.1 sigma is fine."""
+    import warnings
+
+    nx = pairs["blend"].shape[-1]
+    ramp = (np.arange(nx) - (nx - 1) / 2) / (nx / 2)
+    with pytest.warns(UserWarning, match="sky gradient"):
+        table = measure(deblender, pairs["blend"] + 0.5 * NOISE * ramp, pairs, noise_sigma=NOISE)[0]
+    assert np.all(table["flag"] & Flag.OUT_OF_DOMAIN)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        measure(deblender, pairs["blend"] + 0.1 * NOISE * ramp[:, None], pairs, noise_sigma=NOISE)
+    assert not any("background-subtracted" in str(w.message) for w in caught)
+
+
+def test_residual_sky_reads_the_tilt_and_not_the_sources():
+    from astro_deblend.stamps import residual_sky
+
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[:96, :96]
+    u, v = (xx - 47.5) / 48, (yy - 47.5) / 48
+    stack = rng.normal(0.0, 1.0, (4, 96, 96))
+    stack[:, 40:56, 40:56] += 50.0  # a bright source, left out of the estimate
+    stack[1] += 0.6 * u
+    stack[2] += 0.3 - 0.4 * v
+    stack[3] += 40.0 * np.exp(-np.hypot(xx - 70, yy - 30) / 6.0)  # an extended neighbour's wings
+    level, tilt = residual_sky(stack, np.ones(4))
+    assert tilt[0] < 0.1 and tilt[3] < 0.25
+    assert 0.4 < tilt[1] < 0.7 and 0.25 < tilt[2] < 0.5
+    np.testing.assert_allclose(level[[0, 2]], [0.0, 0.3], atol=0.1)
+
+
 def test_a_list_of_stamps_of_different_sizes_gets_a_clear_error(pairs):
     stamps = [pairs["blend"][0], pairs["blend"][1][:100, :100]]
     for name in ("sep-auto", "fracnet"):
