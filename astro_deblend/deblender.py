@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
 
 from .catalog import build_table
 from .exceptions import InputError, InputTypeError, OutOfDomainWarning
@@ -156,9 +157,11 @@ class Deblender:
             )
         batch = prepare_stamps(data, zeropoint=zeropoint, noise_sigma=noise_sigma, pixel_scale=pixel_scale,
                                noise_map=self.noise_map)
+        _refuse_unknown_noise_of_noiseless_stamps(batch)
         result = self._deblend(batch, progress=progress, **options)
         _flag_noise_below_pixels(batch, result)
         _flag_residual_background(batch, result)
+        _flag_flat_regions(batch, result)
         table = build_table(
             flux=result.flux, flux_err=result.flux_err, x=result.x, y=result.y, label=result.label,
             n_detected=result.n_detected, flag=result.flag, method=self.method, unit=batch.unit,
@@ -301,6 +304,66 @@ def _flag_noise_below_pixels(batch, result):
             f"{int(high.sum())} of {len(high)} stamps were given a noise_sigma above {_MAX_NOISE_RATIO:g} "
             "times the scatter of their own pixels, which no noise can be (flag 8 set): check its units "
             "(a variance or a weight given as an rms?), or leave it None to estimate it",
+            OutOfDomainWarning, stacklevel=3,
+        )
+
+
+#: A stamp whose estimated noise is below this fraction of its peak has no noise to estimate (float32
+#: rounding alone leaves about 1e-7 of the peak).
+_NOISELESS_RATIO = 1e-6
+#: Largest fraction of a stamp's pixels that may lie in flat 3 x 3 patches (all nine pixels equal: zero
+#: padding, a masked or clipped area) before it is flagged 8. Noisy pixels are never flat; a one-pixel pad
+#: of a 127 px stamp to 128 is 1.6 %.
+_MAX_FLAT_FRACTION = 0.05
+
+
+def _has_noise(data):
+    """Stamps with noise somewhere: noise makes a good share of a sky's pixels negative, where noise-free
+    models (tests, oracles) are never negative."""
+    return np.mean(np.asarray(data) < 0, axis=(1, 2)) > 0.01
+
+
+def _refuse_unknown_noise_of_noiseless_stamps(batch):
+    """With noise_sigma=None, a stamp with noise whose estimated noise is ~0 (more than half of it padding)
+    cannot be measured in units of its noise: one clear error, the same for every method."""
+    if batch.noise_given or len(batch) == 0:
+        return
+    own = batch.pixel_scatter()
+    peak = np.max(np.abs(batch.data), axis=(1, 2))
+    bad = np.flatnonzero(~(own > _NOISELESS_RATIO * peak) & _has_noise(batch.data))
+    if bad.size:
+        i = int(bad[0])
+        raise InputError(
+            f"{bad.size} stamp(s) (the first: stamp {i}) look noiseless: their estimated noise is "
+            f"{own[i]:.3g} for a peak of {peak[i]:.3g}, though they have noise somewhere (more than half "
+            "of them padding?), so the noise cannot be estimated from them. Pass noise_sigma (the noise "
+            "the stamps have); pad stamps with noise, not zeros",
+            value=bad,
+        )
+
+
+def _flag_flat_regions(batch, result):
+    """Flag (8) and warn about stamps with flat patches (zero padding, masked areas) that a sky never has."""
+    data = batch.data
+    if len(data) == 0 or min(data.shape[1:]) < 3:
+        return
+    flat = np.zeros(len(data))
+    for start in range(0, len(data), 256):  # in chunks: two filtered copies of a chunk in memory
+        part = np.asarray(data[start : start + 256], np.float32)
+        same = (ndimage.maximum_filter(part, size=(1, 3, 3), mode="nearest")
+                == ndimage.minimum_filter(part, size=(1, 3, 3), mode="nearest"))
+        flat[start : start + 256] = same.mean(axis=(1, 2))
+    # noise-free models (tests, oracles) are flat wherever their profiles vanish: only stamps with noise
+    noisy = _has_noise(data)
+    off = noisy & (flat > _MAX_FLAT_FRACTION)
+    if off.any():
+        result.flag = np.asarray(result.flag)
+        result.flag[off] |= int(Flag.OUT_OF_DOMAIN)
+        warnings.warn(
+            f"{int(off.sum())} of {len(off)} stamps have flat patches (up to {100 * flat[off].max():.0f} % "
+            "of their pixels in 3 x 3 blocks of one value: zero padding, a masked or clipped area), which no "
+            "sky has and which bias the fluxes (flag 8 set). Pad stamps with noise of their own level, or "
+            "cut them from inside the image",
             OutOfDomainWarning, stacklevel=3,
         )
 
