@@ -579,6 +579,11 @@ class NeuralDeblender(Deblender):
             )
             outside[:] = True
         units = "image units"
+        hint = ""
+        if zeropoint is None and unit is None:
+            units = f"plain numbers, taken as the training's units, zero point {DEFAULT_ZEROPOINT:g}"
+            hint = (": if the image is in other units (counts, ADU, nJy), pass its zeropoint= or a Quantity "
+                    "with its unit, and the ranges are compared at the training's zero point")
         if zeropoint is not None:
             trained_zp = domain.get("zeropoint") or DEFAULT_ZEROPOINT
             to_training = 10 ** (-0.4 * (zeropoint - trained_zp))
@@ -596,8 +601,8 @@ class NeuralDeblender(Deblender):
             if bad.any():
                 warnings.warn(
                     f"{int(bad.sum())} of {len(values)} stamps have a {what} outside the training range "
-                    f"[{lo:.3g}, {hi:.3g}] ({units}) by more than a factor 2 (flag 8 set): check the "
-                    "units and background subtraction, or fit the network on blends like yours",
+                    f"[{lo:.3g}, {hi:.3g}] ({units}) by more than a factor 2 (flag 8 set){hint}; otherwise "
+                    "check the background subtraction, or fit the network on blends like yours",
                     OutOfDomainWarning,
                     stacklevel=5,
                 )
