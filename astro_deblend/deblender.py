@@ -312,15 +312,18 @@ def _flag_noise_below_pixels(batch, result):
 #: rounding alone leaves about 1e-7 of the peak).
 _NOISELESS_RATIO = 1e-6
 #: Largest fraction of a stamp's pixels that may lie in flat 3 x 3 patches (all nine pixels equal: zero
-#: padding, a masked or clipped area) before it is flagged 8. Noisy pixels are never flat; a one-pixel pad
-#: of a 127 px stamp to 128 is 1.6 %.
+#: padding, a masked or clipped area) before it is flagged 8. Noisy pixels are never flat; a pad narrower
+#: than 3 pixels makes no flat patch.
 _MAX_FLAT_FRACTION = 0.05
 
 
 def _has_noise(data):
-    """Stamps with noise somewhere: noise makes a good share of a sky's pixels negative, where noise-free
-    models (tests, oracles) are never negative."""
-    return np.mean(np.asarray(data) < 0, axis=(1, 2)) > 0.01
+    """Stamps with noise somewhere: noise makes a good share of a sky's pixels clearly negative (at least
+    20 pixels below -1e-5 of the peak), where noise-free models (tests, oracles) are never negative beyond
+    rounding (FFT drawing leaves about 1e-7 of the peak)."""
+    data = np.asarray(data)
+    peak = np.max(np.abs(data), axis=(1, 2), keepdims=True)
+    return np.count_nonzero(data < -1e-5 * peak, axis=(1, 2)) >= 20
 
 
 def _refuse_unknown_noise_of_noiseless_stamps(batch):
@@ -353,10 +356,14 @@ def _flag_flat_regions(batch, result):
         # a flat patch needs equal neighbours; noisy pixels hardly ever are: filter only the stamps with them
         equal = np.mean(part[:, :, 1:] == part[:, :, :-1], axis=(1, 2))
         maybe = np.flatnonzero(equal > _MAX_FLAT_FRACTION / 2)
+        # integer images with a noise below one count are flat by quantisation, not by padding
+        maybe = maybe[~np.all(part[maybe] == np.round(part[maybe]), axis=(1, 2))]
         if maybe.size:
             sub = part[maybe]
             same = (ndimage.maximum_filter(sub, size=(1, 3, 3), mode="nearest")
                     == ndimage.minimum_filter(sub, size=(1, 3, 3), mode="nearest"))
+            if batch.noise_given and np.ndim(batch.noise_sigma) == 3:  # infinite noise: pixels marked bad
+                same &= np.isfinite(np.asarray(batch.noise_sigma)[start + maybe])
             flat[start + maybe] = same.mean(axis=(1, 2))
     # noise-free models (tests, oracles) are flat wherever their profiles vanish: only stamps with noise
     noisy = _has_noise(data)

@@ -48,7 +48,8 @@ FLAG_DESCRIPTIONS = {
         "peak nor the centroid of the source taken for the central galaxy lies within central_tolerance "
         "(3 px) of the centre; measure_image: the light shared to the source is centred more than 3 px from "
         "its position, another position lies within 1.5 px, or a member of its group was not found; "
-        "networks: the galaxy's flux varies by more than 10 % between the turned views; oracle: proportional "
+        "networks: the galaxy's flux varies by more than 10 % between the turned views, or its neighbour's "
+        "varies by more than 10 % of this galaxy's flux; oracle: proportional "
         "profiles, fluxes masked)"
     ),
     Flag.OUT_OF_DOMAIN: (

@@ -588,7 +588,7 @@ def _table_positions(table, wcs):
         elif "ra" in cols and "dec" in cols:
             from astropy.coordinates import SkyCoord
 
-            if any(np.asarray(table[c]).dtype.kind in "USO" for c in ("ra", "dec")):
+            if any(_is_text(table[c]) for c in ("ra", "dec")):
                 sky = _sexagesimal(table)
             else:
                 try:
@@ -620,6 +620,16 @@ def _table_positions(table, wcs):
     if ids.dtype.kind not in "iu":
         raise InputTypeError(f"source ids must be integers; got dtype {ids.dtype}")
     return ids, x, y
+
+
+def _is_text(column):
+    """A column of strings (str or bytes dtype, or objects that are all strings)."""
+    values = np.asarray(np.ma.getdata(column))
+    if values.dtype.kind in "US":
+        return True
+    if values.dtype.kind != "O" or values.size == 0:
+        return False
+    return all(isinstance(v, str | bytes) for v in values.flat)
 
 
 def _sexagesimal(table):

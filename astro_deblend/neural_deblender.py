@@ -51,7 +51,8 @@ def _ambiguous(spread, flux):
     views cannot place goes to one galaxy or the other: a bright companion's 5 % is a faint central's 50 %).
     """
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        loose = spread * np.abs(flux)  # the flux the views move about, image units
+        # the flux the views move about, image units (spread was divided by this same floor)
+        loose = spread * np.maximum(np.abs(flux), 1e-300)
         partner = loose[:, ::-1] / np.abs(flux)
         return (spread > _MAX_VIEW_SPREAD) | (partner > _MAX_VIEW_SPREAD)
 
@@ -581,9 +582,10 @@ class NeuralDeblender(Deblender):
         units = "image units"
         hint = ""
         if zeropoint is None and unit is None:
-            units = f"plain numbers, taken as the training's units, zero point {DEFAULT_ZEROPOINT:g}"
-            hint = (": if the image is in other units (counts, ADU, nJy), pass its zeropoint= or a Quantity "
-                    "with its unit, and the ranges are compared at the training's zero point")
+            trained_zp = domain.get("zeropoint") or DEFAULT_ZEROPOINT
+            units = f"plain numbers, taken as the training's units, zero point {trained_zp:g}"
+            hint = (": if the image is in other units (counts, ADU, nJy), pass its zeropoint= (the ranges "
+                    "are then compared at the training's zero point)")
         if zeropoint is not None:
             trained_zp = domain.get("zeropoint") or DEFAULT_ZEROPOINT
             to_training = 10 ** (-0.4 * (zeropoint - trained_zp))

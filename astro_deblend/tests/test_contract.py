@@ -213,6 +213,37 @@ def test_zero_padded_stamps_are_refused_without_noise_and_flagged_with_it(deblen
     assert not any("flat patches" in str(w.message) for w in caught)
 
 
+def test_the_new_checks_leave_legitimate_inputs_alone(pairs):
+    """Review of the padding, flat-patch and tilt checks: noise-free models drawn by FFT (rounding-level
+    negative pixels) are measured, pixels marked bad by an infinite noise are no padding, white noise on
+    small stamps shows no gradient, and stamps smaller than the tilt's blocks do not crash."""
+    import warnings
+
+    from astro_deblend.deblender import _has_noise
+    from astro_deblend.stamps import residual_sky, sky_tilt_limit
+
+    rng = np.random.default_rng(3)
+    model = pairs["profiles"].sum(axis=1)
+    fft_like = model + rng.normal(0, 1e-7 * model.max(), model.shape)  # rounding of an FFT drawing
+    assert not _has_noise(fft_like).any()
+    table = get_deblender("oracle").measure(fft_like, profiles=pairs["profiles"], progress=False)[0]
+    np.testing.assert_allclose(np.asarray(table["flux"]).reshape(-1, 2), pairs["profiles"].sum(axis=(2, 3)),
+                               rtol=1e-3)
+    noisy = pairs["blend"].copy()
+    noise = np.full(noisy.shape, NOISE)
+    noisy[:, :20, :] = 0.0
+    noise[:, :20, :] = np.inf  # pixels marked bad
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        get_deblender("sep-auto").measure(noisy, noise_sigma=noise, progress=False)
+    assert not any("flat patches" in str(w.message) for w in caught)
+    for size in (24, 32, 48):
+        white = rng.normal(0.0, 1.0, (500, size, size))
+        _, tilt = residual_sky(white, np.ones(500))
+        assert np.mean(tilt > sky_tilt_limit(white.shape)) < 0.005
+    assert np.isnan(residual_sky(rng.normal(size=(2, 3, 3)), np.ones(2))[1]).all()
+
+
 def test_residual_sky_reads_the_tilt_and_not_the_sources():
     from astro_deblend.stamps import residual_sky
 

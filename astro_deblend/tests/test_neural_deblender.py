@@ -393,7 +393,8 @@ def test_an_ambiguous_share_flags_the_fainter_partner_too():
     +156 % with flag 0 while its companion, carrying the same absolute error, had flag 4)."""
     from astro_deblend.neural_deblender import _ambiguous
 
-    spread = np.array([[0.02, 0.3], [0.3, 0.001], [0.05, 0.05], [0.0, 0.2]])
-    flux = np.array([[10.0, 100.0], [1.0, 1000.0], [10.0, 10.0], [0.0, 5.0]])
+    spread = np.array([[0.02, 0.3], [0.3, 0.001], [0.05, 0.05], [0.0, 0.2], [1e300, 0.0]])
+    flux = np.array([[10.0, 100.0], [1.0, 1000.0], [10.0, 10.0], [0.0, 5.0], [0.0, 5.0]])
     got = _ambiguous(spread, flux)
-    assert got.tolist() == [[True, True], [True, False], [False, False], [True, True]]
+    # the last: views that average to 0 with a std of 1 (spread = 1 over the 1e-300 floor): 1 of 5 moves
+    assert got.tolist() == [[True, True], [True, False], [False, False], [True, True], [True, True]]
