@@ -369,27 +369,26 @@ def _flag_flat_regions(batch, result):
     noisy = _has_noise(data)
     off = noisy & (flat > _MAX_FLAT_FRACTION)
     if off.any():
-        result.flag = np.asarray(result.flag)
-        result.flag[off] |= int(Flag.OUT_OF_DOMAIN)
-        warnings.warn(
+        _out_of_domain(result, off, (
             f"{int(off.sum())} of {len(off)} stamps have flat patches (up to {100 * flat[off].max():.0f} % "
             "of their pixels in 3 x 3 blocks of one value: zero padding, a masked or clipped area), which no "
             "sky has and which bias the fluxes (flag 8 set). Pad stamps with noise of their own level, or "
-            "cut them from inside the image",
-            OutOfDomainWarning, stacklevel=3,
-        )
+            "cut them from inside the image"))
 
 
 def _flag_residual_background(batch, result):
     """Flag (8) and warn about stamps that are not background-subtracted (`residual_background`)."""
     off, found = off_background(batch)
     if off.any():
-        result.flag = np.asarray(result.flag)
-        result.flag[off] |= int(Flag.OUT_OF_DOMAIN)
-        warnings.warn(
+        _out_of_domain(result, off, (
             f"{int(off.sum())} of {len(off)} stamps look not background-subtracted: {found}. A residual "
             "background (offset or gradient), or the wings of a galaxy larger than the stamp, biases the "
             "fluxes (flag 8 set). Subtract the background first (e.g. photutils.background.Background2D, or "
-            "sep.Background), or cut larger stamps",
-            OutOfDomainWarning, stacklevel=3,
-        )
+            "sep.Background), or cut larger stamps"))
+
+
+def _out_of_domain(result, off, message):
+    """Set flag 8 on both rows of the stamps ``off`` and warn with ``message`` (at the user's call)."""
+    result.flag = np.asarray(result.flag)
+    result.flag[off] |= int(Flag.OUT_OF_DOMAIN)
+    warnings.warn(message, OutOfDomainWarning, stacklevel=4)

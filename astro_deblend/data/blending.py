@@ -785,15 +785,9 @@ class ConcatenatedBlends:
                 out[key][sel] = v
         return out
 
-    def iter_batches(self, batch_size=256):
-        """Yield `get` dicts for consecutive batches of ``batch_size`` blends."""
-        for start in range(0, len(self), batch_size):
-            yield self.get(slice(start, start + batch_size))
-
-    @property
-    def images(self):
-        """All blend images, (N, ny, nx) float32 (drawn now: use `iter_batches` for large sets)."""
-        return self.get(slice(None))["blend"]
+    # the same as a BlendSet's: both only need get and len
+    iter_batches = BlendSet.iter_batches
+    images = BlendSet.images
 
     @property
     def noise_sigma(self):
