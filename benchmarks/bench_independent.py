@@ -37,7 +37,7 @@ MAX_DISTANCE = 48.0
 
 def draw(n, d_range, seed, psf, sigma):
     rng = np.random.default_rng(seed)
-    stamps, truth, d_over_r = [], [], []
+    stamps, truth, d_over_r, family = [], [], [], []
     while len(stamps) < n:
         bp = sim.draw_blend_params(rng, d_range=d_range)
         if bp["d_over_R"] * bp["R_px"] > MAX_DISTANCE:  # the companion would leave the stamp: redraw
@@ -46,10 +46,11 @@ def draw(n, d_range, seed, psf, sigma):
         stamps.append(alone.sum(axis=0) + sim.noise_field(bp, sigma, alone.shape[-1]))
         truth.append(alone.sum(axis=(1, 2)))
         d_over_r.append(bp["d_over_R"])
-    return np.asarray(stamps, np.float32), np.asarray(truth), np.asarray(d_over_r)
+        family.append([g["family"] for g in bp["gals"]])
+    return np.asarray(stamps, np.float32), np.asarray(truth), np.asarray(d_over_r), np.asarray(family)
 
 
-def scores(flux, flag, truth, d_over_r, ignore=0):
+def scores(flux, flag, truth, d_over_r, family, ignore=0):
     flux = np.where(np.isfinite(flux) & (flux > 0), flux, np.nan)
     ape = np.where(np.isnan(flux), 100.0, 100 * np.abs(flux - truth) / truth)
     dmag = np.abs(-2.5 * np.log10(flux / truth))
@@ -68,6 +69,13 @@ def scores(flux, flag, truth, d_over_r, ignore=0):
                                        "mape": float(ape[rows].mean()),
                                        "mape_flag0": float(ape[rows][sel].mean()) if sel.any() else None,
                                        "flagged": float(1 - sel.mean())})
+    out["by_family"] = {}  # every galaxy by its own family
+    for name in np.unique(family):
+        gal = family == name
+        out["by_family"][str(name)] = {"n_galaxies": int(gal.sum()), "mape": float(ape[gal].mean()),
+                                       "median_ape": float(np.median(ape[gal])),
+                                       "mape_flag0": float(ape[gal & clean].mean()) if (gal & clean).any()
+                                       else None}
     return out
 
 
@@ -89,7 +97,7 @@ def main(argv=None):
     for name, d_range, seed in (("close 0.5-4 R", (0.5, 4.0), args.seed),
                                 ("wide 4-8 R", (4.0, 8.0), args.seed + 1)):
         t0 = time.perf_counter()
-        stamps, truth, d_over_r = draw(args.blends, d_range, seed, psf, sigma)
+        stamps, truth, d_over_r, family = draw(args.blends, d_range, seed, psf, sigma)
         sample = {"n_blends": len(stamps), "simulate_seconds": time.perf_counter() - t0, "methods": {}}
         for method, (deblender, ignore) in methods.items():
             with warnings.catch_warnings():
@@ -98,7 +106,7 @@ def main(argv=None):
             flux = np.asarray(table["flux"].value if hasattr(table["flux"], "value") else table["flux"],
                               float).reshape(-1, 2)
             flag = np.asarray(table["flag"]).reshape(-1, 2)
-            s = scores(flux, flag, truth, d_over_r, ignore)
+            s = scores(flux, flag, truth, d_over_r, family, ignore)
             sample["methods"][method] = s
             print(f"{name:>14s} {method:>9s} {s['mape']:7.2f} {s['median_ape']:7.2f} "
                   f"{100 * s['outliers']:7.2f} {100 * s['flagged']:9.1f} "
