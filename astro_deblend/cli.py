@@ -153,6 +153,21 @@ def _cmd_measure(args):
     return 0
 
 
+#: The Python names that the package's messages use, and what they are on the command line.
+_CLI_NAMES = {
+    "noise_sigma": "--noise-sigma",
+    "zeropoint": "--zeropoint",
+    "pixel_scale": "a PIXSCALE keyword or a celestial WCS in the FITS header",
+    "error=": "--noise-sigma or --weight",
+}
+
+
+def _cli_names(message):
+    """A note that translates the Python parameter names a message mentions into command-line terms."""
+    found = [f"{name.rstrip('=')} is {cli}" for name, cli in _CLI_NAMES.items() if name in message]
+    return f" (on the command line: {'; '.join(found)})" if found else ""
+
+
 def main(argv=None):
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     args = _parser().parse_args(argv)
@@ -166,7 +181,7 @@ def main(argv=None):
         return handler(args)
     except (AstroDeblendError, ValueError, OSError) as exc:
         # the package's own errors, bad values and file problems are the user's to fix: one line, no traceback
-        print(f"astro-deblend {args.command}: error: {exc}", file=sys.stderr)
+        print(f"astro-deblend {args.command}: error: {exc}{_cli_names(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"astro-deblend {args.command}: interrupted; no partial output was left", file=sys.stderr)

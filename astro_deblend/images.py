@@ -567,6 +567,12 @@ def _pixel_column(table, name):
 
 
 def _table_positions(table, wcs):
+    # catalogues often spell the columns in capitals (RA, DEC, X, Y, ID): read them as the lower-case names
+    upper = {c: c.lower() for c in table.colnames
+             if c.lower() in _POSITION_COLUMNS and c != c.lower() and c.lower() not in table.colnames}
+    if upper:
+        table = table.copy(copy_data=False)
+        table.rename_columns(list(upper), list(upper.values()))
     cols = table.colnames
     if "id" in cols or "label" in cols:
         name = "id" if "id" in cols else "label"
@@ -620,6 +626,10 @@ def _table_positions(table, wcs):
     if ids.dtype.kind not in "iu":
         raise InputTypeError(f"source ids must be integers; got dtype {ids.dtype}")
     return ids, x, y
+
+
+_POSITION_COLUMNS = ("id", "label", "x", "y", "xcentroid", "ycentroid", "x_centroid", "y_centroid",
+                     "sky_centroid", "ra", "dec")
 
 
 def _is_text(column):

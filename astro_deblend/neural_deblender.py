@@ -57,6 +57,22 @@ def _ambiguous(spread, flux):
         return (spread > _MAX_VIEW_SPREAD) | (partner > _MAX_VIEW_SPREAD)
 
 
+def _warn_test_rows(data):
+    """Warn when a training set holds blends of its own test split (``fit(blends)`` on a whole BlendSet)."""
+    sets = getattr(data, "sets", [data])  # a ConcatenatedBlends, or one set
+    n_test = 0
+    for s in sets:
+        catalog = getattr(s, "catalog", None)
+        if catalog is not None and "split" in getattr(catalog, "colnames", ()):
+            n_test += int(np.count_nonzero(np.asarray(catalog["split"]) == "test"))
+    if n_test:
+        warnings.warn(
+            f"the training data hold {n_test} blends of a test split: a network trained on them cannot be "
+            "measured on them. Train on blends.subset('train') and keep the test split for the final "
+            "number", AstroDeblendWarning, stacklevel=3,
+        )
+
+
 class NeuralDeblender(Deblender):
     """Measure the fluxes of the central galaxy and its companion with a neural network.
 
@@ -274,6 +290,7 @@ class NeuralDeblender(Deblender):
             Losses per epoch of the (last stage of the) run.
         """
         output_dir = Path(output_dir)
+        _warn_test_rows(data)
         fresh = not self.is_trained
         model, history, config, pretrain_config = fit_network(
             self._config, data, config, model=None if fresh else self._model, output_dir=output_dir,

@@ -157,6 +157,12 @@ def test_cli_errors_are_messages(tmp_path, capsys):
     assert "does not exist" in err and "Traceback" not in err
     with pytest.raises(SystemExit):
         main(["measure"])  # argparse: missing arguments
+    # the package's messages name Python parameters: the command line says what they are there
+    from astro_deblend.cli import _cli_names
+
+    note = _cli_names("the noise cannot be estimated. Pass noise_sigma; or give pixel_scale")
+    assert "noise_sigma is --noise-sigma" in note and "pixel_scale is a PIXSCALE keyword" in note
+    assert _cli_names("nothing to translate") == ""
 
 
 def test_cli_simulate(tmp_path):

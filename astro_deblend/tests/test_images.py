@@ -167,6 +167,9 @@ def test_sexagesimal_ra_dec_text_is_read_with_ra_in_hours():
     ids, x, y = _table_positions(table, wcs)
     np.testing.assert_allclose(x, [149.0, 20.5], atol=0.01)
     np.testing.assert_allclose(y, [149.0, 70.25], atol=0.01)
+    capitals = Table({"RA": table["ra"], "DEC": table["dec"], "ID": [7, 8]})
+    ids, x, y = _table_positions(capitals, wcs)
+    assert ids.tolist() == [7, 8] and x[0] == pytest.approx(149.0, abs=0.01)
     as_objects = Table({"ra": np.array([150.0], dtype=object), "dec": np.array([2.2], dtype=object)})
     assert _table_positions(as_objects, wcs)[1][0] == pytest.approx(149.0, abs=0.01)  # numbers, not text
     with pytest.raises(InputError, match="not sexagesimal"):

@@ -358,13 +358,35 @@ def test_training_on_concatenated_blends(sample, blends, tmp_path):
     other = make_blends(sample, BlendConfig(n_train=30, n_test=10, seed=6), progress=False)
     deblender = NeuralDeblender(FracNetConfig(stamp_size=128, filters=(4, 8)), weights=None)
     config = TrainingConfig(epochs=1, steps_per_epoch=2, batch_size=8, augment=True, verbose=0)
-    history = deblender.fit(ConcatenatedBlends([blends.subset("train"), other]), config=config,
-                            output_dir=tmp_path)
+    from astro_deblend.exceptions import AstroDeblendWarning
+
+    with pytest.warns(AstroDeblendWarning, match="10 blends of a test split"):  # other's test split
+        history = deblender.fit(ConcatenatedBlends([blends.subset("train"), other]), config=config,
+                                output_dir=tmp_path)
     assert np.isfinite(history.history["val_loss"]).all()
     deblender.save(tmp_path / "saved")
     record = json.loads((tmp_path / "saved" / "config.json").read_text())["provenance"]
     assert record["training"]["n_blends"] == 120 + 40
     assert record["domain"]["pixel_scale"] == sample.pixel_scale
+
+
+def test_training_on_a_test_split_is_warned():
+    from types import SimpleNamespace
+
+    from astro_deblend.exceptions import AstroDeblendWarning
+    from astro_deblend.neural_deblender import _warn_test_rows
+
+    whole = SimpleNamespace(catalog=Table({"split": ["train", "test", "test"]}))
+    with pytest.warns(AstroDeblendWarning, match="2 blends of a test split"):
+        _warn_test_rows(whole)
+    with pytest.warns(AstroDeblendWarning, match="1 blends of a test split"):
+        _warn_test_rows(SimpleNamespace(sets=[SimpleNamespace(catalog=Table({"split": ["test"]}))]))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_test_rows(SimpleNamespace(catalog=Table({"split": ["train"]})))
+        _warn_test_rows({"blend": np.zeros((2, 8, 8))})
 
 
 def test_concatenated_blends_errors(blends):
