@@ -347,9 +347,21 @@ def _refuse_unknown_noise_of_noiseless_stamps(batch):
 
 def _flag_flat_regions(batch, result):
     """Flag (8) and warn about stamps with flat patches (zero padding, masked areas) that a sky never has."""
+    off, flat = flat_stamps(batch)
+    if off.any():
+        _out_of_domain(result, off, (
+            f"{int(off.sum())} of {len(off)} stamps have flat patches (up to {100 * flat[off].max():.0f} % "
+            "of their pixels in 3 x 3 blocks of one value: zero padding, a masked or clipped area), which no "
+            "sky has and which bias the fluxes (flag 8 set). Pad stamps with noise of their own level, or "
+            "cut them from inside the image"))
+
+
+def flat_stamps(batch):
+    """Stamps of a `StampBatch` with noise whose flat 3 x 3 patches cover more than `_MAX_FLAT_FRACTION`
+    of them, and that fraction per stamp: ``(off, flat)``, both of shape (N,)."""
     data = batch.data
     if len(data) == 0 or min(data.shape[1:]) < 3:
-        return
+        return np.zeros(len(data), bool), np.zeros(len(data))
     flat = np.zeros(len(data))
     for start in range(0, len(data), 256):  # in chunks: two filtered copies of a chunk in memory
         part = np.asarray(data[start : start + 256], np.float32)
@@ -366,14 +378,7 @@ def _flag_flat_regions(batch, result):
                 same &= np.isfinite(np.asarray(batch.noise_sigma)[start + maybe])
             flat[start + maybe] = same.mean(axis=(1, 2))
     # noise-free models (tests, oracles) are flat wherever their profiles vanish: only stamps with noise
-    noisy = _has_noise(data)
-    off = noisy & (flat > _MAX_FLAT_FRACTION)
-    if off.any():
-        _out_of_domain(result, off, (
-            f"{int(off.sum())} of {len(off)} stamps have flat patches (up to {100 * flat[off].max():.0f} % "
-            "of their pixels in 3 x 3 blocks of one value: zero padding, a masked or clipped area), which no "
-            "sky has and which bias the fluxes (flag 8 set). Pad stamps with noise of their own level, or "
-            "cut them from inside the image"))
+    return _has_noise(data) & (flat > _MAX_FLAT_FRACTION), flat
 
 
 def _flag_residual_background(batch, result):

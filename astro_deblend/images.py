@@ -77,6 +77,8 @@ EDGE_MARGIN = 3
 #: A given error below this fraction of the image's own pixel scatter cannot be right: flag 8 (the same
 #: bound as for stamps, `astro_deblend.deblender._MIN_NOISE_RATIO`).
 _MIN_ERROR_RATIO = 0.45
+#: ... nor above this multiple of it (the pixels' scatter includes the noise; the stamps' bound too).
+_MAX_ERROR_RATIO = 2.0
 
 
 @dataclass
@@ -990,7 +992,11 @@ def measure_image(
     ids_image = np.zeros(image.shape, np.int64)
     model = np.zeros(image.shape, np.float32) if return_model else None
     if on.size:
-        batch = prepare_stamps(views.stamps[on], noise_sigma=views.noise[on], pixel_scale=image.pixel_scale)
+        # the image's unit and zero point go with the views, so that the networks compare their training
+        # ranges at the training's zero point (plain numbers would be taken for the training's units)
+        stamps = views.stamps[on] if image.unit is None else u.Quantity(views.stamps[on], image.unit)
+        batch = prepare_stamps(stamps, noise_sigma=views.noise[on], pixel_scale=image.pixel_scale,
+                               zeropoint=image.zeropoint)
         flag[on[_not_background_subtracted(batch)]] |= Flag.OUT_OF_DOMAIN
         found = deblender._deblend_views(batch, progress=progress)
         flag[on] |= found.flag
@@ -1013,6 +1019,15 @@ def measure_image(
             warnings.warn(
                 f"the given error ({given:.3g}) is below {_MIN_ERROR_RATIO:g} times the scatter of the "
                 f"image's pixels ({own:.3g}); flag 8 set on every source: check its units",
+                OutOfDomainWarning,
+                stacklevel=3,
+            )
+        elif given > _MAX_ERROR_RATIO * own:
+            flag |= Flag.OUT_OF_DOMAIN
+            warnings.warn(
+                f"the given error ({given:.3g}) is above {_MAX_ERROR_RATIO:g} times the scatter of the "
+                f"image's pixels ({own:.3g}), which no noise can be; flag 8 set on every source: a variance "
+                "or a weight map given as an error? (an inverse-variance weight w gives error = 1 / sqrt(w))",
                 OutOfDomainWarning,
                 stacklevel=3,
             )

@@ -157,6 +157,26 @@ def test_units_zeropoint_and_sky_positions(fracnet, galaxy):
     assert table["flux_err"][0] > 0
 
 
+def test_image_units_and_error_reach_the_checks(fracnet, galaxy):
+    """Outside probe of whole images: an nJy image with its zero point got flag 8 on every source (the
+    views lost the unit and zero point); an error 3 times too large passed with flag 0."""
+    import warnings
+
+    image = _place((300, 300), galaxy[0], [(150, 150)])
+    e_s, _ = _measure(fracnet, image, error=NOISE, zeropoint=25.96)
+    to_njy = 10 ** (-0.4 * (25.96 - 31.4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        njy, _ = fracnet.measure_image(image * to_njy * u.nJy, error=NOISE * to_njy * u.nJy, zeropoint=31.4,
+                                       progress=False)
+    assert not any("training range" in str(w.message) for w in caught)
+    assert njy["flag"].tolist() == e_s["flag"].tolist()
+    np.testing.assert_allclose(njy["flux"].value, e_s["flux"] * to_njy, rtol=1e-4)
+    with pytest.warns(UserWarning, match="above 2 times the scatter"):
+        loose, _ = fracnet.measure_image(image, error=3 * NOISE, progress=False)
+    assert np.all(loose["flag"] & Flag.OUT_OF_DOMAIN)
+
+
 def test_sexagesimal_ra_dec_text_is_read_with_ra_in_hours():
     wcs = WCS(naxis=2)
     wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
