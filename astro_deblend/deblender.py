@@ -347,7 +347,7 @@ def _refuse_unknown_noise_of_noiseless_stamps(batch):
 
 def _flag_flat_regions(batch, result):
     """Flag (8) and warn about stamps with flat patches (zero padding, masked areas) that a sky never has."""
-    off, flat = flat_stamps(batch)
+    off, flat = _flat_stamps(batch)
     if off.any():
         _out_of_domain(result, off, (
             f"{int(off.sum())} of {len(off)} stamps have flat patches (up to {100 * flat[off].max():.0f} % "
@@ -356,7 +356,7 @@ def _flag_flat_regions(batch, result):
             "cut them from inside the image"))
 
 
-def flat_stamps(batch):
+def _flat_stamps(batch):
     """Stamps of a `StampBatch` with noise whose flat 3 x 3 patches cover more than `_MAX_FLAT_FRACTION`
     of them, and that fraction per stamp: ``(off, flat)``, both of shape (N,)."""
     data = batch.data
