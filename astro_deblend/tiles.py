@@ -47,7 +47,7 @@ class _Reader:
             if not os.path.exists(self.path):
                 raise FileNotFoundError(f"FITS file {self.path} does not exist")
             try:
-                with fits.open(self.path, memmap=True) as hdul:
+                with fits.open(self.path, memmap=True, do_not_scale_image_data=True) as hdul:
                     self.hdu = hdu if hdu is not None else _first_image(hdul, self.path)
                     chosen = hdul[self.hdu]
                     self.shape, self.header = tuple(chosen.shape), chosen.header.copy()
@@ -68,7 +68,8 @@ class _Reader:
         """numpy's kind of the pixels ('f' float, 'i' integer, 'b' bool, ...)."""
         if self.array is not None:
             return np.dtype(self.array.dtype).kind
-        return "f" if int(self.header.get("BITPIX", -32)) < 0 else "i"
+        scaled = float(self.header.get("BSCALE", 1.0)) != 1.0
+        return "f" if int(self.header.get("BITPIX", -32)) < 0 or scaled else "i"
 
     def read(self, ys, xs):
         if self.array is not None:
@@ -76,8 +77,15 @@ class _Reader:
             return np.asarray(part.compute() if hasattr(part, "compute") else part, dtype=np.float64)
         from astropy.io import fits
 
-        with fits.open(self.path, memmap=True) as hdul:
-            return np.array(hdul[self.hdu].section[ys, xs], dtype=np.float64)
+        # raw integers, scaled here: astropy refuses to memory-map BSCALE/BZERO/BLANK images
+        with fits.open(self.path, memmap=True, do_not_scale_image_data=True) as hdul:
+            chosen = hdul[self.hdu]
+            raw = np.asarray(chosen.section[ys, xs])
+            header = chosen.header
+            part = raw.astype(np.float64)
+            if raw.dtype.kind in "iu" and "BLANK" in header:
+                part[raw == int(header["BLANK"])] = np.nan
+            return part * float(header.get("BSCALE", 1.0)) + float(header.get("BZERO", 0.0))
 
     def subsample(self, step):
         rows = range(0, self.shape[0], step)
@@ -88,7 +96,7 @@ class _Reader:
 
 def _first_image(hdul, path):
     for i, h in enumerate(hdul):
-        if h.is_image and h.data is not None and h.data.ndim == 2:
+        if h.is_image and h.header.get("NAXIS") == 2:  # from the header: the pixels stay on disk
             return i
     raise InputError(f"{path} holds no 2-D image HDU")
 

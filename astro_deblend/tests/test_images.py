@@ -331,6 +331,17 @@ def test_a_tiled_run_gives_the_in_memory_catalogue(fracnet, galaxy, tmp_path):
     from_file = measure_tiled(fracnet, tmp_path / "mosaic.fits", sources=sources, error=NOISE, tile_size=200,
                               progress=False)
     np.testing.assert_allclose(from_file["flux"], whole["flux"], rtol=1e-5)
+    # scaled integers (BSCALE/BZERO), which astropy will not memory-map, and a tile-compressed extension
+    scaled = fits.PrimaryHDU(image.astype(np.float32))
+    scaled.scale("int16", bscale=float(np.ptp(image)) / 60000, bzero=float(image.max() + image.min()) / 2)
+    scaled.writeto(tmp_path / "scaled.fits")
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(image.astype(np.float32), compression_type="GZIP_1",
+                                                 quantize_level=0.0)]).writeto(
+        tmp_path / "compressed.fits")
+    for name in ("scaled.fits", "compressed.fits"):
+        from_disk = measure_tiled(fracnet, tmp_path / name, sources=sources, error=NOISE, tile_size=200,
+                                  progress=False)
+        np.testing.assert_allclose(from_disk["flux"], whole["flux"], rtol=1e-3, err_msg=name)
     via_method, segm = _measure(fracnet, da.from_array(image, chunks=100), sources=sources, error=NOISE)
     assert segm is None and via_method["id"].tolist() == whole["id"].tolist()
     with pytest.raises(InputError, match="tile_size"):
