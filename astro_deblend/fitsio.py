@@ -7,7 +7,7 @@ a single HDU. Metadata are taken from the header when present and can always be 
 - AB zero point: ``MAGZERO``, ``MAGZPT``, ``ZEROPNT``, ``ZP`` or ``ABZP``, else the HST keywords
   ``PHOTFLAM`` and ``PHOTPLAM`` (zp = -2.5 log10 PHOTFLAM - 5 log10 PHOTPLAM - 2.408);
 - noise per pixel: ``NOISE``, ``SKYSIG`` or ``RMS``, else left to the deblender (robust estimate);
-- unit: ``BUNIT``.
+- unit: ``BUNIT`` (pipeline spellings such as ``ELECTRONS/S``, ``COUNTS/S`` and ``DN/s`` are understood).
 """
 
 import os
@@ -194,12 +194,7 @@ def header_metadata(header):
         zeropoint = -2.5 * np.log10(photflam) - 5 * np.log10(photplam) - 2.408
     unit = None
     if "BUNIT" in header:
-        try:
-            unit = u.Unit(header["BUNIT"], parse_strict="silent")
-            if isinstance(unit, u.UnrecognizedUnit):
-                unit = None
-        except ValueError:
-            unit = None
+        unit = _parse_bunit(header["BUNIT"])
         if unit is None:
             warnings.warn(
                 f"header BUNIT={header['BUNIT']!r} is not a unit astropy knows; the fluxes carry no unit "
@@ -208,6 +203,36 @@ def header_metadata(header):
     noise = _header_float(header, _NOISE_KEYS)
     return {"pixel_scale": pixel_scale, "zeropoint": zeropoint, "noise_sigma": noise, "unit": unit,
             "pixel_area": pixel_area}
+
+
+#: How HST, JWST and ground-based pipelines spell units in BUNIT, in astropy's spelling (lower case keys).
+#: 'S' alone would be read by astropy as siemens: in BUNIT it is always a second.
+_BUNIT_WORDS = {
+    "electrons": "electron", "electron": "electron", "e-": "electron", "e": "electron",
+    "counts": "ct", "count": "ct", "cts": "ct", "s": "s", "sec": "s", "second": "s", "seconds": "s",
+    "dn": "adu", "adu": "adu", "adus": "adu",
+}
+
+
+def _parse_bunit(text):
+    """The astropy unit of a header's ``BUNIT`` (e.g. ``'ELECTRONS/S'``, ``'MJy/sr'``), or None if unknown."""
+    import re
+
+    def spell(match):
+        word = match.group(0)
+        return _BUNIT_WORDS.get(word.lower(), word)
+
+    text = str(text).strip()
+    if not text:
+        return None
+    for candidate in (re.sub(r"e-(?![0-9])|[A-Za-z]+", spell, text), text):
+        try:
+            unit = u.Unit(candidate, parse_strict="silent")
+        except (ValueError, TypeError):
+            continue
+        if not isinstance(unit, u.UnrecognizedUnit):
+            return unit
+    return None
 
 
 def table_format(path):

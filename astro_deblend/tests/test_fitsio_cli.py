@@ -47,6 +47,20 @@ def test_read_header_metadata(tmp_path):
     assert stamps.unit == u.electron / u.s
 
 
+@pytest.mark.parametrize(("bunit", "unit"), [
+    ("ELECTRONS/S", u.electron / u.s),  # HST drizzled images; astropy alone reads S as siemens
+    ("ELECTRONS", u.electron),
+    ("COUNTS/S", u.ct / u.s),
+    ("e-/s", u.electron / u.s),
+    ("DN/s", u.adu / u.s),
+    ("MJy/sr", u.MJy / u.sr),  # JWST
+    ("nJy", u.nJy),
+])
+def test_pipeline_spellings_of_bunit(tmp_path, bunit, unit):
+    path = _write(tmp_path / "s.fits", _pairs(1)[0], BUNIT=bunit)
+    assert read_fits_stamps(path).unit == unit
+
+
 def test_hst_photflam_zeropoint(tmp_path):
     path = _write(tmp_path / "s.fits", _pairs(1)[0], PHOTFLAM=1.9275e-20, PHOTPLAM=15369.176)
     # The WFC3/IR F160W AB zero point is about 25.95.
