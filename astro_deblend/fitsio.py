@@ -184,7 +184,8 @@ def header_metadata(header):
             except Exception:  # a malformed WCS is not an error here: the scale stays unknown
                 pixel_scale = pixel_area = None
     zeropoint = _header_float(header, _ZP_KEYS)
-    if zeropoint is None and "PHOTFLAM" in header and "PHOTPLAM" in header:
+    from_photflam = zeropoint is None and "PHOTFLAM" in header and "PHOTPLAM" in header
+    if from_photflam:
         photflam, photplam = _header_float(header, ("PHOTFLAM",)), _header_float(header, ("PHOTPLAM",))
         if not (photflam > 0 and photplam > 0):
             raise DataFileError(
@@ -195,6 +196,11 @@ def header_metadata(header):
     unit = None
     if "BUNIT" in header:
         unit = _parse_bunit(header["BUNIT"])
+    if unit is not None and from_photflam:
+        from .stamps import is_spectral_flux_density
+
+        if is_spectral_flux_density(unit):  # PHOTFLAM's zero point is for count rates; Jy carry their own
+            zeropoint = None
         if unit is None:
             warnings.warn(
                 f"header BUNIT={header['BUNIT']!r} is not a unit astropy knows; the fluxes carry no unit "

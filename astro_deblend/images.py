@@ -47,6 +47,7 @@ from .flags import Flag
 from .stamps import (
     _in_data_unit,
     _scalar,
+    ab_zeropoint,
     estimate_noise_sigma,
     per_pixel_flux,
     prepare_stamps,
@@ -213,6 +214,7 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
         image, err = image * factor, err * factor
         zp = None if zp is None else zp + 2.5 * np.log10(factor)
         unit = flux_unit
+    zp = ab_zeropoint(unit) if zp is None else zp
     return ImageData(
         data=image,
         bad=bad,

@@ -263,6 +263,26 @@ def per_pixel_flux(unit, pixel_scale, *, pixel_area=None):
     return float((1.0 * unit * area).to_value(flux_unit)), flux_unit
 
 
+def ab_zeropoint(unit):
+    """The AB zero point of fluxes in ``unit`` when it is a spectral flux density (nJy, MJy...), else None.
+
+    AB magnitudes are defined by 3631 Jy at magnitude 0, so such data need no zero point from the user.
+    """
+    if unit is None:
+        return None
+    try:
+        return float(-2.5 * np.log10((1.0 * u.Unit(unit)).to_value(u.Jy) / 3631.0))
+    except u.UnitConversionError:
+        return None
+
+
+def is_spectral_flux_density(unit):
+    """True for a spectral flux density (Jy) or one per solid angle (MJy/sr, nJy/arcsec2)."""
+    if unit is None:
+        return False
+    return any((u.Unit(unit) * solid).is_equivalent(u.Jy) for solid in (u.dimensionless_unscaled, u.sr))
+
+
 def _in_data_unit(value, unit, name):
     if isinstance(value, u.Quantity):
         if unit is None:
@@ -418,6 +438,7 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
         noise = None if noise is None else noise * factor
         zp = None if zp is None else zp + 2.5 * np.log10(factor)
         unit = flux_unit
+    zp = ab_zeropoint(unit) if zp is None else zp
     return StampBatch(data=stack, unit=unit, was_2d=was_2d, noise_sigma=noise, zeropoint=zp,
                       pixel_scale=scale)
 

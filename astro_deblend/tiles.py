@@ -202,7 +202,7 @@ def measure_tiled(
                 )
     if pixel_scale is None and wcs is not None:
         pixel_scale = wcs_pixel_scale(wcs)
-    from .stamps import per_pixel_flux
+    from .stamps import ab_zeropoint, per_pixel_flux
 
     area = None
     if wcs is not None and (image.header is None or "PIXSCALE" not in image.header) and pixel_given is None:
@@ -211,6 +211,8 @@ def measure_tiled(
         area = float(proj_plane_pixel_area(wcs) * 3600.0**2)  # arcsec2: right for non-square pixels
     # a surface brightness: refused now if no scale
     factor, flux_unit = per_pixel_flux(unit, pixel_scale, pixel_area=area)
+    if zeropoint is None and ab_zeropoint(flux_unit) is not None:  # Jy-like: the unit gives the AB zero point
+        zeropoint = ab_zeropoint(flux_unit) - 2.5 * np.log10(factor)  # of the pixel values the cutouts hold
     if isinstance(error, str | os.PathLike) or np.ndim(error) == 2:
         err = _Reader(error, "error")  # a map, read per cutout
     else:

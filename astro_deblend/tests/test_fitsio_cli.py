@@ -61,6 +61,14 @@ def test_pipeline_spellings_of_bunit(tmp_path, bunit, unit):
     assert read_fits_stamps(path).unit == unit
 
 
+def test_fluxes_in_jansky_get_ab_magnitudes_without_a_zeropoint():
+    stamps = _pairs(2) * u.nJy
+    table, _ = SepDeblender().measure(stamps, noise_sigma=SIGMA * u.nJy, progress=False)
+    ok = ~np.asarray(table["flux"].mask) if hasattr(table["flux"], "mask") else np.ones(len(table), bool)
+    flux = np.asarray(u.Quantity(table["flux"][ok]).to_value(u.nJy))
+    np.testing.assert_allclose(np.asarray(table["mag"][ok]), 31.4 - 2.5 * np.log10(flux), atol=1e-3)
+
+
 def test_hst_photflam_zeropoint(tmp_path):
     path = _write(tmp_path / "s.fits", _pairs(1)[0], PHOTFLAM=1.9275e-20, PHOTPLAM=15369.176)
     # The WFC3/IR F160W AB zero point is about 25.95.

@@ -536,11 +536,15 @@ def test_a_surface_brightness_on_non_square_pixels_uses_their_area(galaxy, tmp_p
     wcs.wcs.cdelt = [-0.03 / 3600, 0.06 / 3600]  # 0.03" x 0.06" pixels: the area is not the mean side squared
     header = wcs.to_header()
     header["BUNIT"] = "MJy/sr"
+    # an HST-style PHOTFLAM, which is for count rates: MJy carry their own AB zero point (3631 Jy = 0 mag)
+    header["PHOTFLAM"], header["PHOTPLAM"] = 1.9275e-20, 15369.176
     fits.PrimaryHDU(image, header=header).writeto(tmp_path / "sb.fits")
     area = ((0.03 * u.arcsec) * (0.06 * u.arcsec)).to_value(u.sr)
     for tile_size in (None, 128):
         table, _ = _measure(sep, tmp_path / "sb.fits", sources=sources, error=NOISE, tile_size=tile_size)
         np.testing.assert_allclose(table["flux"][0].value, base["flux"][0] * area, rtol=1e-4)
+        ab = -2.5 * np.log10(table["flux"][0].to_value(u.Jy) / 3631)
+        assert float(np.asarray(table["mag"][0])) == pytest.approx(ab, abs=1e-3)
 
 
 def test_the_cli_measures_a_surface_brightness_image_with_its_weight_map(galaxy, tmp_path):
