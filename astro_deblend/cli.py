@@ -55,13 +55,16 @@ def _parser():
 
     m = sub.add_parser("measure", help="measure the blends of FITS stamps, or every source of a FITS image")
     m.add_argument("input", help="FITS file: a cube of stamps (N, ny, nx), a 2-D stamp, or a 2-D image (an "
-                   f"image when larger than {_IMAGE_SIDE} px on a side, or with --image, --sources or "
-                   "--weight)")
+                   f"image when larger than {_IMAGE_SIDE} px on a side, or with --image, --sources, "
+                   "--weight or --tile-size)")
     m.add_argument("--image", action="store_true", help="measure a 2-D input as a whole image")
     m.add_argument("--sources", default=None,
                    help="image: table of sources (.ecsv/.fits; x/y or sky positions) [detect with photutils]")
     m.add_argument("--weight", default=None,
                    help="image: FITS inverse-variance weight map [estimate the noise]")
+    m.add_argument("--tile-size", type=int, default=None,
+                   help="image: measure tile by tile in cores of this many pixels, the image memory-mapped "
+                   "(mosaics larger than memory; no --segmentation) [whole image in memory]")
     m.add_argument("--output", required=True, help="catalogue to write (.fits or .ecsv)")
     m.add_argument("--segmentation", help="FITS file for the segmentation maps")
     m.add_argument("--method", choices=_MEASURE_METHODS, default="fracnet",
@@ -116,7 +119,7 @@ def _cmd_run(args):
 
 
 def _is_image(args):
-    if args.image or args.sources is not None or args.weight is not None:
+    if args.image or args.sources is not None or args.weight is not None or args.tile_size is not None:
         return True
     from .fitsio import read_fits_stamps
 
@@ -132,7 +135,7 @@ def _cmd_measure(args):
             args.input, output=args.output, segmentation=args.segmentation, sources=args.sources,
             weight=args.weight, method=args.method, weights=args.weights, hdu=args.hdu,
             zeropoint=args.zeropoint, error=args.noise_sigma, magnitudes=args.magnitudes, views=args.views,
-            overwrite=args.overwrite, progress=not args.quiet,
+            tile_size=args.tile_size, overwrite=args.overwrite, progress=not args.quiet,
         )
         _say("wrote " + json.dumps(written))
         return 0
@@ -159,6 +162,7 @@ _CLI_NAMES = {
     "zeropoint": "--zeropoint",
     "pixel_scale": "a PIXSCALE keyword or a celestial WCS in the FITS header",
     "error=": "--noise-sigma or --weight",
+    "tile_size": "--tile-size",
 }
 
 

@@ -190,11 +190,11 @@ class Deblender:
             Where the sources are: a photutils catalogue or segmentation image (its labels become the
             ids), or a Table with ``x``/``y`` pixel columns (or ``sky_centroid`` or ``ra``/``dec`` and a
             WCS) and optionally ``id``. None: detected with photutils (`astro_deblend.images.detect`).
-        error : float, array-like or `~astropy.units.Quantity`, optional
-            Per-pixel 1-sigma noise (a scalar or a map, e.g. ``1 / sqrt(weight)``); None: one rms
-            estimated from the image.
-        mask : array-like of bool, optional
-            True on pixels to ignore; NaN and infinite pixels are masked too.
+        error : float, array-like, `~astropy.units.Quantity` or FITS path, optional
+            Per-pixel 1-sigma noise (a scalar or a map, e.g. ``1 / sqrt(weight)``; a FITS map is read
+            from its first image HDU); None: one rms estimated from the image.
+        mask : array-like of bool or integers, or FITS path, optional
+            True (non-zero) on pixels to ignore; NaN and infinite pixels are masked too.
         wcs : `~astropy.wcs.WCS`, optional
             Celestial WCS: adds ``sky_centroid`` and accepts sky positions in ``sources``.
         zeropoint, pixel_scale : float, optional

@@ -109,6 +109,65 @@ def _header_float(header, keys):
     return None
 
 
+def _native(data):
+    """A copy of an HDU's pixels in native byte order (FITS is big-endian), their dtype kept."""
+    arr = np.array(data)
+    return arr.astype(arr.dtype.newbyteorder("="), copy=False)
+
+
+def _read_hdu(source, hdu):
+    """``(pixels, header)`` of the chosen image HDU of a FITS path, HDUList or HDU."""
+    if isinstance(source, str | os.PathLike):
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"FITS file {path} does not exist")
+        try:
+            with fits.open(path, memmap=False) as hdul:
+                chosen = _pick_hdu(hdul, hdu)
+                data, header = _native(chosen.data), chosen.header.copy()
+        except (OSError, TypeError, ValueError) as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise DataFileError(f"{path} is not a readable FITS file ({exc})") from exc
+    elif isinstance(source, fits.HDUList):
+        try:
+            chosen = _pick_hdu(source, hdu)
+            data, header = _native(chosen.data), chosen.header.copy()
+        except ValueError as exc:
+            if "closed file" not in str(exc):
+                raise
+            raise InputError(
+                "the HDUList's file is closed (it was opened in a `with fits.open(...)` block that has "
+                "ended): measure inside the block, or pass the file's path"
+            ) from None
+    elif isinstance(source, fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU):
+        if source.data is None:
+            raise InputError("the HDU holds no data")
+        data, header = _native(source.data), source.header.copy()
+    else:
+        raise InputTypeError(f"expected a FITS path, HDUList or image HDU; got {type(source).__name__}")
+    return data, header
+
+
+def read_fits_map(source, name, *, hdu=None):
+    """A 2-D map (an error, weight or mask image) from FITS, in its own dtype (integers stay integers).
+
+    Parameters
+    ----------
+    source : str, path, `~astropy.io.fits.HDUList` or HDU
+        The FITS input.
+    name : str
+        What the map is, for the error messages.
+    hdu : int or str, optional
+        Which HDU holds it [default: the first one with image data].
+    """
+    data, _ = _read_hdu(source, hdu)
+    if data.ndim != 2:
+        raise InputError(f"the {name} FITS file must hold a 2-D image; got shape {data.shape}",
+                         value=data.shape)
+    return data
+
+
 def read_fits_stamps(source, *, hdu=None):
     """Read stamps and their metadata from FITS.
 
@@ -123,35 +182,8 @@ def read_fits_stamps(source, *, hdu=None):
     -------
     stamps : `FitsStamps`
     """
-    if isinstance(source, str | os.PathLike):
-        path = os.fspath(source)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"FITS file {path} does not exist")
-        try:
-            with fits.open(path, memmap=False) as hdul:
-                chosen = _pick_hdu(hdul, hdu)
-                data, header = np.array(chosen.data, dtype=np.float64), chosen.header.copy()
-        except (OSError, TypeError, ValueError) as exc:
-            if isinstance(exc, InputError):
-                raise
-            raise DataFileError(f"{path} is not a readable FITS file ({exc})") from exc
-    elif isinstance(source, fits.HDUList):
-        try:
-            chosen = _pick_hdu(source, hdu)
-            data, header = np.array(chosen.data, dtype=np.float64), chosen.header.copy()
-        except ValueError as exc:
-            if "closed file" not in str(exc):
-                raise
-            raise InputError(
-                "the HDUList's file is closed (it was opened in a `with fits.open(...)` block that has "
-                "ended): measure inside the block, or pass the file's path"
-            ) from None
-    elif isinstance(source, fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU):
-        if source.data is None:
-            raise InputError("the HDU holds no data")
-        data, header = np.array(source.data, dtype=np.float64), source.header.copy()
-    else:
-        raise InputTypeError(f"expected a FITS path, HDUList or image HDU; got {type(source).__name__}")
+    data, header = _read_hdu(source, hdu)
+    data = data.astype(np.float64)
     if data.ndim not in (2, 3):
         raise InputError(
             f"FITS data must be a 2-D stamp or a cube (N, ny, nx); got shape {data.shape}"

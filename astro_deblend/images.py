@@ -131,12 +131,12 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
     data : array-like, `~astropy.units.Quantity`, or FITS path / HDUList / HDU
         A 2-D background-subtracted image; from FITS, the header gives the WCS, zero point, pixel scale
         and unit unless they are given.
-    error : float, array-like or `~astropy.units.Quantity`, optional
+    error : float, array-like, `~astropy.units.Quantity` or FITS path / HDUList / HDU, optional
         Per-pixel 1-sigma noise (the image's unit): a scalar or a map of the image's shape (e.g.
         ``1 / sqrt(weight)``; infinite or NaN values mark pixels without information). None: one rms
         estimated from the image (`astro_deblend.stamps.estimate_noise_sigma`).
-    mask : array-like of bool, optional
-        True on pixels to ignore (bad pixels, coverage gaps).
+    mask : array-like of bool or integers, or FITS path / HDUList / HDU, optional
+        True (non-zero) on pixels to ignore (bad pixels, coverage gaps).
     wcs : `~astropy.wcs.WCS`, optional
         Celestial WCS of the image (for sky positions in and out).
     zeropoint, pixel_scale : float, optional
@@ -147,6 +147,7 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
     from .fitsio import read_fits_stamps
     from .stamps import _is_fits
 
+    error, mask = _fits_map(error, "error"), _fits_map(mask, "mask")
     header = None
     scale_from_wcs = pixel_scale is None  # unless the header says PIXSCALE: then the area is its square
     if _is_fits(data):
@@ -275,6 +276,21 @@ def pixel_rms(pixels):
     pixels = pixels[np.isfinite(pixels)]
     step = max(1, pixels.size // 1_000_000)
     return float(estimate_noise_sigma(pixels[::step][np.newaxis, :, np.newaxis])[0])
+
+
+def _fits_map(value, name):
+    """A map given as a FITS path, HDUList or HDU, read; anything else as it is."""
+    import os
+
+    from .fitsio import read_fits_map
+    from .stamps import _is_fits
+
+    if isinstance(value, str | os.PathLike) and not os.path.isfile(value):
+        raise InputTypeError(
+            f"{name}={value!r} is a string but no such file exists: give {name} as a number, an array or the "
+            "path of a FITS image"
+        )
+    return read_fits_map(value, name) if _is_fits(value) else value
 
 
 def _prepare_error(error, image, bad, unit):

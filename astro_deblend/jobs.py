@@ -8,7 +8,7 @@ are written all or nothing: a failure leaves neither the catalogue nor the segme
 import os
 
 from ._io import atomic_write_all, check_writable
-from .exceptions import DataFileError, InputError
+from .exceptions import DataFileError, InputError, InputTypeError
 from .fitsio import _ZP_KEYS, read_fits_stamps, segmentation_writer, table_format, table_writer
 from .registry import canonical_name, get_deblender
 
@@ -92,7 +92,8 @@ def _check_magnitudes(magnitudes, zeropoint):
     if magnitudes and zeropoint is None:
         raise InputError(
             "magnitudes were asked for but no zero point is known: the header has none of "
-            f"{', '.join(_ZP_KEYS)} or PHOTFLAM/PHOTPLAM; pass zeropoint= (--zeropoint)"
+            f"{', '.join(_ZP_KEYS)} or PHOTFLAM/PHOTPLAM, and BUNIT is not a flux density in Jy; pass "
+            "zeropoint= (--zeropoint)"
         )
 
 
@@ -145,7 +146,7 @@ def _check_targets(source, output, segmentation, overwrite, *inputs):
 
 def measure_image_fits(source, *, output, segmentation=None, sources=None, weight=None, method="fracnet",
                        weights="default", hdu=None, zeropoint=None, error=None, magnitudes=False, views=4,
-                       overwrite=False, progress=True):
+                       tile_size=None, overwrite=False, progress=True):
     """Measure every source of a FITS image and write the catalogue and the segmentation image.
 
     Parameters
@@ -166,6 +167,9 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
         As `measure_fits`.
     error : float, optional
         One rms for the whole image (instead of ``weight``); None: estimated from the image.
+    tile_size : int, optional
+        Measure tile by tile, in cores of this side (pixels), with the image and the weight map memory-mapped
+        (`astro_deblend.tiles`): for mosaics larger than memory. No segmentation image then.
 
     Returns
     -------
@@ -174,12 +178,16 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
     """
     import numpy as np
     from astropy.io import fits
-    from astropy.table import Table
 
     name = _file_method(method)
     if weight is not None and error is not None:
         raise InputError("give either a weight map or one error value, not both")
     _check_targets(source, output, segmentation, overwrite, sources, weight)
+    if tile_size is not None:
+        return _measure_image_tiled(source, output=output, segmentation=segmentation, sources=sources,
+                                    weight=weight, name=name, weights=weights, hdu=hdu, zeropoint=zeropoint,
+                                    error=error, magnitudes=magnitudes, views=views, tile_size=tile_size,
+                                    overwrite=overwrite, progress=progress)
     from .images import prepare_image
 
     image = prepare_image(source, hdu=hdu, zeropoint=zeropoint)
@@ -203,13 +211,7 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
             )
         with np.errstate(divide="ignore", invalid="ignore"):
             err = np.where(w > 0, 1.0 / np.sqrt(w), np.inf) * image.per_pixel
-    table_in = None
-    if sources is not None:
-        try:
-            table_in = Table.read(sources)
-        except (OSError, ValueError) as exc:
-            raise DataFileError(f"cannot read the sources table {sources} ({exc}); give an .ecsv or .fits "
-                                "table with x/y or sky positions") from exc
+    table_in = _read_sources(sources)
     data = image.data if image.unit is None else image.data * image.unit
     mask = image.bad
     table, segm = deblender.measure_image(data, sources=table_in, error=err, mask=mask, wcs=image.wcs,
@@ -224,3 +226,39 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
         hdu_out = fits.PrimaryHDU(labels, header=header)
         seg_writer = hdu_out.writeto
     return _write(table, output, segmentation, seg_writer, overwrite)
+
+
+def _read_sources(sources):
+    """The sources table of a path (None stays None)."""
+    from astropy.table import Table
+
+    if sources is None:
+        return None
+    try:
+        return Table.read(sources)
+    except (OSError, ValueError) as exc:
+        raise DataFileError(f"cannot read the sources table {sources} ({exc}); give an .ecsv or .fits "
+                            "table with x/y or sky positions") from exc
+
+
+def _measure_image_tiled(source, *, output, segmentation, sources, weight, name, weights, hdu, zeropoint,
+                         error, magnitudes, views, tile_size, overwrite, progress):
+    """`measure_image_fits` tile by tile: the image and the weight map are memory-mapped, never read whole."""
+    from .fitsio import header_metadata
+    from .stamps import is_spectral_flux_density
+    from .tiles import WeightAsError, _Reader
+
+    if segmentation is not None:
+        raise InputError("a tiled run writes no segmentation image (it would be as large as the mosaic); "
+                         "drop --segmentation, or measure without --tile-size")
+    if not isinstance(source, str | os.PathLike):
+        raise InputTypeError("a tiled run reads the image from a FITS path")
+    meta = header_metadata(_Reader(source, "the image", hdu).header)
+    if zeropoint is None and meta["zeropoint"] is None and not is_spectral_flux_density(meta["unit"]):
+        _check_magnitudes(magnitudes, None)  # no zero point from the user, the header or a Jy-like unit
+    deblender = _build(name, weights, views)
+    err = WeightAsError(weight) if weight is not None else error
+    table, _ = deblender.measure_image(source, sources=_read_sources(sources), error=err, zeropoint=zeropoint,
+                                       hdu=hdu, tile_size=tile_size, progress=progress)
+    table.meta["source"] = os.fspath(source)
+    return _write(table, output, None, None, overwrite)

@@ -19,7 +19,7 @@ import numpy as np
 
 from .exceptions import DataFileError, InputError, InputTypeError
 
-__all__ = ["measure_tiled", "tile_cores"]
+__all__ = ["WeightAsError", "measure_tiled", "tile_cores"]
 
 #: Pixels read around each core; at least two view radii of the networks (2 x 64 px) plus a segment.
 DEFAULT_MARGIN = 256
@@ -94,6 +94,28 @@ class _Reader:
         )
 
 
+class WeightAsError:
+    """An inverse-variance weight map (FITS path or array) read as the rms map ``1 / sqrt(weight)``, cutout by
+    cutout; a weight of 0 is a pixel without information (an infinite rms)."""
+
+    ndim = 2
+    dtype = np.dtype(np.float64)
+
+    def __init__(self, weight):
+        self.reader = _Reader(weight, "the weight map")
+        self.shape = self.reader.shape
+
+    def __getitem__(self, key):
+        w = self.reader.read(*key)
+        if np.any(w < 0):
+            raise InputError(
+                f"the weight map has {int(np.count_nonzero(w < 0))} negative pixels in rows {key[0].start}-"
+                f"{key[0].stop}: an inverse-variance weight is >= 0 (0 = no information); check the file"
+            )
+        with np.errstate(divide="ignore"):
+            return np.where(w > 0, 1.0 / np.sqrt(np.where(w > 0, w, 1.0)), np.inf)
+
+
 def _first_image(hdul, path):
     for i, h in enumerate(hdul):
         if h.is_image and h.header.get("NAXIS") == 2:  # from the header: the pixels stay on disk
@@ -131,7 +153,8 @@ def measure_tiled(
         Positions in mosaic pixels (``x``/``y``) or on the sky (with ``wcs`` or the FITS header's); ids from
         ``id``. None: detected in every cutout, ids ``tile_index * 10**7 + label``.
     error, mask : scalar, array-like, Dask array or FITS path, optional
-        The per-pixel rms (None: one value estimated from the mosaic) and the bad-pixel mask.
+        The per-pixel rms (None: one value estimated from the mosaic; a weight map:
+        ``WeightAsError(path)``) and the bad-pixel mask (non-zero = ignore).
     tile_size, margin : int
         Side of the cores and pixels read around them [default: 2048 and 256].
     client : `dask.distributed.Client` or str, optional
@@ -213,7 +236,7 @@ def measure_tiled(
     factor, flux_unit = per_pixel_flux(unit, pixel_scale, pixel_area=area)
     if zeropoint is None and ab_zeropoint(flux_unit) is not None:  # Jy-like: the unit gives the AB zero point
         zeropoint = ab_zeropoint(flux_unit) - 2.5 * np.log10(factor)  # of the pixel values the cutouts hold
-    if isinstance(error, str | os.PathLike) or np.ndim(error) == 2:
+    if isinstance(error, str | os.PathLike) or np.ndim(error) == 2:  # np.ndim reads .ndim: WeightAsError
         err = _Reader(error, "error")  # a map, read per cutout
     else:
         err = error  # None or one value

@@ -306,6 +306,37 @@ def test_the_cli_measures_a_fits_image(tmp_path, galaxy):
            str(tmp_path / "bad.fits"), "--quiet"]
     assert main(["measure", *bad]) == 2
     assert not (tmp_path / "cat2.ecsv").exists()
+    # tile by tile (the image and the weight map memory-mapped): the same catalogue
+    tiled = [str(tmp_path / "image.fits"), "--output", str(tmp_path / "tiled.ecsv"), "--sources",
+             str(tmp_path / "sources.ecsv"), "--weight", str(tmp_path / "weight.fits"), "--tile-size", "128",
+             "--quiet"]
+    assert main(["measure", *tiled]) == 0
+    by_tile = Table.read(tmp_path / "tiled.ecsv")
+    assert by_tile["id"].tolist() == [7, 9] and len(set(by_tile["tile"])) == 2
+    np.testing.assert_allclose(by_tile["flux"], table["flux"], rtol=1e-5)
+    np.testing.assert_allclose(by_tile["mag"], table["mag"], rtol=1e-6)
+    assert main(["measure", *tiled[:-1], "--segmentation", str(tmp_path / "seg2.fits"), "--quiet"]) == 2
+    assert not (tmp_path / "seg2.fits").exists()
+
+
+def test_error_and_mask_maps_may_be_fits_files(fracnet, galaxy, tmp_path):
+    from astropy.io import fits
+
+    image = _place((300, 300), galaxy[0], [(100, 100), (200, 210)])
+    sources = Table({"x": [100.0, 210.0], "y": [100.0, 200.0]})
+    rms = np.full(image.shape, NOISE, ">f4")  # big-endian, as FITS stores it
+    mask = np.zeros(image.shape, np.int16)
+    mask[:, 280:] = 1  # a bad column block, away from the sources
+    fits.PrimaryHDU(rms).writeto(tmp_path / "rms.fits")
+    fits.PrimaryHDU(mask).writeto(tmp_path / "mask.fits")
+    in_memory, segm = _measure(fracnet, image, sources=sources, error=rms.astype(float),
+                               mask=mask.astype(bool))
+    for tile_size in (None, 128):
+        from_files, _ = _measure(fracnet, image, sources=sources, error=tmp_path / "rms.fits",
+                                 mask=str(tmp_path / "mask.fits"), tile_size=tile_size)
+        np.testing.assert_allclose(from_files["flux"], in_memory["flux"], rtol=1e-5)
+        assert from_files["flag"].tolist() == in_memory["flag"].tolist()
+    assert not np.any(np.asarray(segm.data)[:, 280:])
 
 
 def test_a_tiled_run_gives_the_in_memory_catalogue(fracnet, galaxy, tmp_path):
