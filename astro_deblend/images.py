@@ -189,6 +189,20 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
         if mask.dtype.kind not in "biu":
             raise InputTypeError(f"mask must be boolean (True = ignore the pixel); got dtype {mask.dtype}")
         bad = bad | mask.astype(bool)
+    if arr.dtype.kind == "f":
+        gaps = _zero_filled(image, bad)
+        if gaps.any():
+            import warnings
+
+            from .exceptions import AstroDeblendWarning
+
+            warnings.warn(
+                f"{int(gaps.sum())} pixels of the image lie in 3 x 3 patches of exact zeros, which no sky "
+                "with noise has (unfilled chip gaps or coverage edges?): they are masked, and sources that "
+                "reach them get flag 32 (INCOMPLETE). Give mask= (True on bad pixels) to say which are bad",
+                AstroDeblendWarning, stacklevel=4,
+            )
+            bad = bad | gaps
     if bad.all():
         raise InputError("every pixel of the image is masked, NaN or infinite: nothing to measure")
     err, error_given = _prepare_error(error, image, bad, unit)
@@ -276,6 +290,34 @@ def pixel_rms(pixels):
     pixels = pixels[np.isfinite(pixels)]
     step = max(1, pixels.size // 1_000_000)
     return float(estimate_noise_sigma(pixels[::step][np.newaxis, :, np.newaxis])[0])
+
+
+def _zero_filled(image, bad=None):
+    """Pixels of 3 x 3 patches of exact zeros in an image with noise: unfilled chip gaps, coverage edges.
+
+    A sky with noise has no such patches; noise-free images (models) and integer-valued ones (counts below
+    one per pixel) may, and are left alone: an empty mask is returned for them.
+
+    Parameters
+    ----------
+    image : `numpy.ndarray`, shape (ny, nx)
+    bad : `numpy.ndarray` of bool, optional
+        Pixels already known to be bad.
+    """
+    image = np.asarray(image)
+    good = np.ones(image.shape, bool) if bad is None else ~np.asarray(bad, bool)
+    zero = (image == 0) & good
+    none = np.zeros(image.shape, bool)
+    if zero.sum() < 9:
+        return none
+    values = image[good]
+    peak = np.max(np.abs(values))
+    # noise leaves many pixels clearly negative; integer values are counts, flat by quantisation
+    if np.count_nonzero(values < -1e-5 * peak) < 20 or np.all(values == np.round(values)):
+        return none
+    block = np.ones((3, 3), bool)
+    core = ndimage.binary_erosion(zero, structure=block, border_value=1)
+    return ndimage.binary_dilation(core, structure=block) & zero
 
 
 def _fits_map(value, name):

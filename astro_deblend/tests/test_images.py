@@ -319,6 +319,30 @@ def test_the_cli_measures_a_fits_image(tmp_path, galaxy):
     assert not (tmp_path / "seg2.fits").exists()
 
 
+def test_zero_filled_chip_gaps_are_masked_and_flagged(fracnet, galaxy):
+    """A band of exact zeros (an unfilled chip gap) next to a galaxy: masked, warned about, flag 32 there."""
+    from astro_deblend.exceptions import AstroDeblendWarning
+
+    image = _place((300, 300), galaxy[0], [(100, 100), (200, 210)])
+    sources = Table({"id": [1, 2], "x": [100.0, 210.0], "y": [100.0, 200.0]})
+    clean, _ = _measure(fracnet, image, sources=sources, error=NOISE)
+    gap = image.copy()
+    gap[:, 104:112] = 0.0  # through the wings of source 1, far from source 2
+    with pytest.warns(AstroDeblendWarning, match="exact zeros"):
+        table, _ = fracnet.measure_image(gap, sources=sources, error=NOISE, progress=False)
+    assert table["flag"][0] & Flag.INCOMPLETE and not clean["flag"][0] & Flag.INCOMPLETE
+    assert table["flag"][1] == clean["flag"][1]
+    # a clean noisy field has no such patches; noise-free models and integer counts are left alone
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AstroDeblendWarning)
+        fracnet.measure_image(image, sources=sources, error=NOISE, progress=False)
+    from astro_deblend.images import _zero_filled
+
+    assert _zero_filled(gap).sum() == 300 * 8
+    assert not _zero_filled(_place((300, 300), galaxy[0], [(100, 100)], noise=0)).any()
+    assert not _zero_filled(np.random.default_rng(1).poisson(0.3, (300, 300)) - 0.0).any()
+
+
 def test_error_and_mask_maps_may_be_fits_files(fracnet, galaxy, tmp_path):
     from astropy.io import fits
 
