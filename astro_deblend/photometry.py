@@ -60,7 +60,9 @@ def flux_auto(image, objects, segmap, indices, *, noise_sigma=None, kron_factor=
     y = obj["y"].astype(np.float64)
     a = obj["a"].astype(np.float64)
     b = obj["b"].astype(np.float64)
-    theta = obj["theta"].astype(np.float64)
+    # sep gives theta as float32, whose nearest value to pi/2 lies just above it: its own aperture
+    # functions then refuse a vertical object (a bad column, a bleed trail)
+    theta = np.clip(obj["theta"].astype(np.float64), -np.pi / 2, np.pi / 2)
     # Objects too thin for a second-moment ellipse get a 1-px circle (then the minimum radius).
     bad_shape = ~((b > 0) & (a >= b) & np.isfinite(theta))
     a[bad_shape], b[bad_shape], theta[bad_shape] = 1.0, 1.0, 0.0

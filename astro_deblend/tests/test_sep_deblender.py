@@ -326,3 +326,22 @@ def test_the_sep_path_loads_no_tensorflow():
             "progress=False); print('keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_vertical_bad_column_is_measured():
+    """sep gives theta in float32; a vertical one-pixel feature has theta just above pi/2, which its own
+    aperture functions refuse: the photometry keeps it inside [-pi/2, pi/2]."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:128, :128]
+    stamp = rng.normal(0, 0.015, (128, 128))
+    stamp += 2.0 * np.exp(-((xx - 64) ** 2 + (yy - 64) ** 2) / (2 * 3.0**2))
+    stamp += 1.0 * np.exp(-((xx - 72) ** 2 + (yy - 60) ** 2) / (2 * 2.5**2))
+    stamp[:, 100] += 0.2
+    for mode in ("auto", "paper"):
+        table, _ = SepDeblender(mode=mode).measure(stamp, noise_sigma=0.015, progress=False)
+        assert np.isfinite(np.asarray(table["flux"].filled(np.nan))[0])
+    image = rng.normal(0, 0.015, (256, 256))
+    image[:, 200] += 0.2
+    image[118:139, 118:139] += stamp[54:75, 54:75]
+    table, _ = SepDeblender().measure_image(image, error=0.015, progress=False)
+    assert len(table) >= 1
