@@ -232,12 +232,17 @@ def _read_sources(sources):
     """The sources table of a path (None stays None)."""
     from astropy.table import Table
 
+    from astropy.io.registry import IORegistryError
+
     if sources is None:
         return None
     try:
-        return Table.read(sources)
-    except (OSError, ValueError) as exc:
-        raise DataFileError(f"cannot read the sources table {sources} ({exc}); give an .ecsv or .fits "
+        try:
+            return Table.read(sources)
+        except IORegistryError:  # a name that says no format (.txt, .cat, .dat): astropy's ascii guesses
+            return Table.read(sources, format="ascii")
+    except (OSError, ValueError, IORegistryError) as exc:
+        raise DataFileError(f"cannot read the sources table {sources} ({exc}); give an .ecsv, .fits or .csv "
                             "table with x/y or sky positions") from exc
 
 
