@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from astropy import units as u
 from astropy.table import MaskedColumn, QTable
+from astropy.wcs import WCS
 from scipy import ndimage
 
 from .catalog import magnitude_columns
@@ -51,6 +52,7 @@ from .stamps import (
     estimate_noise_sigma,
     per_pixel_flux,
     prepare_stamps,
+    unwrap_container,
     validate_stamps,
 )
 
@@ -148,6 +150,13 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
     from .stamps import _is_fits
 
     error, mask = _fits_map(error, "error"), _fits_map(mask, "mask")
+    inner = unwrap_container(data)  # NDData/CCDData and Masked: their mask, WCS and uncertainty are used
+    data = inner.data
+    if inner.mask is not None:
+        mask = inner.mask if mask is None else (np.asarray(mask, bool) | inner.mask)
+    error = inner.error if error is None else error
+    if wcs is None and isinstance(inner.wcs, WCS) and inner.wcs.has_celestial:
+        wcs = inner.wcs.celestial
     header = None
     scale_from_wcs = pixel_scale is None  # unless the header says PIXSCALE: then the area is its square
     if _is_fits(data):
@@ -1045,6 +1054,7 @@ def measure_image(
     on = np.nonzero(src.on_image)[0]
     flux = np.full(n, np.nan)
     flux_err = np.full(n, np.nan)
+    noise_err = np.full(n, np.nan)
     flag = views.flag.copy()
     flag[group_size > 2] |= Flag.CROWDED
     flag[~src.on_image] |= Flag.NOT_DETECTED | Flag.INCOMPLETE
@@ -1061,13 +1071,20 @@ def measure_image(
         found = deblender._deblend_views(batch, progress=progress)
         flag[on] |= found.flag
         if found.central is None:
-            flux[on], flux_err[on] = found.flux, found.flux_err
+            flux[on], flux_err[on], noise_err[on] = found.flux, found.flux_err, found.noise_err
             ids_image = src.ids_image()
             if return_model:  # the measured segments
                 model[ids_image > 0] = image.data[ids_image > 0]
         else:
-            flux, flux_err, ids_image, off = _shared_fluxes(image, src, views, found, on, size, model)
+            flux, noise_err, rel_blend, ids_image, off = _shared_fluxes(image, src, views, found, on, size,
+                                                                        model)
             flag[off] |= Flag.AMBIGUOUS
+            calibrated = getattr(deblender, "image_error_model", None)
+            if calibrated is not None:  # fitted on whole simulated fields (benchmarks/calibrate_errors.py)
+                flux_err = calibrated.sigma(flux, noise_err,
+                                            image_error_features(rel_blend, group_size, noise_err, flux))
+            else:  # the views' own stamp model: made for pairs, not calibrated on whole images
+                flux_err = np.sqrt(noise_err**2 + (rel_blend * flux) ** 2)
     # a group that lost a member (not found in its view) gave its light to the others: their split is doubtful
     lost = np.unique(group_id[(flag & Flag.NOT_DETECTED) > 0])
     flag[np.isin(group_id, lost) & (group_size > 1)] |= Flag.AMBIGUOUS
@@ -1091,7 +1108,8 @@ def measure_image(
                 OutOfDomainWarning,
                 stacklevel=3,
             )
-    table = _image_table(src, image, flux, flux_err, flag, group_id, group_size, deblender.method)
+    table = _image_table(src, image, flux, flux_err, flag, group_id, group_size, deblender.method,
+                         noise_err=noise_err)
     table.meta.update(
         sources=src.how,
         config=deblender.config(),
@@ -1154,7 +1172,8 @@ def _shared_fluxes(image, src, views, found, on, size, model):
     central[on], foreground[on] = found.central * keep, found.foreground * keep
     shares = share_light(image, views, central, foreground)
     flux = np.full(n, np.nan)
-    flux_err = np.full(n, np.nan)
+    noise_err = np.full(n, np.nan)
+    rel_blend = np.full(n, np.nan)
     off = np.zeros(n, bool)
     best = np.zeros(image.shape)
     ids_image = np.zeros(image.shape, np.int64)
@@ -1168,8 +1187,8 @@ def _shared_fluxes(image, src, views, found, on, size, model):
             model[sl] += light
         err = image.error_in(sl)
         noise_var = float(np.sum(share**2 * np.where(np.isfinite(err), err, 0.0) ** 2))
-        term = rel_deblend[j] * abs(flux[k]) if np.isfinite(rel_deblend[j]) else 0.0
-        flux_err[k] = np.sqrt(noise_var + term**2)
+        noise_err[k] = np.sqrt(noise_var)
+        rel_blend[k] = rel_deblend[j] if np.isfinite(rel_deblend[j]) else 0.0
         positive = np.clip(light, 0, None)
         if positive.sum() > 5 * np.sqrt(noise_var):  # a centroid worth checking
             yy, xx = np.mgrid[sl[0], sl[1]]
@@ -1178,17 +1197,38 @@ def _shared_fluxes(image, src, views, found, on, size, model):
         take = (share > 0.5) & (share > best[sl])
         best[sl][take] = share[take]
         ids_image[sl][take] = src.id[k]
-    return flux, flux_err, ids_image, off
+    return flux, noise_err, rel_blend, ids_image, off
 
 
-def _image_table(src, image, flux, flux_err, flag, group_id, group_size, method):
+#: Names of the features of a whole-image error model (`image_error_features`).
+IMAGE_ERROR_FEATURES = ("view_blend_isolated", "view_blend_pair", "view_blend_crowded", "noise_over_flux")
+
+
+def image_error_features(rel_blend, group_size, noise_err, flux):
+    """Features of a whole-image error model: the views' own deblending term (a fraction of the flux, from
+    the stamp error model), apart for isolated sources, members of pairs and of larger groups; and the
+    pixel-noise term as a fraction of the flux (the shares themselves are noisier at low S/N)."""
+    rel = np.nan_to_num(np.asarray(rel_blend, np.float64))
+    size = np.asarray(group_size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        noise_rel = np.nan_to_num(np.asarray(noise_err, np.float64) / np.abs(np.asarray(flux, np.float64)))
+    return {
+        "view_blend_isolated": np.where(size <= 1, rel, 0.0),
+        "view_blend_pair": np.where(size == 2, rel, 0.0),
+        "view_blend_crowded": np.where(size > 2, rel, 0.0),
+        "noise_over_flux": noise_rel,
+    }
+
+
+def _image_table(src, image, flux, flux_err, flag, group_id, group_size, method, noise_err=None):
     table = QTable()
     table["id"] = src.id
     table["x"] = src.x
     table["y"] = src.y
     if image.wcs is not None:
         table["sky_centroid"] = image.wcs.pixel_to_world(src.x, src.y)
-    for name, values in (("flux", flux), ("flux_err", flux_err)):
+    noise_err = np.full(src.id.size, np.nan) if noise_err is None else noise_err
+    for name, values in (("flux", flux), ("flux_err", flux_err), ("flux_err_noise", noise_err)):
         col = MaskedColumn(np.where(np.isfinite(values), values, 0.0), mask=~np.isfinite(values), name=name)
         if image.unit is not None:
             col.unit = image.unit

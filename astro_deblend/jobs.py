@@ -230,9 +230,8 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
 
 def _read_sources(sources):
     """The sources table of a path (None stays None)."""
-    from astropy.table import Table
-
     from astropy.io.registry import IORegistryError
+    from astropy.table import Table
 
     if sources is None:
         return None

@@ -139,6 +139,9 @@ class NeuralDeblender(Deblender):
         #: `~astro_deblend.uncertainty.ErrorModel` of the deblending term, stored with the weights (None:
         #: flux_err is the pixel noise alone)
         self.error_model = None
+        #: `~astro_deblend.uncertainty.ErrorModel` of flux_err on whole images (`measure_image`), fitted on
+        #: simulated fields (None: the views' own stamp model, which is not calibrated there)
+        self.image_error_model = None
 
         if weights is None:
             self._setup(config)
@@ -182,6 +185,8 @@ class NeuralDeblender(Deblender):
     def _set_error_model(self, record):
         if record.get("error_model"):
             self.error_model = ErrorModel.from_dict(record["error_model"])
+        if record.get("image_error_model"):
+            self.image_error_model = ErrorModel.from_dict(record["image_error_model"])
 
     def _load_weights(self, path, source, *, sha256=None, record=None):
         """Load a weights file; ``record``: the config.json that describes it, if any (its network is
@@ -314,6 +319,7 @@ class NeuralDeblender(Deblender):
             "domain": training_domain(data),
             "previous": earlier,
         }
+        self.image_error_model = None  # fitted on the old weights, like error_model
         if self.error_model is not None:  # calibrated on the old weights: it says nothing of the new ones
             self.error_model = None
             warnings.warn(
@@ -436,6 +442,15 @@ class NeuralDeblender(Deblender):
                 stacklevel=4,
             )
         noise = batch.noise_per_stamp()  # given, or the one estimator of astro_deblend.stamps
+        # pixels without information (an infinite noise in the map): the network needs every pixel, so they
+        # are filled from their neighbours, and the galaxies whose light they carry are flagged below
+        bad_pixels = None
+        if batch.noise_sigma is not None and batch.noise_sigma.ndim == 3:
+            bad_pixels = ~np.isfinite(batch.noise_sigma)
+            if bad_pixels.any():
+                stack = _fill_bad_pixels(stack, bad_pixels)
+            else:
+                bad_pixels = None
 
         flux = np.empty((n, 2))
         noise_term = np.full((n, 2), np.nan)
@@ -447,6 +462,7 @@ class NeuralDeblender(Deblender):
         sigma = np.empty(n)
         labels = np.empty((n, ny, nx), dtype=np.int32)
         maps = np.empty((n, 2, ny, nx), dtype=np.float32) if return_maps else None
+        filled = np.zeros((n, 2))  # fraction of each galaxy's light in filled pixels
         starts = range(0, n, self.batch_size)
         for start in tqdm(starts, desc=self.method, disable=not progress or len(starts) < 2):
             sl = slice(start, start + self.batch_size)
@@ -467,8 +483,12 @@ class NeuralDeblender(Deblender):
                 overlap[sl] = _shared_light(part, part_maps)
             if return_maps:
                 maps[sl] = part_maps
+            if bad_pixels is not None:
+                filled[sl] = _filled_light(part, part_maps, bad_pixels[sl], out["flux"])
 
         flag = np.zeros((n, 2), dtype=np.int32)
+        if bad_pixels is not None:
+            flag[filled > _MAX_FILLED_FRACTION] |= Flag.INCOMPLETE
         total_snr = stack.sum(axis=(1, 2)) / (np.sqrt(ny * nx) * sigma)
         flag[total_snr < _MIN_TOTAL_SNR] |= Flag.OUT_OF_DOMAIN
         flag[self._check_domain(stack.sum(axis=(1, 2)), sigma, batch.pixel_scale, zeropoint=batch.zeropoint,
@@ -639,7 +659,9 @@ class NeuralDeblender(Deblender):
         overwrite : bool, optional
             Replace the files of an existing save [default: False].
         """
-        extra = {"error_model": self.error_model.to_dict()} if self.error_model is not None else {}
+        extra = {name: model.to_dict() for name, model in
+                 (("error_model", self.error_model), ("image_error_model", self.image_error_model))
+                 if model is not None}
         write_network(path, self._model, self._config, self._provenance, overwrite=overwrite, extra=extra)
 
     @classmethod
@@ -697,3 +719,45 @@ def _shared_light(stack, maps):
     shared = np.sum(w * (1 - w) * light, axis=(-2, -1))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(own > 0, shared / own, 0.0)
+
+
+#: A galaxy with more than this fraction of its light in filled pixels (an infinite noise) gets flag 32.
+_MAX_FILLED_FRACTION = 0.01
+
+
+def _fill_bad_pixels(stack, bad, *, size=5):
+    """Stamps with their bad pixels replaced by the mean of their good neighbours (grown into wide holes).
+
+    Parameters
+    ----------
+    stack : `numpy.ndarray`, shape (N, ny, nx)
+    bad : `numpy.ndarray` of bool, same shape
+        True on pixels without information.
+    size : int
+        Side of the box whose good pixels give each filled value.
+    """
+    from scipy.ndimage import uniform_filter
+
+    out = np.array(stack, dtype=np.float64, copy=True)
+    for i in np.flatnonzero(bad.any(axis=(1, 2))):
+        known = (~bad[i]).astype(np.float64)
+        values = np.where(known > 0, out[i], 0.0)
+        while known.min() == 0 and known.max() > 0:
+            num, den = uniform_filter(values * known, size), uniform_filter(known, size)
+            new = (den > 1e-12) & (known == 0)
+            values[new] = num[new] / den[new]
+            known[new] = 1.0
+        out[i] = values
+    return out
+
+
+def _filled_light(part, part_maps, bad, flux):
+    """Fraction of each galaxy's flux (n, 2) in the filled pixels: from its share of them, or, without
+    maps, the filled pixels' share of the stamp's positive light (both galaxies)."""
+    if part_maps is None:
+        light = np.clip(part, 0, None)
+        frac = (light * bad).sum(axis=(1, 2)) / np.maximum(light.sum(axis=(1, 2)), 1e-30)
+        return np.repeat(frac[:, None], 2, axis=1)
+    light = np.sum(part_maps * np.clip(part, 0, None)[:, None] * bad[:, None], axis=(2, 3))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.nan_to_num(light / np.abs(np.asarray(flux)), nan=0.0)

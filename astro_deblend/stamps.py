@@ -111,6 +111,55 @@ def estimate_noise_sigma(stack, *, clip=3.0, n_iter=3):
     return sigma
 
 
+@dataclass
+class Unwrapped:
+    """What an astropy container (`~astropy.nddata.NDData`, `~astropy.nddata.CCDData`,
+    `~astropy.utils.masked.Masked`) carries beside its pixels: the pixels themselves (a Quantity when it has
+    a unit), its mask (True = bad), WCS and 1-sigma uncertainty (in the pixels' unit), each None if absent."""
+
+    data: object
+    mask: np.ndarray | None = None
+    wcs: object = None
+    error: np.ndarray | None = None
+
+
+def unwrap_container(data):
+    """Split an astropy container into pixels, mask, WCS and uncertainty (`Unwrapped`); other inputs pass.
+
+    ``np.asarray`` would keep only an `~astropy.nddata.NDData`'s pixels and drop its unit, mask, WCS and
+    uncertainty without a word; an `~astropy.utils.masked.Masked` array is not a numpy masked array.
+    """
+    from astropy.nddata import NDData
+    from astropy.utils.masked import Masked
+
+    if isinstance(data, Masked):
+        mask = np.asarray(data.mask, bool)
+        return Unwrapped(data.unmasked, mask if mask.any() else None)
+    if not isinstance(data, NDData):
+        return Unwrapped(data)
+    pixels = np.asarray(data.data)
+    if data.unit is not None and data.unit != u.dimensionless_unscaled:
+        pixels = pixels * data.unit
+    mask = None if data.mask is None else np.asarray(data.mask, bool)
+    error = None
+    if data.uncertainty is not None:
+        from astropy.nddata import StdDevUncertainty
+
+        try:
+            with np.errstate(divide="ignore", invalid="ignore"):  # an inverse variance of 0: an infinite rms
+                std = data.uncertainty.represent_as(StdDevUncertainty)
+        except (TypeError, ValueError, NotImplementedError, u.UnitsError) as exc:
+            raise InputTypeError(
+                f"cannot read the data's {type(data.uncertainty).__name__} as a standard deviation ({exc}); "
+                "give a StdDevUncertainty, VarianceUncertainty or InverseVariance, or pass the noise yourself"
+            ) from None
+        error = np.asarray(std.array, np.float64)
+        if std.unit is not None and data.unit is not None and std.unit != data.unit:
+            error = (error * std.unit).to_value(data.unit)
+        error = np.where(np.isnan(error), np.inf, error)  # no information
+    return Unwrapped(pixels, mask if mask is not None and mask.any() else None, data.wcs, error)
+
+
 def validate_stamps(data, *, name="data"):
     """Check a stamp or a stack of stamps and return it as a C-ordered float64 array.
 
@@ -130,6 +179,12 @@ def validate_stamps(data, *, name="data"):
     was_2d : bool
         True if a single 2-D stamp was given.
     """
+    inner = unwrap_container(data)
+    if inner.mask is not None:
+        data = np.ma.MaskedArray(np.asarray(u.Quantity(inner.data).value if isinstance(inner.data, u.Quantity)
+                                            else inner.data), mask=inner.mask)
+    else:
+        data = inner.data
     unit = None
     if isinstance(data, u.Quantity):
         unit = data.unit
@@ -147,9 +202,9 @@ def validate_stamps(data, *, name="data"):
         if n_masked:
             raise InputError(
                 f"{name} is a masked array with {n_masked} masked pixels; the stamp deblenders need every "
-                "pixel: replace the masked ones with noise of the stamp's level (zeros look like padding "
-                "and are flagged), give them an infinite noise in a noise map (SepDeblender), or cut stamps "
-                "that avoid them", value=n_masked,
+                "pixel: give them an infinite noise in a noise map (noise_sigma=, e.g. np.where(mask, "
+                "np.inf, rms); they are then left out or filled from their neighbours, and the galaxies "
+                "whose light they carry get flag 32), or cut stamps that avoid them", value=n_masked,
             )
         data = np.ma.getdata(data)
     try:
@@ -400,6 +455,16 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
 
     header_zp = header_noise = header_scale = None
     pixel_area = None  # arcsec2, from a FITS WCS (right for non-square pixels)
+    inner = unwrap_container(data)
+    if inner.mask is None:  # a masked one goes on to validate_stamps, which says what to do
+        data = inner.data
+    if noise_sigma is None and inner.error is not None:
+        noise_sigma = inner.error if noise_map else _median_per_stamp(inner.error)
+    if pixel_scale is None and inner.wcs is not None and getattr(inner.wcs, "has_celestial", False):
+        from astropy.wcs.utils import proj_plane_pixel_area, proj_plane_pixel_scales
+
+        pixel_scale = float(np.mean(proj_plane_pixel_scales(inner.wcs.celestial)) * 3600.0)
+        pixel_area = float(proj_plane_pixel_area(inner.wcs.celestial) * 3600.0**2)
     if _is_fits(data):
         given = (zeropoint, noise_sigma, pixel_scale)
         data, zeropoint, noise_sigma, pixel_scale, pixel_area = resolve_input(
@@ -441,6 +506,14 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
     zp = ab_zeropoint(unit) if zp is None else zp
     return StampBatch(data=stack, unit=unit, was_2d=was_2d, noise_sigma=noise, zeropoint=zp,
                       pixel_scale=scale)
+
+
+def _median_per_stamp(noise_map):
+    """One rms per stamp from a noise map (N, ny, nx) or (ny, nx): the median of its finite values."""
+    arr = np.asarray(noise_map, np.float64)
+    arr = arr[np.newaxis] if arr.ndim == 2 else arr
+    flat = np.where(np.isfinite(arr), arr, np.nan).reshape(len(arr), -1)
+    return np.nanmedian(flat, axis=1)
 
 
 def _is_fits(data):

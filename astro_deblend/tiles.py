@@ -184,6 +184,15 @@ def measure_tiled(
         )
     if not (isinstance(margin, int | np.integer) and margin >= 0):
         raise InputError(f"margin must be a non-negative integer; got {margin!r}", value=margin)
+    from .stamps import unwrap_container
+
+    inner = unwrap_container(data)  # NDData/CCDData and Masked: their mask, WCS and uncertainty are used
+    data = inner.data
+    if inner.mask is not None:
+        mask = inner.mask if mask is None else (np.asarray(mask, bool) | inner.mask)
+    error = inner.error if error is None else error
+    if wcs is None and getattr(inner.wcs, "has_celestial", False):
+        wcs = inner.wcs.celestial
     wcs = check_wcs(wcs)
     pixel_given = pixel_scale  # the user's own: then the pixel area is its square
     unit = None
@@ -339,7 +348,7 @@ def measure_tiled(
     table = vstack(parts, metadata_conflicts="silent")
     table.sort("id")
     if unit is not None:
-        for name in ("flux", "flux_err"):  # summed pixels; a surface brightness: times the pixel area
+        for name in ("flux", "flux_err", "flux_err_noise"):  # summed pixels; a surface brightness: x area
             table[name] = table[name] * factor
             table[name].unit = flux_unit
     if wcs is not None:
@@ -369,7 +378,7 @@ def _off_image_rows(positions, off, method):
     ids, x, y = positions
     n = int(off.sum())
     table = QTable({"id": ids[off], "x": x[off], "y": y[off]})
-    for name in ("flux", "flux_err"):
+    for name in ("flux", "flux_err", "flux_err_noise"):
         table[name] = MaskedColumn(np.zeros(n), mask=np.ones(n, bool))
     table["flag"] = np.full(n, int(Flag.NOT_DETECTED | Flag.INCOMPLETE), np.int32)
     table["group_id"] = ids[off]

@@ -10,6 +10,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from astro_deblend import NeuralDeblender, SepDeblender
 from astro_deblend.data import BlendConfig, SimulationConfig, make_blends, simulate_galaxies
+from astro_deblend.flags import Flag
 
 WEIGHTS = Path(__file__).parents[1] / "weights"
 BENCHMARK = Path(__file__).parents[2] / "benchmarks" / "results" / "accuracy" / "bench_accuracy.json"
@@ -81,3 +82,28 @@ def test_bundled_errors_are_calibrated_for_these_weights():
         pytest.skip("the benchmark results are not installed with the package")
     result = json.loads(calibration.read_text())
     assert result["model"]["coefficients"] == list(model.coefficients)
+
+
+def test_pixels_without_information_are_left_out_and_flagged(blends):
+    """Pixels given an infinite noise are filled from their neighbours: cosmic rays there are not counted,
+    and a galaxy with more than 1 % of its light in such pixels gets flag 32."""
+    blend = np.squeeze(np.asarray(blends.get(0)["blend"], np.float64))
+    sigma = float(blends.noise_sigma)
+    deblender = NeuralDeblender()
+    clean, _ = deblender.measure(blend, noise_sigma=sigma, progress=False)
+    before = np.asarray(clean["flux"])
+    hit, noise = blend.copy(), np.full(blend.shape, sigma)
+    c = blend.shape[0] // 2
+    for dy, dx in ((-4, -2), (2, 3), (-1, 6), (6, -4)):  # cosmic rays on the central galaxy
+        hit[c + dy, c + dx] += 200 * sigma
+        noise[c + dy, c + dx] = np.inf
+    table, _ = deblender.measure(hit, noise_sigma=noise, progress=False)
+    assert abs(table["flux"][0] / before[0] - 1) < 0.02  # 800 sigma of light, not counted
+    hole = noise.copy()
+    hole[c - 2 : c + 3, c - 2 : c + 3] = np.inf  # the core, 25 pixels
+    table, _ = deblender.measure(blend, noise_sigma=hole, progress=False)
+    assert table["flag"][0] & Flag.INCOMPLETE and not clean["flag"][0] & Flag.INCOMPLETE
+    assert abs(table["flux"][0] / before[0] - 1) < 0.2  # a filled core is a guess: hence the flag
+    # a map without such pixels changes nothing
+    same, _ = deblender.measure(blend, noise_sigma=np.full(blend.shape, sigma), progress=False)
+    assert same["flag"].tolist() == clean["flag"].tolist()

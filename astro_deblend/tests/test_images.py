@@ -317,6 +317,77 @@ def test_the_cli_measures_a_fits_image(tmp_path, galaxy):
     np.testing.assert_allclose(by_tile["mag"], table["mag"], rtol=1e-6)
     assert main(["measure", *tiled[:-1], "--segmentation", str(tmp_path / "seg2.fits"), "--quiet"]) == 2
     assert not (tmp_path / "seg2.fits").exists()
+    # a plain-text catalogue whose name says no format; a file that is no table: one line, rc 2
+    (tmp_path / "sources.txt").write_text("id x y\n7 100.0 100.0\n9 210.0 200.0\n")
+    (tmp_path / "junk.cat").write_bytes(bytes(range(256)) * 4)
+    for name, rc in (("sources.txt", 0), ("junk.cat", 2)):
+        out = tmp_path / f"from_{name}.ecsv"
+        assert main(["measure", str(tmp_path / "image.fits"), "--sources", str(tmp_path / name), "--output",
+                     str(out), "--quiet"]) == rc
+        assert out.exists() == (rc == 0)
+
+
+def test_whole_image_errors_have_their_own_calibration(fracnet, galaxy):
+    """flux_err of measure_image comes from the model fitted on whole fields (benchmarks/
+    calibrate_image_errors.py) over the pixel noise carried through the shares (flux_err_noise)."""
+    from astro_deblend.images import image_error_features
+
+    model = fracnet.image_error_model
+    assert model is not None and model.fitted_on["weights_sha256_16"] == fracnet.weights_digest()
+    image = _place((300, 300), galaxy[0], [(100, 100), (105, 118), (220, 200)])
+    sources = Table({"x": [100.0, 118.0, 200.0], "y": [100.0, 105.0, 220.0]})
+    table, _ = _measure(fracnet, image, sources=sources, error=NOISE)
+    assert table["group_size"].tolist() == [2, 2, 1]
+    noise = np.asarray(table["flux_err_noise"])
+    assert np.all(noise > 0) and np.all(np.asarray(table["flux_err"]) > noise)
+    # the same with the views' own stamp model: the model's features come from it
+    plain = NeuralDeblender()
+    plain.image_error_model = None
+    before, _ = _measure(plain, image, sources=sources, error=NOISE)
+    flux = np.asarray(before["flux"])
+    np.testing.assert_allclose(flux, np.asarray(table["flux"]))
+    rel = np.sqrt(np.asarray(before["flux_err"]) ** 2 - noise**2) / np.abs(flux)
+    expected = model.sigma(flux, noise, image_error_features(rel, before["group_size"], noise, flux))
+    np.testing.assert_allclose(np.asarray(table["flux_err"]), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("tile_size", [None, 128])
+def test_astropy_containers_keep_their_mask_unit_wcs_and_uncertainty(fracnet, galaxy, tile_size):
+    """CCDData and Masked inputs: as np.ma plus a Quantity, wcs= and error= (np.asarray kept only pixels)."""
+    from astropy.nddata import CCDData, InverseVariance
+    from astropy.utils.masked import Masked
+
+    image = _place((300, 300), galaxy[0], [(100, 100), (200, 210)])
+    sources = Table({"id": [1, 2], "x": [100.0, 210.0], "y": [100.0, 200.0]})
+    hit = image.copy()
+    bad = np.zeros(image.shape, bool)
+    hit[[98, 103, 101], [97, 104, 99]] = 3.0  # cosmic rays on source 1, masked
+    bad[[98, 103, 101], [97, 104, 99]] = True
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype, wcs.wcs.crval = ["RA---TAN", "DEC--TAN"], [53.1, -27.8]
+    wcs.wcs.crpix, wcs.wcs.cdelt = [150, 150], [-0.06 / 3600, 0.06 / 3600]
+    rate = u.electron / u.s
+    expected, _ = _measure(fracnet, hit * rate, sources=sources, error=NOISE * rate, mask=bad, wcs=wcs,
+                           tile_size=tile_size)
+    assert expected["flag"][0] & Flag.INCOMPLETE
+    inputs = {
+        "CCDData": CCDData(hit, unit=rate, mask=bad, wcs=wcs,
+                           uncertainty=InverseVariance(np.full(image.shape, NOISE**-2))),
+        "Masked Quantity": Masked(hit * rate, mask=bad),
+    }
+    for name, data in inputs.items():
+        extra = {} if name == "CCDData" else {"error": NOISE * rate, "wcs": wcs}
+        table, _ = _measure(fracnet, data, sources=sources, tile_size=tile_size, **extra)
+        assert table["flux"].unit == rate, name
+        np.testing.assert_allclose(table["flux"].value, expected["flux"].value, rtol=1e-5, err_msg=name)
+        assert table["flag"].tolist() == expected["flag"].tolist(), name
+        assert "sky_centroid" in table.colnames, name
+    # stamps: a masked container is refused as a masked array is; a unit is carried
+    stamp = image[36:164, 36:164]
+    with pytest.raises(InputError, match="masked"):
+        fracnet.measure(Masked(stamp, mask=bad[36:164, 36:164]), noise_sigma=NOISE, progress=False)
+    table, _ = fracnet.measure(CCDData(stamp, unit=rate), noise_sigma=NOISE, progress=False)
+    assert table["flux"].unit == rate
 
 
 def test_zero_filled_chip_gaps_are_masked_and_flagged(fracnet, galaxy):

@@ -1,0 +1,223 @@
+"""Fit the flux errors of whole images (NeuralDeblender.measure_image) on simulated fields, and check them.
+
+    python benchmarks/calibrate_image_errors.py [--size 4096] [--install]
+
+On a whole image each source is measured in its own view, and the stamp error model (fitted on pairs,
+`calibrate_errors.py`) gives a deblending term made for a pair: an isolated source's view holds no
+companion, and groups hold more than one. So the whole-image ``flux_err`` gets its own model
+(`astro_deblend.uncertainty`): flux_err**2 = noise**2 + F**2 (c0**2 + sum_k (c_k x_k)**2), where the
+features ``x_k`` are the views' stamp deblending term (a fraction of the flux), apart for isolated
+sources, members of pairs and of larger groups (`astro_deblend.images.image_error_features`).
+
+Fields are drawn with `astro_deblend.data.scenes.simulate_scene` (CANDELS-like density, 30 % placed
+pairs) from the two held-out samples that no training used (paper-like seed 4, broad seed 12), split by
+galaxy: the fit uses fields made only of even-indexed galaxies, the check fields only of odd-indexed
+ones (other galaxies, other positions, other noise). Sources are measured at their true positions (the
+deblending error, detection aside) and at photutils' detections matched to the truth, in the fit and in
+the check.
+Truth: the true flux of each galaxy in the image. ``--install`` writes the model into the weights' record
+(the bundled ``fracnet.json``), where ``NeuralDeblender`` reads it as ``image_error_model``.
+"""
+
+import argparse
+import datetime
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_result  # noqa: E402
+from bench_scene import PAPER_HELDOUT, _broad_heldout, _match  # noqa: E402
+from train_default import load_sample  # noqa: E402
+
+from astro_deblend import NeuralDeblender  # noqa: E402
+from astro_deblend.data.scenes import SceneConfig, simulate_scene  # noqa: E402
+from astro_deblend.flags import Flag  # noqa: E402
+from astro_deblend.images import centroids, detect, image_error_features, prepare_image  # noqa: E402
+from astro_deblend.uncertainty import coverage, fit_error_model, z_scores  # noqa: E402
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "astro_deblend" / "weights"
+MIN_BIN = 50
+FIT_SEEDS = (101, 102, 103)
+CHECK_SEEDS = (201, 202)
+
+
+class _Galaxies:
+    """The galaxies of a sample with indices of one parity: what `simulate_scene` reads of a sample."""
+
+    def __init__(self, sample, parity):
+        keep = np.flatnonzero(np.arange(len(sample)) % 2 == parity)
+        self.catalog = sample.catalog[keep]
+        self.noiseless = np.asarray(sample.noiseless[keep], np.float32)
+        self.noise_sigma, self.pixel_scale = sample.noise_sigma, sample.pixel_scale
+        self.zeropoint, self.config = sample.zeropoint, sample.config
+
+    def __len__(self):
+        return len(self.catalog)
+
+
+def _measure(deblender, scene, x, y):
+    """Per-source arrays of ``measure_image`` at positions (x, y), with the uncalibrated deblending term."""
+    sources = Table({"id": np.arange(1, len(x) + 1), "x": x, "y": y})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table, _ = deblender.measure_image(scene.image, sources=sources, error=scene.noise_sigma,
+                                           progress=False)
+    flux = np.asarray(table["flux"].filled(np.nan), float)
+    err = np.asarray(table["flux_err"].filled(np.nan), float)
+    noise = np.asarray(table["flux_err_noise"].filled(np.nan), float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.sqrt(np.clip(err**2 - noise**2, 0, None)) / np.abs(flux)
+    return {"flux": flux, "noise": noise, "rel": rel, "group_size": np.asarray(table["group_size"]),
+            "flag": np.asarray(table["flag"])}
+
+
+def _field_rows(deblender, scene, detected):
+    truth = scene.truth
+    if detected:
+        image = prepare_image(scene.image, error=scene.noise_sigma)
+        _, cat = detect(image)
+        rows, cols = _match(truth, *centroids(cat))
+        x, y = np.asarray(centroids(cat)[0])[cols], np.asarray(centroids(cat)[1])[cols]
+    else:
+        rows = np.arange(len(truth))
+        x, y = np.asarray(truth["x"], float), np.asarray(truth["y"], float)
+    m = _measure(deblender, scene, x, y)
+    m["true"] = np.asarray(truth["flux"], float)[rows]
+    m["mag"] = np.asarray(truth["mag"].value, float)[rows]
+    return m
+
+
+def _features(m):
+    return image_error_features(m["rel"], m["group_size"], m["noise"], m["flux"])
+
+
+def _concat(parts):
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _scores(m, err, sel, model):
+    z = z_scores(m["flux"][sel], err[sel], m["true"][sel])
+    z = z[np.isfinite(z)]
+    if not z.size:
+        return None
+    return {
+        "n": int(z.size),
+        "std_z": float(np.std(z)),
+        "mad_std_z": float(1.4826 * np.median(np.abs(z))),
+        "cov68": coverage(m["flux"][sel], err[sel], m["true"][sel], 0.6827),
+        "cov95": coverage(m["flux"][sel], err[sel], m["true"][sel], 0.9545),
+        "cov68_model": coverage(m["flux"][sel], err[sel], m["true"][sel], 0.6827,
+                                half_width=model.interval(0.6827)) if model else None,
+        "cov95_model": coverage(m["flux"][sel], err[sel], m["true"][sel], 0.9545,
+                                half_width=model.interval(0.9545)) if model else None,
+        "median_rel_err": float(np.nanmedian(err[sel] / np.abs(m["flux"][sel]))),
+        "median_ape": float(np.nanmedian(np.abs(m["flux"][sel] / m["true"][sel] - 1))),
+    }
+
+
+def binned(m, err, model, label):
+    size = m["group_size"]
+    groups = {"all": np.ones(size.size, bool), "flag 0": m["flag"] == 0,
+              "isolated": size <= 1, "pair": size == 2, "crowded (3+)": size > 2}
+    for lo, hi in ((16, 22), (22, 24), (24, 30)):
+        groups[f"mag {lo}-{hi}"] = (m["mag"] >= lo) & (m["mag"] < hi)
+    rows = []
+    print(f"\n{label}\n{'group':>14s} {'n':>5s} {'std(z)':>7s} {'MADz':>6s} {'68%':>6s} {'95%':>6s} "
+          f"{'68%t':>6s} {'95%t':>6s} {'err/F':>7s} {'medAPE':>7s}")
+    for name, sel in groups.items():
+        sel = sel & np.isfinite(m["flux"]) & np.isfinite(err)
+        if sel.sum() < MIN_BIN:
+            continue
+        s = _scores(m, err, sel, model)
+        rows.append({"group": name, **s})
+        t68 = f"{100 * s['cov68_model']:6.1f}" if model else f"{'-':>6s}"
+        t95 = f"{100 * s['cov95_model']:6.1f}" if model else f"{'-':>6s}"
+        print(f"{name:>14s} {s['n']:5d} {s['std_z']:7.2f} {s['mad_std_z']:6.2f} {100 * s['cov68']:6.1f} "
+              f"{100 * s['cov95']:6.1f} {t68} {t95} {100 * s['median_rel_err']:6.2f}% "
+              f"{100 * s['median_ape']:6.2f}%", flush=True)
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work", default="train_runs/robustness", help="cache of the held-out galaxy samples")
+    p.add_argument("--size", type=int, default=4096, help="side of each field in pixels [%(default)s]")
+    p.add_argument("--install", action="store_true", help="write the fitted model into fracnet.json")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "errors" / "image_errors.json"))
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    work = Path(args.work)
+    deblender = NeuralDeblender()
+    deblender.image_error_model = None  # the noise term and the views' stamp term alone
+    samples = {"paper-like seed 4": load_sample(PAPER_HELDOUT, work, progress=False),
+               "broad seed 12": load_sample(_broad_heldout(), work, progress=False)}
+
+    def fields(parity, seeds, detected):
+        parts = []
+        for name, sample in samples.items():
+            galaxies = _Galaxies(sample, parity)
+            for seed in seeds:
+                scene = simulate_scene(galaxies, SceneConfig(shape=(args.size, args.size), seed=seed))
+                parts.append(_field_rows(deblender, scene, detected))
+                print(f"  {name}, field {seed}{' (detected)' if detected else ''}: {len(parts[-1]['flux'])} "
+                      f"sources, {time.perf_counter() - t0:.0f} s", flush=True)
+        return _concat(parts)
+
+    # both ways a user gives positions: the truth's (deblending alone) and photutils' detections
+    fit = _concat([fields(0, FIT_SEEDS, detected=False), fields(0, FIT_SEEDS, detected=True)])
+    ok = np.isfinite(fit["flux"]) & (fit["true"] > 0) & ((fit["flag"] & Flag.NOT_DETECTED) == 0)
+    model = fit_error_model(
+        fit["flux"][ok], fit["true"][ok], fit["noise"][ok],
+        {k: v[ok] for k, v in _features(fit).items()},
+        fitted_on={
+            "samples": list(samples),
+            "galaxies": "fields of even-indexed galaxies only; true positions and photutils detections",
+            "fields": {"size": args.size, "seeds": list(FIT_SEEDS), "density": SceneConfig().density},
+            "views": deblender.views,
+            "weights_sha256_16": deblender.weights_digest(),
+            "command": "python benchmarks/calibrate_image_errors.py --install",
+            "date": datetime.date.today().isoformat(),
+        },
+    )
+    print(f"fitted on {model.fitted_on['n_galaxies']} sources: c = "
+          f"{np.round(model.coefficients, 4).tolist()} ({['floor', *model.features]}), nu = {model.nu:.2f}")
+
+    def calibrated(m):
+        return model.sigma(m["flux"], m["noise"], _features(m))
+
+    def uncalibrated(m):
+        return np.sqrt(m["noise"] ** 2 + (m["rel"] * m["flux"]) ** 2)
+
+    result = {"model": model.to_dict(), "weights": deblender.weights_digest(),
+              "truth": "true flux of each galaxy in the image"}
+    result["fit"] = binned(fit, calibrated(fit), model, "fit fields (even galaxies), calibrated")
+    for detected in (False, True):
+        check = fields(1, CHECK_SEEDS, detected)
+        tag = "detected" if detected else "true_positions"
+        result[f"check_{tag}"] = binned(check, calibrated(check), model,
+                                        f"check fields (odd galaxies), {tag}")
+        result[f"check_{tag}_before"] = binned(check, uncalibrated(check), None,
+                                               f"check fields, {tag}: the views' stamp model (before)")
+        result[f"check_{tag}_noise_only"] = binned(check, check["noise"], None,
+                                                   f"check fields, {tag}: pixel noise alone")
+    result["seconds"] = time.perf_counter() - t0
+    write_result(Path(args.out), result)
+    if args.install:
+        from astro_deblend._io import atomic_write_text
+
+        record_path = WEIGHTS / "fracnet.json"
+        record = json.loads(record_path.read_text())
+        record["image_error_model"] = model.to_dict()
+        atomic_write_text(record_path, json.dumps(record, indent=2))
+        print(f"installed in {record_path}")
+    print(f"wrote {args.out} in {result['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
