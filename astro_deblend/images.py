@@ -30,7 +30,9 @@ holds any number of sources. `measure_image` turns the one into the other, in fi
    the other methods, a source's flux is that of the central galaxy in its view.
 
 Flags: bits of `astro_deblend.flags.Flag`; `~astro_deblend.flags.Flag.INCOMPLETE` where the source's segment
-(or 3 px around it) reaches off the image or onto masked pixels, `~astro_deblend.flags.Flag.CROWDED` where
+(or 3 px around it) reaches off the image or onto masked pixels, or where the light a network gives it in
+the last `BORDER` pixels before them is more than `MAX_BORDER_LIGHT` of its flux (its profile goes on where
+no pixel measures it); `~astro_deblend.flags.Flag.CROWDED` where
 more than one other source overlaps it, plus the bits the method sets on the view.
 """
 
@@ -1076,9 +1078,10 @@ def measure_image(
             if return_model:  # the measured segments
                 model[ids_image > 0] = image.data[ids_image > 0]
         else:
-            flux, noise_err, rel_blend, ids_image, off = _shared_fluxes(image, src, views, found, on, size,
-                                                                        model)
+            flux, noise_err, rel_blend, ids_image, off, cut = _shared_fluxes(image, src, views, found, on,
+                                                                             size, model)
             flag[off] |= Flag.AMBIGUOUS
+            flag[cut] |= Flag.INCOMPLETE
             calibrated = getattr(deblender, "image_error_model", None)
             if calibrated is not None:  # fitted on whole simulated fields (benchmarks/calibrate_errors.py)
                 flux_err = calibrated.sigma(flux, noise_err,
@@ -1177,12 +1180,23 @@ def _shared_fluxes(image, src, views, found, on, size, model):
     off = np.zeros(n, bool)
     best = np.zeros(image.shape)
     ids_image = np.zeros(image.shape, np.int64)
+    border = _border(image)
+    cut = np.zeros(n, bool)
     with np.errstate(invalid="ignore", divide="ignore"):
         rel_deblend = np.sqrt(np.clip(found.flux_err**2 - found.noise_err**2, 0, None)) / np.abs(found.flux)
     for j, k in enumerate(on):
         sl, share = shares(k)
         light = share * image.data[sl]
         flux[k] = float(np.sum(light))
+        # light still given to the source in the last pixels before the image edge or masked pixels: its
+        # profile goes on beyond them, where no pixel measures it
+        at_border = border[sl]
+        if at_border.any():
+            edge_light = float(np.sum(light[at_border]))
+            err = image.error_in(sl)
+            weighted = share * np.where(np.isfinite(err), err, 0.0)
+            edge_noise = float(np.sqrt(np.sum(weighted[at_border] ** 2)))
+            cut[k] = edge_light > max(MAX_BORDER_LIGHT * abs(flux[k]), 3 * edge_noise)
         if model is not None:
             model[sl] += light
         err = image.error_in(sl)
@@ -1197,7 +1211,24 @@ def _shared_fluxes(image, src, views, found, on, size, model):
         take = (share > 0.5) & (share > best[sl])
         best[sl][take] = share[take]
         ids_image[sl][take] = src.id[k]
-    return flux, noise_err, rel_blend, ids_image, off
+    return flux, noise_err, rel_blend, ids_image, off, cut
+
+
+#: A source that still gets more than this fraction of its flux in the `BORDER` pixels next to the image
+#: edge or to masked pixels gets flag 32: its light runs on where no pixel measures it.
+MAX_BORDER_LIGHT = 0.005
+
+#: Width (px) of the strip along the image edges and around masked pixels that `MAX_BORDER_LIGHT` looks at.
+BORDER = 3
+
+
+def _border(image):
+    """Pixels within `BORDER` of the image edge or of a masked pixel (the masked ones excluded)."""
+    near = np.zeros(image.shape, bool)
+    near[:BORDER], near[-BORDER:], near[:, :BORDER], near[:, -BORDER:] = True, True, True, True
+    if image.bad.any():
+        near |= ndimage.binary_dilation(image.bad, iterations=BORDER)
+    return near & ~image.bad
 
 
 #: Names of the features of a whole-image error model (`image_error_features`).

@@ -66,6 +66,22 @@ def test_an_isolated_galaxy_anywhere_gets_its_flux(fracnet, galaxy, where):
     assert segm.data[where] == table["id"][0]
 
 
+def test_light_lost_beyond_the_edge_is_flagged(fracnet):
+    """A galaxy whose wings still carry light at the image edge has lost the light beyond it: flag 32, also
+    where its detection segment stops short of the edge (an outside probe: -5 % with flag 0)."""
+    sample = simulate_galaxies(SimulationConfig(n_galaxies=40, seed=7), progress=False)
+    scene = simulate_scene(sample, SceneConfig(shape=(256, 256), n_sources=6, seed=3))
+    galaxy = scene.source_image(2)  # a disc of half-light radius 9.4 px
+    cx, cy = int(scene.truth["x"][2]), int(scene.truth["y"][2])
+    image = galaxy + np.random.default_rng(5).normal(0, scene.noise_sigma, galaxy.shape)
+    source = Table({"x": [float(cx)], "y": [float(cy)]})
+    far, _ = _measure(fracnet, image[:, : cx + 81], sources=source, error=scene.noise_sigma)
+    assert not far["flag"][0] & Flag.INCOMPLETE
+    for edge in (30, 25):  # the image cut this far from the centre: 5-6 % of the light lost
+        cut, _ = _measure(fracnet, image[:, : cx + edge + 1], sources=source, error=scene.noise_sigma)
+        assert cut["flux"][0] < 0.96 * galaxy.sum() and cut["flag"][0] & Flag.INCOMPLETE, edge
+
+
 def test_identical_separated_galaxies_get_equal_fluxes(fracnet, galaxy):
     stamp = galaxy[0]
     positions = [(100, 100), (100, 300), (300, 100), (300, 300)]
