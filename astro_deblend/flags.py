@@ -66,8 +66,10 @@ FLAG_DESCRIPTIONS = {
     ),
     Flag.INCOMPLETE: (
         "measure_image: pixels within the source's segment (or 3 px of it) are off the image, masked or "
-        "NaN; they count as zero, so the flux is a lower limit. SepDeblender stamps: the noise map is "
-        "infinite (no information) on pixels of the galaxy's aperture, so its error is unknown"
+        "NaN, or its light still reaches them; they count as zero, so the flux is a lower limit. "
+        "SepDeblender stamps: the noise map is infinite (no information) on pixels of the galaxy's "
+        "aperture, so its error is unknown. Network stamps: more than 1 % of the galaxy's light is in "
+        "such pixels, filled from their neighbours"
     ),
     Flag.CROWDED: (
         "measure_image: it belongs to a group of more than two overlapping sources; in each view every "
