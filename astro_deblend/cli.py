@@ -124,7 +124,7 @@ def _is_image(args):
     from .fitsio import read_fits_stamps
 
     stamps = read_fits_stamps(args.input, hdu=args.hdu)
-    return stamps.was_2d and max(stamps.data.shape[1:]) > _IMAGE_SIDE
+    return len(stamps.data) == 1 and max(stamps.data.shape[1:]) > _IMAGE_SIDE  # (ny, nx) or (1, ny, nx)
 
 
 def _cmd_measure(args):
@@ -148,7 +148,7 @@ def _cmd_measure(args):
     except InputError as exc:
         from .fitsio import read_fits_stamps
 
-        if "stamps; got" not in str(exc) or not read_fits_stamps(args.input, hdu=args.hdu).was_2d:
+        if "stamps; got" not in str(exc) or len(read_fits_stamps(args.input, hdu=args.hdu).data) != 1:
             raise
         raise InputError(f"{exc}. If {args.input} is an image rather than one stamp, add --image to measure "
                          "every source in it") from None

@@ -90,9 +90,18 @@ def _pick_hdu(hdul, hdu):
         fix = f"give hdu= (--hdu) one of {images}" if images else "this file holds no image data"
         raise InputError(f"HDU {hdu!r} ({chosen.name}) {what}, not an image of stamps; {fix}",
                          value=hdu, allowed=images)
-    for h in hdul:
-        if _is_image(h):
-            return h
+    images = [h for h in hdul if _is_image(h)]
+    if images:
+        first = images[0]
+        same = [i for i, h in enumerate(hdul) if _is_image(h) and h is not first and h.name == first.name
+                and first.name not in ("", "PRIMARY")]
+        if same:  # several chips or exposures: only one is measured
+            warnings.warn(
+                f"the file holds {len(same) + 1} image HDUs named {first.name!r}; the first one "
+                f"({hdul.index(first)}) is measured. Give hdu= (--hdu) to measure another, one call each",
+                AstroDeblendWarning, stacklevel=4,
+            )
+        return first
     raise DataFileError(
         "the FITS input holds no image data in any HDU; give a file with a 2-D stamp or a "
         "cube of stamps"
@@ -149,6 +158,23 @@ def _read_hdu(source, hdu):
     return data, header
 
 
+#: Extension names of inverse-variance weight maps in pipeline products (HST drizzle, JWST, SWarp).
+WEIGHT_EXTENSIONS = ("WHT", "WEIGHT", "IVM", "WHTMAP")
+
+
+def weight_hdu(source):
+    """The weight extension of a multi-extension FITS path (``WHT``, ``WEIGHT``, ``IVM``...), else None
+    (its first image HDU is then the weight map)."""
+    if not isinstance(source, str | os.PathLike) or not os.path.isfile(source):
+        return None
+    try:
+        with fits.open(source, memmap=True) as hdul:
+            names = [h.name.upper() for h in hdul]
+    except (OSError, TypeError, ValueError):
+        return None  # the reader says what is wrong with the file
+    return next((n for n in WEIGHT_EXTENSIONS if n in names), None)
+
+
 def read_fits_map(source, name, *, hdu=None):
     """A 2-D map (an error, weight or mask image) from FITS, in its own dtype (integers stay integers).
 
@@ -184,6 +210,8 @@ def read_fits_stamps(source, *, hdu=None):
     """
     data, header = _read_hdu(source, hdu)
     data = data.astype(np.float64)
+    while data.ndim > 3 and data.shape[0] == 1:  # degenerate leading axes (a radio-style (1, 1, ny, nx))
+        data = data[0]
     if data.ndim not in (2, 3):
         raise InputError(
             f"FITS data must be a 2-D stamp or a cube (N, ny, nx); got shape {data.shape}"

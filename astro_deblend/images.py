@@ -163,7 +163,7 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
     scale_from_wcs = pixel_scale is None  # unless the header says PIXSCALE: then the area is its square
     if _is_fits(data):
         read = read_fits_stamps(data, hdu=hdu)
-        if not read.was_2d:
+        if not read.was_2d and len(read.data) > 1:
             raise InputError(
                 f"measure_image takes one 2-D image; the FITS data are a cube of shape "
                 f"{read.data.shape} (measure stamps with measure())",

@@ -197,10 +197,9 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
     # brightness times the pixel's solid angle, image.per_pixel): the errors follow it
     err = None if error is None else error * image.per_pixel
     if weight is not None:
-        try:
-            w = np.asarray(fits.getdata(weight), dtype=np.float64)
-        except (OSError, TypeError, ValueError) as exc:
-            raise DataFileError(f"{weight} is not a readable FITS weight map ({exc})") from exc
+        from .fitsio import read_fits_map, weight_hdu
+
+        w = np.asarray(read_fits_map(weight, "weight map", hdu=weight_hdu(weight)), dtype=np.float64)
         if w.shape != image.shape:
             raise InputError(f"the weight map has shape {w.shape}, the image {image.shape}", value=w.shape)
         negative = int(np.count_nonzero(w < 0))

@@ -102,7 +102,9 @@ class WeightAsError:
     dtype = np.dtype(np.float64)
 
     def __init__(self, weight):
-        self.reader = _Reader(weight, "the weight map")
+        from .fitsio import weight_hdu
+
+        self.reader = _Reader(weight, "the weight map", weight_hdu(weight))
         self.shape = self.reader.shape
 
     def __getitem__(self, key):

@@ -69,6 +69,18 @@ def test_fluxes_in_jansky_get_ab_magnitudes_without_a_zeropoint():
     np.testing.assert_allclose(np.asarray(table["mag"][ok]), 31.4 - 2.5 * np.log10(flux), atol=1e-3)
 
 
+def test_several_chips_in_one_file_are_named(tmp_path):
+    from astro_deblend.exceptions import AstroDeblendWarning
+
+    chips = [fits.ImageHDU(_pairs(1)[0] * k, name="SCI", ver=k) for k in (1, 2)]
+    fits.HDUList([fits.PrimaryHDU(), *chips]).writeto(tmp_path / "flt.fits")
+    with pytest.warns(AstroDeblendWarning, match="2 image HDUs named 'SCI'"):
+        first = read_fits_stamps(tmp_path / "flt.fits")
+    np.testing.assert_allclose(first.data[0], _pairs(1)[0])
+    second = read_fits_stamps(tmp_path / "flt.fits", hdu=2)
+    np.testing.assert_allclose(second.data[0], 2 * _pairs(1)[0])
+
+
 def test_hst_photflam_zeropoint(tmp_path):
     path = _write(tmp_path / "s.fits", _pairs(1)[0], PHOTFLAM=1.9275e-20, PHOTPLAM=15369.176)
     # The WFC3/IR F160W AB zero point is about 25.95.

@@ -333,6 +333,16 @@ def test_the_cli_measures_a_fits_image(tmp_path, galaxy):
     np.testing.assert_allclose(by_tile["mag"], table["mag"], rtol=1e-6)
     assert main(["measure", *tiled[:-1], "--segmentation", str(tmp_path / "seg2.fits"), "--quiet"]) == 2
     assert not (tmp_path / "seg2.fits").exists()
+    # the image as a cube of one plane, (1, 1, ny, nx) as radio software writes them; in a drizzle-like
+    # file whose SCI extension comes first and whose weight map is its WHT extension
+    fits.PrimaryHDU(image[np.newaxis, np.newaxis], header=header).writeto(tmp_path / "cube.fits")
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(image, header=header, name="SCI"),
+                  fits.ImageHDU(np.full(image.shape, NOISE**-2), name="WHT")]).writeto(tmp_path / "drz.fits")
+    for name, weight in (("cube.fits", "weight.fits"), ("drz.fits", "drz.fits")):
+        out = tmp_path / f"from_{name}.ecsv"
+        assert main(["measure", str(tmp_path / name), "--sources", str(tmp_path / "sources.ecsv"), "--weight",
+                     str(tmp_path / weight), "--output", str(out), "--quiet"]) == 0, name
+        np.testing.assert_allclose(Table.read(out)["flux"], table["flux"], rtol=1e-6, err_msg=name)
     # a plain-text catalogue whose name says no format; a file that is no table: one line, rc 2
     (tmp_path / "sources.txt").write_text("id x y\n7 100.0 100.0\n9 210.0 200.0\n")
     (tmp_path / "junk.cat").write_bytes(bytes(range(256)) * 4)
