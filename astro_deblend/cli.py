@@ -162,6 +162,7 @@ _CLI_NAMES = {
     "zeropoint": "--zeropoint",
     "pixel_scale": "a PIXSCALE keyword or a celestial WCS in the FITS header",
     "error=": "--noise-sigma or --weight",
+    "error must": "--noise-sigma",
     "tile_size": "--tile-size",
 }
 

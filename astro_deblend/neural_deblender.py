@@ -183,10 +183,13 @@ class NeuralDeblender(Deblender):
             self._provenance = dict(provenance)
 
     def _set_error_model(self, record):
-        if record.get("error_model"):
-            self.error_model = ErrorModel.from_dict(record["error_model"])
-        if record.get("image_error_model"):
-            self.image_error_model = ErrorModel.from_dict(record["image_error_model"])
+        try:
+            if record.get("error_model"):
+                self.error_model = ErrorModel.from_dict(record["error_model"])
+            if record.get("image_error_model"):
+                self.image_error_model = ErrorModel.from_dict(record["image_error_model"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataFileError(f"the saved network's error model cannot be read: {exc}") from None
 
     def _load_weights(self, path, source, *, sha256=None, record=None):
         """Load a weights file; ``record``: the config.json that describes it, if any (its network is

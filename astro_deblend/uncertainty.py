@@ -114,8 +114,17 @@ class ErrorModel:
         if record.get("name") != cls.name:
             raise ValueError(f"unknown error model {record.get('name')!r}; this version reads {cls.name!r}")
         nu = record.get("nu")
-        return cls(features=tuple(record["features"]), coefficients=tuple(record["coefficients"]),
-                   nu=np.inf if nu is None else float(nu), fitted_on=dict(record.get("fitted_on", {})))
+        features, coefficients = tuple(record["features"]), tuple(float(c) for c in record["coefficients"])
+        nu = np.inf if nu is None else float(nu)
+        if (len(coefficients) != len(features) + 1 or not all(np.isfinite(c) and c >= 0 for c in coefficients)
+                or not nu > 2):
+            raise ValueError(
+                f"the error model record is damaged: {len(coefficients)} coefficients for {len(features)} "
+                f"features (want one more, all >= 0) and nu = {nu} (want > 2); re-fit it "
+                "(benchmarks/calibrate_errors.py)"
+            )
+        return cls(features=features, coefficients=coefficients, nu=nu,
+                   fitted_on=dict(record.get("fitted_on", {})))
 
 
 #: Smallest degrees of freedom fitted: below, the variance of a Student-t is (nearly) infinite and an error

@@ -101,3 +101,11 @@ def test_sep_errors_from_noise_maps_and_gain():
     poisson, _ = sep(gain=gain).measure(stamp, noise_sigma=0.1)
     expected = np.hypot(scalar["flux_err"][0], np.sqrt(scalar["flux"][0] / gain))
     assert poisson["flux_err"][0] == pytest.approx(expected, rel=0.02)
+
+
+def test_a_damaged_error_model_record_is_refused():
+    good = ErrorModel(features=("spread",), coefficients=(0.01, 2.0), nu=5.0).to_dict()
+    assert ErrorModel.from_dict(good).coefficients == (0.01, 2.0)
+    for damage in ({"coefficients": [-1.0, -1.0]}, {"nu": -1.0}, {"coefficients": [0.01]}):
+        with pytest.raises(ValueError, match="damaged"):
+            ErrorModel.from_dict({**good, **damage})
