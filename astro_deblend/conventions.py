@@ -9,6 +9,7 @@
 """
 
 import numpy as np
+from astropy import units as u
 
 __all__ = [
     "ROLES",
@@ -18,6 +19,8 @@ __all__ = [
     "GALAXY_TYPES",
     "PAPER_TYPE_NAMES",
     "normalize_galaxy_type",
+    "ab_zeropoint",
+    "is_spectral_flux_density",
 ]
 
 #: Row order of the two galaxies of every stamp.
@@ -73,3 +76,23 @@ def normalize_galaxy_type(values, *, strict=True):
             name = key
         out.append(name)
     return np.array(out, dtype=str)
+
+
+def ab_zeropoint(unit):
+    """The AB zero point of fluxes in ``unit`` when it is a spectral flux density (nJy, MJy...), else None.
+
+    AB magnitudes are defined by 3631 Jy at magnitude 0, so such data need no zero point from the user.
+    """
+    if unit is None:
+        return None
+    try:
+        return float(-2.5 * np.log10((1.0 * u.Unit(unit)).to_value(u.Jy) / 3631.0))
+    except u.UnitConversionError:
+        return None
+
+
+def is_spectral_flux_density(unit):
+    """True for a spectral flux density (Jy) or one per solid angle (MJy/sr, nJy/arcsec2)."""
+    if unit is None:
+        return False
+    return any((u.Unit(unit) * solid).is_equivalent(u.Jy) for solid in (u.dimensionless_unscaled, u.sr))

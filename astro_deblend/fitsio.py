@@ -257,7 +257,7 @@ def header_metadata(header):
     if "BUNIT" in header:
         unit = _parse_bunit(header["BUNIT"])
     if unit is not None and from_photflam:
-        from .stamps import is_spectral_flux_density
+        from .conventions import is_spectral_flux_density
 
         if is_spectral_flux_density(unit):  # PHOTFLAM's zero point is for count rates; Jy carry their own
             zeropoint = None

@@ -45,12 +45,12 @@ from astropy.wcs import WCS
 from scipy import ndimage
 
 from .catalog import magnitude_columns
+from .conventions import ab_zeropoint
 from .exceptions import InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
 from .stamps import (
     _in_data_unit,
     _scalar,
-    ab_zeropoint,
     estimate_noise_sigma,
     per_pixel_flux,
     prepare_stamps,

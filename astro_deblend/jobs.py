@@ -247,8 +247,8 @@ def _read_sources(sources):
 def _measure_image_tiled(source, *, output, segmentation, sources, weight, name, weights, hdu, zeropoint,
                          error, magnitudes, views, tile_size, overwrite, progress):
     """`measure_image_fits` tile by tile: the image and the weight map are memory-mapped, never read whole."""
+    from .conventions import is_spectral_flux_density
     from .fitsio import header_metadata
-    from .stamps import is_spectral_flux_density
     from .tiles import WeightAsError, _Reader
 
     if segmentation is not None:

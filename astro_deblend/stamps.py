@@ -22,7 +22,7 @@ import numpy as np
 from astropy import units as u
 from scipy import ndimage
 
-from .conventions import MAD_TO_SIGMA
+from .conventions import MAD_TO_SIGMA, ab_zeropoint
 from .exceptions import InputError, InputTypeError
 
 __all__ = ["StampBatch", "prepare_stamps", "estimate_noise_sigma", "validate_stamps", "per_stamp"]
@@ -316,26 +316,6 @@ def per_pixel_flux(unit, pixel_scale, *, pixel_area=None):
         )
     area = (pixel_scale * u.arcsec) ** 2 if pixel_area is None else pixel_area * u.arcsec**2
     return float((1.0 * unit * area).to_value(flux_unit)), flux_unit
-
-
-def ab_zeropoint(unit):
-    """The AB zero point of fluxes in ``unit`` when it is a spectral flux density (nJy, MJy...), else None.
-
-    AB magnitudes are defined by 3631 Jy at magnitude 0, so such data need no zero point from the user.
-    """
-    if unit is None:
-        return None
-    try:
-        return float(-2.5 * np.log10((1.0 * u.Unit(unit)).to_value(u.Jy) / 3631.0))
-    except u.UnitConversionError:
-        return None
-
-
-def is_spectral_flux_density(unit):
-    """True for a spectral flux density (Jy) or one per solid angle (MJy/sr, nJy/arcsec2)."""
-    if unit is None:
-        return False
-    return any((u.Unit(unit) * solid).is_equivalent(u.Jy) for solid in (u.dimensionless_unscaled, u.sr))
 
 
 def _in_data_unit(value, unit, name):

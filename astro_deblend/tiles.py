@@ -236,7 +236,8 @@ def measure_tiled(
                 )
     if pixel_scale is None and wcs is not None:
         pixel_scale = wcs_pixel_scale(wcs)
-    from .stamps import ab_zeropoint, per_pixel_flux
+    from .conventions import ab_zeropoint
+    from .stamps import per_pixel_flux
 
     area = None
     if wcs is not None and (image.header is None or "PIXSCALE" not in image.header) and pixel_given is None:
