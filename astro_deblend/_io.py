@@ -7,6 +7,27 @@ from pathlib import Path
 __all__ = []
 
 
+def make_folders(folder):
+    """Create ``folder`` and its missing parents; return the folders created, innermost first."""
+    folder = Path(os.path.abspath(os.fspath(folder)))
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for made in reversed(missing):
+        made.mkdir(exist_ok=True)
+    return missing
+
+
+def remove_empty(folders):
+    """Remove the folders of `make_folders` again, innermost first; those no longer empty stay."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            continue
+
+
 def atomic_write(path, write, *, overwrite=True):
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then move it onto ``path``.
 
@@ -29,7 +50,7 @@ def atomic_write(path, write, *, overwrite=True):
     path = Path(path)
     if not overwrite and path.exists():
         raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    made = make_folders(path.parent)
     # same folder, hence same file system: os.replace is atomic
     tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
     try:
@@ -38,6 +59,7 @@ def atomic_write(path, write, *, overwrite=True):
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
+        remove_empty(made)
         raise
     return path
 
@@ -90,10 +112,10 @@ def atomic_write_all(writers, *, overwrite=True):
             raise IsADirectoryError(f"{path} is a folder; give a file name for this output")
         if not overwrite and path.exists():
             raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    tmps, backups, placed = [], {}, []
+    tmps, backups, placed, made = [], {}, [], []
     try:
         for path, write in items:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            made += make_folders(path.parent)
             tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
             tmps.append(tmp)
             try:
@@ -115,6 +137,10 @@ def atomic_write_all(writers, *, overwrite=True):
         for path, backup in backups.items():
             os.replace(backup, path)
         backups = {}
+        for tmp in tmps:  # before the folders they sit in
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        remove_empty(sorted(made, key=lambda f: len(f.parts), reverse=True))
         raise
     finally:
         for tmp in tmps:

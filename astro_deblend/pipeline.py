@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._io import atomic_write_text, check_writable
+from ._io import atomic_write_text, check_writable, make_folders, remove_empty
 from .exceptions import InputError
 from .registry import canonical_name, get_deblender
 
@@ -130,8 +130,7 @@ def run(config=None, *, output_dir="astro_deblend_output", overwrite=False, prog
             raise FileExistsError(f"{output_dir} already holds the outputs of a previous run; pass "
                                   "--overwrite or choose another --output folder")
     check_writable(os.path.join(folder, "report.html"))
-    created = not os.path.exists(folder)
-    os.makedirs(folder, exist_ok=True)
+    created = make_folders(folder)  # removed again, when empty, if the run does not complete
     # everything is built in a hidden folder inside the output folder, then the job's own entries are moved
     # in place: an interrupted or failed run leaves nothing, a rerun mixes no old file with the new ones,
     # and nothing else in the folder is touched
@@ -145,8 +144,7 @@ def run(config=None, *, output_dir="astro_deblend_output", overwrite=False, prog
         _put_in_place(work, folder)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
-        if created and not os.listdir(folder):
-            os.rmdir(folder)
+        remove_empty(created)
         raise
     shutil.rmtree(work, ignore_errors=True)
     return os.path.join(output_dir, os.path.basename(report))

@@ -2,6 +2,7 @@
 
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -243,6 +244,8 @@ def test_the_main_job_leaves_all_or_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr("astro_deblend.limits.cramer_rao_bound", interrupted)  # stage 4, after measuring
     with pytest.raises(KeyboardInterrupt):
         run(config, output_dir=tmp_path / "out", **quiet)
+    with pytest.raises(KeyboardInterrupt):  # the parent folders it made go too
+        run(config, output_dir=tmp_path / "new" / "deeper" / "out", **quiet)
     assert list(tmp_path.iterdir()) == []
     monkeypatch.undo()
     two = RunConfig(n_galaxies=16, n_test=4, methods=("sep-auto", "sep-paper"), figures=False)
@@ -273,3 +276,22 @@ def test_the_main_job_leaves_all_or_nothing(tmp_path, monkeypatch):
 def test_the_main_job_refuses_more_blends_than_memory_holds():
     with pytest.raises(InputError, match="GiB in memory"):
         RunConfig(n_test=10**7)
+
+
+def test_an_interrupted_write_leaves_no_folder_it_made(tmp_path):
+    from astro_deblend._io import atomic_write, atomic_write_all
+
+    def broken(tmp):
+        Path(tmp).write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(tmp_path / "a" / "b" / "cat.ecsv", broken)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_all({tmp_path / "c" / "one.txt": lambda tmp: Path(tmp).write_text("1"),
+                          tmp_path / "d" / "e" / "two.txt": broken})
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(tmp_path / "kept" / "new" / "cat.ecsv", broken)
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"] and not any((tmp_path / "kept").iterdir())
