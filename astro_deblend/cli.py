@@ -61,7 +61,9 @@ def _parser():
     m.add_argument("--sources", default=None,
                    help="image: table of sources (.ecsv/.fits; x/y or sky positions) [detect with photutils]")
     m.add_argument("--weight", default=None,
-                   help="image: FITS inverse-variance weight map [estimate the noise]")
+                   help="image: FITS inverse-variance weight map, or a file with a WHT/WEIGHT/IVM extension "
+                   "(drizzle's default WHT is exposure time, not inverse variance: drizzle with "
+                   "final_wht_type='IVM', or give --noise-sigma) [estimate the noise]")
     m.add_argument("--tile-size", type=int, default=None,
                    help="image: measure tile by tile in cores of this many pixels, the image memory-mapped "
                    "(mosaics larger than memory; no --segmentation) [whole image in memory]")
@@ -169,7 +171,8 @@ _CLI_NAMES = {
 
 def _cli_names(message):
     """A note that translates the Python parameter names a message mentions into command-line terms."""
-    found = [f"{name.rstrip('=')} is {cli}" for name, cli in _CLI_NAMES.items() if name in message]
+    found = list(dict.fromkeys(f"{name.split()[0].rstrip('=')} is {cli}" for name, cli in _CLI_NAMES.items()
+                               if name in message))
     return f" (on the command line: {'; '.join(found)})" if found else ""
 
 

@@ -87,7 +87,7 @@ def ab_zeropoint(unit):
         return None
     try:
         return float(-2.5 * np.log10((1.0 * u.Unit(unit)).to_value(u.Jy) / 3631.0))
-    except u.UnitConversionError:
+    except (u.UnitsError, TypeError, ValueError):  # not a flux density (or a magnitude)
         return None
 
 
@@ -95,4 +95,7 @@ def is_spectral_flux_density(unit):
     """True for a spectral flux density (Jy) or one per solid angle (MJy/sr, nJy/arcsec2)."""
     if unit is None:
         return False
-    return any((u.Unit(unit) * solid).is_equivalent(u.Jy) for solid in (u.dimensionless_unscaled, u.sr))
+    try:
+        return any((u.Unit(unit) * solid).is_equivalent(u.Jy) for solid in (u.dimensionless_unscaled, u.sr))
+    except (u.UnitsError, TypeError, ValueError, AttributeError):  # a magnitude or other function unit
+        return False

@@ -256,16 +256,17 @@ def header_metadata(header):
     unit = None
     if "BUNIT" in header:
         unit = _parse_bunit(header["BUNIT"])
+        if unit is None:
+            photflam = " (the PHOTFLAM zero point, for count rates, is used)" if from_photflam else ""
+            warnings.warn(
+                f"header BUNIT={header['BUNIT']!r} is not a unit astropy knows; the fluxes carry no unit"
+                f"{photflam} (fix BUNIT, or pass the data as a Quantity)", AstroDeblendWarning, stacklevel=3,
+            )
     if unit is not None and from_photflam:
         from .conventions import is_spectral_flux_density
 
         if is_spectral_flux_density(unit):  # PHOTFLAM's zero point is for count rates; Jy carry their own
             zeropoint = None
-        if unit is None:
-            warnings.warn(
-                f"header BUNIT={header['BUNIT']!r} is not a unit astropy knows; the fluxes carry no unit "
-                "(fix BUNIT, or pass the data as a Quantity)", AstroDeblendWarning, stacklevel=3,
-            )
     noise = _header_float(header, _NOISE_KEYS)
     return {"pixel_scale": pixel_scale, "zeropoint": zeropoint, "noise_sigma": noise, "unit": unit,
             "pixel_area": pixel_area}
@@ -276,7 +277,7 @@ def header_metadata(header):
 _BUNIT_WORDS = {
     "electrons": "electron", "electron": "electron", "e-": "electron", "e": "electron",
     "counts": "ct", "count": "ct", "cts": "ct", "s": "s", "sec": "s", "second": "s", "seconds": "s",
-    "dn": "adu", "adu": "adu", "adus": "adu",
+    "dn": "DN", "adu": "adu", "adus": "adu",
 }
 
 
@@ -291,13 +292,18 @@ def _parse_bunit(text):
     text = str(text).strip()
     if not text:
         return None
-    for candidate in (re.sub(r"e-(?![0-9])|[A-Za-z]+", spell, text), text):
+    # astropy's own reading first, unless it finds a siemens (an S that pipelines mean as a second); then
+    # the pipeline words, never a letter that belongs to a number (the E of 1E-3)
+    respelled = re.sub(r"(?<![0-9.])(?:e-(?![0-9])|[A-Za-z]+)", spell, text)
+    for candidate in (text, respelled):
         try:
             unit = u.Unit(candidate, parse_strict="silent")
         except (ValueError, TypeError):
             continue
-        if not isinstance(unit, u.UnrecognizedUnit):
-            return unit
+        siemens = candidate == text and "S" in re.findall(r"[A-Za-z]+", text)
+        if isinstance(unit, u.UnrecognizedUnit) or siemens:
+            continue
+        return unit
     return None
 
 

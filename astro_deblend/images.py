@@ -201,7 +201,11 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
             raise InputTypeError(f"mask must be boolean (True = ignore the pixel); got dtype {mask.dtype}")
         bad = bad | mask.astype(bool)
     if arr.dtype.kind == "f":
-        gaps = _zero_filled(image, bad)
+        known = bad  # and the pixels an error map already marks as without information
+        if error is not None and np.ndim(error) == 2 and np.shape(error) == image.shape:
+            with np.errstate(invalid="ignore"):
+                known = bad | ~np.isfinite(np.asarray(getattr(error, "value", error), dtype=np.float64))
+        gaps = _zero_filled(image, known) & ~known
         if gaps.any():
             import warnings
 

@@ -492,6 +492,7 @@ class NeuralDeblender(Deblender):
         flag = np.zeros((n, 2), dtype=np.int32)
         if bad_pixels is not None:
             flag[filled > _MAX_FILLED_FRACTION] |= Flag.INCOMPLETE
+            flag[bad_pixels[:, ny // 2, nx // 2], 0] |= Flag.INCOMPLETE  # the central galaxy's own centre
         total_snr = stack.sum(axis=(1, 2)) / (np.sqrt(ny * nx) * sigma)
         flag[total_snr < _MIN_TOTAL_SNR] |= Flag.OUT_OF_DOMAIN
         flag[self._check_domain(stack.sum(axis=(1, 2)), sigma, batch.pixel_scale, zeropoint=batch.zeropoint,
@@ -728,8 +729,9 @@ def _shared_light(stack, maps):
 _MAX_FILLED_FRACTION = 0.01
 
 
-def _fill_bad_pixels(stack, bad, *, size=5):
-    """Stamps with their bad pixels replaced by the mean of their good neighbours (grown into wide holes).
+def _fill_bad_pixels(stack, bad, *, size=5, steps=2):
+    """Stamps with their bad pixels replaced by the mean of their good neighbours, grown ``steps`` times into
+    wider holes (about ``steps * size // 2`` px); what lies deeper gets the sky's level, zero.
 
     Parameters
     ----------
@@ -738,6 +740,8 @@ def _fill_bad_pixels(stack, bad, *, size=5):
         True on pixels without information.
     size : int
         Side of the box whose good pixels give each filled value.
+    steps : int
+        How many times the filling grows into a hole: further, a galaxy's light would be smeared over it.
     """
     from scipy.ndimage import uniform_filter
 
@@ -745,12 +749,14 @@ def _fill_bad_pixels(stack, bad, *, size=5):
     for i in np.flatnonzero(bad.any(axis=(1, 2))):
         known = (~bad[i]).astype(np.float64)
         values = np.where(known > 0, out[i], 0.0)
-        while known.min() == 0 and known.max() > 0:
+        for _ in range(steps):
+            if known.min() > 0 or known.max() == 0:
+                break
             num, den = uniform_filter(values * known, size), uniform_filter(known, size)
             new = (den > 1e-12) & (known == 0)
             values[new] = num[new] / den[new]
             known[new] = 1.0
-        out[i] = values
+        out[i] = values  # pixels still unknown keep 0: a background-subtracted sky
     return out
 
 

@@ -153,9 +153,13 @@ def unwrap_container(data):
                 f"cannot read the data's {type(data.uncertainty).__name__} as a standard deviation ({exc}); "
                 "give a StdDevUncertainty, VarianceUncertainty or InverseVariance, or pass the noise yourself"
             ) from None
-        error = np.asarray(std.array, np.float64)
-        if std.unit is not None and data.unit is not None and std.unit != data.unit:
-            error = (error * std.unit).to_value(data.unit)
+        try:
+            error = np.asarray(std.array, np.float64)
+            if std.unit is not None and data.unit is not None and std.unit != data.unit:
+                error = (error * std.unit).to_value(data.unit)
+        except (TypeError, ValueError, u.UnitsError) as exc:
+            raise InputTypeError(f"the data's uncertainty is not a number per pixel ({exc}); pass the noise "
+                                 "yourself") from None
         error = np.where(np.isnan(error), np.inf, error)  # no information
     return Unwrapped(pixels, mask if mask is not None and mask.any() else None, data.wcs, error)
 
@@ -398,7 +402,7 @@ class StampBatch:
         if self.noise_sigma is not None:
             if self.noise_sigma.ndim == 1:
                 return self.noise_sigma
-            return np.median(self.noise_sigma.reshape(len(self), -1), axis=1)
+            return _median_per_stamp(self.noise_sigma)  # of the pixels with information
         return self.pixel_scatter()
 
     def pixel_scatter(self):
@@ -439,7 +443,10 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
     if inner.mask is None:  # a masked one goes on to validate_stamps, which says what to do
         data = inner.data
     if noise_sigma is None and inner.error is not None:
-        noise_sigma = inner.error if noise_map else _median_per_stamp(inner.error)
+        if np.ndim(inner.error) < 2:  # one value for all pixels
+            noise_sigma = inner.error
+        else:
+            noise_sigma = inner.error if noise_map else _median_per_stamp(inner.error)
     if pixel_scale is None and inner.wcs is not None and getattr(inner.wcs, "has_celestial", False):
         from astropy.wcs.utils import proj_plane_pixel_area, proj_plane_pixel_scales
 
@@ -473,6 +480,12 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
                                  value=arr.shape)
             if not np.all((arr > 0) | np.isposinf(arr)):
                 raise InputError("a noise map must be positive (inf marks pixels without information)")
+            empty = np.flatnonzero(~np.isfinite(arr).any(axis=(1, 2)))
+            if empty.size:
+                raise InputError(
+                    f"the noise map is infinite (no information) on every pixel of stamp(s) "
+                    f"{empty[:10].tolist()}: nothing can be measured there; leave them out", value=empty,
+                )
             noise = np.ascontiguousarray(arr)
         else:
             where = " (from the FITS header)" if header_noise else ""

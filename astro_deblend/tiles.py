@@ -50,7 +50,10 @@ class _Reader:
                 with fits.open(self.path, memmap=True, do_not_scale_image_data=True) as hdul:
                     self.hdu = hdu if hdu is not None else _first_image(hdul, self.path)
                     chosen = hdul[self.hdu]
-                    self.shape, self.header = tuple(chosen.shape), chosen.header.copy()
+                    shape, self.header = tuple(chosen.shape), chosen.header.copy()
+                # degenerate leading axes, (1, ny, nx) or (1, 1, ny, nx), are read through
+                self.lead = (0,) * max(0, len(shape) - 2) if all(n == 1 for n in shape[:-2]) else ()
+                self.shape = shape[len(self.lead):]
             except (OSError, TypeError, KeyError, IndexError) as exc:
                 raise DataFileError(f"{self.path} is not a readable FITS image ({exc})") from exc
             self.array = None
@@ -80,7 +83,7 @@ class _Reader:
         # raw integers, scaled here: astropy refuses to memory-map BSCALE/BZERO/BLANK images
         with fits.open(self.path, memmap=True, do_not_scale_image_data=True) as hdul:
             chosen = hdul[self.hdu]
-            raw = np.asarray(chosen.section[ys, xs])
+            raw = np.asarray(chosen.section[(*self.lead, ys, xs)])
             header = chosen.header
             part = raw.astype(np.float64)
             if raw.dtype.kind in "iu" and "BLANK" in header:
@@ -120,7 +123,9 @@ class WeightAsError:
 
 def _first_image(hdul, path):
     for i, h in enumerate(hdul):
-        if h.is_image and h.header.get("NAXIS") == 2:  # from the header: the pixels stay on disk
+        naxes = [h.header.get(f"NAXIS{k}", 0) for k in range(1, int(h.header.get("NAXIS", 0)) + 1)]
+        # from the header, so that the pixels stay on disk; (1, ny, nx) and (1, 1, ny, nx) are images too
+        if h.is_image and len(naxes) >= 2 and all(n == 1 for n in naxes[2:]):
             return i
     raise InputError(f"{path} holds no 2-D image HDU")
 
@@ -191,6 +196,9 @@ def measure_tiled(
     inner = unwrap_container(data)  # NDData/CCDData and Masked: their mask, WCS and uncertainty are used
     data = inner.data
     if inner.mask is not None:
+        if isinstance(mask, str | os.PathLike):
+            raise InputError("the data carry a mask of their own and mask= is a file: give the mask in one "
+                             "place (combine them, or pass the data's pixels without their mask)")
         mask = inner.mask if mask is None else (np.asarray(mask, bool) | inner.mask)
     error = inner.error if error is None else error
     if wcs is None and getattr(inner.wcs, "has_celestial", False):

@@ -10,6 +10,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from astro_deblend import NeuralDeblender, SepDeblender
 from astro_deblend.data import BlendConfig, SimulationConfig, make_blends, simulate_galaxies
+from astro_deblend.exceptions import InputError
 from astro_deblend.flags import Flag
 
 WEIGHTS = Path(__file__).parents[1] / "weights"
@@ -107,3 +108,11 @@ def test_pixels_without_information_are_left_out_and_flagged(blends):
     # a map without such pixels changes nothing
     same, _ = deblender.measure(blend, noise_sigma=np.full(blend.shape, sigma), progress=False)
     assert same["flag"].tolist() == clean["flag"].tolist()
+    np.testing.assert_allclose(np.asarray(same["flux"]), before, rtol=1e-6)
+    # most of the stamp without information: its noise is that of the pixels that have some
+    band = np.full(blend.shape, np.inf)
+    band[c - 24 : c + 24] = sigma  # 62 % of the rows are infinite
+    table, _ = deblender.measure(blend, noise_sigma=band, progress=False)
+    assert table["flux"][0] > 0.7 * before[0] and table["flag"][0] & Flag.INCOMPLETE  # not collapsed: flagged
+    with pytest.raises(InputError, match="every pixel"):
+        deblender.measure(blend, noise_sigma=np.full(blend.shape, np.inf), progress=False)

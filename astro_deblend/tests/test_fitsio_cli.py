@@ -53,9 +53,12 @@ def test_read_header_metadata(tmp_path):
     ("ELECTRONS", u.electron),
     ("COUNTS/S", u.ct / u.s),
     ("e-/s", u.electron / u.s),
-    ("DN/s", u.adu / u.s),
+    ("DN/s", u.DN / u.s),
+    ("DN/S", u.DN / u.s),
     ("MJy/sr", u.MJy / u.sr),  # JWST
     ("nJy", u.nJy),
+    ("1E-3 Jy", u.CompositeUnit(1e-3, [u.Jy], [1])),  # a scale in scientific notation: its E is no electron
+    ("1E-17 erg/s/cm2/Angstrom", u.CompositeUnit(1e-17, [u.erg, u.s, u.cm, u.Angstrom], [1, -1, -2, -1])),
 ])
 def test_pipeline_spellings_of_bunit(tmp_path, bunit, unit):
     path = _write(tmp_path / "s.fits", _pairs(1)[0], BUNIT=bunit)
@@ -68,6 +71,14 @@ def test_fluxes_in_jansky_get_ab_magnitudes_without_a_zeropoint():
     ok = ~np.asarray(table["flux"].mask) if hasattr(table["flux"], "mask") else np.ones(len(table), bool)
     flux = np.asarray(u.Quantity(table["flux"][ok]).to_value(u.nJy))
     np.testing.assert_allclose(np.asarray(table["mag"][ok]), 31.4 - 2.5 * np.log10(flux), atol=1e-3)
+
+
+def test_an_unknown_bunit_is_warned_about(tmp_path):
+    from astro_deblend.exceptions import AstroDeblendWarning
+
+    path = _write(tmp_path / "s.fits", _pairs(1)[0], BUNIT="furlongs/fortnight")
+    with pytest.warns(AstroDeblendWarning, match="not a unit astropy knows"):
+        assert read_fits_stamps(path).unit is None
 
 
 def test_several_chips_in_one_file_are_named(tmp_path):

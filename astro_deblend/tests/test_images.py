@@ -437,7 +437,31 @@ def test_zero_filled_chip_gaps_are_masked_and_flagged(fracnet, galaxy):
 
     assert _zero_filled(gap).sum() == 300 * 8
     assert not _zero_filled(_place((300, 300), galaxy[0], [(100, 100)], noise=0)).any()
-    assert not _zero_filled(np.random.default_rng(1).poisson(0.3, (300, 300)) - 0.0).any()
+    counts = np.random.default_rng(1).poisson(0.3, (300, 300)) - 1.0  # integer values, negative ones too
+    assert np.count_nonzero(counts < 0) > 20 and not _zero_filled(counts).any()
+    # a gap that the error map already marks (zero weight) is not warned about again
+    rms = np.full(gap.shape, NOISE)
+    rms[:, 104:112] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AstroDeblendWarning)
+        fracnet.measure_image(gap, sources=sources, error=rms, progress=False)
+
+
+def test_the_tiled_reader_scales_integers_and_blanks_their_blank_value(tmp_path):
+    from astropy.io import fits
+
+    from astro_deblend.tiles import _Reader
+
+    raw = np.arange(-50, 50, dtype=np.int16).reshape(10, 10)
+    hdu = fits.PrimaryHDU(raw)
+    hdu.header["BSCALE"], hdu.header["BZERO"], hdu.header["BLANK"] = 0.5, 10.0, 7
+    fits.HDUList([hdu]).writeto(tmp_path / "scaled.fits")
+    reader = _Reader(tmp_path / "scaled.fits", "data")
+    part = reader.read(slice(5, 7), slice(0, 10))
+    expected = raw[5:7].astype(float) * 0.5 + 10.0
+    expected[raw[5:7] == 7] = np.nan
+    np.testing.assert_array_equal(part, expected)
+    assert reader.dtype_kind == "f"
 
 
 def test_error_and_mask_maps_may_be_fits_files(fracnet, galaxy, tmp_path):
