@@ -11,8 +11,9 @@ sources, members of pairs and of larger groups (`astro_deblend.images.image_erro
 
 Fields are drawn with `astro_deblend.data.scenes.simulate_scene` (CANDELS-like density, 30 % placed
 pairs) from the two held-out samples that no training used (paper-like seed 4, broad seed 12), each
-measured as drawn (depth 27) and with 3 times its noise (S/N down to about 20), split by galaxy: the fit uses fields made only of even-indexed galaxies, the check fields only of odd-indexed
-ones (other galaxies, other positions, other noise). Sources are measured at their true positions (the
+measured as drawn (depth 27) and with 3 times its noise (S/N down to about 20), split by galaxy: the fit
+uses fields made only of even-indexed galaxies, the check fields only of odd-indexed ones (other galaxies,
+other positions, other noise). Sources are measured at their true positions (the
 deblending error, detection aside) and at photutils' detections matched to the truth, in the fit and in
 the check.
 Truth: the true flux of each galaxy in the image. ``--install`` writes the model into the weights' record
