@@ -32,7 +32,8 @@ holds any number of sources. `measure_image` turns the one into the other, in fi
 Flags: bits of `astro_deblend.flags.Flag`; `~astro_deblend.flags.Flag.INCOMPLETE` where the source's segment
 (or 3 px around it) reaches off the image or onto masked pixels, or where the light a network gives it in
 the last `BORDER` pixels before them is more than `MAX_BORDER_LIGHT` of its flux (its profile goes on where
-no pixel measures it); `~astro_deblend.flags.Flag.CROWDED` where
+no pixel measures it); `~astro_deblend.flags.Flag.OUT_OF_DOMAIN` (networks) where the source's
+detection segment has a S/N below `MIN_SEGMENT_SNR`; `~astro_deblend.flags.Flag.CROWDED` where
 more than one other source overlaps it, plus the bits the method sets on the view.
 """
 
@@ -49,6 +50,7 @@ from .conventions import ab_zeropoint
 from .exceptions import InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
 from .stamps import (
+    _fill_bad_pixels,
     _in_data_unit,
     _scalar,
     estimate_noise_sigma,
@@ -229,7 +231,8 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
                 "the error map marks every pixel as without information (NaN, inf, or zero "
                 "weight): nothing to measure"
             )
-    image = np.where(bad, 0.0, image)
+    if bad.any():  # filled from their neighbours (4 px into wide holes, the sky's zero beyond), as stamps are
+        image = _fill_bad_pixels(np.where(bad, 0.0, image)[np.newaxis], bad[np.newaxis])[0]
     zp = _scalar(zeropoint, "zeropoint", source="", limits=(-60.0, 60.0))
     scale = _scalar(pixel_scale, "pixel_scale", source="", positive=True, limits=(1e-6, 3600.0))
     wcs = check_wcs(wcs)
@@ -799,19 +802,35 @@ def _from_positions(ids, x, y, image, how):
     from photutils.segmentation import detect_sources
 
     ids, x, y, on = _check_ids_positions(ids, x, y, image)
-    threshold = 1.5 * (image.error if np.ndim(image.error) == 0 else image.error)
+    error = image.error
+    if np.ndim(error) == 2 and not np.isfinite(error).all():  # the bad pixels' own level: their neighbours'
+        error = np.where(np.isfinite(error), error, np.median(error[np.isfinite(error)]))
+    threshold = 1.5 * error
     import warnings
 
     from photutils.utils.exceptions import NoDetectionsWarning
 
     with warnings.catch_warnings():  # no footprint at all is fine: the positions were given
         warnings.simplefilter("ignore", NoDetectionsWarning)
-        found = detect_sources(ndimage.gaussian_filter(image.data, 1.0), threshold, 5, mask=image.bad)
+        # bad pixels hold their neighbours' values (prepare_image): a masked line does not cut a galaxy's
+        # footprint in two, whose far part would otherwise go to no source
+        found = detect_sources(ndimage.gaussian_filter(image.data, 1.0), threshold, 5)
     foot = np.zeros(image.shape, np.int64) if found is None else np.asarray(found.data, np.int64)
     segm = np.zeros(image.shape, np.int64)
     ix = np.clip(np.round(x).astype(np.int64), 0, image.shape[1] - 1)
     iy = np.clip(np.round(y).astype(np.int64), 0, image.shape[0] - 1)
     owner = np.where(on, foot[iy, ix], 0)
+    # a position on a masked or undetected pixel (a saturated core, a cosmic ray on the nucleus): the
+    # footprint nearest to it, within a few pixels
+    reach = 3
+    for k in np.flatnonzero(on & (owner == 0)):
+        ys = slice(max(0, iy[k] - reach), iy[k] + reach + 1)
+        xs = slice(max(0, ix[k] - reach), ix[k] + reach + 1)
+        window = foot[ys, xs]
+        if window.any():
+            wy, wx = np.nonzero(window)
+            d2 = (wy + ys.start - y[k]) ** 2 + (wx + xs.start - x[k]) ** 2
+            owner[k] = window[wy[np.argmin(d2)], wx[np.argmin(d2)]]
     extra = ids.size
     for label, sl in enumerate(ndimage.find_objects(foot), start=1):
         if sl is None:
@@ -1086,6 +1105,14 @@ def measure_image(
                                                                              size, model)
             flag[off] |= Flag.AMBIGUOUS
             flag[cut] |= Flag.INCOMPLETE
+            faint = (_segment_snr(image, src) < MIN_SEGMENT_SNR) & src.on_image
+            flag[faint] |= Flag.OUT_OF_DOMAIN
+            if faint.any():
+                warnings.warn(
+                    f"{int(faint.sum())} of {n} sources have a S/N below {MIN_SEGMENT_SNR:g} in their "
+                    "detection segment, fainter than the galaxies the network learnt from: it takes noise "
+                    "peaks for their light (up to +200 %); flag 8 set", OutOfDomainWarning, stacklevel=3,
+                )
             calibrated = getattr(deblender, "image_error_model", None)
             if calibrated is not None:  # fitted on whole simulated fields (benchmarks/calibrate_errors.py)
                 flux_err = calibrated.sigma(flux, noise_err,
@@ -1218,6 +1245,24 @@ def _shared_fluxes(image, src, views, found, on, size, model):
     return flux, noise_err, rel_blend, ids_image, off, cut
 
 
+#: Sources whose detection segment has a lower S/N (its pixels' sum over the noise of that sum) get flag 8
+#: from the networks: the galaxies they learnt from are all brighter, and fainter ones come out biased high.
+MIN_SEGMENT_SNR = 25.0
+
+
+def _segment_snr(image, src):
+    """S/N of each source's own pixels in the segmentation: their sum over the noise of that sum."""
+    n = src.id.size
+    labels = np.arange(1, n + 1)
+    err = image.error if np.ndim(image.error) == 2 else np.full(image.shape, float(image.error))
+    var = np.where(np.isfinite(err), err, 0.0) ** 2
+    total = np.asarray(ndimage.sum_labels(image.data, src.segm, labels), float)
+    noise = np.sqrt(np.asarray(ndimage.sum_labels(var, src.segm, labels), float))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        snr = np.where(noise > 0, total / noise, 0.0)  # no segment: below the detection threshold
+    return snr
+
+
 #: A source that still gets more than this fraction of its flux in the `BORDER` pixels next to the image
 #: edge or to masked pixels gets flag 32: its light runs on where no pixel measures it.
 MAX_BORDER_LIGHT = 0.005
@@ -1236,13 +1281,15 @@ def _border(image):
 
 
 #: Names of the features of a whole-image error model (`image_error_features`).
-IMAGE_ERROR_FEATURES = ("view_blend_isolated", "view_blend_pair", "view_blend_crowded", "noise_over_flux")
+IMAGE_ERROR_FEATURES = ("view_blend_isolated", "view_blend_pair", "view_blend_crowded",
+                        "noise_over_flux_squared")
 
 
 def image_error_features(rel_blend, group_size, noise_err, flux):
     """Features of a whole-image error model: the views' own deblending term (a fraction of the flux, from
     the stamp error model), apart for isolated sources, members of pairs and of larger groups; and the
-    pixel-noise term as a fraction of the flux (the shares themselves are noisier at low S/N)."""
+    square of the pixel-noise term over the flux (the shares move with the noise, and more so as the S/N
+    falls: a term that vanishes fast for bright sources)."""
     rel = np.nan_to_num(np.asarray(rel_blend, np.float64))
     size = np.asarray(group_size)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -1251,7 +1298,7 @@ def image_error_features(rel_blend, group_size, noise_err, flux):
         "view_blend_isolated": np.where(size <= 1, rel, 0.0),
         "view_blend_pair": np.where(size == 2, rel, 0.0),
         "view_blend_crowded": np.where(size > 2, rel, 0.0),
-        "noise_over_flux": noise_rel,
+        "noise_over_flux_squared": noise_rel**2,
     }
 
 

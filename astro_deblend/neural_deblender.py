@@ -445,14 +445,12 @@ class NeuralDeblender(Deblender):
                 stacklevel=4,
             )
         noise = batch.noise_per_stamp()  # given, or the one estimator of astro_deblend.stamps
-        # pixels without information (an infinite noise in the map): the network needs every pixel, so they
-        # are filled from their neighbours, and the galaxies whose light they carry are flagged below
+        # pixels without information (an infinite noise in the map) were filled from their neighbours
+        # (astro_deblend.stamps.prepare_stamps): the galaxies whose light they carry are flagged below
         bad_pixels = None
         if batch.noise_sigma is not None and batch.noise_sigma.ndim == 3:
             bad_pixels = ~np.isfinite(batch.noise_sigma)
-            if bad_pixels.any():
-                stack = _fill_bad_pixels(stack, bad_pixels)
-            else:
+            if not bad_pixels.any():
                 bad_pixels = None
 
         flux = np.empty((n, 2))
@@ -512,6 +510,8 @@ class NeuralDeblender(Deblender):
                     "contamination": overlap * np.where(np.isfinite(ratio), ratio, 100.0)}
         if self.error_model is not None and np.isfinite(noise_term).all():
             flux_err = self.error_model.sigma(flux, noise_term, features)
+            # the light in filled pixels is a guess: all of it is uncertain
+            flux_err = np.sqrt(flux_err**2 + (filled * np.abs(flux)) ** 2)
             how = (f"pixel noise through the shares (+) calibrated deblending term ({self.error_model.name}, "
                    f"features {list(self.error_model.features)}); see astro_deblend.uncertainty")
         else:
@@ -727,37 +727,6 @@ def _shared_light(stack, maps):
 
 #: A galaxy with more than this fraction of its light in filled pixels (an infinite noise) gets flag 32.
 _MAX_FILLED_FRACTION = 0.01
-
-
-def _fill_bad_pixels(stack, bad, *, size=5, steps=2):
-    """Stamps with their bad pixels replaced by the mean of their good neighbours, grown ``steps`` times into
-    wider holes (about ``steps * size // 2`` px); what lies deeper gets the sky's level, zero.
-
-    Parameters
-    ----------
-    stack : `numpy.ndarray`, shape (N, ny, nx)
-    bad : `numpy.ndarray` of bool, same shape
-        True on pixels without information.
-    size : int
-        Side of the box whose good pixels give each filled value.
-    steps : int
-        How many times the filling grows into a hole: further, a galaxy's light would be smeared over it.
-    """
-    from scipy.ndimage import uniform_filter
-
-    out = np.array(stack, dtype=np.float64, copy=True)
-    for i in np.flatnonzero(bad.any(axis=(1, 2))):
-        known = (~bad[i]).astype(np.float64)
-        values = np.where(known > 0, out[i], 0.0)
-        for _ in range(steps):
-            if known.min() > 0 or known.max() == 0:
-                break
-            num, den = uniform_filter(values * known, size), uniform_filter(known, size)
-            new = (den > 1e-12) & (known == 0)
-            values[new] = num[new] / den[new]
-            known[new] = 1.0
-        out[i] = values  # pixels still unknown keep 0: a background-subtracted sky
-    return out
 
 
 def _filled_light(part, part_maps, bad, flux):

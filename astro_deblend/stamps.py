@@ -458,6 +458,10 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
             data, zeropoint=zeropoint, noise_sigma=noise_sigma, pixel_scale=pixel_scale, hdu=hdu
         )
         header_zp, header_noise, header_scale = (g is None for g in given)
+    holes = None  # pixels without information (True), for the methods that take noise maps
+    if noise_map:
+        data, holes = _split_holes(data if inner.mask is None else inner.data,
+                                   inner.mask if inner.mask is not None else None, noise_sigma)
     stack, unit, was_2d = validate_stamps(data)
     n, ny, nx = stack.shape
     zp = _scalar(zeropoint, "zeropoint", source=" (from the FITS header)" if header_zp else "",
@@ -478,6 +482,7 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
             if arr.shape != stack.shape:
                 raise InputError(f"a noise map must have the stamps' shape {stack.shape}; got {arr.shape}",
                                  value=arr.shape)
+            arr = np.where(np.isnan(arr), np.inf, arr)  # NaN: no information, as in error maps of images
             if not np.all((arr > 0) | np.isposinf(arr)):
                 raise InputError("a noise map must be positive (inf marks pixels without information)")
             empty = np.flatnonzero(~np.isfinite(arr).any(axis=(1, 2)))
@@ -490,6 +495,17 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
         else:
             where = " (from the FITS header)" if header_noise else ""
             noise = per_stamp(value, n, "noise_sigma" + where)
+    if holes is not None and holes.any():  # masked pixels: an infinite noise there
+        holes = holes.reshape(stack.shape)
+        if holes.all(axis=(1, 2)).any():
+            raise InputError("a stamp is masked on every pixel: nothing can be measured there; leave it out")
+        if noise is None:  # from the pixels with information
+            noise = np.array([estimate_noise_sigma(stack[i][~holes[i]].reshape(1, -1, 1))[0]
+                              for i in range(n)])
+        noise = np.where(holes, np.inf, noise[:, None, None] if noise.ndim == 1 else noise)
+    if noise is not None and noise.ndim == 3 and not np.isfinite(noise).all():
+        # pixels without information: every method and check sees their neighbours' values there
+        stack = _fill_bad_pixels(stack, ~np.isfinite(noise))
     factor, flux_unit = per_pixel_flux(unit, scale, pixel_area=pixel_area)
     if flux_unit != unit:  # a surface brightness: every pixel as its flux, the zero point to match
         stack = stack * factor
@@ -499,6 +515,62 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
     zp = ab_zeropoint(unit) if zp is None else zp
     return StampBatch(data=stack, unit=unit, was_2d=was_2d, noise_sigma=noise, zeropoint=zp,
                       pixel_scale=scale)
+
+
+def _split_holes(data, mask, noise_sigma):
+    """``(data, holes)``: the pixels of a masked input (numpy masked array, or the mask of an astropy
+    container) and those that are NaN where a noise map is infinite or NaN, set to 0 for the checks that
+    follow (they are filled later); ``holes`` is None when there are none."""
+    holes = None if mask is None else np.asarray(mask, bool)
+    if np.ma.isMaskedArray(data):
+        m = np.ma.getmaskarray(data)
+        holes = m if holes is None else (holes | m)
+        data = np.ma.getdata(data)
+    values = data.value if isinstance(data, u.Quantity) else data
+    if noise_sigma is not None and np.ndim(noise_sigma) >= 2 and not isinstance(values, str | bytes):
+        try:
+            arr = np.asarray(values, dtype=np.float64)
+            no_info = ~np.isfinite(np.asarray(getattr(noise_sigma, "value", noise_sigma), np.float64))
+        except (TypeError, ValueError):
+            return data, holes
+        if no_info.shape == arr.shape and np.any(np.isnan(arr) & no_info):
+            holes = no_info if holes is None else (holes | no_info)
+    if holes is None or not holes.any():
+        return data, None
+    arr = np.array(np.asarray(values, dtype=np.float64))
+    if holes.shape != arr.shape:
+        raise InputError(f"the mask has shape {holes.shape}, the stamps {arr.shape}", value=holes.shape)
+    arr[holes] = 0.0  # filled from their neighbours once the noise is known
+    return (arr * data.unit if isinstance(data, u.Quantity) else arr), holes
+
+
+def _fill_bad_pixels(stack, bad, *, size=5, steps=2):
+    """Stamps with their bad pixels replaced by the mean of their good neighbours, grown ``steps`` times into
+    wider holes (about ``steps * size // 2`` px); what lies deeper gets the sky's level, zero.
+
+    Parameters
+    ----------
+    stack : `numpy.ndarray`, shape (N, ny, nx)
+    bad : `numpy.ndarray` of bool, same shape
+        True on pixels without information.
+    size : int
+        Side of the box whose good pixels give each filled value.
+    steps : int
+        How many times the filling grows into a hole: further, a galaxy's light would be smeared over it.
+    """
+    out = np.array(stack, dtype=np.float64, copy=True)
+    for i in np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1)):
+        known = (~bad[i]).astype(np.float64)
+        values = np.where(known > 0, out[i], 0.0)
+        for _ in range(steps):
+            if known.min() > 0 or known.max() == 0:
+                break
+            num, den = ndimage.uniform_filter(values * known, size), ndimage.uniform_filter(known, size)
+            new = (den > 1e-12) & (known == 0)
+            values[new] = num[new] / den[new]
+            known[new] = 1.0
+        out[i] = values  # pixels still unknown keep 0: a background-subtracted sky
+    return out
 
 
 def _median_per_stamp(noise_map):

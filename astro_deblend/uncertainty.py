@@ -189,7 +189,7 @@ def fit_error_model(flux, flux_true, noise, features, *, nu=None, fitted_on=None
     for level in (0.005, 0.02, 0.08):
         start = np.concatenate([np.log(np.r_[level, level / typical]), [np.log(2.0)] if nu is None else []])
         result = optimize.minimize(nll, start, method="L-BFGS-B",
-                                   bounds=[(-30, 5)] * (1 + len(names)) + ([(-5, 6)] if nu is None else []))
+                                   bounds=[(-30, 12)] * (1 + len(names)) + ([(-5, 6)] if nu is None else []))
         if best is None or result.fun < best.fun:
             best = result
     result = best

@@ -82,6 +82,18 @@ def test_light_lost_beyond_the_edge_is_flagged(fracnet):
         assert cut["flux"][0] < 0.96 * galaxy.sum() and cut["flag"][0] & Flag.INCOMPLETE, edge
 
 
+def test_sources_fainter_than_the_training_galaxies_are_flagged(fracnet, galaxy):
+    """Below a segment S/N of 25 the network takes noise peaks for light: flag 8, and a warning."""
+    from astro_deblend.exceptions import OutOfDomainWarning
+
+    stamp = galaxy[0]
+    image = _place((300, 300), stamp, [(80, 80)]) + _place((300, 300), 0.003 * stamp, [(200, 210)], noise=0)
+    sources = Table({"id": [1, 2], "x": [80.0, 210.0], "y": [80.0, 200.0]})
+    with pytest.warns(OutOfDomainWarning, match="S/N below 25"):
+        table, _ = fracnet.measure_image(image, sources=sources, error=NOISE, progress=False)
+    assert not table["flag"][0] & Flag.OUT_OF_DOMAIN and table["flag"][1] & Flag.OUT_OF_DOMAIN
+
+
 def test_identical_separated_galaxies_get_equal_fluxes(fracnet, galaxy):
     stamp = galaxy[0]
     positions = [(100, 100), (100, 300), (300, 100), (300, 300)]
@@ -408,10 +420,13 @@ def test_astropy_containers_keep_their_mask_unit_wcs_and_uncertainty(fracnet, ga
         np.testing.assert_allclose(table["flux"].value, expected["flux"].value, rtol=1e-5, err_msg=name)
         assert table["flag"].tolist() == expected["flag"].tolist(), name
         assert "sky_centroid" in table.colnames, name
-    # stamps: a masked container is refused as a masked array is; a unit is carried
-    stamp = image[36:164, 36:164]
-    with pytest.raises(InputError, match="masked"):
-        fracnet.measure(Masked(stamp, mask=bad[36:164, 36:164]), noise_sigma=NOISE, progress=False)
+    # stamps: a masked container's mask is an infinite noise there (as a numpy masked array's); a unit is
+    # carried
+    stamp, hits = hit[36:164, 36:164], bad[36:164, 36:164]
+    masked, _ = fracnet.measure(Masked(stamp, mask=hits), noise_sigma=NOISE, progress=False)
+    as_map, _ = fracnet.measure(stamp, noise_sigma=np.where(hits, np.inf, NOISE), progress=False)
+    np.testing.assert_allclose(np.asarray(masked["flux"]), np.asarray(as_map["flux"]), rtol=1e-6)
+    assert masked["flag"].tolist() == as_map["flag"].tolist() and masked["flag"][0] & Flag.INCOMPLETE
     table, _ = fracnet.measure(CCDData(stamp, unit=rate), noise_sigma=NOISE, progress=False)
     assert table["flux"].unit == rate
 
