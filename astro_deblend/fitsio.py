@@ -162,17 +162,21 @@ def _read_hdu(source, hdu):
 WEIGHT_EXTENSIONS = ("WHT", "WEIGHT", "IVM", "WHTMAP")
 
 
-def weight_hdu(source):
-    """The weight extension of a multi-extension FITS path (``WHT``, ``WEIGHT``, ``IVM``...), else None
-    (its first image HDU is then the weight map)."""
+#: Extension names of rms maps in pipeline products (JWST and HST ERR).
+ERROR_EXTENSIONS = ("ERR", "RMS", "SIGMA")
+
+
+def weight_hdu(source, names=WEIGHT_EXTENSIONS):
+    """The extension of a multi-extension FITS path named as one of ``names`` (by default the weight maps'
+    ``WHT``, ``WEIGHT``, ``IVM``...), else None (its first image HDU is then the map)."""
     if not isinstance(source, str | os.PathLike) or not os.path.isfile(source):
         return None
     try:
         with fits.open(source, memmap=True) as hdul:
-            names = [h.name.upper() for h in hdul]
+            present = [h.name.upper() for h in hdul]
     except (OSError, TypeError, ValueError):
         return None  # the reader says what is wrong with the file
-    return next((n for n in WEIGHT_EXTENSIONS if n in names), None)
+    return next((n for n in names if n in present), None)
 
 
 def read_fits_map(source, name, *, hdu=None):

@@ -216,7 +216,8 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
             warnings.warn(
                 f"{int(gaps.sum())} pixels of the image lie in 3 x 3 patches of exact zeros, which no sky "
                 "with noise has (unfilled chip gaps or coverage edges?): they are masked, and sources that "
-                "reach them get flag 32 (INCOMPLETE). Give mask= (True on bad pixels) to say which are bad",
+                "reach them get flag 32 (INCOMPLETE). Say which pixels are bad with mask= (True on them) or "
+                "a zero weight",
                 AstroDeblendWarning, stacklevel=4,
             )
             bad = bad | gaps
@@ -342,7 +343,7 @@ def _fits_map(value, name):
     """A map given as a FITS path, HDUList or HDU, read; anything else as it is."""
     import os
 
-    from .fitsio import read_fits_map
+    from .fitsio import ERROR_EXTENSIONS, read_fits_map, weight_hdu
     from .stamps import _is_fits
 
     if isinstance(value, str | os.PathLike) and not os.path.isfile(value):
@@ -350,7 +351,10 @@ def _fits_map(value, name):
             f"{name}={value!r} is a string but no such file exists: give {name} as a number, an array or the "
             "path of a FITS image"
         )
-    return read_fits_map(value, name) if _is_fits(value) else value
+    if not _is_fits(value):
+        return value
+    hdu = weight_hdu(value, ERROR_EXTENSIONS) if name == "error" else None  # a product's ERR extension
+    return read_fits_map(value, name, hdu=hdu)
 
 
 def _prepare_error(error, image, bad, unit):
@@ -647,6 +651,16 @@ def _pixel_column(table, name):
 
 
 def _table_positions(table, wcs):
+    # a SExtractor catalogue: NUMBER, X_IMAGE/Y_IMAGE in FITS pixels (1-based), ALPHA_J2000/DELTA_J2000
+    sextractor = {"NUMBER": "id", "ALPHA_J2000": "ra", "DELTA_J2000": "dec"}
+    if "X_IMAGE" in table.colnames and "Y_IMAGE" in table.colnames and "x" not in table.colnames:
+        table = table.copy(copy_data=False)
+        table["x"] = np.asarray(table["X_IMAGE"], float) - 1.0
+        table["y"] = np.asarray(table["Y_IMAGE"], float) - 1.0
+    found = {c: v for c, v in sextractor.items() if c in table.colnames and v not in table.colnames}
+    if found:
+        table = table.copy(copy_data=False)
+        table.rename_columns(list(found), list(found.values()))
     # catalogues often spell the columns in capitals (RA, DEC, X, Y, ID): read them as the lower-case names
     upper = {c: c.lower() for c in table.colnames
              if c.lower() in _POSITION_COLUMNS and c != c.lower() and c.lower() not in table.colnames}

@@ -188,9 +188,14 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
                                     weight=weight, name=name, weights=weights, hdu=hdu, zeropoint=zeropoint,
                                     error=error, magnitudes=magnitudes, views=views, tile_size=tile_size,
                                     overwrite=overwrite, progress=progress)
+    import warnings
+
+    from .exceptions import AstroDeblendWarning
     from .images import prepare_image
 
-    image = prepare_image(source, hdu=hdu, zeropoint=zeropoint)
+    with warnings.catch_warnings():  # the measurement below, with the weight map, says what is to be said
+        warnings.simplefilter("ignore", AstroDeblendWarning)
+        image = prepare_image(source, hdu=hdu, zeropoint=zeropoint)
     _check_magnitudes(magnitudes, image.zeropoint)
     deblender = _build(name, weights, views)
     # the weight map and the error are in the file's units; image.data is each pixel's flux (a surface

@@ -148,7 +148,7 @@ def unwrap_container(data):
         try:
             with np.errstate(divide="ignore", invalid="ignore"):  # an inverse variance of 0: an infinite rms
                 std = data.uncertainty.represent_as(StdDevUncertainty)
-        except (TypeError, ValueError, NotImplementedError, u.UnitsError) as exc:
+        except (TypeError, ValueError, NotImplementedError, ZeroDivisionError, u.UnitsError) as exc:
             raise InputTypeError(
                 f"cannot read the data's {type(data.uncertainty).__name__} as a standard deviation ({exc}); "
                 "give a StdDevUncertainty, VarianceUncertainty or InverseVariance, or pass the noise yourself"

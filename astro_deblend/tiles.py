@@ -110,6 +110,10 @@ class WeightAsError:
         self.reader = _Reader(weight, "the weight map", weight_hdu(weight))
         self.shape = self.reader.shape
 
+    def __array__(self, dtype=None, copy=None):  # the whole map, for an in-memory run
+        whole = self[slice(0, self.shape[0]), slice(0, self.shape[1])]
+        return whole if dtype is None else whole.astype(dtype)
+
     def __getitem__(self, key):
         w = self.reader.read(*key)
         if np.any(w < 0):
@@ -257,7 +261,9 @@ def measure_tiled(
     if zeropoint is None and ab_zeropoint(flux_unit) is not None:  # Jy-like: the unit gives the AB zero point
         zeropoint = ab_zeropoint(flux_unit) - 2.5 * np.log10(factor)  # of the pixel values the cutouts hold
     if isinstance(error, str | os.PathLike) or np.ndim(error) == 2:  # np.ndim reads .ndim: WeightAsError
-        err = _Reader(error, "error")  # a map, read per cutout
+        from .fitsio import ERROR_EXTENSIONS, weight_hdu
+
+        err = _Reader(error, "error", weight_hdu(error, ERROR_EXTENSIONS))  # a map, read per cutout
     else:
         err = error  # None or one value
     bad = None if mask is None else _Reader(mask, "mask")
@@ -362,6 +368,8 @@ def measure_tiled(
         for name in ("flux", "flux_err", "flux_err_noise"):  # summed pixels; a surface brightness: x area
             table[name] = table[name] * factor
             table[name].unit = flux_unit
+        if "zeropoint_AB" in table.meta:  # the cutouts' zero point was their pixel sums': now the fluxes'
+            table.meta["zeropoint_AB"] = float(table.meta["zeropoint_AB"]) + 2.5 * np.log10(factor)
     if wcs is not None:
         table["sky_centroid"] = wcs.celestial.pixel_to_world(np.asarray(table["x"]), np.asarray(table["y"]))
     table.meta.update(

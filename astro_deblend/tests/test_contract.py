@@ -37,7 +37,7 @@ BAD_INPUTS = [
     ("nan pixel", lambda d: np.where(np.arange(d.size).reshape(d.shape) == 5, np.nan, d), {}, InputError),
     ("1-D data", lambda d: d[0, 0], {}, InputError),
     ("complex data", lambda d: d + 1j, {}, InputError),
-    ("masked pixels", lambda d: np.ma.masked_greater(d, 0.5), {}, InputError),
+    ("every pixel masked", lambda d: np.ma.masked_all(d.shape), {}, InputError),
     ("boolean mask", lambda d: d > 0, {}, InputTypeError),
     ("missing file", lambda d: "no-such-cube.fits", {}, FileNotFoundError),
     ("data in metres", lambda d: d * u.m, {}, InputError),
@@ -58,6 +58,18 @@ def test_same_typed_error_for_the_same_bad_input(deblender, pairs, case):
     _, spoil, kwargs, error = case
     with pytest.raises(error):
         measure(deblender, spoil(pairs["blend"]), pairs, **kwargs)
+
+
+def test_masked_pixels_are_pixels_without_information(deblender, pairs):
+    """A masked array: every method measures it as with an infinite noise on its masked pixels."""
+    data = np.asarray(pairs["blend"])
+    core = np.zeros(data.shape, bool)
+    core[:, 62:67, 62:67] = True  # the central galaxies' cores
+    masked = measure(deblender, np.ma.array(data, mask=core), pairs, noise_sigma=NOISE)[0]
+    as_map = measure(deblender, data, pairs, noise_sigma=np.where(core, np.inf, NOISE))[0]
+    np.testing.assert_array_equal(np.ma.filled(masked["flux"].value, np.nan),
+                                  np.ma.filled(as_map["flux"].value, np.nan))
+    assert masked["flag"].tolist() == as_map["flag"].tolist()
 
 
 def test_errors_are_also_standard_exceptions():

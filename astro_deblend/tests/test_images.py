@@ -355,6 +355,15 @@ def test_the_cli_measures_a_fits_image(tmp_path, galaxy):
         assert main(["measure", str(tmp_path / name), "--sources", str(tmp_path / "sources.ecsv"), "--weight",
                      str(tmp_path / weight), "--output", str(out), "--quiet"]) == 0, name
         np.testing.assert_allclose(Table.read(out)["flux"], table["flux"], rtol=1e-6, err_msg=name)
+    # a SExtractor ASCII_HEAD catalogue (FITS pixels, 1-based)
+    (tmp_path / "sex.cat").write_text("#   1 NUMBER   Running object number\n#   2 X_IMAGE   Object position "
+                                      "along x [pixel]\n#   3 Y_IMAGE   Object position along y [pixel]\n"
+                                      "7 101.0 101.0\n9 211.0 201.0\n")
+    out = tmp_path / "from_sex.ecsv"
+    assert main(["measure", str(tmp_path / "image.fits"), "--sources", str(tmp_path / "sex.cat"), "--weight",
+                 str(tmp_path / "weight.fits"), "--output", str(out), "--quiet"]) == 0
+    np.testing.assert_allclose(Table.read(out)["flux"], table["flux"], rtol=1e-6)
+    assert Table.read(out)["id"].tolist() == [7, 9]
     # a plain-text catalogue whose name says no format; a file that is no table: one line, rc 2
     (tmp_path / "sources.txt").write_text("id x y\n7 100.0 100.0\n9 210.0 200.0\n")
     (tmp_path / "junk.cat").write_bytes(bytes(range(256)) * 4)
@@ -497,6 +506,15 @@ def test_error_and_mask_maps_may_be_fits_files(fracnet, galaxy, tmp_path):
         np.testing.assert_allclose(from_files["flux"], in_memory["flux"], rtol=1e-5)
         assert from_files["flag"].tolist() == in_memory["flag"].tolist()
     assert not np.any(np.asarray(segm.data)[:, 280:])
+    # a product's ERR extension is its error map; a weight map read as errors works in memory too
+    from astro_deblend.tiles import WeightAsError
+
+    weight = fits.ImageHDU(np.where(mask > 0, 0.0, NOISE**-2), name="WHT")
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(image, name="SCI"), fits.ImageHDU(rms, name="ERR"),
+                  weight]).writeto(tmp_path / "prod.fits")
+    for error in (tmp_path / "prod.fits", WeightAsError(tmp_path / "prod.fits")):
+        table, _ = _measure(fracnet, image, sources=sources, error=error, mask=mask.astype(bool))
+        np.testing.assert_allclose(table["flux"], in_memory["flux"], rtol=1e-5)
 
 
 def test_a_tiled_run_gives_the_in_memory_catalogue(fracnet, galaxy, tmp_path):
