@@ -463,6 +463,8 @@ def test_zero_filled_chip_gaps_are_masked_and_flagged(fracnet, galaxy):
     assert not _zero_filled(_place((300, 300), galaxy[0], [(100, 100)], noise=0)).any()
     counts = np.random.default_rng(1).poisson(0.3, (300, 300)) - 1.0  # integer values, negative ones too
     assert np.count_nonzero(counts < 0) > 20 and not _zero_filled(counts).any()
+    # an image quantised in steps of 1.5 sigma (lossy compression) has zeros everywhere, not gaps
+    assert not _zero_filled(np.round(image / (1.5 * NOISE)) * 1.5 * NOISE).any()
     # a gap that the error map already marks (zero weight) is not warned about again
     rms = np.full(gap.shape, NOISE)
     rms[:, 104:112] = np.inf
