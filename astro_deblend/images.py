@@ -372,6 +372,8 @@ def _prepare_error(error, image, bad, unit):
         return sigma, False
     if isinstance(error, str | bytes | bool):
         raise InputTypeError(f"error must be a number or an array of numbers; got {error!r}")
+    if np.ma.isMaskedArray(error):  # its masked pixels are pixels without information
+        error = np.where(np.ma.getmaskarray(error), np.inf, np.ma.getdata(error))
     value = _in_data_unit(error, unit, "error")
     try:
         err = np.asarray(value, dtype=np.float64)

@@ -161,6 +161,10 @@ def unwrap_container(data):
             raise InputTypeError(f"the data's uncertainty is not a number per pixel ({exc}); pass the noise "
                                  "yourself") from None
         error = np.where(np.isnan(error), np.inf, error)  # no information
+        raw = np.asarray(data.uncertainty.array, dtype=np.float64)
+        if np.any(raw < 0) or np.any(error <= 0):  # (represent_as squares a standard deviation's sign away)
+            raise InputError("the data's uncertainty must be positive where it is finite (a standard "
+                             "deviation, a variance or an inverse variance); check it, or give the noise")
     return Unwrapped(pixels, mask if mask is not None and mask.any() else None, data.wcs, error)
 
 

@@ -126,6 +126,16 @@ class WeightAsError:
 
 
 def _first_image(hdul, path):
+    import warnings
+
+    from .exceptions import AstroDeblendWarning
+
+    names = [h.name for h in hdul if h.is_image and h.header.get("NAXIS", 0) >= 2]
+    if names and names[0] not in ("", "PRIMARY") and names.count(names[0]) > 1:
+        warnings.warn(
+            f"{path} holds {names.count(names[0])} image HDUs named {names[0]!r}; the first one is measured. "
+            "Give hdu= to measure another, one call each", AstroDeblendWarning, stacklevel=4,
+        )
     for i, h in enumerate(hdul):
         naxes = [h.header.get(f"NAXIS{k}", 0) for k in range(1, int(h.header.get("NAXIS", 0)) + 1)]
         # from the header, so that the pixels stay on disk; (1, ny, nx) and (1, 1, ny, nx) are images too
@@ -205,6 +215,8 @@ def measure_tiled(
                              "place (combine them, or pass the data's pixels without their mask)")
         mask = inner.mask if mask is None else (np.asarray(mask, bool) | inner.mask)
     error = inner.error if error is None else error
+    if np.ma.isMaskedArray(error):  # its masked pixels are pixels without information
+        error = np.where(np.ma.getmaskarray(error), np.inf, np.ma.getdata(error))
     if wcs is None and getattr(inner.wcs, "has_celestial", False):
         wcs = inner.wcs.celestial
     wcs = check_wcs(wcs)

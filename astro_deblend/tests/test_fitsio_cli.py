@@ -91,6 +91,10 @@ def test_several_chips_in_one_file_are_named(tmp_path):
     np.testing.assert_allclose(first.data[0], _pairs(1)[0])
     second = read_fits_stamps(tmp_path / "flt.fits", hdu=2)
     np.testing.assert_allclose(second.data[0], 2 * _pairs(1)[0])
+    from astro_deblend.tiles import _Reader  # the tiled path reads the same file the same way
+
+    with pytest.warns(AstroDeblendWarning, match="2 image HDUs named 'SCI'"):
+        assert _Reader(tmp_path / "flt.fits", "data").hdu == 1
 
 
 def test_hst_photflam_zeropoint(tmp_path):

@@ -438,6 +438,16 @@ def test_astropy_containers_keep_their_mask_unit_wcs_and_uncertainty(fracnet, ga
     assert masked["flag"].tolist() == as_map["flag"].tolist() and masked["flag"][0] & Flag.INCOMPLETE
     table, _ = fracnet.measure(CCDData(stamp, unit=rate), noise_sigma=NOISE, progress=False)
     assert table["flux"].unit == rate
+    from astropy.nddata import StdDevUncertainty
+
+    with pytest.raises(InputError, match="uncertainty must be positive"):
+        negative = StdDevUncertainty(np.full(stamp.shape, -NOISE))
+        fracnet.measure(CCDData(stamp, unit=rate, uncertainty=negative), progress=False)
+    # an error map given as a masked array: its masked pixels have no information
+    masked_error = np.ma.array(np.full(image.shape, NOISE), mask=bad)
+    table, _ = _measure(fracnet, hit * rate, sources=sources, error=masked_error, wcs=wcs,
+                        tile_size=tile_size)
+    np.testing.assert_allclose(table["flux"].value, expected["flux"].value, rtol=1e-5)
 
 
 def test_zero_filled_chip_gaps_are_masked_and_flagged(fracnet, galaxy):
