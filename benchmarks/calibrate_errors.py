@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import write_result  # noqa: E402
+from _results import install_model, write_result  # noqa: E402
 from bench_robustness import PAPER_HELDOUT, _broad_heldout  # noqa: E402
 from train_default import load_blends  # noqa: E402
 
@@ -195,22 +195,11 @@ def main(argv=None):
     result["seconds"] = time.perf_counter() - t0
     out = Path(args.out)
     write_result(out / ("calibration.json" if neural else f"calibration_{args.method}.json"), result)
-    if args.install and not neural:
-        from astro_deblend._io import atomic_write_text
-
-        path = WEIGHTS / f"{args.method}_errors.json"
-        atomic_write_text(path, json.dumps({"error_model": model.to_dict()}, indent=2))
-        print(f"installed in {path}")
+    if args.install and not neural:  # SepDeblender reads its own file
+        install_model(WEIGHTS / f"{args.method}_errors.json", "error_model", model)
     elif args.install:
-        record_path = (
-            WEIGHTS / "fracnet.json" if args.neural == "default" else Path(args.neural) / "config.json"
-        )
-        record = json.loads(record_path.read_text())
-        record["error_model"] = model.to_dict()
-        from astro_deblend._io import atomic_write_text
-
-        atomic_write_text(record_path, json.dumps(record, indent=2))
-        print(f"installed in {record_path}")
+        record = WEIGHTS / "fracnet.json" if args.neural == "default" else Path(args.neural) / "config.json"
+        install_model(record, "error_model", model)
     print(f"wrote {out / 'calibration.json'} in {result['seconds']:.0f} s")
 
 

@@ -22,7 +22,6 @@ Truth: the true flux of each galaxy in the image. ``--install`` writes the model
 
 import argparse
 import datetime
-import json
 import sys
 import time
 import warnings
@@ -32,7 +31,7 @@ import numpy as np
 from astropy.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import write_result  # noqa: E402
+from _results import install_model, write_result  # noqa: E402
 from bench_scene import PAPER_HELDOUT, _broad_heldout, _match  # noqa: E402
 from train_default import load_sample  # noqa: E402
 
@@ -233,13 +232,7 @@ def main(argv=None):
     result["seconds"] = time.perf_counter() - t0
     write_result(Path(args.out), result)
     if args.install:
-        from astro_deblend._io import atomic_write_text
-
-        record_path = WEIGHTS / "fracnet.json"
-        record = json.loads(record_path.read_text())
-        record["image_error_model"] = model.to_dict()
-        atomic_write_text(record_path, json.dumps(record, indent=2))
-        print(f"installed in {record_path}")
+        install_model(WEIGHTS / "fracnet.json", "image_error_model", model)
     print(f"wrote {args.out} in {result['seconds']:.0f} s")
 
 
