@@ -203,3 +203,7 @@ def _terminate(signum, frame):
 def run_main():
     """Entry point of the ``astro-deblend`` script."""
     sys.exit(main())
+
+
+if __name__ == "__main__":  # python -m astro_deblend.cli
+    run_main()

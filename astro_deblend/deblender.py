@@ -22,7 +22,7 @@ from scipy import ndimage
 from .catalog import build_table
 from .exceptions import InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
-from .stamps import off_background, prepare_stamps
+from .stamps import off_background, prepare_stamps, saturated_pixels, sharp_pixels
 
 __all__ = ["Deblender", "Deblended", "CentralViews"]
 
@@ -162,6 +162,7 @@ class Deblender:
         _flag_noise_below_pixels(batch, result)
         _flag_residual_background(batch, result)
         _flag_flat_regions(batch, result)
+        _flag_defects(batch, result)
         table = build_table(
             flux=result.flux, flux_err=result.flux_err, x=result.x, y=result.y, label=result.label,
             n_detected=result.n_detected, flag=result.flag, method=self.method, unit=batch.unit,
@@ -379,6 +380,29 @@ def _flat_stamps(batch):
             flat[start + maybe] = same.mean(axis=(1, 2))
     # noise-free models (tests, oracles) are flat wherever their profiles vanish: only stamps with noise
     return _has_noise(data) & (flat > _MAX_FLAT_FRACTION), flat
+
+
+def _flag_defects(batch, result):
+    """Flag (8) and warn about stamps with pixels no sky and no galaxy make: cosmic rays or hot pixels
+    (`astro_deblend.stamps.sharp_pixels`) and saturated cores (`astro_deblend.stamps.saturated_pixels`).
+    Unmasked, they move the fluxes by tens of per cent while everything else looks right."""
+    if len(batch) == 0:
+        return
+    sigma = np.maximum(batch.noise_per_stamp(), batch.pixel_scatter())
+    data = batch.data  # pixels without information (masked, infinite noise) hold smooth fills here
+    sharp = sharp_pixels(data, sigma).any(axis=(1, 2))
+    if sharp.any():
+        _out_of_domain(result, sharp, (
+            f"{int(sharp.sum())} of {len(sharp)} stamps have pixels far sharper than any source seen "
+            "through a telescope (cosmic rays or hot pixels; flag 8 set): they add their counts to the "
+            "galaxies. Mask them (a masked array, or noise_sigma=inf there), e.g. after astroscrappy or the "
+            "pipeline's data quality array"))
+    saturated = saturated_pixels(data, sigma).any(axis=(1, 2)) & _has_noise(data)
+    if saturated.any():
+        _out_of_domain(result, saturated, (
+            f"{int(saturated.sum())} of {len(saturated)} stamps have a plateau of equal brightest pixels, "
+            "a saturated core whose light is lost (flag 8 set). Mask the saturated pixels (a masked array, "
+            "or noise_sigma=inf there): the galaxy then gets flag 32"))
 
 
 def _flag_residual_background(batch, result):

@@ -52,6 +52,8 @@ from .flags import Flag
 from .stamps import (
     _fill_bad_pixels,
     _in_data_unit,
+    _plain_pixel_scale,
+    _plain_zeropoint,
     _scalar,
     estimate_noise_sigma,
     per_pixel_flux,
@@ -234,8 +236,9 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
             )
     if bad.any():  # filled from their neighbours (4 px into wide holes, the sky's zero beyond), as stamps are
         image = _fill_bad_pixels(np.where(bad, 0.0, image)[np.newaxis], bad[np.newaxis])[0]
-    zp = _scalar(zeropoint, "zeropoint", source="", limits=(-60.0, 60.0))
-    scale = _scalar(pixel_scale, "pixel_scale", source="", positive=True, limits=(1e-6, 3600.0))
+    zp = _scalar(_plain_zeropoint(zeropoint), "zeropoint", source="", limits=(-60.0, 60.0))
+    scale = _scalar(_plain_pixel_scale(pixel_scale), "pixel_scale", source="", positive=True,
+                    limits=(1e-6, 3600.0))
     wcs = check_wcs(wcs)
     area = None
     if wcs is not None and scale_from_wcs:
@@ -1113,6 +1116,7 @@ def measure_image(
         batch = prepare_stamps(stamps, noise_sigma=views.noise[on], pixel_scale=image.pixel_scale,
                                zeropoint=image.zeropoint)
         flag[on[_not_background_subtracted(batch)]] |= Flag.OUT_OF_DOMAIN
+        flag[_defective(image, src)] |= Flag.OUT_OF_DOMAIN
         found = deblender._deblend_views(batch, progress=progress)
         flag[on] |= found.flag
         if found.central is None:
@@ -1198,6 +1202,55 @@ def _not_background_subtracted(batch):
             OutOfDomainWarning, stacklevel=4,
         )
     return off
+
+
+def _defective(image, src):
+    """Sources whose detection segment, grown by 2 px, holds pixels sharper than any source (cosmic rays, hot
+    pixels: `astro_deblend.stamps.sharp_pixels`) or a plateau of equal brightest pixels (a saturated core:
+    `astro_deblend.stamps.saturated_pixels`, per segment), warned once."""
+    import warnings
+
+    from .stamps import SATURATION_NSIGMA, SATURATION_PIXELS, sharp_pixels
+
+    n = src.id.size
+    if n == 0 or src.segm is None or not src.segm.any():
+        return np.zeros(n, bool)
+    data = np.where(image.bad, 0.0, image.data).astype(np.float32)
+    sigma = float(np.median(image.error[~image.bad])) if np.ndim(image.error) == 2 else float(image.error)
+    if not (np.isfinite(sigma) and sigma > 0):
+        return np.zeros(n, bool)
+    sharp = np.zeros(data.shape, bool)
+    step = 512
+    for y0 in range(0, data.shape[0], step):  # in strips: sharp_pixels holds 8 shifted copies
+        lo, hi = max(0, y0 - 1), min(data.shape[0], y0 + step + 1)
+        strip = sharp_pixels(data[None, lo:hi], [sigma])[0]
+        sharp[y0 : min(data.shape[0], y0 + step)] = strip[y0 - lo : y0 - lo + min(step, data.shape[0] - y0)]
+    sharp &= ~image.bad
+    labels = np.arange(1, n + 1)
+    grown = ndimage.grey_dilation(src.segm, size=(5, 5))  # 2 px around each segment
+    hit = np.isin(labels, np.unique(grown[sharp]))
+    # a saturated core: its segment's brightest pixels all equal (noisy float pixels never are)
+    top = np.asarray(ndimage.maximum(data, src.segm, labels), float)
+    at_top = (data == top[np.clip(src.segm - 1, 0, n - 1)]) & (src.segm > 0) & ~image.bad
+    count = np.bincount(src.segm[at_top], minlength=n + 1)[1:]
+    counts_image = np.all(data == np.round(data))  # integer counts tie by quantisation
+    saturated = (count >= SATURATION_PIXELS) & (top > SATURATION_NSIGMA * sigma) & ~counts_image
+    if hit.any():
+        warnings.warn(
+            f"{int(hit.sum())} of {n} sources have pixels far sharper than any source seen through a "
+            "telescope in or next to their segment (cosmic rays or hot pixels; flag 8 set): they add their "
+            "counts to the galaxies. Mask them (mask=, e.g. from astroscrappy or the pipeline's data "
+            "quality array)",
+            OutOfDomainWarning, stacklevel=4,
+        )
+    if saturated.any():
+        warnings.warn(
+            f"{int(saturated.sum())} of {n} sources have a plateau of equal brightest pixels, a saturated "
+            "core whose light is lost (flag 8 set). Mask the saturated pixels (mask=): the source then gets "
+            "flag 32",
+            OutOfDomainWarning, stacklevel=4,
+        )
+    return hit | saturated
 
 
 def _too_close(src):

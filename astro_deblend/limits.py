@@ -247,7 +247,8 @@ class OracleDeblender(Deblender):
     def config(self):
         return {"fit": "weighted linear least squares of the known unit-flux profiles"}
 
-    def measure(self, data, *, profiles, zeropoint=None, noise_sigma=None, pixel_scale=None, progress=True):
+    def measure(self, data, *, profiles, zeropoint=None, noise_sigma=None, pixel_scale=None, progress=True,
+                **unknown):
         """Measure both fluxes of each blend given the galaxies' noiseless profiles.
 
         Parameters
@@ -266,6 +267,8 @@ class OracleDeblender(Deblender):
             Arcsec per pixel; checked, not used.
         progress : bool, optional
             Unused (the fit is vectorised).
+        **unknown
+            Any other keyword is refused with `~astro_deblend.exceptions.InputTypeError`, as by every method.
 
         Returns
         -------
@@ -279,7 +282,7 @@ class OracleDeblender(Deblender):
             ``noise_sigma`` (or 1e-3 of the model's peak when ``noise_sigma`` is None).
         """
         return super().measure(data, zeropoint=zeropoint, noise_sigma=noise_sigma, pixel_scale=pixel_scale,
-                               progress=progress, profiles=profiles)
+                               progress=progress, profiles=profiles, **unknown)
 
     def _deblend(self, batch, *, progress, profiles):
         stack = batch.data

@@ -432,8 +432,9 @@ class NeuralDeblender(Deblender):
         if (ny, nx) != (size, size):
             raise InputError(
                 f"this {self.method} network was built for {size}x{size} stamps; got {ny}x{nx}. "
-                f"Cut (or resample) {size}x{size} stamps centred on the central galaxy, or train a "
-                f"network with {type(self._config).__name__}(stamp_size={ny})", value=(ny, nx),
+                f"Cut (or resample) {size}x{size} stamps centred on the central galaxy (a smaller stamp: "
+                "pad it with noise of its own level, never zeros), or train a network with "
+                f"{type(self._config).__name__}(stamp_size={ny})", value=(ny, nx),
             )
         if return_maps and "maps" not in self._model.output_names:
             raise InputError(f"{self.method} predicts no maps; call measure with return_maps=False")

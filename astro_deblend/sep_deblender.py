@@ -222,7 +222,7 @@ class SepDeblender(Deblender):
     noise_map = True
 
     def measure(self, data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, radius_central=None,
-                progress=True, return_diagnostics=False):
+                progress=True, return_diagnostics=False, **unknown):
         """Detect, associate and measure the central and companion galaxy of each stamp.
 
         Parameters
@@ -250,6 +250,8 @@ class SepDeblender(Deblender):
         return_diagnostics : bool, optional
             Also return a dict of (N, 2) arrays: ``flux_err_noise`` (the noise part of ``flux_err``) and
             the features of the deblending term (`SEP_FEATURES`). Default False.
+        **unknown
+            Any other keyword is refused with `~astro_deblend.exceptions.InputTypeError`, as by every method.
 
         Returns
         -------
@@ -271,7 +273,7 @@ class SepDeblender(Deblender):
         """
         return super().measure(data, zeropoint=zeropoint, noise_sigma=noise_sigma, pixel_scale=pixel_scale,
                                progress=progress, radius_central=radius_central,
-                               return_diagnostics=return_diagnostics)
+                               return_diagnostics=return_diagnostics, **unknown)  # refused there, typed
 
     def _deblend(self, batch, *, progress, radius_central=None, return_diagnostics=False):
         stack = batch.data
@@ -315,6 +317,11 @@ class SepDeblender(Deblender):
 
     def _measure_stamp(self, stamp, noise_sigma, noise_given, tolerance, i, results, pixel_noise=None):
         """Measure stamp ``i``, fill row ``i`` of ``results`` and return its segmentation."""
+        if np.ptp(stamp) == 0:  # blank (a cutout off the image, a zeroed area): nothing to find
+            results.flag[i] |= Flag.NOT_DETECTED | Flag.OUT_OF_DOMAIN
+            warnings.warn(f"stamp {i} is constant (blank): nothing to detect (flag 9, no flux)",
+                          OutOfDomainWarning, stacklevel=2)
+            return SegmentationImage(np.zeros(stamp.shape, np.int32))
         image, rms = self._subtract_background(stamp, noise_sigma, noise_given, i)
         err = rms if pixel_noise is None else np.ascontiguousarray(pixel_noise, dtype=np.float64)
         # sep works partly in float32 with absolute limits: an image in very small or large units (e.g.

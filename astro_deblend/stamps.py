@@ -194,6 +194,8 @@ def validate_stamps(data, *, name="data"):
     else:
         data = inner.data
     unit = None
+    if isinstance(data, list | tuple) and any(isinstance(d, u.Quantity) for d in data):
+        data = _stack_quantities(data, name)
     if isinstance(data, u.Quantity):
         unit = data.unit
         if isinstance(unit, u.FunctionUnitBase) or not _is_flux_unit(unit):
@@ -251,8 +253,9 @@ def validate_stamps(data, *, name="data"):
         stamps = np.unique(np.nonzero(bad)[0])
         raise InputError(
             f"{name} contains {int(bad.sum())} NaN or infinite pixels (in stamp(s) "
-            f"{stamps[:10].tolist()}{' ...' if stamps.size > 10 else ''}); replace them, e.g. with "
-            "the local background, or cut stamps that avoid them before measuring", value=stamps,
+            f"{stamps[:10].tolist()}{' ...' if stamps.size > 10 else ''}); mask them (a masked array, "
+            "or noise_sigma=inf there: the networks fill them from their neighbours and flag the galaxies "
+            "whose light they carry), or cut stamps that avoid them", value=stamps,
         )
     peak = float(np.max(np.abs(arr)))
     if peak > _MAX_ABS or 0 < peak < _MIN_ABS:
@@ -265,6 +268,29 @@ def validate_stamps(data, *, name="data"):
             allowed=(_MIN_ABS, _MAX_ABS),
         )
     return arr, unit, was_2d
+
+
+def _stack_quantities(stamps, name):
+    """A list of Quantity stamps as one Quantity stack, in the unit of the first (their units may differ)."""
+    if not all(isinstance(d, u.Quantity) for d in stamps):
+        raise InputTypeError(
+            f"{name} is a list that mixes Quantities and plain arrays: give every stamp in a unit, or none"
+        )
+    first = stamps[0].unit
+    try:
+        values = [d.to_value(first) for d in stamps]
+    except u.UnitConversionError:
+        units = sorted({str(d.unit) for d in stamps})
+        raise InputError(f"{name} is a list of stamps in units that do not convert to each other: {units}",
+                         value=units) from None
+    try:
+        return u.Quantity(np.stack(values), first, copy=False)
+    except ValueError:
+        sizes = sorted({np.shape(v) for v in values})
+        raise InputError(
+            f"{name} must be one stamp or a stack of stamps of one size; got a list of shapes {sizes}: cut "
+            "every stamp to the same size", value=sizes,
+        ) from None
 
 
 def per_stamp(value, n, name, *, unit=None):
@@ -338,6 +364,30 @@ def _in_data_unit(value, unit, name):
         except u.UnitConversionError:
             raise InputError(f"{name} is in {value.unit}, which does not convert to the data's {unit}",
                              value=value) from None
+    return value
+
+
+def _plain_zeropoint(value):
+    """A zero point given as a Quantity in magnitudes (``25.96 * u.ABmag`` or ``u.mag``) as its number."""
+    if isinstance(value, u.Quantity):
+        if value.unit in (u.ABmag, u.mag):
+            return value.value
+        raise InputError(
+            f"zeropoint must be an AB magnitude (a number, or a Quantity in u.ABmag); got {value}",
+            value=value,
+        )
+    return value
+
+
+def _plain_pixel_scale(value):
+    """A pixel scale given as a Quantity (arcsec / pix, or an angle per pixel) in arcsec per pixel."""
+    if isinstance(value, u.Quantity):
+        try:
+            return value.to_value(u.arcsec / u.pix, equivalencies=u.dimensionless_angles()) \
+                if value.unit.physical_type != "angle" else value.to_value(u.arcsec)
+        except u.UnitConversionError:
+            raise InputError(f"pixel_scale must be an angle per pixel (e.g. 0.06 * u.arcsec / u.pix); got "
+                             f"{value}", value=value) from None
     return value
 
 
@@ -468,6 +518,7 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
                                    inner.mask if inner.mask is not None else None, noise_sigma)
     stack, unit, was_2d = validate_stamps(data)
     n, ny, nx = stack.shape
+    zeropoint, pixel_scale = _plain_zeropoint(zeropoint), _plain_pixel_scale(pixel_scale)
     zp = _scalar(zeropoint, "zeropoint", source=" (from the FITS header)" if header_zp else "",
                  limits=_ZEROPOINT_RANGE)
     scale = _scalar(pixel_scale, "pixel_scale", source=" (from the FITS header)" if header_scale else "",
@@ -740,3 +791,83 @@ def off_background(batch):
         found.append(f"the empty pixels tilt by up to {float(tilt[tilted].max()):.2f} noise sigmas from the "
                      f"centre to a corner (more than {limit:.2g}: a sky gradient)")
     return raised | tilted, "; ".join(found)
+
+
+#: A pixel is *sharp* (a cosmic ray, a hot pixel, a short track) when it rises above the second-highest of
+#: its 8 neighbours by more than `SHARP_NSIGMA` noise sigmas and by more than `SHARP_FRACTION` of its own
+#: value. Light that went through a telescope cannot do that: for PSFs of FWHM 2 px and more (the training
+#: range starts at 0.12" at 0.06"/px) the peak pixel rises above its third-highest neighbour by at most 54 %
+#: of its value, wherever the source sits in the pixel (Gaussian, Moffat and Airy profiles drawn by GalSim),
+#: while a hit of one or two pixels, or the ends of a track, stand on neighbours of galaxy or sky. (The
+#: second-highest, not the highest, neighbour: two adjacent hit pixels are caught too. Not the third: the
+#: one-pixel-wide diffraction spikes of the broad simulator's PSFs would be taken for tracks.) An
+#: undersampled PSF (FWHM 1.5 px: 70 %) comes close and is outside the training range anyway.
+SHARP_NSIGMA = 15.0
+SHARP_FRACTION = 0.75
+
+#: A stamp with noise whose `SATURATION_PIXELS` or more brightest pixels are all equal, at least
+#: `SATURATION_NSIGMA` noise sigmas above zero, was clipped: a saturated core, whose flux is lost. Noisy
+#: float pixels are never equal; integer images (counts) can tie by quantisation and are left alone.
+SATURATION_PIXELS = 4
+SATURATION_NSIGMA = 10.0
+
+
+def sharp_pixels(stack, sigma):
+    """Pixels that no PSF-convolved source can make: cosmic rays and hot pixels (see `SHARP_FRACTION`).
+
+    Parameters
+    ----------
+    stack : ndarray, shape (N, ny, nx)
+        Background-subtracted stamps (or one image with N = 1).
+    sigma : array-like, shape (N,)
+        Noise rms of each stamp.
+
+    Returns
+    -------
+    sharp : ndarray of bool, shape (N, ny, nx)
+    """
+    data = np.asarray(stack, np.float32)
+    sigma = np.asarray(sigma, np.float64).reshape(-1, 1, 1)
+    if data.shape[-1] < 3 or data.shape[-2] < 3:
+        return np.zeros(data.shape, bool)
+    ny, nx = data.shape[-2:]
+    sharp = np.zeros(data.shape, bool)
+    for start in range(0, len(data), 64):  # 8 shifted copies of a chunk in memory
+        part = data[start : start + 64]
+        pad = np.pad(part, ((0, 0), (1, 1), (1, 1)), mode="edge")
+        around = np.stack([pad[:, 1 + dy : 1 + dy + ny, 1 + dx : 1 + dx + nx]
+                           for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
+        second = np.partition(around, 6, axis=0)[6]  # the second-highest of the 8
+        rise = part - second
+        sharp[start : start + 64] = ((rise > SHARP_NSIGMA * sigma[start : start + 64])
+                                     & (rise > SHARP_FRACTION * part))
+    return sharp
+
+
+def saturated_pixels(stack, sigma):
+    """Plateaus of equal brightest pixels (`SATURATION_PIXELS` or more, `SATURATION_NSIGMA` over zero).
+
+    Parameters
+    ----------
+    stack : ndarray, shape (N, ny, nx)
+    sigma : array-like, shape (N,)
+
+    Returns
+    -------
+    plateau : ndarray of bool, shape (N, ny, nx)
+        The pixels of each stamp equal to its maximum, where they make such a plateau.
+    """
+    data = np.asarray(stack)
+    sigma = np.asarray(sigma, np.float64).reshape(-1)
+    out = np.zeros(data.shape, bool)
+    if data.size == 0:
+        return out
+    finite = np.where(np.isfinite(data), data, -np.inf)
+    top = finite.max(axis=(-2, -1))
+    for i in np.flatnonzero(top > SATURATION_NSIGMA * sigma):
+        if np.all(data[i] == np.round(data[i])):  # counts: ties are quantisation
+            continue
+        at_top = finite[i] >= top[i]
+        if np.count_nonzero(at_top) >= SATURATION_PIXELS:
+            out[i] = at_top
+    return out

@@ -38,8 +38,14 @@ from astro_deblend.deblender import _MAX_NOISE_RATIO, _MIN_NOISE_RATIO  # noqa: 
 from astro_deblend.stamps import (  # noqa: E402
     MAX_RESIDUAL_BACKGROUND,
     MAX_SKY_TILT,
+    SATURATION_NSIGMA,
+    SATURATION_PIXELS,
+    SHARP_FRACTION,
+    SHARP_NSIGMA,
     estimate_noise_sigma,
     residual_sky,
+    saturated_pixels,
+    sharp_pixels,
 )
 
 
@@ -51,6 +57,9 @@ def _flagged(x, s):
 def run_sample(blends, n):
     ratio, level, tilt = [], [], []
     pedestal, gradient = {0.2: [], 0.4: [], 0.5: []}, {0.2: [], 0.3: [], 0.5: []}
+    sharp, saturated = [], []
+    hits, clipped = {50: [], 200: [], 1000: []}, {0.3: [], 0.6: [], 0.9: []}
+    rng = np.random.default_rng(0)
     for start in range(0, n, 250):
         stop = min(start + 250, n)
         x = blends.get(slice(start, stop))["blend"].astype(np.float64)
@@ -67,6 +76,19 @@ def run_sample(blends, n):
         ramp = (np.arange(nx) - (nx - 1) / 2) / (nx / 2)
         for k in gradient:
             gradient[k].append(_flagged(x + k * s[:, None, None] * ramp, s))
+        sigma = np.maximum(s, scatter)
+        sharp.append(sharp_pixels(x, sigma).any(axis=(1, 2)))
+        saturated.append(saturated_pixels(x, sigma).any(axis=(1, 2)))
+        # one cosmic-ray pixel within 3 px of the centre (on the central galaxy), of k noise sigmas
+        cy, cx = x.shape[1] // 2 + rng.integers(-3, 4, len(x)), x.shape[2] // 2 + rng.integers(-3, 4, len(x))
+        for k in hits:
+            hit = x.copy()
+            hit[np.arange(len(x)), cy, cx] += k * s
+            hits[k].append(sharp_pixels(hit, sigma).any(axis=(1, 2)))
+        # the stamp clipped at a fraction of its peak (a saturated core)
+        for k in clipped:
+            clip = np.minimum(x, k * x.max(axis=(1, 2), keepdims=True))
+            clipped[k].append(saturated_pixels(clip, sigma).any(axis=(1, 2)))
     ratio, level, tilt = np.concatenate(ratio), np.concatenate(level), np.concatenate(tilt)
     return {
         "n_blends": int(ratio.size),
@@ -94,6 +116,10 @@ def run_sample(blends, n):
                                             | (tilt > MAX_SKY_TILT))),
         "pedestal_flagged": {str(k): float(np.mean(np.concatenate(v))) for k, v in pedestal.items()},
         "gradient_flagged": {str(k): float(np.mean(np.concatenate(v))) for k, v in gradient.items()},
+        "sharp_flagged": float(np.mean(np.concatenate(sharp))),
+        "saturated_flagged": float(np.mean(np.concatenate(saturated))),
+        "cosmic_ray_caught": {str(k): float(np.mean(np.concatenate(v))) for k, v in hits.items()},
+        "clipped_caught": {str(k): float(np.mean(np.concatenate(v))) for k, v in clipped.items()},
     }
 
 
@@ -150,6 +176,10 @@ def main(argv=None):
             "max_noise_ratio": _MAX_NOISE_RATIO,
             "max_residual_background": MAX_RESIDUAL_BACKGROUND,
             "max_sky_tilt": MAX_SKY_TILT,
+            "sharp_nsigma": SHARP_NSIGMA,
+            "sharp_fraction": SHARP_FRACTION,
+            "saturation_pixels": SATURATION_PIXELS,
+            "saturation_nsigma": SATURATION_NSIGMA,
         },
         "samples": {},
     }
@@ -166,7 +196,9 @@ def main(argv=None):
             f"{res['background_level']}, tilt {res['background_tilt']}, flagged "
             f"{100 * res['background_flagged']:.2f} % (level {100 * res['level_flagged']:.2f}, tilt "
             f"{100 * res['tilt_flagged']:.2f}); with a pedestal flagged {res['pedestal_flagged']}, with a "
-            f"gradient {res['gradient_flagged']}"
+            f"gradient {res['gradient_flagged']}; sharp pixels on {100 * res['sharp_flagged']:.2f} %, "
+            f"saturated {100 * res['saturated_flagged']:.2f} %; one cosmic-ray pixel (noise sigmas) caught "
+            f"{res['cosmic_ray_caught']}, clipped at a fraction of the peak caught {res['clipped_caught']}"
         )
     write_result(args.out, result)
     print(f"wrote {args.out}")

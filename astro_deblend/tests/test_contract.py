@@ -49,7 +49,7 @@ BAD_INPUTS = [
     ("negative noise", lambda d: d, {"noise_sigma": -1.0}, InputError),
     ("noise of wrong length", lambda d: d, {"noise_sigma": [1.0, 2.0]}, InputError),
     ("pixel scale 0", lambda d: d, {"pixel_scale": 0.0}, InputError),
-    ("unknown option", lambda d: d, {"colour": "red"}, TypeError),
+    ("unknown option", lambda d: d, {"colour": "red"}, InputTypeError),
 ]
 
 
@@ -203,6 +203,46 @@ def test_a_sky_gradient_is_flagged(deblender, pairs):
         warnings.simplefilter("always")
         measure(deblender, pairs["blend"] + 0.1 * NOISE * ramp[:, None], pairs, noise_sigma=NOISE)
     assert not any("background-subtracted" in str(w.message) for w in caught)
+
+
+def test_cosmic_rays_and_saturated_cores_are_flagged(deblender, pairs):
+    """An unmasked cosmic-ray pixel on the central galaxy (+22 % with flag 0, outside probe) and a core
+    clipped at a plateau (-15 %) get flag 8 and a warning that says to mask them; masked, they are gone."""
+    import warnings
+
+    blend = pairs["blend"].copy()
+    c = blend.shape[-1] // 2
+    hit = blend.copy()
+    hit[:, c, c + 2] += 1000 * NOISE
+    with pytest.warns(UserWarning, match="cosmic rays or hot pixels"):
+        table = measure(deblender, hit, pairs, noise_sigma=NOISE)[0]
+    assert np.all(table["flag"] & Flag.OUT_OF_DOMAIN)
+    masked = np.ma.masked_array(hit, mask=np.zeros(hit.shape, bool))
+    masked[:, c, c + 2] = np.ma.masked
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        measure(deblender, masked, pairs, noise_sigma=NOISE)
+    assert not any("cosmic rays" in str(w.message) for w in caught)
+    clipped = np.minimum(blend, 0.5 * blend.max(axis=(1, 2), keepdims=True))
+    with pytest.warns(UserWarning, match="saturated core"):
+        table = measure(deblender, clipped, pairs, noise_sigma=NOISE)[0]
+    assert np.all(table["flag"] & Flag.OUT_OF_DOMAIN)
+
+
+def test_light_through_a_telescope_is_never_sharp():
+    """The physics behind the cosmic-ray check: a point source through PSFs of FWHM 2 px (the training
+    range's sharpest) is not sharp wherever it sits in its pixel, however bright; a hit in its wings is."""
+    import galsim
+
+    from astro_deblend.stamps import sharp_pixels
+
+    for psf in (galsim.Gaussian(fwhm=0.12), galsim.Moffat(beta=2.5, fwhm=0.12),
+                galsim.Airy(lam_over_diam=0.12 / 1.028)):
+        for offset in ((0, 0), (0.5, 0.5), (0.3, -0.2), (0.5, 0)):
+            star = psf.drawImage(nx=25, ny=25, scale=0.06, offset=offset).array * 1e4
+            assert not sharp_pixels(star[None], [1.0]).any()
+            star[16, 18] += 50.0  # in the wings
+            assert sharp_pixels(star[None], [1.0])[0, 16, 18]
 
 
 def test_zero_padded_stamps_are_refused_without_noise_and_flagged_with_it(deblender, pairs):

@@ -304,3 +304,21 @@ def test_small_misuses_get_the_package_s_own_messages(cube, tmp_path, capsys):
         table, _ = SepDeblender().measure_image(str(tmp_path / "mef.fits"), hdu="OTHER", error=NOISE,
                                                 progress=False)
     assert len(table) == 2
+
+
+def test_a_list_of_quantity_stamps_keeps_its_unit():
+    """A list of stamps in mJy and nJy came back as bare numbers 10**6 apart (outside probe): now one stack
+    in the first stamp's unit, and a clear error for units that do not convert or for a mixed list."""
+    from astropy import units as u
+
+    from astro_deblend.exceptions import InputError, InputTypeError
+    from astro_deblend.stamps import prepare_stamps
+
+    stamp = _gaussian_pairs(1)["blend"][0]
+    batch = prepare_stamps([stamp * 1e-3 * u.mJy, stamp * 1e3 * u.nJy])
+    assert batch.unit == u.mJy
+    np.testing.assert_allclose(batch.data[0], batch.data[1])
+    with pytest.raises(InputError, match="do not convert"):
+        prepare_stamps([stamp * u.mJy, stamp * u.m])
+    with pytest.raises(InputTypeError, match="mixes Quantities and plain arrays"):
+        prepare_stamps([stamp * u.mJy, stamp])

@@ -802,6 +802,18 @@ def test_an_image_that_is_not_background_subtracted_is_flagged(fracnet, galaxy):
         assert all(raised["flag"] & Flag.OUT_OF_DOMAIN)
 
 
+def test_cosmic_rays_and_saturated_cores_flag_their_sources_only(galaxy):
+    from astro_deblend import SepDeblender
+
+    image = _place((300, 300), galaxy[0], [(100, 100), (200, 210), (60, 230)])
+    sources = Table({"id": [1, 2, 3], "x": [100.0, 210.0, 230.0], "y": [100.0, 200.0, 60.0]})
+    image[104, 106] += 1000 * NOISE  # a cosmic ray on source 1
+    peak = image[195:206, 205:216].max()
+    image[195:206, 205:216] = np.minimum(image[195:206, 205:216], 0.5 * peak)  # source 2 saturated
+    table, _ = _measure(SepDeblender(), image, sources=sources, error=NOISE)
+    assert [bool(f & Flag.OUT_OF_DOMAIN) for f in table["flag"]] == [True, True, False]
+
+
 def test_a_tiled_run_refuses_a_weight_map_as_mask(fracnet, galaxy, tmp_path):
     from astropy.io import fits
 

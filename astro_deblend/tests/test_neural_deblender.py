@@ -294,6 +294,8 @@ def _gaussian(x0, y0, flux, width=1.8, size=48):
         (_gaussian(24, 24, 100), True),  # a galaxy alone: no companion to measure
         (_gaussian(30, 24, 100) + _gaussian(16, 24, 60), True),  # nothing on the central pixel
         (_gaussian(24, 24, 100) + _gaussian(33, 24, 60) + _gaussian(15, 30, 80), True),  # a third galaxy
+        (_gaussian(24, 24, 100) + _gaussian(38, 24, 2500, 1.5), True),  # a companion 3.5 mag brighter
+        (_gaussian(24, 24, 100) + _gaussian(38, 24, 600, 1.5), False),  # 2 mag brighter: trained on
     ],
 )
 def test_stamps_that_are_not_a_centred_pair_are_flagged(stamp, flagged):
