@@ -383,26 +383,46 @@ def _flat_stamps(batch):
 
 
 def _flag_defects(batch, result):
-    """Flag (8) and warn about stamps with pixels no sky and no galaxy make: cosmic rays or hot pixels
-    (`astro_deblend.stamps.sharp_pixels`) and saturated cores (`astro_deblend.stamps.saturated_pixels`).
-    Unmasked, they move the fluxes by tens of per cent while everything else looks right."""
+    """Flag (8) and warn about galaxies with pixels no sky and no galaxy make, in or within 2 px of their
+    segment: cosmic rays or hot pixels (`astro_deblend.stamps.sharp_pixels`) and saturated cores
+    (`astro_deblend.stamps.saturated_pixels`). Unmasked, they move the fluxes by tens of per cent while
+    everything else looks right; far from both galaxies they do not count."""
     if len(batch) == 0:
         return
     sigma = np.maximum(batch.noise_per_stamp(), batch.pixel_scatter())
     data = batch.data  # pixels without information (masked, infinite noise) hold smooth fills here
-    sharp = sharp_pixels(data, sigma).any(axis=(1, 2))
-    if sharp.any():
-        _out_of_domain(result, sharp, (
-            f"{int(sharp.sum())} of {len(sharp)} stamps have pixels far sharper than any source seen "
-            "through a telescope (cosmic rays or hot pixels; flag 8 set): they add their counts to the "
-            "galaxies. Mask them (a masked array, or noise_sigma=inf there), e.g. after astroscrappy or the "
-            "pipeline's data quality array"))
-    saturated = saturated_pixels(data, sigma).any(axis=(1, 2)) & _has_noise(data)
-    if saturated.any():
-        _out_of_domain(result, saturated, (
-            f"{int(saturated.sum())} of {len(saturated)} stamps have a plateau of equal brightest pixels, "
-            "a saturated core whose light is lost (flag 8 set). Mask the saturated pixels (a masked array, "
-            "or noise_sigma=inf there): the galaxy then gets flag 32"))
+    sharp = sharp_pixels(data, sigma)
+    saturated = saturated_pixels(data, sigma) & _has_noise(data)[:, None, None]
+    hit = _near_galaxies(sharp, result.segments)
+    clipped = _near_galaxies(saturated, result.segments)
+    if hit.any():
+        _out_of_domain(result, hit, (
+            f"{int(hit.any(axis=1).sum())} of {len(hit)} stamps have pixels far sharper than any source seen "
+            "through a telescope on or next to a galaxy (cosmic rays or hot pixels; flag 8 set): they add "
+            "their counts to it. Mask them (a masked array, or noise_sigma=inf there), e.g. after "
+            "astroscrappy or the pipeline's data quality array"))
+    if clipped.any():
+        _out_of_domain(result, clipped, (
+            f"{int(clipped.any(axis=1).sum())} of {len(clipped)} stamps have a plateau of equal brightest "
+            "pixels on a galaxy, a saturated core whose light is lost (flag 8 set). Mask the saturated "
+            "pixels (a masked array, or noise_sigma=inf there): the galaxy then gets flag 32"))
+
+
+def _near_galaxies(pixels, segments, grow=2):
+    """(N, 2) bool: the central (label 1) and companion (label 2) galaxy of each stamp with one of
+    ``pixels`` (N, ny, nx) in its segment grown by ``grow`` px; where a method found no segment, any."""
+    out = np.zeros((len(pixels), 2), bool)
+    for i in np.flatnonzero(pixels.any(axis=(1, 2))):
+        labels = np.asarray(getattr(segments[i], "data", segments[i])) if i < len(segments) else None
+        if labels is None or not labels.any():
+            out[i] = True
+            continue
+        for role in (0, 1):
+            own = labels == role + 1
+            if own.any():
+                near = ndimage.binary_dilation(own, iterations=grow)
+                out[i, role] = bool(pixels[i][near].any())
+    return out
 
 
 def _flag_residual_background(batch, result):
@@ -417,7 +437,8 @@ def _flag_residual_background(batch, result):
 
 
 def _out_of_domain(result, off, message):
-    """Set flag 8 on both rows of the stamps ``off`` and warn with ``message`` (at the user's call)."""
+    """Set flag 8 on both rows of the stamps ``off`` (N,), or on the rows ``off`` (N, 2), and warn with
+    ``message`` (at the user's call)."""
     result.flag = np.asarray(result.flag)
     result.flag[off] |= int(Flag.OUT_OF_DOMAIN)
     warnings.warn(message, OutOfDomainWarning, stacklevel=4)

@@ -55,17 +55,18 @@ FLAG_DESCRIPTIONS = {
     Flag.OUT_OF_DOMAIN: (
         "every method: the given noise_sigma is below 0.45 or above 2 times the scatter of the stamp's own "
         "pixels, the stamp looks not background-subtracted (the median of its empty pixels is beyond 0.3 "
-        "noise sigmas), or it has pixels sharper than any source (cosmic rays, hot pixels) or a plateau of "
-        "equal brightest pixels (a saturated core); networks also: stamp S/N below 5 (no warning), noise, "
-        "summed flux or pixel scale outside the training domain, or the network gave the galaxies less "
+        "noise sigmas), or the galaxy's segment (or 2 px around it) holds pixels sharper than any source "
+        "(one- or two-pixel cosmic-ray hits, hot pixels) or a plateau of equal brightest pixels (a "
+        "saturated core); networks also: stamp S/N below 5 (no warning), a neighbour measured 20 times "
+        "brighter or more (the training pairs differ by 2 mag at most), noise, summed flux or pixel scale "
+        "outside the training domain, or the network gave the galaxies less "
         "than a tenth of the light (broken weights); sep also: its extraction overflowed on the stamp "
         "(with flag 1), or the stamp is blank (constant). An OutOfDomainWarning is issued for all but the "
         "low S/N"
     ),
     Flag.NOT_A_PAIR: (
         "networks: the detection does not show a centred pair (central source more than 3 px off the "
-        "centre, a third source of at least a tenth of the central one's flux, a single source, or another "
-        "source more than 20 times brighter than the central one)"
+        "centre, a third source of at least a tenth of the central one's flux, or a single source)"
     ),
     Flag.INCOMPLETE: (
         "measure_image: pixels within the source's segment (or 3 px of it) are off the image, masked or "

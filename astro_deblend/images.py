@@ -1205,36 +1205,46 @@ def _not_background_subtracted(batch):
 
 
 def _defective(image, src):
-    """Sources whose detection segment, grown by 2 px, holds pixels sharper than any source (cosmic rays, hot
-    pixels: `astro_deblend.stamps.sharp_pixels`) or a plateau of equal brightest pixels (a saturated core:
-    `astro_deblend.stamps.saturated_pixels`, per segment), warned once."""
+    """Sources with pixels sharper than any source (cosmic rays, hot pixels:
+    `astro_deblend.stamps.sharp_pixels`, against the per-pixel error) in their detection segment or within
+    2 px of it (a pixel in a segment counts for that source only), or whose segment's brightest pixels make
+    a plateau (a saturated core: `astro_deblend.stamps.saturated_pixels`'s rules, per segment); warned once.
+    """
     import warnings
 
-    from .stamps import SATURATION_NSIGMA, SATURATION_PIXELS, sharp_pixels
+    from .stamps import MAX_TIED_FRACTION, SATURATION_NSIGMA, SATURATION_PIXELS, sharp_pixels, tied_fraction
 
     n = src.id.size
-    if n == 0 or src.segm is None or not src.segm.any():
+    segm = np.where(src.segm <= n, src.segm, 0) if src.segm is not None else None  # catalogue sources only
+    if n == 0 or segm is None or not segm.any():
         return np.zeros(n, bool)
-    data = np.where(image.bad, 0.0, image.data).astype(np.float32)
-    sigma = float(np.median(image.error[~image.bad])) if np.ndim(image.error) == 2 else float(image.error)
-    if not (np.isfinite(sigma) and sigma > 0):
-        return np.zeros(n, bool)
+    # masked pixels as smooth fills of their neighbours (as the views get them), not zeros
+    data = _fill_bad_pixels(image.data[None], image.bad[None])[0] if image.bad.any() else image.data
+    data = np.asarray(data, np.float32)
+    error = image.error if np.ndim(image.error) == 2 else np.full(image.shape, float(image.error))
+    ny = data.shape[0]
     sharp = np.zeros(data.shape, bool)
     step = 512
-    for y0 in range(0, data.shape[0], step):  # in strips: sharp_pixels holds 8 shifted copies
-        lo, hi = max(0, y0 - 1), min(data.shape[0], y0 + step + 1)
-        strip = sharp_pixels(data[None, lo:hi], [sigma])[0]
-        sharp[y0 : min(data.shape[0], y0 + step)] = strip[y0 - lo : y0 - lo + min(step, data.shape[0] - y0)]
+    for y0 in range(0, ny, step):  # in strips (sharp_pixels holds 8 shifted copies), with a row either side
+        y1 = min(ny, y0 + step)
+        lo, hi = max(0, min(y0 - 1, y1 - 3)), min(ny, y1 + 1)
+        noise = np.where(np.isfinite(error[lo:hi]), error[lo:hi], np.inf)
+        strip = sharp_pixels(data[None, lo:hi], noise[None])
+        sharp[y0:y1] = strip[0, y0 - lo : y1 - lo]
     sharp &= ~image.bad
-    labels = np.arange(1, n + 1)
-    grown = ndimage.grey_dilation(src.segm, size=(5, 5))  # 2 px around each segment
-    hit = np.isin(labels, np.unique(grown[sharp]))
-    # a saturated core: its segment's brightest pixels all equal (noisy float pixels never are)
-    top = np.asarray(ndimage.maximum(data, src.segm, labels), float)
-    at_top = (data == top[np.clip(src.segm - 1, 0, n - 1)]) & (src.segm > 0) & ~image.bad
-    count = np.bincount(src.segm[at_top], minlength=n + 1)[1:]
-    counts_image = np.all(data == np.round(data))  # integer counts tie by quantisation
-    saturated = (count >= SATURATION_PIXELS) & (top > SATURATION_NSIGMA * sigma) & ~counts_image
+    grown = ndimage.grey_dilation(segm, size=(5, 5))  # 2 px around each segment
+    owner = np.where(segm[sharp] > 0, segm[sharp], grown[sharp])  # a source's own pixel is its own
+    hit = np.isin(np.arange(1, n + 1), owner)
+    # a saturated core: its segment's brightest pixels all equal, in an image whose pixels do not tie
+    # elsewhere (counts, coarse quantisation, noise-free models)
+    saturated = np.zeros(n, bool)
+    if tied_fraction(np.where(segm > 0, np.nan, data)) <= MAX_TIED_FRACTION:
+        labels = np.arange(1, n + 1)
+        top = np.asarray(ndimage.maximum(data, segm, labels), float)
+        at_top = (segm > 0) & (data == top[np.clip(segm - 1, 0, n - 1)]) & ~image.bad
+        count = np.bincount(segm[at_top], minlength=n + 1)[1:]
+        noise = np.asarray(ndimage.median(error, segm, labels), float)
+        saturated = (count >= SATURATION_PIXELS) & (top > SATURATION_NSIGMA * noise)
     if hit.any():
         warnings.warn(
             f"{int(hit.sum())} of {n} sources have pixels far sharper than any source seen through a "

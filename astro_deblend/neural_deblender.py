@@ -44,6 +44,26 @@ _MAX_VIEW_SPREAD = 0.1
 #: Stamps whose summed flux is below this many times its noise hold no clear pair: flag 8.
 _MIN_TOTAL_SNR = 5.0
 
+#: The training pairs differ by at most 2 mag (a flux ratio of 6.3). A galaxy whose neighbour the network
+#: measures more than this many times brighter (3.25 mag) gets flag 8: a star 3.5 mag brighter 30 px away
+#: took a fifth of a galaxy's flux with no other sign (outside probe).
+_MAX_FLUX_RATIO = 20.0
+
+
+def _outshone(flux):
+    """(N, 2) bool: galaxies whose neighbour is measured `_MAX_FLUX_RATIO` times brighter or more (warned)."""
+    with np.errstate(invalid="ignore"):
+        out = np.abs(flux[:, ::-1]) > _MAX_FLUX_RATIO * np.abs(flux)
+        out &= flux[:, ::-1] > 0
+    if out.any():
+        warnings.warn(
+            f"in {int(out.any(axis=1).sum())} of {len(out)} stamps one galaxy is more than "
+            f"{_MAX_FLUX_RATIO:g} times brighter than the other, far beyond the training pairs (2 mag): the "
+            "fainter one's flux is outside what the network knows (flag 8 set on it)",
+            OutOfDomainWarning, stacklevel=5,
+        )
+    return out
+
 
 def _ambiguous(spread, flux):
     """Galaxies whose share is ambiguous: their own fluxes differ between the views by more than
@@ -499,7 +519,8 @@ class NeuralDeblender(Deblender):
         flag[_ambiguous(spread, flux)] |= Flag.AMBIGUOUS
         flag[self._check_collapsed(stack, flux, sigma)] |= Flag.OUT_OF_DOMAIN
         n_detected = np.full(n, 2)
-        if pair_check:
+        if pair_check:  # the checks of a stamp that should be a pair (the views of measure_image are not)
+            flag[_outshone(flux)] |= Flag.OUT_OF_DOMAIN
             check = check_pairs(stack, sigma)
             flag[check.not_a_pair] |= Flag.NOT_A_PAIR
             n_detected = check.n_sources

@@ -12,10 +12,7 @@ not look like a centred pair:
   central source and are detected at S/N >= ``min_snr`` (a faint neighbour, a noise peak or a clump below
   that does not count);
 - ``single_source``: one source only, so no companion was seen (a lone galaxy, or a pair too close for
-  the detection to split it: either way the shares are ambiguous);
-- ``unequal``: the brightest other source is more than ``max_flux_ratio`` times brighter or fainter than
-  the central source (isophotal fluxes; the training pairs differ by at most 2 mag, a factor 6.3). A star
-  3.5 mag brighter 30 px away took a fifth of a galaxy's flux with no other sign of trouble.
+  the detection to split it: either way the shares are ambiguous).
 
 The detection is SExtractor-like: ``thresh`` sigmas over ``minarea`` pixels, deblended with a contrast of
 ``deblend_cont`` (5 % by default, coarser than SExtractor's 0.5 %, so that a clumpy or extended galaxy is
@@ -44,7 +41,7 @@ class PairCheck:
     ----------
     n_sources : ndarray of int
         Sources detected (all of them, however faint).
-    off_centre, extra_sources, single_source, unequal : ndarray of bool
+    off_centre, extra_sources, single_source : ndarray of bool
         See the module notes.
     """
 
@@ -52,16 +49,15 @@ class PairCheck:
     off_centre: np.ndarray
     extra_sources: np.ndarray
     single_source: np.ndarray
-    unequal: np.ndarray
 
     @property
     def not_a_pair(self):
-        """True where any of the four tests fails."""
-        return self.off_centre | self.extra_sources | self.single_source | self.unequal
+        """True where any of the three tests fails."""
+        return self.off_centre | self.extra_sources | self.single_source
 
 
 def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05, max_offset=3.0,
-                min_fraction=0.1, min_snr=10.0, max_flux_ratio=20.0):
+                min_fraction=0.1, min_snr=10.0):
     """Detect the sources of each stamp and test whether it looks like a centred pair.
 
     Parameters
@@ -84,9 +80,6 @@ def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05,
         central source's [default: 0.1] ...
     min_snr : float
         ... and its isophotal S/N at least this [default: 10].
-    max_flux_ratio : float
-        Largest ratio of the isophotal fluxes of the central source and the brightest other one, either
-        way [default: 10, 2.5 mag].
 
     Returns
     -------
@@ -99,7 +92,6 @@ def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05,
     off = np.zeros(n, bool)
     extra = np.zeros(n, bool)
     single = np.zeros(n, bool)
-    unequal = np.zeros(n, bool)
     for i, stamp in enumerate(stack):
         ny, nx = stamp.shape
         try:
@@ -122,6 +114,4 @@ def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05,
         significant = (flux >= min_fraction * max(flux[centre], 0.0)) & (snr >= min_snr)
         extra[i] = significant.sum() > 2
         single[i] = len(objects) == 1
-        if len(objects) > 1 and flux[centre] > 0:
-            unequal[i] = np.delete(flux, centre).max() > max_flux_ratio * flux[centre]
-    return PairCheck(n_sources, off, extra, single, unequal)
+    return PairCheck(n_sources, off, extra, single)

@@ -276,6 +276,11 @@ def _stack_quantities(stamps, name):
         raise InputTypeError(
             f"{name} is a list that mixes Quantities and plain arrays: give every stamp in a unit, or none"
         )
+    if any(np.ma.isMaskedArray(d) or getattr(d, "mask", None) is not None for d in stamps):
+        raise InputTypeError(
+            f"{name} is a list of masked Quantities, whose masks a list cannot carry: stack them into one "
+            "masked array (np.ma.stack) or give noise_sigma=inf on the masked pixels"
+        )
     first = stamps[0].unit
     try:
         values = [d.to_value(first) for d in stamps]
@@ -383,8 +388,8 @@ def _plain_pixel_scale(value):
     """A pixel scale given as a Quantity (arcsec / pix, or an angle per pixel) in arcsec per pixel."""
     if isinstance(value, u.Quantity):
         try:
-            return value.to_value(u.arcsec / u.pix, equivalencies=u.dimensionless_angles()) \
-                if value.unit.physical_type != "angle" else value.to_value(u.arcsec)
+            return value.to_value(u.arcsec) if value.unit.physical_type == "angle" \
+                else value.to_value(u.arcsec / u.pix)
         except u.UnitConversionError:
             raise InputError(f"pixel_scale must be an angle per pixel (e.g. 0.06 * u.arcsec / u.pix); got "
                              f"{value}", value=value) from None
@@ -796,20 +801,24 @@ def off_background(batch):
 #: A pixel is *sharp* (a cosmic ray, a hot pixel, a short track) when it rises above the second-highest of
 #: its 8 neighbours by more than `SHARP_NSIGMA` noise sigmas and by more than `SHARP_FRACTION` of its own
 #: value. Light that went through a telescope cannot do that: for PSFs of FWHM 2 px and more (the training
-#: range starts at 0.12" at 0.06"/px) the peak pixel rises above its third-highest neighbour by at most 54 %
-#: of its value, wherever the source sits in the pixel (Gaussian, Moffat and Airy profiles drawn by GalSim),
-#: while a hit of one or two pixels, or the ends of a track, stand on neighbours of galaxy or sky. (The
-#: second-highest, not the highest, neighbour: two adjacent hit pixels are caught too. Not the third: the
-#: one-pixel-wide diffraction spikes of the broad simulator's PSFs would be taken for tracks.) An
-#: undersampled PSF (FWHM 1.5 px: 70 %) comes close and is outside the training range anyway.
+#: range starts at 0.12" at 0.06"/px) the peak pixel rises above its second-highest neighbour by at most
+#: 48 % of its value, wherever the source sits in the pixel (Gaussian, Moffat and Airy profiles drawn by
+#: GalSim). What it catches: a hit of one pixel, or of two in a row (or the ends of a longer track), that
+#: is at least 3 times brighter than the light beneath it. What it cannot catch: a hit of 2 x 2 pixels or a
+#: blob, which on one image looks like a faint star. Undersampled PSFs (FWHM 1.5 px: 64 %; 1.2 px: 76 %)
+#: come close or pass it: they are outside the training range anyway.
 SHARP_NSIGMA = 15.0
 SHARP_FRACTION = 0.75
 
 #: A stamp with noise whose `SATURATION_PIXELS` or more brightest pixels are all equal, at least
 #: `SATURATION_NSIGMA` noise sigmas above zero, was clipped: a saturated core, whose flux is lost. Noisy
-#: float pixels are never equal; integer images (counts) can tie by quantisation and are left alone.
+#: float pixels are never equal; images whose pixels tie often elsewhere (integer counts, coarse
+#: quantisation, resampling by nearest neighbour, noise-free models: more than `MAX_TIED_FRACTION` of
+#: neighbouring pixels equal) are left alone, and so is a plateau that was flat-fielded or had a sky
+#: subtracted after clipping (no longer flat).
 SATURATION_PIXELS = 4
 SATURATION_NSIGMA = 10.0
+MAX_TIED_FRACTION = 0.01
 
 
 def sharp_pixels(stack, sigma):
@@ -819,19 +828,21 @@ def sharp_pixels(stack, sigma):
     ----------
     stack : ndarray, shape (N, ny, nx)
         Background-subtracted stamps (or one image with N = 1).
-    sigma : array-like, shape (N,)
-        Noise rms of each stamp.
+    sigma : array-like, shape (N,) or (N, ny, nx)
+        Noise rms of each stamp, or of each pixel.
 
     Returns
     -------
     sharp : ndarray of bool, shape (N, ny, nx)
     """
     data = np.asarray(stack, np.float32)
-    sigma = np.asarray(sigma, np.float64).reshape(-1, 1, 1)
-    if data.shape[-1] < 3 or data.shape[-2] < 3:
-        return np.zeros(data.shape, bool)
-    ny, nx = data.shape[-2:]
+    sigma = np.asarray(sigma, np.float64)
+    if sigma.ndim <= 1:
+        sigma = sigma.reshape(-1, 1, 1) * np.ones((len(data), 1, 1))
     sharp = np.zeros(data.shape, bool)
+    if data.shape[-1] < 3 or data.shape[-2] < 3:
+        return sharp
+    ny, nx = data.shape[-2:]
     for start in range(0, len(data), 64):  # 8 shifted copies of a chunk in memory
         part = data[start : start + 64]
         pad = np.pad(part, ((0, 0), (1, 1), (1, 1)), mode="edge")
@@ -844,8 +855,17 @@ def sharp_pixels(stack, sigma):
     return sharp
 
 
+def tied_fraction(image):
+    """Fraction of horizontally neighbouring pixels that are exactly equal (0 for noisy float pixels)."""
+    image = np.asarray(image)
+    if image.shape[-1] < 2:
+        return 1.0
+    return float(np.mean(image[..., 1:] == image[..., :-1]))
+
+
 def saturated_pixels(stack, sigma):
-    """Plateaus of equal brightest pixels (`SATURATION_PIXELS` or more, `SATURATION_NSIGMA` over zero).
+    """Plateaus of equal brightest pixels (`SATURATION_PIXELS` or more, `SATURATION_NSIGMA` over zero) in
+    stamps whose pixels do not tie elsewhere (`MAX_TIED_FRACTION`).
 
     Parameters
     ----------
@@ -862,12 +882,12 @@ def saturated_pixels(stack, sigma):
     out = np.zeros(data.shape, bool)
     if data.size == 0:
         return out
-    finite = np.where(np.isfinite(data), data, -np.inf)
-    top = finite.max(axis=(-2, -1))
+    top = np.max(np.where(np.isfinite(data), data, -np.inf), axis=(-2, -1))
     for i in np.flatnonzero(top > SATURATION_NSIGMA * sigma):
-        if np.all(data[i] == np.round(data[i])):  # counts: ties are quantisation
+        at_top = data[i] >= top[i]
+        if np.count_nonzero(at_top) < SATURATION_PIXELS:
             continue
-        at_top = finite[i] >= top[i]
-        if np.count_nonzero(at_top) >= SATURATION_PIXELS:
+        rest = np.where(at_top, np.nan, data[i])  # the plateau's own ties do not count
+        if tied_fraction(rest) <= MAX_TIED_FRACTION:
             out[i] = at_top
     return out

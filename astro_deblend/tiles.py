@@ -220,6 +220,9 @@ def measure_tiled(
     if wcs is None and getattr(inner.wcs, "has_celestial", False):
         wcs = inner.wcs.celestial
     wcs = check_wcs(wcs)
+    from .stamps import _plain_pixel_scale, _plain_zeropoint
+
+    pixel_scale, zeropoint = _plain_pixel_scale(pixel_scale), _plain_zeropoint(zeropoint)  # Quantities too
     pixel_given = pixel_scale  # the user's own: then the pixel area is its square
     unit = None
     if hasattr(data, "unit") and hasattr(data, "value"):  # a Quantity: measured in its unit

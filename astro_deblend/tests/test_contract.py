@@ -216,7 +216,8 @@ def test_cosmic_rays_and_saturated_cores_are_flagged(deblender, pairs):
     hit[:, c, c + 2] += 1000 * NOISE
     with pytest.warns(UserWarning, match="cosmic rays or hot pixels"):
         table = measure(deblender, hit, pairs, noise_sigma=NOISE)[0]
-    assert np.all(table["flag"] & Flag.OUT_OF_DOMAIN)
+    if getattr(deblender, "is_trained", True):  # an untrained network's segments may give the pixel to anyone
+        assert np.all(table["flag"][table["role"] == "central"] & Flag.OUT_OF_DOMAIN)
     masked = np.ma.masked_array(hit, mask=np.zeros(hit.shape, bool))
     masked[:, c, c + 2] = np.ma.masked
     with warnings.catch_warnings(record=True) as caught:
@@ -226,7 +227,41 @@ def test_cosmic_rays_and_saturated_cores_are_flagged(deblender, pairs):
     clipped = np.minimum(blend, 0.5 * blend.max(axis=(1, 2), keepdims=True))
     with pytest.warns(UserWarning, match="saturated core"):
         table = measure(deblender, clipped, pairs, noise_sigma=NOISE)[0]
-    assert np.all(table["flag"] & Flag.OUT_OF_DOMAIN)
+    assert np.any(table["flag"] & Flag.OUT_OF_DOMAIN)
+    if deblender.method not in ("sep-auto", "sep-paper", "oracle"):
+        return  # a network counts a hot pixel wherever its segments take the pixel's light (checked below)
+    # a hot pixel in a corner, far from both galaxies' segments, does not count
+    far = blend.copy()
+    far[:, 3, 3] += 1000 * NOISE
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        measure(deblender, far, pairs, noise_sigma=NOISE)
+    assert not any("cosmic rays" in str(w.message) for w in caught)
+
+
+def test_a_hot_pixel_counts_for_the_galaxy_whose_segment_takes_it():
+    from astro_deblend.deblender import _near_galaxies
+
+    pixels = np.zeros((2, 20, 20), bool)
+    pixels[0, 2, 2] = pixels[1, 15, 15] = True
+    segments = np.zeros((2, 20, 20), int)
+    segments[:, 8:12, 8:12] = 1
+    segments[:, 3:6, 3:6] = 2  # stamp 0's pixel lies 1 px from the companion's segment
+    assert _near_galaxies(pixels, list(segments)).tolist() == [[False, True], [False, False]]
+    assert _near_galaxies(pixels, [np.zeros((20, 20), int)] * 2).tolist() == [[True, True]] * 2
+
+
+def test_blocky_images_have_no_saturated_cores():
+    """Pixels that tie everywhere (resampled by nearest neighbour, counts, noise-free models) make plateaus
+    of any brightest pixel: not taken for saturation (review of the first version)."""
+    from astro_deblend.stamps import saturated_pixels
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:64, :64]
+    galaxy = 50.0 * np.exp(-((xx - 31.5) ** 2 + (yy - 31.5) ** 2) / 20.0) + rng.normal(0, 1, (64, 64))
+    upsampled = np.kron(galaxy, np.ones((2, 2)))  # 2 x 2 copies of each pixel
+    assert not saturated_pixels(upsampled[None], [1.0]).any()
+    assert saturated_pixels(np.minimum(galaxy, 20.0)[None], [1.0]).any()
 
 
 def test_light_through_a_telescope_is_never_sharp():
