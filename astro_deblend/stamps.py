@@ -843,15 +843,25 @@ def sharp_pixels(stack, sigma):
     if data.shape[-1] < 3 or data.shape[-2] < 3:
         return sharp
     ny, nx = data.shape[-2:]
-    for start in range(0, len(data), 64):  # 8 shifted copies of a chunk in memory
-        part = data[start : start + 64]
+    # the second-highest of the 8 neighbours is at least the lower of the left and right ones: stamps with
+    # no pixel that rises enough above those two cannot have a sharp pixel (most stamps: skipped cheaply)
+    maybe = []
+    for start in range(0, len(data), 256):  # in chunks: two shifted copies
+        part = data[start : start + 256]
+        pad = np.pad(part, ((0, 0), (0, 0), (1, 1)), mode="edge")
+        rise = part - np.minimum(pad[:, :, :-2], pad[:, :, 2:])
+        rise_ok = (rise > SHARP_NSIGMA * sigma[start : start + 256]) & (rise > SHARP_FRACTION * part)
+        maybe.append(start + np.flatnonzero(rise_ok.any(axis=(1, 2))))
+    maybe = np.concatenate(maybe) if maybe else np.zeros(0, int)
+    for start in range(0, maybe.size, 64):  # 8 shifted copies of a chunk in memory
+        rows = maybe[start : start + 64]
+        part = data[rows]
         pad = np.pad(part, ((0, 0), (1, 1), (1, 1)), mode="edge")
         around = np.stack([pad[:, 1 + dy : 1 + dy + ny, 1 + dx : 1 + dx + nx]
                            for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
         second = np.partition(around, 6, axis=0)[6]  # the second-highest of the 8
         rise = part - second
-        sharp[start : start + 64] = ((rise > SHARP_NSIGMA * sigma[start : start + 64])
-                                     & (rise > SHARP_FRACTION * part))
+        sharp[rows] = (rise > SHARP_NSIGMA * sigma[rows]) & (rise > SHARP_FRACTION * part)
     return sharp
 
 
