@@ -220,11 +220,7 @@ def validate_stamps(data, *, name="data"):
     try:
         raw = np.asarray(data)
     except ValueError:  # numpy's "inhomogeneous shape": a list of stamps of different sizes
-        sizes = sorted({np.shape(s) for s in data}) if isinstance(data, list | tuple) else "unknown"
-        raise InputError(
-            f"{name} must be one stamp or a stack of stamps of one size; got a list of shapes {sizes}: cut "
-            "every stamp to the same size", value=sizes,
-        ) from None
+        raise _sizes_differ(name, data) from None
     if raw.dtype.kind == "c":
         raise InputError(f"{name} is complex; pixel values must be real (pass data.real if that is meant)")
     if raw.dtype.kind not in "biuf":
@@ -291,11 +287,16 @@ def _stack_quantities(stamps, name):
     try:
         return u.Quantity(np.stack(values), first, copy=False)
     except ValueError:
-        sizes = sorted({np.shape(v) for v in values})
-        raise InputError(
-            f"{name} must be one stamp or a stack of stamps of one size; got a list of shapes {sizes}: cut "
-            "every stamp to the same size", value=sizes,
-        ) from None
+        raise _sizes_differ(name, values) from None
+
+
+def _sizes_differ(name, stamps):
+    """The error for a list of stamps of different sizes."""
+    sizes = sorted({np.shape(s) for s in stamps}) if isinstance(stamps, list | tuple) else "unknown"
+    return InputError(
+        f"{name} must be one stamp or a stack of stamps of one size; got a list of shapes {sizes}: cut "
+        "every stamp to the same size", value=sizes,
+    )
 
 
 def per_stamp(value, n, name, *, unit=None):
