@@ -9,6 +9,9 @@ Two rows per stamp, central galaxy first (`~astro_deblend.conventions.ROLES`):
 ``mag``          AB magnitude, only when a zero point is known
 ``mag_err``      its 1-sigma error, 2.5 / ln(10) x flux_err / flux (with ``mag``)
 ``x``, ``y``     pixel position (0-based, numpy order), masked when unknown
+
+``mag``, ``mag_err``, ``x`` and ``y`` are plain numbers (what they are is in each column's ``description``),
+as photutils gives its centroids, so that cuts such as ``table["mag"] < 25`` work.
 ``label``        the galaxy's label in the stamp's `~photutils.segmentation.SegmentationImage` (0: none)
 ``n_detected``   sources the method found in the stamp
 ``flag``         bit sum of `astro_deblend.flags.Flag`
@@ -99,7 +102,9 @@ def build_table(
         table["mag"], table["mag_err"] = magnitude_columns(f, fe, zeropoint)
     for name, arr in (("x", x), ("y", y)):
         a = _flat(arr, np.float64)
-        table[name] = MaskedColumn(np.where(np.isfinite(a), a, 0.0), mask=~np.isfinite(a), name=name)
+        table[name] = MaskedColumn(np.where(np.isfinite(a), a, 0.0), mask=~np.isfinite(a), name=name,
+                                   description=f"{name} of the centroid, pixels from the stamp's first "
+                                   "pixel centre (0-based)")
     table["label"] = _flat(label, np.int32)
     table["n_detected"] = np.repeat(np.asarray(n_detected, dtype=np.int32).reshape(n), 2)
     table["flag"] = _flat(flag, np.int32)
@@ -124,8 +129,12 @@ def magnitude_columns(flux, flux_err, zeropoint):
         mag = zeropoint - 2.5 * np.log10(flux)
         mag_err = 2.5 / np.log(10) * flux_err / flux
     good_err = good & np.isfinite(mag_err)
-    return (MaskedColumn(np.where(good, mag, 0.0), mask=~good, name="mag"),
-            MaskedColumn(np.where(good_err, mag_err, 0.0), mask=~good_err, name="mag_err"))
+    # plain numbers, not Quantities: a cut such as table["mag"] < 25 must work in a QTable (u.ABmag cannot
+    # be masked, and a Quantity in u.mag refuses comparisons with numbers); what they are is in description
+    return (MaskedColumn(np.where(good, mag, 0.0), mask=~good, name="mag",
+                         description=f"AB magnitude, zero point {zeropoint:g}"),
+            MaskedColumn(np.where(good_err, mag_err, 0.0), mask=~good_err, name="mag_err",
+                         description="1-sigma error of mag, magnitudes"))
 
 
 def table_to_pairs(table, column):

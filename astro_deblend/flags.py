@@ -73,7 +73,8 @@ FLAG_DESCRIPTIONS = {
         "NaN, or its light still reaches them; they count as zero, so the flux is a lower limit. "
         "SepDeblender stamps: the noise map is infinite (no information) on pixels of the galaxy's "
         "aperture, so its error is unknown. Network stamps: more than 1 % of the galaxy's light is in "
-        "such pixels, filled from their neighbours"
+        "such pixels, filled from their neighbours, or a stamp larger than the network's was measured on its "
+        "central part and the galaxy's light runs past it"
     ),
     Flag.CROWDED: (
         "measure_image: it belongs to a group of more than two overlapping sources; in each view every "

@@ -1388,8 +1388,10 @@ def image_error_features(rel_blend, group_size, noise_err, flux):
 def _image_table(src, image, flux, flux_err, flag, group_id, group_size, method, noise_err=None):
     table = QTable()
     table["id"] = src.id
-    table["x"] = src.x
-    table["y"] = src.y
+    for name, values in (("x", src.x), ("y", src.y)):
+        table[name] = values
+        table[name].info.description = (f"{name} of the source, pixels from the image's first pixel centre "
+                                         "(0-based)")
     if image.wcs is not None:
         table["sky_centroid"] = image.wcs.pixel_to_world(src.x, src.y)
     noise_err = np.full(src.id.size, np.nan) if noise_err is None else noise_err

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from astropy import units as u
 from photutils.segmentation import SegmentationImage
+from scipy import ndimage
 from tqdm.auto import tqdm
 
 from ._symmetry import SYMMETRIES, apply, undo
@@ -43,6 +44,10 @@ _MAX_VIEW_SPREAD = 0.1
 
 #: Stamps whose summed flux is below this many times its noise hold no clear pair: flag 8.
 _MIN_TOTAL_SNR = 5.0
+
+#: Smallest stamp side measured (pixels): smaller ones are padded with noise to the network's size, but
+#: below this the central galaxy of a blend hardly fits in them.
+_MIN_STAMP = 32
 
 #: The training pairs differ by at most 2 mag (a flux ratio of 6.3). A galaxy whose neighbour the network
 #: measures more than this many times brighter (3.25 mag) gets flag 8: a star 3.5 mag brighter 30 px away
@@ -450,12 +455,8 @@ class NeuralDeblender(Deblender):
         n, ny, nx = stack.shape
         size = self._config.stamp_size
         if (ny, nx) != (size, size):
-            raise InputError(
-                f"this {self.method} network was built for {size}x{size} stamps; got {ny}x{nx}. "
-                f"Cut (or resample) {size}x{size} stamps centred on the central galaxy (a smaller stamp: "
-                "pad it with noise of its own level, never zeros), or train a network with "
-                f"{type(self._config).__name__}(stamp_size={ny})", value=(ny, nx),
-            )
+            return self._deblend_resized(batch, progress=progress, return_maps=return_maps,
+                                         pair_check=pair_check, return_diagnostics=return_diagnostics)
         if return_maps and "maps" not in self._model.output_names:
             raise InputError(f"{self.method} predicts no maps; call measure with return_maps=False")
         if not self.is_trained:
@@ -553,6 +554,65 @@ class NeuralDeblender(Deblender):
     def stamp_size(self):
         """int: side of the stamps the network was built for (pixels)."""
         return self._config.stamp_size
+
+    def _deblend_resized(self, batch, **options):
+        """Stamps of another size, brought to the network's: padded with noise of their own level, or cut
+        down, around the central pixel (``ny // 2``, ``nx // 2``, which lands on the network's); the
+        results are given back in the input's pixels.
+
+        The padding is noise (never zeros: the network has not seen flat borders), drawn from a fixed seed,
+        so the same stamps give the same numbers. A galaxy whose segment reaches the edge of a cut-down
+        stamp where light above the noise goes on outside it gets flag 32: the network did not see it whole.
+        """
+        size = self._config.stamp_size
+        n, ny, nx = batch.data.shape
+        smallest = min(_MIN_STAMP, size)
+        if min(ny, nx) < smallest:
+            raise InputError(
+                f"this {self.method} network measures stamps of {smallest} px and more (it was built for "
+                f"{size}x{size}, and pads or cuts other sizes around the central pixel); got {ny}x{nx}. Cut "
+                f"larger stamps centred on the central galaxy, or measure the image with measure_image",
+                value=(ny, nx),
+            )
+        sigma = batch.noise_per_stamp()
+        # where the input's window lies in the network's stamp (dst) and the network's in the input (src)
+        dst, src = [], []
+        for length in (ny, nx):
+            before = size // 2 - length // 2  # > 0: padded, < 0: cut
+            dst.append(slice(max(before, 0), max(before, 0) + min(length, size)))
+            src.append(slice(max(-before, 0), max(-before, 0) + min(length, size)))
+        dst, src = tuple(dst), tuple(src)
+        rng = np.random.default_rng(0)
+        data = rng.normal(size=(n, size, size)) * np.where(np.isfinite(sigma), sigma, 0.0)[:, None, None]
+        data[:, dst[0], dst[1]] = batch.data[:, src[0], src[1]]
+        noise = batch.noise_sigma
+        if noise is not None and noise.ndim == 3:
+            full = np.broadcast_to(sigma[:, None, None], (n, size, size)).copy()
+            full[:, dst[0], dst[1]] = noise[:, src[0], src[1]]
+            noise = full
+        inner = dataclasses.replace(batch, data=data, noise_sigma=noise,
+                                    _estimate=None if batch.noise_given else sigma)
+        result = self._deblend(inner, **options)
+
+        # back to the input's pixels
+        shift_y, shift_x = dst[0].start - src[0].start, dst[1].start - src[1].start
+        result.x = np.asarray(result.x) - shift_x
+        result.y = np.asarray(result.y) - shift_y
+        labels = np.zeros((n, ny, nx), dtype=np.int32)
+        labels[:, src[0], src[1]] = np.stack([seg.data for seg in result.segments])[:, dst[0], dst[1]]
+        result.segments = [SegmentationImage(lab) for lab in labels]
+        result.label = np.stack([(labels == k).any(axis=(1, 2)) * k for k in (1, 2)], axis=1)
+        if options.get("return_maps"):
+            maps = np.zeros((n, 2, ny, nx), dtype=np.float32)
+            maps[:, :, src[0], src[1]] = result.extra[0][:, :, dst[0], dst[1]]
+            result.extra = (maps, *result.extra[1:])
+        if ny > size or nx > size:
+            result.flag = np.asarray(result.flag)
+            result.flag[_cut_off(batch.data, sigma, labels, src)] |= Flag.INCOMPLETE
+        how = "padded with noise" if ny <= size and nx <= size else "cut down, padded with noise where short"
+        result.meta = dict(result.meta, stamp_size=(
+            f"{ny}x{nx} stamps measured in {size}x{size} around their central pixel ({how})"))
+        return result
 
     def _deblend_views(self, batch, *, progress):
         """The central source of each view of `measure_image`, with the fraction maps when predicted."""
@@ -761,3 +821,22 @@ def _filled_light(part, part_maps, bad, flux):
     light = np.sum(part_maps * np.clip(part, 0, None)[:, None] * bad[:, None], axis=(2, 3))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.nan_to_num(light / np.abs(np.asarray(flux)), nan=0.0)
+
+
+def _cut_off(stack, sigma, labels, window):
+    """Galaxies (N, 2) of stamps cut down to ``window`` whose segment reaches the window's edge where the
+    light above the noise goes on outside it."""
+    n, ny, nx = stack.shape
+    inside = np.zeros((ny, nx), bool)
+    inside[window] = True
+    ring = ndimage.binary_dilation(inside) & ~inside  # the first pixels outside the window
+    edge = inside & ndimage.binary_dilation(ring)  # the window's own outermost pixels
+    light = signal_mask(stack, sigma)
+    out = np.zeros((n, 2), bool)
+    for i in range(n):
+        if not light[i][ring].any():
+            continue
+        beyond = ndimage.binary_dilation(light[i] & ring) & edge
+        for role in (0, 1):
+            out[i, role] = bool((beyond & (labels[i] == role + 1)).any())
+    return out

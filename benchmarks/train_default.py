@@ -84,10 +84,13 @@ def load_blends(spec, work, *, progress=True, workers=1):
 def load_sample(simulation, work, *, progress=True, workers=1):
     """The galaxy sample of a ``simulation`` dict, read from its cache in ``work`` or simulated into it."""
     sim = SimulationConfig(**simulation)
-    # broad samples of one seed and size may differ in any option: their file names carry a digest
+    # samples of one seed and size may differ in any option (broad ones, another pixel scale): unless they
+    # are the paper-like default at their depth, their file names carry a digest
     tag = ""
-    if sim.broad:
-        tag = "_broad" + hashlib.sha256(json.dumps(sim.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    plain = SimulationConfig(n_galaxies=sim.n_galaxies, seed=sim.seed, depth_5sigma=sim.depth_5sigma)
+    if sim.broad or sim.to_dict() != plain.to_dict():
+        digest = hashlib.sha256(json.dumps(sim.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        tag = ("_broad" if sim.broad else "_custom") + digest
     lib = work / f"galaxies{tag}_seed{sim.seed}_n{sim.n_galaxies}.h5"
     if lib.exists():
         sample = GalaxySample.read(lib)
