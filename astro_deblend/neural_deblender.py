@@ -48,6 +48,9 @@ _MIN_TOTAL_SNR = 5.0
 #: Smallest stamp side measured (pixels): smaller ones are padded with noise to the network's size, but
 #: below this the central galaxy of a blend hardly fits in them.
 _MIN_STAMP = 32
+#: Largest stamp side measured, in units of the network's: a larger "stamp" is an image whose central
+#: pixel happens to hold a galaxy (measure it with measure_image).
+_MAX_STAMP_FACTOR = 4
 
 #: The training pairs differ by at most 2 mag (a flux ratio of 6.3). A galaxy whose neighbour the network
 #: measures more than this many times brighter (3.25 mag) gets flag 8: a star 3.5 mag brighter 30 px away
@@ -566,13 +569,13 @@ class NeuralDeblender(Deblender):
         """
         size = self._config.stamp_size
         n, ny, nx = batch.data.shape
-        smallest = min(_MIN_STAMP, size)
-        if min(ny, nx) < smallest:
+        smallest, largest = min(_MIN_STAMP, size), _MAX_STAMP_FACTOR * size
+        if min(ny, nx) < smallest or max(ny, nx) > largest:
             raise InputError(
-                f"this {self.method} network measures stamps of {smallest} px and more (it was built for "
-                f"{size}x{size}, and pads or cuts other sizes around the central pixel); got {ny}x{nx}. Cut "
-                f"larger stamps centred on the central galaxy, or measure the image with measure_image",
-                value=(ny, nx),
+                f"this {self.method} network measures the central pair of {smallest}-{largest} px stamps; "
+                f"got {ny}x{nx} (it was built for {size}x{size}, and pads or cuts other sizes around the "
+                "central pixel). Cut stamps of that size centred on the central galaxy, or measure an image "
+                "with measure_image", value=(ny, nx),
             )
         sigma = batch.noise_per_stamp()
         # where the input's window lies in the network's stamp (dst) and the network's in the input (src)
@@ -692,12 +695,19 @@ class NeuralDeblender(Deblender):
         domain = self._provenance.get("domain") or {}
         outside = np.zeros(len(totals), dtype=bool)
         trained_scale = domain.get("pixel_scale")
-        if pixel_scale is not None and trained_scale and abs(pixel_scale / trained_scale - 1) > 0.05:
+        # the scales over which the weights were measured as good as at their training scale (a benchmark
+        # writes them into the record), else the training scale itself, to 5 %
+        validated = domain.get("pixel_scale_validated")
+        lo, hi = validated if validated else (0.95 * (trained_scale or 0), 1.05 * (trained_scale or np.inf))
+        if pixel_scale is not None and trained_scale and not lo <= pixel_scale <= hi:
+            where = (f"measured as good as at its training scale of {trained_scale:.4g} arcsec/px from "
+                     f"{lo:.4g} to {hi:.4g} arcsec/px only" if validated
+                     else f"trained at {trained_scale:.4g} arcsec/px")
             warnings.warn(
-                f"the data have {pixel_scale:.4g} arcsec/px but {self.method} was trained at "
-                f"{trained_scale:.4g} arcsec/px: galaxy sizes in pixels differ from what it learnt. "
-                "Resample the stamps to the training scale, or fit the network on blends made at your "
-                "scale (astro_deblend.data.SimulationConfig(pixel_scale=...))",
+                f"the data have {pixel_scale:.4g} arcsec/px but {self.method} was {where}: galaxy and PSF "
+                "sizes in pixels differ from what it knows (flag 8 set). Resample the stamps to the "
+                "training scale, or fit the network on blends made at your scale "
+                "(astro_deblend.data.SimulationConfig(pixel_scale=...))",
                 OutOfDomainWarning,
                 stacklevel=5,
             )

@@ -21,8 +21,14 @@ Three parts, each printing a table and writing JSON under ``--out``:
     galaxy's MAPE on the stamps left unflagged.
 ``stress``
     One effect at a time around a paper-like sample (seed 20): depth, PSF FWHM, correlated noise, residual
-    background, centring offset; each point for the networks and sep-auto, by d/R bin, with the MAPE of the
-    network over the base sample's at matched S/N (S/N = true flux over its Cramer-Rao error).
+    background, centring offset, pixel scale (the same galaxies and PSF in arcsec, with ``pixel_scale``
+    passed as a FITS header would give it); each point for the networks and sep-auto, by d/R bin, with the
+    MAPE of the network over the base sample's at matched S/N (S/N = true flux over its Cramer-Rao error).
+``install-scales``
+    Reads the pixel-scale points of ``stress`` (``stress_pixel_scale_arcsec.json``) and writes into the
+    bundled weights' record the pixel scales, around the training's, over which the bundled network's MAPE
+    stays within 1.5 times the base's at matched S/N (the issue's bar for depth and PSF): the network flags
+    (8) data outside them, not every scale but the training's.
 ``report``
     The gallery of the broad families and the figures of the parts above in ``report.html``.
 
@@ -35,6 +41,8 @@ Usage::
     python benchmarks/bench_robustness.py lofo --lofo-root train_runs/gpu1
     python benchmarks/bench_robustness.py hostile --neural default
     python benchmarks/bench_robustness.py stress --neural default
+    python benchmarks/bench_robustness.py stress --effects pixel_scale_arcsec
+    python benchmarks/bench_robustness.py install-scales
     python benchmarks/bench_robustness.py report     # gallery and figures in one HTML page
 """
 
@@ -89,7 +97,8 @@ def _measure(methods, blends, batch):
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            table, _ = deblender.measure(batch["blend"], noise_sigma=sigma, progress=False)
+            table, _ = deblender.measure(batch["blend"], noise_sigma=sigma, pixel_scale=blends.pixel_scale,
+                                         progress=False)
         flux = table_to_pairs(table, "flux")
         flags = table_to_pairs(table, "flag")
         out[name] = {"flux": flux, "flag": flags, "seconds": time.perf_counter() - t0,
@@ -299,6 +308,8 @@ def _stress_points():
     for fwhm in (0.12, 0.15, 0.22, 0.25):
         sim = dict(base_sim, psf_kinds=["airy"], psf_fwhm_range=[fwhm, fwhm], n_psfs=1)
         points.append(("psf_fwhm_arcsec", fwhm, sim, base_blend))
+    for scale in (0.03, 0.04, 0.08, 0.1, 0.12):  # same galaxies and PSF in arcsec, other pixels
+        points.append(("pixel_scale_arcsec", scale, dict(base_sim, pixel_scale=scale), base_blend))
     for frac in (0.5, 0.9):
         points.append(("correlated_noise", frac, base_sim, dict(base_blend, noise_correlation=[frac, frac])))
     for level in (0.1, 0.3):
@@ -343,18 +354,60 @@ def run_stress(args, work):
             by_dr = _by_dr(m["flux"], true, dr, every)
             row = {"effect": effect, "value": value, "method": name, **s, "base_mape_matched_snr": matched,
                    "ratio_to_base_matched_snr": s["mape"] / matched, "by_dr": by_dr,
+                   "flag8_percent": float(100 * np.mean((np.nan_to_num(m["flag"]).astype(int) & 8) > 0)),
                    "warnings": m["warnings"]}
             rows.append(row)
             print(f"{effect:>18s} {value!s:>6s} {name[-22:]:>22s} {s['mape']:7.2f} "
                   f"{s['outlier_percent']:7.2f} {row['ratio_to_base_matched_snr']:9.2f}   "
                   + " ".join(f"{b['mape']:5.1f}" for b in by_dr)
+                  + f"   flag 8: {row['flag8_percent']:.0f} %"
                   + ("   [warned]" if m["warnings"] else ""), flush=True)
     return {"part": "stress", "views": args.views, "rows": rows}
 
 
+#: A pixel scale is in the bundled network's domain when its MAPE there is within this factor of the base's
+#: at matched S/N (the issue's bar for depth and PSF FWHM).
+MAX_SCALE_RATIO = 1.5
+
+
+def run_install_scales(args, work):
+    from _results import atomic_write_text
+
+    from astro_deblend.models.store import domain_sha256
+
+    source = Path(args.out) / "stress_pixel_scale_arcsec.json"
+    result = json.loads(source.read_text())
+    if result["weights_sha256"].get("default") != NeuralDeblender(views=1).weights_digest():
+        raise SystemExit(f"{source} measured other weights than the bundled ones: rerun the stress part")
+    record_path = Path(__file__).resolve().parents[1] / "astro_deblend" / "weights" / "fracnet.json"
+    record = json.loads(record_path.read_text())
+    domain = record["provenance"]["domain"]
+    trained = domain["pixel_scale"]
+    ratio = {r["value"]: r["ratio_to_base_matched_snr"] for r in result["rows"]
+             if r["effect"] == "pixel_scale_arcsec" and r["method"] == "default"}
+    ratio[trained] = 1.0
+    scales = sorted(ratio)
+    at = scales.index(trained)
+    lo = hi = at
+    while lo > 0 and ratio[scales[lo - 1]] <= MAX_SCALE_RATIO:
+        lo -= 1
+    while hi < len(scales) - 1 and ratio[scales[hi + 1]] <= MAX_SCALE_RATIO:
+        hi += 1
+    domain["pixel_scale_validated"] = [scales[lo], scales[hi]]
+    domain["pixel_scale_validated_by"] = (
+        f"benchmarks/bench_robustness.py stress --effects pixel_scale_arcsec ({result['date']}, "
+        f"results/robustness/{source.name}): MAPE within {MAX_SCALE_RATIO}x of the {trained} arcsec/px "
+        f"base at matched S/N at {', '.join(f'{s:g}' for s in scales[lo:hi + 1])} arcsec/px, paper-like "
+        "galaxies, Airy PSF of 0.18 arcsec")
+    record["domain_sha256"] = domain_sha256(domain)
+    atomic_write_text(record_path, json.dumps(record, indent=2))
+    print(f"pixel scales {scales[lo]:g}-{scales[hi]:g} arcsec/px written into {record_path}")
+    return None
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("part", choices=("select", "lofo", "hostile", "stress", "report"))
+    p.add_argument("part", choices=("select", "lofo", "hostile", "stress", "install-scales", "report"))
     p.add_argument("--neural", action="append", default=None,
                    help="'default' (bundled) or a saved deblender folder; repeat for several")
     p.add_argument("--lofo-root", default="train_runs/gpu1", help="folder holding lofo_<group>/final")
@@ -369,7 +422,7 @@ def main(argv=None):
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     runner = {"select": run_select, "lofo": run_lofo, "hostile": run_hostile, "stress": run_stress,
-              "report": run_report}[args.part]
+              "install-scales": run_install_scales, "report": run_report}[args.part]
     result = runner(args, work)
     if result is None:
         return
@@ -379,7 +432,8 @@ def main(argv=None):
     for source in args.neural:  # name the weights each number measured
         d = _deblender(source, args.views)
         result.setdefault("weights_sha256", {})[source] = d.weights_digest()
-    path = write_result(Path(args.out) / f"{args.part}.json", result)
+    name = args.part if not args.effects else "_".join([args.part, *args.effects])  # a part: keep the whole
+    path = write_result(Path(args.out) / f"{name}.json", result)
     print(f"\nwrote {path}")
 
 

@@ -188,6 +188,16 @@ def test_neural_measures_fits_and_warns_outside_domain(tmp_path, monkeypatch):
     with pytest.warns(AstropyUserWarning, match="arcsec/px"):
         flagged, _ = deblender.measure(str(path), pixel_scale=0.12, progress=False)
     assert np.all(flagged["flag"] & 8)
+    # scales a benchmark measured as good as the training's are in the domain; beyond them, not
+    deblender._provenance["domain"]["pixel_scale_validated"] = [0.03, 0.12]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AstropyUserWarning)
+        inside, _ = deblender.measure(str(path), pixel_scale=0.1, progress=False)
+    assert not np.any(inside["flag"] & 8)
+    with pytest.warns(AstropyUserWarning, match="from 0.03 to 0.12 arcsec/px only"):
+        flagged, _ = deblender.measure(str(path), pixel_scale=0.2, progress=False)
+    assert np.all(flagged["flag"] & 8)
+    del deblender._provenance["domain"]["pixel_scale_validated"]
     with pytest.warns(AstropyUserWarning, match="outside the training range"):
         deblender.measure(_pairs() * 100, progress=False)
     deblender.save(tmp_path / "saved")

@@ -280,9 +280,11 @@ def test_small_misuses_get_the_package_s_own_messages(cube, tmp_path, capsys):
         SepDeblender().measure(hdul)
     with pytest.raises(InputTypeError, match=r"unknown option\(s\) \['views'\]"):
         NeuralDeblender().measure(str(cube), views=1)
-    # a 2-D file that is neither a stamp of the network's size nor large: the hint names --image
-    fits.PrimaryHDU(np.zeros((200, 200), np.float32)).writeto(tmp_path / "image200.fits")
-    assert main(["measure", str(tmp_path / "image200.fits"), "--output", str(tmp_path / "c.ecsv"),
+    # a 2-D file too small for a stamp the network measures, and too small to be taken for an image: the
+    # hint names --image
+    small = np.random.default_rng(0).normal(0, 1, (20, 20)).astype(np.float32)
+    fits.PrimaryHDU(small).writeto(tmp_path / "image20.fits")
+    assert main(["measure", str(tmp_path / "image20.fits"), "--output", str(tmp_path / "c.ecsv"),
                  "--quiet"]) == 2
     assert "add --image" in capsys.readouterr().err
     # sep: a noise map without information on the galaxy: no error bar, so flag 32

@@ -68,6 +68,7 @@ def test_a_galaxy_cut_by_the_network_s_window_is_flagged_incomplete(network):
     assert flag[1] & 32 and not flag[0] & 32
 
 
-def test_a_stamp_too_small_for_a_pair_is_refused(network):
-    with pytest.raises(InputError, match="stamps of 32 px and more .* got 24x24"):
-        network.measure(np.random.default_rng(0).normal(0, 1, (24, 24)), progress=False)
+@pytest.mark.parametrize("shape", [(24, 24), (40, 24), (128, 520)])
+def test_a_stamp_too_small_for_a_pair_or_as_large_as_an_image_is_refused(network, shape):
+    with pytest.raises(InputError, match=rf"32-512 px stamps; got {shape[0]}x{shape[1]} .*measure_image"):
+        network.measure(np.random.default_rng(0).normal(0, 1, shape), progress=False)
