@@ -122,6 +122,10 @@ class Deblender:
         """Return the method's configuration as a dict (stored in ``table.meta['config']``)."""
         return {}
 
+    def _window(self, batch):
+        """None, or how a method that sees stamps of one size shows it ``batch`` (see the networks')."""
+        return None
+
     def measure(self, data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, progress=True, **options):
         """Measure the central galaxy and its companion in each stamp.
 
@@ -157,12 +161,19 @@ class Deblender:
             )
         batch = prepare_stamps(data, zeropoint=zeropoint, noise_sigma=noise_sigma, pixel_scale=pixel_scale,
                                noise_map=self.noise_map)
-        _refuse_unknown_noise_of_noiseless_stamps(batch)
-        result = self._deblend(batch, progress=progress, **options)
-        _flag_noise_below_pixels(batch, result)
-        _flag_residual_background(batch, result)
-        _flag_flat_regions(batch, result)
-        _flag_defects(batch, result)
+        window = self._window(batch)  # stamps of another size than a network's: what it sees of them
+        seen = batch if window is None else window.seen
+        _refuse_unknown_noise_of_noiseless_stamps(seen)
+        if window is None:
+            result = self._deblend(batch, progress=progress, **options)
+        else:
+            result = window.deblend(self, progress=progress, **options)
+        _flag_noise_below_pixels(seen, result)
+        _flag_residual_background(seen, result)
+        _flag_flat_regions(seen, result)
+        _flag_defects(seen, result)
+        if window is not None:
+            result = window.to_input(result)
         table = build_table(
             flux=result.flux, flux_err=result.flux_err, x=result.x, y=result.y, label=result.label,
             n_detected=result.n_detected, flag=result.flag, method=self.method, unit=batch.unit,

@@ -388,19 +388,23 @@ class NeuralDeblender(Deblender):
         Parameters
         ----------
         data : array-like or `~astropy.units.Quantity`
-            One background-subtracted stamp (S, S) or a stack (N, S, S) in image units (e.g.
-            electron/s), S the stamp size of the network (128 for the bundled weights), with the
-            central galaxy at pixel (S/2, S/2) (0-based, numpy order).
+            One background-subtracted stamp (ny, nx) or a stack (N, ny, nx) in image units (e.g.
+            electron/s), with the central galaxy at pixel (ny // 2, nx // 2) (0-based, numpy order). The
+            network sees S x S pixels (S = 128 for the bundled weights): stamps of another size, from 32 to
+            4 S px, are padded around their central pixel with noise of their own level, or cut down to their
+            central S x S pixels (flag 32 on a galaxy whose light runs past them); everything comes back in
+            the input's pixels.
         zeropoint : float, optional
             AB zero point; when given the Table gets a ``mag`` column.
-        noise_sigma : float, array of shape (N,) or (N, S, S), or `~astropy.units.Quantity`, optional
+        noise_sigma : float, array of shape (N,) or (N, ny, nx), or `~astropy.units.Quantity`, optional
             Per-pixel noise rms, in image units: per stamp, or a per-pixel map (used for the errors; the
             network sees its median). Default: estimated from each stamp (clipped median absolute
             deviation), which makes the fluxes exactly proportional to the image.
         pixel_scale : float, optional
-            Arcsec per pixel of the data (read from a FITS header when possible). A scale that differs
-            by more than 5 % from the training data's gets a warning: the network learnt galaxy sizes in
-            pixels of its training scale.
+            Arcsec per pixel of the data (read from a FITS header when possible). A scale outside those
+            at which the weights were measured as good as at their training scale (``pixel_scale_validated``
+            of their record, 0.03-0.12 for the bundled ones), or without that record more than 5 % from the
+            training's, gets a warning and flag 8: the network learnt galaxy and PSF sizes in pixels.
         return_maps : bool, optional
             Also return the fractional maps (not for blend2flux) [default: False].
         progress : bool, optional
@@ -437,13 +441,13 @@ class NeuralDeblender(Deblender):
             One per stamp: label 1 (central) or 2 (companion) where that galaxy's share of the pixel
             is above 0.5 and the pixel carries signal (the 3x3 mean of the blend exceeds 1 noise
             sigma). All zeros for blend2flux.
-        maps : `numpy.ndarray`, shape (N, 2, S, S)
+        maps : `numpy.ndarray`, shape (N, 2, ny, nx)
             Only with ``return_maps=True``: each galaxy's share of each pixel, in [0, 1].
 
         Raises
         ------
         ValueError
-            If ``data`` is not one or a stack of S x S stamps, holds NaN or infinite pixels, or if
+            If ``data`` is not one or a stack of 32 to 4 S px stamps, holds NaN or infinite pixels, or if
             ``noise_sigma`` has the wrong shape or non-positive values.
         """
         return super().measure(data, zeropoint=zeropoint, noise_sigma=noise_sigma, pixel_scale=pixel_scale,
@@ -457,9 +461,9 @@ class NeuralDeblender(Deblender):
         stack = batch.data
         n, ny, nx = stack.shape
         size = self._config.stamp_size
-        if (ny, nx) != (size, size):
-            return self._deblend_resized(batch, progress=progress, return_maps=return_maps,
-                                         pair_check=pair_check, return_diagnostics=return_diagnostics)
+        if (ny, nx) != (size, size):  # measure shows other sizes through a _Window
+            raise InputError(f"this {self.method} network sees {size}x{size} stamps; got {ny}x{nx}",
+                             value=(ny, nx))
         if return_maps and "maps" not in self._model.output_names:
             raise InputError(f"{self.method} predicts no maps; call measure with return_maps=False")
         if not self.is_trained:
@@ -558,17 +562,12 @@ class NeuralDeblender(Deblender):
         """int: side of the stamps the network was built for (pixels)."""
         return self._config.stamp_size
 
-    def _deblend_resized(self, batch, **options):
-        """Stamps of another size, brought to the network's: padded with noise of their own level, or cut
-        down, around the central pixel (``ny // 2``, ``nx // 2``, which lands on the network's); the
-        results are given back in the input's pixels.
-
-        The padding is noise (never zeros: the network has not seen flat borders), drawn from a fixed seed,
-        so the same stamps give the same numbers. A galaxy whose segment reaches the edge of a cut-down
-        stamp where light above the noise goes on outside it gets flag 32: the network did not see it whole.
-        """
+    def _window(self, batch):
+        """Stamps of another size than the network's are shown to it through a `_Window`."""
+        ny, nx = batch.data.shape[1:]
         size = self._config.stamp_size
-        n, ny, nx = batch.data.shape
+        if (ny, nx) == (size, size):
+            return None
         smallest, largest = min(_MIN_STAMP, size), _MAX_STAMP_FACTOR * size
         if min(ny, nx) < smallest or max(ny, nx) > largest:
             raise InputError(
@@ -577,45 +576,7 @@ class NeuralDeblender(Deblender):
                 "central pixel). Cut stamps of that size centred on the central galaxy, or measure an image "
                 "with measure_image", value=(ny, nx),
             )
-        sigma = batch.noise_per_stamp()
-        # where the input's window lies in the network's stamp (dst) and the network's in the input (src)
-        dst, src = [], []
-        for length in (ny, nx):
-            before = size // 2 - length // 2  # > 0: padded, < 0: cut
-            dst.append(slice(max(before, 0), max(before, 0) + min(length, size)))
-            src.append(slice(max(-before, 0), max(-before, 0) + min(length, size)))
-        dst, src = tuple(dst), tuple(src)
-        rng = np.random.default_rng(0)
-        data = rng.normal(size=(n, size, size)) * np.where(np.isfinite(sigma), sigma, 0.0)[:, None, None]
-        data[:, dst[0], dst[1]] = batch.data[:, src[0], src[1]]
-        noise = batch.noise_sigma
-        if noise is not None and noise.ndim == 3:
-            full = np.broadcast_to(sigma[:, None, None], (n, size, size)).copy()
-            full[:, dst[0], dst[1]] = noise[:, src[0], src[1]]
-            noise = full
-        inner = dataclasses.replace(batch, data=data, noise_sigma=noise,
-                                    _estimate=None if batch.noise_given else sigma)
-        result = self._deblend(inner, **options)
-
-        # back to the input's pixels
-        shift_y, shift_x = dst[0].start - src[0].start, dst[1].start - src[1].start
-        result.x = np.asarray(result.x) - shift_x
-        result.y = np.asarray(result.y) - shift_y
-        labels = np.zeros((n, ny, nx), dtype=np.int32)
-        labels[:, src[0], src[1]] = np.stack([seg.data for seg in result.segments])[:, dst[0], dst[1]]
-        result.segments = [SegmentationImage(lab) for lab in labels]
-        result.label = np.stack([(labels == k).any(axis=(1, 2)) * k for k in (1, 2)], axis=1)
-        if options.get("return_maps"):
-            maps = np.zeros((n, 2, ny, nx), dtype=np.float32)
-            maps[:, :, src[0], src[1]] = result.extra[0][:, :, dst[0], dst[1]]
-            result.extra = (maps, *result.extra[1:])
-        if ny > size or nx > size:
-            result.flag = np.asarray(result.flag)
-            result.flag[_cut_off(batch.data, sigma, labels, src)] |= Flag.INCOMPLETE
-        how = "padded with noise" if ny <= size and nx <= size else "cut down, padded with noise where short"
-        result.meta = dict(result.meta, stamp_size=(
-            f"{ny}x{nx} stamps measured in {size}x{size} around their central pixel ({how})"))
-        return result
+        return _Window(batch, size, maps="maps" in self._model.output_names)
 
     def _deblend_views(self, batch, *, progress):
         """The central source of each view of `measure_image`, with the fraction maps when predicted."""
@@ -831,6 +792,101 @@ def _filled_light(part, part_maps, bad, flux):
     light = np.sum(part_maps * np.clip(part, 0, None)[:, None] * bad[:, None], axis=(2, 3))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.nan_to_num(light / np.abs(np.asarray(flux)), nan=0.0)
+
+
+class _Window:
+    """Stamps of another size shown to a network that sees ``size`` x ``size`` pixels, around their central
+    pixel (``ny // 2``, ``nx // 2``, which lands on the network's).
+
+    ``seen`` holds the pixels of the input that the network sees (all of a smaller stamp, the central part of
+    a larger one): the input checks and the noise estimate are made on them. The network measures ``seen``
+    padded with noise of its own level to the network's size: noise, never zeros (the network has not seen
+    flat borders), drawn from a seed made of each stamp's own pixels, so that a stamp gives the same numbers
+    wherever it sits in a stack. The fluxes of networks that share out the pixels are summed over the input's
+    pixels only, not the padding. A galaxy whose segment reaches the edge of a cut-down stamp where light
+    above the noise goes on outside it gets flag 32 (the network did not see it whole); a smaller stamp is
+    taken as the user's cut, as a stamp of the network's size is.
+    """
+
+    def __init__(self, batch, size, *, maps):
+        n, ny, nx = batch.data.shape
+        self.shape, self.size, self.maps, self.full, self.wanted = (ny, nx), size, maps, batch, False
+        src, dst = [], []
+        for length in (ny, nx):
+            before = size // 2 - length // 2  # > 0: padded, < 0: cut
+            dst.append(slice(max(before, 0), max(before, 0) + min(length, size)))
+            src.append(slice(max(-before, 0), max(-before, 0) + min(length, size)))
+        self.src, self.dst = tuple(src), tuple(dst)
+        self.cut = ny > size or nx > size
+        noise = batch.noise_sigma
+        if noise is not None and noise.ndim == 3:
+            noise = np.ascontiguousarray(noise[:, src[0], src[1]])
+            blind = ~np.isfinite(noise).any(axis=(1, 2))
+            if blind.any():
+                raise InputError(
+                    f"stamp {int(np.flatnonzero(blind)[0])} has no pixel with information (all masked or of "
+                    f"infinite noise) in the central {size}x{size} pixels that the network sees",
+                    value=(ny, nx))
+        self.seen = dataclasses.replace(batch, data=np.ascontiguousarray(batch.data[:, src[0], src[1]]),
+                                        noise_sigma=noise, _estimate=None)
+
+    def _padded(self):
+        """``seen`` padded with noise to the network's size."""
+        n, size, (dy, dx) = len(self.seen), self.size, self.dst
+        noise = self.seen.noise_sigma
+        sigma = self.seen.noise_per_stamp()
+        data = np.empty((n, size, size))
+        for i, stamp in enumerate(self.seen.data):
+            seed = np.frombuffer(hashlib.sha256(stamp.tobytes()).digest()[:16], np.uint64)
+            data[i] = np.random.default_rng(seed).normal(size=(size, size)) * np.nan_to_num(sigma[i])
+        data[:, dy, dx] = self.seen.data
+        if noise is not None and noise.ndim == 3:
+            full = np.broadcast_to(sigma[:, None, None], (n, size, size)).copy()
+            full[:, dy, dx] = noise
+            noise = full
+        return dataclasses.replace(self.seen, data=data, noise_sigma=noise,
+                                   _estimate=None if self.seen.noise_given else sigma)
+
+    def deblend(self, deblender, **options):
+        """``deblender._deblend`` on ``inner``, given back in the pixels of ``seen``."""
+        self.wanted = wanted = options.get("return_maps", False)
+        result = deblender._deblend(self._padded(), **dict(options, return_maps=wanted or self.maps))
+        dy, dx = self.dst
+        result.x = np.asarray(result.x) - dx.start
+        result.y = np.asarray(result.y) - dy.start
+        result.segments = [SegmentationImage(np.ascontiguousarray(seg.data[dy, dx]))
+                           for seg in result.segments]
+        if self.maps:
+            maps = np.ascontiguousarray(result.extra[0][:, :, dy, dx])
+            if min(self.shape) < self.size:  # the light of the input's pixels only, not the padding's
+                result.flux = np.einsum("nkyx,nyx->nk", maps.astype(np.float64), self.seen.data)
+            result.extra = ((maps,) if wanted else ()) + tuple(result.extra[1:])
+        return result
+
+    def to_input(self, result):
+        """A result in the pixels of ``seen`` given back in the input's, with flag 32 where the cut lost
+        light of a galaxy."""
+        (ny, nx), (sy, sx), n = self.shape, self.src, len(self.seen)
+        result.x = np.asarray(result.x) + sx.start
+        result.y = np.asarray(result.y) + sy.start
+        labels = np.zeros((n, ny, nx), dtype=np.int32)
+        if n:
+            labels[:, sy, sx] = np.stack([np.asarray(seg.data) for seg in result.segments])
+        result.segments = [SegmentationImage(lab) for lab in labels]
+        result.label = np.stack([(labels == k).any(axis=(1, 2)) * k for k in (1, 2)], axis=1)
+        if self.wanted:
+            maps = np.zeros((n, 2, ny, nx), dtype=np.float32)
+            maps[:, :, sy, sx] = result.extra[0]
+            result.extra = (maps, *result.extra[1:])
+        if self.cut:
+            result.flag = np.asarray(result.flag)
+            result.flag[_cut_off(self.full.data, self.seen.noise_per_stamp(), labels, self.src)] |= \
+                Flag.INCOMPLETE
+        how = "padded with noise" if not self.cut else "cut down to their central part (padded where short)"
+        result.meta = dict(result.meta, stamp_size=(
+            f"{ny}x{nx} stamps measured by a network of {self.size}x{self.size} around their central pixel: "
+            f"{how}"))
+        return result
 
 
 def _cut_off(stack, sigma, labels, window):

@@ -72,3 +72,37 @@ def test_a_galaxy_cut_by_the_network_s_window_is_flagged_incomplete(network):
 def test_a_stamp_too_small_for_a_pair_or_as_large_as_an_image_is_refused(network, shape):
     with pytest.raises(InputError, match=rf"32-512 px stamps; got {shape[0]}x{shape[1]} .*measure_image"):
         network.measure(np.random.default_rng(0).normal(0, 1, shape), progress=False)
+
+
+def test_a_stamp_gives_the_same_numbers_wherever_it_sits_in_a_stack(network, reference):
+    """The padding noise is seeded by each stamp's own pixels, not by its place (review)."""
+    stamps = reference[0][:, 14:114, 14:114]
+    alone, _ = network.measure(stamps[2], noise_sigma=NOISE, progress=False)
+    stacked, _ = network.measure(stamps, noise_sigma=NOISE, progress=False)
+    np.testing.assert_allclose(_column(alone, "flux")[0], _column(stacked, "flux")[2], rtol=1e-6)
+
+
+def test_padded_fluxes_are_the_light_of_the_input_s_pixels(network, reference):
+    stamps = reference[0][:, 14:114, 14:114]
+    table, _, maps = network.measure(stamps, noise_sigma=NOISE, return_maps=True, progress=False)
+    assert maps.shape == (4, 2, 100, 100)
+    np.testing.assert_allclose(_column(table, "flux"), np.einsum("nkyx,nyx->nk", maps, stamps), rtol=1e-5)
+
+
+def test_what_lies_outside_the_network_s_window_is_not_checked_nor_used(network, reference):
+    """Zeros around a larger stamp: the checks and the noise estimate see what the network sees (review)."""
+    stamps, _, _ = reference
+    estimated, _ = network.measure(stamps, progress=False)
+    big = np.zeros((len(stamps), 200, 200))
+    big[:, 36:164, 36:164] = stamps
+    out, _ = network.measure(big, progress=False)
+    np.testing.assert_array_equal(_column(out, "flux"), _column(estimated, "flux"))
+    np.testing.assert_array_equal(np.asarray(out["flag"]), np.asarray(estimated["flag"]))
+
+
+def test_a_window_without_information_is_refused(network, reference):
+    big = np.random.default_rng(3).normal(0, NOISE, (200, 200))
+    hidden = np.ma.masked_array(big, mask=np.zeros(big.shape, bool))
+    hidden.mask[30:170, 30:170] = True
+    with pytest.raises(InputError, match="no pixel with information"):
+        network.measure(hidden, noise_sigma=NOISE, progress=False)
