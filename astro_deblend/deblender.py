@@ -22,7 +22,7 @@ from scipy import ndimage
 from .catalog import build_table
 from .exceptions import InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
-from .stamps import off_background, prepare_stamps, saturated_pixels, sharp_pixels
+from .stamps import line_defects, off_background, prepare_stamps, saturated_pixels, sharp_pixels
 
 __all__ = ["Deblender", "Deblended", "CentralViews"]
 
@@ -396,7 +396,8 @@ def _flat_stamps(batch):
 def _flag_defects(batch, result):
     """Flag (8) and warn about galaxies with pixels no sky and no galaxy make, in or within 2 px of their
     segment: cosmic rays or hot pixels (`astro_deblend.stamps.sharp_pixels`) and saturated cores
-    (`astro_deblend.stamps.saturated_pixels`). Unmasked, they move the fluxes by tens of per cent while
+    (`astro_deblend.stamps.saturated_pixels`); and about both galaxies of a stamp crossed by a bad column or
+    row (`astro_deblend.stamps.line_defects`). Unmasked, they move the fluxes by tens of per cent while
     everything else looks right; far from both galaxies they do not count."""
     if len(batch) == 0:
         return
@@ -412,6 +413,12 @@ def _flag_defects(batch, result):
             "through a telescope on or next to a galaxy (cosmic rays or hot pixels; flag 8 set): they add "
             "their counts to it. Mask them (a masked array, or noise_sigma=inf there), e.g. after "
             "astroscrappy or the pipeline's data quality array"))
+    lines = line_defects(data, sigma).any(axis=(1, 2))
+    if lines.any():  # a line crosses the whole stamp or half of it: every galaxy's shares take some of it
+        _out_of_domain(result, lines, (
+            f"{int(lines.sum())} of {len(lines)} stamps have a column or row one pixel wide that stands off "
+            "its neighbours (a hot or dead column, a bleed trail; flag 8 set on both galaxies): its light is "
+            "shared out with the galaxies'. Mask it (a masked array, or noise_sigma=inf there)"))
     if clipped.any():
         _out_of_domain(result, clipped, (
             f"{int(clipped.any(axis=1).sum())} of {len(clipped)} stamps have a plateau of equal brightest "

@@ -866,6 +866,64 @@ def sharp_pixels(stack, sigma):
     return sharp
 
 
+#: A column (or row) is *bad* (a hot or dead column left unmasked, a bleed trail, a readout streak) when
+#: its pixels stand off the mean of the columns either side by a median of more than `LINE_NSIGMA` noise
+#: sigmas (and by `LINE_SIGNIFICANCE` times that median's own noise, for short columns), while those
+#: columns stand off their outer neighbours the other way, by at least `LINE_SHARPNESS` of it: a line one
+#: pixel wide. Light that went through a telescope cannot: an edge-on disc or a diffraction spike along a
+#: column is at least as wide as the PSF (FWHM of 2 px or more), and its neighbouring columns stand out on
+#: the same side. Medians over the whole column (and over each half, for a defect that starts midway), so
+#: that galaxies on a few rows do not move them. A +5 sigma hot column next to a central galaxy moved its
+#: flux by +9 to +17 % (outside probe); one of 1 sigma by about 2 %.
+LINE_NSIGMA = 1.0
+LINE_SIGNIFICANCE = 8.0
+LINE_SHARPNESS = 0.25
+
+
+def line_defects(stack, sigma):
+    """Pixels of columns and rows one pixel wide that no sky and no source make (see `LINE_NSIGMA`).
+
+    Parameters
+    ----------
+    stack : ndarray, shape (N, ny, nx)
+        Background-subtracted stamps.
+    sigma : array-like, shape (N,)
+        Noise rms of each stamp.
+
+    Returns
+    -------
+    bad : ndarray of bool, shape (N, ny, nx)
+        True on every pixel of the bad columns and rows (of their bad half).
+    """
+    data = np.asarray(stack, np.float32)
+    sigma = np.asarray(sigma, np.float64).reshape(-1)
+    bad = np.zeros(data.shape, bool)
+    if min(data.shape[-2:]) < 8:
+        return bad
+    for axis in (2, 1):  # columns, then rows (as columns of the transposed stamps)
+        part = data if axis == 2 else np.swapaxes(data, 1, 2)
+        found = np.zeros(part.shape, bool)
+        n_rows = part.shape[1]
+        for rows in (slice(None), slice(0, n_rows // 2), slice(n_rows // 2, None)):
+            block = part[:, rows]
+            length = block.shape[1]
+            # second difference across columns, median along each column: (N, nx)
+            second = np.median(block[:, :, 1:-1] - 0.5 * (block[:, :, :-2] + block[:, :, 2:]), axis=1)
+            noise = 1.2533 * np.sqrt(1.5 / length) * sigma[:, None]
+            level = np.maximum(LINE_NSIGMA * sigma[:, None], LINE_SIGNIFICANCE * noise)
+            off = np.abs(second) > level
+            left = np.pad(second, ((0, 0), (1, 0)), constant_values=np.nan)[:, :-1]
+            right = np.pad(second, ((0, 0), (0, 1)), constant_values=np.nan)[:, 1:]
+            # the columns either side stand off the other way: a line one pixel wide
+            against = LINE_SHARPNESS * np.abs(second)
+            thin = ((np.nan_to_num(-left * np.sign(second), nan=np.inf) > against)
+                    & (np.nan_to_num(-right * np.sign(second), nan=np.inf) > against))
+            hit = off & thin  # (N, nx - 2), column j + 1
+            found[:, rows, 1:-1] |= hit[:, None, :]
+        bad |= found if axis == 2 else np.swapaxes(found, 1, 2)
+    return bad
+
+
 def tied_fraction(image):
     """Fraction of horizontally neighbouring pixels that are exactly equal (0 for noisy float pixels)."""
     image = np.asarray(image)

@@ -10,7 +10,10 @@ bounds were set on held-out blends; this script measures, on the held-out paper-
 - the distribution of the true noise over the pixels' estimated scatter (min, 0.1 %, median, max);
 - the distributions of the background level and tilt, and the shares beyond the bounds;
 - the share of blends flagged for a pedestal of 0.2, 0.4 and 0.5 noise sigmas added to them, and for a
-  gradient of +-0.2, +-0.3 and +-0.5 noise sigmas from edge to edge (along x).
+  gradient of +-0.2, +-0.3 and +-0.5 noise sigmas from edge to edge (along x);
+- the cosmic-ray, saturation and bad-line checks (`astro_deblend.stamps.sharp_pixels`,
+  `saturated_pixels`, `line_defects`): the blends they flag, and the hits, clipped cores and hot columns
+  (1, 2 and 5 noise sigmas, within 4 px of the centre) they catch.
 
 With ``--network``, it also measures the blends with the bundled network and compares two rules for flag
 4 (the shares are ambiguous): a galaxy's own fluxes over the turned views spread by more than 10 %
@@ -36,6 +39,9 @@ from train_default import load_blends  # noqa: E402
 
 from astro_deblend.deblender import _MAX_NOISE_RATIO, _MIN_NOISE_RATIO  # noqa: E402
 from astro_deblend.stamps import (  # noqa: E402
+    LINE_NSIGMA,
+    LINE_SHARPNESS,
+    LINE_SIGNIFICANCE,
     MAX_RESIDUAL_BACKGROUND,
     MAX_SKY_TILT,
     SATURATION_NSIGMA,
@@ -43,6 +49,7 @@ from astro_deblend.stamps import (  # noqa: E402
     SHARP_FRACTION,
     SHARP_NSIGMA,
     estimate_noise_sigma,
+    line_defects,
     residual_sky,
     saturated_pixels,
     sharp_pixels,
@@ -57,8 +64,9 @@ def _flagged(x, s):
 def run_sample(blends, n):
     ratio, level, tilt = [], [], []
     pedestal, gradient = {0.2: [], 0.4: [], 0.5: []}, {0.2: [], 0.3: [], 0.5: []}
-    sharp, saturated = [], []
+    sharp, saturated, lines = [], [], []
     hits, clipped = {50: [], 200: [], 1000: []}, {0.3: [], 0.6: [], 0.9: []}
+    columns = {1.0: [], 2.0: [], 5.0: []}
     rng = np.random.default_rng(0)
     for start in range(0, n, 250):
         stop = min(start + 250, n)
@@ -79,6 +87,13 @@ def run_sample(blends, n):
         sigma = np.maximum(s, scatter)
         sharp.append(sharp_pixels(x, sigma).any(axis=(1, 2)))
         saturated.append(saturated_pixels(x, sigma).any(axis=(1, 2)))
+        lines.append(line_defects(x, sigma).any(axis=(1, 2)))
+        # a hot column of k noise sigmas over the whole stamp, within 4 px of the centre
+        col = x.shape[2] // 2 + rng.integers(-4, 5, len(x))
+        for k in columns:
+            hot = x.copy()
+            hot[np.arange(len(x)), :, col] += k * s[:, None]
+            columns[k].append(line_defects(hot, sigma)[np.arange(len(x)), x.shape[1] // 2, col])
         # one cosmic-ray pixel within 3 px of the centre (on the central galaxy), of k noise sigmas
         cy, cx = x.shape[1] // 2 + rng.integers(-3, 4, len(x)), x.shape[2] // 2 + rng.integers(-3, 4, len(x))
         for k in hits:
@@ -120,6 +135,8 @@ def run_sample(blends, n):
         "saturated_flagged": float(np.mean(np.concatenate(saturated))),
         "cosmic_ray_caught": {str(k): float(np.mean(np.concatenate(v))) for k, v in hits.items()},
         "clipped_caught": {str(k): float(np.mean(np.concatenate(v))) for k, v in clipped.items()},
+        "line_flagged": float(np.mean(np.concatenate(lines))),
+        "hot_column_caught": {str(k): float(np.mean(np.concatenate(v))) for k, v in columns.items()},
     }
 
 
@@ -180,6 +197,9 @@ def main(argv=None):
             "sharp_fraction": SHARP_FRACTION,
             "saturation_pixels": SATURATION_PIXELS,
             "saturation_nsigma": SATURATION_NSIGMA,
+            "line_nsigma": LINE_NSIGMA,
+            "line_significance": LINE_SIGNIFICANCE,
+            "line_sharpness": LINE_SHARPNESS,
         },
         "samples": {},
     }
@@ -198,7 +218,9 @@ def main(argv=None):
             f"{100 * res['tilt_flagged']:.2f}); with a pedestal flagged {res['pedestal_flagged']}, with a "
             f"gradient {res['gradient_flagged']}; sharp pixels on {100 * res['sharp_flagged']:.2f} %, "
             f"saturated {100 * res['saturated_flagged']:.2f} %; one cosmic-ray pixel (noise sigmas) caught "
-            f"{res['cosmic_ray_caught']}, clipped at a fraction of the peak caught {res['clipped_caught']}"
+            f"{res['cosmic_ray_caught']}, clipped at a fraction of the peak caught {res['clipped_caught']}; "
+            f"bad lines on {100 * res['line_flagged']:.2f} %, hot columns (noise sigmas) caught "
+            f"{res['hot_column_caught']}"
         )
     write_result(args.out, result)
     print(f"wrote {args.out}")

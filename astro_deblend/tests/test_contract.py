@@ -239,6 +239,48 @@ def test_cosmic_rays_and_saturated_cores_are_flagged(deblender, pairs):
     assert not any("cosmic rays" in str(w.message) for w in caught)
 
 
+def test_a_hot_column_flags_both_galaxies_and_masked_it_is_gone(deblender, pairs):
+    """A +5 sigma column next to the central galaxy moved its flux by +9 to +17 % with flag 0 (outside
+    probe): every method now flags the stamp 8 and says to mask the column."""
+    import warnings
+
+    c = pairs["blend"].shape[-1] // 2
+    hot = pairs["blend"].copy()
+    hot[:, :, c + 3] += 5 * NOISE
+    with pytest.warns(UserWarning, match="column or row one pixel wide"):
+        table = measure(deblender, hot, pairs, noise_sigma=NOISE)[0]
+    assert np.all(table["flag"] & Flag.OUT_OF_DOMAIN)
+    masked = np.ma.masked_array(hot, mask=np.zeros(hot.shape, bool))
+    masked[:, :, c + 3] = np.ma.masked
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        measure(deblender, masked, pairs, noise_sigma=NOISE)
+    assert not any("one pixel wide" in str(w.message) for w in caught)
+
+
+def test_bad_lines_are_one_pixel_wide_and_light_never_is():
+    """The physics behind the bad-column check: a ridge of light through a PSF of FWHM 2 px (an edge-on
+    disc, a diffraction spike) along a column or a row is no bad line, however bright; a column or row
+    one pixel wide, hot or dead, over the whole stamp or half of it, is, from 2 noise sigmas."""
+    from astro_deblend.stamps import line_defects
+
+    rng = np.random.default_rng(4)
+    sky = rng.normal(0, 1.0, (3, 128, 128))
+    yy, xx = np.mgrid[:128, :128]
+    for centre in (64.0, 64.5):
+        ridge = 500.0 * np.exp(-0.5 * ((xx - centre) / 0.85) ** 2 - 0.5 * ((yy - 64) / 30) ** 2)
+        assert not line_defects(sky + ridge, [1.0] * 3).any()
+        assert not line_defects(sky + ridge.T, [1.0] * 3).any()
+    assert not line_defects(sky, [1.0] * 3).any()
+    bad = sky.copy()
+    bad[0, :, 40] += 2.0  # hot column
+    bad[1, 70, :] -= 3.0  # dead row
+    bad[2, 64:, 90] += 2.5  # half a column, as a bleed trail or a readout defect starts midway
+    found = line_defects(bad, [1.0] * 3)
+    assert found[0, :, 40].all() and found[1, 70, :].all() and found[2, 64:, 90].all()
+    assert found[0].sum() == 128 and found[1].sum() == 128 and found[2].sum() == 64
+
+
 def test_a_hot_pixel_counts_for_the_galaxy_whose_segment_takes_it():
     from astro_deblend.deblender import _near_galaxies
 
