@@ -874,7 +874,8 @@ def sharp_pixels(stack, sigma):
 #: column is at least as wide as the PSF (FWHM of 2 px or more), and its neighbouring columns stand out on
 #: the same side. Medians over the whole column (and over each half, for a defect that starts midway), so
 #: that galaxies on a few rows do not move them. A +5 sigma hot column next to a central galaxy moved its
-#: flux by +9 to +17 % (outside probe); one of 1 sigma by about 2 %.
+#: flux by +9 to +17 % (outside probe). From 2 sigmas nearly every hot column is caught (BENCHMARKS.md,
+#: section 6).
 LINE_NSIGMA = 1.0
 LINE_SIGNIFICANCE = 8.0
 LINE_SHARPNESS = 0.25
