@@ -848,7 +848,8 @@ class _Window:
                                    _estimate=None if self.seen.noise_given else sigma)
 
     def deblend(self, deblender, **options):
-        """``deblender._deblend`` on ``inner``, given back in the pixels of ``seen``."""
+        """``deblender._deblend`` on ``seen`` padded to the network's size, given back in the pixels of
+        ``seen``."""
         self.wanted = wanted = options.get("return_maps", False)
         result = deblender._deblend(self._padded(), **dict(options, return_maps=wanted or self.maps))
         dy, dx = self.dst
