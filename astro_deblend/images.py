@@ -1208,11 +1208,20 @@ def _defective(image, src):
     """Sources with pixels sharper than any source (cosmic rays, hot pixels:
     `astro_deblend.stamps.sharp_pixels`, against the per-pixel error) in their detection segment or within
     2 px of it (a pixel in a segment counts for that source only), or whose segment's brightest pixels make
-    a plateau (a saturated core: `astro_deblend.stamps.saturated_pixels`'s rules, per segment); warned once.
+    a plateau (a saturated core: `astro_deblend.stamps.saturated_pixels`'s rules, per segment), or whose
+    segment lies within `_LINE_REACH` px of a bad column or row (`astro_deblend.stamps.line_defects`, in
+    blocks of 128 px); warned once.
     """
     import warnings
 
-    from .stamps import MAX_TIED_FRACTION, SATURATION_NSIGMA, SATURATION_PIXELS, sharp_pixels, tied_fraction
+    from .stamps import (
+        MAX_TIED_FRACTION,
+        SATURATION_NSIGMA,
+        SATURATION_PIXELS,
+        line_defects,
+        sharp_pixels,
+        tied_fraction,
+    )
 
     n = src.id.size
     segm = np.where(src.segm <= n, src.segm, 0) if src.segm is not None else None  # catalogue sources only
@@ -1245,6 +1254,26 @@ def _defective(image, src):
         count = np.bincount(segm[at_top], minlength=n + 1)[1:]
         noise = np.asarray(ndimage.median(error, segm, labels), float)
         saturated = (count >= SATURATION_PIXELS) & (top > SATURATION_NSIGMA * noise)
+    # bad columns and rows, looked for in blocks the size of a view, so that a short one counts too
+    lines = np.zeros(data.shape, bool)
+    for y0 in range(0, ny, _LINE_BLOCK):
+        for x0 in range(0, data.shape[1], _LINE_BLOCK):
+            block = (slice(y0, y0 + _LINE_BLOCK), slice(x0, x0 + _LINE_BLOCK))
+            finite = error[block][np.isfinite(error[block])]
+            if finite.size:
+                lines[block] = line_defects(data[block][None], [float(np.median(finite))])[0]
+    lines &= ~image.bad
+    crossed = np.zeros(n, bool)
+    if lines.any():
+        near = ndimage.grey_dilation(segm, size=(2 * _LINE_REACH + 1,) * 2)
+        crossed = np.isin(np.arange(1, n + 1), np.unique(np.where(lines, near, 0)))
+        crossed |= np.isin(np.arange(1, n + 1), np.unique(segm[lines]))
+        warnings.warn(
+            f"{int(crossed.sum())} of {n} sources lie on or within {_LINE_REACH} px of a column or row one "
+            "pixel wide that stands off its neighbours (a hot or dead column, a bleed trail; flag 8 set): "
+            "its light goes into theirs. Mask it (mask=, e.g. from the pipeline's data quality array)",
+            OutOfDomainWarning, stacklevel=4,
+        )
     if hit.any():
         warnings.warn(
             f"{int(hit.sum())} of {n} sources have pixels far sharper than any source seen through a "
@@ -1260,7 +1289,13 @@ def _defective(image, src):
             "flag 32",
             OutOfDomainWarning, stacklevel=4,
         )
-    return hit | saturated
+    return hit | saturated | crossed
+
+
+#: Side (px) of the blocks an image is searched in for bad columns and rows, and how far (px) from a
+#: source's segment one counts for it.
+_LINE_BLOCK = 128
+_LINE_REACH = 5
 
 
 def _too_close(src):

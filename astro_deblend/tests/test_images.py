@@ -819,6 +819,28 @@ def test_cosmic_rays_and_saturated_cores_flag_their_sources_only(galaxy):
     assert len(table) == 2 and bool(table["flag"][0] & Flag.OUT_OF_DOMAIN)
 
 
+def test_a_hot_column_flags_the_sources_it_passes_only(galaxy):
+    """A column of 3 noise sigmas over half a field, through one source: that source gets flag 8, the
+    others not; masked, the column is gone."""
+    from astro_deblend import SepDeblender
+
+    image = _place((300, 300), galaxy[0], [(100, 100), (200, 210), (60, 230)])
+    sources = Table({"id": [1, 2, 3], "x": [100.0, 210.0, 230.0], "y": [100.0, 200.0, 60.0]})
+    hot = image.copy()
+    hot[:160, 103] += 3 * NOISE  # through source 1 (x = 100, y = 100), far from the others
+    with pytest.warns(UserWarning, match="column or row one pixel wide"):
+        table, _ = SepDeblender().measure_image(hot, sources=sources, error=NOISE, progress=False)
+    assert [bool(f & Flag.OUT_OF_DOMAIN) for f in table["flag"]] == [True, False, False]
+    mask = np.zeros(image.shape, bool)
+    mask[:160, 103] = True
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        SepDeblender().measure_image(hot, sources=sources, error=NOISE, mask=mask, progress=False)
+    assert not any("one pixel wide" in str(w.message) for w in caught)
+    clean, _ = _measure(SepDeblender(), image, sources=sources, error=NOISE)
+    assert not any(clean["flag"] & Flag.OUT_OF_DOMAIN)
+
+
 def test_a_cosmic_ray_flags_the_source_whose_segment_it_hits():
     """Where two segments touch, the hit belongs to the one it lies in (the first version's dilation gave it
     to the larger label); a hot pixel far from every source flags none."""
