@@ -47,7 +47,7 @@ from scipy import ndimage
 
 from .catalog import magnitude_columns
 from .conventions import ab_zeropoint
-from .exceptions import InputError, InputTypeError, OutOfDomainWarning
+from .exceptions import AstroDeblendWarning, InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
 from .stamps import (
     _fill_bad_pixels,
@@ -869,7 +869,39 @@ def _from_positions(ids, x, y, image, how):
         yy, xx = yy + sl[0].start, xx + sl[1].start
         d2 = (xx[:, None] - x[members][None]) ** 2 + (yy[:, None] - y[members][None]) ** 2
         segm[yy, xx] = members[np.argmin(d2, axis=1)] + 1
+    _warn_shifted_positions(x, y, foot, owner, image)
     return Sources(ids, x, y, segm, on, how)
+
+
+#: A catalogue whose positions lie this close (px, in both axes, median of at least `_MIN_SHIFT_SOURCES`
+#: footprints holding one position each) to a whole pixel off the light they name is warned about: the
+#: FITS convention (first pixel 1) read as numpy's (first pixel 0), or the other way round.
+_SHIFT_TOLERANCE = 0.3
+_MIN_SHIFT_SOURCES = 5
+
+
+def _warn_shifted_positions(x, y, foot, owner, image):
+    """Warn when catalogue positions sit (+-1, +-1) px from the light centroids of their own footprints."""
+    import warnings
+
+    labels, counts = np.unique(owner[owner > 0], return_counts=True)
+    alone = labels[counts == 1]  # footprints that hold one position: their light is that source's
+    if alone.size < _MIN_SHIFT_SOURCES:
+        return
+    member = {lab: k for k, lab in enumerate(owner) if lab in set(alone.tolist())}
+    cy, cx = np.asarray(ndimage.center_of_mass(np.clip(image.data, 0, None), foot, alone)).T
+    rows = np.array([member[lab] for lab in alone])
+    dx, dy = np.median(x[rows] - cx), np.median(y[rows] - cy)
+    for shift in (1.0, -1.0):
+        if abs(dx - shift) < _SHIFT_TOLERANCE and abs(dy - shift) < _SHIFT_TOLERANCE:
+            fix = "subtract 1 from" if shift > 0 else "add 1 to"
+            warnings.warn(
+                f"the catalogue's positions lie ({dx:+.2f}, {dy:+.2f}) px from the light of the sources they "
+                f"name (median of {alone.size} isolated sources): positions in the FITS convention (first "
+                f"pixel 1) read as 0-based, or the other way round? Positions here are 0-based (numpy): "
+                f"{fix} x and y (SExtractor's X_IMAGE/Y_IMAGE columns are converted for you)",
+                AstroDeblendWarning, stacklevel=5,
+            )
 
 
 def group_sources(sources, *, gap=GROUP_GAP):

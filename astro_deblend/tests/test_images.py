@@ -841,6 +841,22 @@ def test_a_hot_column_flags_the_sources_it_passes_only(galaxy):
     assert not any(clean["flag"] & Flag.OUT_OF_DOMAIN)
 
 
+def test_positions_one_pixel_off_their_light_are_warned_about(galaxy):
+    """A catalogue in the FITS convention (first pixel 1) given as 0-based x/y moved every position by
+    (+1, +1) without a word (outside probe): now a warning says which way to fix it."""
+    from astro_deblend import SepDeblender
+
+    where = [(64, 64), (64, 200), (64, 336), (200, 64), (200, 200), (200, 336)]
+    image = _place((300, 400), galaxy[0], where)
+    for shift, words in ((1.0, "subtract 1"), (-1.0, "add 1"), (0.0, None)):
+        sources = Table({"x": [cx + shift for _, cx in where], "y": [cy + shift for cy, _ in where]})
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            SepDeblender().measure_image(image, sources=sources, error=NOISE, progress=False)
+        said = [str(w.message) for w in caught if "FITS convention" in str(w.message)]
+        assert (said and words in said[0]) if words else not said
+
+
 def test_a_cosmic_ray_flags_the_source_whose_segment_it_hits():
     """Where two segments touch, the hit belongs to the one it lies in (the first version's dilation gave it
     to the larger label); a hot pixel far from every source flags none."""
