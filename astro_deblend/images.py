@@ -888,9 +888,9 @@ def _warn_shifted_positions(x, y, foot, owner, image):
     alone = labels[counts == 1]  # footprints that hold one position: their light is that source's
     if alone.size < _MIN_SHIFT_SOURCES:
         return
-    member = {lab: k for k, lab in enumerate(owner) if lab in set(alone.tolist())}
+    rows = np.flatnonzero(np.isin(owner, alone))
+    rows = rows[np.argsort(owner[rows])]  # in the order of `alone`, as center_of_mass answers
     cy, cx = np.asarray(ndimage.center_of_mass(np.clip(image.data, 0, None), foot, alone)).T
-    rows = np.array([member[lab] for lab in alone])
     dx, dy = np.median(x[rows] - cx), np.median(y[rows] - cy)
     for shift in (1.0, -1.0):
         if abs(dx - shift) < _SHIFT_TOLERANCE and abs(dy - shift) < _SHIFT_TOLERANCE:
@@ -1300,6 +1300,7 @@ def _defective(image, src):
         near = ndimage.grey_dilation(segm, size=(2 * _LINE_REACH + 1,) * 2)
         crossed = np.isin(np.arange(1, n + 1), np.unique(np.where(lines, near, 0)))
         crossed |= np.isin(np.arange(1, n + 1), np.unique(segm[lines]))
+    if crossed.any():  # a bad line far from every source does not count
         warnings.warn(
             f"{int(crossed.sum())} of {n} sources lie on or within {_LINE_REACH} px of a column or row one "
             "pixel wide that stands off its neighbours (a hot or dead column, a bleed trail; flag 8 set): "
