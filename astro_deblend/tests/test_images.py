@@ -802,6 +802,24 @@ def test_an_image_that_is_not_background_subtracted_is_flagged(fracnet, galaxy):
         assert all(raised["flag"] & Flag.OUT_OF_DOMAIN)
 
 
+def test_a_faint_sky_left_in_a_whole_image_flags_every_source(galaxy):
+    """A sky of 0.2 noise sigmas passed with no warning (outside probe: fluxes moved by up to 13 %); the
+    median of a whole image's empty pixels sees it, where a view's cannot (its bound is 0.3)."""
+    image = _place((300, 300), galaxy[0], [(100, 100), (200, 210), (60, 230)])
+    sources = Table({"x": [100.0, 210.0, 230.0], "y": [100.0, 200.0, 60.0]})
+    from astro_deblend import SepDeblender
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clean, _ = SepDeblender().measure_image(image, sources=sources, error=NOISE, progress=False)
+    assert not any("empty pixels lies" in str(w.message) for w in caught)
+    assert not any(clean["flag"] & Flag.OUT_OF_DOMAIN)
+    with pytest.warns(UserWarning, match=r"median of its empty pixels lies \+0.2"):
+        raised, _ = SepDeblender().measure_image(image + 0.2 * NOISE, sources=sources, error=NOISE,
+                                                 progress=False)
+    assert all(raised["flag"] & Flag.OUT_OF_DOMAIN)
+
+
 def test_cosmic_rays_and_saturated_cores_flag_their_sources_only(galaxy):
     from astro_deblend import SepDeblender
 
