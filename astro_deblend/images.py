@@ -1259,8 +1259,8 @@ def _sky_off_zero(image):
     sigma = float(np.median(error[np.isfinite(error)])) if error.ndim else float(error)
     if not np.isfinite(sigma) or sigma <= 0:
         return False
-    data = _fill_bad_pixels(image.data[None], image.bad[None])[0] if image.bad.any() else image.data
-    level = float(residual_sky(np.asarray(data, np.float32)[None], [sigma])[0][0])
+    # image.data holds the masked pixels already filled from their neighbours (prepare_image)
+    level = float(residual_sky(np.asarray(image.data, np.float32)[None], [sigma])[0][0])
     if not abs(level) > MAX_IMAGE_SKY:
         return False
     warnings.warn(
@@ -1295,9 +1295,8 @@ def _defective(image, src):
     segm = np.where(src.segm <= n, src.segm, 0) if src.segm is not None else None  # catalogue sources only
     if n == 0 or segm is None or not segm.any():
         return np.zeros(n, bool)
-    # masked pixels as smooth fills of their neighbours (as the views get them), not zeros
-    data = _fill_bad_pixels(image.data[None], image.bad[None])[0] if image.bad.any() else image.data
-    data = np.asarray(data, np.float32)
+    # image.data holds the masked pixels already filled from their neighbours (prepare_image), not zeros
+    data = np.asarray(image.data, np.float32)
     error = image.error if np.ndim(image.error) == 2 else np.full(image.shape, float(image.error))
     ny = data.shape[0]
     sharp = np.zeros(data.shape, bool)
