@@ -12,7 +12,8 @@ holds any number of sources. `measure_image` turns the one into the other, in fi
    segmentation image labelled by the source ids; the light of footprints that hold no catalogued source
    keeps labels above the largest id (it is "another source" to every view).
 3. **Groups** (`group_sources`): sources whose segments touch, within ``GROUP_GAP`` pixels, overlap;
-   connected overlaps form a group (``group_id``, ``group_size``).
+   so do positions closer than ``MIN_SEPARATION`` (a repeated entry, which may own no pixel); connected
+   overlaps form a group (``group_id``, ``group_size``).
 4. **Views** (`cut_views`): one stamp centred on each source (the pixel nearest its position), in which
    every other source's segment except its closest overlapping neighbour is replaced by noise drawn
    from the error map: the view shows what the methods were built for, a central galaxy and at most one
@@ -942,6 +943,11 @@ def group_sources(sources, *, gap=GROUP_GAP):
             neighbours[kb].add(a)
             rows.append(ka)
             cols.append(kb)
+    # positions closer than MIN_SEPARATION (a duplicated entry): one of them may have no pixels of its own,
+    # yet they name the same light and belong to one group
+    for a, b in _close_pairs(sources):
+        rows.append(a)
+        cols.append(b)
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
     _, component = connected_components(graph, directed=False)
     group_id = np.zeros(n, np.int64)
@@ -1366,15 +1372,19 @@ _LINE_BLOCK = 128
 _LINE_REACH = 5
 
 
-def _too_close(src):
-    """Sources with another position within MIN_SEPARATION px."""
+def _close_pairs(src):
+    """Rows (k, l) of the sources whose positions lie within MIN_SEPARATION px of each other."""
     from scipy.spatial import cKDTree
 
     if src.id.size < 2:
-        return np.zeros(src.id.size, bool)
-    pairs = cKDTree(np.column_stack([src.x, src.y])).query_pairs(MIN_SEPARATION, output_type="ndarray")
+        return np.zeros((0, 2), np.int64)
+    return cKDTree(np.column_stack([src.x, src.y])).query_pairs(MIN_SEPARATION, output_type="ndarray")
+
+
+def _too_close(src):
+    """Sources with another position within MIN_SEPARATION px."""
     close = np.zeros(src.id.size, bool)
-    close[pairs.ravel()] = True
+    close[_close_pairs(src).ravel()] = True
     return close
 
 

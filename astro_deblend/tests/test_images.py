@@ -603,6 +603,17 @@ def test_coincident_positions_and_64_bit_ids(fracnet, galaxy):
     assert table["id"].tolist() == big
     assert all(f & Flag.AMBIGUOUS for f in table["flag"])  # two positions 0.3 px apart: not told apart
     assert set(np.unique(segm.data)) <= {0, *big}
+    assert table["group_size"].tolist() == [2, 2]
+
+
+def test_a_repeated_position_is_one_group(fracnet, galaxy):
+    """The same position twice: the second owns no pixel, yet both name the same light."""
+    image = _place((300, 300), galaxy[0], [(150, 150)])
+    sources = Table({"id": [5, 7, 9], "x": [150.0, 150.0, 60.0], "y": [150.0, 150.0, 60.0]})
+    table, _ = _measure(fracnet, image, sources=sources, error=NOISE)
+    assert table["group_id"].tolist() == [5, 5, 9]
+    assert table["group_size"].tolist() == [2, 2, 1]
+    assert table["flag"][0] & Flag.AMBIGUOUS and table["flag"][1] & Flag.AMBIGUOUS
 
 
 def test_more_hostile_input_gets_typed_errors(fracnet, galaxy):
