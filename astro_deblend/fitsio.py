@@ -338,6 +338,11 @@ def table_writer(table, path):
         out.meta["ADMETA"] = json.dumps(meta, default=str)
         if out.meta["ZP_AB"] is None:
             del out.meta["ZP_AB"]
+        # FITS has no TUNIT for electrons (HST's ELECTRONS/S): astropy keeps such a unit in its own
+        # serialisation only, so the header states it for every other reader (TOPCAT, fitsio)
+        unit = getattr(out["flux"], "unit", None) if "flux" in out.colnames else None
+        if unit is not None:
+            out.meta["FLUXUNIT"] = unit.to_string()
     return lambda tmp: out.write(tmp, format=fmt)
 
 
