@@ -1307,9 +1307,10 @@ def _defective(image, src):
     ny = data.shape[0]
     sharp = np.zeros(data.shape, bool)
     step = 512
-    for y0 in range(0, ny, step):  # in strips (sharp_pixels holds 8 shifted copies), with a row either side
+    # in strips (sharp_pixels holds 12 shifted copies), with two rows either side (a 2 x 2 hit's ring)
+    for y0 in range(0, ny, step):
         y1 = min(ny, y0 + step)
-        lo, hi = max(0, min(y0 - 1, y1 - 3)), min(ny, y1 + 1)
+        lo, hi = max(0, min(y0 - 2, y1 - 4)), min(ny, y1 + 2)
         noise = np.where(np.isfinite(error[lo:hi]), error[lo:hi], np.inf)
         strip = sharp_pixels(data[None, lo:hi], noise[None])
         sharp[y0:y1] = strip[0, y0 - lo : y1 - lo]

@@ -39,6 +39,7 @@ from train_default import load_blends  # noqa: E402
 
 from astro_deblend.deblender import _MAX_NOISE_RATIO, _MIN_NOISE_RATIO  # noqa: E402
 from astro_deblend.stamps import (  # noqa: E402
+    BLOCK_FRACTION,
     LINE_NSIGMA,
     LINE_SHARPNESS,
     LINE_SIGNIFICANCE,
@@ -66,6 +67,7 @@ def run_sample(blends, n):
     pedestal, gradient = {0.2: [], 0.4: [], 0.5: []}, {0.2: [], 0.3: [], 0.5: []}
     sharp, saturated, lines = [], [], []
     hits, clipped = {50: [], 200: [], 1000: []}, {0.3: [], 0.6: [], 0.9: []}
+    blocks = {25: [], 50: [], 200: []}
     columns = {1.0: [], 2.0: [], 5.0: []}
     rng = np.random.default_rng(0)
     for start in range(0, n, 250):
@@ -100,6 +102,14 @@ def run_sample(blends, n):
             hit = x.copy()
             hit[np.arange(len(x)), cy, cx] += k * s
             hits[k].append(sharp_pixels(hit, sigma).any(axis=(1, 2)))
+        # a 2 x 2 hit there, k noise sigmas in each pixel
+        rows = np.arange(len(x))
+        for k in blocks:
+            hit = x.copy()
+            for dy in (0, 1):
+                for dx in (0, 1):
+                    hit[rows, cy + dy, cx + dx] += k * s
+            blocks[k].append(sharp_pixels(hit, sigma).any(axis=(1, 2)))
         # the stamp clipped at a fraction of its peak (a saturated core)
         for k in clipped:
             clip = np.minimum(x, k * x.max(axis=(1, 2), keepdims=True))
@@ -134,6 +144,7 @@ def run_sample(blends, n):
         "sharp_flagged": float(np.mean(np.concatenate(sharp))),
         "saturated_flagged": float(np.mean(np.concatenate(saturated))),
         "cosmic_ray_caught": {str(k): float(np.mean(np.concatenate(v))) for k, v in hits.items()},
+        "cosmic_ray_2x2_caught": {str(k): float(np.mean(np.concatenate(v))) for k, v in blocks.items()},
         "clipped_caught": {str(k): float(np.mean(np.concatenate(v))) for k, v in clipped.items()},
         "line_flagged": float(np.mean(np.concatenate(lines))),
         "hot_column_caught": {str(k): float(np.mean(np.concatenate(v))) for k, v in columns.items()},
@@ -195,6 +206,7 @@ def main(argv=None):
             "max_sky_tilt": MAX_SKY_TILT,
             "sharp_nsigma": SHARP_NSIGMA,
             "sharp_fraction": SHARP_FRACTION,
+            "block_fraction": BLOCK_FRACTION,
             "saturation_pixels": SATURATION_PIXELS,
             "saturation_nsigma": SATURATION_NSIGMA,
             "line_nsigma": LINE_NSIGMA,
@@ -218,7 +230,8 @@ def main(argv=None):
             f"{100 * res['tilt_flagged']:.2f}); with a pedestal flagged {res['pedestal_flagged']}, with a "
             f"gradient {res['gradient_flagged']}; sharp pixels on {100 * res['sharp_flagged']:.2f} %, "
             f"saturated {100 * res['saturated_flagged']:.2f} %; one cosmic-ray pixel (noise sigmas) caught "
-            f"{res['cosmic_ray_caught']}, clipped at a fraction of the peak caught {res['clipped_caught']}; "
+            f"{res['cosmic_ray_caught']}, 2 x 2 hits caught {res['cosmic_ray_2x2_caught']}, clipped at a "
+            f"fraction of the peak caught {res['clipped_caught']}; "
             f"bad lines on {100 * res['line_flagged']:.2f} %, hot columns (noise sigmas) caught "
             f"{res['hot_column_caught']}"
         )

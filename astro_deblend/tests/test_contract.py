@@ -306,20 +306,26 @@ def test_blocky_images_have_no_saturated_cores():
     assert saturated_pixels(np.minimum(galaxy, 20.0)[None], [1.0]).any()
 
 
-def test_light_through_a_telescope_is_never_sharp():
+@pytest.mark.parametrize("fwhm", [0.12, 0.09])
+def test_light_through_a_telescope_is_never_sharp(fwhm):
     """The physics behind the cosmic-ray check: a point source through PSFs of FWHM 2 px (the training
-    range's sharpest) is not sharp wherever it sits in its pixel, however bright; a hit in its wings is."""
+    range's sharpest) and 1.5 px (0.18" at 0.12"/px) is not sharp wherever it sits in its pixel, however
+    bright; a hit of one pixel, or of 2 x 2, in its wings is."""
     import galsim
 
     from astro_deblend.stamps import sharp_pixels
 
-    for psf in (galsim.Gaussian(fwhm=0.12), galsim.Moffat(beta=2.5, fwhm=0.12),
-                galsim.Airy(lam_over_diam=0.12 / 1.028)):
+    for psf in (galsim.Gaussian(fwhm=fwhm), galsim.Moffat(beta=2.5, fwhm=fwhm),
+                galsim.Airy(lam_over_diam=fwhm / 1.028)):
         for offset in ((0, 0), (0.5, 0.5), (0.3, -0.2), (0.5, 0)):
             star = psf.drawImage(nx=25, ny=25, scale=0.06, offset=offset).array * 1e4
             assert not sharp_pixels(star[None], [1.0]).any()
-            star[16, 18] += 50.0  # in the wings
-            assert sharp_pixels(star[None], [1.0])[0, 16, 18]
+            hit = star.copy()
+            hit[16, 18] += 50.0  # in the wings
+            assert sharp_pixels(hit[None], [1.0])[0, 16, 18]
+            hit = star.copy()
+            hit[16:18, 18:20] += 100.0  # a 2 x 2 hit must rise by 95 % of itself: 20x its wing beneath
+            assert sharp_pixels(hit[None], [1.0])[0, 16:18, 18:20].all()
 
 
 def test_zero_padded_stamps_are_refused_without_noise_and_flagged_with_it(deblender, pairs):
