@@ -915,7 +915,7 @@ def test_a_2x2_hit_flags_its_source_anywhere_in_the_image():
     yy, xx = np.mgrid[:600, :120]
     image = np.random.default_rng(4).normal(0, NOISE, (600, 120))
     sources = Table({"id": [1, 2, 3], "x": [40.0, 80.0, 60.0], "y": [100.0, 511.0, 300.0]})
-    for x0, y0 in zip(sources["x"], sources["y"]):
+    for x0, y0 in zip(sources["x"], sources["y"], strict=True):
         image += 5.0 * np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / 18.0)
     image[94:96, 45:47] += 1000 * NOISE  # in source 1's wing, 8 px from its centre
     image[511:513, 88:90] += 1000 * NOISE  # rows 511-512: across the strips' boundary, in source 2's wing
