@@ -1303,39 +1303,52 @@ def _defective(image, src):
         return np.zeros(n, bool)
     # image.data holds the masked pixels already filled from their neighbours (prepare_image), not zeros
     data = np.asarray(image.data, np.float32)
-    error = image.error if np.ndim(image.error) == 2 else np.full(image.shape, float(image.error))
-    ny = data.shape[0]
+    scalar_error = np.ndim(image.error) != 2
+    ny, nx = data.shape
+
+    def error_in(sl):
+        err = image.error_in(sl)
+        return np.full(data[sl].shape, float(err)) if np.ndim(err) == 0 else err
+
+    # The image is read in blocks of _LINE_BLOCK px, and only those within _LINE_REACH px of a segment
+    # (a defect farther away counts for no source): in a survey field most of the sky is empty.
+    occupied = segm > 0
     sharp = np.zeros(data.shape, bool)
-    step = 512
-    # in strips (sharp_pixels holds 12 shifted copies), with two rows either side (a 2 x 2 hit's ring)
-    for y0 in range(0, ny, step):
-        y1 = min(ny, y0 + step)
-        lo, hi = max(0, min(y0 - 2, y1 - 4)), min(ny, y1 + 2)
-        noise = np.where(np.isfinite(error[lo:hi]), error[lo:hi], np.inf)
-        strip = sharp_pixels(data[None, lo:hi], noise[None])
-        sharp[y0:y1] = strip[0, y0 - lo : y1 - lo]
+    lines = np.zeros(data.shape, bool)
+    margin = 2  # a 2 x 2 hit's ring reaches 2 px beyond the block
+    for y0 in range(0, ny, _LINE_BLOCK):
+        for x0 in range(0, nx, _LINE_BLOCK):
+            y1, x1 = min(ny, y0 + _LINE_BLOCK), min(nx, x0 + _LINE_BLOCK)
+            r = _LINE_REACH
+            if not occupied[max(0, y0 - r) : y1 + r, max(0, x0 - r) : x1 + r].any():
+                continue
+            block = np.s_[y0:y1, x0:x1]
+            wide = np.s_[max(0, y0 - margin) : y1 + margin, max(0, x0 - margin) : x1 + margin]
+            inner = np.s_[y0 - wide[0].start : y1 - wide[0].start, x0 - wide[1].start : x1 - wide[1].start]
+            noise = error_in(wide)
+            noise = np.where(np.isfinite(noise), noise, np.inf)
+            sharp[block] = sharp_pixels(data[wide][None], noise[None])[0][inner]
+            finite = noise[inner][np.isfinite(noise[inner])]
+            if finite.size:
+                lines[block] = line_defects(data[block][None], [float(np.median(finite))])[0]
     sharp &= ~image.bad
     grown = ndimage.grey_dilation(segm, size=(5, 5))  # 2 px around each segment
     owner = np.where(segm[sharp] > 0, segm[sharp], grown[sharp])  # a source's own pixel is its own
     hit = np.isin(np.arange(1, n + 1), owner)
     # a saturated core: its segment's brightest pixels all equal, in an image whose pixels do not tie
-    # elsewhere (counts, coarse quantisation, noise-free models)
+    # elsewhere (counts, coarse quantisation, noise-free models); over the segments' pixels only
     saturated = np.zeros(n, bool)
-    if tied_fraction(np.where(segm > 0, np.nan, data)) <= MAX_TIED_FRACTION:
+    if tied_fraction(np.where(occupied, np.nan, data)) <= MAX_TIED_FRACTION:
         labels = np.arange(1, n + 1)
-        top = np.asarray(ndimage.maximum(data, segm, labels), float)
-        at_top = (segm > 0) & (data == top[np.clip(segm - 1, 0, n - 1)]) & ~image.bad
-        count = np.bincount(segm[at_top], minlength=n + 1)[1:]
-        noise = np.asarray(ndimage.median(error, segm, labels), float)
+        inside = np.flatnonzero(occupied & ~image.bad)
+        own, values = segm.ravel()[inside], data.ravel()[inside]
+        top = np.asarray(ndimage.maximum(values, own, labels), float)
+        count = np.bincount(own[values == top[own - 1]], minlength=n + 1)[1:]
+        if scalar_error:
+            noise = np.full(n, float(image.error))
+        else:
+            noise = np.asarray(ndimage.median(np.asarray(image.error).ravel()[inside], own, labels), float)
         saturated = (count >= SATURATION_PIXELS) & (top > SATURATION_NSIGMA * noise)
-    # bad columns and rows, looked for in blocks the size of a view, so that a short one counts too
-    lines = np.zeros(data.shape, bool)
-    for y0 in range(0, ny, _LINE_BLOCK):
-        for x0 in range(0, data.shape[1], _LINE_BLOCK):
-            block = (slice(y0, y0 + _LINE_BLOCK), slice(x0, x0 + _LINE_BLOCK))
-            finite = error[block][np.isfinite(error[block])]
-            if finite.size:
-                lines[block] = line_defects(data[block][None], [float(np.median(finite))])[0]
     lines &= ~image.bad
     crossed = np.zeros(n, bool)
     if lines.any():
