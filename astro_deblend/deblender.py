@@ -168,6 +168,7 @@ class Deblender:
             result = self._deblend(batch, progress=progress, **options)
         else:
             result = window.deblend(self, progress=progress, **options)
+        _flag_blank(seen, result)
         _flag_noise_below_pixels(seen, result)
         _flag_residual_background(seen, result)
         _flag_flat_regions(seen, result)
@@ -289,6 +290,17 @@ def _is_dask(data):
 _MIN_NOISE_RATIO = 0.45
 #: ... or above this multiple of it (the pixels' scatter includes the noise): at most 1.02 on those blends.
 _MAX_NOISE_RATIO = 2.0
+
+
+def _flag_blank(batch, result):
+    """Flag (8) and warn about stamps whose pixels all have one value (zeros, a cutout off the image): no
+    galaxy and no sky to measure (a method that fits known profiles, the oracle, would answer 0 +- 0)."""
+    data = np.asarray(batch.data)
+    blank = np.all(data == data[:, :1, :1], axis=(1, 2)) if data.size else np.zeros(len(data), bool)
+    if blank.any():
+        _out_of_domain(result, blank, (
+            f"{int(blank.sum())} of {len(blank)} stamps have one value in every pixel (blank): no galaxy "
+            "and no sky to measure (flag 8 set). Leave them out, or check how they were cut"))
 
 
 def _flag_noise_below_pixels(batch, result):

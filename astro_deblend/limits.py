@@ -419,7 +419,8 @@ def _dominance_segments(prof, total, flux, noise_sigma):
         peak = blend_model.max(axis=(1, 2), keepdims=True)
         threshold = _SIGNAL_FRACTION_NOISELESS * peak
     else:
-        threshold = np.broadcast_to(np.sqrt(1.0 / _weights(noise_sigma, prof.shape)), (n, ny, nx))
+        with np.errstate(divide="ignore"):  # masked pixels: zero weight, an infinite threshold (no signal)
+            threshold = np.broadcast_to(np.sqrt(1.0 / _weights(noise_sigma, prof.shape)), (n, ny, nx))
     labels = np.where(model[:, 0] >= model[:, 1], 1, 2).astype(np.int32)
     labels[~(blend_model > threshold)] = 0
     return [SegmentationImage(labels[i]) for i in range(n)]

@@ -318,9 +318,7 @@ class SepDeblender(Deblender):
     def _measure_stamp(self, stamp, noise_sigma, noise_given, tolerance, i, results, pixel_noise=None):
         """Measure stamp ``i``, fill row ``i`` of ``results`` and return its segmentation."""
         if np.ptp(stamp) == 0:  # blank (a cutout off the image, a zeroed area): nothing to find
-            results.flag[i] |= Flag.NOT_DETECTED | Flag.OUT_OF_DOMAIN
-            warnings.warn(f"stamp {i} is constant (blank): nothing to detect (flag 9, no flux)",
-                          OutOfDomainWarning, stacklevel=2)
+            results.flag[i] |= Flag.NOT_DETECTED | Flag.OUT_OF_DOMAIN  # warned: deblender._flag_blank
             return SegmentationImage(np.zeros(stamp.shape, np.int32))
         image, rms = self._subtract_background(stamp, noise_sigma, noise_given, i)
         err = rms if pixel_noise is None else np.ascontiguousarray(pixel_noise, dtype=np.float64)

@@ -324,3 +324,20 @@ def test_a_list_of_quantity_stamps_keeps_its_unit():
         prepare_stamps([stamp * u.mJy, stamp * u.m])
     with pytest.raises(InputTypeError, match="mixes Quantities and plain arrays"):
         prepare_stamps([stamp * u.mJy, stamp])
+
+
+def test_a_blank_stamp_is_flagged_by_every_method_the_oracle_too():
+    """An all-zero stamp beside a real one: the oracle answered 0 +- 0 with flag 0 (outside probe); now every
+    method flags it 8 with one warning, and the real stamp keeps its numbers."""
+    from astro_deblend import SepDeblender
+    from astro_deblend.flags import Flag
+    from astro_deblend.limits import OracleDeblender
+
+    pairs = _gaussian_pairs(1)
+    blend = np.concatenate([pairs["blend"], np.zeros_like(pairs["blend"])])
+    profiles = np.concatenate([pairs["profiles"], pairs["profiles"]])
+    for deblender, kwargs in ((SepDeblender(), {}), (OracleDeblender(), {"profiles": profiles})):
+        with pytest.warns(UserWarning, match="one value in every pixel") as caught:
+            table, _ = deblender.measure(blend, noise_sigma=NOISE, progress=False, **kwargs)
+        assert sum("one value in every pixel" in str(w.message) for w in caught) == 1
+        assert all(table["flag"][2:] & Flag.OUT_OF_DOMAIN) and not any(table["flag"][:2] & Flag.OUT_OF_DOMAIN)

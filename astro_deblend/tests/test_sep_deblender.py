@@ -293,7 +293,7 @@ def test_bad_input_raises_useful_errors():
         deblender.measure(np.zeros(SHAPE), noise_sigma=0.0)
     with pytest.raises(ValueError, match=r"one value per stamp, shape \(3,\)"):
         deblender.measure(np.zeros((3, 64, 64)), noise_sigma=[1.0, 2.0])
-    with pytest.warns(UserWarning, match="constant"):  # blank: nothing to find, flagged as by the networks
+    with pytest.warns(UserWarning, match="one value in every pixel"):  # blank: flagged as by the networks
         table, _ = deblender.measure(np.full(SHAPE, 0.3))
     assert list(table["flag"]) == [9, 9] and table["flux"].mask.all()
     with pytest.raises(ValueError, match="looks noiseless"):
