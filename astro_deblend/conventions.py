@@ -8,6 +8,8 @@
   ``irregular``; the authors' catalogues spell them ``sph``, ``disk``, ``sphd`` and ``irr``.
 """
 
+import warnings
+
 import numpy as np
 from astropy import units as u
 
@@ -21,6 +23,7 @@ __all__ = [
     "normalize_galaxy_type",
     "ab_zeropoint",
     "is_spectral_flux_density",
+    "resolve_zeropoint",
 ]
 
 #: Row order of the two galaxies of every stamp.
@@ -89,6 +92,33 @@ def ab_zeropoint(unit):
         return float(-2.5 * np.log10((1.0 * u.Unit(unit)).to_value(u.Jy) / 3631.0))
     except (u.UnitsError, TypeError, ValueError):  # not a flux density (or a magnitude)
         return None
+
+
+#: A zero point that differs from the one a flux-density unit implies by more than this (mag) contradicts it.
+ZEROPOINT_TOLERANCE = 0.01
+
+
+def resolve_zeropoint(zeropoint, unit, *, stacklevel=4):
+    """The AB zero point of pixel values in ``unit`` given ``zeropoint`` (the user's or the header's).
+
+    A spectral flux density (nJy, MJy...) carries its own (`ab_zeropoint`), used when none is given. A given
+    one that contradicts it (a MAGZERO copied from another product onto a Jy image) would make the ``mag``
+    column disagree with the ``flux`` column: the unit's is used, with a warning.
+    """
+    own = ab_zeropoint(unit)
+    if zeropoint is None or own is None:
+        return own if zeropoint is None else zeropoint
+    if abs(zeropoint - own) > ZEROPOINT_TOLERANCE:
+        from .exceptions import AstroDeblendWarning
+
+        warnings.warn(
+            f"the zero point given or in the header differs by {zeropoint - own:+.3f} mag from the AB zero "
+            f"point that the data's unit ({u.Unit(unit).to_string()} per pixel) implies: the unit's is used, "
+            "so that mag agrees with flux. Fix the header's zero point or its BUNIT, or pass the data "
+            "without a unit to use the zero point", AstroDeblendWarning, stacklevel=stacklevel,
+        )
+        return own
+    return zeropoint
 
 
 def is_spectral_flux_density(unit):

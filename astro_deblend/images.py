@@ -47,7 +47,7 @@ from astropy.wcs import WCS
 from scipy import ndimage
 
 from .catalog import magnitude_columns
-from .conventions import ab_zeropoint
+from .conventions import resolve_zeropoint
 from .exceptions import AstroDeblendWarning, InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
 from .stamps import (
@@ -252,7 +252,7 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
         image, err = image * factor, err * factor
         zp = None if zp is None else zp + 2.5 * np.log10(factor)
         unit = flux_unit
-    zp = ab_zeropoint(unit) if zp is None else zp
+    zp = resolve_zeropoint(zp, unit)
     return ImageData(
         data=image,
         bad=bad,

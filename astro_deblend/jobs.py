@@ -67,7 +67,7 @@ def measure_fits(
     _check_targets(source, output, segmentation, overwrite)
     stamps = read_fits_stamps(source, hdu=hdu)
     zp = zeropoint if zeropoint is not None else stamps.zeropoint
-    _check_magnitudes(magnitudes, zp)
+    _check_magnitudes(magnitudes, zp, stamps.unit)
     deblender = _build(name, weights, views)
     sigma = noise_sigma if noise_sigma is not None else stamps.noise_sigma
     data = stamps.data if stamps.unit is None else stamps.data * stamps.unit
@@ -88,8 +88,11 @@ def _file_method(method):
     return name
 
 
-def _check_magnitudes(magnitudes, zeropoint):
-    if magnitudes and zeropoint is None:
+def _check_magnitudes(magnitudes, zeropoint, unit=None):
+    """Refuse ``magnitudes`` without a zero point, given, in the header or implied by a Jy-like unit."""
+    from .conventions import is_spectral_flux_density
+
+    if magnitudes and zeropoint is None and not is_spectral_flux_density(unit):
         raise InputError(
             "magnitudes were asked for but no zero point is known: the header has none of "
             f"{', '.join(_ZP_KEYS)} or PHOTFLAM/PHOTPLAM, and BUNIT is not a flux density in Jy; pass "
@@ -193,9 +196,16 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
     from .exceptions import AstroDeblendWarning
     from .images import prepare_image
 
-    with warnings.catch_warnings():  # the measurement below, with the weight map, says what is to be said
-        warnings.simplefilter("ignore", AstroDeblendWarning)
+    # read once for its header, unit and mask: what this reading has to say about the file (its BUNIT, its
+    # HDUs) is said once below; zero patches are left to the measurement, which has the weight map
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always", AstroDeblendWarning)
         image = prepare_image(source, hdu=hdu, zeropoint=zeropoint)
+    for w in said:
+        if not issubclass(w.category, AstroDeblendWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        elif weight is None or "patches of exact zeros" not in str(w.message):
+            warnings.warn(w.message, stacklevel=2)
     _check_magnitudes(magnitudes, image.zeropoint)
     deblender = _build(name, weights, views)
     # the weight map and the error are in the file's units; image.data is each pixel's flux (a surface

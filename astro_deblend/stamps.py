@@ -22,7 +22,7 @@ import numpy as np
 from astropy import units as u
 from scipy import ndimage
 
-from .conventions import MAD_TO_SIGMA, ab_zeropoint
+from .conventions import MAD_TO_SIGMA, resolve_zeropoint
 from .exceptions import InputError, InputTypeError
 
 __all__ = ["StampBatch", "prepare_stamps", "estimate_noise_sigma", "validate_stamps", "per_stamp"]
@@ -573,7 +573,7 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
         noise = None if noise is None else noise * factor
         zp = None if zp is None else zp + 2.5 * np.log10(factor)
         unit = flux_unit
-    zp = ab_zeropoint(unit) if zp is None else zp
+    zp = resolve_zeropoint(zp, unit)
     return StampBatch(data=stack, unit=unit, was_2d=was_2d, noise_sigma=noise, zeropoint=zp,
                       pixel_scale=scale)
 

@@ -263,7 +263,7 @@ def measure_tiled(
                 )
     if pixel_scale is None and wcs is not None:
         pixel_scale = wcs_pixel_scale(wcs)
-    from .conventions import ab_zeropoint
+    from .conventions import ab_zeropoint, resolve_zeropoint
     from .stamps import per_pixel_flux
 
     area = None
@@ -273,8 +273,10 @@ def measure_tiled(
         area = float(proj_plane_pixel_area(wcs) * 3600.0**2)  # arcsec2: right for non-square pixels
     # a surface brightness: refused now if no scale
     factor, flux_unit = per_pixel_flux(unit, pixel_scale, pixel_area=area)
-    if zeropoint is None and ab_zeropoint(flux_unit) is not None:  # Jy-like: the unit gives the AB zero point
-        zeropoint = ab_zeropoint(flux_unit) - 2.5 * np.log10(factor)  # of the pixel values the cutouts hold
+    # Jy-like: the unit gives the AB zero point (and overrides one that contradicts it, warned once here)
+    if ab_zeropoint(flux_unit) is not None:
+        per_pixel = None if zeropoint is None else zeropoint + 2.5 * np.log10(factor)
+        zeropoint = resolve_zeropoint(per_pixel, flux_unit, stacklevel=3) - 2.5 * np.log10(factor)
     if isinstance(error, str | os.PathLike) or np.ndim(error) == 2:  # np.ndim reads .ndim: WeightAsError
         from .fitsio import ERROR_EXTENSIONS, weight_hdu
 

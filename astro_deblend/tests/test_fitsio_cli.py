@@ -73,6 +73,40 @@ def test_fluxes_in_jansky_get_ab_magnitudes_without_a_zeropoint():
     np.testing.assert_allclose(np.asarray(table["mag"][ok]), 31.4 - 2.5 * np.log10(flux), atol=1e-3)
 
 
+def test_a_zeropoint_that_contradicts_a_jansky_unit_is_warned_about_and_the_unit_wins(tmp_path):
+    """A MAGZERO copied onto an nJy file made mag disagree with flux by 5.4 mag, silently (outside probe);
+    an nJy cube also refused --magnitudes for want of a zero point its unit gives."""
+    from astro_deblend.exceptions import AstroDeblendWarning
+
+    stamps = _pairs(2)
+    with pytest.warns(AstroDeblendWarning, match=r"differs by -5\.440 mag"):
+        table, _ = SepDeblender().measure(stamps * u.nJy, zeropoint=25.96, noise_sigma=SIGMA, progress=False)
+    ok = ~np.asarray(table["flux"].mask)
+    flux = np.asarray(u.Quantity(table["flux"][ok]).to_value(u.nJy))
+    np.testing.assert_allclose(np.asarray(table["mag"][ok]), 31.4 - 2.5 * np.log10(flux), atol=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AstroDeblendWarning)  # the unit's own zero point: no word
+        SepDeblender().measure(stamps * u.nJy, zeropoint=31.4, noise_sigma=SIGMA, progress=False)
+    path = _write(tmp_path / "njy.fits", stamps, BUNIT="nJy", NOISE=SIGMA)
+    out = tmp_path / "cat.ecsv"
+    assert main(["measure", str(path), "--method", "sep-auto", "--magnitudes", "--output", str(out)]) == 0
+    assert "mag" in Table.read(out).colnames
+
+
+def test_the_image_path_says_what_the_header_lacks_once(tmp_path, capsys):
+    """An unknown BUNIT was warned about on stamps but not by the command line's image path, whose first
+    reading of the file was silenced (outside probe)."""
+    image = np.zeros((200, 200), np.float32)
+    image[90:110, 90:110] = _pairs(1, size=20)[0]
+    image += np.random.default_rng(1).normal(0, SIGMA, image.shape).astype(np.float32)
+    path = _write(tmp_path / "img.fits", image, BUNIT="furlongs")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["measure", str(path), "--image", "--method", "sep-auto",
+                     "--output", str(tmp_path / "c.ecsv")]) == 0
+    assert sum("not a unit astropy knows" in str(w.message) for w in caught) == 1
+
+
 def test_an_unknown_bunit_is_warned_about(tmp_path):
     from astro_deblend.exceptions import AstroDeblendWarning
 
