@@ -56,7 +56,7 @@ def _parser():
     m = sub.add_parser("measure", help="measure the blends of FITS stamps, or every source of a FITS image")
     m.add_argument("input", help="FITS file: a cube of stamps (N, ny, nx), a 2-D stamp, or a 2-D image (an "
                    f"image when larger than {_IMAGE_SIDE} px on a side, or with --image, --sources, "
-                   "--weight or --tile-size)")
+                   "--weight, --rms or --tile-size)")
     m.add_argument("--image", action="store_true", help="measure a 2-D input as a whole image")
     m.add_argument("--sources", default=None,
                    help="image: table of sources (.ecsv/.fits; x/y or sky positions) [detect with photutils]")
@@ -64,6 +64,9 @@ def _parser():
                    help="image: FITS inverse-variance weight map, or a file with a WHT/WEIGHT/IVM extension "
                    "(drizzle's default WHT is exposure time, not inverse variance: drizzle with "
                    "final_wht_type='IVM', or give --noise-sigma) [estimate the noise]")
+    m.add_argument("--rms", default=None,
+                   help="image: FITS rms map, or a file with an ERR/RMS/SIGMA extension (a JWST product); "
+                   "zero or NaN = no data [estimate the noise]")
     m.add_argument("--tile-size", type=int, default=None,
                    help="image: measure tile by tile in cores of this many pixels, the image memory-mapped "
                    "(mosaics larger than memory; no --segmentation) [whole image in memory]")
@@ -121,7 +124,8 @@ def _cmd_run(args):
 
 
 def _is_image(args):
-    if args.image or args.sources is not None or args.weight is not None or args.tile_size is not None:
+    if (args.image or args.sources is not None or args.weight is not None or args.rms is not None
+            or args.tile_size is not None):
         return True
     from .fitsio import read_fits_stamps
 
@@ -135,7 +139,7 @@ def _cmd_measure(args):
     if _is_image(args):
         written = measure_image_fits(
             args.input, output=args.output, segmentation=args.segmentation, sources=args.sources,
-            weight=args.weight, method=args.method, weights=args.weights, hdu=args.hdu,
+            weight=args.weight, rms=args.rms, method=args.method, weights=args.weights, hdu=args.hdu,
             zeropoint=args.zeropoint, error=args.noise_sigma, magnitudes=args.magnitudes, views=args.views,
             tile_size=args.tile_size, overwrite=args.overwrite, progress=not args.quiet,
         )
@@ -163,7 +167,7 @@ _CLI_NAMES = {
     "noise_sigma": "--noise-sigma",
     "zeropoint": "--zeropoint",
     "pixel_scale": "a PIXSCALE keyword or a celestial WCS in the FITS header",
-    "error=": "--noise-sigma or --weight",
+    "error=": "--noise-sigma, --weight or --rms",
     "error must": "--noise-sigma",
     "tile_size": "--tile-size",
 }

@@ -167,16 +167,35 @@ ERROR_EXTENSIONS = ("ERR", "RMS", "SIGMA")
 
 
 def weight_hdu(source, names=WEIGHT_EXTENSIONS):
-    """The extension of a multi-extension FITS path named as one of ``names`` (by default the weight maps'
-    ``WHT``, ``WEIGHT``, ``IVM``...), else None (its first image HDU is then the map)."""
+    """The extension of a FITS path named as one of ``names`` (by default the weight maps' ``WHT``,
+    ``WEIGHT``, ``IVM``...), or None when the file holds one image, which is then the map.
+
+    A file with several images and none of those names (a JWST product's SCI and ERR given as a weight
+    map) is refused: its first image is the science, not the map.
+    """
     if not isinstance(source, str | os.PathLike) or not os.path.isfile(source):
         return None
     try:
         with fits.open(source, memmap=True) as hdul:
             present = [h.name.upper() for h in hdul]
+            images = [f"{i} ({h.name})" for i, h in enumerate(hdul)
+                      if isinstance(h, _IMAGE_HDUS) and h.header.get("NAXIS", 0) >= 2]  # headers only
     except (OSError, TypeError, ValueError):
         return None  # the reader says what is wrong with the file
-    return next((n for n in names if n in present), None)
+    found = next((n for n in names if n in present), None)
+    if found is None and len(images) > 1:
+        weight = names == WEIGHT_EXTENSIONS
+        what, other, option = ("weight map", ERROR_EXTENSIONS, "--rms (rms=)") if weight else (
+            "rms map", WEIGHT_EXTENSIONS, "--weight (error=WeightAsError(path))")
+        has_other = [n for n in other if n in present]
+        hint = (f"; it has {has_other[0]}, which is {'an rms' if weight else 'a weight'} map: give the file "
+                f"as {option}") if has_other else ""
+        raise InputError(
+            f"{source} holds {len(images)} images ({', '.join(images)}) and none named "
+            f"{'/'.join(names)}: which one is the {what}?{hint}; or give a file that holds the map alone",
+            value=os.fspath(source),
+        )
+    return found
 
 
 def read_fits_map(source, name, *, hdu=None):

@@ -147,9 +147,9 @@ def _check_targets(source, output, segmentation, overwrite, *inputs):
         check_writable(path)
 
 
-def measure_image_fits(source, *, output, segmentation=None, sources=None, weight=None, method="fracnet",
-                       weights="default", hdu=None, zeropoint=None, error=None, magnitudes=False, views=4,
-                       tile_size=None, overwrite=False, progress=True):
+def measure_image_fits(source, *, output, segmentation=None, sources=None, weight=None, rms=None,
+                       method="fracnet", weights="default", hdu=None, zeropoint=None, error=None,
+                       magnitudes=False, views=4, tile_size=None, overwrite=False, progress=True):
     """Measure every source of a FITS image and write the catalogue and the segmentation image.
 
     Parameters
@@ -164,8 +164,11 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
         Table of sources (.ecsv or .fits, read by astropy): ``x``/``y`` pixel columns or sky positions
         (``sky_centroid``, or ``ra``/``dec`` in degrees), optional ``id``. None: detected with photutils.
     weight : str, optional
-        FITS inverse-variance weight map of the image's shape; ``error = 1 / sqrt(weight)``, and pixels of
-        zero weight are masked.
+        FITS inverse-variance weight map of the image's shape (or a file with a ``WHT``/``WEIGHT``/``IVM``
+        extension); ``error = 1 / sqrt(weight)``, and pixels of zero weight are masked.
+    rms : str, optional
+        FITS rms map of the image's shape (or a file with an ``ERR``/``RMS``/``SIGMA`` extension, such as a
+        JWST product); pixels of zero, NaN or infinite rms are masked.
     method, weights, hdu, zeropoint, magnitudes, views, overwrite, progress
         As `measure_fits`.
     error : float, optional
@@ -183,12 +186,16 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
     from astropy.io import fits
 
     name = _file_method(method)
-    if weight is not None and error is not None:
-        raise InputError("give either a weight map or one error value, not both")
-    _check_targets(source, output, segmentation, overwrite, sources, weight)
+    noise = (("a weight map", weight), ("an rms map", rms), ("one error value", error))
+    given = [what for what, value in noise if value is not None]
+    if len(given) > 1:
+        raise InputError("give one of a weight map, an rms map or one error value; got "
+                         f"{' and '.join(given)}")
+    _check_targets(source, output, segmentation, overwrite, sources, weight, rms)
     if tile_size is not None:
         return _measure_image_tiled(source, output=output, segmentation=segmentation, sources=sources,
-                                    weight=weight, name=name, weights=weights, hdu=hdu, zeropoint=zeropoint,
+                                    weight=weight, rms=rms, name=name, weights=weights, hdu=hdu,
+                                    zeropoint=zeropoint,
                                     error=error, magnitudes=magnitudes, views=views, tile_size=tile_size,
                                     overwrite=overwrite, progress=progress)
     import warnings
@@ -225,6 +232,14 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
             )
         with np.errstate(divide="ignore", invalid="ignore"):
             err = np.where(w > 0, 1.0 / np.sqrt(w), np.inf) * image.per_pixel
+    if rms is not None:
+        from .tiles import RmsAsError
+
+        rms_map = RmsAsError(rms)
+        if rms_map.shape != image.shape:
+            raise InputError(f"the rms map has shape {rms_map.shape}, the image {image.shape}",
+                             value=rms_map.shape)
+        err = np.asarray(rms_map) * image.per_pixel
     table_in = _read_sources(sources)
     data = image.data if image.unit is None else image.data * image.unit
     mask = image.bad
@@ -259,12 +274,12 @@ def _read_sources(sources):
                             "table with x/y or sky positions") from exc
 
 
-def _measure_image_tiled(source, *, output, segmentation, sources, weight, name, weights, hdu, zeropoint,
+def _measure_image_tiled(source, *, output, segmentation, sources, weight, rms, name, weights, hdu, zeropoint,
                          error, magnitudes, views, tile_size, overwrite, progress):
     """`measure_image_fits` tile by tile: the image and the weight map are memory-mapped, never read whole."""
     from .conventions import is_spectral_flux_density
     from .fitsio import header_metadata
-    from .tiles import WeightAsError, _Reader
+    from .tiles import RmsAsError, WeightAsError, _Reader
 
     if segmentation is not None:
         raise InputError("a tiled run writes no segmentation image (it would be as large as the mosaic); "
@@ -275,7 +290,7 @@ def _measure_image_tiled(source, *, output, segmentation, sources, weight, name,
     if zeropoint is None and meta["zeropoint"] is None and not is_spectral_flux_density(meta["unit"]):
         _check_magnitudes(magnitudes, None)  # no zero point from the user, the header or a Jy-like unit
     deblender = _build(name, weights, views)
-    err = WeightAsError(weight) if weight is not None else error
+    err = WeightAsError(weight) if weight is not None else RmsAsError(rms) if rms is not None else error
     table, _ = deblender.measure_image(source, sources=_read_sources(sources), error=err, zeropoint=zeropoint,
                                        hdu=hdu, tile_size=tile_size, progress=progress)
     table.meta["source"] = os.fspath(source)

@@ -19,7 +19,7 @@ import numpy as np
 
 from .exceptions import DataFileError, InputError, InputTypeError
 
-__all__ = ["WeightAsError", "measure_tiled", "tile_cores"]
+__all__ = ["RmsAsError", "WeightAsError", "measure_tiled", "tile_cores"]
 
 #: Pixels read around each core; at least two view radii of the networks (2 x 64 px) plus a segment.
 DEFAULT_MARGIN = 256
@@ -103,11 +103,12 @@ class WeightAsError:
 
     ndim = 2
     dtype = np.dtype(np.float64)
+    what = "weight map"
 
     def __init__(self, weight):
         from .fitsio import weight_hdu
 
-        self.reader = _Reader(weight, "the weight map", weight_hdu(weight))
+        self.reader = _Reader(weight, f"the {self.what}", weight_hdu(weight))
         self.shape = self.reader.shape
 
     def __array__(self, dtype=None, copy=None):  # the whole map, for an in-memory run
@@ -123,6 +124,28 @@ class WeightAsError:
             )
         with np.errstate(divide="ignore"):
             return np.where(w > 0, 1.0 / np.sqrt(np.where(w > 0, w, 1.0)), np.inf)
+
+
+class RmsAsError(WeightAsError):
+    """An rms map (FITS path, or its ``ERR``/``RMS``/``SIGMA`` extension; or an array) read cutout by cutout;
+    a zero, NaN or infinite rms is a pixel without information (as JWST's ERR marks pixels without data)."""
+
+    what = "rms map"
+
+    def __init__(self, rms):
+        from .fitsio import ERROR_EXTENSIONS, weight_hdu
+
+        self.reader = _Reader(rms, f"the {self.what}", weight_hdu(rms, ERROR_EXTENSIONS))
+        self.shape = self.reader.shape
+
+    def __getitem__(self, key):
+        r = self.reader.read(*key)
+        if np.any(r < 0):
+            raise InputError(
+                f"the rms map has {int(np.count_nonzero(r < 0))} negative pixels in rows {key[0].start}-"
+                f"{key[0].stop}: an rms is >= 0 (0, NaN = no information); check the file"
+            )
+        return np.where(np.isfinite(r) & (r > 0), r, np.inf)
 
 
 def _first_image(hdul, path):

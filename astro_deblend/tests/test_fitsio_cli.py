@@ -357,3 +357,32 @@ def test_an_interrupted_write_leaves_no_folder_it_made(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         atomic_write(tmp_path / "kept" / "new" / "cat.ecsv", broken)
     assert [p.name for p in tmp_path.iterdir()] == ["kept"] and not any((tmp_path / "kept").iterdir())
+
+
+def test_a_jwst_like_product_gives_its_err_extension_as_rms_not_its_science_as_weight(tmp_path, capsys):
+    """[PRIMARY, SCI, ERR] given as --weight read SCI as the weight map (outside probe): refused with the
+    way out; --rms reads its ERR (zero = no data), in memory and tile by tile alike."""
+    rng = np.random.default_rng(2)
+    image = np.zeros((256, 256), np.float32)
+    image[100:164, 100:164] = _pairs(1)[0]
+    image += rng.normal(0, SIGMA, image.shape).astype(np.float32)
+    err = np.full(image.shape, SIGMA, np.float32)
+    err[:, :10] = 0.0  # no data there
+    path = tmp_path / "jwst.fits"
+    hdus = [fits.PrimaryHDU(), fits.ImageHDU(image, name="SCI"), fits.ImageHDU(err, name="ERR")]
+    fits.HDUList(hdus).writeto(path)
+    sources = tmp_path / "src.ecsv"
+    Table({"x": [132.0, 146.0], "y": [132.0, 132.0]}).write(sources)
+    common = ["--hdu", "SCI", "--sources", str(sources), "--method", "sep-auto", "--quiet"]
+    as_weight = ["measure", str(path), "--weight", str(path), *common, "--output", str(tmp_path / "w.ecsv")]
+    assert main(as_weight) == 2
+    said = capsys.readouterr().err
+    assert "none named WHT" in said and "ERR" in said and "--rms" in said and "Traceback" not in said
+    assert not (tmp_path / "w.ecsv").exists()
+    out = {}
+    for name, extra in (("rms", []), ("tiled", ["--tile-size", "128"]), ("sigma", None)):
+        noise = ["--noise-sigma", str(SIGMA)] if extra is None else ["--rms", str(path), *extra]
+        assert main(["measure", str(path), *noise, *common, "--output", str(tmp_path / f"{name}.ecsv")]) == 0
+        out[name] = Table.read(tmp_path / f"{name}.ecsv")
+    np.testing.assert_allclose(out["rms"]["flux"], out["sigma"]["flux"], rtol=1e-6)
+    np.testing.assert_allclose(out["tiled"]["flux"], out["rms"]["flux"], rtol=1e-6)
