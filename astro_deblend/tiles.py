@@ -207,8 +207,8 @@ def measure_tiled(
     Returns
     -------
     table : `~astropy.table.QTable`
-        The catalogue of `~astro_deblend.deblender.Deblender.measure_image`, one row per source, sorted by
-        id, with a ``tile`` column.
+        The catalogue of `~astro_deblend.deblender.Deblender.measure_image`, one row per source (in the
+        order of ``sources``; detected ones sorted by id), with a ``tile`` column.
     """
     import dask
     from astropy.table import Table, vstack
@@ -228,6 +228,14 @@ def measure_tiled(
         )
     if not (isinstance(margin, int | np.integer) and margin >= 0):
         raise InputError(f"margin must be a non-negative integer; got {margin!r}", value=margin)
+    reach = int(getattr(deblender, "stamp_size", 128))  # a view's radius, and its neighbours' views' radius
+    if margin < reach:
+        raise InputError(
+            f"margin={margin} px is less than {reach} px, the reach of a source's view and of the views that "
+            "share its pixels: sources near the tiles' edges would be measured on cut views (fluxes off by "
+            f"up to tens of per cent, with flag 0). Give margin >= {reach} [default {DEFAULT_MARGIN}]",
+            value=margin,
+        )
     from .stamps import unwrap_container
 
     inner = unwrap_container(data)  # NDData/CCDData and Masked: their mask, WCS and uncertainty are used
@@ -383,8 +391,13 @@ def measure_tiled(
             client = Client(client)
         parts = client.gather(client.compute(tasks))
     else:
-        with _progress(progress, len(tasks)):
+        import warnings
+
+        # each tile's measurement warns about its own cutout: said once per kind, with how many tiles said it
+        with warnings.catch_warnings(record=True) as said, _progress(progress, len(tasks)):
+            warnings.simplefilter("always")
             parts = dask.compute(*tasks, scheduler="threads")
+        _say_once(said, len(tasks))
     parts = [p for p in parts if p is not None]
     if positions is not None and not on_image.all():
         parts.append(_off_image_rows(positions, ~on_image, deblender.method))
@@ -403,7 +416,13 @@ def measure_tiled(
             deblender.method,
         )
     table = vstack(parts, metadata_conflicts="silent")
-    table.sort("id")
+    if positions is None:
+        table.sort("id")
+    else:  # the catalogue's own order, as the in-memory run keeps it
+        ids = positions[0]
+        sorter = np.argsort(ids, kind="stable")
+        row = sorter[np.searchsorted(ids, np.asarray(table["id"]), sorter=sorter)]
+        table = table[np.argsort(row, kind="stable")]
     if unit is not None:
         for name in ("flux", "flux_err", "flux_err_noise"):  # summed pixels; a surface brightness: x area
             table[name] = table[name] * factor
@@ -445,6 +464,24 @@ def _off_image_rows(positions, off, method):
     table["method"] = np.full(n, method)
     table["tile"] = np.full(n, -1)
     return table
+
+
+def _say_once(said, n_tiles):
+    """Warn once per kind of the warnings ``said`` by the tiles (kinds: the message without its numbers)."""
+    import re
+    import warnings
+
+    kinds = {}
+    for w in said:
+        key = (w.category, re.sub(r"[-+]?\d[\d.e+-]*", "#", str(w.message)))
+        kinds.setdefault(key, []).append(w)
+    for found in kinds.values():
+        first = found[0]
+        text = str(first.message)
+        if n_tiles > 1:
+            text += (f" [said by {len(found)} tile(s) of {n_tiles}; counts are each tile's, its margin "
+                     "included]")
+        warnings.warn_explicit(text, first.category, first.filename, first.lineno)
 
 
 class _progress:

@@ -539,9 +539,10 @@ def test_a_tiled_run_gives_the_in_memory_catalogue(fracnet, galaxy, tmp_path):
     stamp = galaxy[0]
     positions = [(60, 70), (200, 250), (210, 262), (300, 120), (128, 128), (90, 380)]
     image = _place((400, 420), stamp, positions)
-    sources = Table({"id": np.arange(10, 16), "x": [p[1] + 0.3 for p in positions],
-                     "y": [p[0] - 0.2 for p in positions]})
+    sources = Table({"id": [15, 11, 13, 10, 14, 12], "x": [p[1] + 0.3 for p in positions],
+                     "y": [p[0] - 0.2 for p in positions]})  # not sorted: both runs keep the table's order
     whole, _ = _measure(fracnet, image, sources=sources, error=NOISE)
+    assert whole["id"].tolist() == [15, 11, 13, 10, 14, 12]
     for data in (image, da.from_array(image, chunks=100)):
         tiled = measure_tiled(fracnet, data, sources=sources, error=NOISE, tile_size=128, progress=False)
         assert tiled["id"].tolist() == whole["id"].tolist()
@@ -567,8 +568,29 @@ def test_a_tiled_run_gives_the_in_memory_catalogue(fracnet, galaxy, tmp_path):
     assert segm is None and via_method["id"].tolist() == whole["id"].tolist()
     with pytest.raises(InputError, match="tile_size"):
         measure_tiled(fracnet, image, tile_size=10)
+    with pytest.raises(InputError, match="margin=64 px is less than 128 px"):  # views cut: fluxes off
+        measure_tiled(fracnet, image, tile_size=128, margin=64)
     with pytest.raises(InputError, match="shape"):
         measure_tiled(fracnet, image, error=np.ones((5, 5)))
+
+
+def test_the_tiles_warnings_are_said_once_per_kind():
+    """Each tile warned about its own cutout: 15 near-identical lines on a 16-tile run (outside probe)."""
+    import warnings
+
+    from astro_deblend.exceptions import OutOfDomainWarning
+    from astro_deblend.tiles import _say_once
+
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        for k in (3, 5, 2):
+            warnings.warn(f"{k} of {k + 20} sources have a S/N below 25", OutOfDomainWarning, stacklevel=1)
+        warnings.warn("the image looks not background-subtracted", OutOfDomainWarning, stacklevel=1)
+    with warnings.catch_warnings(record=True) as out:
+        warnings.simplefilter("always")
+        _say_once(said, 16)
+    assert len(out) == 2 and all(w.category is OutOfDomainWarning for w in out)
+    assert "said by 3 tile(s) of 16" in str(out[0].message) and "said by 1 tile(s)" in str(out[1].message)
 
 
 def test_a_dask_distributed_cluster_gives_the_same_catalogue(fracnet, galaxy):
