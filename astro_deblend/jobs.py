@@ -279,13 +279,14 @@ def _measure_image_tiled(source, *, output, segmentation, sources, weight, rms, 
     """`measure_image_fits` tile by tile: the image and the weight map are memory-mapped, never read whole."""
     from .conventions import is_spectral_flux_density
     from .fitsio import header_metadata
-    from .tiles import RmsAsError, WeightAsError, _Reader
+    from .tiles import RmsAsError, WeightAsError, _Reader, check_tiling
 
     if segmentation is not None:
         raise InputError("a tiled run writes no segmentation image (it would be as large as the mosaic); "
                          "drop --segmentation, or measure without --tile-size")
     if not isinstance(source, str | os.PathLike):
         raise InputTypeError("a tiled run reads the image from a FITS path")
+    check_tiling(tile_size)  # before the network is loaded
     meta = header_metadata(_Reader(source, "the image", hdu).header)
     if zeropoint is None and meta["zeropoint"] is None and not is_spectral_flux_density(meta["unit"]):
         _check_magnitudes(magnitudes, None)  # no zero point from the user, the header or a Jy-like unit

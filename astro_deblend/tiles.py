@@ -25,6 +25,24 @@ __all__ = ["RmsAsError", "WeightAsError", "measure_tiled", "tile_cores"]
 DEFAULT_MARGIN = 256
 
 
+def check_tiling(tile_size, margin=DEFAULT_MARGIN, reach=128):
+    """Refuse tiles smaller than 64 px and a margin below ``reach`` (a view's side: a source's view and the
+    views that share its pixels reach that far)."""
+    if not (isinstance(tile_size, int | np.integer) and tile_size >= 64):
+        raise InputError(
+            f"tile_size must be an integer of at least 64 px; got {tile_size!r}", value=tile_size
+        )
+    if not (isinstance(margin, int | np.integer) and margin >= 0):
+        raise InputError(f"margin must be a non-negative integer; got {margin!r}", value=margin)
+    if margin < reach:
+        raise InputError(
+            f"margin={margin} px is less than {reach} px, the reach of a source's view and of the views that "
+            "share its pixels: sources near the tiles' edges would be measured on cut views (fluxes off by "
+            f"up to tens of per cent, with flag 0). Give margin >= {reach} [default {DEFAULT_MARGIN}]",
+            value=margin,
+        )
+
+
 def tile_cores(shape, tile_size):
     """The cores that cover an image: a list of ``(y0, y1, x0, x1)``, row-major."""
     ny, nx = shape
@@ -222,20 +240,7 @@ def measure_tiled(
         wcs_pixel_scale,
     )
 
-    if not (isinstance(tile_size, int | np.integer) and tile_size >= 64):
-        raise InputError(
-            f"tile_size must be an integer of at least 64 px; got {tile_size!r}", value=tile_size
-        )
-    if not (isinstance(margin, int | np.integer) and margin >= 0):
-        raise InputError(f"margin must be a non-negative integer; got {margin!r}", value=margin)
-    reach = int(getattr(deblender, "stamp_size", 128))  # a view's radius, and its neighbours' views' radius
-    if margin < reach:
-        raise InputError(
-            f"margin={margin} px is less than {reach} px, the reach of a source's view and of the views that "
-            "share its pixels: sources near the tiles' edges would be measured on cut views (fluxes off by "
-            f"up to tens of per cent, with flag 0). Give margin >= {reach} [default {DEFAULT_MARGIN}]",
-            value=margin,
-        )
+    check_tiling(tile_size, margin, int(getattr(deblender, "stamp_size", 128)))
     from .stamps import unwrap_container
 
     inner = unwrap_container(data)  # NDData/CCDData and Masked: their mask, WCS and uncertainty are used
@@ -321,7 +326,7 @@ def measure_tiled(
             f"({'BITPIX ' + str(bad.header.get('BITPIX')) if bad.path else bad.array.dtype}). A weight map "
             "goes in as error = 1 / sqrt(weight), not as a mask"
         )
-    for reader, name in ((err, "error"), (bad, "mask")):
+    for reader, name in ((err, f"the {getattr(error, 'what', 'error')}"), (bad, "mask")):
         if isinstance(reader, _Reader) and reader.shape != image.shape:
             raise InputError(f"{name} has shape {reader.shape}, the mosaic {image.shape}", value=reader.shape)
     if err is None:
