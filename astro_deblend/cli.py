@@ -127,9 +127,14 @@ def _is_image(args):
     if (args.image or args.sources is not None or args.weight is not None or args.rms is not None
             or args.tile_size is not None):
         return True
+    import warnings
+
+    from .exceptions import AstroDeblendWarning
     from .fitsio import read_fits_stamps
 
-    stamps = read_fits_stamps(args.input, hdu=args.hdu)
+    with warnings.catch_warnings():  # a peek at the shape: the measurement reads the file again and says it
+        warnings.simplefilter("ignore", AstroDeblendWarning)
+        stamps = read_fits_stamps(args.input, hdu=args.hdu)
     return len(stamps.data) == 1 and max(stamps.data.shape[1:]) > _IMAGE_SIDE  # (ny, nx) or (1, ny, nx)
 
 
@@ -176,7 +181,7 @@ _CLI_NAMES = {
 def _cli_names(message):
     """A note that translates the Python parameter names a message mentions into command-line terms."""
     found = list(dict.fromkeys(f"{name.split()[0].rstrip('=')} is {cli}" for name, cli in _CLI_NAMES.items()
-                               if name in message))
+                               if name in message and not (cli.startswith("--") and cli in message)))
     return f" (on the command line: {'; '.join(found)})" if found else ""
 
 

@@ -269,6 +269,7 @@ def test_cli_errors_are_messages(tmp_path, capsys):
     note = _cli_names("the noise cannot be estimated. Pass noise_sigma; or give pixel_scale")
     assert "noise_sigma is --noise-sigma" in note and "pixel_scale is a PIXSCALE keyword" in note
     assert _cli_names("nothing to translate") == ""
+    assert _cli_names("pass zeropoint= (--zeropoint)") == ""  # already said in both spellings
 
 
 def test_cli_simulate(tmp_path):
