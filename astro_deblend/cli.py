@@ -175,6 +175,8 @@ _CLI_NAMES = {
     "error=": "--noise-sigma, --weight or --rms",
     "error must": "--noise-sigma",
     "tile_size": "--tile-size",
+    "measure_image": "--image",
+    "measure()": "measure without --image",
 }
 
 

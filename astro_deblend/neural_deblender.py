@@ -570,11 +570,14 @@ class NeuralDeblender(Deblender):
             return None
         smallest, largest = min(_MIN_STAMP, size), _MAX_STAMP_FACTOR * size
         if min(ny, nx) < smallest or max(ny, nx) > largest:
+            transposed = len(batch) >= smallest and min(ny, nx) < smallest
+            hint = (f" A cube of {len(batch)} stamps of {ny}x{nx}: is the stamp axis last? Stamps go first, "
+                    "shape (N, ny, nx) (NAXIS3 = N in FITS).") if transposed else ""
             raise InputError(
                 f"this {self.method} network measures the central pair of {smallest}-{largest} px stamps; "
                 f"got {ny}x{nx} (it was built for {size}x{size}, and pads or cuts other sizes around the "
                 "central pixel). Cut stamps of that size centred on the central galaxy, or measure an image "
-                "with measure_image", value=(ny, nx),
+                f"with measure_image.{hint}", value=(ny, nx),
             )
         return _Window(batch, size, maps="maps" in self._model.output_names)
 
