@@ -529,7 +529,9 @@ class NeuralDeblender(Deblender):
         n_detected = np.full(n, 2)
         if pair_check:  # the checks of a stamp that should be a pair (the views of measure_image are not)
             flag[_outshone(flux)] |= Flag.OUT_OF_DOMAIN
-            check = check_pairs(stack, sigma)
+            # where the network put the companion (an untrained one's maps say nothing)
+            companion = np.stack([x[:, 1], y[:, 1]], axis=1) if self.is_trained else None
+            check = check_pairs(stack, sigma, companion=companion)
             flag[check.not_a_pair] |= Flag.NOT_A_PAIR
             n_detected = check.n_sources
         label = np.stack([(labels == k).any(axis=(1, 2)) * k for k in (1, 2)], axis=1)

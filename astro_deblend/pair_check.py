@@ -12,7 +12,11 @@ not look like a centred pair:
   central source and are detected at S/N >= ``min_snr`` (a faint neighbour, a noise peak or a clump below
   that does not count);
 - ``single_source``: one source only, so no companion was seen (a lone galaxy, or a pair too close for
-  the detection to split it: either way the shares are ambiguous).
+  the detection to split it: either way the shares are ambiguous);
+- ``companion_elsewhere`` (when the network's companion is given): a source that counts (as above) lies
+  more than ``max_companion_offset`` pixels from the light centroid of the companion the network found.
+  A third galaxy that the detection merged with the pair while it found the third apart, or the other way
+  round, passes the counts above; the network then hands one galaxy's light to another.
 
 The detection is SExtractor-like: ``thresh`` sigmas over ``minarea`` pixels, deblended with a contrast of
 ``deblend_cont`` (5 % by default, coarser than SExtractor's 0.5 %, so that a clumpy or extended galaxy is
@@ -49,15 +53,17 @@ class PairCheck:
     off_centre: np.ndarray
     extra_sources: np.ndarray
     single_source: np.ndarray
+    companion_elsewhere: np.ndarray | None = None
 
     @property
     def not_a_pair(self):
-        """True where any of the three tests fails."""
-        return self.off_centre | self.extra_sources | self.single_source
+        """True where any of the tests fails."""
+        out = self.off_centre | self.extra_sources | self.single_source
+        return out if self.companion_elsewhere is None else out | self.companion_elsewhere
 
 
 def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05, max_offset=3.0,
-                min_fraction=0.1, min_snr=10.0):
+                min_fraction=0.1, min_snr=10.0, companion=None, max_companion_offset=8.0):
     """Detect the sources of each stamp and test whether it looks like a centred pair.
 
     Parameters
@@ -80,6 +86,12 @@ def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05,
         central source's [default: 0.1] ...
     min_snr : float
         ... and its isophotal S/N at least this [default: 10].
+    companion : array-like, shape (N, 2), optional
+        (x, y) of the companion's light centroid as a method found it, pixels (0-based): enables the
+        ``companion_elsewhere`` test.
+    max_companion_offset : float
+        Largest distance in pixels between that centroid and any other source that counts [default: 8: on
+        held-out simulated pairs no more than 0.3 % of the pairs no other test flags lie beyond it].
 
     Returns
     -------
@@ -92,6 +104,8 @@ def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05,
     off = np.zeros(n, bool)
     extra = np.zeros(n, bool)
     single = np.zeros(n, bool)
+    elsewhere = None if companion is None else np.zeros(n, bool)
+    companion = None if companion is None else np.asarray(companion, dtype=np.float64).reshape(n, 2)
     for i, stamp in enumerate(stack):
         ny, nx = stamp.shape
         try:
@@ -114,4 +128,8 @@ def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05,
         significant = (flux >= min_fraction * max(flux[centre], 0.0)) & (snr >= min_snr)
         extra[i] = significant.sum() > 2
         single[i] = len(objects) == 1
-    return PairCheck(n_sources, off, extra, single)
+        others = significant & (np.arange(len(objects)) != centre)
+        if companion is not None and others.any() and np.isfinite(companion[i]).all():
+            far = np.hypot(objects["x"][others] - companion[i, 0], objects["y"][others] - companion[i, 1])
+            elsewhere[i] = bool(np.any(far > max_companion_offset))
+    return PairCheck(n_sources, off, extra, single, elsewhere)

@@ -309,6 +309,21 @@ def test_stamps_that_are_not_a_centred_pair_are_flagged(stamp, flagged):
     assert np.all(table["n_detected"] == check.n_sources[0])
 
 
+def test_a_detected_source_far_from_the_network_s_companion_is_not_a_pair():
+    """A third galaxy that the detection finds apart while it merges the pair passes the counts (two
+    sources); the network then gives its companion's light elsewhere (outside probe: +70 %, flag 0)."""
+    from astro_deblend.pair_check import check_pairs
+
+    stamp = _gaussian(24, 24, 100, 2.5) + _gaussian(29, 24, 60, 2.5) + _gaussian(8, 40, 40)  # merged pair
+    noisy = stamp + np.random.default_rng(0).normal(0, 0.05, stamp.shape)
+    alone = check_pairs(noisy[None], [0.05])
+    assert alone.n_sources[0] == 2 and not alone.not_a_pair[0]
+    far = check_pairs(noisy[None], [0.05], companion=[[29.0, 24.0]])  # the network's companion: the pair's
+    assert far.companion_elsewhere[0] and far.not_a_pair[0]
+    near = check_pairs(noisy[None], [0.05], companion=[[9.0, 39.0]])  # ... or the detected one
+    assert not near.not_a_pair[0]
+
+
 def test_a_galaxy_outshone_by_its_neighbour_is_out_of_domain():
     """Training pairs differ by at most 2 mag: a neighbour measured 20 times brighter or more puts the
     fainter galaxy outside what the network knows (a star 3.5 mag brighter took a fifth of a galaxy's flux,
