@@ -1338,9 +1338,9 @@ def _defective(image, src):
     # a saturated core: its segment's brightest pixels all equal, in an image whose pixels do not tie
     # elsewhere (counts, coarse quantisation, noise-free models); over the segments' pixels only
     saturated = np.zeros(n, bool)
-    if tied_fraction(np.where(occupied, np.nan, data)) <= MAX_TIED_FRACTION:
+    inside = np.flatnonzero(occupied & ~image.bad)  # every segment masked: nothing to look at
+    if inside.size and tied_fraction(np.where(occupied, np.nan, data)) <= MAX_TIED_FRACTION:
         labels = np.arange(1, n + 1)
-        inside = np.flatnonzero(occupied & ~image.bad)
         own, values = segm.ravel()[inside], data.ravel()[inside]
         top = np.asarray(ndimage.maximum(values, own, labels), float)
         count = np.bincount(own[values == top[own - 1]], minlength=n + 1)[1:]

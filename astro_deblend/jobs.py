@@ -204,14 +204,14 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
     from .images import prepare_image
 
     # read once for its header, unit and mask: what this reading has to say about the file (its BUNIT, its
-    # HDUs) is said once below; zero patches are left to the measurement, which has the weight map
+    # HDUs) is said once below; zero patches are left to the measurement, which has the weight or rms map
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always", AstroDeblendWarning)
         image = prepare_image(source, hdu=hdu, zeropoint=zeropoint)
     for w in said:
         if not issubclass(w.category, AstroDeblendWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        elif weight is None or "patches of exact zeros" not in str(w.message):
+        elif (weight is None and rms is None) or "patches of exact zeros" not in str(w.message):
             warnings.warn(w.message, stacklevel=2)
     _check_magnitudes(magnitudes, image.zeropoint)
     deblender = _build(name, weights, views)

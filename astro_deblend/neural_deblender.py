@@ -572,7 +572,7 @@ class NeuralDeblender(Deblender):
             return None
         smallest, largest = min(_MIN_STAMP, size), _MAX_STAMP_FACTOR * size
         if min(ny, nx) < smallest or max(ny, nx) > largest:
-            transposed = len(batch) >= smallest and min(ny, nx) < smallest
+            transposed = ny != nx and len(batch) >= smallest and min(ny, nx) < smallest
             hint = (f" A cube of {len(batch)} stamps of {ny}x{nx}: is the stamp axis last? Stamps go first, "
                     "shape (N, ny, nx) (NAXIS3 = N in FITS).") if transposed else ""
             raise InputError(

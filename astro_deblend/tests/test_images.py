@@ -934,15 +934,16 @@ def test_a_2x2_hit_flags_its_source_anywhere_in_the_image():
     the source it lies on, also where it straddles the strips that `_defective` reads the image in."""
     from astro_deblend.images import _defective, prepare_image, resolve_sources
 
-    yy, xx = np.mgrid[:600, :120]
-    image = np.random.default_rng(4).normal(0, NOISE, (600, 120))
-    sources = Table({"id": [1, 2, 3], "x": [40.0, 80.0, 60.0], "y": [100.0, 511.0, 300.0]})
+    yy, xx = np.mgrid[:600, :300]
+    image = np.random.default_rng(4).normal(0, NOISE, (600, 300))
+    sources = Table({"id": [1, 2, 3, 4], "x": [40.0, 80.0, 60.0, 120.0], "y": [100.0, 511.0, 300.0, 250.0]})
     for x0, y0 in zip(sources["x"], sources["y"], strict=True):
         image += 5.0 * np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / 18.0)
     image[94:96, 45:47] += 1000 * NOISE  # in source 1's wing, 8 px from its centre
-    image[511:513, 88:90] += 1000 * NOISE  # rows 511-512: across the strips' boundary, in source 2's wing
+    image[511:513, 88:90] += 1000 * NOISE  # rows 511-512: across the blocks' boundary, in source 2's wing
+    image[255:257, 127:129] += 1000 * NOISE  # columns 127-128: across the blocks' boundary, source 4's wing
     prepared = prepare_image(image, error=NOISE)
-    assert _defective(prepared, resolve_sources(sources, prepared)).tolist() == [True, True, False]
+    assert _defective(prepared, resolve_sources(sources, prepared)).tolist() == [True, True, False, True]
 
 
 def test_a_tiled_run_refuses_a_weight_map_as_mask(fracnet, galaxy, tmp_path):
