@@ -122,26 +122,37 @@ class WeightAsError:
     ndim = 2
     dtype = np.dtype(np.float64)
     what = "weight map"
+    meaning = "an inverse-variance weight is >= 0 (0 = no information)"
 
-    def __init__(self, weight):
+    def __init__(self, source):
         from .fitsio import weight_hdu
 
-        self.reader = _Reader(weight, f"the {self.what}", weight_hdu(weight))
+        self.reader = _Reader(source, f"the {self.what}", weight_hdu(source, self._extensions()))
         self.shape = self.reader.shape
+
+    @staticmethod
+    def _extensions():
+        from .fitsio import WEIGHT_EXTENSIONS
+
+        return WEIGHT_EXTENSIONS
+
+    @staticmethod
+    def _as_rms(w):
+        with np.errstate(divide="ignore"):
+            return np.where(w > 0, 1.0 / np.sqrt(np.where(w > 0, w, 1.0)), np.inf)
 
     def __array__(self, dtype=None, copy=None):  # the whole map, for an in-memory run
         whole = self[slice(0, self.shape[0]), slice(0, self.shape[1])]
         return whole if dtype is None else whole.astype(dtype)
 
     def __getitem__(self, key):
-        w = self.reader.read(*key)
-        if np.any(w < 0):
+        values = self.reader.read(*key)
+        if np.any(values < 0):
             raise InputError(
-                f"the weight map has {int(np.count_nonzero(w < 0))} negative pixels in rows {key[0].start}-"
-                f"{key[0].stop}: an inverse-variance weight is >= 0 (0 = no information); check the file"
+                f"the {self.what} has {int(np.count_nonzero(values < 0))} negative pixels in rows "
+                f"{key[0].start}-{key[0].stop}: {self.meaning}; check the file"
             )
-        with np.errstate(divide="ignore"):
-            return np.where(w > 0, 1.0 / np.sqrt(np.where(w > 0, w, 1.0)), np.inf)
+        return self._as_rms(values)
 
 
 class RmsAsError(WeightAsError):
@@ -149,20 +160,16 @@ class RmsAsError(WeightAsError):
     a zero, NaN or infinite rms is a pixel without information (as JWST's ERR marks pixels without data)."""
 
     what = "rms map"
+    meaning = "an rms is >= 0 (0, NaN = no information)"
 
-    def __init__(self, rms):
-        from .fitsio import ERROR_EXTENSIONS, weight_hdu
+    @staticmethod
+    def _extensions():
+        from .fitsio import ERROR_EXTENSIONS
 
-        self.reader = _Reader(rms, f"the {self.what}", weight_hdu(rms, ERROR_EXTENSIONS))
-        self.shape = self.reader.shape
+        return ERROR_EXTENSIONS
 
-    def __getitem__(self, key):
-        r = self.reader.read(*key)
-        if np.any(r < 0):
-            raise InputError(
-                f"the rms map has {int(np.count_nonzero(r < 0))} negative pixels in rows {key[0].start}-"
-                f"{key[0].stop}: an rms is >= 0 (0, NaN = no information); check the file"
-            )
+    @staticmethod
+    def _as_rms(r):
         return np.where(np.isfinite(r) & (r > 0), r, np.inf)
 
 
