@@ -218,28 +218,15 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
     # the weight map and the error are in the file's units; image.data is each pixel's flux (a surface
     # brightness times the pixel's solid angle, image.per_pixel): the errors follow it
     err = None if error is None else error * image.per_pixel
-    if weight is not None:
-        from .fitsio import read_fits_map, weight_hdu
+    from .tiles import RmsAsError, WeightAsError
 
-        w = np.asarray(read_fits_map(weight, "weight map", hdu=weight_hdu(weight)), dtype=np.float64)
-        if w.shape != image.shape:
-            raise InputError(f"the weight map has shape {w.shape}, the image {image.shape}", value=w.shape)
-        negative = int(np.count_nonzero(w < 0))
-        if negative:
-            raise InputError(
-                f"the weight map {weight} has {negative} negative pixels: an inverse-variance weight is >= 0 "
-                "(0 = no information); check the file", value=negative,
-            )
-        with np.errstate(divide="ignore", invalid="ignore"):
-            err = np.where(w > 0, 1.0 / np.sqrt(w), np.inf) * image.per_pixel
-    if rms is not None:
-        from .tiles import RmsAsError
-
-        rms_map = RmsAsError(rms)
-        if rms_map.shape != image.shape:
-            raise InputError(f"the rms map has shape {rms_map.shape}, the image {image.shape}",
-                             value=rms_map.shape)
-        err = np.asarray(rms_map) * image.per_pixel
+    for path, reading in ((weight, WeightAsError), (rms, RmsAsError)):
+        if path is not None:  # read whole (the tiled run reads the same maps cutout by cutout)
+            noise_map = reading(path)
+            if noise_map.shape != image.shape:
+                raise InputError(f"the {noise_map.what} has shape {noise_map.shape}, the image {image.shape}",
+                                 value=noise_map.shape)
+            err = np.asarray(noise_map) * image.per_pixel
     table_in = _read_sources(sources)
     data = image.data if image.unit is None else image.data * image.unit
     mask = image.bad
