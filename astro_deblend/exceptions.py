@@ -26,6 +26,7 @@ __all__ = [
     "TrainingDiverged",
     "AstroDeblendWarning",
     "OutOfDomainWarning",
+    "ZeroPatchWarning",
 ]
 
 _UNSET = object()
@@ -72,3 +73,8 @@ class AstroDeblendWarning(AstropyUserWarning):
 
 class OutOfDomainWarning(AstroDeblendWarning):
     """The data lie outside what the method was built or trained for; the rows concerned get flag 8."""
+
+
+class ZeroPatchWarning(AstroDeblendWarning):
+    """An image holds patches of exact zeros that no mask or noise map marks (unfilled chip gaps, coverage
+    edges): they are masked, and the sources that reach them get flag 32."""

@@ -214,14 +214,14 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
         if gaps.any():
             import warnings
 
-            from .exceptions import AstroDeblendWarning
+            from .exceptions import ZeroPatchWarning
 
             warnings.warn(
                 f"{int(gaps.sum())} pixels of the image lie in 3 x 3 patches of exact zeros, which no sky "
                 "with noise has (unfilled chip gaps or coverage edges?): they are masked, and sources that "
                 "reach them get flag 32 (INCOMPLETE). Say which pixels are bad with mask= (True on them) or "
                 "a zero weight",
-                AstroDeblendWarning, stacklevel=4,
+                ZeroPatchWarning, stacklevel=4,
             )
             bad = bad | gaps
     if bad.all():

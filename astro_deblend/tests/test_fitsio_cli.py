@@ -396,3 +396,30 @@ def test_a_jwst_like_product_gives_its_err_extension_as_rms_not_its_science_as_w
         out[name] = Table.read(tmp_path / f"{name}.ecsv")
     np.testing.assert_allclose(out["rms"]["flux"], out["sigma"]["flux"], rtol=1e-6)
     np.testing.assert_allclose(out["tiled"]["flux"], out["rms"]["flux"], rtol=1e-6)
+
+
+def test_zero_patches_are_warned_about_once_and_not_when_a_noise_map_marks_them(tmp_path):
+    """measure_image_fits reads the image once for its header, then measures: unmarked zero patches (a chip
+    gap) are said once; an rms map that marks them (0 = no data) says what they are, so no word."""
+    from astro_deblend.exceptions import ZeroPatchWarning
+    from astro_deblend.jobs import measure_image_fits
+
+    rng = np.random.default_rng(3)
+    image = rng.normal(0, SIGMA, (256, 256)).astype(np.float32)
+    image[100:164, 100:164] += _pairs(1)[0]
+    image[:, :12] = 0.0  # a chip gap
+    err = np.full(image.shape, SIGMA, np.float32)
+    err[:, :12] = 0.0
+    path = tmp_path / "gap.fits"
+    fits.HDUList([fits.PrimaryHDU(image), fits.ImageHDU(err, name="ERR")]).writeto(path)
+    sources = tmp_path / "src.ecsv"
+    Table({"x": [132.0, 146.0], "y": [132.0, 132.0]}).write(sources)
+    common = {"sources": str(sources), "method": "sep-auto", "progress": False}
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        measure_image_fits(path, output=tmp_path / "a.ecsv", error=SIGMA, **common)
+    assert sum(issubclass(w.category, ZeroPatchWarning) for w in said) == 1
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        measure_image_fits(path, output=tmp_path / "b.ecsv", rms=str(path), **common)
+    assert not any(issubclass(w.category, ZeroPatchWarning) for w in said)
