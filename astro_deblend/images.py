@@ -1266,7 +1266,7 @@ def _sky_off_zero(image):
     if not np.isfinite(sigma) or sigma <= 0:
         return False
     # image.data holds the masked pixels already filled from their neighbours (prepare_image)
-    level = float(residual_sky(np.asarray(image.data, np.float32)[None], [sigma])[0][0])
+    level = float(residual_sky(np.asarray(image.data, np.float32)[None], [sigma], with_tilt=False)[0][0])
     if not abs(level) > MAX_IMAGE_SKY:
         return False
     warnings.warn(

@@ -692,10 +692,10 @@ def residual_background(stack, sigma):
     level : `numpy.ndarray`, shape (N,)
         NaN where a stamp has no empty pixel.
     """
-    return residual_sky(stack, sigma)[0]
+    return residual_sky(stack, sigma, with_tilt=False)[0]
 
 
-def residual_sky(stack, sigma):
+def residual_sky(stack, sigma, *, with_tilt=True):
     """Level and tilt of each stamp's empty pixels, in units of its noise: both 0 for a clean sky.
 
     The level is the median of the empty pixels (see `residual_background`). The tilt is the plane's
@@ -709,7 +709,8 @@ def residual_sky(stack, sigma):
     -------
     level, tilt : `numpy.ndarray`, shape (N,)
         NaN where a stamp has no empty pixel (level) or too few blocks with empty pixels to fit a plane
-        (tilt: at least 6 blocks of 25 pixels, spread over both axes).
+        (tilt: at least 6 blocks of 25 pixels, spread over both axes); the tilt is all NaN, and not
+        computed, with ``with_tilt=False``.
     """
     sigma = np.asarray(sigma, np.float64).reshape(-1)
     level = np.full(len(stack), np.nan)
@@ -727,7 +728,8 @@ def residual_sky(stack, sigma):
                 warnings.simplefilter("ignore", RuntimeWarning)
                 lev = np.nanmedian(empty, axis=(1, 2))
         level[start : start + 256] = lev
-        tilt[start : start + 256] = _plane_tilt(empty)
+        if with_tilt:
+            tilt[start : start + 256] = _plane_tilt(empty)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (np.where(sigma > 0, level / sigma, np.nan), np.where(sigma > 0, tilt / sigma, np.nan))
 

@@ -384,6 +384,10 @@ def test_the_new_checks_leave_legitimate_inputs_alone(pairs):
         _, tilt = residual_sky(white, np.ones(500))
         assert np.mean(tilt > sky_tilt_limit(white.shape)) < 0.005
     assert np.isnan(residual_sky(rng.normal(size=(2, 3, 3)), np.ones(2))[1]).all()
+    level, tilt = residual_sky(white[:20] + 0.5, np.ones(20))
+    level_only, no_tilt = residual_sky(white[:20] + 0.5, np.ones(20), with_tilt=False)
+    np.testing.assert_array_equal(level_only, level)
+    assert np.isfinite(tilt).all() and np.isnan(no_tilt).all()
 
 
 def test_residual_sky_reads_the_tilt_and_not_the_sources():
