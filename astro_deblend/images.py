@@ -1175,10 +1175,13 @@ def measure_image(
                 warnings.warn(
                     f"{int(faint.sum())} of {n} sources have a S/N below {MIN_SEGMENT_SNR:g} in their "
                     "detection segment, fainter than the galaxies the network learnt from: it takes noise "
-                    "peaks for their light (up to +200 %); flag 8 set", OutOfDomainWarning, stacklevel=3,
+                    "peaks for their light (+80 to +235 % on simulated fields); flag 8 set",
+                    OutOfDomainWarning, stacklevel=3,
                 )
             calibrated = getattr(deblender, "image_error_model", None)
-            if calibrated is not None:  # fitted on whole simulated fields (benchmarks/calibrate_errors.py)
+            # fitted on whole simulated fields (benchmarks/calibrate_image_errors.py)
+            if calibrated is not None:
+                deblender._warn_fewer_views(calibrated, "whole-image error model", stacklevel=4)
                 flux_err = calibrated.sigma(flux, noise_err,
                                             image_error_features(rel_blend, group_size, noise_err, flux))
             else:  # the views' own stamp model: made for pairs, not calibrated on whole images

@@ -130,10 +130,10 @@ class NeuralDeblender(Deblender):
     -----
     The networks see ``asinh(blend / noise_sigma)`` and return fluxes in the units of the image
     (see `astro_deblend.models.normalization`); they were trained on background-subtracted stamps
-    with the central galaxy at pixel (S/2, S/2) and must be given stamps of the size they were
-    built for. ``flux_err`` carries the pixel noise and a calibrated deblending term
-    (`astro_deblend.uncertainty`). It is a
-    `~astro_deblend.deblender.Deblender`: input path and output table are those of every method.
+    with the central galaxy at pixel (S/2, S/2) and see stamps of the size they were built for
+    (`measure` pads smaller stamps with noise and measures larger ones on their central part).
+    ``flux_err`` carries the pixel noise and a calibrated deblending term (`astro_deblend.uncertainty`).
+    It is a `~astro_deblend.deblender.Deblender`: input path and output table are those of every method.
 
     Examples
     --------
@@ -165,8 +165,10 @@ class NeuralDeblender(Deblender):
         self.views = int(views)
         self._provenance = {"weights": None, "training": None}
         #: `~astro_deblend.uncertainty.ErrorModel` of the deblending term, stored with the weights (None:
-        #: flux_err is the pixel noise alone)
+        #: flux_err is the pixel noise alone): the one fitted with these views when the weights carry one
+        #: (``error_model_views1``), else the one fitted with 4 views (``error_model``)
         self.error_model = None
+        self._error_models = {}
         #: `~astro_deblend.uncertainty.ErrorModel` of flux_err on whole images (`measure_image`), fitted on
         #: simulated fields (None: the views' own stamp model, which is not calibrated there)
         self.image_error_model = None
@@ -212,8 +214,10 @@ class NeuralDeblender(Deblender):
 
     def _set_error_model(self, record):
         try:
-            if record.get("error_model"):
-                self.error_model = ErrorModel.from_dict(record["error_model"])
+            self._error_models = {key: ErrorModel.from_dict(value) for key, value in record.items()
+                                  if (key == "error_model" or key.startswith("error_model_views")) and value}
+            self.error_model = self._error_models.get(f"error_model_views{self.views}",
+                                                      self._error_models.get("error_model"))
             if record.get("image_error_model"):
                 self.image_error_model = ErrorModel.from_dict(record["image_error_model"])
         except (ValueError, KeyError, TypeError) as exc:
@@ -431,12 +435,16 @@ class NeuralDeblender(Deblender):
             ``label`` 1 / 2 (0 when no pixel is attributed to the galaxy); ``n_detected`` the sources that
             sep detects in the
             stamp (2 without ``pair_check``: the network always answers with a pair); ``flag`` 8 when
-            the summed flux of the stamp is below 5 times its noise or its noise, flux or pixel scale lie
-            outside the training domain, 4 when the galaxy's flux varies by more than 10 % between the
-            turned views (ambiguous shares; never with ``views=1``), 16 when the detection does not
-            show a centred pair (central source more than 3 px off the centre, a third source of at
-            least a tenth of the central one's flux, or a single source), else 0 (bits add up);
-            ``method`` the network's name.
+            the stamp is outside what the network knows (its S/N, noise, flux or pixel scale outside the
+            training domain, a neighbour 20 times brighter, or a failed input check: residual sky,
+            cosmic rays, saturation, bad lines), 4 when the galaxy's or its neighbour's flux varies by
+            more than 10 % of the galaxy's between the turned views (ambiguous shares; never with
+            ``views=1``), 16 when the stamp does not look like a centred pair (the detection's central
+            source more than 3 px off the centre, a third source of at least a tenth of the central
+            one's flux, a single source, a source far from the network's companion, or the light given
+            to the central galaxy centred more than 3 px off), 32 when the galaxy's light reaches pixels
+            without information, else 0 (bits add up; every trigger is in
+            `astro_deblend.flags.FLAG_DESCRIPTIONS`); ``method`` the network's name.
         segments : list of `~photutils.segmentation.SegmentationImage`
             One per stamp: label 1 (central) or 2 (companion) where that galaxy's share of the pixel
             is above 0.5 and the pixel carries signal (the 3x3 mean of the blend exceeds 1 noise
@@ -529,9 +537,10 @@ class NeuralDeblender(Deblender):
         n_detected = np.full(n, 2)
         if pair_check:  # the checks of a stamp that should be a pair (the views of measure_image are not)
             flag[_outshone(flux)] |= Flag.OUT_OF_DOMAIN
-            # where the network put the companion (an untrained one's maps say nothing)
+            # where the network put each galaxy's light (an untrained one's maps say nothing)
             companion = np.stack([x[:, 1], y[:, 1]], axis=1) if self.is_trained else None
-            check = check_pairs(stack, sigma, companion=companion)
+            central = np.stack([x[:, 0], y[:, 0]], axis=1) if self.is_trained else None
+            check = check_pairs(stack, sigma, companion=companion, central=central)
             flag[check.not_a_pair] |= Flag.NOT_A_PAIR
             n_detected = check.n_sources
         label = np.stack([(labels == k).any(axis=(1, 2)) * k for k in (1, 2)], axis=1)
@@ -541,6 +550,7 @@ class NeuralDeblender(Deblender):
         features = {"view_spread": spread, "map_spread": map_spread, "shared_light": overlap,
                     "contamination": overlap * np.where(np.isfinite(ratio), ratio, 100.0)}
         if self.error_model is not None and np.isfinite(noise_term).all():
+            self._warn_fewer_views(self.error_model, "error model")
             flux_err = self.error_model.sigma(flux, noise_term, features)
             # the light in filled pixels is a guess: all of it is uncertain
             flux_err = np.sqrt(flux_err**2 + (filled * np.abs(flux)) ** 2)
@@ -557,6 +567,21 @@ class NeuralDeblender(Deblender):
             flux=flux, flux_err=flux_err, x=x, y=y, label=label, n_detected=n_detected,
             flag=flag, segments=[SegmentationImage(lab) for lab in labels], extra=extra,
             meta={"flux_err": how},
+        )
+
+    def _warn_fewer_views(self, model, what, stacklevel=5):
+        """Once per deblender and model: ``model`` was fitted with more views than the deblender uses."""
+        fitted = model.fitted_on.get("views")
+        said = self.__dict__.setdefault("_views_warned", set())
+        if fitted is None or self.views >= int(fitted) or what in said:
+            return
+        said.add(what)
+        warnings.warn(
+            f"with views={self.views}, flux_err is not calibrated: the {what} of these weights was fitted "
+            f"with {fitted} views, and the spread between the views, its main term, is missing (the errors "
+            f"are too small: see BENCHMARKS.md section 7). Use views={fitted} for calibrated errors",
+            AstroDeblendWarning,
+            stacklevel=stacklevel,
         )
 
     @property
@@ -721,9 +746,11 @@ class NeuralDeblender(Deblender):
         overwrite : bool, optional
             Replace the files of an existing save [default: False].
         """
-        extra = {name: model.to_dict() for name, model in
-                 (("error_model", self.error_model), ("image_error_model", self.image_error_model))
-                 if model is not None}
+        models = dict(self._error_models)  # every stamp model of the weights, this one as it is now
+        own = f"error_model_views{self.views}"
+        models[own if own in models else "error_model"] = self.error_model
+        models["image_error_model"] = self.image_error_model
+        extra = {name: model.to_dict() for name, model in models.items() if model is not None}
         write_network(path, self._model, self._config, self._provenance, overwrite=overwrite, extra=extra)
 
     @classmethod

@@ -17,6 +17,11 @@ not look like a centred pair:
   more than ``max_companion_offset`` pixels from the light centroid of the companion the network found.
   A third galaxy that the detection merged with the pair while it found the third apart, or the other way
   round, passes the counts above; the network then hands one galaxy's light to another.
+- ``central_elsewhere`` (when the network's central galaxy is given): the light centroid of what the
+  network gave the central galaxy lies more than ``max_offset`` pixels from the central pixel. A third
+  galaxy that the detection merged with the central one passes every test above; the network then gives
+  its light to the central galaxy, whose share moves off the centre. `measure_image` has the same rule for
+  the sources of a whole image (``images.MAX_LIGHT_OFFSET``, also 3 px).
 
 The detection is SExtractor-like: ``thresh`` sigmas over ``minarea`` pixels, deblended with a contrast of
 ``deblend_cont`` (5 % by default, coarser than SExtractor's 0.5 %, so that a clumpy or extended galaxy is
@@ -25,8 +30,9 @@ not split into pieces that would look like extra sources). On the held-out simul
 pairs too close for the detection to split, whose shares are ambiguous anyway) and almost every lone or
 off-centre galaxy; see BENCHMARKS.md.
 
-`~astro_deblend.NeuralDeblender.measure` sets flag bit 16 (``FLAG_NOT_A_PAIR``) on both rows of such a
-stamp and still returns its fluxes: the flag, not a missing value, tells the user not to trust them.
+`~astro_deblend.NeuralDeblender.measure` sets flag bit 16 (``Flag.NOT_A_PAIR``, `astro_deblend.flags`) on
+both rows of such a stamp and still returns its fluxes: the flag, not a missing value, tells the user not
+to trust them.
 """
 
 from dataclasses import dataclass
@@ -54,16 +60,20 @@ class PairCheck:
     extra_sources: np.ndarray
     single_source: np.ndarray
     companion_elsewhere: np.ndarray | None = None
+    central_elsewhere: np.ndarray | None = None
 
     @property
     def not_a_pair(self):
         """True where any of the tests fails."""
         out = self.off_centre | self.extra_sources | self.single_source
-        return out if self.companion_elsewhere is None else out | self.companion_elsewhere
+        for test in (self.companion_elsewhere, self.central_elsewhere):
+            if test is not None:
+                out = out | test
+        return out
 
 
 def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05, max_offset=3.0,
-                min_fraction=0.1, min_snr=10.0, companion=None, max_companion_offset=8.0):
+                min_fraction=0.1, min_snr=10.0, companion=None, max_companion_offset=8.0, central=None):
     """Detect the sources of each stamp and test whether it looks like a centred pair.
 
     Parameters
@@ -80,7 +90,8 @@ def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05,
         Smallest fraction of an object's flux that sep splits off as another source [default: 0.05].
     max_offset : float
         Largest distance in pixels between the central pixel and the peak or centroid of the central
-        source [default: 3].
+        source, and between the central pixel and the light centroid of the central galaxy as a method
+        found it (``central``) [default: 3].
     min_fraction : float
         A source counts as a third galaxy when its isophotal flux is at least this fraction of the
         central source's [default: 0.1] ...
@@ -92,6 +103,9 @@ def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05,
     max_companion_offset : float
         Largest distance in pixels between that centroid and any other source that counts [default: 8: on
         held-out simulated pairs no more than 0.3 % of the pairs no other test flags lie beyond it].
+    central : array-like, shape (N, 2), optional
+        (x, y) of the central galaxy's light centroid as a method found it, pixels (0-based): enables the
+        ``central_elsewhere`` test.
 
     Returns
     -------
@@ -106,6 +120,12 @@ def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05,
     single = np.zeros(n, bool)
     elsewhere = None if companion is None else np.zeros(n, bool)
     companion = None if companion is None else np.asarray(companion, dtype=np.float64).reshape(n, 2)
+    central_elsewhere = None
+    if central is not None:
+        ny, nx = stack.shape[1:]
+        central = np.asarray(central, dtype=np.float64).reshape(n, 2)
+        with np.errstate(invalid="ignore"):  # no light given to it (NaN): the other tests say
+            central_elsewhere = np.hypot(central[:, 0] - nx // 2, central[:, 1] - ny // 2) > max_offset
     for i, stamp in enumerate(stack):
         ny, nx = stamp.shape
         try:
@@ -132,4 +152,4 @@ def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05,
         if companion is not None and others.any() and np.isfinite(companion[i]).all():
             far = np.hypot(objects["x"][others] - companion[i, 0], objects["y"][others] - companion[i, 1])
             elsewhere[i] = bool(np.any(far > max_companion_offset))
-    return PairCheck(n_sources, off, extra, single, elsewhere)
+    return PairCheck(n_sources, off, extra, single, elsewhere, central_elsewhere)

@@ -12,7 +12,9 @@ and by family, d/R, magnitude, magnitude difference and S/N. ``--test-split`` al
 split (read once, for the final number). ``--install`` writes the fitted model into the weights' record
 (the bundled ``fracnet.json`` for ``--neural default``), where ``NeuralDeblender`` reads it; for
 ``--method sep-auto`` or ``sep-paper`` into ``astro_deblend/weights/<method>_errors.json``, where
-``SepDeblender`` reads it.
+``SepDeblender`` reads it. ``--views 1`` measures the network with one view, fits the model of
+``NeuralDeblender(views=1)`` (installed as ``error_model_views1``), and also checks the model fitted with 4
+views on those measurements (what a user of one view got without it).
 """
 
 import argparse
@@ -127,12 +129,19 @@ def main(argv=None):
     p.add_argument("--test-split", action="store_true", help="also check the default test split (once)")
     p.add_argument("--install", action="store_true", help="write the fitted model into the weights' record")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "errors"))
+    p.add_argument("--views", type=int, choices=(1, 4, 8), default=4,
+                   help="views of the network [%(default)s]; with another number than the installed model's, "
+                        "that model's coverage is checked too, and --install writes error_model_views<N>")
     args = p.parse_args(argv)
     work = Path(args.work)
     t0 = time.perf_counter()
     neural = args.method == "neural"
     if neural:
-        deblender = NeuralDeblender() if args.neural == "default" else NeuralDeblender.load(args.neural)
+        deblender = (NeuralDeblender(views=args.views) if args.neural == "default"
+                     else NeuralDeblender.load(args.neural, views=args.views))
+        installed = deblender.error_model
+        if installed is not None and installed.fitted_on.get("views", args.views) == args.views:
+            installed = None  # the refit below is checked as usual
         deblender.error_model = None  # measure the noise term and the features alone
         features, identity = NEURAL_FEATURES, {"views": deblender.views,
                                                "weights_sha256_16": deblender.weights_digest()}
@@ -160,7 +169,8 @@ def main(argv=None):
             "galaxies": "blends whose two galaxies have even indices",
             **identity,
             "command": "python benchmarks/calibrate_errors.py --install"
-                       + ("" if neural else f" --method {args.method}"),
+                       + ("" if neural else f" --method {args.method}")
+                       + ("" if args.views == 4 else f" --views {args.views}"),
             "date": datetime.date.today().isoformat(),
         },
     )
@@ -185,6 +195,11 @@ def main(argv=None):
         result[f"check_{label}_noise_only"] = binned(
             check, check["noise"], model, f"check: {label}, pixel-noise term alone"
         )
+        if neural and installed is not None:  # what a user of these views gets today
+            err = installed.sigma(check["flux"], check["noise"], {name: check[name] for name in features})
+            result[f"check_{label}_installed_model"] = binned(
+                check, err, installed,
+                f"check: {label}, the installed model (fitted with {installed.fitted_on['views']} views)")
     if args.test_split:
         spec = json.loads((CONFIGS / "fracnet_default.json").read_text())
         test = load_blends(spec, Path("train_runs/fracnet_default"), progress=False).subset("test")
@@ -199,7 +214,8 @@ def main(argv=None):
         install_model(WEIGHTS / f"{args.method}_errors.json", "error_model", model)
     elif args.install:
         record = WEIGHTS / "fracnet.json" if args.neural == "default" else Path(args.neural) / "config.json"
-        install_model(record, "error_model", model)
+        # NeuralDeblender(views=N) reads error_model_views<N> where there is one, else error_model (4 views)
+        install_model(record, "error_model" if args.views == 4 else f"error_model_views{args.views}", model)
     print(f"wrote {out / 'calibration.json'} in {result['seconds']:.0f} s")
 
 

@@ -324,6 +324,21 @@ def test_a_detected_source_far_from_the_network_s_companion_is_not_a_pair():
     assert not near.not_a_pair[0]
 
 
+def test_central_light_given_off_the_centre_is_not_a_pair():
+    """A third galaxy merged with the central one passes the detection's tests; the network then gives its
+    light to the central galaxy, whose share is centred off the central pixel (hostile benchmark: +80 %,
+    flag 0). More than 3 px off (the whole-image rule too) is not a pair; the NaN of no light says nothing."""
+    from astro_deblend.pair_check import check_pairs
+
+    stamp = _gaussian(24, 24, 100) + _gaussian(33, 24, 60)
+    noisy = stamp + np.random.default_rng(0).normal(0, 0.05, stamp.shape)
+    companion = [[33.0, 24.0]] * 4
+    central = [[24.4, 23.8], [26.5, 24.0], [24.0, 27.2], [np.nan, np.nan]]
+    check = check_pairs(np.repeat(noisy[None], 4, 0), [0.05] * 4, companion=companion, central=central)
+    assert check.central_elsewhere.tolist() == [False, False, True, False]
+    assert check.not_a_pair.tolist() == [False, False, True, False]
+
+
 def test_a_galaxy_outshone_by_its_neighbour_is_out_of_domain():
     """Training pairs differ by at most 2 mag: a neighbour measured 20 times brighter or more puts the
     fainter galaxy outside what the network knows (a star 3.5 mag brighter took a fifth of a galaxy's flux,
@@ -425,3 +440,39 @@ def test_an_ambiguous_share_flags_the_fainter_partner_too():
     got = _ambiguous(spread, flux)
     # the last: views that average to 0 with a std of 1 (spread = 1 over the 1e-300 floor): 1 of 5 moves
     assert got.tolist() == [[True, True], [True, False], [False, False], [True, True], [True, True]]
+
+
+def test_one_view_gets_its_own_error_model_and_a_warning_where_there_is_none():
+    """The spread between the views is the main term of the 4-view error model; with one view it is zero
+    and flux_err came out too small (outside audit). The bundled weights carry a model fitted with one
+    view for stamps (``error_model_views1``); the whole-image model, fitted with 4, warns once."""
+    from astro_deblend.exceptions import AstroDeblendWarning
+    from astro_deblend.tests.conftest import NOISE, _gaussian_pairs
+
+    blends = _gaussian_pairs(2)["blend"]
+    one, four = NeuralDeblender(views=1), NeuralDeblender(views=4)
+    assert one.error_model.fitted_on["views"] == 1 and four.error_model.fitted_on["views"] == 4
+    for deblender in (one, four):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", AstroDeblendWarning)
+            deblender.measure(blends, noise_sigma=NOISE, progress=False)
+    image = np.random.default_rng(0).normal(0, NOISE, (300, 300)).astype(np.float32)
+    image[100:228, 100:228] += blends[0]
+    with pytest.warns(AstroDeblendWarning, match="views=1, flux_err is not calibrated: the whole-image"):
+        one.measure_image(image, error=NOISE, progress=False)
+    with warnings.catch_warnings(record=True) as said:  # said once
+        warnings.simplefilter("always")
+        one.measure_image(image, error=NOISE, progress=False)
+    assert not any("views=1" in str(w.message) for w in said)
+    borrowed = NeuralDeblender(views=1)
+    borrowed.error_model = four.error_model  # a model of 4 views on one view: too small, said
+    with pytest.warns(AstroDeblendWarning, match="views=1, flux_err is not calibrated: the error model"):
+        borrowed.measure(blends, noise_sigma=NOISE, progress=False)
+
+
+def test_a_saved_network_keeps_the_error_models_of_every_number_of_views(tmp_path):
+    one = NeuralDeblender(views=1)
+    one.save(tmp_path / "net")
+    for views in (1, 4):
+        back = NeuralDeblender.load(tmp_path / "net", views=views)
+        assert back.error_model.fitted_on["views"] == views
