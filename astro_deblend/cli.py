@@ -74,7 +74,9 @@ def _parser():
     m.add_argument("--segmentation", help="FITS file for the segmentation maps")
     m.add_argument("--method", choices=_MEASURE_METHODS, default="fracnet",
                    help="registered method ('neural' = fracnet) [%(default)s]")
-    m.add_argument("--weights", default="default", help="trained deblender folder [bundled default]")
+    m.add_argument("--weights", default="default",
+                   help="trained deblender folder [bundled default; required for blend2flux and "
+                        "blend2mask2flux, which ship untrained]")
     m.add_argument("--hdu", default=None, help="HDU index or name [first with data]")
     m.add_argument("--zeropoint", type=float, default=None, help="AB zero point [from header]")
     m.add_argument("--noise-sigma", type=float, default=None, help="noise per pixel [from header/data]")

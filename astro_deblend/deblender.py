@@ -236,9 +236,9 @@ class Deblender:
         -------
         table : `~astropy.table.QTable`
             One row per source: ``id``, ``x``, ``y`` (0-based pixels), ``sky_centroid`` (with a WCS),
-            ``flux``, ``flux_err`` (image units), ``mag``, ``mag_err`` (AB, with a zero point), ``flag``
-            (`astro_deblend.flags.Flag`), ``group_id`` (smallest id of its group of overlapping
-            sources), ``group_size`` and ``method``.
+            ``flux``, ``flux_err`` (image units), ``flux_err_noise`` (its pixel-noise part), ``mag``,
+            ``mag_err`` (AB, with a zero point), ``flag`` (`astro_deblend.flags.Flag`), ``group_id``
+            (smallest id of its group of overlapping sources), ``group_size`` and ``method``.
         segmentation : `~photutils.segmentation.SegmentationImage` or None
             The image's pixels labelled by source id (None when no source was found).
         model : `numpy.ndarray`, shape of the image

@@ -30,7 +30,8 @@ class Flag(enum.IntFlag):
     OUT_OF_DOMAIN = 8
     #: The stamp does not look like a centred pair (networks, with ``pair_check=True``).
     NOT_A_PAIR = 16
-    #: Whole images: part of the source's neighbourhood is off the image, masked or NaN.
+    #: Part of the source's light or neighbourhood lies in pixels without information (off the image,
+    #: masked, NaN, or an infinite noise).
     INCOMPLETE = 32
     #: Whole images: it belongs to a group of more than two overlapping sources (the networks know pairs).
     CROWDED = 64
@@ -55,18 +56,27 @@ FLAG_DESCRIPTIONS = {
     Flag.OUT_OF_DOMAIN: (
         "every method: the given noise_sigma is below 0.45 or above 2 times the scatter of the stamp's own "
         "pixels, the stamp looks not background-subtracted (the median of its empty pixels is beyond 0.3 "
-        "noise sigmas), or the galaxy's segment (or 2 px around it) holds pixels sharper than any source "
+        "noise sigmas, or their plane tilts by more than 0.25 noise sigmas from the centre to a corner, more "
+        "for stamps smaller than about 80 px), or the galaxy's segment (or 2 px around it) holds pixels "
+        "sharper than any source "
         "(one- or two-pixel cosmic-ray hits, hot pixels) or a plateau of equal brightest pixels (a saturated "
         "core), or the stamp is crossed by a column or row one pixel wide that stands off its neighbours (a "
         "hot or dead column, a bleed trail: both galaxies); networks also: stamp S/N below 5 (no warning), a "
         "neighbour measured 20 times brighter or more (the training pairs differ by 2 mag at most), noise, "
         "summed flux or pixel scale outside the training domain, or the network gave the galaxies less than a"
-        " tenth of the light (broken weights); sep also: its extraction overflowed on the stamp (with flag "
-        "1), or the stamp is blank (constant). An OutOfDomainWarning is issued for all but the low S/N"
+        " tenth of the light (broken weights); the neighbour test needs pair_check=True; sep also: its "
+        "extraction overflowed on the stamp (with flag 1), or the stamp is blank (constant). measure_image "
+        "also: the median of the image's empty pixels lies beyond 0.1 noise sigmas, a defect (sharp pixels, "
+        "a saturated plateau, a bad line) lies on or near the source's segment, the source's detection "
+        "segment has a S/N below 25 (networks), or the given error map is far from the pixels' scatter. An "
+        "OutOfDomainWarning is issued for all but the low S/N of a stamp"
     ),
     Flag.NOT_A_PAIR: (
-        "networks: the detection does not show a centred pair (central source more than 3 px off the "
-        "centre, a third source of at least a tenth of the central one's flux, or a single source)"
+        "networks: the stamp does not look like a centred pair: the detection's central source is more than "
+        "3 px off the centre, a third source holds at least a tenth of the central one's flux, a single "
+        "source is found, a source that counts lies more than 8 px from the light of the network's "
+        "companion, or the light the network gives the central galaxy is centred more than 3 px off the "
+        "centre (astro_deblend.pair_check)"
     ),
     Flag.INCOMPLETE: (
         "measure_image: pixels within the source's segment (or 3 px of it) are off the image, masked or "

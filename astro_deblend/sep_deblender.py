@@ -122,7 +122,8 @@ class SepDeblender(Deblender):
     Flux errors are the pixel noise summed over the aperture ('auto') or the segment ('paper'):
     ``rms * sqrt(area)``, or ``sqrt(sum sigma_p**2)`` with a per-pixel noise map; with ``gain`` (electrons
     per image unit: the exposure time for electron/s images) the source's Poisson noise is added, as
-    SExtractor does with ``GAIN``. They hold no deblending term (see `astro_deblend.uncertainty`).
+    SExtractor does with ``GAIN``. With the default ``error_model='default'`` a calibrated deblending term
+    is added to them (`astro_deblend.uncertainty`); ``error_model=None`` gives the noise alone.
 
     Examples
     --------
@@ -234,8 +235,9 @@ class SepDeblender(Deblender):
             `astro_deblend.fitsio`).
         zeropoint : float, optional
             AB zero point; when given the Table gets a ``mag`` column.
-        noise_sigma : float, array of shape (N,) or `~astropy.units.Quantity`, optional
-            Rms of the per-pixel noise, in image units, for all stamps or per stamp. When given,
+        noise_sigma : float, array of shape (N,) or of the data's shape, `~astropy.units.Quantity`, optional
+            Rms of the per-pixel noise, in image units, for all stamps, per stamp or per pixel (a noise
+            map; infinite where a pixel holds no information). When given,
             the background is taken as exactly zero (simulated stamps); when None (default) the
             rms is estimated from each stamp and a constant background level is subtracted (see Notes).
         pixel_scale : float, optional
@@ -260,7 +262,10 @@ class SepDeblender(Deblender):
             ``blend_index, role, flux, flux_err, [mag,] x, y, label, n_detected, flag, method``.
             ``flag`` bits: 1 galaxy not detected (its flux is masked), 2 the hot pass was used for
             this stamp, 4 more than two sources were found and two were kept, or the source taken for
-            the central galaxy lies off the centre (beyond the central tolerance).
+            the central galaxy lies off the centre (beyond the central tolerance), 8 the stamp fails
+            the input checks of every method (noise, residual sky, cosmic rays, saturation, bad lines),
+            is blank, or sep's extraction overflowed, 32 the noise map is infinite on the galaxy's
+            aperture; every trigger is in `astro_deblend.flags.FLAG_DESCRIPTIONS`.
         segments : list of `~photutils.segmentation.SegmentationImage`
             One per stamp: label 1 the central galaxy, 2 the companion, 3 and more the other
             sources (by decreasing flux); all zeros where nothing was found.

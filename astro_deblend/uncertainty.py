@@ -14,11 +14,13 @@ The error of a flux has two parts that add in quadrature:
 
         sigma_blend / abs(F) = sqrt(c_0**2 + sum_k (c_k x_k)**2),
 
-    with features ``x_k`` the method gives per galaxy (the networks: the spread of the symmetric views and
-    the fraction of the galaxy's light in pixels it shares with its neighbour). The coefficients ``c`` are
-    fitted by maximum likelihood on blends of galaxies that no training saw, with a Student-t likelihood of
-    ``nu`` degrees of freedom: blending errors have heavier tails than a Gaussian, and a Gaussian fit would
-    let a few catastrophic blends inflate every error bar.
+    with features ``x_k`` the method gives per galaxy (the networks: the spread of the symmetric views'
+    fluxes and of their shares, the fraction of the galaxy's light in pixels it shares with its neighbour,
+    and that fraction times the neighbour's flux over the galaxy's; on whole images, the stamp term apart
+    for isolated sources, pairs and larger groups and the square of the noise term over the flux). The
+    coefficients ``c`` are fitted by maximum likelihood on blends of galaxies that no training saw, with a
+    Student-t likelihood of ``nu`` degrees of freedom: blending errors have heavier tails than a Gaussian,
+    and a Gaussian fit would let a few catastrophic blends inflate every error bar.
 
 The total ``sigma = sqrt(sigma_noise**2 + sigma_blend**2)`` is the ``flux_err`` column. Its 68 % and 95 %
 intervals are those of the fitted Student-t (`ErrorModel.interval`), and ``z = (F - F_true) / sigma`` is
@@ -121,7 +123,7 @@ class ErrorModel:
             raise ValueError(
                 f"the error model record is damaged: {len(coefficients)} coefficients for {len(features)} "
                 f"features (want one more, all >= 0) and nu = {nu} (want > 2); re-fit it "
-                "(benchmarks/calibrate_errors.py)"
+                "(benchmarks/calibrate_errors.py, or calibrate_image_errors.py for image_error_model)"
             )
         return cls(features=features, coefficients=coefficients, nu=nu,
                    fitted_on=dict(record.get("fitted_on", {})))

@@ -7,7 +7,7 @@ the replaced sources, faint undetected galaxies, sources near the edges). `scene
 views from a simulated `~astro_deblend.data.scenes.Scene` and gives each the true fraction of every pixel's
 light that belongs to the source at its centre (the galaxy matched to it within 3 px; none for a spurious
 detection) and to everything else, so that `NeuralDeblender.fit` can train on them
-(``benchmarks/train_scenes.py``)::
+(``python benchmarks/train_default.py benchmarks/configs/fracnet_scenes_cpu.json``)::
 
     fractions[:, 0] = L_central / L_all,  fractions[:, 1] = (L_all - L_central) / L_all,
     flux[:, 0] = sum of L_central,        flux[:, 1] = sum of (L_all - L_central)
