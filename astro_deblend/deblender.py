@@ -267,11 +267,17 @@ class Deblender:
 
     def _deblend_views(self, batch, *, progress):
         """Measure the central source of each view (`CentralViews`); by default, with ``_deblend``."""
-        result = self._deblend(batch, progress=progress)
+        return self._central_views(self._deblend(batch, progress=progress))
+
+    @staticmethod
+    def _central_views(result, noise_err=None):
+        """The central rows of a `Deblended` as `CentralViews` (``noise_err`` NaN where not given)."""
         # a view holds one source or a pair by construction: the pair-only bits say nothing there
         flag = np.asarray(result.flag)[:, 0] & ~int(Flag.HOT_PASS | Flag.NOT_A_PAIR)
-        return CentralViews(flux=np.asarray(result.flux)[:, 0], flux_err=np.asarray(result.flux_err)[:, 0],
-                            flag=flag, noise_err=np.full(len(batch), np.nan))
+        flux = np.asarray(result.flux)[:, 0]
+        noise_err = np.full(flux.shape, np.nan) if noise_err is None else np.asarray(noise_err, float)
+        return CentralViews(flux=flux, flux_err=np.asarray(result.flux_err)[:, 0], flag=flag,
+                            noise_err=noise_err)
 
     def _deblend(self, batch, *, progress, **options):  # pragma: no cover - the subclasses' job
         raise NotImplementedError

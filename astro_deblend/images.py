@@ -1159,8 +1159,14 @@ def measure_image(
         flag[_defective(image, src)] |= Flag.OUT_OF_DOMAIN
         found = deblender._deblend_views(batch, progress=progress)
         flag[on] |= found.flag
+        calibrated = getattr(deblender, "image_error_model", None)
         if found.central is None:
             flux[on], flux_err[on], noise_err[on] = found.flux, found.flux_err, found.noise_err
+            if calibrated is not None:  # fitted on simulated fields (calibrate_image_errors.py --method)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    rel_blend = np.sqrt(np.clip(flux_err**2 - noise_err**2, 0, None)) / np.abs(flux)
+                flux_err = calibrated.sigma(flux, noise_err,
+                                            image_error_features(rel_blend, group_size, noise_err, flux))
             ids_image = src.ids_image()
             if return_model:  # the measured segments
                 model[ids_image > 0] = image.data[ids_image > 0]
@@ -1178,7 +1184,6 @@ def measure_image(
                     "peaks for their light (+80 to +235 % on simulated fields); flag 8 set",
                     OutOfDomainWarning, stacklevel=3,
                 )
-            calibrated = getattr(deblender, "image_error_model", None)
             # fitted on whole simulated fields (benchmarks/calibrate_image_errors.py)
             if calibrated is not None:
                 deblender._warn_fewer_views(calibrated, "whole-image error model", stacklevel=4)

@@ -183,12 +183,17 @@ class SepDeblender(Deblender):
             raise InputError(f"gain must be a positive number of electrons per image unit; got {gain!r}",
                              value=gain)
         self.gain = None if gain is None else float(gain)
-        if isinstance(error_model, str) and error_model == "default":
+        bundled = isinstance(error_model, str) and error_model == "default"
+        if bundled:
             error_model = bundled_error_model(self.method)
         if error_model is not None and not isinstance(error_model, ErrorModel):
             raise InputTypeError("error_model must be 'default', None or an astro_deblend.uncertainty."
                                  f"ErrorModel; got {type(error_model).__name__}")
         self.error_model = error_model
+        #: `~astro_deblend.uncertainty.ErrorModel` of flux_err on whole images (`measure_image`), fitted on
+        #: simulated fields with the bundled stamp model (``benchmarks/calibrate_image_errors.py --method``);
+        #: None: the views' stamp errors, not calibrated there
+        self.image_error_model = bundled_error_model(self.method, "image_error_model") if bundled else None
 
     def __repr__(self):
         return (
@@ -319,6 +324,10 @@ class SepDeblender(Deblender):
         return Deblended(flux=results.flux, flux_err=flux_err, x=results.x, y=results.y,
                          label=results.label, n_detected=results.n_detected, flag=results.flag,
                          segments=segments, extra=extra, meta={"background": background, "flux_err": how})
+
+    def _deblend_views(self, batch, *, progress):
+        result = self._deblend(batch, progress=progress, return_diagnostics=True)
+        return self._central_views(result, np.asarray(result.extra[0]["flux_err_noise"])[:, 0])
 
     def _measure_stamp(self, stamp, noise_sigma, noise_given, tolerance, i, results, pixel_noise=None):
         """Measure stamp ``i``, fill row ``i`` of ``results`` and return its segmentation."""
@@ -489,15 +498,17 @@ class _Results:
                 "single": (n == 1).astype(float), "crowded": (n > 2).astype(float)}
 
 
-def bundled_error_model(method):
-    """The calibrated error model shipped for a sep method (``weights/<method>_errors.json``), or None."""
+def bundled_error_model(method, key="error_model"):
+    """The calibrated error model shipped for a sep method (``weights/<method>_errors.json``; ``key``
+    ``'image_error_model'`` for whole images), or None."""
     import json
     from importlib import resources
 
     path = resources.files("astro_deblend") / "weights" / f"{method}_errors.json"
     if not path.is_file():
         return None
-    return ErrorModel.from_dict(json.loads(path.read_text())["error_model"])
+    record = json.loads(path.read_text()).get(key)
+    return None if record is None else ErrorModel.from_dict(record)
 
 
 def _detect(image, rms, index):

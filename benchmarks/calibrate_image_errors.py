@@ -1,6 +1,7 @@
 """Fit the flux errors of whole images (NeuralDeblender.measure_image) on simulated fields, and check them.
 
     python benchmarks/calibrate_image_errors.py [--size 4096] [--install]
+    python benchmarks/calibrate_image_errors.py --method sep-auto --install    # SepDeblender's own model
 
 On a whole image each source is measured in its own view, and the stamp error model (fitted on pairs,
 `calibrate_errors.py`) gives a deblending term made for a pair: an isolated source's view holds no
@@ -17,7 +18,10 @@ other positions, other noise). Sources are measured at their true positions (the
 deblending error, detection aside) and at photutils' detections matched to the truth, in the fit and in
 the check.
 Truth: the true flux of each galaxy in the image. ``--install`` writes the model into the weights' record
-(the bundled ``fracnet.json``), where ``NeuralDeblender`` reads it as ``image_error_model``.
+(the bundled ``fracnet.json``), where ``NeuralDeblender`` reads it as ``image_error_model``; with
+``--method sep-auto`` (or ``sep-paper``) SepDeblender's views are measured (its stamp errors, calibrated by
+``calibrate_errors.py --method``, give the views' term) and the model goes into
+``astro_deblend/weights/<method>_errors.json``.
 """
 
 import argparse
@@ -35,7 +39,7 @@ from _results import install_model, write_result  # noqa: E402
 from bench_scene import PAPER_HELDOUT, _broad_heldout, _match  # noqa: E402
 from train_default import load_sample  # noqa: E402
 
-from astro_deblend import NeuralDeblender  # noqa: E402
+from astro_deblend import NeuralDeblender, SepDeblender  # noqa: E402
 from astro_deblend.data.scenes import SceneConfig, simulate_scene  # noqa: E402
 from astro_deblend.flags import Flag  # noqa: E402
 from astro_deblend.images import centroids, detect, image_error_features, prepare_image  # noqa: E402
@@ -160,20 +164,30 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", default="train_runs/robustness", help="cache of the held-out galaxy samples")
     p.add_argument("--size", type=int, default=4096, help="side of each field in pixels [%(default)s]")
-    p.add_argument("--install", action="store_true", help="write the fitted model into fracnet.json")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "errors" / "image_errors.json"))
+    p.add_argument("--install", action="store_true", help="write the fitted model into the method's record")
+    p.add_argument("--method", choices=("fracnet", "sep-auto", "sep-paper"), default="fracnet",
+                   help="the bundled network or SepDeblender's mode [%(default)s]")
+    p.add_argument("--out", default=None,
+                   help="JSON [benchmarks/results/errors/image_errors.json, or image_errors_<method>.json]")
     p.add_argument("--cache", default="train_runs/image_errors", help="measurements kept for refits")
     args = p.parse_args(argv)
+    if args.out is None:
+        name = "image_errors.json" if args.method == "fracnet" else f"image_errors_{args.method}.json"
+        args.out = str(Path(__file__).parent / "results" / "errors" / name)
     t0 = time.perf_counter()
     work = Path(args.work)
-    deblender = NeuralDeblender()
+    neural = args.method == "fracnet"
+    deblender = NeuralDeblender() if neural else SepDeblender(args.method.split("-")[1])
     deblender.image_error_model = None  # the noise term and the views' stamp term alone
+    tag = deblender.weights_digest() if neural else args.method
+    identity = ({"views": deblender.views, "weights_sha256_16": tag} if neural
+                else {"method": args.method, "config": deblender.config()})
     samples = {"paper-like seed 4": load_sample(PAPER_HELDOUT, work, progress=False),
                "broad seed 12": load_sample(_broad_heldout(), work, progress=False)}
 
     def fields(parity, seeds, detected):
         cache = Path(args.cache) / f"image_errors_{args.size}_{parity}_{'-'.join(map(str, seeds))}_" \
-                                   f"{'det' if detected else 'true'}_{deblender.weights_digest()}.npz"
+                                   f"{'det' if detected else 'true'}_{tag}.npz"
         if cache.is_file():  # the measurements of an earlier run of this script: refits are quick
             with np.load(cache) as saved:
                 return dict(saved)
@@ -202,9 +216,9 @@ def main(argv=None):
             "galaxies": "fields of even-indexed galaxies only, at depth 27 and with 3x the noise; "
                         "true positions and photutils detections",
             "fields": {"size": args.size, "seeds": list(FIT_SEEDS), "density": SceneConfig().density},
-            "views": deblender.views,
-            "weights_sha256_16": deblender.weights_digest(),
-            "command": "python benchmarks/calibrate_image_errors.py --install",
+            **identity,
+            "command": "python benchmarks/calibrate_image_errors.py --install"
+                       + ("" if neural else f" --method {args.method}"),
             "date": datetime.date.today().isoformat(),
         },
     )
@@ -217,7 +231,7 @@ def main(argv=None):
     def uncalibrated(m):
         return np.sqrt(m["noise"] ** 2 + (m["rel"] * m["flux"]) ** 2)
 
-    result = {"model": model.to_dict(), "weights": deblender.weights_digest(),
+    result = {"model": model.to_dict(), "method": args.method, "weights": tag,
               "truth": "true flux of each galaxy in the image"}
     result["fit"] = binned(fit, calibrated(fit), model, "fit fields (even galaxies), calibrated")
     for detected in (False, True):
@@ -232,7 +246,8 @@ def main(argv=None):
     result["seconds"] = time.perf_counter() - t0
     write_result(Path(args.out), result)
     if args.install:
-        install_model(WEIGHTS / "fracnet.json", "image_error_model", model)
+        record = WEIGHTS / ("fracnet.json" if neural else f"{args.method}_errors.json")
+        install_model(record, "image_error_model", model)
     print(f"wrote {args.out} in {result['seconds']:.0f} s")
 
 

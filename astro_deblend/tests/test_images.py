@@ -154,6 +154,31 @@ def test_sep_baseline_measures_the_same_image(galaxy):
     assert segm.data[150, 150] == 1
 
 
+def test_sep_baseline_has_its_own_whole_image_error_model(galaxy):
+    """SepDeblender's whole-image flux_err: the pixel noise (now in ``flux_err_noise``) and a term fitted on
+    simulated fields (``image_error_model`` of its bundled record), as the networks have; without its error
+    models, the noise alone."""
+    from astro_deblend.images import image_error_features
+
+    stamp = galaxy[0]
+    image = _place((300, 300), stamp, [(100, 100), (150, 160), (230, 220)])
+    sources = Table({"x": [100.0, 160.0, 220.0], "y": [100.0, 150.0, 230.0]})
+    sep = SepDeblender()
+    assert sep.image_error_model is not None and sep.image_error_model.fitted_on["method"] == "sep-auto"
+    table, _ = _measure(sep, image, sources=sources, error=NOISE)
+    flux, err, noise = (np.asarray(table[k], float) for k in ("flux", "flux_err", "flux_err_noise"))
+    assert np.all(np.isfinite(noise)) and np.all(err > noise)
+    bare = SepDeblender()  # the views' stamp errors alone
+    bare.image_error_model = None
+    views, _ = _measure(bare, image, sources=sources, error=NOISE)
+    rel = np.sqrt(np.asarray(views["flux_err"], float) ** 2 - noise**2) / np.abs(flux)
+    features = image_error_features(rel, table["group_size"], noise, flux)
+    expected = sep.image_error_model.sigma(flux, noise, features)
+    np.testing.assert_allclose(err, expected, rtol=1e-6)
+    noise_only, _ = _measure(SepDeblender(error_model=None), image, sources=sources, error=NOISE)
+    np.testing.assert_allclose(noise_only["flux_err"], noise_only["flux_err_noise"], rtol=1e-12)
+
+
 def test_photutils_inputs_and_detection(fracnet, galaxy):
     from photutils.segmentation import SourceCatalog, detect_sources
 
