@@ -110,6 +110,8 @@ class ImageData:
     per_pixel : float
         What the input's pixels were multiplied by to become each pixel's flux: the pixel's solid angle
         for a surface brightness (`astro_deblend.stamps.per_pixel_flux`), else 1. ``unit`` is the flux's.
+    gaps : `numpy.ndarray` of bool or None
+        The pixels of ``bad`` found as 3 x 3 patches of exact zeros that nothing else marked (None: none).
     """
 
     data: np.ndarray
@@ -122,6 +124,7 @@ class ImageData:
     pixel_scale: float | None = None
     header: object = None
     per_pixel: float = 1.0
+    gaps: np.ndarray | None = None
 
     @property
     def shape(self):
@@ -205,6 +208,7 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
         if mask.dtype.kind not in "biu":
             raise InputTypeError(f"mask must be boolean (True = ignore the pixel); got dtype {mask.dtype}")
         bad = bad | mask.astype(bool)
+    gaps = None
     if arr.dtype.kind == "f":
         known = bad  # and the pixels an error map already marks as without information
         if error is not None and np.ndim(error) == 2 and np.shape(error) == image.shape:
@@ -224,6 +228,8 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
                 ZeroPatchWarning, stacklevel=4,
             )
             bad = bad | gaps
+        else:
+            gaps = None
     if bad.all():
         raise InputError("every pixel of the image is masked, NaN or infinite: nothing to measure")
     err, error_given = _prepare_error(error, image, bad, unit)
@@ -264,6 +270,7 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
         pixel_scale=scale,
         header=header,
         per_pixel=factor,
+        gaps=gaps,
     )
 
 

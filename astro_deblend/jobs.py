@@ -208,11 +208,14 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always", AstroDeblendWarning)
         image = prepare_image(source, hdu=hdu, zeropoint=zeropoint)
+    gap_warning = None
     for w in said:
         if not issubclass(w.category, AstroDeblendWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         elif (weight is None and rms is None) or not issubclass(w.category, ZeroPatchWarning):
             warnings.warn(w.message, stacklevel=2)
+        else:  # said below unless the weight or rms map marks those pixels
+            gap_warning = w
     _check_magnitudes(magnitudes, image.zeropoint)
     deblender = _build(name, weights, views)
     # the weight map and the error are in the file's units; image.data is each pixel's flux (a surface
@@ -227,6 +230,8 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
                 raise InputError(f"the {noise_map.what} has shape {noise_map.shape}, the image {image.shape}",
                                  value=noise_map.shape)
             err = np.asarray(noise_map) * image.per_pixel
+    if gap_warning is not None and np.any(image.gaps & np.isfinite(err)):
+        warnings.warn(gap_warning.message, stacklevel=2)  # the map leaves a gap as if it held data
     table_in = _read_sources(sources)
     data = image.data if image.unit is None else image.data * image.unit
     mask = image.bad

@@ -214,14 +214,27 @@ class NeuralDeblender(Deblender):
 
     def _set_error_model(self, record):
         try:
-            self._error_models = {key: ErrorModel.from_dict(value) for key, value in record.items()
-                                  if (key == "error_model" or key.startswith("error_model_views")) and value}
-            self.error_model = self._error_models.get(f"error_model_views{self.views}",
-                                                      self._error_models.get("error_model"))
-            if record.get("image_error_model"):
-                self.image_error_model = ErrorModel.from_dict(record["image_error_model"])
+            models = {key: ErrorModel.from_dict(value) for key, value in record.items()
+                      if (key in ("error_model", "image_error_model") or key.startswith("error_model_views"))
+                      and value}
         except (ValueError, KeyError, TypeError) as exc:
             raise DataFileError(f"the saved network's error model cannot be read: {exc}") from None
+        # a model fitted on other weights (a save of a network fine-tuned after its calibration) says
+        # nothing of these: dropped, with a word
+        digest = self.weights_digest()
+        stale = sorted(key for key, model in models.items()
+                       if model.fitted_on.get("weights_sha256_16", digest) != digest)
+        if stale:
+            warnings.warn(
+                f"the saved {', '.join(stale)} were fitted on other weights than these ({digest}) and are "
+                "not used: flux_err is the pixel noise alone where they were; recalibrate with "
+                "benchmarks/calibrate_errors.py (see astro_deblend.uncertainty)",
+                AstroDeblendWarning, stacklevel=4,
+            )
+        models = {key: model for key, model in models.items() if key not in stale}
+        self.image_error_model = models.pop("image_error_model", None)
+        self._error_models = models
+        self.error_model = models.get(f"error_model_views{self.views}", models.get("error_model"))
 
     def _load_weights(self, path, source, *, sha256=None, record=None):
         """Load a weights file; ``record``: the config.json that describes it, if any (its network is
@@ -355,6 +368,7 @@ class NeuralDeblender(Deblender):
             "previous": earlier,
         }
         self.image_error_model = None  # fitted on the old weights, like error_model
+        self._error_models = {}  # ... and those of other numbers of views
         if self.error_model is not None:  # calibrated on the old weights: it says nothing of the new ones
             self.error_model = None
             warnings.warn(
@@ -746,9 +760,12 @@ class NeuralDeblender(Deblender):
         overwrite : bool, optional
             Replace the files of an existing save [default: False].
         """
-        models = dict(self._error_models)  # every stamp model of the weights, this one as it is now
-        own = f"error_model_views{self.views}"
-        models[own if own in models else "error_model"] = self.error_model
+        models = {}  # error_model None: the stamp models were dropped (or there were none)
+        if self.error_model is not None:  # every stamp model of the weights, this one as it is now, each
+            models = dict(self._error_models)  # filed under the views it was fitted with
+            fitted = self.error_model.fitted_on.get("views")
+            key = "error_model" if fitted in (None, 4) else f"error_model_views{int(fitted)}"
+            models[key] = self.error_model
         models["image_error_model"] = self.image_error_model
         extra = {name: model.to_dict() for name, model in models.items() if model is not None}
         write_network(path, self._model, self._config, self._provenance, overwrite=overwrite, extra=extra)

@@ -139,9 +139,9 @@ def main(argv=None):
     if neural:
         deblender = (NeuralDeblender(views=args.views) if args.neural == "default"
                      else NeuralDeblender.load(args.neural, views=args.views))
-        installed = deblender.error_model
-        if installed is not None and installed.fitted_on.get("views", args.views) == args.views:
-            installed = None  # the refit below is checked as usual
+        # with other views than 4, the model fitted with 4 is checked on them too (what one view had before
+        # it got its own model); with 4, the refit below is checked as usual
+        installed = deblender._error_models.get("error_model") if args.views != 4 else None
         deblender.error_model = None  # measure the noise term and the features alone
         features, identity = NEURAL_FEATURES, {"views": deblender.views,
                                                "weights_sha256_16": deblender.weights_digest()}

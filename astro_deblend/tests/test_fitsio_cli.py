@@ -423,3 +423,10 @@ def test_zero_patches_are_warned_about_once_and_not_when_a_noise_map_marks_them(
         warnings.simplefilter("always")
         measure_image_fits(path, output=tmp_path / "b.ecsv", rms=str(path), **common)
     assert not any(issubclass(w.category, ZeroPatchWarning) for w in said)
+    unmarked = tmp_path / "unmarked.fits"  # an rms map that says nothing of the gap: still said (review)
+    flat = fits.ImageHDU(np.full_like(err, SIGMA), name="ERR")
+    fits.HDUList([fits.PrimaryHDU(image), flat]).writeto(unmarked)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        measure_image_fits(unmarked, output=tmp_path / "c.ecsv", rms=str(unmarked), **common)
+    assert sum(issubclass(w.category, ZeroPatchWarning) for w in said) == 1

@@ -471,8 +471,25 @@ def test_one_view_gets_its_own_error_model_and_a_warning_where_there_is_none():
 
 
 def test_a_saved_network_keeps_the_error_models_of_every_number_of_views(tmp_path):
-    one = NeuralDeblender(views=1)
+    """Each stamp model is saved under the views it was fitted with; a model fitted on other weights (a
+    network fine-tuned after its calibration) is not used on reload, with a word (review)."""
+    from astro_deblend.exceptions import AstroDeblendWarning
+
+    one, four = NeuralDeblender(views=1), NeuralDeblender(views=4)
     one.save(tmp_path / "net")
     for views in (1, 4):
         back = NeuralDeblender.load(tmp_path / "net", views=views)
         assert back.error_model.fitted_on["views"] == views
+    four.error_model = one.error_model  # a user's model fitted with one view, on a deblender of four
+    four.save(tmp_path / "swapped")
+    assert NeuralDeblender.load(tmp_path / "swapped", views=4).error_model.fitted_on["views"] == 4
+    assert NeuralDeblender.load(tmp_path / "swapped", views=1).error_model.fitted_on["views"] == 1
+    one.error_model = None  # dropped: saved as dropped
+    one.save(tmp_path / "dropped")
+    assert NeuralDeblender.load(tmp_path / "dropped", views=4).error_model is None
+    tuned = NeuralDeblender(views=1)
+    tuned.keras_model.set_weights([w * 1.01 for w in tuned.keras_model.get_weights()])
+    tuned.save(tmp_path / "tuned")
+    with pytest.warns(AstroDeblendWarning, match="fitted on other weights"):
+        back = NeuralDeblender.load(tmp_path / "tuned", views=1)
+    assert back.error_model is None and back.image_error_model is None
