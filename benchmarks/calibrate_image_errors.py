@@ -179,15 +179,15 @@ def main(argv=None):
     neural = args.method == "fracnet"
     deblender = NeuralDeblender() if neural else SepDeblender(args.method.split("-")[1])
     deblender.image_error_model = None  # the noise term and the views' stamp term alone
-    tag = deblender.weights_digest() if neural else args.method
-    identity = ({"views": deblender.views, "weights_sha256_16": tag} if neural
+    which = deblender.weights_digest() if neural else args.method
+    identity = ({"views": deblender.views, "weights_sha256_16": which} if neural
                 else {"method": args.method, "config": deblender.config()})
     samples = {"paper-like seed 4": load_sample(PAPER_HELDOUT, work, progress=False),
                "broad seed 12": load_sample(_broad_heldout(), work, progress=False)}
 
     def fields(parity, seeds, detected):
         cache = Path(args.cache) / f"image_errors_{args.size}_{parity}_{'-'.join(map(str, seeds))}_" \
-                                   f"{'det' if detected else 'true'}_{tag}.npz"
+                                   f"{'det' if detected else 'true'}_{which}.npz"
         if cache.is_file():  # the measurements of an earlier run of this script: refits are quick
             with np.load(cache) as saved:
                 return dict(saved)
@@ -231,7 +231,7 @@ def main(argv=None):
     def uncalibrated(m):
         return np.sqrt(m["noise"] ** 2 + (m["rel"] * m["flux"]) ** 2)
 
-    result = {"model": model.to_dict(), "method": args.method, "weights": tag,
+    result = {"model": model.to_dict(), "method": args.method, "weights": which,
               "truth": "true flux of each galaxy in the image"}
     result["fit"] = binned(fit, calibrated(fit), model, "fit fields (even galaxies), calibrated")
     for detected in (False, True):
