@@ -179,6 +179,41 @@ def test_sep_baseline_has_its_own_whole_image_error_model(galaxy):
     np.testing.assert_allclose(noise_only["flux_err"], noise_only["flux_err_noise"], rtol=1e-12)
 
 
+def _exponential(shape, x0, y0, flux, scale, q=1.0):
+    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(float)
+    profile = np.exp(-np.hypot(xx - x0, (yy - y0) / q) / scale)
+    return flux * profile / profile.sum()
+
+
+def test_a_bright_galaxy_s_wings_outside_its_segment_leave_a_pair_s_split_alone(fracnet):
+    """A bright galaxy 65 px from a faint pair overlaps neither: its segment is replaced by noise in the
+    pair's views, but its wings ran on past it and the network gave them to both members (outside probe:
+    a correct 22 / 4 split became 14 / 15 at flag 0). The replaced region now grows past the segment."""
+    sigma = 0.012
+    pair = _exponential((220, 220), 100, 100, 22.0, 2.5, 0.6) + _exponential((220, 220), 106, 100, 4.0, 1.5)
+    noise = np.random.default_rng(0).normal(0, sigma, pair.shape)
+    positions = Table({"id": [1, 2, 3], "x": [100.0, 106.0, 156.0], "y": [100.0, 100.0, 134.0]})
+    alone, _ = _measure(fracnet, pair + noise, sources=positions[:2], error=sigma)
+    bright = _exponential((220, 220), 156, 134, 110.0, 6.5)
+    beside, _ = _measure(fracnet, pair + bright + noise, sources=positions, error=sigma)
+    np.testing.assert_allclose(np.asarray(beside["flux"][:2], float), np.asarray(alone["flux"], float),
+                               rtol=0.05)
+    assert abs(beside["flux"][2] / 110.0 - 1) < 0.05
+
+
+def test_a_doubtful_share_in_a_pair_flags_both_members():
+    """On a stamp the neighbour of an ambiguous galaxy is flagged too; on whole images each member is
+    measured in its own view, so its partner is flagged afterwards (outside probe: partners at +47 to +178 %
+    with flag 0). Groups of three or more are CROWDED already; isolated sources have no partner."""
+    from astro_deblend.images import _doubtful_partners
+
+    flag = np.array([4, 0, 0, 0, 4, 0, 0, 4], np.int32)
+    group_id = np.array([1, 1, 3, 3, 5, 5, 5, 8])
+    group_size = np.array([2, 2, 2, 2, 3, 3, 3, 1])
+    added = _doubtful_partners(flag, group_id, group_size)
+    assert (flag | added).tolist() == [4, 4, 0, 0, 4, 0, 0, 4]
+
+
 def test_photutils_inputs_and_detection(fracnet, galaxy):
     from photutils.segmentation import SourceCatalog, detect_sources
 
