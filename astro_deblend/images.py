@@ -1165,6 +1165,7 @@ def measure_image(
     flag[_too_close(src)] |= Flag.AMBIGUOUS
     ids_image = np.zeros(image.shape, np.int64)
     model = np.zeros(image.shape, np.float32) if return_model else None
+    calibrated = None  # the whole-image error model, where one is used
     if on.size:
         # the image's unit and zero point go with the views, so that the networks compare their training
         # ranges at the training's zero point (plain numbers would be taken for the training's units)
@@ -1177,7 +1178,11 @@ def measure_image(
         flag[_defective(image, src)] |= Flag.OUT_OF_DOMAIN
         found = deblender._deblend_views(batch, progress=progress)
         flag[on] |= found.flag
+        # the whole-image model's features are the stamp model's term: without a stamp model (dropped by the
+        # user, or by a training), flux_err is what the views give, the noise alone
         calibrated = getattr(deblender, "image_error_model", None)
+        if getattr(deblender, "error_model", None) is None:
+            calibrated = None
         if found.central is None:
             flux[on], flux_err[on], noise_err[on] = found.flux, found.flux_err, found.noise_err
             if calibrated is not None:  # fitted on simulated fields (calibrate_image_errors.py --method)
@@ -1239,6 +1244,8 @@ def measure_image(
         sources=src.how,
         config=deblender.config(),
         error="given" if image.error_given else "estimated from the image (one rms)",
+        flux_err="the views' own errors" if calibrated is None else
+                 f"pixel noise (+) whole-image model {calibrated.fitted_on.get('command', calibrated.name)}",
     )
     segm = SegmentationImage(ids_image) if ids_image.any() else None
     if not return_model:

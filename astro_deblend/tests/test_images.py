@@ -175,8 +175,12 @@ def test_sep_baseline_has_its_own_whole_image_error_model(galaxy):
     features = image_error_features(rel, table["group_size"], noise, flux)
     expected = sep.image_error_model.sigma(flux, noise, features)
     np.testing.assert_allclose(err, expected, rtol=1e-6)
-    noise_only, _ = _measure(SepDeblender(error_model=None), image, sources=sources, error=NOISE)
-    np.testing.assert_allclose(noise_only["flux_err"], noise_only["flux_err_noise"], rtol=1e-12)
+    assert "calibrate_image_errors.py" in table.meta["flux_err"]
+    for noise_only in (SepDeblender(error_model=None), SepDeblender()):
+        noise_only.error_model = None  # at construction or after it: the noise alone (review)
+        out, _ = _measure(noise_only, image, sources=sources, error=NOISE)
+        np.testing.assert_allclose(out["flux_err"], out["flux_err_noise"], rtol=1e-12)
+        assert out.meta["flux_err"] == "the views' own errors"
 
 
 def _exponential(shape, x0, y0, flux, scale, q=1.0):
