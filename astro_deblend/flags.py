@@ -48,8 +48,9 @@ FLAG_DESCRIPTIONS = {
         "the attribution of flux is uncertain (sep: more than two sources found and two kept, or neither the "
         "peak nor the centroid of the source taken for the central galaxy lies within central_tolerance "
         "(3 px) of the centre; measure_image: the light shared to the source is centred more than 3 px from "
-        "its position, another position lies within 1.5 px, or a member of its group was not found; "
-        "networks: the galaxy's flux varies by more than 10 % between the turned views, or its neighbour's "
+        "its position, another position lies within 1.5 px, a member of its group was not found, or the "
+        "other member of its pair has flag 4; networks: the galaxy's flux varies by more than 10 % between "
+        "the turned views, or its neighbour's "
         "varies by more than 10 % of this galaxy's flux; oracle: proportional "
         "profiles, fluxes masked)"
     ),
