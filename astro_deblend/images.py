@@ -1172,9 +1172,11 @@ def measure_image(
         stamps = views.stamps[on] if image.unit is None else u.Quantity(views.stamps[on], image.unit)
         batch = prepare_stamps(stamps, noise_sigma=views.noise[on], pixel_scale=image.pixel_scale,
                                zeropoint=image.zeropoint)
-        flag[on[_not_background_subtracted(batch)]] |= Flag.OUT_OF_DOMAIN
-        if _sky_off_zero(image):
+        sky_off = _sky_off_zero(image)
+        if sky_off:
             flag[on] |= Flag.OUT_OF_DOMAIN
+        sky_at_zero = not sky_off and min(image.shape) >= _MIN_SKY_SIDE  # the whole image's sky was checked
+        flag[on[_not_background_subtracted(batch, sky_at_zero)]] |= Flag.OUT_OF_DOMAIN
         flag[_defective(image, src)] |= Flag.OUT_OF_DOMAIN
         found = deblender._deblend_views(batch, progress=progress)
         flag[on] |= found.flag
@@ -1270,14 +1272,27 @@ def _doubtful_partners(flag, group_id, group_size):
     return np.where(np.isin(group_id, doubtful) & pair, int(Flag.AMBIGUOUS), 0).astype(flag.dtype)
 
 
-def _not_background_subtracted(batch):
-    """Views whose empty pixels lie off zero or tilt (`astro_deblend.stamps.residual_sky`), warned once."""
+def _not_background_subtracted(batch, sky_at_zero=False):
+    """Views whose empty pixels lie off zero or tilt (`astro_deblend.stamps.residual_sky`), warned once.
+
+    ``sky_at_zero``: the whole image's empty pixels were found at zero (`_sky_off_zero`); what lifts a view's
+    empty pixels is then light below the detection footprints (the wings of bright or steep galaxies), not
+    a sky to subtract.
+    """
     import warnings
 
     from .stamps import off_background
 
     off, found = off_background(batch)
-    if off.any():
+    if off.any() and sky_at_zero:
+        warnings.warn(
+            f"around {int(off.sum())} of {len(off)} sources the empty pixels of their views are not at zero: "
+            f"{found}, although the image's sky is. The wings of bright or steep-profiled galaxies run on "
+            "below their detection footprints there; they bias the fluxes (flag 8 set). Do not subtract a "
+            "background again: it would take those wings away",
+            OutOfDomainWarning, stacklevel=4,
+        )
+    elif off.any():
         warnings.warn(
             f"around {int(off.sum())} of {len(off)} sources the image looks not background-subtracted: "
             f"{found}, which biases the fluxes (flag 8 set). Subtract the background first (e.g. "

@@ -899,6 +899,26 @@ def test_an_image_that_is_not_background_subtracted_is_flagged(fracnet, galaxy):
         assert all(raised["flag"] & Flag.OUT_OF_DOMAIN)
 
 
+def test_the_wings_of_a_steep_galaxy_are_not_taken_for_a_sky_to_subtract(fracnet):
+    """A lone Sersic n = 5 galaxy on a sky at zero: its wings below the footprint lift its view's empty
+    pixels, and the flux is biased (flag 8), but the advice was to subtract the background, which would take
+    the wings away (outside probe). With the whole image's sky found at zero, the warning says so."""
+    from scipy.special import gammaincinv
+
+    yy, xx = np.mgrid[:512, :512].astype(float)
+    r = np.hypot(xx - 256, (yy - 256) / 0.7)
+    profile = np.exp(-gammaincinv(10, 0.5) * ((r + 0.5) / 10.0) ** 0.2)
+    image = 900.0 * profile / profile.sum() + np.random.default_rng(1).normal(0, 0.012, r.shape)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table, _ = fracnet.measure_image(image, sources=Table({"x": [256.0], "y": [256.0]}), error=0.012,
+                                         progress=False)
+    said = " ".join(str(w.message) for w in caught)
+    assert table["flag"][0] & Flag.OUT_OF_DOMAIN
+    assert "wings of bright or steep-profiled galaxies" in said
+    assert "Subtract the background first" not in said
+
+
 def test_a_faint_sky_left_in_a_whole_image_flags_every_source(galaxy):
     """A sky of 0.2 noise sigmas passed with no warning (outside probe: fluxes moved by up to 13 %); the
     median of a whole image's empty pixels sees it, where a view's cannot (its bound is 0.3)."""
