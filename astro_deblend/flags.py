@@ -77,7 +77,8 @@ FLAG_DESCRIPTIONS = {
         "3 px off the centre, a third source holds at least a tenth of the central one's flux, a single "
         "source is found, a source that counts lies more than 8 px from the light of the network's "
         "companion, or the light the network gives the central galaxy is centred more than 3 px off the "
-        "centre (astro_deblend.pair_check)"
+        "centre (astro_deblend.pair_check; with pair_check=True, the default; the last two tests need a "
+        "trained network that makes fraction maps, not blend2flux)"
     ),
     Flag.INCOMPLETE: (
         "measure_image: pixels within the source's segment (or 3 px of it) are off the image, masked or "
