@@ -762,7 +762,7 @@ class NeuralDeblender(Deblender):
         """
         models = {}  # error_model None: the stamp models were dropped (or there were none)
         if self.error_model is not None:  # every stamp model of the weights, this one as it is now, each
-            models = dict(self._error_models)  # filed under the views it was fitted with
+            models = dict(getattr(self, "_error_models", {}))  # filed under the views it was fitted with
             fitted = self.error_model.fitted_on.get("views")
             key = "error_model" if fitted in (None, 4) else f"error_model_views{int(fitted)}"
             models[key] = self.error_model
