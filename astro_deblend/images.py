@@ -1016,9 +1016,14 @@ def cut_views(image, sources, neighbours, size, *, seed=0):
         others = (seg > 0) & (seg != sid) & (seg != companion[k])
         if others.any() and REPLACED_GROWTH > 0:  # their outskirts too, short of the pair's own
             pair = (seg == sid) | ((seg == companion[k]) & (companion[k] > 0))
-            grow = np.ones((2 * REPLACED_GROWTH + 1,) * 2, bool)
-            free = ~ndimage.binary_dilation(pair, structure=grow) if pair.any() else np.ones(seg.shape, bool)
-            others = others | (ndimage.binary_dilation(others, structure=grow) & free & (seg == 0))
+            # and its own pixel: a position given without a footprint of its own keeps its light
+            row = np.clip(iy[k] - ys.start, 0, seg.shape[0] - 1)
+            pair[row, np.clip(ix[k] - xs.start, 0, seg.shape[1] - 1)] = True
+            # a square dilation as a maximum filter: the same pixels, 20 times faster
+            width = 2 * REPLACED_GROWTH + 1
+            near_pair = ndimage.maximum_filter(pair, size=width, mode="constant")
+            grown = ndimage.maximum_filter(others, size=width, mode="constant")
+            others = others | (grown & ~near_pair & (seg == 0))
         if others.any():
             rng = np.random.default_rng([seed, int(sources.id[k])])  # by id: the same in any tile
             sigma = err if np.ndim(err) == 0 else np.where(np.isfinite(err), err, noise[k])[others]
@@ -1172,10 +1177,10 @@ def measure_image(
         stamps = views.stamps[on] if image.unit is None else u.Quantity(views.stamps[on], image.unit)
         batch = prepare_stamps(stamps, noise_sigma=views.noise[on], pixel_scale=image.pixel_scale,
                                zeropoint=image.zeropoint)
-        sky_off = _sky_off_zero(image)
+        sky_off = _sky_off_zero(image)  # None: not checked
         if sky_off:
             flag[on] |= Flag.OUT_OF_DOMAIN
-        sky_at_zero = not sky_off and min(image.shape) >= _MIN_SKY_SIDE  # the whole image's sky was checked
+        sky_at_zero = sky_off is False
         flag[on[_not_background_subtracted(batch, sky_at_zero)]] |= Flag.OUT_OF_DOMAIN
         flag[_defective(image, src)] |= Flag.OUT_OF_DOMAIN
         found = deblender._deblend_views(batch, progress=progress)
@@ -1247,7 +1252,8 @@ def measure_image(
         config=deblender.config(),
         error="given" if image.error_given else "estimated from the image (one rms)",
         flux_err="the views' own errors" if calibrated is None else
-                 f"pixel noise (+) whole-image model {calibrated.fitted_on.get('command', calibrated.name)}",
+                 f"pixel noise (+) whole-image model {calibrated.name} (fitted with "
+                 f"{calibrated.fitted_on.get('command', 'benchmarks/calibrate_image_errors.py')})",
     )
     segm = SegmentationImage(ids_image) if ids_image.any() else None
     if not return_model:
@@ -1287,9 +1293,10 @@ def _not_background_subtracted(batch, sky_at_zero=False):
     if off.any() and sky_at_zero:
         warnings.warn(
             f"around {int(off.sum())} of {len(off)} sources the empty pixels of their views are not at zero: "
-            f"{found}, although the image's sky is. The wings of bright or steep-profiled galaxies run on "
-            "below their detection footprints there; they bias the fluxes (flag 8 set). Do not subtract a "
-            "background again: it would take those wings away",
+            f"{found}, although the median of the whole image's empty pixels is. Either the wings of bright "
+            "or steep-profiled galaxies run on below their detection footprints there, or a sky is left in "
+            "part of the image; both bias the fluxes (flag 8 set). Subtract a background only where the "
+            "image holds one: a second subtraction would take the galaxies' wings away",
             OutOfDomainWarning, stacklevel=4,
         )
     elif off.any():
@@ -1312,19 +1319,22 @@ _MIN_SKY_SIDE = 256
 
 
 def _sky_off_zero(image):
-    """True (and warned) when the median of the whole image's empty pixels lies beyond `MAX_IMAGE_SKY`."""
+    """True (and warned) when the median of the whole image's empty pixels lies beyond `MAX_IMAGE_SKY`;
+    None when it could not be checked (a small image, no noise level, no empty pixel)."""
     import warnings
 
     from .stamps import residual_sky
 
     if min(image.shape) < _MIN_SKY_SIDE:
-        return False
+        return None
     error = np.asarray(image.error, float)
     sigma = float(np.median(error[np.isfinite(error)])) if error.ndim else float(error)
     if not np.isfinite(sigma) or sigma <= 0:
-        return False
+        return None
     # image.data holds the masked pixels already filled from their neighbours (prepare_image)
     level = float(residual_sky(np.asarray(image.data, np.float32)[None], [sigma], with_tilt=False)[0][0])
+    if not np.isfinite(level):
+        return None
     if not abs(level) > MAX_IMAGE_SKY:
         return False
     warnings.warn(
