@@ -1192,11 +1192,8 @@ def measure_image(
             calibrated = None
         if found.central is None:
             flux[on], flux_err[on], noise_err[on] = found.flux, found.flux_err, found.noise_err
-            if calibrated is not None:  # fitted on simulated fields (calibrate_image_errors.py --method)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    rel_blend = np.sqrt(np.clip(flux_err**2 - noise_err**2, 0, None)) / np.abs(flux)
-                flux_err = calibrated.sigma(flux, noise_err,
-                                            image_error_features(rel_blend, group_size, noise_err, flux))
+            with np.errstate(invalid="ignore", divide="ignore"):  # the views' own deblending term
+                rel_blend = np.sqrt(np.clip(flux_err**2 - noise_err**2, 0, None)) / np.abs(flux)
             ids_image = src.ids_image()
             if return_model:  # the measured segments
                 model[ids_image > 0] = image.data[ids_image > 0]
@@ -1214,13 +1211,14 @@ def measure_image(
                     "peaks for their light (+80 to +235 % on simulated fields); flag 8 set",
                     OutOfDomainWarning, stacklevel=3,
                 )
-            # fitted on whole simulated fields (benchmarks/calibrate_image_errors.py)
-            if calibrated is not None:
+        # fitted on whole simulated fields (benchmarks/calibrate_image_errors.py [--method])
+        if calibrated is not None:
+            if hasattr(deblender, "_warn_fewer_views"):
                 deblender._warn_fewer_views(calibrated, "whole-image error model", stacklevel=4)
-                flux_err = calibrated.sigma(flux, noise_err,
-                                            image_error_features(rel_blend, group_size, noise_err, flux))
-            else:  # the views' own stamp model: made for pairs, not calibrated on whole images
-                flux_err = np.sqrt(noise_err**2 + (rel_blend * flux) ** 2)
+            features = image_error_features(rel_blend, group_size, noise_err, flux)
+            flux_err = calibrated.sigma(flux, noise_err, features)
+        elif found.central is not None:  # the views' own stamp model: made for pairs, not for whole images
+            flux_err = np.sqrt(noise_err**2 + (rel_blend * flux) ** 2)
     # a group that lost a member (not found in its view) gave its light to the others: their split is doubtful
     lost = np.unique(group_id[(flag & Flag.NOT_DETECTED) > 0])
     flag[np.isin(group_id, lost) & (group_size > 1)] |= Flag.AMBIGUOUS
