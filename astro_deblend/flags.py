@@ -51,8 +51,10 @@ FLAG_DESCRIPTIONS = {
         "its position, another position lies within 1.5 px, a member of its group was not found, or the "
         "other member of its pair has flag 4; networks: the galaxy's flux varies by more than 10 % between "
         "the turned views, or its neighbour's "
-        "varies by more than 10 % of this galaxy's flux; oracle: proportional "
-        "profiles, fluxes masked)"
+        "varies by more than 10 % of this galaxy's flux, or (with pair_check=True) the network gives the "
+        "neighbour more than a tenth of the light in this galaxy's own detection segment, or gives this "
+        "galaxy from the neighbour's segment more than a tenth of its flux; oracle: "
+        "proportional profiles, fluxes masked)"
     ),
     Flag.OUT_OF_DOMAIN: (
         "every method: the given noise_sigma is below 0.45 or above 2 times the scatter of the stamp's own "

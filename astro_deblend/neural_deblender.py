@@ -435,7 +435,11 @@ class NeuralDeblender(Deblender):
             the features of the error model (``view_spread``; ``map_spread``, the light-weighted disagreement
             of the views' shares; ``shared_light``, the fraction of the galaxy's
             light in pixels it shares; ``contamination``, that fraction times the neighbour's flux over the
-            galaxy's) [default: False].
+            galaxy's; and, not features of the error model, ``lost_to_neighbour``, the fraction of the
+            light in the galaxy's detection segment that the network gives the neighbour, and
+            ``taken_from_neighbour``, the light of the neighbour's segment given to the galaxy over its
+            flux, both NaN without ``pair_check`` or without both segments detected)
+            [default: False].
 
         Returns
         -------
@@ -453,11 +457,13 @@ class NeuralDeblender(Deblender):
             training domain, a neighbour 20 times brighter, or a failed input check: residual sky,
             cosmic rays, saturation, bad lines), 4 when the galaxy's or its neighbour's flux varies by
             more than 10 % of the galaxy's between the turned views (ambiguous shares; never with
-            ``views=1``), 16 when the stamp does not look like a centred pair (the detection's central
-            source more than 3 px off the centre, a third source of at least a tenth of the central
-            one's flux, a single source, a source far from the network's companion, or the light given
-            to the central galaxy centred more than 3 px off), 32 when the galaxy's light reaches pixels
-            without information, else 0 (bits add up; every trigger is in
+            ``views=1``) or the network gives the neighbour more than a tenth of the light in the galaxy's
+            own detection segment, or gives the galaxy from the neighbour's segment more than a tenth of its
+            flux (with ``pair_check``), 16 when the stamp does not look like a centred pair (the
+            detection's central source more than 3 px off the centre, a third source of at least a tenth of
+            the central one's flux, a single source, a source far from the network's companion, or the
+            light given to the central galaxy centred more than 3 px off), 32 when the galaxy's light
+            reaches pixels without information, else 0 (bits add up; every trigger is in
             `astro_deblend.flags.FLAG_DESCRIPTIONS`); ``method`` the network's name.
         segments : list of `~photutils.segmentation.SegmentationImage`
             One per stamp: label 1 (central) or 2 (companion) where that galaxy's share of the pixel
@@ -515,6 +521,11 @@ class NeuralDeblender(Deblender):
         labels = np.empty((n, ny, nx), dtype=np.int32)
         maps = np.empty((n, 2, ny, nx), dtype=np.float32) if return_maps else None
         filled = np.zeros((n, 2))  # fraction of each galaxy's light in filled pixels
+        n_detected = np.full(n, 2)
+        not_a_pair = np.zeros(n, bool)
+        handed_over = np.zeros((n, 2), bool)
+        lost_fraction = np.full((n, 2), np.nan)
+        taken_fraction = np.full((n, 2), np.nan)
         starts = range(0, n, self.batch_size)
         for start in tqdm(starts, desc=self.method, disable=not progress or len(starts) < 2):
             sl = slice(start, start + self.batch_size)
@@ -537,6 +548,21 @@ class NeuralDeblender(Deblender):
                 maps[sl] = part_maps
             if bad_pixels is not None:
                 filled[sl] = _filled_light(part, part_maps, bad_pixels[sl], out["flux"])
+            if pair_check:  # the checks of a stamp that should be a pair (the views of measure_image are not)
+                # where the network put each galaxy's light (an untrained one's maps say nothing)
+                trained = self.is_trained
+                check = check_pairs(
+                    part, scale[:, 0],
+                    companion=np.stack([x[sl, 1], y[sl, 1]], axis=1) if trained else None,
+                    central=np.stack([x[sl, 0], y[sl, 0]], axis=1) if trained else None,
+                    shares=part_maps if trained else None,
+                )
+                not_a_pair[sl] = check.not_a_pair
+                n_detected[sl] = check.n_sources
+                if check.handed_over is not None:
+                    handed_over[sl] = check.handed_over
+                    lost_fraction[sl] = check.lost_fraction
+                    taken_fraction[sl] = check.taken_fraction
 
         flag = np.zeros((n, 2), dtype=np.int32)
         if bad_pixels is not None:
@@ -548,15 +574,10 @@ class NeuralDeblender(Deblender):
                                 unit=batch.unit)] |= Flag.OUT_OF_DOMAIN
         flag[_ambiguous(spread, flux)] |= Flag.AMBIGUOUS
         flag[self._check_collapsed(stack, flux, sigma)] |= Flag.OUT_OF_DOMAIN
-        n_detected = np.full(n, 2)
-        if pair_check:  # the checks of a stamp that should be a pair (the views of measure_image are not)
+        if pair_check:
             flag[_outshone(flux)] |= Flag.OUT_OF_DOMAIN
-            # where the network put each galaxy's light (an untrained one's maps say nothing)
-            companion = np.stack([x[:, 1], y[:, 1]], axis=1) if self.is_trained else None
-            central = np.stack([x[:, 0], y[:, 0]], axis=1) if self.is_trained else None
-            check = check_pairs(stack, sigma, companion=companion, central=central)
-            flag[check.not_a_pair] |= Flag.NOT_A_PAIR
-            n_detected = check.n_sources
+            flag[not_a_pair] |= Flag.NOT_A_PAIR
+            flag[handed_over] |= Flag.AMBIGUOUS  # the network gave part of this galaxy to its neighbour
         label = np.stack([(labels == k).any(axis=(1, 2)) * k for k in (1, 2)], axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             # the neighbour's flux over this one's
@@ -576,7 +597,8 @@ class NeuralDeblender(Deblender):
                    "(an underestimate in blends)" if np.isfinite(noise_term).all() else "none (no maps)")
         extra = (maps,) if return_maps else ()
         if return_diagnostics:
-            extra += ({"flux_err_noise": noise_term, **features},)
+            extra += ({"flux_err_noise": noise_term, **features, "lost_to_neighbour": lost_fraction,
+                       "taken_from_neighbour": taken_fraction},)
         return Deblended(
             flux=flux, flux_err=flux_err, x=x, y=y, label=label, n_detected=n_detected,
             flag=flag, segments=[SegmentationImage(lab) for lab in labels], extra=extra,

@@ -23,6 +23,16 @@ not look like a centred pair:
   its light to the central galaxy, whose share moves off the centre. `measure_image` has the same rule for
   the sources of a whole image (``images.MAX_LIGHT_OFFSET``, also 3 px).
 
+One more test says, per galaxy, that the shares are doubtful rather than that the stamp is not a pair:
+
+- ``handed_over`` (when the network's shares are given): the network gives the other galaxy more than
+  ``max_handed_over`` of the light in this galaxy's own detection segment (the central source, or the
+  source nearest the companion's light), or the light of the other's segment that it gives this galaxy
+  is more than that fraction of this galaxy's flux. The network does this to lopsided, clumpy and
+  arc-like galaxies of shapes it never saw, even in wide pairs: it hands a part of one galaxy to its
+  neighbour, and both fluxes are wrong. `~astro_deblend.NeuralDeblender.measure` sets flag 4
+  (``Flag.AMBIGUOUS``) on the galaxy.
+
 The detection is SExtractor-like: ``thresh`` sigmas over ``minarea`` pixels, deblended with a contrast of
 ``deblend_cont`` (5 % by default, coarser than SExtractor's 0.5 %, so that a clumpy or extended galaxy is
 not split into pieces that would look like extra sources). On the held-out simulated pairs of
@@ -53,6 +63,15 @@ class PairCheck:
         Sources detected (all of them, however faint).
     off_centre, extra_sources, single_source : ndarray of bool
         See the module notes.
+    companion_elsewhere, central_elsewhere : ndarray of bool or None
+        See the module notes (None when the method's centroids were not given).
+    handed_over : ndarray of bool, shape (N, 2), or None
+        Per galaxy (central, companion): see the module notes (None when no shares were given; False
+        where the detection did not find the galaxy's own source).
+    lost_fraction, taken_fraction : ndarray of float, shape (N, 2), or None
+        The fractions behind ``handed_over``: of the light in the galaxy's detection segment, the share the
+        method gave the other galaxy; the light of the other's segment that the method gave the galaxy, over
+        the galaxy's flux (NaN where the detection did not find both sources, or the flux is not positive).
     """
 
     n_sources: np.ndarray
@@ -61,10 +80,13 @@ class PairCheck:
     single_source: np.ndarray
     companion_elsewhere: np.ndarray | None = None
     central_elsewhere: np.ndarray | None = None
+    handed_over: np.ndarray | None = None
+    lost_fraction: np.ndarray | None = None
+    taken_fraction: np.ndarray | None = None
 
     @property
     def not_a_pair(self):
-        """True where any of the tests fails."""
+        """True where any of the stamp's tests fails (``handed_over``, a test per galaxy, aside)."""
         out = self.off_centre | self.extra_sources | self.single_source
         for test in (self.companion_elsewhere, self.central_elsewhere):
             if test is not None:
@@ -73,7 +95,8 @@ class PairCheck:
 
 
 def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05, max_offset=3.0,
-                min_fraction=0.1, min_snr=10.0, companion=None, max_companion_offset=8.0, central=None):
+                min_fraction=0.1, min_snr=10.0, companion=None, max_companion_offset=8.0, central=None,
+                shares=None, max_handed_over=0.1):
     """Detect the sources of each stamp and test whether it looks like a centred pair.
 
     Parameters
@@ -106,6 +129,13 @@ def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05,
     central : array-like, shape (N, 2), optional
         (x, y) of the central galaxy's light centroid as a method found it, pixels (0-based): enables the
         ``central_elsewhere`` test.
+    shares : array-like, shape (N, 2, ny, nx), optional
+        Each galaxy's share of each pixel as a method found it (central, companion): enables the
+        ``handed_over`` test; needs ``companion`` to tell which source is the companion's.
+    max_handed_over : float
+        Largest fraction of the light in a galaxy's detection segment that the method may give the other
+        galaxy, and of a galaxy's flux that may come from the other's segment [default: 0.1;
+        BENCHMARKS.md section 6 says what it flags].
 
     Returns
     -------
@@ -120,6 +150,13 @@ def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05,
     single = np.zeros(n, bool)
     elsewhere = None if companion is None else np.zeros(n, bool)
     companion = None if companion is None else np.asarray(companion, dtype=np.float64).reshape(n, 2)
+    lost = taken = None
+    if shares is not None and companion is not None:
+        shares = np.asarray(shares, dtype=np.float64)
+        if shares.shape != (n, 2) + stack.shape[1:]:
+            raise ValueError(f"shares must have shape {(n, 2) + stack.shape[1:]}; got {shares.shape}")
+        lost = np.full((n, 2), np.nan)
+        taken = np.full((n, 2), np.nan)
     central_elsewhere = None
     if central is not None:
         ny, nx = stack.shape[1:]
@@ -152,4 +189,21 @@ def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05,
         if companion is not None and others.any() and np.isfinite(companion[i]).all():
             far = np.hypot(objects["x"][others] - companion[i, 0], objects["y"][others] - companion[i, 1])
             elsewhere[i] = bool(np.any(far > max_companion_offset))
-    return PairCheck(n_sources, off, extra, single, elsewhere, central_elsewhere)
+        if lost is not None and label > 0 and len(objects) > 1 and np.isfinite(companion[i]).all():
+            rest = np.flatnonzero(np.arange(len(objects)) != centre)
+            mate = rest[np.argmin(np.hypot(objects["x"][rest] - companion[i, 0],
+                                           objects["y"][rest] - companion[i, 1]))]
+            light = np.clip(stamp, 0, None)
+            segment_light = np.array([light[seg == source + 1].sum() for source in (centre, mate)])
+            # given[j, k]: light of galaxy j's segment given to galaxy k
+            given = np.array([[(shares[i, k] * light)[seg == source + 1].sum() for k in (0, 1)]
+                              for source in (centre, mate)])
+            measured = (shares[i] * stamp).sum(axis=(1, 2))  # the noise of empty pixels cancels out here
+            with np.errstate(invalid="ignore", divide="ignore"):
+                lost[i] = np.where(segment_light > 0, given[[0, 1], [1, 0]] / segment_light, np.nan)
+                taken[i] = np.where(measured > 0, given[[1, 0], [0, 1]] / measured, np.nan)
+    handed = None
+    if lost is not None:
+        with np.errstate(invalid="ignore"):
+            handed = (lost > max_handed_over) | (taken > max_handed_over)
+    return PairCheck(n_sources, off, extra, single, elsewhere, central_elsewhere, handed, lost, taken)

@@ -19,7 +19,9 @@ With ``--network``, it also measures the blends with the bundled network and com
 4 (the shares are ambiguous): a galaxy's own fluxes over the turned views spread by more than 10 %
 (``own``), or that, or its neighbour's spread is more than 10 % of its own flux (``pair``, the rule in use):
 the share of galaxies flagged, the MAPE of those flag 4 leaves unflagged (truth: the true flux in the
-stamp), and the MAPE of the galaxies the pair rule adds.
+stamp), and the MAPE of the galaxies the pair rule adds. ``handed_over``: the galaxies that only the pair
+check's segment test flags 4 (`astro_deblend.pair_check`), their MAPE, and the share and MAPE of the
+galaxies left at flag 0 after every test.
 
 Usage::
 
@@ -187,6 +189,15 @@ def run_ambiguity(blends, n):
     out["added_by_pair"] = {"n": int(added.sum()),
                             "mape": float(ape[added].mean()) if added.any() else None,
                             "median_ape": float(np.median(ape[added])) if added.any() else None}
+    # flag 4 that the views' spread did not set: the pair check's handed_over test
+    ambiguous = (np.asarray(table["flag"]).reshape(-1, 2) & int(nd.Flag.AMBIGUOUS)) > 0
+    handed = ambiguous & ~pair & ~other
+    final = ~ambiguous & ~other
+    out["handed_over"] = {"n": int(handed.sum()), "fraction": float(handed.mean()),
+                          "mape": float(ape[handed].mean()) if handed.any() else None,
+                          "median_ape": float(np.median(ape[handed])) if handed.any() else None,
+                          "flag0": float(final.mean()), "mape_flag0": float(ape[final].mean()),
+                          "max_ape_flag0": float(ape[final].max())}
     return out
 
 
