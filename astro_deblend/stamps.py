@@ -679,7 +679,9 @@ def residual_background(stack, sigma):
     """Median of each stamp's empty pixels in units of its noise: 0 for a background-subtracted stamp.
 
     Empty pixels are those outside `~astro_deblend.stamps.signal_mask` (applied above the
-    current estimate, twice, starting from the median of the stamp) grown by 3 pixels.
+    current estimate, twice, starting from the median of the stamp) grown by 3 pixels, with the mask's
+    threshold raised from the noise sigma to 3 times the scatter of the stamp's 3x3 mean where that is
+    larger (noise correlated between pixels, as in drizzled mosaics).
 
     Parameters
     ----------
@@ -718,7 +720,11 @@ def residual_sky(stack, sigma, *, with_tilt=True):
     grow = np.ones((1, 3, 3), bool)  # within each stamp only
     for start in range(0, len(stack), 256):  # in chunks, in float32: a few times one chunk in memory
         part = np.asarray(stack[start : start + 256], np.float32)
-        s = sigma[start : start + 256]
+        # the signal threshold is 3 times the scatter of the 3x3 mean: the noise sigma for white noise, more
+        # for noise correlated between pixels (drizzled mosaics), whose positive patches would otherwise be
+        # taken for signal and cut away, leaving the empty pixels' median below zero
+        local = ndimage.uniform_filter(part, size=(1, 3, 3), mode="nearest")
+        s = np.maximum(sigma[start : start + 256], 3 * estimate_noise_sigma(local))
         lev = np.median(part, axis=(1, 2))
         for _ in range(2):  # the signal above the current level, so that a pedestal is not taken for signal
             busy = ndimage.binary_dilation(signal_mask(part - lev[:, None, None], s), structure=grow,
