@@ -428,8 +428,9 @@ def _flag_defects(batch, result):
     if hit.any():
         _out_of_domain(result, hit, (
             f"{int(hit.any(axis=1).sum())} of {len(hit)} stamps have pixels far sharper than any source seen "
-            "through a telescope on or next to a galaxy (cosmic rays or hot pixels; flag 8 set): they add "
-            "their counts to it. Mask them (a masked array, or noise_sigma=inf there), e.g. after "
+            "through a telescope on or next to a galaxy (cosmic rays or hot pixels, or stars and knots "
+            "under a PSF narrower than about 1.5 px FWHM, which the network never saw; flag 8 set): hits "
+            "add their counts to it. Mask hits (a masked array, or noise_sigma=inf there), e.g. after "
             "astroscrappy or the pipeline's data quality array"))
     lines = line_defects(data, sigma).any(axis=(1, 2))
     if lines.any():  # a line crosses the whole stamp or half of it: every galaxy's shares take some of it

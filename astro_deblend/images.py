@@ -1431,8 +1431,9 @@ def _defective(image, src):
     if hit.any():
         warnings.warn(
             f"{int(hit.sum())} of {n} sources have pixels far sharper than any source seen through a "
-            "telescope in or next to their segment (cosmic rays or hot pixels; flag 8 set): they add their "
-            "counts to the galaxies. Mask them (mask=, e.g. from astroscrappy or the pipeline's data "
+            "telescope in or next to their segment (cosmic rays or hot pixels, or stars and knots under a "
+            "PSF narrower than about 1.5 px FWHM, which the network never saw; flag 8 set): hits add their "
+            "counts to the galaxies. Mask hits (mask=, e.g. from astroscrappy or the pipeline's data "
             "quality array)",
             OutOfDomainWarning, stacklevel=4,
         )
