@@ -64,7 +64,8 @@ FLAG_DESCRIPTIONS = {
         "sharper than any source "
         "(one- or two-pixel cosmic-ray hits, hot pixels) or a plateau of equal brightest pixels (a saturated "
         "core), or the stamp is crossed by a column or row one pixel wide that stands off its neighbours (a "
-        "hot or dead column, a bleed trail: both galaxies); networks also: stamp S/N below 5 (no warning), a "
+        "hot or dead column, a bleed trail: both galaxies); networks also: stamp S/N below 5 (the summed "
+        "flux over sqrt(pixels) noise sigmas), a "
         "neighbour measured 20 times brighter or more (the training pairs differ by 2 mag at most), noise, "
         "summed flux or pixel scale outside the training domain, or the network gave the galaxies less than a"
         " tenth of the light (broken weights); the neighbour test needs pair_check=True; sep also: its "
@@ -72,7 +73,7 @@ FLAG_DESCRIPTIONS = {
         "also: the median of the image's empty pixels lies beyond 0.1 noise sigmas, a defect (sharp pixels, "
         "a saturated plateau, a bad line) lies on or near the source's segment, the source's detection "
         "segment has a S/N below 25 (networks), or the given error map is far from the pixels' scatter. An "
-        "OutOfDomainWarning is issued for all but the low S/N of a stamp"
+        "OutOfDomainWarning is issued for each"
     ),
     Flag.NOT_A_PAIR: (
         "networks: the stamp does not look like a centred pair: the detection's central source is more than "

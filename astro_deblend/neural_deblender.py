@@ -569,7 +569,16 @@ class NeuralDeblender(Deblender):
             flag[filled > _MAX_FILLED_FRACTION] |= Flag.INCOMPLETE
             flag[bad_pixels[:, ny // 2, nx // 2], 0] |= Flag.INCOMPLETE  # the central galaxy's own centre
         total_snr = stack.sum(axis=(1, 2)) / (np.sqrt(ny * nx) * sigma)
-        flag[total_snr < _MIN_TOTAL_SNR] |= Flag.OUT_OF_DOMAIN
+        faint = total_snr < _MIN_TOTAL_SNR
+        flag[faint] |= Flag.OUT_OF_DOMAIN
+        if faint.any() and pair_check:  # (measure_image has its own rule and warning for faint sources)
+            warnings.warn(
+                f"{int(faint.sum())} of {n} stamps are too faint for the network: their summed flux is below "
+                f"{_MIN_TOTAL_SNR:g} times its noise (sum / (sqrt(pixels) sigma), over the {ny}x{nx} pixels "
+                "the network sees), and it measures galaxies that faint too high (flag 8 set)",
+                OutOfDomainWarning,
+                stacklevel=4,
+            )
         flag[self._check_domain(stack.sum(axis=(1, 2)), sigma, batch.pixel_scale, zeropoint=batch.zeropoint,
                                 unit=batch.unit)] |= Flag.OUT_OF_DOMAIN
         flag[_ambiguous(spread, flux)] |= Flag.AMBIGUOUS
