@@ -539,10 +539,15 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
                     "stamp (e.g. the median of the map)", value=np.shape(value),
                 )
             arr = np.asarray(value, dtype=np.float64)
+            given = arr.shape
             arr = arr[np.newaxis] if arr.ndim == 2 else arr
             if arr.shape != stack.shape:
-                raise InputError(f"a noise map must have the stamps' shape {stack.shape}; got {arr.shape}",
-                                 value=arr.shape)
+                hint = ""
+                if len(given) == 2 and given == stack.shape[1:]:
+                    hint = (f": one map for {len(stack)} stamps? Give each stamp its own, or the same to all "
+                            "with np.broadcast_to(noise_map, stamps.shape)")
+                raise InputError(f"a noise map must have the stamps' shape {stack.shape}; got {given}{hint}",
+                                 value=given)
             arr = np.where(np.isnan(arr), np.inf, arr)  # NaN: no information, as in error maps of images
             if not np.all((arr > 0) | np.isposinf(arr)):
                 raise InputError("a noise map must be positive (inf marks pixels without information)")

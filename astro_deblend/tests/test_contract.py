@@ -430,3 +430,14 @@ def test_correlated_noise_is_not_taken_for_a_sky():
     assert np.all(np.abs(level) < 0.1) and np.all(tilt < 0.25)
     level, _ = residual_sky(noise + 0.5, estimate_noise_sigma(noise))
     np.testing.assert_allclose(level, 0.5, atol=0.1)
+
+
+def test_one_noise_map_for_a_stack_says_how_to_give_it_to_all():
+    """One 2-D map for a stack was refused naming a shape the user never passed (outside probe)."""
+    from astro_deblend.stamps import prepare_stamps
+
+    stack = np.random.default_rng(0).normal(0, 1, (3, 40, 40))
+    with pytest.raises(InputError, match=r"got \(40, 40\): one map for 3 stamps.*np.broadcast_to"):
+        prepare_stamps(stack, noise_sigma=np.ones((40, 40)), noise_map=True)
+    batch = prepare_stamps(stack, noise_sigma=np.broadcast_to(np.ones((40, 40)), stack.shape), noise_map=True)
+    assert batch.noise_sigma.shape == stack.shape
