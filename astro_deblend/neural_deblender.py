@@ -485,7 +485,8 @@ class NeuralDeblender(Deblender):
     options = ("return_maps", "pair_check", "return_diagnostics")
     noise_map = True
 
-    def _deblend(self, batch, *, progress, return_maps=False, pair_check=True, return_diagnostics=False):
+    def _deblend(self, batch, *, progress, return_maps=False, pair_check=True, return_diagnostics=False,
+                 warn_faint=True):
         stack = batch.data
         n, ny, nx = stack.shape
         size = self._config.stamp_size
@@ -571,7 +572,7 @@ class NeuralDeblender(Deblender):
         total_snr = stack.sum(axis=(1, 2)) / (np.sqrt(ny * nx) * sigma)
         faint = total_snr < _MIN_TOTAL_SNR
         flag[faint] |= Flag.OUT_OF_DOMAIN
-        if faint.any() and pair_check:  # (measure_image has its own rule and warning for faint sources)
+        if faint.any() and warn_faint:  # (measure_image has its own rule and warning for faint sources)
             warnings.warn(
                 f"{int(faint.sum())} of {n} stamps are too faint for the network: their summed flux is below "
                 f"{_MIN_TOTAL_SNR:g} times its noise (sum / (sqrt(pixels) sigma), over the {ny}x{nx} pixels "
@@ -657,7 +658,7 @@ class NeuralDeblender(Deblender):
         """The central source of each view of `measure_image`, with the fraction maps when predicted."""
         maps = "maps" in self._model.output_names
         result = self._deblend(batch, progress=progress, return_maps=maps, pair_check=False,
-                               return_diagnostics=True)
+                               return_diagnostics=True, warn_faint=False)
         diag = result.extra[-1]
         flag = np.asarray(result.flag)[:, 0]
         views = CentralViews(flux=result.flux[:, 0], flux_err=result.flux_err[:, 0], flag=flag,

@@ -30,8 +30,10 @@ One more test says, per galaxy, that the shares are doubtful rather than that th
   source nearest the companion's light), or the light of the other's segment that it gives this galaxy
   is more than that fraction of this galaxy's flux. The network does this to lopsided, clumpy and
   arc-like galaxies of shapes it never saw, even in wide pairs: it hands a part of one galaxy to its
-  neighbour, and both fluxes are wrong. `~astro_deblend.NeuralDeblender.measure` sets flag 4
-  (``Flag.AMBIGUOUS``) on the galaxy.
+  neighbour, and both fluxes are doubtful. (A neighbour's wings do reach into a galaxy's segment: even
+  the true shares give the other galaxy a few per cent of a segment's light, more for extended profiles
+  2-3 radii apart, so the test also marks some pairs that are only close.)
+  `~astro_deblend.NeuralDeblender.measure` sets flag 4 (``Flag.AMBIGUOUS``) on the galaxy.
 
 The detection is SExtractor-like: ``thresh`` sigmas over ``minarea`` pixels, deblended with a contrast of
 ``deblend_cont`` (5 % by default, coarser than SExtractor's 0.5 %, so that a clumpy or extended galaxy is
@@ -71,7 +73,8 @@ class PairCheck:
     lost_fraction, taken_fraction : ndarray of float, shape (N, 2), or None
         The fractions behind ``handed_over``: of the light in the galaxy's detection segment, the share the
         method gave the other galaxy; the light of the other's segment that the method gave the galaxy, over
-        the galaxy's flux (NaN where the detection did not find both sources, or the flux is not positive).
+        the galaxy's flux (NaN where the detection did not find both sources, no source lies within
+        ``max_companion_offset`` of the companion's light, or the flux is not positive).
     """
 
     n_sources: np.ndarray
@@ -191,8 +194,10 @@ def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05,
             elsewhere[i] = bool(np.any(far > max_companion_offset))
         if lost is not None and label > 0 and len(objects) > 1 and np.isfinite(companion[i]).all():
             rest = np.flatnonzero(np.arange(len(objects)) != centre)
-            mate = rest[np.argmin(np.hypot(objects["x"][rest] - companion[i, 0],
-                                           objects["y"][rest] - companion[i, 1]))]
+            gap = np.hypot(objects["x"][rest] - companion[i, 0], objects["y"][rest] - companion[i, 1])
+            if gap.min() > max_companion_offset:  # no source where the companion's light is
+                continue
+            mate = rest[np.argmin(gap)]
             light = np.clip(stamp, 0, None)
             segment_light = np.array([light[seg == source + 1].sum() for source in (centre, mate)])
             # given[j, k]: light of galaxy j's segment given to galaxy k

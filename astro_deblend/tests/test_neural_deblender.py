@@ -517,6 +517,8 @@ def test_a_galaxy_handed_to_its_neighbour_is_ambiguous():
     greedy = np.stack([xx < 22, xx >= 22]).astype(float)  # the central galaxy's right half
     check = check_pairs(noisy[None], [0.05], companion=[[36.0, 24.0]], shares=greedy[None])
     assert check.lost_fraction[0, 0] > 0.3 and check.handed_over.tolist() == [[True, True]]
+    far = check_pairs(noisy[None], [0.05], companion=[[36.0, 40.0]], shares=greedy[None])
+    assert np.isnan(far.lost_fraction).all() and not far.handed_over.any()  # no source where its light is
     without = check_pairs(noisy[None], [0.05], companion=[[36.0, 24.0]])
     assert without.handed_over is None and without.lost_fraction is None
     with pytest.raises(ValueError, match="shares must have shape"):
@@ -539,3 +541,34 @@ def test_a_stamp_too_faint_for_the_network_is_flagged_and_warned():
     assert len(said) == 1 and said[0].startswith("1 of 2 stamps")
     flag = np.asarray(table["flag"]).reshape(2, 2)
     assert np.all(flag[1] & 8) and not np.any(flag[0] & 8)
+
+
+def test_the_segment_test_marks_its_own_galaxy_through_every_batch(monkeypatch):
+    """`measure` runs the pair check batch by batch: each stamp's handed_over lands on its own rows."""
+    import astro_deblend.neural_deblender as nd
+    from astro_deblend.pair_check import PairCheck
+
+    rng = np.random.default_rng(4)
+    stack = np.stack([_gaussian(24, 24, 100) + _gaussian(33, 24, 60 + 50 * i) for i in range(5)])
+    stack = stack + rng.normal(0, 0.05, stack.shape)
+    marked = {2: 1, 3: 0, 4: 1}  # stamp -> galaxy handed over (the third batch holds stamp 4 alone)
+
+    def fake(part, sigma, **kwargs):
+        n = len(part)
+        index = [int(round((p.sum() - 160) / 50)) for p in part]  # each stamp's i, from its flux
+        handed = np.zeros((n, 2), bool)
+        for j, i in enumerate(index):
+            if i in marked:
+                handed[j, marked[i]] = True
+        no = np.zeros(n, bool)
+        return PairCheck(np.full(n, 2), no, no, no, None, None, handed, np.zeros((n, 2)), np.zeros((n, 2)))
+
+    monkeypatch.setattr(nd, "check_pairs", fake)
+    deblender = NeuralDeblender(FracNetConfig(stamp_size=48, filters=(4, 8, 8)), weights=None, batch_size=2)
+    with pytest.warns(AstropyUserWarning, match="untrained"):
+        table, _ = deblender.measure(stack, noise_sigma=0.05, progress=False)
+    four = (np.asarray(table["flag"]).reshape(5, 2) & 4) > 0
+    expected = np.zeros((5, 2), bool)
+    for i, k in marked.items():
+        expected[i, k] = True
+    assert (four == expected).all()
