@@ -73,8 +73,9 @@ class PairCheck:
     lost_fraction, taken_fraction : ndarray of float, shape (N, 2), or None
         The fractions behind ``handed_over``: of the light in the galaxy's detection segment, the share the
         method gave the other galaxy; the light of the other's segment that the method gave the galaxy, over
-        the galaxy's flux (NaN where the detection did not find both sources, no source lies within
-        ``max_companion_offset`` of the companion's light, or the flux is not positive).
+        the galaxy's flux (NaN where the detection did not find both sources, or the flux is not positive).
+        The companion's source is the one, other than the central source, that holds most of the light the
+        method gave the companion.
     """
 
     n_sources: np.ndarray
@@ -193,12 +194,14 @@ def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05,
             far = np.hypot(objects["x"][others] - companion[i, 0], objects["y"][others] - companion[i, 1])
             elsewhere[i] = bool(np.any(far > max_companion_offset))
         if lost is not None and label > 0 and len(objects) > 1 and np.isfinite(companion[i]).all():
-            rest = np.flatnonzero(np.arange(len(objects)) != centre)
-            gap = np.hypot(objects["x"][rest] - companion[i, 0], objects["y"][rest] - companion[i, 1])
-            if gap.min() > max_companion_offset:  # no source where the companion's light is
-                continue
-            mate = rest[np.argmin(gap)]
             light = np.clip(stamp, 0, None)
+            # the companion's source: the other source that holds most of the light given to the companion
+            # (not the nearest to its light: a hand-off pulls that towards the central galaxy)
+            rest = np.flatnonzero(np.arange(len(objects)) != centre)
+            held = np.array([(shares[i, 1] * light)[seg == j + 1].sum() for j in rest])
+            if not held.max() > 0:
+                continue
+            mate = rest[np.argmax(held)]
             segment_light = np.array([light[seg == source + 1].sum() for source in (centre, mate)])
             # given[j, k]: light of galaxy j's segment given to galaxy k
             given = np.array([[(shares[i, k] * light)[seg == source + 1].sum() for k in (0, 1)]

@@ -517,8 +517,10 @@ def test_a_galaxy_handed_to_its_neighbour_is_ambiguous():
     greedy = np.stack([xx < 22, xx >= 22]).astype(float)  # the central galaxy's right half
     check = check_pairs(noisy[None], [0.05], companion=[[36.0, 24.0]], shares=greedy[None])
     assert check.lost_fraction[0, 0] > 0.3 and check.handed_over.tolist() == [[True, True]]
-    far = check_pairs(noisy[None], [0.05], companion=[[36.0, 40.0]], shares=greedy[None])
-    assert np.isnan(far.lost_fraction).all() and not far.handed_over.any()  # no source where its light is
+    # a faint blob far away is not the companion's source, though nearer the companion's light centroid
+    blob = noisy + _gaussian(36, 42, 8)
+    far = check_pairs(blob[None], [0.05], companion=[[36.0, 34.0]], shares=fair[None])
+    assert far.n_sources[0] == 3 and far.lost_fraction[0].max() < 0.05 and not far.handed_over.any()
     without = check_pairs(noisy[None], [0.05], companion=[[36.0, 24.0]])
     assert without.handed_over is None and without.lost_fraction is None
     with pytest.raises(ValueError, match="shares must have shape"):
@@ -564,7 +566,9 @@ def test_the_segment_test_marks_its_own_galaxy_through_every_batch(monkeypatch):
         return PairCheck(np.full(n, 2), no, no, no, None, None, handed, np.zeros((n, 2)), np.zeros((n, 2)))
 
     monkeypatch.setattr(nd, "check_pairs", fake)
-    deblender = NeuralDeblender(FracNetConfig(stamp_size=48, filters=(4, 8, 8)), weights=None, batch_size=2)
+    # one view: an untrained network's turned views disagree, and their spread would set flag 4 too
+    deblender = NeuralDeblender(FracNetConfig(stamp_size=48, filters=(4, 8, 8)), weights=None, batch_size=2,
+                                views=1)
     with pytest.warns(AstropyUserWarning, match="untrained"):
         table, _ = deblender.measure(stack, noise_sigma=0.05, progress=False)
     four = (np.asarray(table["flag"]).reshape(5, 2) & 4) > 0
