@@ -731,7 +731,8 @@ def residual_sky(stack, sigma, *, with_tilt=True):
         # white-noise level takes for signal and cuts away, leaving the empty pixels' median below zero:
         # there, the level's threshold is 3 times the scatter of the 3x3 mean instead (sigma for white noise)
         ratio = np.where(plain > 0, 3 * _local_mean_scatter(part) / np.where(plain > 0, plain, 1.0), 1.0)
-        raised = ratio > CORRELATED_NOISE_RATIO
+        # (capped: far beyond what drizzling makes, the differences hold a noiseless profile, not noise)
+        raised = (ratio > CORRELATED_NOISE_RATIO) & (ratio < MAX_NOISE_CORRELATION_RATIO)
         s = np.where(raised, ratio * plain, plain)
         lev = np.median(part, axis=(1, 2))
         for _ in range(2):  # the signal above the current level, so that a pedestal is not taken for signal
@@ -758,6 +759,11 @@ def residual_sky(stack, sigma, *, with_tilt=True):
 #: held-out paper-like blends (white noise, galaxies in the stamp) 0.96-1.15 (400 blends); neighbouring
 #: pixels correlated at 0.26 give 1.3, at 0.67 1.8.
 CORRELATED_NOISE_RATIO = 1.15
+
+#: ... and at most this factor: HST ACS noise drawn at 0.03"/px gives 1.4, white noise smoothed by a Gaussian
+#: of 1 px (neighbouring pixels correlated at 0.78) 2.3; far larger ratios come from stamps without noise,
+#: whose differences hold the profiles themselves, and leave the plain threshold.
+MAX_NOISE_CORRELATION_RATIO = 4.0
 
 
 def _local_mean_scatter(part):

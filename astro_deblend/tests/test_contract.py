@@ -430,9 +430,9 @@ def test_correlated_noise_is_not_taken_for_a_sky():
     assert np.all(np.abs(level) < 0.15) and np.all(tilt < 0.25)  # was 0.34-0.51 sigma below zero
     level, _ = residual_sky(noise + 0.5, estimate_noise_sigma(noise))
     assert np.all(level > MAX_RESIDUAL_BACKGROUND) and np.all(level < 0.6)  # a pedestal is still caught
-    ramp = np.linspace(-0.5, 0.5, 128)[None, None, :]  # a gradient on it is still read
-    _, tilt = residual_sky(noise + ramp, estimate_noise_sigma(noise))
-    assert np.all(tilt > 0.25)
+    ramp = np.linspace(-0.5, 0.5, 128)[None, None, :]  # a gradient on it still tilts the empty pixels,
+    _, tilted = residual_sky(noise + ramp, estimate_noise_sigma(noise))  # less than on white noise
+    assert np.median(tilted) > 0.2 and np.median(tilted) > 3 * np.median(tilt)
 
 
 def test_white_noise_with_galaxies_keeps_the_plain_sky_threshold():
