@@ -25,8 +25,11 @@ Everything a run produces goes to ``output_dir``::
     state.json             epochs finished, best validation loss, learning rate, finished or not
 
 A run that is interrupted (or called again with more ``epochs``) continues from ``last.keras`` at
-the next epoch; the patience counters of early stopping and of the learning-rate plateau start again
-from zero. At the end the model holds the best weights.
+the next epoch, and the patience counters of early stopping and of the learning-rate plateau go on from
+where they were (``state.json`` holds the epoch of the best loss and of the last change of the learning
+rate; for a run written before it did, the best epoch is read from ``history.csv``): a run resumed every
+few epochs still stops, or lowers its rate, after the same flat epochs as one that never stopped. At the
+end the model holds the best weights.
 """
 
 import contextlib
@@ -490,13 +493,19 @@ class _SetEpoch(keras.callbacks.Callback):
 class _WriteState(keras.callbacks.Callback):
     """Write ``state.json`` after each epoch (after the checkpoints) and at the end."""
 
-    def __init__(self, path, monitor, best, epochs):
+    def __init__(self, path, monitor, best, epochs, *, best_epoch=None, rate_changed_epoch=None):
         super().__init__()
         self.path = path
         self.monitor = monitor
         self.best = best
+        self.best_epoch = best_epoch
+        self.rate_changed_epoch = rate_changed_epoch
         self.epochs = epochs
         self.epochs_completed = 0
+        self._rate = None
+
+    def _learning_rate(self):
+        return float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def _write(self, finished):
         state = {
@@ -504,21 +513,88 @@ class _WriteState(keras.callbacks.Callback):
             "epochs_target": self.epochs,
             "monitor": self.monitor,
             "best": self.best,
-            "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+            "best_epoch": self.best_epoch,
+            "learning_rate": self._learning_rate(),
+            "rate_changed_epoch": self.rate_changed_epoch,
             "finished": finished,
         }
         atomic_write_text(self.path, json.dumps(state, indent=2))  # never a half-written state
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._rate = self._learning_rate()
 
     def on_epoch_end(self, epoch, logs=None):
         self.epochs_completed = epoch + 1
         value = (logs or {}).get(self.monitor)
         if value is not None and np.isfinite(value) and (self.best is None or value < self.best):
             self.best = float(value)
+            self.best_epoch = epoch + 1
         self._write(finished=False)
 
     def on_train_end(self, logs=None):
         if self.epochs_completed:
             self._write(finished=True)
+
+    def on_epoch_end_rate(self, epoch):
+        """Called by `_ResumedPlateau` after it has (or has not) changed the rate at the end of ``epoch``."""
+        if self._rate is not None and self._learning_rate() != self._rate:
+            self.rate_changed_epoch = epoch + 1
+            self._write(finished=False)
+
+
+def _resumed_counts(state, history_path, monitor):
+    """Epochs without improvement when a run resumes, for early stopping and for the plateau rule.
+
+    Returns ``(best_epoch, stop_wait, plateau_wait)``: the 1-based epoch of the best ``monitor`` value (from
+    ``state`` or, for a state written before it held it, the lowest value in ``history.csv``), the
+    epochs since it, and the epochs since it or since the learning rate last changed, whichever is later.
+    """
+    done = int(state.get("epochs_completed", 0))
+    best_epoch = state.get("best_epoch")
+    if best_epoch is None and state.get("best") is not None and Path(history_path).exists():
+        import csv
+
+        with open(history_path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get(monitor) not in (None, "")]
+        values = np.array([float(r[monitor]) for r in rows])
+        if values.size and np.isfinite(values).any():
+            best_epoch = int(rows[int(np.nanargmin(values))]["epoch"]) + 1  # the CSV counts from 0
+    if best_epoch is None:
+        return None, 0, 0
+    best_epoch = min(int(best_epoch), done)
+    changed = state.get("rate_changed_epoch") or 0
+    return best_epoch, done - best_epoch, done - max(best_epoch, int(changed))
+
+
+class _ResumedPlateau(keras.callbacks.ReduceLROnPlateau):
+    """`keras.callbacks.ReduceLROnPlateau` whose count of flat epochs goes on across a resume (Keras sets it
+    to zero at the start of every ``fit``)."""
+
+    def __init__(self, *args, best=None, wait=0, state=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._resumed = (best, wait)
+        self._state = state
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.best, self.wait = self._resumed
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self._state is not None:
+            self._state.on_epoch_end_rate(epoch)
+
+
+class _ResumedEarlyStopping(keras.callbacks.EarlyStopping):
+    """`keras.callbacks.EarlyStopping` whose count of flat epochs goes on across a resume."""
+
+    def __init__(self, *args, best=None, wait=0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._resumed = (best, wait)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.best, self.wait = self._resumed
 
 
 def _split(n, config):
@@ -688,12 +764,16 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
     paths["training_config.json"].write_text(json.dumps(record, indent=2))
     initial_epoch = state["epochs_completed"] if state else 0
     best = state["best"] if state else None
+    best_epoch, stop_wait, plateau_wait = (_resumed_counts(state, paths["history.csv"], monitor) if state
+                                           else (None, 0, 0))
 
     finished = state is not None and state["finished"] and config.epochs <= state["epochs_target"]
     if finished or initial_epoch >= config.epochs:
         history = keras.callbacks.History()
         history.history, history.epoch = {}, []
     else:
+        writer = _WriteState(paths["state.json"], monitor, best, config.epochs, best_epoch=best_epoch,
+                             rate_changed_epoch=state.get("rate_changed_epoch") if state else None)
         builtin = [
             _SetEpoch(train_batches),
             keras.callbacks.TerminateOnNaN(),
@@ -705,17 +785,21 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
                 save_weights_only=True,
                 initial_value_threshold=best,
             ),
-            _WriteState(paths["state.json"], monitor, best, config.epochs),
+            writer,
             keras.callbacks.CSVLogger(paths["history.csv"], append=initial_epoch > 0),
-            keras.callbacks.ReduceLROnPlateau(
+            _ResumedPlateau(
                 monitor=monitor,
                 factor=config.plateau_factor,
                 patience=config.plateau_patience,
                 min_lr=config.min_learning_rate,
                 verbose=int(config.verbose > 0),
+                best=best,
+                wait=plateau_wait,
+                state=writer,
             ),
-            keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=config.patience, verbose=int(config.verbose > 0)
+            _ResumedEarlyStopping(
+                monitor=monitor, patience=config.patience, verbose=int(config.verbose > 0), best=best,
+                wait=stop_wait,
             ),
         ]
         time_limit = None

@@ -329,3 +329,34 @@ def test_validation_on_other_blends_and_a_time_budget(data, tmp_path):
     with pytest.raises(ValueError, match="validation_data or a validation_fraction"):
         train(FRACNET, data, TrainingConfig(epochs=1, **QUIET), output_dir=tmp_path / "b",
               validation_data=other)
+
+
+def test_patience_counts_go_on_across_a_resume(data, tmp_path):
+    """Keras sets the flat-epoch counts of the plateau rule and of early stopping to zero at every fit: a
+    run resumed every few epochs (the paper's networks, one session after another) never lowered its rate.
+    Here the best loss is at epoch 1 of 3 (made unbeatable), so on resuming the count is 2: the rate
+    falls at epoch 4 (patience 3) and the run stops there (patience 3), not at epochs 5 and 6."""
+    config = TrainingConfig(epochs=3, patience=3, plateau_patience=3, **QUIET)
+    train(B2F, data, config, output_dir=tmp_path)
+    path = tmp_path / "state.json"
+    state = json.loads(path.read_text())
+    assert state["best_epoch"] in (1, 2, 3) and state["rate_changed_epoch"] is None
+    state.update(best=1e-9, best_epoch=1)  # no later epoch improves on it
+    path.write_text(json.dumps(state))
+    _, history = train(B2F, data, TrainingConfig(epochs=8, patience=3, plateau_patience=3, **QUIET),
+                       output_dir=tmp_path)
+    state = json.loads(path.read_text())
+    assert history.epoch == [3]  # stopped at the end of epoch 4
+    assert state["rate_changed_epoch"] == 4 and state["learning_rate"] == pytest.approx(1.5e-3)
+    assert state["best_epoch"] == 1 and state["epochs_completed"] == 4
+
+
+def test_a_state_without_the_best_epoch_reads_it_from_the_history(tmp_path):
+    from astro_deblend.training import _resumed_counts
+
+    (tmp_path / "history.csv").write_text("epoch,loss,val_loss\n0,3,2.5\n1,2,1.5\n2,1,1.9\n3,1,1.7\n")
+    state = {"epochs_completed": 4, "best": 1.5}
+    assert _resumed_counts(state, tmp_path / "history.csv", "val_loss") == (2, 2, 2)
+    state.update(rate_changed_epoch=3)
+    assert _resumed_counts(state, tmp_path / "history.csv", "val_loss") == (2, 2, 1)
+    assert _resumed_counts({"epochs_completed": 4}, tmp_path / "none.csv", "val_loss") == (None, 0, 0)
