@@ -26,13 +26,13 @@ not look like a centred pair:
 One more test says, per galaxy, that the shares are doubtful rather than that the stamp is not a pair:
 
 - ``handed_over`` (when the network's shares are given): the network gives the other galaxy more than
-  ``max_handed_over`` of the light in this galaxy's own detection segment (the central source, or the
-  source nearest the companion's light), or the light of the other's segment that it gives this galaxy
-  is more than that fraction of this galaxy's flux. The network does this to lopsided, clumpy and
-  arc-like galaxies of shapes it never saw, even in wide pairs: it hands a part of one galaxy to its
-  neighbour, and both fluxes are doubtful. (A neighbour's wings do reach into a galaxy's segment: even
-  the true shares give the other galaxy a few per cent of a segment's light, more for extended profiles
-  2-3 radii apart, so the test also marks some pairs that are only close.)
+  ``max_handed_over`` of the light in this galaxy's own detection segment (the central source, or the other
+  source that holds most of the light given to the companion), or the light of the other's segment that it
+  gives this galaxy is more than that fraction of this galaxy's flux. The network does this to lopsided,
+  clumpy and arc-like galaxies of shapes it never saw, even in wide pairs: it hands a part of one galaxy to
+  its neighbour, and both fluxes are doubtful. (A neighbour's wings do reach into a galaxy's segment: even
+  the true shares give the other galaxy a few per cent of a segment's light, more for extended profiles 2-3
+  radii apart, so the test also marks some pairs that are only close.)
   `~astro_deblend.NeuralDeblender.measure` sets flag 4 (``Flag.AMBIGUOUS``) on the galaxy.
 
 The detection is SExtractor-like: ``thresh`` sigmas over ``minarea`` pixels, deblended with a contrast of
