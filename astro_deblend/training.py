@@ -33,6 +33,7 @@ end the model holds the best weights.
 """
 
 import contextlib
+import csv
 import dataclasses
 import json
 import math
@@ -552,8 +553,6 @@ def _resumed_counts(state, history_path, monitor):
     done = int(state.get("epochs_completed", 0))
     best_epoch = state.get("best_epoch")
     if best_epoch is None and state.get("best") is not None and Path(history_path).exists():
-        import csv
-
         with open(history_path, newline="") as f:
             rows = [r for r in csv.DictReader(f) if r.get(monitor) not in (None, "")]
         values = np.array([float(r[monitor]) for r in rows])
