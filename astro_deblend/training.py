@@ -492,7 +492,8 @@ class _SetEpoch(keras.callbacks.Callback):
 
 
 class _WriteState(keras.callbacks.Callback):
-    """Write ``state.json`` after each epoch (after the checkpoints) and at the end."""
+    """Write ``state.json`` after each epoch (after the checkpoints and the plateau rule, so that it sees the
+    rate that rule set) and at the end."""
 
     def __init__(self, path, monitor, best, epochs, *, best_epoch=None, rate_changed_epoch=None):
         super().__init__()
@@ -530,17 +531,13 @@ class _WriteState(keras.callbacks.Callback):
         if value is not None and np.isfinite(value) and (self.best is None or value < self.best):
             self.best = float(value)
             self.best_epoch = epoch + 1
+        if self._rate is not None and self._learning_rate() != self._rate:
+            self.rate_changed_epoch = epoch + 1
         self._write(finished=False)
 
     def on_train_end(self, logs=None):
         if self.epochs_completed:
             self._write(finished=True)
-
-    def on_epoch_end_rate(self, epoch):
-        """Called by `_ResumedPlateau` after it has (or has not) changed the rate at the end of ``epoch``."""
-        if self._rate is not None and self._learning_rate() != self._rate:
-            self.rate_changed_epoch = epoch + 1
-            self._write(finished=False)
 
 
 def _resumed_counts(state, history_path, monitor):
@@ -565,27 +562,9 @@ def _resumed_counts(state, history_path, monitor):
     return best_epoch, done - best_epoch, done - max(best_epoch, int(changed))
 
 
-class _ResumedPlateau(keras.callbacks.ReduceLROnPlateau):
-    """`keras.callbacks.ReduceLROnPlateau` whose count of flat epochs goes on across a resume (Keras sets it
-    to zero at the start of every ``fit``)."""
-
-    def __init__(self, *args, best=None, wait=0, state=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._resumed = (best, wait)
-        self._state = state
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        self.best, self.wait = self._resumed
-
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        if self._state is not None:
-            self._state.on_epoch_end_rate(epoch)
-
-
-class _ResumedEarlyStopping(keras.callbacks.EarlyStopping):
-    """`keras.callbacks.EarlyStopping` whose count of flat epochs goes on across a resume."""
+class _GoesOnCounting:
+    """Mixin for a Keras patience callback whose best value and count of flat epochs go on across a resume
+    (Keras sets them afresh at the start of every ``fit``)."""
 
     def __init__(self, *args, best=None, wait=0, **kwargs):
         super().__init__(*args, **kwargs)
@@ -594,6 +573,14 @@ class _ResumedEarlyStopping(keras.callbacks.EarlyStopping):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         self.best, self.wait = self._resumed
+
+
+class _ResumedPlateau(_GoesOnCounting, keras.callbacks.ReduceLROnPlateau):
+    pass
+
+
+class _ResumedEarlyStopping(_GoesOnCounting, keras.callbacks.EarlyStopping):
+    pass
 
 
 def _split(n, config):
@@ -784,7 +771,6 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
                 save_weights_only=True,
                 initial_value_threshold=best,
             ),
-            writer,
             keras.callbacks.CSVLogger(paths["history.csv"], append=initial_epoch > 0),
             _ResumedPlateau(
                 monitor=monitor,
@@ -794,12 +780,12 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
                 verbose=int(config.verbose > 0),
                 best=best,
                 wait=plateau_wait,
-                state=writer,
             ),
             _ResumedEarlyStopping(
                 monitor=monitor, patience=config.patience, verbose=int(config.verbose > 0), best=best,
                 wait=stop_wait,
             ),
+            writer,  # last: after the checkpoints and the rate the plateau rule set
         ]
         time_limit = None
         if config.time_limit is not None:
