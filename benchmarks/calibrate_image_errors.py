@@ -82,16 +82,28 @@ def _measure(deblender, image, sigma, x, y):
             "flag": np.asarray(table["flag"])}
 
 
-def _field_rows(deblender, scene, detected, noise_factor, seed):
-    """The sources of one field, its noise raised ``noise_factor`` times (a shallower sky: lower S/N)."""
-    truth = scene.truth
+def field_image(scene, noise_factor, seed):
+    """A field's image and noise sigma, its noise raised ``noise_factor`` times (a shallower sky)."""
     sigma = scene.noise_sigma * noise_factor
     extra = np.sqrt(noise_factor**2 - 1) * scene.noise_sigma
     image = scene.image + np.random.default_rng([seed, 7]).normal(0, extra, scene.image.shape) if extra else \
         scene.image
+    return image, sigma
+
+
+def detected_sources(image, sigma, truth):
+    """photutils' detections matched to the truth: (true rows, catalogue rows, segmentation, catalogue)."""
+    segm, cat = detect(prepare_image(image, error=sigma))
+    rows, cols = _match(truth, *centroids(cat))
+    return rows, cols, segm, cat
+
+
+def _field_rows(deblender, scene, detected, noise_factor, seed):
+    """The sources of one field, its noise raised ``noise_factor`` times (a shallower sky: lower S/N)."""
+    truth = scene.truth
+    image, sigma = field_image(scene, noise_factor, seed)
     if detected:
-        _, cat = detect(prepare_image(image, error=sigma))
-        rows, cols = _match(truth, *centroids(cat))
+        rows, cols, _, cat = detected_sources(image, sigma, truth)
         x, y = np.asarray(centroids(cat)[0])[cols], np.asarray(centroids(cat)[1])[cols]
     else:
         rows = np.arange(len(truth))
