@@ -59,6 +59,7 @@ from .stamps import (
     _plain_zeropoint,
     _scalar,
     estimate_noise_sigma,
+    noise_correlation_factor,
     per_pixel_flux,
     prepare_stamps,
     unwrap_container,
@@ -1200,6 +1201,7 @@ def measure_image(
         else:
             flux, noise_err, rel_blend, ids_image, off, cut = _shared_fluxes(image, src, views, found, on,
                                                                              size, model)
+            noise_err = noise_err * _noise_correlation(image)  # correlated pixels add up faster
             flag[off] |= Flag.AMBIGUOUS
             flag[cut] |= Flag.INCOMPLETE
             faint = (_segment_snr(image, src) < MIN_SEGMENT_SNR) & src.on_image
@@ -1520,6 +1522,32 @@ def _shared_fluxes(image, src, views, found, on, size, model):
         best[sl][take] = share[take]
         ids_image[sl][take] = src.id[k]
     return flux, noise_err, rel_blend, ids_image, off, cut
+
+
+#: Side (px) and largest number of the blocks of an image that `_noise_correlation` reads.
+_CORRELATION_BLOCK, _CORRELATION_BLOCKS = 256, 16
+
+
+def _noise_correlation(image):
+    """`astro_deblend.stamps.noise_correlation_factor` of the image: the median over up to 16 blocks of
+    256 px spread over it (a whole survey tile need not be read), each against the median error on it."""
+    ny, nx = image.shape
+    side = min(_CORRELATION_BLOCK, ny, nx)
+    per_axis = max(1, int(np.sqrt(_CORRELATION_BLOCKS)))
+    blocks, sigma = [], []
+    for y0 in np.unique(np.linspace(0, ny - side, per_axis).astype(int)):
+        for x0 in np.unique(np.linspace(0, nx - side, per_axis).astype(int)):
+            sl = np.s_[y0 : y0 + side, x0 : x0 + side]
+            good = ~image.bad[sl]
+            err = np.asarray(image.error_in(sl), float)
+            err = err if err.ndim == 0 else err[good & np.isfinite(err)]
+            if good.mean() < 0.9 or err.size == 0:  # mostly masked: its zeros are no noise
+                continue
+            blocks.append(image.data[sl])
+            sigma.append(float(np.median(err)))
+    if not blocks:
+        return 1.0
+    return float(np.median(noise_correlation_factor(np.stack(blocks), np.asarray(sigma), skip_centre=0)))
 
 
 #: Sources whose detection segment has a lower S/N (its pixels' sum over the noise of that sum) get flag 8

@@ -31,6 +31,7 @@ from .models import MODEL_CONFIGS, build_model, config_from_dict
 from .models.normalization import NORMALIZATION, scale_from_noise, signal_mask
 from .models.store import KINDS, bundled, file_sha256, read_record, write_network
 from .pair_check import check_pairs
+from .stamps import noise_correlation_factor
 from .training import fit_network, training_domain
 from .uncertainty import ErrorModel, propagated_noise
 
@@ -438,7 +439,9 @@ class NeuralDeblender(Deblender):
             galaxy's; and, not features of the error model, ``lost_to_neighbour``, the fraction of the
             light in the galaxy's detection segment that the network gives the neighbour, and
             ``taken_from_neighbour``, the light of the neighbour's segment given to the galaxy over its
-            flux, both NaN without ``pair_check`` or without both segments detected)
+            flux, both NaN without ``pair_check`` or without both segments detected; and
+            ``noise_correlation``, the factor by which ``flux_err_noise`` was raised for noise correlated
+            between pixels, `astro_deblend.stamps.noise_correlation_factor`, 1 for independent pixels)
             [default: False].
 
         Returns
@@ -513,6 +516,7 @@ class NeuralDeblender(Deblender):
 
         flux = np.empty((n, 2))
         noise_term = np.full((n, 2), np.nan)
+        correlation = np.ones(n)
         overlap = np.full((n, 2), np.nan)
         spread = np.zeros((n, 2))
         map_spread = np.full((n, 2), np.nan)
@@ -543,7 +547,9 @@ class NeuralDeblender(Deblender):
             if part_maps is not None:
                 part_noise = noise[sl] if batch.noise_sigma is None or batch.noise_sigma.ndim == 1 \
                     else batch.noise_sigma[sl]
-                noise_term[sl] = propagated_noise(part_maps, part_noise)
+                # pixels whose noise is correlated (drizzled mosaics) add up faster than independent ones
+                correlation[sl] = noise_correlation_factor(part, noise[sl])
+                noise_term[sl] = propagated_noise(part_maps, part_noise) * correlation[sl, None]
                 overlap[sl] = _shared_light(part, part_maps)
             if return_maps:
                 maps[sl] = part_maps
@@ -608,7 +614,8 @@ class NeuralDeblender(Deblender):
         extra = (maps,) if return_maps else ()
         if return_diagnostics:
             extra += ({"flux_err_noise": noise_term, **features, "lost_to_neighbour": lost_fraction,
-                       "taken_from_neighbour": taken_fraction},)
+                       "taken_from_neighbour": taken_fraction,
+                       "noise_correlation": np.repeat(correlation[:, None], 2, axis=1)},)
         return Deblended(
             flux=flux, flux_err=flux_err, x=x, y=y, label=label, n_detected=n_detected,
             flag=flag, segments=[SegmentationImage(lab) for lab in labels], extra=extra,

@@ -23,7 +23,7 @@ from .deblender import Deblended, Deblender
 from .exceptions import InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
 from .photometry import KRON_ANALYSIS_RADIUS, flux_auto
-from .stamps import per_stamp
+from .stamps import noise_correlation_factor, per_stamp
 from .uncertainty import ErrorModel
 
 __all__ = ["SepDeblender", "SEP_FEATURES", "bundled_error_model"]
@@ -255,8 +255,10 @@ class SepDeblender(Deblender):
         progress : bool, optional
             Show a progress bar for stacks of more than 200 stamps. Default True.
         return_diagnostics : bool, optional
-            Also return a dict of (N, 2) arrays: ``flux_err_noise`` (the noise part of ``flux_err``) and
-            the features of the deblending term (`SEP_FEATURES`). Default False.
+            Also return a dict of (N, 2) arrays: ``flux_err_noise`` (the noise part of ``flux_err``), the
+            features of the deblending term (`SEP_FEATURES`) and ``noise_correlation``, the factor by which
+            the noise part was raised for noise correlated between pixels
+            (`astro_deblend.stamps.noise_correlation_factor`). Default False.
         **unknown
             Any other keyword is refused with `~astro_deblend.exceptions.InputTypeError`, as by every method.
 
@@ -309,7 +311,9 @@ class SepDeblender(Deblender):
         background = ("zero; rms = noise_sigma" if batch.noise_given
                       else "sep.Background constant level per stamp; rms estimated per stamp")
         features = results.features()
-        noise_err = results.flux_err
+        # pixels whose noise is correlated (drizzled mosaics) add up faster than independent ones
+        correlation = noise_correlation_factor(stack, noise)
+        noise_err = results.flux_err * correlation[:, None]
         # a noise map without information (inf) on the galaxy's pixels: a flux whose error is unknown
         results.flag[np.isfinite(results.flux) & ~np.isfinite(noise_err)] |= Flag.INCOMPLETE
         if self.error_model is not None:
@@ -320,7 +324,9 @@ class SepDeblender(Deblender):
         else:
             flux_err = noise_err
             how = "sep's noise only (no deblending term: an underestimate in blends)"
-        extra = ({"flux_err_noise": noise_err, **features},) if return_diagnostics else ()
+        diagnostics = {"flux_err_noise": noise_err, **features,
+                       "noise_correlation": np.repeat(correlation[:, None], 2, axis=1)}
+        extra = (diagnostics,) if return_diagnostics else ()
         return Deblended(flux=results.flux, flux_err=flux_err, x=results.x, y=results.y,
                          label=results.label, n_detected=results.n_detected, flag=results.flag,
                          segments=segments, extra=extra, meta={"background": background, "flux_err": how})

@@ -183,6 +183,31 @@ def test_sep_baseline_has_its_own_whole_image_error_model(galaxy):
         assert out.meta["flux_err"] == "the views' own errors"
 
 
+def test_correlated_noise_raises_the_noise_term_of_whole_images(fracnet, galaxy):
+    """Noise correlated between pixels (a drizzled mosaic's) adds up faster than independent noise of the
+    same rms: flux_err_noise is raised by the image's correlation factor, and white noise keeps it."""
+    from scipy import ndimage
+
+    from astro_deblend.images import _noise_correlation, prepare_image
+
+    stamp = galaxy[0]
+    clean = _place((300, 300), stamp, [(100, 100), (150, 160), (230, 220)], noise=0)
+    sources = Table({"x": [100.0, 160.0, 220.0], "y": [100.0, 150.0, 230.0]})
+    rng = np.random.default_rng(8)
+    correlated = ndimage.convolve(rng.normal(size=(316, 316)), np.outer([0.25, 1, 0.25], [0.25, 1, 0.25]),
+                                  mode="wrap")[8:-8, 8:-8]
+    correlated *= NOISE / correlated.std()
+    white = rng.normal(0, NOISE, clean.shape)
+    factor = _noise_correlation(prepare_image(clean + correlated, error=NOISE))
+    assert 1.4 < factor < 1.9  # the sum over a galaxy scatters 1.9 times the independent-pixel value
+    assert _noise_correlation(prepare_image(clean + white, error=NOISE)) == 1.0
+    out = {}
+    for name, noise in (("white", white), ("correlated", correlated)):
+        out[name], _ = _measure(fracnet, clean + noise, sources=sources, error=NOISE)
+    ratio = np.asarray(out["correlated"]["flux_err_noise"]) / np.asarray(out["white"]["flux_err_noise"])
+    np.testing.assert_allclose(ratio, factor, rtol=0.1)
+
+
 def _exponential(shape, x0, y0, flux, scale, q=1.0):
     yy, xx = np.mgrid[: shape[0], : shape[1]].astype(float)
     profile = np.exp(-np.hypot(xx - x0, (yy - y0) / q) / scale)
