@@ -36,8 +36,10 @@ Flags: bits of `astro_deblend.flags.Flag`; `~astro_deblend.flags.Flag.INCOMPLETE
 the last `BORDER` pixels before them is more than `MAX_BORDER_LIGHT` of its flux (its profile goes on where
 no pixel measures it); `~astro_deblend.flags.Flag.OUT_OF_DOMAIN` (networks) where the source's
 detection segment has a S/N below `MIN_SEGMENT_SNR`; `~astro_deblend.flags.Flag.CROWDED` where
-more than one other source overlaps it; `~astro_deblend.flags.Flag.AMBIGUOUS` on both members of a pair when
-either has it; plus the bits the method sets on the view.
+more than one other source overlaps it; `~astro_deblend.flags.Flag.AMBIGUOUS` (fracnet) where more than
+`~astro_deblend.pair_check.MAX_HANDED_OVER` of the light of its detection segment is shared to the other
+sources, or as much of its flux comes from their segments (the segment test of `astro_deblend.pair_check`),
+and on both members of a pair when either has it; plus the bits the method sets on the view.
 """
 
 from dataclasses import dataclass
@@ -52,6 +54,7 @@ from .catalog import magnitude_columns
 from .conventions import resolve_zeropoint
 from .exceptions import AstroDeblendWarning, InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
+from .pair_check import MAX_HANDED_OVER
 from .stamps import (
     _fill_bad_pixels,
     _in_data_unit,
@@ -1191,18 +1194,26 @@ def measure_image(
         calibrated = getattr(deblender, "image_error_model", None)
         if getattr(deblender, "error_model", None) is None:
             calibrated = None
-        if found.central is None:
+        if found.central is None:  # (the views' noise terms hold each view's own correlation factor)
             flux[on], flux_err[on], noise_err[on] = found.flux, found.flux_err, found.noise_err
+            plain_noise_err = noise_err.copy()
+            if found.noise_factor is not None:
+                plain_noise_err[on] = noise_err[on] / found.noise_factor
             with np.errstate(invalid="ignore", divide="ignore"):  # the views' own deblending term
                 rel_blend = np.sqrt(np.clip(flux_err**2 - noise_err**2, 0, None)) / np.abs(flux)
             ids_image = src.ids_image()
             if return_model:  # the measured segments
                 model[ids_image > 0] = image.data[ids_image > 0]
         else:
-            flux, noise_err, rel_blend, ids_image, off, cut = _shared_fluxes(image, src, views, found, on,
-                                                                             size, model)
-            noise_err = noise_err * _noise_correlation(image)  # correlated pixels add up faster
+            shared = _shared_fluxes(image, src, views, found, on, size, model)
+            flux, noise_err, rel_blend, ids_image, off, cut, lost, taken = shared
+            # correlated pixels add up faster; the whole-image model's features keep the term it was fitted
+            # with (fields of white noise), so that only the noise term grows
+            plain_noise_err = noise_err
+            noise_err = noise_err * _noise_correlation(image, src)
             flag[off] |= Flag.AMBIGUOUS
+            # the network gave part of a source's own segment to its neighbours, or part of theirs to it
+            flag[(lost > MAX_HANDED_OVER) | (taken > MAX_HANDED_OVER)] |= Flag.AMBIGUOUS
             flag[cut] |= Flag.INCOMPLETE
             faint = (_segment_snr(image, src) < MIN_SEGMENT_SNR) & src.on_image
             flag[faint] |= Flag.OUT_OF_DOMAIN
@@ -1217,13 +1228,13 @@ def measure_image(
         if calibrated is not None:
             if hasattr(deblender, "_warn_fewer_views"):
                 deblender._warn_fewer_views(calibrated, "whole-image error model", stacklevel=4)
-            features = image_error_features(rel_blend, group_size, noise_err, flux)
+            features = image_error_features(rel_blend, group_size, plain_noise_err, flux)
             flux_err = calibrated.sigma(flux, noise_err, features)
         elif found.central is not None:  # the views' own stamp model: made for pairs, not for whole images
             flux_err = np.sqrt(noise_err**2 + (rel_blend * flux) ** 2)
     # a group that lost a member (not found in its view) gave its light to the others: their split is doubtful
-    lost = np.unique(group_id[(flag & Flag.NOT_DETECTED) > 0])
-    flag[np.isin(group_id, lost) & (group_size > 1)] |= Flag.AMBIGUOUS
+    missing = np.unique(group_id[(flag & Flag.NOT_DETECTED) > 0])
+    flag[np.isin(group_id, missing) & (group_size > 1)] |= Flag.AMBIGUOUS
     flag |= _doubtful_partners(flag, group_id, group_size)
     if image.error_given:
         own = pixel_rms(image.data[~image.bad])
@@ -1476,7 +1487,10 @@ def _shared_fluxes(image, src, views, found, on, size, model):
 
     Each view's maps are zeroed on its pixels that were replaced by noise: that light belongs to others.
     Returns also the sources whose shared light is centred more than MAX_LIGHT_OFFSET px from their position,
-    and adds each source's light to ``model`` (unless None).
+    the sources cut at the image's edge or masked pixels, and for each source the fraction of the (positive)
+    light of its detection segment that is shared to the other sources (``lost``) and the light shared to it
+    from the other sources' segments over its flux (``taken``); and adds each source's light to ``model``
+    (unless None).
     """
     n = src.id.size
     central = np.zeros((n, size, size), np.float32)
@@ -1492,6 +1506,10 @@ def _shared_fluxes(image, src, views, found, on, size, model):
     ids_image = np.zeros(image.shape, np.int64)
     border = _border(image)
     cut = np.zeros(n, bool)
+    # light of each source's detection segment given to the other sources, and light given to each source
+    # from the other sources' segments (the segment test of astro_deblend.pair_check, on the whole image)
+    given_away = np.zeros(n)
+    taken = np.zeros(n)
     with np.errstate(invalid="ignore", divide="ignore"):
         rel_deblend = np.sqrt(np.clip(found.flux_err**2 - found.noise_err**2, 0, None)) / np.abs(found.flux)
     for j, k in enumerate(on):
@@ -1509,6 +1527,11 @@ def _shared_fluxes(image, src, views, found, on, size, model):
             cut[k] = edge_light > max(MAX_BORDER_LIGHT * abs(flux[k]), 3 * edge_noise)
         if model is not None:
             model[sl] += light
+        labels, where = np.unique(src.segm[sl], return_inverse=True)
+        held = np.bincount(where.ravel(), weights=(share * np.clip(image.data[sl], 0, None)).ravel())
+        others = (labels >= 1) & (labels <= n) & (labels != k + 1)  # other catalogued sources' segments
+        taken[k] = held[others].sum()
+        np.add.at(given_away, labels[others] - 1, held[others])
         err = image.error_in(sl)
         noise_var = float(np.sum(share**2 * np.where(np.isfinite(err), err, 0.0) ** 2))
         noise_err[k] = np.sqrt(noise_var)
@@ -1521,33 +1544,34 @@ def _shared_fluxes(image, src, views, found, on, size, model):
         take = (share > 0.5) & (share > best[sl])
         best[sl][take] = share[take]
         ids_image[sl][take] = src.id[k]
-    return flux, noise_err, rel_blend, ids_image, off, cut
+    light = np.clip(image.data, 0, None)
+    segment_light = np.asarray(ndimage.sum_labels(light, src.segm, np.arange(1, n + 1)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lost = np.where(segment_light > 0, given_away / segment_light, 0.0)
+        taken = np.where(flux > 0, taken / flux, 0.0)
+    return flux, noise_err, rel_blend, ids_image, off, cut, lost, taken
 
 
 #: Side (px) and largest number of the blocks of an image that `_noise_correlation` reads.
 _CORRELATION_BLOCK, _CORRELATION_BLOCKS = 256, 16
 
 
-def _noise_correlation(image):
-    """`astro_deblend.stamps.noise_correlation_factor` of the image: the median over up to 16 blocks of
-    256 px spread over it (a whole survey tile need not be read), each against the median error on it."""
+def _noise_correlation(image, src):
+    """`astro_deblend.stamps.noise_correlation_factor` of the image's sky: the median over up to 16 blocks
+    of 256 px spread over it (a whole survey tile need not be read), on their pixels that are neither
+    masked nor within 3 px of a source's segment (the light of crowded fields does not cancel)."""
     ny, nx = image.shape
     side = min(_CORRELATION_BLOCK, ny, nx)
     per_axis = max(1, int(np.sqrt(_CORRELATION_BLOCKS)))
-    blocks, sigma = [], []
+    blocks, usable = [], []
     for y0 in np.unique(np.linspace(0, ny - side, per_axis).astype(int)):
         for x0 in np.unique(np.linspace(0, nx - side, per_axis).astype(int)):
             sl = np.s_[y0 : y0 + side, x0 : x0 + side]
-            good = ~image.bad[sl]
-            err = np.asarray(image.error_in(sl), float)
-            err = err if err.ndim == 0 else err[good & np.isfinite(err)]
-            if good.mean() < 0.9 or err.size == 0:  # mostly masked: its zeros are no noise
-                continue
+            sky = ~image.bad[sl] & ~ndimage.binary_dilation(src.segm[sl] > 0, iterations=3)
             blocks.append(image.data[sl])
-            sigma.append(float(np.median(err)))
-    if not blocks:
-        return 1.0
-    return float(np.median(noise_correlation_factor(np.stack(blocks), np.asarray(sigma), skip_centre=0)))
+            usable.append(sky)
+    factor = noise_correlation_factor(np.stack(blocks), usable=np.stack(usable), skip_centre=0)
+    return float(np.median(factor))
 
 
 #: Sources whose detection segment has a lower S/N (its pixels' sum over the noise of that sum) get flag 8

@@ -536,6 +536,9 @@ class NeuralDeblender(Deblender):
             sl = slice(start, start + self.batch_size)
             part = stack[sl]
             scale = scale_from_noise(part, noise[sl])  # (n, 1)
+            # pixels whose noise is correlated (drizzled mosaics) add up faster than independent ones
+            usable = None if bad_pixels is None else ~bad_pixels[sl]
+            correlation[sl] = noise_correlation_factor(part, usable=usable)
             out = self._predict(part.astype(np.float32), scale)
             part_maps = out.get("maps")
             sigma[sl] = scale[:, 0]
@@ -547,8 +550,6 @@ class NeuralDeblender(Deblender):
             if part_maps is not None:
                 part_noise = noise[sl] if batch.noise_sigma is None or batch.noise_sigma.ndim == 1 \
                     else batch.noise_sigma[sl]
-                # pixels whose noise is correlated (drizzled mosaics) add up faster than independent ones
-                correlation[sl] = noise_correlation_factor(part, noise[sl])
                 noise_term[sl] = propagated_noise(part_maps, part_noise) * correlation[sl, None]
                 overlap[sl] = _shared_light(part, part_maps)
             if return_maps:

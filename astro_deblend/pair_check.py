@@ -98,9 +98,15 @@ class PairCheck:
         return out
 
 
+#: A galaxy gets flag 4 when the network gives its neighbour(s) more than this fraction of the light in its
+#: own detection segment, or gives it more than this fraction of its flux from the neighbours' segments
+#: (chosen on held-out samples that no benchmark reads; used on stamps and on whole images).
+MAX_HANDED_OVER = 0.1
+
+
 def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05, max_offset=3.0,
                 min_fraction=0.1, min_snr=10.0, companion=None, max_companion_offset=8.0, central=None,
-                shares=None, max_handed_over=0.1):
+                shares=None, max_handed_over=MAX_HANDED_OVER):
     """Detect the sources of each stamp and test whether it looks like a centred pair.
 
     Parameters

@@ -312,7 +312,9 @@ class SepDeblender(Deblender):
                       else "sep.Background constant level per stamp; rms estimated per stamp")
         features = results.features()
         # pixels whose noise is correlated (drizzled mosaics) add up faster than independent ones
-        correlation = noise_correlation_factor(stack, noise)
+        has_map = batch.noise_given and batch.noise_sigma.ndim == 3
+        usable = np.isfinite(batch.noise_sigma) if has_map else None
+        correlation = noise_correlation_factor(stack, usable=usable)
         noise_err = results.flux_err * correlation[:, None]
         # a noise map without information (inf) on the galaxy's pixels: a flux whose error is unknown
         results.flag[np.isfinite(results.flux) & ~np.isfinite(noise_err)] |= Flag.INCOMPLETE
@@ -333,7 +335,9 @@ class SepDeblender(Deblender):
 
     def _deblend_views(self, batch, *, progress):
         result = self._deblend(batch, progress=progress, return_diagnostics=True)
-        return self._central_views(result, np.asarray(result.extra[0]["flux_err_noise"])[:, 0])
+        diag = result.extra[0]
+        return self._central_views(result, np.asarray(diag["flux_err_noise"])[:, 0],
+                                   np.asarray(diag["noise_correlation"])[:, 0])
 
     def _measure_stamp(self, stamp, noise_sigma, noise_given, tolerance, i, results, pixel_noise=None):
         """Measure stamp ``i``, fill row ``i`` of ``results`` and return its segmentation."""

@@ -732,10 +732,10 @@ def residual_sky(stack, sigma, *, with_tilt=True):
         # noise correlated between pixels (drizzled mosaics) has positive patches that a threshold at the
         # white-noise level takes for signal and cuts away, leaving the empty pixels' median below zero:
         # there, the level's threshold is 3 times the scatter of the 3x3 mean instead (sigma for white noise)
-        # (over the whole stamp, as the thresholds' false-alarm rates were measured: bench_sky_noise.py)
-        factor = noise_correlation_factor(part, plain, skip_centre=0)
-        raised = factor > 1
-        s = factor * plain
+        ratio = np.where(plain > 0, 3 * _local_mean_scatter(part) / np.where(plain > 0, plain, 1.0), 1.0)
+        # (capped: far beyond what drizzling makes, the differences hold a noiseless profile, not noise)
+        raised = (ratio > CORRELATED_NOISE_RATIO) & (ratio < MAX_NOISE_CORRELATION_RATIO)
+        s = np.where(raised, ratio * plain, plain)
         lev = np.median(part, axis=(1, 2))
         for _ in range(2):  # the signal above the current level, so that a pedestal is not taken for signal
             busy = ndimage.binary_dilation(signal_mask(part - lev[:, None, None], s), structure=grow,
@@ -768,64 +768,98 @@ CORRELATED_NOISE_RATIO = 1.15
 MAX_NOISE_CORRELATION_RATIO = 4.0
 
 
-#: Half-width (px) of the central square that `noise_correlation_factor` leaves out of a stamp by default:
-#: a bright centred galaxy's light does not cancel fully in the differences of 3x3 means, and on held-out
-#: paper-like blends (white noise) the whole stamp gave a factor above 1 for 12.7 % of them, the stamp
-#: without its central 48 x 48 px for 1.9 %, while correlated stamps keep their factor (1.33 against 1.38
-#: in the median where neighbouring pixels correlate at 0.3-0.6).
+#: Half-width (px) of the central square that `noise_correlation_factor` leaves out of a stamp by default,
+#: where the central galaxy's light, which does not cancel fully in the differences, is brightest (on 1500
+#: held-out paper-like blends, white noise, the factor is 1 for all of them with or without it:
+#: benchmarks/bench_noise_correlation.py).
 NOISE_FACTOR_SKIP_CENTRE = 24
 
 
-def noise_correlation_factor(stack, sigma, *, skip_centre=NOISE_FACTOR_SKIP_CENTRE):
+def noise_correlation_factor(stack, *, usable=None, skip_centre=NOISE_FACTOR_SKIP_CENTRE):
     """How many times the noise of a sum over a galaxy's pixels exceeds independent pixels' noise, per stamp.
 
     Noise correlated between neighbouring pixels, as drizzling makes it, adds up faster than independent
     noise of the same per-pixel rms: over a block of pixels, by the square root of the sum of the
-    correlation coefficients. The factor is measured on the stamp itself: 3 times the scatter of its 3x3
-    mean (from differences of means 3 px apart, where a galaxy's smooth light
-    cancels) over ``sigma``, which is 1 for white noise. Values at or below `CORRELATED_NOISE_RATIO` (the
-    estimate's own scatter on white noise) and at or above `MAX_NOISE_CORRELATION_RATIO` (stamps without
-    noise, whose differences hold the profiles) give 1. Correlations that reach farther than one pixel
+    correlation coefficients. The factor is measured on the stamp itself, against its own pixels (so a
+    wrong ``noise_sigma`` does not enter it): 3 times the scatter of its 3x3 mean over the scatter of its
+    pixels, both from differences (of means 3 px apart, of pixels 8 px apart), where a galaxy's smooth
+    light mostly cancels, made robust by a MAD. White noise gives 1. Values at or below
+    `CORRELATED_NOISE_RATIO` (the estimate's own scatter) and at or above `MAX_NOISE_CORRELATION_RATIO`
+    give 1, and so do stamps smaller than `MIN_NOISE_FACTOR_SIZE` px (galaxies fill them) or with fewer
+    than `MIN_NOISE_FACTOR_DIFFERENCES` usable differences. Correlations that reach farther than one pixel
     add more than a 3x3 block holds, so the factor is a lower bound: 1.55 where the sum over a galaxy
     scatters 1.9 times the independent-pixel value (noise smoothed by a 1-4-1 kernel, as drizzling does).
 
     Parameters
     ----------
     stack : array-like, shape (N, ny, nx)
-    sigma : array-like, shape (N,)
-        Noise rms of each stamp's pixels (image units).
+        Stamps (a Quantity is read in its own unit; NaN pixels are not used).
+    usable : array-like of bool, shape (N, ny, nx), optional
+        Pixels that may be used (e.g. not masked, not filled, not a source); default: all.
     skip_centre : int, optional
         Half-width (px) of the central square left out, where the central galaxy is; at most a quarter of
-        the stamp's side [default: `NOISE_FACTOR_SKIP_CENTRE`].
+        the stamp's side [default: `NOISE_FACTOR_SKIP_CENTRE`; 0 for blocks of sky].
 
     Returns
     -------
     factor : `numpy.ndarray`, shape (N,)
-        1 where the noise looks independent between pixels.
+        1 where the noise looks independent between pixels, or cannot be told.
     """
-    stack = np.asarray(stack, np.float32)
-    sigma = np.asarray(sigma, np.float64).reshape(-1)
-    factor = np.ones(len(stack))
-    skip = min(int(skip_centre), stack.shape[-2] // 4, stack.shape[-1] // 4)
-    for start in range(0, len(stack), 256):  # in chunks: the 3x3 means are a copy of the stamps
-        part, plain = stack[start : start + 256], sigma[start : start + 256]
-        scatter = _local_mean_scatter(part, skip)
-        ratio = np.where(plain > 0, 3 * scatter / np.where(plain > 0, plain, 1.0), 1.0)
+    stack = np.asarray(getattr(stack, "value", stack), np.float32)
+    n, ny, nx = stack.shape
+    factor = np.ones(n)
+    if min(ny, nx) < MIN_NOISE_FACTOR_SIZE:
+        return factor
+    yy, xx = np.mgrid[:ny, :nx]
+    skip = min(int(skip_centre), ny // 4, nx // 4)
+    outside = np.maximum(np.abs(yy - ny // 2), np.abs(xx - nx // 2)) >= skip
+    for start in range(0, n, 256):  # in chunks: the 3x3 means are a copy of the stamps
+        part = stack[start : start + 256]
+        ok = outside[None] & np.isfinite(part)
+        if usable is not None:
+            ok &= np.asarray(usable[start : start + 256], bool)
+        part = np.where(np.isfinite(part), part, 0.0)
+        mean_scatter = _difference_scatter(ndimage.uniform_filter(part, size=(1, 3, 3), mode="nearest"),
+                                           ndimage.minimum_filter(ok, size=(1, 3, 3), mode="constant"), 3)
+        pixel_scatter = _difference_scatter(part, ok, 8)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = 3 * mean_scatter / pixel_scatter
         correlated = (ratio > CORRELATED_NOISE_RATIO) & (ratio < MAX_NOISE_CORRELATION_RATIO)
         factor[start : start + 256] = np.where(correlated, ratio, 1.0)
     return factor
 
 
-def _local_mean_scatter(part, skip_centre=0):
+#: `noise_correlation_factor` is 1 for stamps with a side below this (px): galaxies fill them, their light
+#: does not cancel, and white noise came out above 1 for 57-95 % of 32 px pairs (outside review).
+MIN_NOISE_FACTOR_SIZE = 48
+
+#: ... and where fewer differences of each kind than this are usable.
+MIN_NOISE_FACTOR_DIFFERENCES = 500
+
+
+def _difference_scatter(values, ok, lag):
+    """Robust standard deviation of ``values`` per stamp, from the differences of values ``lag`` px apart
+    (along both axes) where both are ``ok``, over sqrt(2); NaN with too few of them."""
+    n = len(values)
+    dx, okx = values[:, :, lag:] - values[:, :, :-lag], ok[:, :, lag:] & ok[:, :, :-lag]
+    dy, oky = values[:, lag:, :] - values[:, :-lag, :], ok[:, lag:, :] & ok[:, :-lag, :]
+    diff = np.concatenate([np.where(okx, dx, np.nan).reshape(n, -1),
+                           np.where(oky, dy, np.nan).reshape(n, -1)], axis=1)
+    count = np.isfinite(diff).sum(axis=1)
+    with warnings.catch_warnings():  # stamps without a usable difference: NaN, as documented
+        warnings.simplefilter("ignore", RuntimeWarning)
+        centre = np.nanmedian(diff, axis=1, keepdims=True)
+        scatter = MAD_TO_SIGMA * np.nanmedian(np.abs(diff - centre), axis=1) / np.sqrt(2)
+    return np.where(count >= MIN_NOISE_FACTOR_DIFFERENCES, scatter, np.nan)
+
+
+def _local_mean_scatter(part):
     """Standard deviation of the noise of each stamp's 3x3 mean, from the differences of means 3 px apart
-    (independent for white noise; a galaxy's smooth light cancels in them), made robust by a MAD; the
-    differences within ``skip_centre`` px of the centre (a square) are left out."""
+    (independent for white noise; a galaxy's smooth light cancels in them), made robust by a MAD."""
     local = ndimage.uniform_filter(np.asarray(part, np.float32), size=(1, 3, 3), mode="nearest")
-    n, ny, nx = local.shape
-    yy, xx = np.mgrid[:ny, :nx]
-    far = np.maximum(np.abs(yy - ny // 2), np.abs(xx - nx // 2)) >= skip_centre
-    diff = np.concatenate([(local[:, :, 3:] - local[:, :, :-3])[:, far[:, 3:] & far[:, :-3]],
-                           (local[:, 3:, :] - local[:, :-3, :])[:, far[3:, :] & far[:-3, :]]], axis=1)
+    n = len(local)
+    diff = np.concatenate([(local[:, :, 3:] - local[:, :, :-3]).reshape(n, -1),
+                           (local[:, 3:, :] - local[:, :-3, :]).reshape(n, -1)], axis=1)
     if diff.shape[1] == 0:
         return np.zeros(n)
     centre = np.median(diff, axis=1, keepdims=True)

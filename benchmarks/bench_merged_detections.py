@@ -19,7 +19,8 @@ check fields (odd-indexed galaxies):
   (64 levels, contrast 1e-4, no filter), and the second source's flux over the first's.
 
 Truth: the true flux of each galaxy in the image. Weights: the bundled fracnet, 4 views, errors from its
-installed whole-image model.
+installed whole-image model. The cache is named by the weights alone: delete it after a change to
+`measure_image` or to the views.
 """
 
 import argparse

@@ -6,8 +6,8 @@
 correlated between pixels. This measures, on the first ``--blends`` held-out blends of each sample
 (paper-like seed 4: white noise; broad seed 12: 0-90 % of the noise variance correlated as in HST ACS
 mosaics, the ``noise_correlated`` column), how often the factor exceeds 1 and how large it is, with the
-stamp's centre left out (the default) and kept (as the sky check measures it). "ratio" is the estimate
-before the gate that sets it to 1 below `~astro_deblend.stamps.CORRELATED_NOISE_RATIO`.
+stamp's centre left out (the default) and kept. The factor is 1 where the estimate falls outside
+(`~astro_deblend.stamps.CORRELATED_NOISE_RATIO`, `~astro_deblend.stamps.MAX_NOISE_CORRELATION_RATIO`).
 """
 
 import argparse
@@ -23,8 +23,8 @@ from train_default import load_blends  # noqa: E402
 
 from astro_deblend.stamps import (  # noqa: E402
     CORRELATED_NOISE_RATIO,
+    MAX_NOISE_CORRELATION_RATIO,
     NOISE_FACTOR_SKIP_CENTRE,
-    _local_mean_scatter,
     noise_correlation_factor,
 )
 
@@ -44,32 +44,28 @@ def main(argv=None):
         n = min(len(blends), args.blends)
         stamps = blends.get(np.arange(n))["blend"]
         catalog = blends.catalog[:n]
-        sigma = (np.asarray(catalog["noise_sigma"], float) if "noise_sigma" in catalog.colnames
-                 else np.full(n, float(blends.sample.noise_sigma)))
         correlated = (np.asarray(catalog["noise_correlated"], float) if "noise_correlated" in catalog.colnames
                       else np.zeros(n))
         rows = {}
         for label, skip in (("centre left out", NOISE_FACTOR_SKIP_CENTRE), ("whole stamp", 0)):
-            factor = noise_correlation_factor(stamps, sigma, skip_centre=skip)
-            ratio = 3 * _local_mean_scatter(stamps, skip) / sigma
+            factor = noise_correlation_factor(stamps, skip_centre=skip)
             row = {"above_1": float(np.mean(factor > 1)),
-                   "ratio_percentiles_50_90_99": np.percentile(ratio, [50, 90, 99]).round(3).tolist(),
+                   "factor_percentiles_50_90_99": np.percentile(factor, [50, 90, 99]).round(3).tolist(),
                    "by_correlated_fraction": {}}
-            print(f"{name}, {label}: factor > 1 for {100 * row['above_1']:.1f} % of {n}; ratio 50/90/99 %: "
-                  f"{row['ratio_percentiles_50_90_99']}")
+            print(f"{name}, {label}: factor > 1 for {100 * row['above_1']:.1f} % of {n}; factor 50/90/99 %: "
+                  f"{row['factor_percentiles_50_90_99']}")
             for lo, hi in BINS:
                 sel = (correlated >= lo) & (correlated < hi)
                 if sel.sum() < 20 or not correlated.any():
                     continue
-                b = {"n": int(sel.sum()), "median_ratio": float(np.median(ratio[sel])),
-                     "median_factor": float(np.median(factor[sel])),
+                b = {"n": int(sel.sum()), "median_factor": float(np.median(factor[sel])),
                      "above_1": float(np.mean(factor[sel] > 1))}
                 row["by_correlated_fraction"][f"{lo}-{hi}"] = b
-                print(f"    correlated fraction {lo}-{hi}: {b['n']} stamps, median ratio "
-                      f"{b['median_ratio']:.2f}, factor > 1 for {100 * b['above_1']:.0f} %")
+                print(f"    correlated fraction {lo}-{hi}: {b['n']} stamps, median factor "
+                      f"{b['median_factor']:.2f}, factor > 1 for {100 * b['above_1']:.0f} %")
             rows[label] = row
         result["samples"][name] = rows
-    result["gate"] = CORRELATED_NOISE_RATIO
+    result["gate"] = [CORRELATED_NOISE_RATIO, MAX_NOISE_CORRELATION_RATIO]
     write_result(Path(args.out), result)
     print(f"wrote {args.out}")
 

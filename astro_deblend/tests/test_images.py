@@ -188,7 +188,7 @@ def test_correlated_noise_raises_the_noise_term_of_whole_images(fracnet, galaxy)
     same rms: flux_err_noise is raised by the image's correlation factor, and white noise keeps it."""
     from scipy import ndimage
 
-    from astro_deblend.images import _noise_correlation, prepare_image
+    from astro_deblend.images import _noise_correlation, prepare_image, resolve_sources
 
     stamp = galaxy[0]
     clean = _place((300, 300), stamp, [(100, 100), (150, 160), (230, 220)], noise=0)
@@ -198,14 +198,23 @@ def test_correlated_noise_raises_the_noise_term_of_whole_images(fracnet, galaxy)
                                   mode="wrap")[8:-8, 8:-8]
     correlated *= NOISE / correlated.std()
     white = rng.normal(0, NOISE, clean.shape)
-    factor = _noise_correlation(prepare_image(clean + correlated, error=NOISE))
+    def factor_of(data):
+        image = prepare_image(data, error=NOISE)
+        return _noise_correlation(image, resolve_sources(sources, image))
+
+    factor = factor_of(clean + correlated)
     assert 1.4 < factor < 1.9  # the sum over a galaxy scatters 1.9 times the independent-pixel value
-    assert _noise_correlation(prepare_image(clean + white, error=NOISE)) == 1.0
+    assert factor_of(clean + white) == 1.0
     out = {}
     for name, noise in (("white", white), ("correlated", correlated)):
         out[name], _ = _measure(fracnet, clean + noise, sources=sources, error=NOISE)
     ratio = np.asarray(out["correlated"]["flux_err_noise"]) / np.asarray(out["white"]["flux_err_noise"])
     np.testing.assert_allclose(ratio, factor, rtol=0.1)
+    # only the noise term grows: the whole-image model's deblending term keeps the one it was fitted with
+    err = {k: np.asarray(t["flux_err"], float) for k, t in out.items()}
+    noise = {k: np.asarray(t["flux_err_noise"], float) for k, t in out.items()}
+    blend = {k: np.sqrt(err[k] ** 2 - noise[k] ** 2) for k in out}
+    np.testing.assert_allclose(blend["correlated"], blend["white"], rtol=0.15)
 
 
 def _exponential(shape, x0, y0, flux, scale, q=1.0):
@@ -1126,3 +1135,24 @@ def test_the_model_image_holds_the_light_given_to_the_sources(fracnet, galaxy):
     np.testing.assert_allclose(model[segm.data > 0], image[segm.data > 0], rtol=1e-6)
     with pytest.raises(InputError, match="no model image"):
         fracnet.measure_image(image, error=NOISE, tile_size=128, return_model=True)
+
+
+@pytest.mark.parametrize("own_pixels", [False, True])
+def test_light_handed_between_segments_is_flagged(own_pixels):
+    """The segment test of astro_deblend.pair_check on whole images: a network that gives every pixel of a
+    view half to the central source and half to its companion shares half of each member's own segment to
+    the other (flag 4); one that gives each view's central pixels to its central source does not."""
+    from astro_deblend.models import FracNetConfig
+    from astro_deblend.tests.helpers import set_fracnet_shares
+
+    deblender = NeuralDeblender(FracNetConfig(stamp_size=32, filters=(4, 8, 8)), weights=None, views=1)
+    deblender.error_model = None
+    slope = [-12.0, 12.0, 0.0] if own_pixels else [0.0, 0.0, 0.0]  # central share falls with distance
+    set_fracnet_shares(deblender.keras_model, logits=np.log([0.5, 0.5, 1e-6]), distance_slope=slope)
+    image = _exponential((96, 96), 45, 48, 60.0, 1.5) + _exponential((96, 96), 50, 48, 60.0, 1.5)
+    image += np.random.default_rng(2).normal(0, 0.01, image.shape)
+    sources = Table({"id": [1, 2], "x": [45.0, 50.0], "y": [48.0, 48.0]})
+    table, _ = _measure(deblender, image, sources=sources, error=0.01)
+    assert np.all(table["group_size"] == 2)
+    handed = (np.asarray(table["flag"]) & Flag.AMBIGUOUS) > 0
+    assert handed.tolist() == ([False, False] if own_pixels else [True, True])

@@ -133,10 +133,18 @@ def test_correlated_noise_raises_the_noise_term_towards_its_monte_carlo():
     correlated = _drizzle_like_noise(rng, 300, w.shape[0])
     actual = np.std((correlated * w).sum(axis=(1, 2))) / propagated_noise(w[None, None], np.ones(1))[0, 0]
     assert actual == pytest.approx(1.9, abs=0.15)
-    factor = noise_correlation_factor(galaxy + correlated, np.ones(300))
+    factor = noise_correlation_factor(galaxy + correlated)
     assert np.all(factor > 1.4) and np.all(factor < actual)
     white = rng.normal(size=(300, *w.shape))
-    assert np.all(noise_correlation_factor(galaxy + white, np.ones(300)) == 1.0)
+    assert np.all(noise_correlation_factor(galaxy + white) == 1.0)
+    # measured against the stamp's own pixels: a noise rms given wrong does not enter it
+    assert np.all(noise_correlation_factor(3.0 * (galaxy + white)) == 1.0)
+    # pixels that may not be used (filled, masked) are left out, and stamps too small to tell give 1
+    usable = np.ones(correlated.shape, bool)
+    usable[:, :, :40] = False
+    filled = np.where(usable, galaxy + correlated, 0.0)
+    np.testing.assert_allclose(noise_correlation_factor(filled, usable=usable), factor, atol=0.1)
+    assert np.all(noise_correlation_factor(correlated[:, :32, :32]) == 1.0)
 
 
 def test_deblenders_report_the_noise_term_of_correlated_noise():
