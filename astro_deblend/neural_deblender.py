@@ -489,7 +489,7 @@ class NeuralDeblender(Deblender):
     noise_map = True
 
     def _deblend(self, batch, *, progress, return_maps=False, pair_check=True, return_diagnostics=False,
-                 warn_faint=True):
+                 warn_faint=True, noise_factor=None):
         stack = batch.data
         n, ny, nx = stack.shape
         size = self._config.stamp_size
@@ -537,8 +537,11 @@ class NeuralDeblender(Deblender):
             part = stack[sl]
             scale = scale_from_noise(part, noise[sl])  # (n, 1)
             # pixels whose noise is correlated (drizzled mosaics) add up faster than independent ones
-            usable = None if bad_pixels is None else ~bad_pixels[sl]
-            correlation[sl] = noise_correlation_factor(part, usable=usable)
+            if noise_factor is None:
+                usable = None if bad_pixels is None else ~bad_pixels[sl]
+                correlation[sl] = noise_correlation_factor(part, usable=usable)
+            else:  # measured on the user's pixels (stamps of another size: astro_deblend's _Window)
+                correlation[sl] = np.asarray(noise_factor, float)[sl]
             out = self._predict(part.astype(np.float32), scale)
             part_maps = out.get("maps")
             sigma[sl] = scale[:, 0]
@@ -940,7 +943,13 @@ class _Window:
         """``deblender._deblend`` on ``seen`` padded to the network's size, given back in the pixels of
         ``seen``."""
         self.wanted = wanted = options.get("return_maps", False)
-        result = deblender._deblend(self._padded(), **dict(options, return_maps=wanted or self.maps))
+        # the noise's correlation, from the input's own pixels: the padding is white noise
+        seen = self.seen
+        has_map = seen.noise_sigma is not None and seen.noise_sigma.ndim == 3
+        usable = np.isfinite(seen.noise_sigma) if has_map else None
+        factor = noise_correlation_factor(seen.data, usable=usable)
+        result = deblender._deblend(self._padded(), **dict(options, return_maps=wanted or self.maps,
+                                                           noise_factor=factor))
         dy, dx = self.dst
         result.x = np.asarray(result.x) - dx.start
         result.y = np.asarray(result.y) - dy.start

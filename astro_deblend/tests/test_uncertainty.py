@@ -167,3 +167,7 @@ def test_deblenders_report_the_noise_term_of_correlated_noise():
         # would give about the white stamps' term (the shares move a little with the noise draw)
         ratio = out["correlated"]["flux_err_noise"] / out["white"]["flux_err_noise"]
         np.testing.assert_allclose(ratio, factor, rtol=0.15, err_msg=deblender.method)
+    # a stamp smaller than the network's is padded with white noise: its factor comes from its own pixels
+    small = NeuralDeblender(views=1).measure(correlated[:, 16:-16, 16:-16], noise_sigma=0.05,
+                                              return_diagnostics=True, progress=False)[-1]
+    assert np.all(small["noise_correlation"] > 1.4)
