@@ -300,9 +300,9 @@ class SepDeblender(Deblender):
         show = progress and n > _PROGRESS_MIN_STAMPS
         previous_pixstack = sep.get_extract_pixstack()
         sep.set_extract_pixstack(max(_MIN_PIXSTACK, ny * nx))
+        has_map = batch.noise_given and batch.noise_sigma.ndim == 3
         try:
             for i in tqdm(range(n), desc=f"{self.method} stamps", disable=not show):
-                has_map = batch.noise_given and batch.noise_sigma.ndim == 3
                 pixel_noise = batch.noise_sigma[i] if has_map else None
                 segments.append(self._measure_stamp(stack[i], noise[i], batch.noise_given, tolerance[i], i,
                                                     results, pixel_noise))
@@ -312,7 +312,6 @@ class SepDeblender(Deblender):
                       else "sep.Background constant level per stamp; rms estimated per stamp")
         features = results.features()
         # pixels whose noise is correlated (drizzled mosaics) add up faster than independent ones
-        has_map = batch.noise_given and batch.noise_sigma.ndim == 3
         usable = np.isfinite(batch.noise_sigma) if has_map else None
         correlation = noise_correlation_factor(stack, usable=usable)
         noise_err = results.flux_err * correlation[:, None]
