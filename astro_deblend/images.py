@@ -62,11 +62,13 @@ from .stamps import (
     _plain_zeropoint,
     _scalar,
     estimate_noise_sigma,
-    noise_correlation_factor,
     per_pixel_flux,
     prepare_stamps,
     unwrap_container,
     validate_stamps,
+)
+from .stamps import (
+    _noise_correlation as _correlation,
 )
 
 __all__ = [
@@ -434,7 +436,7 @@ class Sources:
         (`label`), 0 the background, and labels above N are footprints without a catalogued source. Ids may
         be any positive 64-bit integers; they appear only in the outputs.
     on_image : `numpy.ndarray` of bool
-        Positions that fall on the image.
+        Positions that fall on the image, with at least one unmasked pixel within 2 px.
     how : str
         Where the sources came from.
     """
@@ -818,6 +820,13 @@ def _check_ids_positions(ids, x, y, image):
         )
     ny, nx = image.shape
     on = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
+    # a position whose every pixel within 2 px is masked holds nothing to measure: as off the image
+    # (not detected, flux masked), for the networks as for sep (outside probe, 2026-11-28)
+    bad = getattr(image, "bad", None)  # (None: only the image's shape is known here)
+    for k in np.flatnonzero(on) if bad is not None else ():
+        iy, ix = int(round(y[k])), int(round(x[k]))
+        if bad[max(iy - 2, 0) : iy + 3, max(ix - 2, 0) : ix + 3].all():
+            on[k] = False
     return ids, x, y, on
 
 
@@ -1187,6 +1196,14 @@ def measure_image(
         sky_at_zero = sky_off is False
         flag[on[_not_background_subtracted(batch, sky_at_zero)]] |= Flag.OUT_OF_DOMAIN
         flag[_defective(image, src)] |= Flag.OUT_OF_DOMAIN
+        correlation, wide = _noise_correlation(image, src)
+        if wide and getattr(deblender, "is_trained", False):  # the networks: noise they never saw
+            flag[on] |= Flag.OUT_OF_DOMAIN
+            warnings.warn(
+                "the image's noise is correlated over several pixels (more than drizzled mosaics correlate "
+                "it; astro_deblend.stamps.wide_noise_correlation): the network never saw such noise, its "
+                "fluxes may be biased and flux_err understates the noise; flag 8 set on every source",
+                OutOfDomainWarning, stacklevel=3)
         found = deblender._deblend_views(batch, progress=progress)
         flag[on] |= found.flag
         # the whole-image model's features are the stamp model's term: without a stamp model (dropped by the
@@ -1199,6 +1216,11 @@ def measure_image(
             plain_noise_err = noise_err.copy()
             if found.noise_factor is not None:
                 plain_noise_err[on] = noise_err[on] / found.noise_factor
+            # the image's sky factor instead of each view's, as for the networks: a view's other sources
+            # are replaced by white noise and its pixels off the image by zeros, which hide the correlation
+            raised = plain_noise_err[on] * correlation
+            flux_err[on] = np.sqrt(np.clip(flux_err[on] ** 2 - noise_err[on] ** 2, 0, None) + raised**2)
+            noise_err[on] = raised
             with np.errstate(invalid="ignore", divide="ignore"):  # the views' own deblending term
                 rel_blend = np.sqrt(np.clip(flux_err**2 - noise_err**2, 0, None)) / np.abs(flux)
             ids_image = src.ids_image()
@@ -1210,7 +1232,7 @@ def measure_image(
             # correlated pixels add up faster; the whole-image model's features keep the term it was fitted
             # with (fields of white noise), so that only the noise term grows
             plain_noise_err = noise_err
-            noise_err = noise_err * _noise_correlation(image, src)
+            noise_err = noise_err * correlation
             flag[off] |= Flag.AMBIGUOUS
             # the network gave part of a source's own segment to its neighbours, or part of theirs to it
             flag[(lost > MAX_HANDED_OVER) | (taken > MAX_HANDED_OVER)] |= Flag.AMBIGUOUS
@@ -1314,7 +1336,8 @@ def _not_background_subtracted(batch, sky_at_zero=False):
         warnings.warn(
             f"around {int(off.sum())} of {len(off)} sources the image looks not background-subtracted: "
             f"{found}, which biases the fluxes (flag 8 set). Subtract the background first (e.g. "
-            "photutils.background.Background2D)",
+            "photutils.background.Background2D). A negative level can also come from noise correlated over "
+            "several pixels, whose positive patches are taken for signal and left out of the empty pixels",
             OutOfDomainWarning, stacklevel=4,
         )
     return off
@@ -1557,9 +1580,10 @@ _CORRELATION_BLOCK, _CORRELATION_BLOCKS = 256, 16
 
 
 def _noise_correlation(image, src):
-    """`astro_deblend.stamps.noise_correlation_factor` of the image's sky: the median over up to 16 blocks
-    of 256 px spread over it (a whole survey tile need not be read), on their pixels that are neither
-    masked nor within 3 px of a source's segment (the light of crowded fields does not cancel)."""
+    """`astro_deblend.stamps.noise_correlation_factor` of the image's sky, and whether its noise is
+    correlated wider than drizzling does (`astro_deblend.stamps.wide_noise_correlation`): the median over up
+    to 16 blocks of 256 px spread over it (a whole survey tile need not be read), on their pixels that are
+    neither masked nor within 3 px of a source's segment (the light of crowded fields does not cancel)."""
     ny, nx = image.shape
     side = min(_CORRELATION_BLOCK, ny, nx)
     per_axis = max(1, int(np.sqrt(_CORRELATION_BLOCKS)))
@@ -1570,8 +1594,8 @@ def _noise_correlation(image, src):
             sky = ~image.bad[sl] & ~ndimage.binary_dilation(src.segm[sl] > 0, iterations=3)
             blocks.append(image.data[sl])
             usable.append(sky)
-    factor = noise_correlation_factor(np.stack(blocks), usable=np.stack(usable), skip_centre=0)
-    return float(np.median(factor))
+    factor, wide = _correlation(np.stack(blocks), np.stack(usable), 0)
+    return float(np.median(factor)), bool(np.mean(wide) > 0.5)
 
 
 #: Sources whose detection segment has a lower S/N (its pixels' sum over the noise of that sum) get flag 8
@@ -1614,6 +1638,10 @@ IMAGE_ERROR_FEATURES = ("view_blend_isolated", "view_blend_pair", "view_blend_cr
                         "noise_over_flux_squared")
 
 
+#: Largest noise term over the flux that `image_error_features` passes on (sources of about zero flux).
+_MAX_NOISE_OVER_FLUX = 1e6
+
+
 def image_error_features(rel_blend, group_size, noise_err, flux):
     """Features of a whole-image error model: the views' own deblending term (a fraction of the flux, from
     the stamp error model), apart for isolated sources, members of pairs and of larger groups; and the
@@ -1622,7 +1650,10 @@ def image_error_features(rel_blend, group_size, noise_err, flux):
     rel = np.nan_to_num(np.asarray(rel_blend, np.float64))
     size = np.asarray(group_size)
     with np.errstate(invalid="ignore", divide="ignore"):
-        noise_rel = np.nan_to_num(np.asarray(noise_err, np.float64) / np.abs(np.asarray(flux, np.float64)))
+        noise_rel = np.asarray(noise_err, np.float64) / np.abs(np.asarray(flux, np.float64))
+    # a flux of about zero: a noise term of a million fluxes is as good as infinite, and its square finite
+    top = _MAX_NOISE_OVER_FLUX
+    noise_rel = np.clip(np.nan_to_num(noise_rel, nan=0.0, posinf=top), 0, top)
     return {
         "view_blend_isolated": np.where(size <= 1, rel, 0.0),
         "view_blend_pair": np.where(size == 2, rel, 0.0),

@@ -31,7 +31,7 @@ from .models import MODEL_CONFIGS, build_model, config_from_dict
 from .models.normalization import NORMALIZATION, scale_from_noise, signal_mask
 from .models.store import KINDS, bundled, file_sha256, read_record, write_network
 from .pair_check import check_pairs
-from .stamps import noise_correlation_factor
+from .stamps import NOISE_FACTOR_SKIP_CENTRE, _noise_correlation
 from .training import fit_network, training_domain
 from .uncertainty import ErrorModel, propagated_noise
 
@@ -489,7 +489,7 @@ class NeuralDeblender(Deblender):
     noise_map = True
 
     def _deblend(self, batch, *, progress, return_maps=False, pair_check=True, return_diagnostics=False,
-                 warn_faint=True, noise_factor=None):
+                 warn_faint=True, noise_factor=None, wide_noise=None):
         stack = batch.data
         n, ny, nx = stack.shape
         size = self._config.stamp_size
@@ -528,6 +528,7 @@ class NeuralDeblender(Deblender):
         filled = np.zeros((n, 2))  # fraction of each galaxy's light in filled pixels
         n_detected = np.full(n, 2)
         not_a_pair = np.zeros(n, bool)
+        wide = np.zeros(n, bool)  # noise correlated farther than the training's (wide_noise_correlation)
         handed_over = np.zeros((n, 2), bool)
         lost_fraction = np.full((n, 2), np.nan)
         taken_fraction = np.full((n, 2), np.nan)
@@ -539,9 +540,11 @@ class NeuralDeblender(Deblender):
             # pixels whose noise is correlated (drizzled mosaics) add up faster than independent ones
             if noise_factor is None:
                 usable = None if bad_pixels is None else ~bad_pixels[sl]
-                correlation[sl] = noise_correlation_factor(part, usable=usable)
+                correlation[sl], wide[sl] = _noise_correlation(part, usable, NOISE_FACTOR_SKIP_CENTRE)
             else:  # measured on the user's pixels (stamps of another size: astro_deblend's _Window)
                 correlation[sl] = np.asarray(noise_factor, float)[sl]
+            if wide_noise is not None:  # judged elsewhere (_Window: on the user's pixels; measure_image)
+                wide[sl] = np.asarray(wide_noise, bool)[sl]
             out = self._predict(part.astype(np.float32), scale)
             part_maps = out.get("maps")
             sigma[sl] = scale[:, 0]
@@ -592,6 +595,13 @@ class NeuralDeblender(Deblender):
             )
         flag[self._check_domain(stack.sum(axis=(1, 2)), sigma, batch.pixel_scale, zeropoint=batch.zeropoint,
                                 unit=batch.unit)] |= Flag.OUT_OF_DOMAIN
+        flag[wide] |= Flag.OUT_OF_DOMAIN
+        if wide.any():
+            warnings.warn(
+                f"{int(wide.sum())} of {n} stamps have noise correlated over several pixels, more than "
+                "drizzled mosaics correlate it (astro_deblend.stamps.wide_noise_correlation): the network "
+                "never saw such noise, its fluxes may be biased and flux_err understates the noise (flag 8 "
+                "set)", OutOfDomainWarning, stacklevel=4)
         flag[_ambiguous(spread, flux)] |= Flag.AMBIGUOUS
         flag[self._check_collapsed(stack, flux, sigma)] |= Flag.OUT_OF_DOMAIN
         if pair_check:
@@ -668,8 +678,10 @@ class NeuralDeblender(Deblender):
     def _deblend_views(self, batch, *, progress):
         """The central source of each view of `measure_image`, with the fraction maps when predicted."""
         maps = "maps" in self._model.output_names
+        # (measure_image judges the noise's correlation on the image's sky, not on each view's)
         result = self._deblend(batch, progress=progress, return_maps=maps, pair_check=False,
-                               return_diagnostics=True, warn_faint=False)
+                               return_diagnostics=True, warn_faint=False,
+                               wide_noise=np.zeros(len(batch), bool))
         diag = result.extra[-1]
         flag = np.asarray(result.flag)[:, 0]
         views = CentralViews(flux=result.flux[:, 0], flux_err=result.flux_err[:, 0], flag=flag,
@@ -947,9 +959,9 @@ class _Window:
         seen = self.seen
         has_map = seen.noise_sigma is not None and seen.noise_sigma.ndim == 3
         usable = np.isfinite(seen.noise_sigma) if has_map else None
-        factor = noise_correlation_factor(seen.data, usable=usable)
+        factor, wide = _noise_correlation(seen.data, usable, NOISE_FACTOR_SKIP_CENTRE)
         result = deblender._deblend(self._padded(), **dict(options, return_maps=wanted or self.maps,
-                                                           noise_factor=factor))
+                                                           noise_factor=factor, wide_noise=wide))
         dy, dx = self.dst
         result.x = np.asarray(result.x) - dx.start
         result.y = np.asarray(result.y) - dy.start

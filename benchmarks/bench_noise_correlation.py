@@ -8,6 +8,8 @@ correlated between pixels. This measures, on the first ``--blends`` held-out ble
 mosaics, the ``noise_correlated`` column), how often the factor exceeds 1 and how large it is, with the
 stamp's centre left out (the default) and kept. The factor is 1 where the estimate falls outside
 (`~astro_deblend.stamps.CORRELATED_NOISE_RATIO`, `~astro_deblend.stamps.MAX_NOISE_CORRELATION_RATIO`).
+"wide" is the share that `~astro_deblend.stamps.wide_noise_correlation` takes for noise correlated farther
+than drizzling correlates it (the networks' flag 8): false alarms, on these samples.
 """
 
 import argparse
@@ -25,7 +27,9 @@ from astro_deblend.stamps import (  # noqa: E402
     CORRELATED_NOISE_RATIO,
     MAX_NOISE_CORRELATION_RATIO,
     NOISE_FACTOR_SKIP_CENTRE,
+    WIDE_CORRELATION_RATIO,
     noise_correlation_factor,
+    wide_noise_correlation,
 )
 
 BINS = ((0.0, 0.1), (0.1, 0.3), (0.3, 0.6), (0.6, 0.91))
@@ -49,23 +53,26 @@ def main(argv=None):
         rows = {}
         for label, skip in (("centre left out", NOISE_FACTOR_SKIP_CENTRE), ("whole stamp", 0)):
             factor = noise_correlation_factor(stamps, skip_centre=skip)
-            row = {"above_1": float(np.mean(factor > 1)),
+            wide = wide_noise_correlation(stamps, skip_centre=skip)
+            row = {"above_1": float(np.mean(factor > 1)), "wide": float(np.mean(wide)),
                    "factor_percentiles_50_90_99": np.percentile(factor, [50, 90, 99]).round(3).tolist(),
                    "by_correlated_fraction": {}}
             print(f"{name}, {label}: factor > 1 for {100 * row['above_1']:.1f} % of {n}; factor 50/90/99 %: "
-                  f"{row['factor_percentiles_50_90_99']}")
+                  f"{row['factor_percentiles_50_90_99']}; wide (flag 8) for {100 * row['wide']:.1f} %")
             for lo, hi in BINS:
                 sel = (correlated >= lo) & (correlated < hi)
                 if sel.sum() < 20 or not correlated.any():
                     continue
                 b = {"n": int(sel.sum()), "median_factor": float(np.median(factor[sel])),
-                     "above_1": float(np.mean(factor[sel] > 1))}
+                     "above_1": float(np.mean(factor[sel] > 1)), "wide": float(np.mean(wide[sel]))}
                 row["by_correlated_fraction"][f"{lo}-{hi}"] = b
                 print(f"    correlated fraction {lo}-{hi}: {b['n']} stamps, median factor "
-                      f"{b['median_factor']:.2f}, factor > 1 for {100 * b['above_1']:.0f} %")
+                      f"{b['median_factor']:.2f}, factor > 1 for {100 * b['above_1']:.0f} %, wide for "
+                      f"{100 * b['wide']:.1f} %")
             rows[label] = row
         result["samples"][name] = rows
     result["gate"] = [CORRELATED_NOISE_RATIO, MAX_NOISE_CORRELATION_RATIO]
+    result["wide_ratio"] = WIDE_CORRELATION_RATIO
     write_result(Path(args.out), result)
     print(f"wrote {args.out}")
 
