@@ -599,9 +599,10 @@ class NeuralDeblender(Deblender):
         if wide.any():
             warnings.warn(
                 f"{int(wide.sum())} of {n} stamps have noise correlated over several pixels, more than "
-                "drizzled mosaics correlate it (astro_deblend.stamps.wide_noise_correlation): the network "
-                "never saw such noise, its fluxes may be biased and flux_err understates the noise (flag 8 "
-                "set)", OutOfDomainWarning, stacklevel=4)
+                "drizzled mosaics correlate it (astro_deblend.stamps.wide_noise_correlation), or light that "
+                "fills their outskirts (a galaxy larger than the stamp does that too): the network never saw "
+                "such stamps, its fluxes may be biased and flux_err understates the noise (flag 8 set)",
+                OutOfDomainWarning, stacklevel=4)
         flag[_ambiguous(spread, flux)] |= Flag.AMBIGUOUS
         flag[self._check_collapsed(stack, flux, sigma)] |= Flag.OUT_OF_DOMAIN
         if pair_check:

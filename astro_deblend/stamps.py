@@ -818,7 +818,9 @@ def wide_noise_correlation(stack, *, usable=None, skip_centre=NOISE_FACTOR_SKIP_
     Where the 5 px ratio of `noise_correlation_factor` exceeds its 3 px one by more than
     `WIDE_CORRELATION_RATIO`, the correlation reaches farther than a few pixels (noise smoothed by a
     Gaussian of 2 px or more): no network of this package was trained on such noise, and the factor
-    understates its effect. Same parameters as `noise_correlation_factor`; False where that factor is 1.
+    understates its effect. Smooth light that fills a stamp's outskirts (a galaxy larger than the stamp)
+    looks the same: 0.1-0.2 % of held-out blends of white or drizzle-like noise. Same parameters as
+    `noise_correlation_factor`; False where that factor is 1.
     """
     return _noise_correlation(stack, usable, skip_centre)[1]
 
