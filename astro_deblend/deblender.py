@@ -472,9 +472,7 @@ def _flag_residual_background(batch, result):
             f"{int(off.sum())} of {len(off)} stamps look not background-subtracted: {found}. A residual "
             "background (offset or gradient), or the wings of a galaxy larger than the stamp, biases the "
             "fluxes (flag 8 set). Subtract the background first (e.g. photutils.background.Background2D, or "
-            "sep.Background), or cut larger stamps. A negative level can also come from noise correlated "
-            "over several pixels, whose positive patches are taken for signal and left out of the empty "
-            "pixels"))
+            "sep.Background), or cut larger stamps"))
 
 
 def _out_of_domain(result, off, message):

@@ -1336,8 +1336,7 @@ def _not_background_subtracted(batch, sky_at_zero=False):
         warnings.warn(
             f"around {int(off.sum())} of {len(off)} sources the image looks not background-subtracted: "
             f"{found}, which biases the fluxes (flag 8 set). Subtract the background first (e.g. "
-            "photutils.background.Background2D). A negative level can also come from noise correlated over "
-            "several pixels, whose positive patches are taken for signal and left out of the empty pixels",
+            "photutils.background.Background2D)",
             OutOfDomainWarning, stacklevel=4,
         )
     return off

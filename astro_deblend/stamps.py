@@ -964,6 +964,9 @@ def off_background(batch):
         worst = float(level[raised][np.argmax(np.abs(level[raised]))])
         found.append(f"the median of the empty pixels lies up to {worst:+.2f} noise sigmas off zero (more "
                      f"than {MAX_RESIDUAL_BACKGROUND:g})")
+        if worst < 0:
+            found.append("a level below zero can also come from noise correlated over several pixels, whose "
+                         "positive patches are taken for signal and left out of the empty pixels")
     if tilted.any():
         found.append(f"the empty pixels tilt by up to {float(tilt[tilted].max()):.2f} noise sigmas from the "
                      f"centre to a corner (more than {limit:.2g}: a sky gradient)")
