@@ -436,7 +436,7 @@ class Sources:
         (`label`), 0 the background, and labels above N are footprints without a catalogued source. Ids may
         be any positive 64-bit integers; they appear only in the outputs.
     on_image : `numpy.ndarray` of bool
-        Positions that fall on the image, with at least one unmasked pixel within 2 px.
+        Positions that fall on the image.
     how : str
         Where the sources came from.
     """
@@ -820,13 +820,6 @@ def _check_ids_positions(ids, x, y, image):
         )
     ny, nx = image.shape
     on = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
-    # a position whose every pixel within 2 px is masked holds nothing to measure: as off the image
-    # (not detected, flux masked), for the networks as for sep (outside probe, 2026-11-28)
-    bad = getattr(image, "bad", None)  # (None: only the image's shape is known here)
-    for k in np.flatnonzero(on) if bad is not None else ():
-        iy, ix = int(round(y[k])), int(round(x[k]))
-        if bad[max(iy - 2, 0) : iy + 3, max(ix - 2, 0) : ix + 3].all():
-            on[k] = False
     return ids, x, y, on
 
 

@@ -782,17 +782,22 @@ def noise_correlation_factor(stack, *, usable=None, skip_centre=NOISE_FACTOR_SKI
     noise of the same per-pixel rms: over a block of pixels, by the square root of the sum of the
     correlation coefficients. The factor is measured on the stamp itself, against its own pixels (so a
     wrong ``noise_sigma`` does not enter it): b times the scatter of its b x b mean over the scatter of its
-    pixels, for blocks of 3 and 5 px, the larger of the two. Each scatter comes from differences
-    `NOISE_FACTOR_LAG` px apart, where a galaxy's smooth light mostly cancels, made robust by a MAD; the
-    same distance for means and pixels, so that the correlation that remains between them at that
-    distance cancels in the ratio. White noise gives 1. Stamps whose 3 px ratio is at or below
+    pixels, for blocks of 3 and 5 px, the larger of the two (3 px alone for stamps smaller than
+    `MIN_WIDE_CORRELATION_SIZE`). Each scatter comes from differences `NOISE_FACTOR_LAG` px apart, where a
+    galaxy's smooth light mostly cancels, made robust by a MAD; the same distance for means and pixels, so
+    that the correlation that remains between them at that distance mostly cancels in the ratio (block
+    means stay a little more correlated than pixels, so the factor is biased low once the correlation
+    reaches several pixels). White noise gives 1; with galaxies in the stamp, the smaller the stamp the
+    more often its outskirts' light raises the factor a little (28 % of 64 px paper-like stamps above 1).
+    Stamps whose 3 px ratio is at or below
     `CORRELATED_NOISE_RATIO` (the estimate's own scatter) or at or above `MAX_NOISE_CORRELATION_RATIO`
     (more than any noise can give: the profiles themselves) get 1, and so do stamps smaller than
     `MIN_NOISE_FACTOR_SIZE` px (galaxies fill them) or with fewer than `MIN_NOISE_FACTOR_DIFFERENCES`
     usable differences. Correlations that reach farther than a 5 px block add more than it holds, so the
-    factor is a lower bound: 1.8 where the sum over 10 px scatters 1.8 to 1.9 times the independent
-    value (noise smoothed by a Gaussian of 0.6 px), 2.8 where it scatters 3 times (1 px), 4.4 where 7.5
-    times (3 px). `wide_noise_correlation` tells the stamps whose noise is correlated that far.
+    factor is a lower bound: for noise smoothed by Gaussians of 0.6, 1 and 3 px it gives about 1.8, 2.8 and
+    4.3, where the sum over a 21 x 21 px block scatters about 2, 3.3 and 9 times the independent value
+    (benchmarks/bench_noise_correlation.py). `wide_noise_correlation` tells the stamps whose noise is
+    correlated that far.
 
     Parameters
     ----------
@@ -817,7 +822,8 @@ def wide_noise_correlation(stack, *, usable=None, skip_centre=NOISE_FACTOR_SKIP_
 
     Where the 5 px ratio of `noise_correlation_factor` exceeds its 3 px one by more than
     `WIDE_CORRELATION_RATIO`, the correlation reaches farther than a few pixels (noise smoothed by a
-    Gaussian of 2 px or more): no network of this package was trained on such noise, and the factor
+    Gaussian of about 1.5 px or more; only for stamps of `MIN_WIDE_CORRELATION_SIZE` px or more): no
+    network of this package was trained on such noise, and the factor
     understates its effect. Smooth light that fills a stamp's outskirts (a galaxy larger than the stamp)
     looks the same: 0.1-0.2 % of held-out blends of white or drizzle-like noise. Same parameters as
     `noise_correlation_factor`; False where that factor is 1.
@@ -843,21 +849,29 @@ def _noise_correlation(stack, usable, skip_centre):
         part = np.where(np.isfinite(part), part, 0.0)
         pixel_scatter = _difference_scatter(part, ok, NOISE_FACTOR_LAG)
         ratio = {}
-        for block in (3, 5):
+        blocks = (3, 5) if min(ny, nx) >= MIN_WIDE_CORRELATION_SIZE else (3,)
+        for block in blocks:
             means = ndimage.uniform_filter(part, size=(1, block, block), mode="nearest")
             means_ok = ndimage.minimum_filter(ok, size=(1, block, block), mode="constant")
             with np.errstate(invalid="ignore", divide="ignore"):
                 ratio[block] = block * _difference_scatter(means, means_ok, NOISE_FACTOR_LAG) / pixel_scatter
         correlated = (ratio[3] > CORRELATED_NOISE_RATIO) & (ratio[3] < MAX_NOISE_CORRELATION_RATIO)
-        largest = np.fmax(ratio[3], ratio[5])
+        largest = np.fmax(ratio[3], ratio[5]) if 5 in ratio else ratio[3]
         factor[start : start + 256] = np.where(correlated, largest, 1.0)
-        with np.errstate(invalid="ignore"):
-            wide[start : start + 256] = correlated & (ratio[5] > WIDE_CORRELATION_RATIO * ratio[3])
+        if 5 in ratio:
+            with np.errstate(invalid="ignore"):
+                wide[start : start + 256] = correlated & (ratio[5] > WIDE_CORRELATION_RATIO * ratio[3])
     return factor, wide
 
 
 #: Distance (px) of the differences from which `noise_correlation_factor` takes its scatters.
 NOISE_FACTOR_LAG = 8
+
+#: Stamps smaller than this (px) use the 3 px block alone and are never `wide_noise_correlation`: in their
+#: narrow outskirts the galaxies' light passes for wide correlation. On the first 600 held-out paper-like
+#: blends (white noise) cut to that size, 1.2 % of 96 px stamps came out wide, 0.3 % of 112 and 128 px ones,
+#: 3-20 % of 48-80 px ones.
+MIN_WIDE_CORRELATION_SIZE = 112
 
 #: `wide_noise_correlation` where the 5 px ratio exceeds the 3 px one by this factor. Measured on pure
 #: noise: 1.09 for noise smoothed by a Gaussian of 0.6 px, 1.21 for 1 px, 1.42 for 2 px, 1.51 for 3 px;

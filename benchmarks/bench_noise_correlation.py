@@ -35,6 +35,26 @@ from astro_deblend.stamps import (  # noqa: E402
 BINS = ((0.0, 0.1), (0.1, 0.3), (0.3, 0.6), (0.6, 0.91))
 
 
+def pure_noise(widths=(0.6, 1.0, 1.5, 2.0, 3.0, 8.0), n=100, size=128, block=21, seed=7):
+    """The factor on white noise smoothed by Gaussians of ``widths`` px (wrapped at the edges), against the
+    scatter of the sum over a ``block`` x ``block`` px square over the independent-pixel value."""
+    from scipy import ndimage
+
+    white = np.random.default_rng(seed).normal(size=(n, size, size))
+    rows = []
+    print(f"pure noise, {n} stamps of {size} px: Gaussian width, factor (median), wide, {block} px block")
+    for width in widths:
+        noise = np.stack([ndimage.gaussian_filter(w, width, mode="wrap") for w in white])
+        sums = ndimage.uniform_filter(noise, size=(1, block, block), mode="wrap") * block**2
+        row = {"gaussian_px": width, "factor_median": float(np.median(noise_correlation_factor(noise))),
+               "wide": float(np.mean(wide_noise_correlation(noise))),
+               f"block{block}_factor": float(sums.std() / (block * noise.std()))}
+        rows.append(row)
+        print(f"    {width:4.1f} px: {row['factor_median']:.2f}, wide {100 * row['wide']:.0f} %, "
+              f"block {row[f'block{block}_factor']:.2f}")
+    return rows
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", default="train_runs/robustness", help="cache of the held-out samples")
@@ -71,6 +91,7 @@ def main(argv=None):
                       f"{100 * b['wide']:.1f} %")
             rows[label] = row
         result["samples"][name] = rows
+    result["pure_noise"] = pure_noise()
     result["gate"] = [CORRELATED_NOISE_RATIO, MAX_NOISE_CORRELATION_RATIO]
     result["wide_ratio"] = WIDE_CORRELATION_RATIO
     write_result(Path(args.out), result)

@@ -170,6 +170,9 @@ def test_the_correlation_factor_grows_with_the_correlation_length():
     assert not np.any(wide[0]) and not np.any(wide[1])  # as drizzling correlates (0.6-1 px)
     assert np.all(wide[2]) and np.all(wide[3]) and np.all(wide[4])
     assert not np.any(wide_noise_correlation(white))
+    # stamps under 112 px: their outskirts are too narrow to tell galaxy light from wide correlation
+    assert not np.any(wide_noise_correlation(noise[:, :96, :96]))
+    assert np.all(noise_correlation_factor(noise[:, :96, :96]) > 1.15)  # the 3 px block still counts
 
 
 def test_deblenders_report_the_noise_term_of_correlated_noise():
