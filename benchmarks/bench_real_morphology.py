@@ -12,7 +12,7 @@ This script cuts them out and redraws them as the package's COSMOS path redraws 
 2. photutils finds the galaxies (background-subtracted, Gaussian kernel of 2 px FWHM, 3 sigma, 20 px,
    deblended) and keeps those of at least ``--min-area`` px and S/N 50 that no saturated pixel touches
    and that lie 10 px or more from the picture's edge.
-3. Each is cut out on a 96 x 96 px stamp centred on its centroid; the pixels outside its own segment
+3. Each is cut out on a 97 x 97 px stamp centred on its centroid; the pixels outside its own segment
    (grown by 1 px) are set to zero: its neighbours are cut away and its wings are cut at the detection
    isophote, as the paper's cleaning of CANDELS cut them.
 4. The stamps are written as a GalSim ``RealGalaxyCatalog`` (pixel scale declared 0.06 arcsec/px, the
@@ -22,12 +22,14 @@ This script cuts them out and redraws them as the package's COSMOS path redraws 
    F160W-like PSF (0.18 arcsec), drawn at 0.06 arcsec/px and given noise for depth 27 AB.
 5. `astro_deblend.data.make_blends` pairs them with the paper's rules, the companion within
    ``--max-distance`` px (16: the galaxies are about 4 times smaller than those of the package's paper-like
-   sample, median half-light radius 2.2 against 9 px, and the paper's 64 px would make nearly every pair a
+   sample, median half-light radius 2.0 against 9 px, and the paper's 64 px would make nearly every pair a
    wide one). All but two of the galaxies go to the test split (make_blends keeps two for training);
    nothing trains on them.
 
-Sizes in pixels are those of the picture (about 0.14 arcsec/px on the sky, so the galaxies are about 2.3
-times larger in angle than in the XDF). The JPEG's compression and noise stay in the templates.
+Sizes in pixels are those of the picture (about 0.14 arcsec/px on the sky, so the galaxies are drawn about
+2.3 times smaller in angle than they are). The JPEG's compression and noise stay in the templates, and
+about a quarter of the kept sources are parts of a larger galaxy or group that photutils' deblending split
+off, with a straight edge where it cut.
 
 Every method is called as a user would (``noise_sigma=None``, zero point 25.94); truth: the true flux of
 each galaxy in the stamp. Galaxies sep does not detect count as 100 % errors and outliers (|dmag| > 0.75);
@@ -63,7 +65,8 @@ from astro_deblend.data.cosmos import read_real_galaxies  # noqa: E402
 from astro_deblend.flags import Flag  # noqa: E402
 
 DR_BINS = (0.5, 1.0, 2.0, 4.0, 8.0)
-CUTOUT = 96  # px, side of each galaxy's template stamp
+CUTOUT = 97  # px, side of each galaxy's template stamp: odd, so that its centre is a pixel's centre, where
+# GalSim's RealGalaxy puts the galaxy's centre (an even side put it half a pixel off: outside review)
 DECLARED_SCALE = 0.06  # arcsec/px declared for the picture's pixels
 PICTURE_PSF_FWHM = 2.3  # px, median FWHM of the 20 most compact unsaturated sources (photutils `fwhm`)
 EDGE = 10  # px: galaxies closer to the picture's edge are left out
@@ -101,7 +104,7 @@ def select_galaxies(image, saturated, *, min_area):
             & (table["bbox_xmin"] >= EDGE) & (table["bbox_ymin"] >= EDGE)
             & (table["bbox_xmax"] < nx - EDGE) & (table["bbox_ymax"] < ny - EDGE))
     candidates = table[keep]
-    templates, kept = [], []
+    templates, kept, touching = [], [], []
     for k, row in enumerate(candidates):
         cx, cy = int(round(row["x_centroid"])), int(round(row["y_centroid"]))
         x0, y0 = cx - half, cy - half
@@ -109,6 +112,7 @@ def select_galaxies(image, saturated, *, min_area):
                 or row["bbox_ymax"] >= y0 + CUTOUT):
             continue  # larger than a template stamp
         own = ndimage.binary_dilation(segments.data == row["label"], iterations=1)
+        touching.append(bool(np.any((segments.data[own] != row["label"]) & (segments.data[own] > 0))))
         own &= (segments.data == 0) | (segments.data == row["label"])  # never a neighbour's pixel
         stamp = np.zeros((CUTOUT, CUTOUT))
         ys, xs = slice(max(y0, 0), min(y0 + CUTOUT, ny)), slice(max(x0, 0), min(x0 + CUTOUT, nx))
@@ -116,7 +120,11 @@ def select_galaxies(image, saturated, *, min_area):
         stamp[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0] = cut
         templates.append(stamp.astype(np.float32))
         kept.append(k)
-    return templates, candidates[kept], rms
+    selected = candidates[kept]
+    # sources whose segment borders another's: parts of a galaxy or group split off by the deblending,
+    # or galaxies touching a neighbour, cut with a straight edge where the segments meet
+    selected["touches_another"] = np.asarray(touching, bool)
+    return templates, selected, rms
 
 
 def write_catalog(folder, templates, rms):
@@ -211,6 +219,7 @@ def main(argv=None):
     result = {"command": " ".join(["python", *sys.argv]), "truth": "true flux of each galaxy in the stamp",
               "source": "skimage.data.hubble_deep_field (NASA, public domain), sRGB decoded, white light",
               "n_galaxies": len(sample), "n_blends": len(blends),
+              "n_touching_another_segment": int(np.sum(kept["touches_another"])),
               "noise_sigma_per_pixel": float(sample.noise_sigma),
               "radius_px_quartiles": np.percentile(radius, [25, 50, 75]).tolist(),
               "mag_range": [float(np.min(sample.catalog["mag"])), float(np.max(sample.catalog["mag"]))],
