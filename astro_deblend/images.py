@@ -56,6 +56,7 @@ from .exceptions import AstroDeblendWarning, InputError, InputTypeError, OutOfDo
 from .flags import Flag
 from .pair_check import MAX_HANDED_OVER
 from .stamps import (
+    _correlation_and_reach,
     _fill_bad_pixels,
     _in_data_unit,
     _plain_pixel_scale,
@@ -66,9 +67,6 @@ from .stamps import (
     prepare_stamps,
     unwrap_container,
     validate_stamps,
-)
-from .stamps import (
-    _noise_correlation as _correlation,
 )
 
 __all__ = [
@@ -1586,7 +1584,7 @@ def _noise_correlation(image, src):
             sky = ~image.bad[sl] & ~ndimage.binary_dilation(src.segm[sl] > 0, iterations=3)
             blocks.append(image.data[sl])
             usable.append(sky)
-    factor, wide = _correlation(np.stack(blocks), np.stack(usable), 0)
+    factor, wide = _correlation_and_reach(np.stack(blocks), np.stack(usable), 0)
     return float(np.median(factor)), bool(np.mean(wide) > 0.5)
 
 

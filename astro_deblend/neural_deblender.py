@@ -31,7 +31,7 @@ from .models import MODEL_CONFIGS, build_model, config_from_dict
 from .models.normalization import NORMALIZATION, scale_from_noise, signal_mask
 from .models.store import KINDS, bundled, file_sha256, read_record, write_network
 from .pair_check import check_pairs
-from .stamps import NOISE_FACTOR_SKIP_CENTRE, _noise_correlation
+from .stamps import NOISE_FACTOR_SKIP_CENTRE, _correlation_and_reach
 from .training import fit_network, training_domain
 from .uncertainty import ErrorModel, propagated_noise
 
@@ -540,7 +540,7 @@ class NeuralDeblender(Deblender):
             # pixels whose noise is correlated (drizzled mosaics) add up faster than independent ones
             if noise_factor is None:
                 usable = None if bad_pixels is None else ~bad_pixels[sl]
-                correlation[sl], wide[sl] = _noise_correlation(part, usable, NOISE_FACTOR_SKIP_CENTRE)
+                correlation[sl], wide[sl] = _correlation_and_reach(part, usable, NOISE_FACTOR_SKIP_CENTRE)
             else:  # measured on the user's pixels (stamps of another size: astro_deblend's _Window)
                 correlation[sl] = np.asarray(noise_factor, float)[sl]
             if wide_noise is not None:  # judged elsewhere (_Window: on the user's pixels; measure_image)
@@ -960,7 +960,7 @@ class _Window:
         seen = self.seen
         has_map = seen.noise_sigma is not None and seen.noise_sigma.ndim == 3
         usable = np.isfinite(seen.noise_sigma) if has_map else None
-        factor, wide = _noise_correlation(seen.data, usable, NOISE_FACTOR_SKIP_CENTRE)
+        factor, wide = _correlation_and_reach(seen.data, usable, NOISE_FACTOR_SKIP_CENTRE)
         result = deblender._deblend(self._padded(), **dict(options, return_maps=wanted or self.maps,
                                                            noise_factor=factor, wide_noise=wide))
         dy, dx = self.dst

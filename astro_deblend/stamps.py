@@ -814,7 +814,7 @@ def noise_correlation_factor(stack, *, usable=None, skip_centre=NOISE_FACTOR_SKI
     factor : `numpy.ndarray`, shape (N,)
         1 where the noise looks independent between pixels, or cannot be told.
     """
-    return _noise_correlation(stack, usable, skip_centre)[0]
+    return _correlation_and_reach(stack, usable, skip_centre)[0]
 
 
 def wide_noise_correlation(stack, *, usable=None, skip_centre=NOISE_FACTOR_SKIP_CENTRE):
@@ -828,10 +828,10 @@ def wide_noise_correlation(stack, *, usable=None, skip_centre=NOISE_FACTOR_SKIP_
     looks the same: 0.1-0.2 % of held-out blends of white or drizzle-like noise. Same parameters as
     `noise_correlation_factor`; False where that factor is 1.
     """
-    return _noise_correlation(stack, usable, skip_centre)[1]
+    return _correlation_and_reach(stack, usable, skip_centre)[1]
 
 
-def _noise_correlation(stack, usable, skip_centre):
+def _correlation_and_reach(stack, usable, skip_centre):
     """``(factor, wide)`` of `noise_correlation_factor` and `wide_noise_correlation`."""
     stack = np.asarray(getattr(stack, "value", stack), np.float32)
     n, ny, nx = stack.shape
