@@ -679,10 +679,11 @@ class NeuralDeblender(Deblender):
     def _deblend_views(self, batch, *, progress):
         """The central source of each view of `measure_image`, with the fraction maps when predicted."""
         maps = "maps" in self._model.output_names
-        # (measure_image judges the noise's correlation on the image's sky, not on each view's)
+        # measure_image judges the noise's correlation on the image's sky and raises the noise term by it
+        # itself: a view's own factor would be computed for nothing
         result = self._deblend(batch, progress=progress, return_maps=maps, pair_check=False,
                                return_diagnostics=True, warn_faint=False,
-                               wide_noise=np.zeros(len(batch), bool))
+                               noise_factor=np.ones(len(batch)), wide_noise=np.zeros(len(batch), bool))
         diag = result.extra[-1]
         flag = np.asarray(result.flag)[:, 0]
         views = CentralViews(flux=result.flux[:, 0], flux_err=result.flux_err[:, 0], flag=flag,
