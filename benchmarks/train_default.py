@@ -46,6 +46,7 @@ blend2flux paper-64) to ``FILE`` (a ``.weights.h5``) and its ``history.csv`` bes
 """
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -220,6 +221,9 @@ def main(argv=None):
     p.add_argument("--prepare-only", action="store_true", help="stop once the data are ready")
     p.add_argument("--snapshot", default=None,
                    help="write the run's best weights so far to this .weights.h5 file and stop")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="training budget in s, replacing the config's time_limit (e.g. what a lent machine's "
+                        "call has left once the data are ready)")
     args = p.parse_args(argv)
     spec = json.loads(Path(args.config).read_text())
     if args.snapshot is not None:
@@ -249,6 +253,8 @@ def main(argv=None):
     model_config = config_from_dict(spec["model"], spec["model_config"])
     deblender = NeuralDeblender(model_config, weights=init)
     training = TrainingConfig(**spec["training"])
+    if args.time_limit is not None:
+        training = dataclasses.replace(training, time_limit=args.time_limit)
     pretraining = TrainingConfig(**spec["pretraining"]) if "pretraining" in spec else None
     # Training time summed over every (resumed) invocation of this command on the same work folder,
     # an interrupted one (Ctrl-C or kill) included.

@@ -30,6 +30,8 @@ def main(argv=None):
     p.add_argument("--arrays", required=True, help="folder of one materialised broad training part")
     p.add_argument("--group", required=True, help="name of the family group to leave out")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="training budget in s, replacing the lofo section's time_limit")
     args = p.parse_args(argv)
     spec = json.loads(Path(args.config).read_text())
     lofo = spec["lofo"]
@@ -47,7 +49,7 @@ def main(argv=None):
         validation_fraction=0.05,
         steps_per_epoch=lofo["steps_per_epoch"],
         epochs=lofo["epochs"],
-        time_limit=lofo["time_limit"],
+        time_limit=lofo["time_limit"] if args.time_limit is None else args.time_limit,
         data_workers=lofo["data_workers"],
     )
     out = Path(args.out)
