@@ -1202,13 +1202,13 @@ def measure_image(
         calibrated = getattr(deblender, "image_error_model", None)
         if getattr(deblender, "error_model", None) is None:
             calibrated = None
-        if found.central is None:  # (the views' noise terms hold each view's own correlation factor)
+        if found.central is None:  # (the views' noise terms are computed with a factor of 1)
             flux[on], flux_err[on], noise_err[on] = found.flux, found.flux_err, found.noise_err
             plain_noise_err = noise_err.copy()
             if found.noise_factor is not None:
                 plain_noise_err[on] = noise_err[on] / found.noise_factor
-            # the image's sky factor instead of each view's, as for the networks: a view's other sources
-            # are replaced by white noise and its pixels off the image by zeros, which hide the correlation
+            # the image's sky factor, as for the networks, not one per view: a view's other sources are
+            # replaced by white noise and its pixels off the image by zeros, which hide the correlation
             raised = plain_noise_err[on] * correlation
             flux_err[on] = np.sqrt(np.clip(flux_err[on] ** 2 - noise_err[on] ** 2, 0, None) + raised**2)
             noise_err[on] = raised

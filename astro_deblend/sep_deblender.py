@@ -287,7 +287,7 @@ class SepDeblender(Deblender):
                                progress=progress, radius_central=radius_central,
                                return_diagnostics=return_diagnostics, **unknown)  # refused there, typed
 
-    def _deblend(self, batch, *, progress, radius_central=None, return_diagnostics=False):
+    def _deblend(self, batch, *, progress, radius_central=None, return_diagnostics=False, noise_factor=None):
         stack = batch.data
         n, ny, nx = stack.shape
         noise = batch.noise_per_stamp()
@@ -312,8 +312,11 @@ class SepDeblender(Deblender):
                       else "sep.Background constant level per stamp; rms estimated per stamp")
         features = results.features()
         # pixels whose noise is correlated (drizzled mosaics) add up faster than independent ones
-        usable = np.isfinite(batch.noise_sigma) if has_map else None
-        correlation = noise_correlation_factor(stack, usable=usable)
+        if noise_factor is None:
+            usable = np.isfinite(batch.noise_sigma) if has_map else None
+            correlation = noise_correlation_factor(stack, usable=usable)
+        else:  # judged by the caller (measure_image, on the image's sky)
+            correlation = np.asarray(noise_factor, float)
         noise_err = results.flux_err * correlation[:, None]
         # a noise map without information (inf) on the galaxy's pixels: a flux whose error is unknown
         results.flag[np.isfinite(results.flux) & ~np.isfinite(noise_err)] |= Flag.INCOMPLETE
@@ -333,7 +336,10 @@ class SepDeblender(Deblender):
                          segments=segments, extra=extra, meta={"background": background, "flux_err": how})
 
     def _deblend_views(self, batch, *, progress):
-        result = self._deblend(batch, progress=progress, return_diagnostics=True)
+        # measure_image judges the noise's correlation on the image's sky and raises the noise term by it
+        # itself: a view's own factor (its other sources replaced by white noise) would be replaced
+        result = self._deblend(batch, progress=progress, return_diagnostics=True,
+                               noise_factor=np.ones(len(batch)))
         diag = result.extra[0]
         return self._central_views(result, np.asarray(diag["flux_err_noise"])[:, 0],
                                    np.asarray(diag["noise_correlation"])[:, 0])

@@ -834,6 +834,13 @@ def wide_noise_correlation(stack, *, usable=None, skip_centre=NOISE_FACTOR_SKIP_
 def _correlation_and_reach(stack, usable, skip_centre):
     """``(factor, wide)`` of `noise_correlation_factor` and `wide_noise_correlation`."""
     stack = np.asarray(getattr(stack, "value", stack), np.float32)
+    if stack.ndim != 3:
+        raise InputError(
+            f"the noise-correlation factor takes a stack of stamps, shape (N, ny, nx); got {stack.shape}"
+            + (": pass one stamp as stamp[None]" if stack.ndim == 2 else "")
+        )
+    if usable is not None and np.shape(usable) != stack.shape:
+        raise InputError(f"usable must have the stack's shape {stack.shape}; got {np.shape(usable)}")
     n, ny, nx = stack.shape
     factor, wide = np.ones(n), np.zeros(n, bool)
     if min(ny, nx) < MIN_NOISE_FACTOR_SIZE:

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from astro_deblend.exceptions import InputError
 from astro_deblend.limits import OracleDeblender
 from astro_deblend.uncertainty import ErrorModel, coverage, fit_error_model, propagated_noise, z_scores
 
@@ -145,6 +146,11 @@ def test_correlated_noise_raises_the_noise_term_towards_its_monte_carlo():
     filled = np.where(usable, galaxy + correlated, 0.0)
     np.testing.assert_allclose(noise_correlation_factor(filled, usable=usable), factor, atol=0.15)
     assert np.all(noise_correlation_factor(correlated[:, :32, :32]) == 1.0)
+    # one stamp is a stack of one; a bare 2-D stamp or a mask of another shape is told, not unpacked
+    with pytest.raises(InputError, match=r"stamp\[None\]"):
+        noise_correlation_factor(galaxy + correlated[0])
+    with pytest.raises(InputError, match="usable"):
+        noise_correlation_factor(filled, usable=usable[0])
 
 
 def test_the_correlation_factor_grows_with_the_correlation_length():
