@@ -470,6 +470,11 @@ def simulate_galaxies(config=None, *, path=None, progress=True, chunk_size=100, 
     config = SimulationConfig() if config is None else config
     if path is not None and os.path.exists(path):
         raise FileExistsError(f"{path} exists; remove it or give another path")
+    if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        # told now, not after the first chunk's minutes of simulation
+        raise FileNotFoundError(
+            f"the folder of {path} does not exist; create it first or give a path in an existing folder"
+        )
     if workers < 1 or chunk_size < 1:
         raise InputError(f"workers and chunk_size must be at least 1; got {workers}, {chunk_size}")
     n, size = config.n_galaxies, config.stamp_size

@@ -154,6 +154,8 @@ def test_simulation_resumes(tmp_path):
     assert np.array_equal(GalaxySample.read(path).images, full.images)
     with pytest.raises(FileExistsError):
         simulate_galaxies(cfg, path=str(path), progress=False)
+    with pytest.raises(FileNotFoundError, match="create it first"):  # before any galaxy is drawn
+        simulate_galaxies(cfg, path=str(tmp_path / "missing" / "gal.h5"), progress=False)
     other = SimulationConfig(n_galaxies=6, stamp_size=32, seed=99)
     _checkpoint(str(tmp_path / "x.h5.partial"), cfg, 0, 2, full.images, full.noiseless, full.segmaps,
                 np.asarray(full.catalog["flux_auto"]), centred, uncleaned)
