@@ -1001,6 +1001,11 @@ def cut_views(image, sources, neighbours, size, *, seed=0):
     replaced = np.zeros((n, size, size), bool)
     light = _segment_light(image, sources)
     slices = _label_slices(sources.segm)
+    # a view wholly without information (a coverage gap, zero weight) keeps the image's typical noise: its
+    # pixels are bad ones, filled and flagged as masked ones are, and the other sources are measured
+    typical = image.error
+    if np.ndim(typical) == 2:
+        typical = float(np.median(typical[np.isfinite(typical)]))  # prepare_image leaves some finite
     for k in np.nonzero(sources.on_image)[0]:
         sid = int(sources.label[k])  # its label in the segmentation
         y0, x0 = corner[k]
@@ -1010,7 +1015,7 @@ def cut_views(image, sources, neighbours, size, *, seed=0):
         view[dst] = image.data[ys, xs]
         err = image.error_in((ys, xs))
         finite_err = err if np.ndim(err) == 0 else err[np.isfinite(err)]
-        noise[k] = float(np.median(finite_err)) if np.size(finite_err) else np.nan
+        noise[k] = float(np.median(finite_err)) if np.size(finite_err) else typical
         seg = sources.segm[ys, xs]
         near = neighbours[k]
         if near:
@@ -1075,6 +1080,25 @@ def _segment_light(image, sources):
     return {
         int(lab): (float(t), float(a), float(b)) for lab, t, a, b in zip(labels, total, cx, cy, strict=True)
     }
+
+
+def _without_data(image, sources):
+    """On-image sources none of whose own pixels (their segment; without one, the 3 x 3 px around the
+    position) hold data: all masked, NaN, or without information in the error map."""
+    out = np.zeros(sources.id.size, bool)
+    if not image.bad.any():
+        return out
+    slices = _label_slices(sources.segm)
+    for k in np.nonzero(sources.on_image)[0]:
+        sid = int(sources.label[k])
+        sl = slices.get(sid)
+        if sl is None:
+            cy, cx = int(round(sources.y[k])), int(round(sources.x[k]))
+            box = image.bad[max(cy - 1, 0) : cy + 2, max(cx - 1, 0) : cx + 2]
+            out[k] = box.size > 0 and bool(box.all())
+        else:
+            out[k] = bool(image.bad[sl][sources.segm[sl] == sid].all())
+    return out
 
 
 def _incomplete(image, sources, sid, sl, k):
@@ -1245,6 +1269,11 @@ def measure_image(
             flux_err = calibrated.sigma(flux, noise_err, features)
         elif found.central is not None:  # the views' own stamp model: made for pairs, not for whole images
             flux_err = np.sqrt(noise_err**2 + (rel_blend * flux) ** 2)
+    # a source none of whose own pixels holds data (a coverage gap, zero weight, a mask) has no flux to give:
+    # no number (the network's 0 +- its noise would read as a measured null), as sep gives none
+    blind = _without_data(image, src)
+    flux[blind], flux_err[blind], noise_err[blind] = np.nan, np.nan, np.nan
+    flag[blind] |= Flag.NOT_DETECTED | Flag.INCOMPLETE
     # a group that lost a member (not found in its view) gave its light to the others: their split is doubtful
     missing = np.unique(group_id[(flag & Flag.NOT_DETECTED) > 0])
     flag[np.isin(group_id, missing) & (group_size > 1)] |= Flag.AMBIGUOUS

@@ -356,6 +356,24 @@ def test_masked_and_nan_pixels_flag_instead_of_crashing(fracnet, galaxy):
     assert table["flag"][0] & Flag.INCOMPLETE
     assert table["flag"][2] & Flag.INCOMPLETE
     assert np.isfinite(table["flux"][0])
+    # the third one has no data at all: no number, as sep gives none
+    assert np.ma.is_masked(table["flux"][2]) and np.ma.is_masked(table["flux_err"][2])
+    assert table["flag"][2] & Flag.NOT_DETECTED
+
+
+@pytest.mark.parametrize("method", ["fracnet", "sep"])
+def test_a_source_in_a_coverage_gap_of_the_error_map_spoils_no_other(fracnet, galaxy, method):
+    """A view wholly without information (zero weight, inf rms: a catalogue made on another band) gets
+    flags and no flux; it used to stop the whole measurement with an error about its noise level."""
+    image = _place((320, 320), galaxy[0], [(160, 230)])
+    error = np.full(image.shape, NOISE)
+    error[:, :100] = np.inf
+    sources = Table({"id": [7, 8], "x": [20.0, 230.0], "y": [296.0, 160.0]})
+    deblender = fracnet if method == "fracnet" else SepDeblender(mode="auto")
+    table, _ = _measure(deblender, image, sources=sources, error=error)
+    assert np.ma.is_masked(table["flux"][0]) and np.ma.is_masked(table["flux_err"][0])
+    assert table["flag"][0] & Flag.NOT_DETECTED and table["flag"][0] & Flag.INCOMPLETE
+    assert table["flux"][1] == pytest.approx(galaxy[1], rel=0.1)
 
 
 def test_positions_off_the_image_are_flagged_and_masked(fracnet, galaxy):
