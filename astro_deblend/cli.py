@@ -166,7 +166,31 @@ def _cmd_measure(args):
         raise InputError(f"{exc}. If {args.input} is an image rather than one stamp, add --image to measure "
                          "every source in it") from None
     _say("wrote " + json.dumps(written))
+    _hint_image(args, written)
     return 0
+
+
+def _hint_image(args, written):
+    """Say so when a single 2-D input, measured as one stamp, is not a centred pair: an image of at most
+    `_IMAGE_SIDE` px (a common cutout size) wants --image."""
+    import warnings
+
+    import numpy as np
+    from astropy.table import Table
+
+    from .exceptions import AstroDeblendWarning
+    from .fitsio import read_fits_stamps
+    from .flags import Flag
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstroDeblendWarning)
+        if len(read_fits_stamps(args.input, hdu=args.hdu).data) != 1:
+            return
+    table = Table.read(written["catalog"])
+    if "flag" in table.colnames and np.any(np.asarray(table["flag"]) & (Flag.NOT_A_PAIR | Flag.NOT_DETECTED)):
+        _say(f"{args.input} was measured as one stamp (a pair of galaxies, one on its central pixel), and "
+             "its central galaxy was not found or the stamp is not such a pair (flags 1/16): if it is an "
+             "image with sources anywhere, add --image")
 
 
 #: The Python names that the package's messages use, and what they are on the command line.

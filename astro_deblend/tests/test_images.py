@@ -447,6 +447,46 @@ def test_a_scene_s_neighbours_are_where_the_truth_says(galaxy):
         assert d <= config.pair_distance[1] * max(radius[i], radius[j]) + 2.0
 
 
+def test_the_cli_reads_an_image_of_mostly_equal_pixels_with_the_noise_given(tmp_path, capsys):
+    """An image whose noise cannot be estimated from its pixels (sparse counts) is measured from the command
+    line once the noise is given; without it the error says what to give."""
+    from astropy.io import fits
+
+    from astro_deblend.cli import main
+
+    counts = np.random.default_rng(1).poisson(0.2, (160, 160)).astype(np.float32)
+    counts[75:85, 75:85] += 40
+    fits.PrimaryHDU(counts).writeto(tmp_path / "counts.fits")
+    fits.PrimaryHDU(np.full(counts.shape, 0.45**-2, np.float32)).writeto(tmp_path / "w.fits")
+    for option in (["--noise-sigma", "0.45"], ["--weight", str(tmp_path / "w.fits")]):
+        args = ["measure", str(tmp_path / "counts.fits"), "--image", "--output", str(tmp_path / "o.ecsv"),
+                "--overwrite", "--views", "1", "--quiet", *option]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert main(args) == 0
+        assert len(Table.read(tmp_path / "o.ecsv")) >= 1
+    capsys.readouterr()
+    assert main(["measure", str(tmp_path / "counts.fits"), "--image", "--output", str(tmp_path / "p.ecsv"),
+                 "--quiet"]) == 2
+    assert "--noise-sigma" in capsys.readouterr().err
+
+
+def test_the_cli_says_add_image_when_a_small_image_is_not_a_centred_pair(tmp_path, galaxy, capsys):
+    """A 2-D input of at most 256 px is one stamp unless told otherwise; when it is not a centred pair the
+    command line says that --image measures its sources."""
+    from astropy.io import fits
+
+    from astro_deblend.cli import main
+
+    image = _place((200, 200), galaxy[0], [(50, 150)])  # far from the centre
+    fits.PrimaryHDU(image).writeto(tmp_path / "small.fits")
+    args = ["measure", str(tmp_path / "small.fits"), "--output", str(tmp_path / "o.ecsv"), "--quiet"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(args) == 0
+    assert "add --image" in capsys.readouterr().out
+
+
 def test_the_cli_measures_a_fits_image(tmp_path, galaxy):
     from astropy.io import fits
 
