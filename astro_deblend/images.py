@@ -219,6 +219,8 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
             raise InputTypeError(f"mask must be boolean (True = ignore the pixel); got dtype {mask.dtype}")
         bad = bad | mask.astype(bool)
     gaps = None
+    if error is not None and np.iscomplexobj(getattr(error, "value", error)):
+        raise InputError("error must be real (a 1-sigma rms); got complex numbers")
     if arr.dtype.kind == "f":
         known = bad  # and the pixels an error map already marks as without information
         if error is not None and np.ndim(error) == 2 and np.shape(error) == image.shape:
@@ -798,6 +800,11 @@ def _check_ids_positions(ids, x, y, image):
     x = np.atleast_1d(np.ma.filled(np.ma.asarray(x, dtype=float), np.nan))
     y = np.atleast_1d(np.ma.filled(np.ma.asarray(y, dtype=float), np.nan))
     ids = np.atleast_1d(ids)
+    if x.ndim != 1 or y.ndim != 1 or not (ids.shape == x.shape == y.shape):
+        raise InputError(
+            "ids, x and y must be 1-D columns of one value per source; got shapes "
+            f"{ids.shape}, {x.shape} and {y.shape}", value=(ids.shape, x.shape, y.shape),
+        )
     if ids.size and ids.min() < 1:
         raise InputError(
             f"source ids must be positive integers (0 is the background); got {ids.min()}",
@@ -817,8 +824,19 @@ def _check_ids_positions(ids, x, y, image):
             value=ids[~finite],
         )
     ny, nx = image.shape
+    far = (np.abs(x) > _MAX_POSITION) | (np.abs(y) > _MAX_POSITION)
+    if far.any():
+        raise InputError(
+            f"source positions must lie within {_MAX_POSITION:.0e} px of the image; ids "
+            f"{ids[far][:10].tolist()} lie beyond (positions in other units, or another column?)",
+            value=ids[far],
+        )
     on = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
     return ids, x, y, on
+
+
+#: Positions farther than this (px) from the image are no pixel positions (arithmetic on them overflows).
+_MAX_POSITION = 1e9
 
 
 def _from_segmentation(ids, x, y, segm, image, how):

@@ -834,6 +834,12 @@ def test_more_hostile_input_gets_typed_errors(fracnet, galaxy):
         fracnet.measure_image(image, sources=SourceCatalog(image * 0.5, segm), error=NOISE)
     empty, _ = _measure(fracnet, image, sources=SegmentationImage(np.zeros(image.shape, int)), error=NOISE)
     assert len(empty) == 0
+    with pytest.raises(InputError, match="real"):
+        fracnet.measure_image(image, error=np.full(image.shape, NOISE, complex))
+    with pytest.raises(InputError, match="1-D columns"):
+        fracnet.measure_image(image, error=NOISE, sources=Table({"x": [[150.0, 1.0]], "y": [150.0]}))
+    with pytest.raises(InputError, match="within 1e"):  # no pixel position: arithmetic on it overflows
+        fracnet.measure_image(image, error=NOISE, sources=Table({"x": [150.0, 1e160], "y": [150.0, 1e160]}))
 
 
 def test_source_tables_with_masks_units_or_another_image_are_refused(galaxy):
