@@ -709,6 +709,8 @@ def _table_positions(table, wcs):
     for xc, yc in (("x", "y"), ("xcentroid", "ycentroid"), ("x_centroid", "y_centroid")):
         if xc in cols and yc in cols:
             x, y = _pixel_column(table, xc), _pixel_column(table, yc)
+            if wcs is not None and "sky_centroid" in cols:
+                _warn_disagreeing_positions(x, y, table["sky_centroid"], wcs, xc, yc)
             break
     else:
         sky = None
@@ -749,6 +751,31 @@ def _table_positions(table, wcs):
     if ids.dtype.kind not in "iu":
         raise InputTypeError(f"source ids must be integers; got dtype {ids.dtype}")
     return ids, x, y
+
+
+#: Pixel and sky positions of one table farther apart than this (px) disagree.
+_POSITION_AGREEMENT = 1.0
+
+
+def _warn_disagreeing_positions(x, y, sky, wcs, xc, yc):
+    """Warn when a table's pixel positions are not where its sky positions fall on the image (another
+    image's pixels, or another WCS): the pixel positions are the ones measured."""
+    import warnings
+
+    try:
+        sx, sy = (np.array(v, float, ndmin=1) for v in wcs.world_to_pixel(sky))
+    except Exception:  # a column that is no SkyCoord: the pixel positions alone are read
+        return
+    with np.errstate(invalid="ignore"):
+        off = np.hypot(sx - x, sy - y)
+    bad = off > _POSITION_AGREEMENT
+    if bad.any():
+        warnings.warn(
+            f"{int(bad.sum())} of {off.size} sources lie more than {_POSITION_AGREEMENT:g} px (up to "
+            f"{np.nanmax(off[bad]):.3g} px) from where their sky_centroid falls with the image's WCS: their "
+            f"{xc}/{yc} are measured; drop one of the two, or check that both are this image's",
+            AstroDeblendWarning, stacklevel=5,
+        )
 
 
 _POSITION_COLUMNS = ("id", "label", "x", "y", "xcentroid", "ycentroid", "x_centroid", "y_centroid",

@@ -339,6 +339,14 @@ def test_sexagesimal_ra_dec_text_is_read_with_ra_in_hours():
     assert ids.tolist() == [7, 8] and x[0] == pytest.approx(149.0, abs=0.01)
     as_objects = Table({"ra": np.array([150.0], dtype=object), "dec": np.array([2.2], dtype=object)})
     assert _table_positions(as_objects, wcs)[1][0] == pytest.approx(149.0, abs=0.01)  # numbers, not text
+    # pixel and sky positions that disagree: the pixel ones are read, with a warning
+    both = Table({"x": [149.0, 20.5], "y": [149.0, 70.25], "sky_centroid": sky})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _table_positions(both, wcs)[1].tolist() == [149.0, 20.5]
+    both["x"] = [149.0, 170.5]
+    with pytest.warns(UserWarning, match="1 of 2 sources lie more than 1 px"):
+        assert _table_positions(both, wcs)[1].tolist() == [149.0, 170.5]
     with pytest.raises(InputError, match="not sexagesimal"):
         _table_positions(Table({"ra": ["150.0"], "dec": ["2.2"]}), wcs)
     with pytest.raises(InputError, match="could not read"):
