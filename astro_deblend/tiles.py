@@ -338,7 +338,14 @@ def measure_tiled(
             raise InputError(f"{name} has shape {reader.shape}, the mosaic {image.shape}", value=reader.shape)
     if err is None:
         step = max(1, int(np.sqrt(image.shape[0] * image.shape[1] / 4e6)))
-        err = pixel_rms(image.subsample(step))  # once, from the whole mosaic: every tile uses it
+        pixels = image.subsample(step)  # once, from the whole mosaic: every tile uses it
+        if not np.isfinite(pixels).any():
+            raise InputError(f"every pixel sampled for the noise (every {step} px) is NaN or infinite: an "
+                             "empty mosaic? If it holds data between those pixels, give error=")
+        err = pixel_rms(pixels)
+        if not err > 0:
+            raise InputError("cannot estimate the noise of the mosaic (more than half its pixels are equal): "
+                             "give error= (a scalar rms or an rms map)")
 
     positions = None
     if sources is not None:

@@ -1171,6 +1171,13 @@ def test_a_tiled_run_refuses_a_weight_map_as_mask(fracnet, galaxy, tmp_path):
     table = measure_tiled(fracnet, image, mask=tmp_path / "mask.fits", error=NOISE, tile_size=128,
                           progress=False)
     assert len(table) >= 1
+    # no noise given and none to estimate: said as the in-memory run says it, without numpy's warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(InputError, match="more than half its pixels are equal"):
+            measure_tiled(fracnet, np.zeros((300, 300)), tile_size=128, progress=False)
+        with pytest.raises(InputError, match="NaN or infinite"):
+            measure_tiled(fracnet, np.full((300, 300), np.nan), tile_size=128, progress=False)
 
 
 def test_a_fits_header_means_the_same_tiled_or_not(fracnet, galaxy, tmp_path):
