@@ -143,7 +143,9 @@ def _read_hdu(source, hdu):
             chosen = _pick_hdu(source, hdu)
             data, header = _native(chosen.data), chosen.header.copy()
         except ValueError as exc:
-            if "closed file" not in str(exc):
+            # a closed file also hides the extensions astropy had not read yet: "no image data" then
+            closed = getattr(getattr(source, "_file", None), "closed", False)
+            if "closed file" not in str(exc) and not closed:
                 raise
             raise InputError(
                 "the HDUList's file is closed (it was opened in a `with fits.open(...)` block that has "

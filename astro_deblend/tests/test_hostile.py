@@ -278,6 +278,13 @@ def test_small_misuses_get_the_package_s_own_messages(cube, tmp_path, capsys):
         pass
     with pytest.raises(InputError, match="file is closed"):
         SepDeblender().measure(hdul)
+    # the same with the image in an extension, which a closed file hides: not "no image data"
+    two = fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.ones((8, 8), np.float32))])
+    two.writeto(tmp_path / "ext.fits")
+    with fits.open(tmp_path / "ext.fits") as ext:
+        pass
+    with pytest.raises(InputError, match="file is closed"):
+        SepDeblender().measure(ext)
     with pytest.raises(InputTypeError, match=r"unknown option\(s\) \['views'\]"):
         NeuralDeblender().measure(str(cube), views=1)
     # a 2-D file too small for a stamp the network measures, and too small to be taken for an image: the
