@@ -125,10 +125,12 @@ def _cmd_run(args):
     return 0
 
 
-def _is_image(args):
+def _input_kind(args):
+    """``(is_image, side)``: whether the input is measured as a whole image, and the largest side (px) of a
+    2-D input measured as one stamp (None otherwise)."""
     if (args.image or args.sources is not None or args.weight is not None or args.rms is not None
             or args.tile_size is not None):
-        return True
+        return True, None
     import warnings
 
     from .exceptions import AstroDeblendWarning
@@ -137,13 +139,22 @@ def _is_image(args):
     with warnings.catch_warnings():  # a peek at the shape: the measurement reads the file again and says it
         warnings.simplefilter("ignore", AstroDeblendWarning)
         stamps = read_fits_stamps(args.input, hdu=args.hdu)
-    return len(stamps.data) == 1 and max(stamps.data.shape[1:]) > _IMAGE_SIDE  # (ny, nx) or (1, ny, nx)
+    side = max(stamps.data.shape[1:])  # (ny, nx) or (1, ny, nx)
+    if len(stamps.data) != 1:
+        return False, None
+    return side > _IMAGE_SIDE, side
+
+
+#: A one-stamp input larger than this (px: the networks' stamps, the paper's) that is not a centred pair is
+#: likely an image: the command line says that --image measures its sources.
+_HINT_SIDE = 128
 
 
 def _cmd_measure(args):
     from .jobs import measure_fits, measure_image_fits
 
-    if _is_image(args):
+    is_image, side = _input_kind(args)
+    if is_image:
         written = measure_image_fits(
             args.input, output=args.output, segmentation=args.segmentation, sources=args.sources,
             weight=args.weight, rms=args.rms, method=args.method, weights=args.weights, hdu=args.hdu,
@@ -159,33 +170,24 @@ def _cmd_measure(args):
             magnitudes=args.magnitudes, views=args.views, overwrite=args.overwrite, progress=not args.quiet,
         )
     except InputError as exc:
-        from .fitsio import read_fits_stamps
-
-        if "stamps; got" not in str(exc) or len(read_fits_stamps(args.input, hdu=args.hdu).data) != 1:
+        if "stamps; got" not in str(exc) or side is None:
             raise
         raise InputError(f"{exc}. If {args.input} is an image rather than one stamp, add --image to measure "
                          "every source in it") from None
     _say("wrote " + json.dumps(written))
-    _hint_image(args, written)
+    if side is not None and side > _HINT_SIDE:
+        _hint_image(args, written)
     return 0
 
 
 def _hint_image(args, written):
-    """Say so when a single 2-D input, measured as one stamp, is not a centred pair: an image of at most
-    `_IMAGE_SIDE` px (a common cutout size) wants --image."""
-    import warnings
-
+    """Say that --image measures the sources of a one-stamp input (larger than `_HINT_SIDE` px) whose central
+    galaxy was not found or which is not a centred pair."""
     import numpy as np
     from astropy.table import Table
 
-    from .exceptions import AstroDeblendWarning
-    from .fitsio import read_fits_stamps
     from .flags import Flag
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AstroDeblendWarning)
-        if len(read_fits_stamps(args.input, hdu=args.hdu).data) != 1:
-            return
     table = Table.read(written["catalog"])
     if "flag" in table.colnames and np.any(np.asarray(table["flag"]) & (Flag.NOT_A_PAIR | Flag.NOT_DETECTED)):
         _say(f"{args.input} was measured as one stamp (a pair of galaxies, one on its central pixel), and "

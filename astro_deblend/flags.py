@@ -41,7 +41,8 @@ class Flag(enum.IntFlag):
 FLAG_DESCRIPTIONS = {
     Flag.NOT_DETECTED: (
         "galaxy not found (sep: no detection for its role; oracle: empty profile; measure_image: the "
-        "position is off the image); flux masked"
+        "position is off the image, or none of the source's own pixels holds data: masked, NaN, or without "
+        "information in the error map, with 32); flux masked"
     ),
     Flag.HOT_PASS: "sep: the cold pass found fewer than two sources and the hot pass was used",
     Flag.AMBIGUOUS: (

@@ -31,7 +31,10 @@ holds any number of sources. `measure_image` turns the one into the other, in fi
    imagined companion), and two sources that see each other as companions keep the network's split. For
    the other methods, a source's flux is that of the central galaxy in its view.
 
-Flags: bits of `astro_deblend.flags.Flag`; `~astro_deblend.flags.Flag.INCOMPLETE` where the source's segment
+Flags: bits of `astro_deblend.flags.Flag`; `~astro_deblend.flags.Flag.NOT_DETECTED` (flux masked) where the
+position is off the image, or where none of the source's own pixels (its segment; without one, the 3 x 3 px
+at its position) holds data (masked, NaN, or without information in the error map; with INCOMPLETE);
+`~astro_deblend.flags.Flag.INCOMPLETE` where the source's segment
 (or 3 px around it) reaches off the image or onto masked pixels, or where the light a network gives it in
 the last `BORDER` pixels before them is more than `MAX_BORDER_LIGHT` of its flux (its profile goes on where
 no pixel measures it); `~astro_deblend.flags.Flag.OUT_OF_DOMAIN` (networks) where the source's
@@ -220,7 +223,8 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
         bad = bad | mask.astype(bool)
     gaps = None
     if error is not None and np.iscomplexobj(getattr(error, "value", error)):
-        raise InputError("error must be real (a 1-sigma rms); got complex numbers")
+        raise InputError("error must be real (a 1-sigma rms); got complex numbers",
+                         value=np.asarray(getattr(error, "value", error)).dtype)
     if arr.dtype.kind == "f":
         known = bad  # and the pixels an error map already marks as without information
         if error is not None and np.ndim(error) == 2 and np.shape(error) == image.shape:
@@ -679,7 +683,8 @@ def _pixel_column(table, name):
     return values
 
 
-def _table_positions(table, wcs):
+def _table_positions(table, wcs, stacklevel=5):
+    # stacklevel: the caller's frame for a warning said here (5: measure_image through a Deblender)
     # a SExtractor catalogue: NUMBER, X_IMAGE/Y_IMAGE in FITS pixels (1-based), ALPHA_J2000/DELTA_J2000
     sextractor = {"NUMBER": "id", "ALPHA_J2000": "ra", "DELTA_J2000": "dec"}
     if "X_IMAGE" in table.colnames and "Y_IMAGE" in table.colnames and "x" not in table.colnames:
@@ -710,7 +715,7 @@ def _table_positions(table, wcs):
         if xc in cols and yc in cols:
             x, y = _pixel_column(table, xc), _pixel_column(table, yc)
             if wcs is not None and "sky_centroid" in cols:
-                _warn_disagreeing_positions(x, y, table["sky_centroid"], wcs, xc, yc)
+                _warn_disagreeing_positions(x, y, table["sky_centroid"], wcs, xc, yc, stacklevel)
             break
     else:
         sky = None
@@ -757,7 +762,7 @@ def _table_positions(table, wcs):
 _POSITION_AGREEMENT = 1.0
 
 
-def _warn_disagreeing_positions(x, y, sky, wcs, xc, yc):
+def _warn_disagreeing_positions(x, y, sky, wcs, xc, yc, stacklevel):
     """Warn when a table's pixel positions are not where its sky positions fall on the image (another
     image's pixels, or another WCS): the pixel positions are the ones measured."""
     import warnings
@@ -774,7 +779,7 @@ def _warn_disagreeing_positions(x, y, sky, wcs, xc, yc):
             f"{int(bad.sum())} of {off.size} sources lie more than {_POSITION_AGREEMENT:g} px (up to "
             f"{np.nanmax(off[bad]):.3g} px) from where their sky_centroid falls with the image's WCS: their "
             f"{xc}/{yc} are measured; drop one of the two, or check that both are this image's",
-            AstroDeblendWarning, stacklevel=5,
+            AstroDeblendWarning, stacklevel=stacklevel + 1,
         )
 
 
@@ -815,6 +820,10 @@ def _sexagesimal(table):
             f"could not read the ra/dec text as sexagesimal (right ascension in hours, declination in "
             f"degrees, e.g. '10:00:28.6', '+02:12:21'): {exc}"
         ) from None
+
+
+#: Positions farther than this (px) from the image are no pixel positions (arithmetic on them overflows).
+_MAX_POSITION = 1e9
 
 
 def _check_ids_positions(ids, x, y, image):
@@ -862,9 +871,6 @@ def _check_ids_positions(ids, x, y, image):
     return ids, x, y, on
 
 
-#: Positions farther than this (px) from the image are no pixel positions (arithmetic on them overflows).
-_MAX_POSITION = 1e9
-
 
 def _from_segmentation(ids, x, y, segm, image, how):
     ids, x, y, on = _check_ids_positions(ids, x, y, image)
@@ -890,7 +896,7 @@ def _from_positions(ids, x, y, image, how):
     ids, x, y, on = _check_ids_positions(ids, x, y, image)
     error = image.error
     if np.ndim(error) == 2 and not np.isfinite(error).all():  # the bad pixels' own level: their neighbours'
-        error = np.where(np.isfinite(error), error, np.median(error[np.isfinite(error)]))
+        error = np.where(np.isfinite(error), error, _typical_error(image))
     threshold = 1.5 * error
     import warnings
 
@@ -1046,11 +1052,6 @@ def cut_views(image, sources, neighbours, size, *, seed=0):
     replaced = np.zeros((n, size, size), bool)
     light = _segment_light(image, sources)
     slices = _label_slices(sources.segm)
-    # a view wholly without information (a coverage gap, zero weight) keeps the image's typical noise: its
-    # pixels are bad ones, filled and flagged as masked ones are, and the other sources are measured
-    typical = image.error
-    if np.ndim(typical) == 2:
-        typical = float(np.median(typical[np.isfinite(typical)]))  # prepare_image leaves some finite
     for k in np.nonzero(sources.on_image)[0]:
         sid = int(sources.label[k])  # its label in the segmentation
         y0, x0 = corner[k]
@@ -1060,7 +1061,11 @@ def cut_views(image, sources, neighbours, size, *, seed=0):
         view[dst] = image.data[ys, xs]
         err = image.error_in((ys, xs))
         finite_err = err if np.ndim(err) == 0 else err[np.isfinite(err)]
-        noise[k] = float(np.median(finite_err)) if np.size(finite_err) else typical
+        if np.size(finite_err):
+            noise[k] = float(np.median(finite_err))
+        else:  # a view wholly without information (coverage gap, zero weight): the image's typical noise; its
+            # pixels are bad ones, filled and flagged as masked ones are, and the other sources are measured
+            noise[k] = _typical_error(image)
         seg = sources.segm[ys, xs]
         near = neighbours[k]
         if near:
@@ -1125,6 +1130,12 @@ def _segment_light(image, sources):
     return {
         int(lab): (float(t), float(a), float(b)) for lab, t, a, b in zip(labels, total, cx, cy, strict=True)
     }
+
+
+def _typical_error(image):
+    """The image's error as one number: the median of its finite values (prepare_image leaves some)."""
+    error = image.error
+    return float(error) if np.ndim(error) == 0 else float(np.median(error[np.isfinite(error)]))
 
 
 def _without_data(image, sources):
@@ -1271,7 +1282,8 @@ def measure_image(
         calibrated = getattr(deblender, "image_error_model", None)
         if getattr(deblender, "error_model", None) is None:
             calibrated = None
-        if found.central is None:  # (the views' noise terms are computed with a factor of 1)
+        if found.central is None:  # (SepDeblender's views: factor 1; a method whose views raise their noise
+            # term gives the factor in noise_factor, divided out here)
             flux[on], flux_err[on], noise_err[on] = found.flux, found.flux_err, found.noise_err
             plain_noise_err = noise_err.copy()
             if found.noise_factor is not None:
@@ -1320,7 +1332,8 @@ def measure_image(
     flux[blind], flux_err[blind], noise_err[blind] = np.nan, np.nan, np.nan
     flag[blind] |= Flag.NOT_DETECTED | Flag.INCOMPLETE
     # a group that lost a member (not found in its view) gave its light to the others: their split is doubtful
-    missing = np.unique(group_id[(flag & Flag.NOT_DETECTED) > 0])
+    # (not a member without data: it had no light to give)
+    missing = np.unique(group_id[((flag & Flag.NOT_DETECTED) > 0) & ~blind])
     flag[np.isin(group_id, missing) & (group_size > 1)] |= Flag.AMBIGUOUS
     flag |= _doubtful_partners(flag, group_id, group_size)
     if image.error_given:

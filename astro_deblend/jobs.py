@@ -205,8 +205,9 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
 
     # read once for its header, unit and mask: what this reading has to say about the file (its BUNIT, its
     # HDUs) is said once below; zero patches are left to the measurement, which has the weight or rms map
-    # an error given by the user spares this reading an estimate of the noise from the pixels, which fails on
-    # images whose pixels are mostly equal (sparse counts); the maps are read and checked below
+    #
+    # An error given by the user spares this reading an estimate of the noise from the pixels, which fails on
+    # images whose pixels are mostly equal (sparse counts); the maps are read and checked below.
     first_error = error if error is not None else (1.0 if weight is not None or rms is not None else None)
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always", AstroDeblendWarning)

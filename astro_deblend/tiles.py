@@ -340,8 +340,8 @@ def measure_tiled(
         step = max(1, int(np.sqrt(image.shape[0] * image.shape[1] / 4e6)))
         pixels = image.subsample(step)  # once, from the whole mosaic: every tile uses it
         if not np.isfinite(pixels).any():
-            raise InputError(f"every pixel sampled for the noise (every {step} px) is NaN or infinite: an "
-                             "empty mosaic? If it holds data between those pixels, give error=")
+            raise InputError("every pixel sampled for the noise is NaN or infinite: an empty mosaic? If it "
+                             "holds data between the sampled pixels, give error=")
         err = pixel_rms(pixels)
         if not err > 0:
             raise InputError("cannot estimate the noise of the mosaic (more than half its pixels are equal): "
@@ -351,7 +351,7 @@ def measure_tiled(
     if sources is not None:
         if not isinstance(sources, Table):
             raise InputTypeError("a tiled run takes sources as an astropy Table of positions (or None)")
-        ids, x, y = _table_positions(sources, None if wcs is None else wcs.celestial)
+        ids, x, y = _table_positions(sources, None if wcs is None else wcs.celestial, stacklevel=3)
         # the whole table at once: repeated ids and NaN positions are errors, off-image ones are flagged rows
         ids, x, y, on_image = _check_ids_positions(ids, x, y, _Shape(image.shape))
         positions = (ids, x, y)

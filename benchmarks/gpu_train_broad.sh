@@ -46,7 +46,10 @@ echo "data ready after $(( $(date +%s) - t0 )) s"
 limit=()
 if [ -n "${BUDGET_S:-}" ]; then
     left=$(( BUDGET_S - ($(date +%s) - start) - ${RESERVE_S:-60} ))
-    [ "$left" -gt 30 ] || { echo "no time left to train ($left s)"; left=30; }
+    if [ "$left" -le 30 ]; then
+        echo "no time left to train ($left s of BUDGET_S after the data): nothing trained"
+        exit 0
+    fi
     limit=(--time-limit "$left")
     echo "training for at most $left s"
 fi
@@ -65,10 +68,10 @@ for c in "${configs[@]:1}"; do
 done
 name=$(basename "$config" .json)
 python3 benchmarks/train_default.py "$config" --work "$work/$name" --cache "$work/galaxies" \
-    --materialize "$arrays" "${limit[@]}" 2>&1 | tee "$logs/train_$name.log" || true
+    --materialize "$arrays" "${limit[@]}" 2>&1 | tee "$logs/train_$name.log" && main_status=0 || main_status=$?
 status=0
 for p in "${pids[@]}"; do wait "$p" || status=1; done
-echo "all done after $(( $(date +%s) - t0 )) s (background status $status)"
+echo "all done after $(( $(date +%s) - t0 )) s (main status $main_status, background status $status)"
 for c in "${configs[@]}"; do
     name=$(basename "$c" .json)
     tar czf "$out/main_$name.tgz" -C "$work/$name" final run_config.json train_wall_time.json \

@@ -10,7 +10,7 @@ from astropy.wcs import WCS
 
 from astro_deblend.data import SimulationConfig, simulate_galaxies
 from astro_deblend.data.scenes import SceneConfig, _add_stamp, simulate_scene
-from astro_deblend.exceptions import InputError, InputTypeError
+from astro_deblend.exceptions import AstroDeblendWarning, InputError, InputTypeError
 from astro_deblend.flags import Flag
 from astro_deblend.images import (
     _table_positions,
@@ -345,8 +345,12 @@ def test_sexagesimal_ra_dec_text_is_read_with_ra_in_hours():
         warnings.simplefilter("error")
         assert _table_positions(both, wcs)[1].tolist() == [149.0, 20.5]
     both["x"] = [149.0, 170.5]
-    with pytest.warns(UserWarning, match="1 of 2 sources lie more than 1 px"):
+    with pytest.warns(AstroDeblendWarning, match="1 of 2 sources lie more than 1 px"):
         assert _table_positions(both, wcs)[1].tolist() == [149.0, 170.5]
+    image = np.random.default_rng(0).normal(0, NOISE, (300, 300))
+    with pytest.warns(AstroDeblendWarning, match="sky_centroid falls") as said:  # said where it is called
+        SepDeblender().measure_image(image, sources=both, error=NOISE, wcs=wcs, progress=False)
+    assert [w.filename for w in said if "sky_centroid" in str(w.message)] == [__file__]
     with pytest.raises(InputError, match="not sexagesimal"):
         _table_positions(Table({"ra": ["150.0"], "dec": ["2.2"]}), wcs)
     with pytest.raises(InputError, match="could not read"):
@@ -493,6 +497,13 @@ def test_the_cli_says_add_image_when_a_small_image_is_not_a_centred_pair(tmp_pat
         warnings.simplefilter("ignore")
         assert main(args) == 0
     assert "add --image" in capsys.readouterr().out
+    # a cutout of one galaxy, no larger than the network's stamps, is no image: nothing said
+    fits.PrimaryHDU(galaxy[0][24:-24, 24:-24] + image[:80, :80]).writeto(tmp_path / "cutout.fits")
+    args = ["measure", str(tmp_path / "cutout.fits"), "--output", str(tmp_path / "c.ecsv"), "--quiet"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(args) == 0
+    assert "add --image" not in capsys.readouterr().out
 
 
 def test_the_cli_measures_a_fits_image(tmp_path, galaxy):
