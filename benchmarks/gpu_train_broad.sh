@@ -6,7 +6,7 @@
 # The machine has JAX but no TensorFlow: Keras runs on the JAX backend (wheels for keras, astropy, photutils,
 # sep and galsim carried in .whl/ and installed first when present; or, where the wheels are too large for
 # the lent machine's transfer limit, those packages installed here for its Python, stripped and packed into
-# .carry/site.tar.xz, which is unpacked instead). Steps: simulate and draw every blend
+# .carry/site.tar.xz by benchmarks/pack_site.sh, which is unpacked instead). Steps: simulate and draw every blend
 # once into /dev/shm ($WORKERS processes, 16 by default), then train the network of every CONFIG (they must
 # share their data sections) and, at the same time on the same arrays, one network per family group of the
 # first config's 'lofo' section. OUT receives logs.tgz and one archive per network: the saved deblender with
