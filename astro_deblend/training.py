@@ -612,36 +612,83 @@ def _map_key(source, outputs):
     return None
 
 
-def _config_record(config, model, n_train, n_val, map_key):
+def _config_record(config, model, n_train, n_val, map_key, data_digest=None):
     return {
         "training_config": dataclasses.asdict(config),
         "model": model.name,
         "n_parameters": int(model.count_params()),
+        "input_shape": str(model.input_shape),
         "n_train": int(n_train),
         "n_validation": int(n_val),
+        "data_digest": data_digest,
         "map_target": map_key,
         "keras_version": keras.__version__,
         "keras_backend": keras.backend.backend(),
     }
 
 
-def _check_resumable(path, config):
-    old = TrainingConfig.from_dict(json.loads(path.read_text())["training_config"])
+#: Training fluxes whose median is below this (image units) are too small for the MAPE loss, whose floor on
+#: the true flux (`astro_deblend.models.losses.mape`, 1e-7) would then hide every error.
+_MIN_MAPE_FLUX = 1e-4
+
+
+def _check_flux_scale(source, indices, most):
+    """Refuse fluxes so small in their units that the MAPE loss cannot see their errors (nothing trains)."""
+    pick = np.unique(indices[:: max(1, len(indices) // 32)])[:most]  # no more than a batch in memory
+    flux = np.asarray(source.get(pick)["flux"], np.float64)
+    positive = flux[np.isfinite(flux) & (flux > 0)]
+    if positive.size == 0:  # said by the check of the batches (no positive flux target)
+        return
+    typical = float(np.median(positive))
+    if typical < _MIN_MAPE_FLUX:
+        raise InputError(
+            f"the training fluxes are of order {typical:.3g} (image units): the MAPE loss floors the true "
+            "flux at 1e-7 and would learn nothing from them. Give the images and fluxes in larger units "
+            "(e.g. electrons/s or nJy), or use flux_loss='log_ratio', which does not depend on them",
+            value=typical,
+        )
+
+
+def _data_digest(source, indices):
+    """A fingerprint of a training set: its first and last blends and their fluxes (a run resumed on other
+    data would describe data it never saw)."""
+    import hashlib
+
+    if len(indices) == 0:
+        return None
+    pick = np.unique(np.concatenate([indices[:2], indices[-2:]]))
+    batch = source.get(pick)
+    digest = hashlib.sha256()
+    for key in ("blend", "flux"):
+        if key in batch:
+            digest.update(np.ascontiguousarray(np.asarray(batch[key], np.float32)).tobytes())
+    return digest.hexdigest()[:16]
+
+
+#: What a run's record says of its network and data; a run resumes only where they are the same.
+_RESUME_IDENTITY = ("model", "n_parameters", "input_shape", "n_train", "n_validation", "data_digest")
+
+
+def _check_resumable(path, config, record):
+    saved = json.loads(path.read_text())
+    old = TrainingConfig.from_dict(saved["training_config"])
     changed = [
         f.name
         for f in dataclasses.fields(TrainingConfig)
         if getattr(old, f.name) != getattr(config, f.name) and f.name not in _RESUMABLE_CHANGES
     ]
+    # runs recorded before a field was kept have no value for it: not compared
+    changed += [k for k in _RESUME_IDENTITY if saved.get(k) is not None and saved.get(k) != record[k]]
     if changed:
         raise InputError(
-            f"{path.parent} holds a run with a different configuration (fields {changed} differ); "
-            "use another output_dir, or resume=False to start that run again from scratch"
+            f"{path.parent} holds a run of a different configuration, network or training data (fields "
+            f"{changed} differ); use another output_dir, or resume=False to start that run again from scratch"
         )
 
 
 # ---------------------------------------------------------------------------------- training
 def train(model_spec, train_data, config=None, *, output_dir, resume=True, callbacks=(),
-          validation_data=None):
+          validation_data=None, warn_finished=True):
     """Train a network with ``model.fit``; resume an interrupted run.
 
     Parameters
@@ -661,12 +708,16 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
         Folder for checkpoints, logs and the config (created if needed).
     resume : bool, optional
         If ``output_dir`` holds an unfinished run (or one with fewer epochs), continue it from its
-        last checkpoint [default: True]. False starts from scratch and overwrites it.
+        last checkpoint [default: True]. False starts from scratch and overwrites it. A run of another
+        network or other training data (its size and a fingerprint of its first and last blends) is
+        refused, not resumed.
     callbacks : sequence of `keras.callbacks.Callback`, optional
         Extra callbacks, run after the built-in ones.
     validation_data : dict or BlendSet-like, optional
         Blends to monitor instead of a random ``validation_fraction`` of ``train_data``: e.g. blends
         of other galaxies (a split by galaxy, not by blend). Needs ``validation_fraction=0``.
+    warn_finished : bool, optional
+        Warn when ``output_dir`` holds a finished run, so that nothing is trained [default: True].
 
     Returns
     -------
@@ -709,6 +760,9 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
         val_batches = _BlendBatches(val_source, val_idx, config.batch_size, shuffle=False, **common)
     monitor = "val_loss" if val_batches is not None else "loss"
 
+    if "flux" in outputs and config.flux_loss == "mape":
+        _check_flux_scale(source, train_idx, config.batch_size)
+
     # losses from the outputs
     loss, loss_weights = {}, {}
     if "flux" in outputs:
@@ -738,15 +792,16 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
                 f"the run in {output_dir} diverged (its loss became NaN); resuming it would start from "
                 "broken weights. Train again with resume=False and a lower learning rate"
             )
+    record = _config_record(config, model, len(train_idx), len(val_idx), map_key,
+                            _data_digest(source, train_idx))
     if resume and paths["state.json"].exists() and paths["last.keras"].exists():
         with _damaged_run(output_dir):
-            _check_resumable(paths["training_config.json"], config)
+            _check_resumable(paths["training_config.json"], config, record)
             state = json.loads(paths["state.json"].read_text())
             model.optimizer.build(model.trainable_variables)
             model.load_weights(paths["last.keras"])  # weights and optimizer state
     elif paths["state.json"].exists():
         paths["state.json"].unlink()
-    record = _config_record(config, model, len(train_idx), len(val_idx), map_key)
     paths["training_config.json"].write_text(json.dumps(record, indent=2))
     initial_epoch = state["epochs_completed"] if state else 0
     best = state["best"] if state else None
@@ -754,6 +809,16 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
                                            else (None, 0, 0))
 
     finished = state is not None and state["finished"] and config.epochs <= state["epochs_target"]
+    if (finished or initial_epoch >= config.epochs) and warn_finished:
+        import warnings
+
+        from .exceptions import AstroDeblendWarning
+
+        warnings.warn(
+            f"the run in {output_dir} had already finished ({initial_epoch} epochs): nothing was trained, "
+            "and its weights are the result. Pass more epochs to extend it, resume=False to train again "
+            "from scratch, or another output_dir", AstroDeblendWarning, stacklevel=2,
+        )
     if finished or initial_epoch >= config.epochs:
         history = keras.callbacks.History()
         history.history, history.epoch = {}, []
@@ -885,7 +950,7 @@ def fit_network(model_config, data, config=None, *, model=None, output_dir, pret
         keras.utils.set_random_seed(pretrain_config.seed)
         spec = build_model(model_config)
         _, first = train(spec.get_layer("unet"), data, pretrain_config, output_dir=output_dir / "unet",
-                         resume=resume)
+                         resume=resume, warn_finished=False)  # a finished first stage is the usual case
         if first.epoch and (run_dir / "state.json").exists():
             # the U-Net changed in this call: the end-to-end stage built on the old one starts again
             warnings.warn(

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from astro_deblend._symmetry import SYMMETRIES, apply
+from astro_deblend.exceptions import AstroDeblendWarning
 from astro_deblend.models import Blend2FluxConfig, FracNetConfig
 from astro_deblend.tests.helpers import two_gaussian_blends
 from astro_deblend.training import TrainingConfig, _BlendBatches, _split, train
@@ -88,9 +89,16 @@ def test_resume_after_interruption(data, tmp_path):
     assert start.iterations == 2 * int(np.ceil(77 / 16))  # with the optimizer state of epoch 2
     assert len((tmp_path / "history.csv").read_text().splitlines()) == 1 + 3
 
-    # a finished run is not run again; more epochs extend it
-    _, history = train(B2F, data, config, output_dir=tmp_path)
+    # a finished run is not run again, and says so; more epochs extend it
+    with pytest.warns(AstroDeblendWarning, match="already finished"):
+        _, history = train(B2F, data, config, output_dir=tmp_path)
     assert history.epoch == []
+    # nor is it taken for a run of other data or of another network
+    other = {k: v[::-1].copy() for k, v in data.items()}
+    with pytest.raises(ValueError, match=r"training data \(fields \['data_digest'\]"):
+        train(B2F, other, config, output_dir=tmp_path)
+    with pytest.raises(ValueError, match="n_parameters"):
+        train(FRACNET, data, config, output_dir=tmp_path)
     _, history = train(B2F, data, TrainingConfig(epochs=4, **QUIET), output_dir=tmp_path)
     assert history.epoch == [3]
 
@@ -98,6 +106,16 @@ def test_resume_after_interruption(data, tmp_path):
         train(B2F, data, TrainingConfig(epochs=4, seed=1, **QUIET), output_dir=tmp_path)
     _, history = train(B2F, data, config, output_dir=tmp_path, resume=False)
     assert history.epoch == [0, 1, 2]
+
+
+def test_fluxes_too_small_for_the_mape_loss_are_refused(data, tmp_path):
+    """In erg/s/cm2/Hz a galaxy's flux is ~1e-29: the MAPE loss, floored at 1e-7, would train nothing."""
+    tiny = {k: (v * 1e-12 if k in ("blend", "flux") else v) for k, v in data.items()}
+    with pytest.raises(ValueError, match="log_ratio"):
+        train(B2F, tiny, TrainingConfig(epochs=1, flux_loss="mape", **QUIET), output_dir=tmp_path / "a")
+    _, history = train(B2F, tiny, TrainingConfig(epochs=1, flux_loss="log_ratio", **QUIET),
+                       output_dir=tmp_path / "b")
+    assert history.epoch == [0]
 
 
 def test_same_seed_same_weights(data, tmp_path):
