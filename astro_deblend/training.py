@@ -627,6 +627,19 @@ def _config_record(config, model, n_train, n_val, map_key, data_digest=None):
     }
 
 
+def _check_stamp_shape(model, source, first, what):
+    """Stamps of another size than the network's, told before any epoch (Keras says it deep in fit)."""
+    shape = tuple(np.shape(source.get(first)["blend"])[-2:])
+    first_input = model.input_shape[0] if isinstance(model.input_shape, list) else model.input_shape
+    wanted = tuple(first_input[1:3])  # the blend: the first input
+    if wanted and None not in wanted and shape != wanted:
+        raise InputError(
+            f"the {what} blends are {shape[0]} x {shape[1]} px and the network takes {wanted[0]} x "
+            f"{wanted[1]}: give stamps of its size, or a network of theirs (its config's stamp_size)",
+            value=shape,
+        )
+
+
 #: Training fluxes whose median is below this (image units) are too small for the MAPE loss, whose floor on
 #: the true flux (`astro_deblend.models.losses.mape`, 1e-7) would then hide every error.
 _MIN_MAPE_FLUX = 1e-4
@@ -750,6 +763,9 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
             )
         val_source = _as_source(validation_data)
         val_idx = np.arange(len(val_source))
+    for what, src, idx in (("training", source, train_idx), ("validation", val_source, val_idx)):
+        if len(idx):
+            _check_stamp_shape(model, src, idx[:1], what)
     common = {"outputs": outputs, "map_key": map_key, "seed": config.seed, "workers": config.data_workers}
     train_batches = _BlendBatches(
         source, train_idx, config.batch_size, shuffle=True, steps=config.steps_per_epoch,

@@ -118,6 +118,16 @@ def test_fluxes_too_small_for_the_mape_loss_are_refused(data, tmp_path):
     assert history.epoch == [0]
 
 
+def test_stamps_of_another_size_are_told_before_any_epoch(data, tmp_path):
+    larger = FracNetConfig(stamp_size=64, filters=(4, 8, 8))
+    with pytest.raises(ValueError, match="training blends are 32 x 32 px and the network takes 64 x 64"):
+        train(larger, data, TrainingConfig(epochs=1, **QUIET), output_dir=tmp_path / "a")
+    config = TrainingConfig(epochs=1, validation_fraction=0.0, **QUIET)
+    with pytest.raises(ValueError, match="validation blends are 32 x 32"):
+        train(larger, two_gaussian_blends(8, size=64), config, output_dir=tmp_path / "b",
+              validation_data=data)
+
+
 def test_same_seed_same_weights(data, tmp_path):
     def weights(seed, folder):
         config = TrainingConfig(epochs=2, seed=seed, **QUIET)
