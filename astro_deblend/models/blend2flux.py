@@ -26,6 +26,8 @@ from typing import ClassVar
 import keras
 from keras import layers
 
+from ..exceptions import InputError
+from ._checks import positive_int, positive_ints
 from .normalization import AsinhStretch, ShareOfTotal, StampTotal
 
 __all__ = ["Blend2FluxConfig", "build_blend2flux", "conv_flux_head", "PAPER_PRESETS"]
@@ -57,14 +59,11 @@ class Blend2FluxConfig:
     dense_units: tuple[int, ...] = (64, 32)
 
     def __post_init__(self):
-        object.__setattr__(self, "dense_units", tuple(int(u) for u in self.dense_units))
-        if self.filters < 1 or self.n_conv < 1 or any(u < 1 for u in self.dense_units):
-            raise ValueError(
-                "filters, n_conv and dense_units must be positive; got "
-                f"filters={self.filters}, n_conv={self.n_conv}, dense_units={self.dense_units}"
-            )
+        for name in ("stamp_size", "filters", "n_conv"):
+            object.__setattr__(self, name, positive_int(getattr(self, name), name))
+        object.__setattr__(self, "dense_units", positive_ints(self.dense_units, "dense_units"))
         if self.stamp_size % 2 ** (self.n_conv - 1):
-            raise ValueError(
+            raise InputError(
                 f"stamp_size={self.stamp_size} cannot be halved {self.n_conv - 1} times (one "
                 f"max-pooling between each of the {self.n_conv} convolutions); use a stamp size "
                 f"divisible by {2 ** (self.n_conv - 1)} or fewer convolutions"

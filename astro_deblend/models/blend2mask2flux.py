@@ -22,6 +22,7 @@ from typing import ClassVar
 import keras
 from keras import layers
 
+from ._checks import positive_ints
 from .blend2flux import Blend2FluxConfig, conv_flux_head
 from .normalization import AsinhStretch, StampTotal
 from .unet import UNetConfig, build_unet
@@ -57,7 +58,7 @@ class Blend2Mask2FluxConfig:
     flux_dense_units: tuple[int, ...] = (160, 80)
 
     def __post_init__(self):
-        object.__setattr__(self, "flux_dense_units", tuple(int(u) for u in self.flux_dense_units))
+        object.__setattr__(self, "flux_dense_units", positive_ints(self.flux_dense_units, "flux_dense_units"))
         # Validate both parts now rather than when the model is built.
         self.unet_config()
         self.flux_config()

@@ -37,6 +37,8 @@ import keras
 import numpy as np
 from keras import layers, ops, saving
 
+from ..exceptions import InputError
+from ._checks import positive_int, positive_ints
 from .normalization import AsinhStretch, FluxFromMaps
 
 __all__ = ["FracNetConfig", "build_fracnet", "CentreDistance"]
@@ -66,15 +68,12 @@ class FracNetConfig:
     filters: tuple[int, ...] = (8, 16, 32, 48, 64)
 
     def __post_init__(self):
-        object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
-        if not self.filters or min(self.filters) < 1 or self.stem_stride < 1:
-            raise ValueError(
-                "filters must be a non-empty tuple of positive integers and stem_stride >= 1; got "
-                f"filters={self.filters}, stem_stride={self.stem_stride}"
-            )
+        object.__setattr__(self, "stamp_size", positive_int(self.stamp_size, "stamp_size"))
+        object.__setattr__(self, "stem_stride", positive_int(self.stem_stride, "stem_stride"))
+        object.__setattr__(self, "filters", positive_ints(self.filters, "filters"))
         factor = self.stem_stride * 2 ** (len(self.filters) - 1)
         if self.stamp_size % factor:
-            raise ValueError(
+            raise InputError(
                 f"stamp_size={self.stamp_size} must be divisible by stem_stride * "
                 f"2**(len(filters) - 1) = {factor}; change the stamp size, stem_stride or the "
                 "number of levels"

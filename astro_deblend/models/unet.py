@@ -22,6 +22,8 @@ from typing import ClassVar
 import keras
 from keras import layers
 
+from ..exceptions import InputError
+from ._checks import positive_int
 from .normalization import AsinhStretch
 
 __all__ = ["UNetConfig", "build_unet"]
@@ -49,12 +51,10 @@ class UNetConfig:
     filters: int = 32
 
     def __post_init__(self):
-        if self.depth < 1 or self.filters < 1:
-            raise ValueError(
-                f"depth and filters must be positive; got depth={self.depth}, filters={self.filters}"
-            )
+        for name in ("stamp_size", "depth", "filters"):
+            object.__setattr__(self, name, positive_int(getattr(self, name), name))
         if self.stamp_size % 2 ** (self.depth - 1):
-            raise ValueError(
+            raise InputError(
                 f"stamp_size={self.stamp_size} cannot be halved {self.depth - 1} times for a U-Net "
                 f"of depth {self.depth}; use a stamp size divisible by {2 ** (self.depth - 1)} or "
                 "a smaller depth"

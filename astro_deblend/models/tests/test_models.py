@@ -169,10 +169,32 @@ def test_presets_are_valid():
         (UNetConfig, {"stamp_size": 40, "depth": 5}, "divisible by 16"),
         (FracNetConfig, {"stamp_size": 48}, "divisible by"),
         (Blend2Mask2FluxConfig, {"stamp_size": 36}, "cannot be halved"),
+        (FracNetConfig, {"stamp_size": 0}, "positive integer"),
+        (FracNetConfig, {"stamp_size": -32}, "positive integer"),
+        (Blend2FluxConfig, {"dense_units": ()}, "at least one"),
+        (UNetConfig, {"depth": 0}, "positive integer"),
     ],
 )
 def test_bad_configs(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
+        cls(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs"),
+    [
+        (FracNetConfig, {"stamp_size": "32"}),  # was a TypeError from a string format
+        (FracNetConfig, {"filters": "48"}),  # was silently (4, 8)
+        (FracNetConfig, {"filters": (4.5, 8)}),  # was silently (4, 8)
+        (Blend2FluxConfig, {"filters": 2.5}),
+        (Blend2FluxConfig, {"stamp_size": float("nan")}),
+        (UNetConfig, {"stamp_size": True}),
+    ],
+)
+def test_config_fields_of_the_wrong_type_are_typed_errors(cls, kwargs):
+    from astro_deblend.exceptions import InputTypeError
+
+    with pytest.raises(InputTypeError, match="positive integer"):
         cls(**kwargs)
 
 
