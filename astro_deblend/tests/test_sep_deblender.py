@@ -298,6 +298,12 @@ def test_bad_input_raises_useful_errors():
     assert list(table["flag"]) == [9, 9] and table["flux"].mask.all()
     with pytest.raises(ValueError, match="looks noiseless"):
         deblender.measure(gaussian(64, 64, 3, 1000))
+    # one hot pixel in a stamp with noise is no noiseless stamp: the batch is measured
+    hot = np.random.default_rng(5).normal(0, 0.015, (2, *SHAPE)) + gaussian(64, 64, 3, 30)
+    hot[0, 5, 5] = 1e5
+    with pytest.warns(UserWarning):  # whatever the checks say of it, no error
+        table, _ = deblender.measure(hot)
+    assert np.isfinite(table["flux"][table["role"] == "central"]).all()
 
 
 def test_calibrated_deblending_term_widens_the_errors_of_blends():
