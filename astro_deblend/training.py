@@ -165,6 +165,11 @@ class TrainingConfig:
                 "learning_rate must be > 0 and map_loss_weight >= 0; got "
                 f"{self.learning_rate} and {self.map_loss_weight}"
             )
+        if not 0 <= self.min_learning_rate <= self.learning_rate:
+            raise InputError(
+                f"min_learning_rate must be in [0, learning_rate = {self.learning_rate}]; got "
+                f"{self.min_learning_rate}", value=self.min_learning_rate,
+            )
 
     @classmethod
     def from_dict(cls, values):
@@ -341,9 +346,15 @@ def materialize(source, *, workers=1, directory, chunk_size=256, progress=True):
 
 def _as_source(data):
     if isinstance(data, Mapping):
-        return _ArraySource(data)
-    if callable(getattr(data, "get", None)) and hasattr(data, "__len__"):
-        return data
+        source = _ArraySource(data)
+    elif callable(getattr(data, "get", None)) and hasattr(data, "__len__"):
+        source = data
+    else:
+        source = None
+    if source is not None:
+        if len(source) == 0:
+            raise InputError("the training (or validation) data hold no blend: give at least one")
+        return source
     raise TypeError(
         "training data must be a dict of arrays ('blend' (N, ny, nx), 'flux' (N, 2), optionally "
         "'fractions' (N, 2, ny, nx)) or an object with get(indices) and len(), such as a "

@@ -118,6 +118,16 @@ def test_fluxes_too_small_for_the_mape_loss_are_refused(data, tmp_path):
     assert history.epoch == [0]
 
 
+def test_no_blends_and_a_floor_above_the_rate_are_refused(data, tmp_path):
+    with pytest.raises(ValueError, match="no blend"):
+        empty = {k: v[:0] for k, v in data.items()}
+        train(B2F, empty, TrainingConfig(epochs=1, **QUIET), output_dir=tmp_path)
+    with pytest.raises(ValueError, match="min_learning_rate"):
+        TrainingConfig(learning_rate=1e-3, min_learning_rate=1e-2)
+    with pytest.raises(ValueError, match="min_learning_rate"):
+        TrainingConfig(min_learning_rate=-1.0)
+
+
 def test_stamps_of_another_size_are_told_before_any_epoch(data, tmp_path):
     larger = FracNetConfig(stamp_size=64, filters=(4, 8, 8))
     with pytest.raises(ValueError, match="training blends are 32 x 32 px and the network takes 64 x 64"):
