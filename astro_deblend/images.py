@@ -871,7 +871,6 @@ def _check_ids_positions(ids, x, y, image):
     return ids, x, y, on
 
 
-
 def _from_segmentation(ids, x, y, segm, image, how):
     ids, x, y, on = _check_ids_positions(ids, x, y, image)
     segm = np.asarray(segm, dtype=np.int64)
