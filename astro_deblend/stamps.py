@@ -307,6 +307,9 @@ def per_stamp(value, n, name, *, unit=None):
     """
     if value is None:
         return None
+    if isinstance(value, str | bytes) or np.asarray(getattr(value, "value", value)).dtype.kind in "US":
+        # np.asarray would read "0.015" as a number, where the zero point's check refuses text
+        raise InputTypeError(f"{name} must be a number or an array of numbers; got {value!r}")
     value = _in_data_unit(value, unit, name)
     try:
         arr = np.asarray(value, dtype=np.float64)

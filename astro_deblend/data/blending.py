@@ -372,6 +372,12 @@ def make_blends(sample, config=None, *, progress=True):
     blends : `BlendSet`
     """
     config = BlendConfig() if config is None else config
+    if not isinstance(config, BlendConfig):
+        raise InputTypeError(f"config must be a BlendConfig (e.g. BlendConfig(**options)); got "
+                             f"{type(config).__name__}")
+    if not hasattr(sample, "catalog") or not hasattr(sample, "stamp_shape"):
+        raise InputTypeError(f"sample must be a GalaxySample (simulate_galaxies, read_candels, "
+                             f"read_real_galaxies); got {type(sample).__name__}")
     cat = sample.catalog
     n_gal = len(sample)
     ny, nx = sample.stamp_shape

@@ -298,6 +298,10 @@ def test_bad_input_raises_useful_errors():
     assert list(table["flag"]) == [9, 9] and table["flux"].mask.all()
     with pytest.raises(ValueError, match="looks noiseless"):
         deblender.measure(gaussian(64, 64, 3, 1000))
+    from astro_deblend.exceptions import InputTypeError
+
+    with pytest.raises(InputTypeError, match="noise_sigma must be a number"):  # as the zero point: no text
+        deblender.measure(noisy(gaussian(64, 64, 3, 1000)), noise_sigma="0.015")
     # one hot pixel in a stamp with noise is no noiseless stamp: the batch is measured
     hot = np.random.default_rng(5).normal(0, 0.015, (2, *SHAPE)) + gaussian(64, 64, 3, 30)
     hot[0, 5, 5] = 1e5

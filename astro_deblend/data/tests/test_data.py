@@ -423,6 +423,8 @@ def test_no_companion_possible():
 def test_bad_blend_config():
     with pytest.raises(ValueError, match="test_fraction"):
         BlendConfig(test_fraction=1.5)
+    with pytest.raises(InputTypeError, match=r"BlendConfig\(\*\*options\)"):  # a dict of options
+        make_blends(None, {"n_train": 5}, progress=False)
     with pytest.raises(ValueError, match="stamp_size"):
         SimulationConfig(stamp_size=7)
 
@@ -439,6 +441,7 @@ def test_bad_blend_config():
     (lambda: SimulationConfig(depth_5sigma=-5), InputError, "outside the range of 5-sigma point-source"),
     (lambda: SimulationConfig(zeropoint=-100), InputError, "outside the range of AB zero points"),
     (lambda: SimulationConfig(pixel_scale="0.06"), InputTypeError, "pixel_scale must be a number"),
+    (lambda: make_blends(np.zeros((4, 32, 32)), progress=False), InputTypeError, "must be a GalaxySample"),
 ])
 def test_config_values_are_refused_with_the_field_named(make, error, words):
     with pytest.raises(error, match=words):
