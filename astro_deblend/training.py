@@ -350,16 +350,14 @@ def _as_source(data):
     elif callable(getattr(data, "get", None)) and hasattr(data, "__len__"):
         source = data
     else:
-        source = None
-    if source is not None:
-        if len(source) == 0:
-            raise InputError("the training (or validation) data hold no blend: give at least one")
-        return source
-    raise TypeError(
-        "training data must be a dict of arrays ('blend' (N, ny, nx), 'flux' (N, 2), optionally "
-        "'fractions' (N, 2, ny, nx)) or an object with get(indices) and len(), such as a "
-        f"BlendSet; got {type(data).__name__}"
-    )
+        raise TypeError(
+            "training data must be a dict of arrays ('blend' (N, ny, nx), 'flux' (N, 2), optionally "
+            "'fractions' (N, 2, ny, nx)) or an object with get(indices) and len(), such as a "
+            f"BlendSet; got {type(data).__name__}"
+        )
+    if len(source) == 0:
+        raise InputError("the training (or validation) data hold no blend: give at least one")
+    return source
 
 
 class _BlendBatches(keras.utils.PyDataset):
@@ -638,9 +636,18 @@ def _config_record(config, model, n_train, n_val, map_key, data_digest=None):
     }
 
 
-def _check_stamp_shape(model, source, first, what):
+def _first_look(source, indices, most):
+    """A few blends of a set, read once for the checks made before training: its first and last two (the
+    fingerprint) and a spread of others (the flux scale), no more than ``most`` (a batch) in memory."""
+    ends = np.unique(np.concatenate([indices[:2], indices[-2:]]))
+    spread = np.setdiff1d(indices[:: max(1, len(indices) // 32)], ends)[: max(0, most - ends.size)]
+    pick = np.union1d(ends, spread)  # sorted: HDF5-friendly
+    return source.get(pick), np.isin(pick, ends)
+
+
+def _check_stamp_shape(model, blend, what):
     """Stamps of another size than the network's, told before any epoch (Keras says it deep in fit)."""
-    shape = tuple(np.shape(source.get(first)["blend"])[-2:])
+    shape = tuple(np.shape(blend)[-2:])
     first_input = model.input_shape[0] if isinstance(model.input_shape, list) else model.input_shape
     wanted = tuple(first_input[1:3])  # the blend: the first input
     if wanted and None not in wanted and shape != wanted:
@@ -656,10 +663,9 @@ def _check_stamp_shape(model, source, first, what):
 _MIN_MAPE_FLUX = 1e-4
 
 
-def _check_flux_scale(source, indices, most):
+def _check_flux_scale(flux):
     """Refuse fluxes so small in their units that the MAPE loss cannot see their errors (nothing trains)."""
-    pick = np.unique(indices[:: max(1, len(indices) // 32)])[:most]  # no more than a batch in memory
-    flux = np.asarray(source.get(pick)["flux"], np.float64)
+    flux = np.asarray(flux, np.float64)
     positive = flux[np.isfinite(flux) & (flux > 0)]
     if positive.size == 0:  # said by the check of the batches (no positive flux target)
         return
@@ -673,19 +679,15 @@ def _check_flux_scale(source, indices, most):
         )
 
 
-def _data_digest(source, indices):
+def _data_digest(batch, ends):
     """A fingerprint of a training set: its first and last blends and their fluxes (a run resumed on other
     data would describe data it never saw)."""
     import hashlib
 
-    if len(indices) == 0:
-        return None
-    pick = np.unique(np.concatenate([indices[:2], indices[-2:]]))
-    batch = source.get(pick)
     digest = hashlib.sha256()
     for key in ("blend", "flux"):
         if key in batch:
-            digest.update(np.ascontiguousarray(np.asarray(batch[key], np.float32)).tobytes())
+            digest.update(np.ascontiguousarray(np.asarray(batch[key], np.float32)[ends]).tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -774,9 +776,12 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
             )
         val_source = _as_source(validation_data)
         val_idx = np.arange(len(val_source))
-    for what, src, idx in (("training", source, train_idx), ("validation", val_source, val_idx)):
-        if len(idx):
-            _check_stamp_shape(model, src, idx[:1], what)
+    # a few training blends, read once for the checks before any epoch and the run's fingerprint
+    look, ends = _first_look(source, train_idx, config.batch_size) if len(train_idx) else (None, None)
+    if look is not None:
+        _check_stamp_shape(model, look["blend"], "training")
+    if len(val_idx) and val_source is not source:
+        _check_stamp_shape(model, val_source.get(val_idx[:1])["blend"], "validation")
     common = {"outputs": outputs, "map_key": map_key, "seed": config.seed, "workers": config.data_workers}
     train_batches = _BlendBatches(
         source, train_idx, config.batch_size, shuffle=True, steps=config.steps_per_epoch,
@@ -787,8 +792,8 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
         val_batches = _BlendBatches(val_source, val_idx, config.batch_size, shuffle=False, **common)
     monitor = "val_loss" if val_batches is not None else "loss"
 
-    if "flux" in outputs and config.flux_loss == "mape":
-        _check_flux_scale(source, train_idx, config.batch_size)
+    if "flux" in outputs and config.flux_loss == "mape" and look is not None:
+        _check_flux_scale(look["flux"])
 
     # losses from the outputs
     loss, loss_weights = {}, {}
@@ -820,7 +825,7 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
                 "broken weights. Train again with resume=False and a lower learning rate"
             )
     record = _config_record(config, model, len(train_idx), len(val_idx), map_key,
-                            _data_digest(source, train_idx))
+                            None if look is None else _data_digest(look, ends))
     if resume and paths["state.json"].exists() and paths["last.keras"].exists():
         with _damaged_run(output_dir):
             _check_resumable(paths["training_config.json"], config, record)
@@ -836,7 +841,8 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
                                            else (None, 0, 0))
 
     finished = state is not None and state["finished"] and config.epochs <= state["epochs_target"]
-    if (finished or initial_epoch >= config.epochs) and warn_finished:
+    done = finished or initial_epoch >= config.epochs
+    if done and warn_finished:
         import warnings
 
         from .exceptions import AstroDeblendWarning
@@ -846,7 +852,7 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
             "and its weights are the result. Pass more epochs to extend it, resume=False to train again "
             "from scratch, or another output_dir", AstroDeblendWarning, stacklevel=2,
         )
-    if finished or initial_epoch >= config.epochs:
+    if done:
         history = keras.callbacks.History()
         history.history, history.epoch = {}, []
     else:
