@@ -81,8 +81,10 @@ class CentralViews:
 
     ``central`` and ``foreground`` are the fraction maps (N, S, S) of the central source and of central
     plus companion, for methods that predict them (None otherwise); ``noise_err`` is the part of
-    ``flux_err`` due to the pixel noise (NaN where unknown), raised by the factor ``noise_factor`` for
-    noise correlated between pixels (`astro_deblend.stamps.noise_correlation_factor`; None: 1).
+    ``flux_err`` due to the pixel noise (NaN where unknown), for independent pixels: `measure_image` raises
+    it by the image's own factor for noise correlated between pixels
+    (`astro_deblend.stamps.noise_correlation_factor`), which a view, whose other sources are replaced by
+    white noise, cannot measure.
     """
 
     flux: np.ndarray
@@ -91,7 +93,6 @@ class CentralViews:
     noise_err: np.ndarray
     central: np.ndarray | None = None
     foreground: np.ndarray | None = None
-    noise_factor: np.ndarray | None = None
 
 
 class Deblender:
@@ -272,14 +273,14 @@ class Deblender:
         return self._central_views(self._deblend(batch, progress=progress))
 
     @staticmethod
-    def _central_views(result, noise_err=None, noise_factor=None):
+    def _central_views(result, noise_err=None):
         """The central rows of a `Deblended` as `CentralViews` (``noise_err`` NaN where not given)."""
         # a view holds one source or a pair by construction: the pair-only bits say nothing there
         flag = np.asarray(result.flag)[:, 0] & ~int(Flag.HOT_PASS | Flag.NOT_A_PAIR)
         flux = np.asarray(result.flux)[:, 0]
         noise_err = np.full(flux.shape, np.nan) if noise_err is None else np.asarray(noise_err, float)
         return CentralViews(flux=flux, flux_err=np.asarray(result.flux_err)[:, 0], flag=flag,
-                            noise_err=noise_err, noise_factor=noise_factor)
+                            noise_err=noise_err)
 
     def _deblend(self, batch, *, progress, **options):  # pragma: no cover - the subclasses' job
         raise NotImplementedError

@@ -388,15 +388,20 @@ def _fits_map(value, name):
     return read_fits_map(value, name, hdu=hdu)
 
 
+def estimated_noise(pixels, what="image"):
+    """`pixel_rms` of an image's pixels, or an `InputError` that says to give ``error=`` when it cannot be."""
+    sigma = pixel_rms(pixels)
+    if not sigma > 0:
+        raise InputError(
+            f"cannot estimate the noise of the {what} (more than half its pixels are equal): give "
+            "error= (a scalar rms or an rms map)"
+        )
+    return sigma
+
+
 def _prepare_error(error, image, bad, unit):
     if error is None:
-        sigma = pixel_rms(image[~bad])
-        if not sigma > 0:
-            raise InputError(
-                "cannot estimate the noise of the image (more than half its pixels are equal): give "
-                "error= (a scalar rms or an rms map)"
-            )
-        return sigma, False
+        return estimated_noise(image[~bad]), False
     if isinstance(error, str | bytes | bool):
         raise InputTypeError(f"error must be a number or an array of numbers; got {error!r}")
     if np.ma.isMaskedArray(error):  # its masked pixels are pixels without information
@@ -1034,6 +1039,7 @@ class Views:
     flag: np.ndarray  # (n,) INCOMPLETE and CROWDED bits
     companion: np.ndarray  # (n,) label of the neighbour kept in the view (0: none)
     replaced: np.ndarray  # (n, S, S) pixels of the view replaced by noise
+    without_data: np.ndarray  # (n,) bool: none of the source's own pixels holds data (`_without_data`)
 
 
 def cut_views(image, sources, neighbours, size, *, seed=0):
@@ -1049,6 +1055,8 @@ def cut_views(image, sources, neighbours, size, *, seed=0):
     flag = np.zeros(n, np.int32)
     companion = np.zeros(n, np.int64)
     replaced = np.zeros((n, size, size), bool)
+    without_data = np.zeros(n, bool)
+    any_bad = bool(image.bad.any())
     light = _segment_light(image, sources)
     slices = _label_slices(sources.segm)
     for k in np.nonzero(sources.on_image)[0]:
@@ -1090,7 +1098,9 @@ def cut_views(image, sources, neighbours, size, *, seed=0):
         replaced[k][dst] = others
         if _incomplete(image, sources, sid, slices.get(sid), k):
             flag[k] |= Flag.INCOMPLETE
-    return Views(stamps=stamps, noise=noise, corner=corner, flag=flag, companion=companion, replaced=replaced)
+        without_data[k] = any_bad and _without_data(image, sources, sid, slices.get(sid), k)
+    return Views(stamps=stamps, noise=noise, corner=corner, flag=flag, companion=companion, replaced=replaced,
+                 without_data=without_data)
 
 
 def _closest_neighbour(k, near, light, sources):
@@ -1137,23 +1147,14 @@ def _typical_error(image):
     return float(error) if np.ndim(error) == 0 else float(np.median(error[np.isfinite(error)]))
 
 
-def _without_data(image, sources):
-    """On-image sources none of whose own pixels (their segment; without one, the 3 x 3 px around the
-    position) hold data: all masked, NaN, or without information in the error map."""
-    out = np.zeros(sources.id.size, bool)
-    if not image.bad.any():
-        return out
-    slices = _label_slices(sources.segm)
-    for k in np.nonzero(sources.on_image)[0]:
-        sid = int(sources.label[k])
-        sl = slices.get(sid)
-        if sl is None:
-            cy, cx = int(round(sources.y[k])), int(round(sources.x[k]))
-            box = image.bad[max(cy - 1, 0) : cy + 2, max(cx - 1, 0) : cx + 2]
-            out[k] = box.size > 0 and bool(box.all())
-        else:
-            out[k] = bool(image.bad[sl][sources.segm[sl] == sid].all())
-    return out
+def _without_data(image, sources, sid, sl, k):
+    """None of source k's own pixels (its segment ``sid`` within the slices ``sl``; without one, the 3 x 3 px
+    around its position) holds data: all masked, NaN, or without information in the error map."""
+    if sl is None:
+        cy, cx = int(round(sources.y[k])), int(round(sources.x[k]))
+        box = image.bad[max(cy - 1, 0) : cy + 2, max(cx - 1, 0) : cx + 2]
+        return box.size > 0 and bool(box.all())
+    return bool(image.bad[sl][sources.segm[sl] == sid].all())
 
 
 def _incomplete(image, sources, sid, sl, k):
@@ -1281,12 +1282,9 @@ def measure_image(
         calibrated = getattr(deblender, "image_error_model", None)
         if getattr(deblender, "error_model", None) is None:
             calibrated = None
-        if found.central is None:  # (SepDeblender's views: factor 1; a method whose views raise their noise
-            # term gives the factor in noise_factor, divided out here)
+        if found.central is None:  # (SepDeblender's views)
             flux[on], flux_err[on], noise_err[on] = found.flux, found.flux_err, found.noise_err
             plain_noise_err = noise_err.copy()
-            if found.noise_factor is not None:
-                plain_noise_err[on] = noise_err[on] / found.noise_factor
             # the image's sky factor, as for the networks, not one per view: a view's other sources are
             # replaced by white noise and its pixels off the image by zeros, which hide the correlation
             raised = plain_noise_err[on] * correlation
@@ -1327,7 +1325,7 @@ def measure_image(
             flux_err = np.sqrt(noise_err**2 + (rel_blend * flux) ** 2)
     # a source none of whose own pixels holds data (a coverage gap, zero weight, a mask) has no flux to give:
     # no number (the network's 0 +- its noise would read as a measured null), as sep gives none
-    blind = _without_data(image, src)
+    blind = views.without_data
     flux[blind], flux_err[blind], noise_err[blind] = np.nan, np.nan, np.nan
     flag[blind] |= Flag.NOT_DETECTED | Flag.INCOMPLETE
     # a group that lost a member (not found in its view) gave its light to the others: their split is doubtful

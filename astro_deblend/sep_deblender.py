@@ -345,8 +345,7 @@ class SepDeblender(Deblender):
         result = self._deblend(batch, progress=progress, return_diagnostics=True,
                                noise_factor=np.ones(len(batch)))
         diag = result.extra[0]
-        return self._central_views(result, np.asarray(diag["flux_err_noise"])[:, 0],
-                                   np.asarray(diag["noise_correlation"])[:, 0])
+        return self._central_views(result, np.asarray(diag["flux_err_noise"])[:, 0])
 
     def _measure_stamp(self, stamp, noise_sigma, noise_given, tolerance, i, results, pixel_noise=None):
         """Measure stamp ``i``, fill row ``i`` of ``results`` and return its segmentation."""

@@ -243,7 +243,7 @@ def measure_tiled(
         _header_wcs,
         _table_positions,
         check_wcs,
-        pixel_rms,
+        estimated_noise,
         wcs_pixel_scale,
     )
 
@@ -342,10 +342,7 @@ def measure_tiled(
         if not np.isfinite(pixels).any():
             raise InputError("every pixel sampled for the noise is NaN or infinite: an empty mosaic? If it "
                              "holds data between the sampled pixels, give error=")
-        err = pixel_rms(pixels)
-        if not err > 0:
-            raise InputError("cannot estimate the noise of the mosaic (more than half its pixels are equal): "
-                             "give error= (a scalar rms or an rms map)")
+        err = estimated_noise(pixels, "mosaic")
 
     positions = None
     if sources is not None:
