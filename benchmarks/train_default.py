@@ -97,7 +97,8 @@ def load_sample(simulation, work, *, progress=True, workers=1):
         sample = GalaxySample.read(lib)
         if sample.config.get("simulation") != sim.to_dict():
             raise ValueError(f"{lib} was simulated with another configuration; delete it")
-    else:
+    else:  # a benchmark's cache folder is made here, on a fresh checkout
+        lib.parent.mkdir(parents=True, exist_ok=True)
         sample = simulate_galaxies(sim, path=str(lib), progress=progress, workers=workers,
                                    chunk_size=100 if workers == 1 else 200)
     return sample
