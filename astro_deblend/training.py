@@ -489,6 +489,37 @@ class _TimeLimit(keras.callbacks.Callback):
             self.stopped = True
 
 
+class _AtomicCheckpoint(keras.callbacks.Callback):
+    """Save the model (``*.keras``, with the optimizer's state) or its weights (``*.weights.h5``) after each
+    epoch, or only after one that improves ``monitor`` (lower is better) on ``best``, under a temporary name
+    that is renamed when complete: an interruption while saving never leaves a half-written checkpoint in
+    place of the last good one (the run resumes from it)."""
+
+    def __init__(self, path, *, monitor=None, best=None):
+        super().__init__()
+        self.path, self.monitor, self.best = Path(path), monitor, best
+
+    def on_epoch_end(self, epoch, logs=None):
+        import os
+
+        if self.monitor is not None:
+            value = (logs or {}).get(self.monitor)
+            if value is None or not np.isfinite(value) or (self.best is not None and value >= self.best):
+                return
+            self.best = float(value)
+        # the temporary name keeps the suffix Keras reads the format from
+        suffix = ".weights.h5" if self.path.name.endswith(".weights.h5") else ".keras"
+        tmp = self.path.with_name(f".{self.path.name[: -len(suffix)]}.partial{suffix}")
+        try:
+            if suffix == ".keras":
+                self.model.save(tmp)
+            else:
+                self.model.save_weights(tmp)
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
 class _SetEpoch(keras.callbacks.Callback):
     """Tell the training batches which epoch starts (Keras' own epoch number)."""
 
@@ -861,14 +892,8 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
         builtin = [
             _SetEpoch(train_batches),
             keras.callbacks.TerminateOnNaN(),
-            keras.callbacks.ModelCheckpoint(paths["last.keras"]),
-            keras.callbacks.ModelCheckpoint(
-                paths["best.weights.h5"],
-                monitor=monitor,
-                save_best_only=True,
-                save_weights_only=True,
-                initial_value_threshold=best,
-            ),
+            _AtomicCheckpoint(paths["last.keras"]),
+            _AtomicCheckpoint(paths["best.weights.h5"], monitor=monitor, best=best),
             keras.callbacks.CSVLogger(paths["history.csv"], append=initial_epoch > 0),
             _ResumedPlateau(
                 monitor=monitor,

@@ -108,6 +108,27 @@ def test_resume_after_interruption(data, tmp_path):
     assert history.epoch == [0, 1, 2]
 
 
+def test_an_interrupted_checkpoint_keeps_the_last_good_one(data, tmp_path, monkeypatch):
+    """A kill while the model is being saved leaves the previous epoch's last.keras, so the run resumes."""
+    config = TrainingConfig(epochs=1, **QUIET)
+    train(B2F, data, config, output_dir=tmp_path)
+    good = (tmp_path / "last.keras").read_bytes()
+
+    def killed_while_saving(self, filepath, *args, **kwargs):
+        with open(filepath, "wb") as fh:
+            fh.write(b"half a zip")
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(keras.Model, "save", killed_while_saving)
+        with pytest.raises(KeyboardInterrupt):
+            train(B2F, data, TrainingConfig(epochs=3, **QUIET), output_dir=tmp_path)
+    assert (tmp_path / "last.keras").read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir() if "partial" in p.name) == []
+    _, history = train(B2F, data, TrainingConfig(epochs=3, **QUIET), output_dir=tmp_path)
+    assert history.epoch == [1, 2]
+
+
 def test_fluxes_too_small_for_the_mape_loss_are_refused(data, tmp_path):
     """In erg/s/cm2/Hz a galaxy's flux is ~1e-29: the MAPE loss, floored at 1e-7, would train nothing."""
     tiny = {k: (v * 1e-12 if k in ("blend", "flux") else v) for k, v in data.items()}
