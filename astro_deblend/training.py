@@ -451,6 +451,7 @@ class _BlendBatches(keras.utils.PyDataset):
         if maps is not None:
             if self.map_key == "fractions":  # no target where the blend shows no signal
                 maps = maps * signal_mask(blend, x["scale"])[:, np.newaxis]
+            _check_shares(maps, idx, self.map_key)
             y["maps"] = maps
         return x, y
 
@@ -694,6 +695,34 @@ def _check_stamp_shape(model, blend, what):
 _MIN_MAPE_FLUX = 1e-4
 
 
+#: Map targets may stray this far outside [0, 1] (rounding; shares of faint pixels next to a slightly
+#: negative drawn profile) before they are refused.
+_MAP_TOLERANCE = 0.01
+
+
+def _check_shares(maps, idx, name):
+    """Fractions and masks are shares of a pixel's light: the maps' loss (a cross-entropy) means nothing
+    outside [0, 1] (images given as map targets trained silently)."""
+    outside = (maps < -_MAP_TOLERANCE) | (maps > 1 + _MAP_TOLERANCE)
+    if outside.any():
+        bad = idx[outside.reshape(len(idx), -1).any(axis=1)]
+        raise InputError(
+            f"training blends {bad[:10].tolist()} have {name} (map targets) outside [0, 1] (from "
+            f"{float(maps.min()):.3g} to {float(maps.max()):.3g}): they are each galaxy's share of a pixel's "
+            "light, not images; check the training data", value=bad[:10].tolist())
+
+
+def _check_flux_sign(flux):
+    """Refuse training fluxes most of which are negative (a sign-flipped column trains silently)."""
+    flux = np.asarray(flux, np.float64)
+    negative, positive = int(np.sum(flux < 0)), int(np.sum(flux > 0))
+    if negative > positive:
+        raise InputError(
+            f"{negative} of the {negative + positive} non-zero training fluxes looked at are negative: "
+            "fluxes are positive (0 marks an absent source); is the flux column's sign flipped, or are these "
+            "magnitudes or residuals?", value=negative)
+
+
 def _check_flux_scale(flux):
     """Refuse fluxes so small in their units that the MAPE loss cannot see their errors (nothing trains)."""
     flux = np.asarray(flux, np.float64)
@@ -823,8 +852,10 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
         val_batches = _BlendBatches(val_source, val_idx, config.batch_size, shuffle=False, **common)
     monitor = "val_loss" if val_batches is not None else "loss"
 
-    if "flux" in outputs and config.flux_loss == "mape" and look is not None:
-        _check_flux_scale(look["flux"])
+    if "flux" in outputs and look is not None:
+        _check_flux_sign(look["flux"])
+        if config.flux_loss == "mape":
+            _check_flux_scale(look["flux"])
 
     # losses from the outputs
     loss, loss_weights = {}, {}

@@ -129,6 +129,17 @@ def test_an_interrupted_checkpoint_keeps_the_last_good_one(data, tmp_path, monke
     assert history.epoch == [1, 2]
 
 
+def test_garbage_targets_are_refused_before_training(data, tmp_path):
+    """A sign-flipped flux column, or images given as map targets, used to train silently."""
+    flipped = dict(data, flux=-data["flux"])
+    with pytest.raises(ValueError, match="sign flipped"):
+        train(B2F, flipped, TrainingConfig(epochs=1, flux_loss="log_ratio", **QUIET),
+              output_dir=tmp_path / "a")
+    images = dict(data, fractions=data["fractions"] * 50.0)
+    with pytest.raises(ValueError, match=r"outside \[0, 1\]"):
+        train(FRACNET, images, TrainingConfig(epochs=1, **QUIET), output_dir=tmp_path / "b")
+
+
 def test_fluxes_too_small_for_the_mape_loss_are_refused(data, tmp_path):
     """In erg/s/cm2/Hz a galaxy's flux is ~1e-29: the MAPE loss, floored at 1e-7, would train nothing."""
     tiny = {k: (v * 1e-12 if k in ("blend", "flux") else v) for k, v in data.items()}
