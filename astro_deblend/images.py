@@ -148,6 +148,14 @@ class ImageData:
         return self.error if np.ndim(self.error) == 0 else self.error[sl]
 
 
+#: Said when patches of exact zeros in an image with noise are masked (`_zero_filled`).
+ZERO_PATCH_MESSAGE = (
+    "{n} pixels of the image lie in 3 x 3 patches of exact zeros, which no sky with noise has (unfilled chip "
+    "gaps or coverage edges?): they are masked, and sources that reach them get flag 32 (INCOMPLETE). Say "
+    "which pixels are bad with mask= (True on them) or a zero weight"
+)
+
+
 def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixel_scale=None, hdu=None):
     """Check an image and its companions once, before any work, and return an `ImageData`.
 
@@ -236,13 +244,7 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
 
             from .exceptions import ZeroPatchWarning
 
-            warnings.warn(
-                f"{int(gaps.sum())} pixels of the image lie in 3 x 3 patches of exact zeros, which no sky "
-                "with noise has (unfilled chip gaps or coverage edges?): they are masked, and sources that "
-                "reach them get flag 32 (INCOMPLETE). Say which pixels are bad with mask= (True on them) or "
-                "a zero weight",
-                ZeroPatchWarning, stacklevel=4,
-            )
+            warnings.warn(ZERO_PATCH_MESSAGE.format(n=int(gaps.sum())), ZeroPatchWarning, stacklevel=4)
             bad = bad | gaps
         else:
             gaps = None
@@ -338,7 +340,18 @@ def pixel_rms(pixels):
     return float(estimate_noise_sigma(pixels[::step][np.newaxis, :, np.newaxis])[0])
 
 
-def _zero_filled(image, bad=None):
+def shows_noise(values):
+    """Whether pixel values are those of a sky with noise, where exact zeros are unfilled gaps: noise leaves
+    many pixels clearly negative, and integer values are counts, flat by quantisation."""
+    values = np.asarray(values)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return False
+    peak = np.max(np.abs(values))
+    return bool(np.count_nonzero(values < -1e-5 * peak) >= 20 and not np.all(values == np.round(values)))
+
+
+def _zero_filled(image, bad=None, *, noisy=None):
     """Pixels of 3 x 3 patches of exact zeros in an image with noise: unfilled chip gaps, coverage edges.
 
     A sky with noise has no such patches; noise-free images (models) and integer-valued ones (counts below
@@ -349,17 +362,17 @@ def _zero_filled(image, bad=None):
     image : `numpy.ndarray`, shape (ny, nx)
     bad : `numpy.ndarray` of bool, optional
         Pixels already known to be bad.
+    noisy : bool, optional
+        Whether the image has noise, when judged elsewhere (a mosaic's cutout, which may hold nothing but
+        zeros, is judged on the mosaic: `shows_noise`); None: judged on ``image``.
     """
     image = np.asarray(image)
     good = np.ones(image.shape, bool) if bad is None else ~np.asarray(bad, bool)
     zero = (image == 0) & good
     none = np.zeros(image.shape, bool)
-    if zero.sum() < 9:
+    if zero.sum() < 9 or noisy is False:
         return none
-    values = image[good]
-    peak = np.max(np.abs(values))
-    # noise leaves many pixels clearly negative; integer values are counts, flat by quantisation
-    if np.count_nonzero(values < -1e-5 * peak) < 20 or np.all(values == np.round(values)):
+    if noisy is None and not shows_noise(image[good]):
         return none
     block = np.ones((3, 3), bool)
     core = ndimage.binary_erosion(zero, structure=block, border_value=1)
@@ -1335,7 +1348,8 @@ def measure_image(
     flag |= _doubtful_partners(flag, group_id, group_size)
     if image.error_given:
         own = pixel_rms(image.data[~image.bad])
-        given = np.median(image.error) if np.ndim(image.error) else image.error
+        # over the pixels with information: a map whose uncovered half is infinite is not too large
+        given = np.median(image.error[~image.bad]) if np.ndim(image.error) else image.error
         if given < _MIN_ERROR_RATIO * own:
             flag |= Flag.OUT_OF_DOMAIN
             warnings.warn(

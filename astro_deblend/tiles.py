@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from .exceptions import DataFileError, InputError, InputTypeError
+from .exceptions import DataFileError, InputError, InputTypeError, ZeroPatchWarning
 
 __all__ = ["RmsAsError", "WeightAsError", "measure_tiled", "tile_cores"]
 
@@ -57,6 +57,8 @@ class _Reader:
     """Lazy access to a 2-D array held in memory, in a FITS file (memory-mapped) or in a Dask array."""
 
     def __init__(self, data, name, hdu=None):
+        if isinstance(hdu, str) and hdu.strip().isdigit():  # from the command line: an index
+            hdu = int(hdu)
         self.path, self.hdu, self.header = None, hdu, None
         if isinstance(data, str | os.PathLike):
             from astropy.io import fits
@@ -67,13 +69,26 @@ class _Reader:
             try:
                 with fits.open(self.path, memmap=True, do_not_scale_image_data=True) as hdul:
                     self.hdu = hdu if hdu is not None else _first_image(hdul, self.path)
-                    chosen = hdul[self.hdu]
+                    try:
+                        chosen = hdul[self.hdu]
+                    except (KeyError, IndexError):
+                        names = ", ".join(f"{i} {h.name or '(no name)'}" for i, h in enumerate(hdul))
+                        raise DataFileError(
+                            f"{self.path} has no HDU {self.hdu!r}; it holds: {names}"
+                        ) from None
                     shape, self.header = tuple(chosen.shape), chosen.header.copy()
-                # degenerate leading axes, (1, ny, nx) or (1, 1, ny, nx), are read through
-                self.lead = (0,) * max(0, len(shape) - 2) if all(n == 1 for n in shape[:-2]) else ()
-                self.shape = shape[len(self.lead):]
-            except (OSError, TypeError, KeyError, IndexError) as exc:
-                raise DataFileError(f"{self.path} is not a readable FITS image ({exc})") from exc
+                    # degenerate leading axes, (1, ny, nx) or (1, 1, ny, nx), are read through
+                    self.lead = (0,) * max(0, len(shape) - 2) if all(n == 1 for n in shape[:-2]) else ()
+                    self.shape = shape[len(self.lead):]
+                    if len(self.shape) == 2 and 0 not in self.shape:
+                        # the last pixel now: a truncated file fails here, not hours later in a tile
+                        chosen.section[(*self.lead, self.shape[0] - 1, slice(self.shape[1] - 1, None))]
+            except DataFileError:
+                raise
+            except (OSError, TypeError, ValueError, KeyError, IndexError) as exc:
+                raise DataFileError(
+                    f"{self.path} is not a readable FITS image, or is truncated (a copy cut short?): {exc}"
+                ) from exc
             self.array = None
         else:
             if not hasattr(data, "shape") or not hasattr(data, "__getitem__"):
@@ -101,7 +116,10 @@ class _Reader:
         # raw integers, scaled here: astropy refuses to memory-map BSCALE/BZERO/BLANK images
         with fits.open(self.path, memmap=True, do_not_scale_image_data=True) as hdul:
             chosen = hdul[self.hdu]
-            raw = np.asarray(chosen.section[(*self.lead, ys, xs)])
+            try:
+                raw = np.asarray(chosen.section[(*self.lead, ys, xs)])
+            except (OSError, TypeError, ValueError) as exc:  # the file changed or was cut since it was opened
+                raise DataFileError(f"cannot read rows {ys.start}-{ys.stop} of {self.path}: {exc}") from exc
             header = chosen.header
             part = raw.astype(np.float64)
             if raw.dtype.kind in "iu" and "BLANK" in header:
@@ -242,21 +260,28 @@ def measure_tiled(
         _check_ids_positions,
         _header_wcs,
         _table_positions,
+        _zero_filled,
         check_wcs,
         estimated_noise,
+        shows_noise,
         wcs_pixel_scale,
     )
 
     check_tiling(tile_size, margin, int(getattr(deblender, "stamp_size", 128)))
+    _check_client(client)
     from .stamps import unwrap_container
 
     inner = unwrap_container(data)  # NDData/CCDData and Masked: their mask, WCS and uncertainty are used
     data = inner.data
-    if inner.mask is not None:
+
+    def join_mask(own):  # the data's own mask and mask=, in one array
         if isinstance(mask, str | os.PathLike):
             raise InputError("the data carry a mask of their own and mask= is a file: give the mask in one "
                              "place (combine them, or pass the data's pixels without their mask)")
-        mask = inner.mask if mask is None else (np.asarray(mask, bool) | inner.mask)
+        return own if mask is None else (np.asarray(mask, bool) | own)
+
+    if inner.mask is not None:
+        mask = join_mask(inner.mask)
     error = inner.error if error is None else error
     if np.ma.isMaskedArray(error):  # its masked pixels are pixels without information
         error = np.where(np.ma.getmaskarray(error), np.inf, np.ma.getdata(error))
@@ -277,8 +302,7 @@ def measure_tiled(
         error = None if error is None else _in_data_unit(error, unit, "error")
         data = data.value
     if np.ma.isMaskedArray(data):  # its mask joins the mask
-        extra = np.ma.getmaskarray(data)
-        mask = extra if mask is None else (np.asarray(mask, bool) | extra)
+        mask = join_mask(np.ma.getmaskarray(data))
         data = np.ma.getdata(data)
     if (
         mask is not None
@@ -289,6 +313,13 @@ def measure_tiled(
             f"mask must be boolean (True = ignore the pixel); got dtype {np.asarray(mask).dtype}"
         )
     image = _Reader(data, "data", hdu)
+    kind = image.dtype_kind
+    if kind == "c":
+        raise InputError("the mosaic is complex; give its real pixels (e.g. data.real)", value=kind)
+    if kind not in "fiu":
+        raise InputTypeError(
+            f"the mosaic's pixels must be numbers; got dtype kind {kind!r}"
+            + (" (booleans: a mask? it goes in as mask=)" if kind == "b" else ""))
     if wcs is None and image.header is not None:
         wcs = _header_wcs(image.header)
     if image.header is not None:  # what the in-memory path reads from the same header
@@ -336,13 +367,22 @@ def measure_tiled(
     for reader, name in ((err, f"the {getattr(error, 'what', 'error')}"), (bad, "mask")):
         if isinstance(reader, _Reader) and reader.shape != image.shape:
             raise InputError(f"{name} has shape {reader.shape}, the mosaic {image.shape}", value=reader.shape)
+    # judged once, on a subsample of the whole mosaic, so that every tile uses the same: whether it has noise
+    # (then patches of exact zeros are unfilled gaps, masked in every cutout, even one that holds nothing
+    # else), and its rms when none is given, over the pixels the in-memory run would use
+    step = max(1, int(np.sqrt(image.shape[0] * image.shape[1] / 4e6)))
+    pixels = image.subsample(step)
+    usable = np.isfinite(pixels)
+    if bad is not None:
+        usable &= ~bad.subsample(step).astype(bool)
+    noisy = kind == "f" and shows_noise(pixels[usable])
     if err is None:
-        step = max(1, int(np.sqrt(image.shape[0] * image.shape[1] / 4e6)))
-        pixels = image.subsample(step)  # once, from the whole mosaic: every tile uses it
-        if not np.isfinite(pixels).any():
-            raise InputError("every pixel sampled for the noise is NaN or infinite: an empty mosaic? If it "
-                             "holds data between the sampled pixels, give error=")
-        err = estimated_noise(pixels, "mosaic")
+        if not usable.any():
+            raise InputError("every pixel sampled for the noise is masked, NaN or infinite: an empty mosaic? "
+                             "If it holds data between the sampled pixels, give error=")
+        if noisy:  # a coverage gap filled with zeros is not sky
+            usable &= pixels != 0
+        err = estimated_noise(pixels[usable], "mosaic")
 
     positions = None
     if sources is not None:
@@ -361,7 +401,19 @@ def measure_tiled(
         xs = slice(max(0, x0 - margin), min(image.shape[1], x1 + margin))
         cut = image.read(ys, xs)
         cut_err = err.read(ys, xs) if isinstance(err, _Reader) else err
-        cut_mask = bad.read(ys, xs).astype(bool) if bad is not None else None
+        cut_mask = bad.read(ys, xs).astype(bool) if bad is not None else np.zeros(cut.shape, bool)
+        known = cut_mask | ~np.isfinite(cut)
+        if np.ndim(cut_err) == 2:
+            known |= ~np.isfinite(cut_err)
+        if noisy:  # the mosaic's verdict, not the cutout's (a cutout of a coverage gap holds only zeros)
+            gaps = _zero_filled(cut, known, noisy=True) & ~known
+            if gaps.any():
+                import warnings
+
+                from .images import ZERO_PATCH_MESSAGE
+
+                warnings.warn(ZERO_PATCH_MESSAGE.format(n=int(gaps.sum())), ZeroPatchWarning, stacklevel=2)
+                cut_mask, known = cut_mask | gaps, known | gaps
         tile_sources = None
         if positions is not None:
             ids, x, y = positions
@@ -370,6 +422,14 @@ def measure_tiled(
             if not inside.any():
                 return None
             tile_sources = Table({"id": ids[inside], "x": x[inside] - xs.start, "y": y[inside] - ys.start})
+        if known.all():  # a cutout without data (a coverage gap): nothing found, its sources get no flux
+            if positions is None:
+                return None
+            ids, x, y = positions
+            core_rows = inside & (np.floor(y + 0.5) >= y0) & (np.floor(y + 0.5) < y1) \
+                & (np.floor(x + 0.5) >= x0) & (np.floor(x + 0.5) < x1)
+            return _off_image_rows(positions, core_rows, deblender.method, tile=index) if core_rows.any() \
+                else None
         table, _ = deblender.measure_image(
             cut,
             sources=tile_sources,
@@ -400,11 +460,16 @@ def measure_tiled(
         return table
 
     tasks = [dask.delayed(one_tile)(i, core) for i, core in enumerate(cores)]
-    if client is not None:
-        if isinstance(client, str):
-            from dask.distributed import Client
+    if isinstance(client, str):  # a scheduler's address: a client of this run's own, closed after it
+        from dask.distributed import Client
 
-            client = Client(client)
+        try:
+            own = Client(client, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise InputError(f"cannot connect to the Dask scheduler at {client!r}: {exc}") from exc
+        with own:
+            parts = own.gather(own.compute(tasks))
+    elif client is not None:
         parts = client.gather(client.compute(tasks))
     else:
         import warnings
@@ -463,8 +528,20 @@ class _Shape:
         self.shape = shape
 
 
-def _off_image_rows(positions, off, method):
-    """Rows of the sources whose positions are off the mosaic: flux masked, flags 1 and 32."""
+def _check_client(client):
+    """A ``client`` of `measure_tiled`: None, a scheduler address, or something that computes like a
+    `dask.distributed.Client`."""
+    if client is None or isinstance(client, str) and client.strip():
+        return
+    if not (hasattr(client, "compute") and hasattr(client, "gather")) or isinstance(client, str):
+        raise InputTypeError(
+            "client must be a dask.distributed.Client, a scheduler address (e.g. 'tcp://host:8786') or None "
+            f"(the local threaded scheduler); got {client!r}")
+
+
+def _off_image_rows(positions, off, method, tile=-1):
+    """Rows of the sources ``off`` (off the mosaic, or in a cutout without data): flux masked, flags 1 and
+    32."""
     from astropy.table import MaskedColumn, QTable
 
     from .flags import Flag
@@ -478,7 +555,7 @@ def _off_image_rows(positions, off, method):
     table["group_id"] = ids[off]
     table["group_size"] = np.ones(n, np.int64)
     table["method"] = np.full(n, method)
-    table["tile"] = np.full(n, -1)
+    table["tile"] = np.full(n, tile)
     return table
 
 

@@ -1191,6 +1191,69 @@ def test_a_tiled_run_refuses_a_weight_map_as_mask(fracnet, galaxy, tmp_path):
             measure_tiled(fracnet, np.full((300, 300), np.nan), tile_size=128, progress=False)
 
 
+def test_a_tiled_run_survives_coverage_gaps_as_the_in_memory_run_does(galaxy, tmp_path):
+    """Real mosaics have blank borders (outside probe 2026-11-28g): a cutout without any data stopped the
+    whole tiled run, the one-off noise estimate counted zero-filled gaps (errors 30 % low, or a false
+    refusal), and a cutout of zeros was measured as data (flux 0, no flag)."""
+    from astro_deblend.tiles import measure_tiled
+
+    deblender = SepDeblender(mode="auto")
+    positions = [(60, 70), (200, 250), (300, 120), (500, 250), (680, 90)]
+    sources = Table({"id": [1, 2, 3, 4, 5], "x": [p[1] + 0.3 for p in positions],
+                     "y": [p[0] - 0.2 for p in positions]})
+    for fill in (np.nan, 0.0):
+        image = _place((760, 320), galaxy[0], positions)
+        image[420:] = fill  # sources 4 and 5 lie in the gap; two whole cutouts hold nothing else
+        whole, _ = _measure(deblender, image, sources=sources)
+        tiled = measure_tiled(deblender, image, sources=sources, tile_size=128, margin=128, progress=False)
+        np.testing.assert_allclose(tiled["flux_err_noise"][:3], whole["flux_err_noise"][:3], rtol=1e-6)
+        np.testing.assert_allclose(tiled["flux"][:3], whole["flux"][:3], rtol=1e-6)
+        assert tiled["flag"][:3].tolist() == whole["flag"][:3].tolist()
+        for table in (whole, tiled):
+            assert np.ma.getmaskarray(table["flux"])[3:].all(), fill
+            assert all(f & Flag.NOT_DETECTED and f & Flag.INCOMPLETE for f in table["flag"][3:])
+        detected = measure_tiled(deblender, image, tile_size=128, margin=128, progress=False)
+        assert len(detected) == len(_measure(deblender, image)[0])
+    # an rms map whose uncovered part (inf) is more than half the image is not "too large" (flag 8 on all)
+    error = np.full(image.shape, NOISE)
+    error[:, :200] = np.inf
+    image = _place((760, 320), galaxy[0], positions)
+    table, _ = _measure(deblender, image, sources=sources[1:2], error=error)
+    assert not table["flag"][0] & Flag.OUT_OF_DOMAIN
+
+
+def test_a_tiled_run_refuses_what_the_in_memory_run_refuses(tmp_path):
+    import os
+
+    from astropy.io import fits
+
+    from astro_deblend.exceptions import DataFileError
+    from astro_deblend.tiles import measure_tiled
+
+    image = np.random.default_rng(1).normal(0, NOISE, (300, 300))
+    image[140:150, 140:150] += 1.0
+    sep = SepDeblender()
+    with pytest.raises(InputError, match="complex"):
+        measure_tiled(sep, image + 1j * image, error=NOISE, tile_size=128, progress=False)
+    with pytest.raises(InputTypeError, match="mask="):
+        measure_tiled(sep, image > 0.1, error=NOISE, tile_size=128, progress=False)
+    for client in (False, 0, ""):
+        with pytest.raises(InputTypeError, match="client must be"):
+            measure_tiled(sep, image, error=NOISE, tile_size=128, client=client, progress=False)
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(image.astype(np.float32), name="SCI")]).writeto(
+        tmp_path / "ext.fits")
+    for hdu in (1, "1", "SCI"):  # the command line gives "1"
+        assert len(measure_tiled(sep, tmp_path / "ext.fits", hdu=hdu, error=NOISE, tile_size=128,
+                                 progress=False)) == 1
+    with pytest.raises(DataFileError, match="holds: 0 PRIMARY, 1 SCI"):
+        measure_tiled(sep, tmp_path / "ext.fits", hdu=7, error=NOISE, tile_size=128, progress=False)
+    fits.PrimaryHDU(image.astype(np.float32)).writeto(tmp_path / "cut.fits")
+    with open(tmp_path / "cut.fits", "r+b") as fh:  # a copy cut short: said before any tile runs
+        fh.truncate(os.path.getsize(tmp_path / "cut.fits") // 2)
+    with pytest.raises(DataFileError, match="truncated"):
+        measure_tiled(sep, tmp_path / "cut.fits", error=NOISE, tile_size=128, progress=False)
+
+
 def test_a_fits_header_means_the_same_tiled_or_not(fracnet, galaxy, tmp_path):
     """BUNIT, the WCS's pixel scale and PHOTFLAM/PHOTPLAM are read alike by both paths."""
     from astropy.io import fits
