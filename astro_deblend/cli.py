@@ -69,7 +69,9 @@ def _parser():
                    "zero or NaN = no data [estimate the noise]")
     m.add_argument("--tile-size", type=int, default=None,
                    help="image: measure tile by tile in cores of this many pixels, the image memory-mapped "
-                   "(mosaics larger than memory; no --segmentation) [whole image in memory]")
+                   "(mosaics larger than memory; no --segmentation); finished tiles are kept in "
+                   "OUTPUT.parts/ until the catalogue is written, so the same command resumes an "
+                   "interrupted run [whole image in memory]")
     m.add_argument("--output", required=True, help="catalogue to write (.fits or .ecsv)")
     m.add_argument("--segmentation", help="FITS file for the segmentation maps")
     m.add_argument("--method", choices=_MEASURE_METHODS, default="fracnet",

@@ -189,7 +189,7 @@ class Deblender:
 
     def measure_image(self, data, *, sources=None, error=None, mask=None, wcs=None, zeropoint=None,
                       pixel_scale=None, detection=None, seed=0, tile_size=None, client=None, hdu=None,
-                      return_model=False, progress=True):
+                      checkpoint=None, return_model=False, progress=True):
         """Measure every source of a whole image: any number of galaxies, anywhere.
 
         Each source is measured in a view centred on it in which the other sources, but its closest
@@ -225,6 +225,9 @@ class Deblender:
             always measured this way (default tile 2048). No segmentation image is returned then.
         client : `dask.distributed.Client` or str, optional
             A Dask cluster (or its scheduler address) for the tiles [default: local threads].
+        checkpoint : str or path, optional
+            Tiled runs: a folder that keeps each finished tile, so that the same call resumes an
+            interrupted run (see `astro_deblend.tiles.measure_tiled`).
         hdu : int or str, optional
             The HDU of a FITS ``data`` that holds the image [default: the first with image data].
         return_model : bool, optional
@@ -265,7 +268,10 @@ class Deblender:
                 raise InputError("a tiled run returns no model image (it would be as large as the mosaic); "
                                  "measure the image in memory, or without return_model")
             size = 2048 if tile_size is None else tile_size
-            return measure_tiled(self, data, tile_size=size, client=client, **common), None
+            return measure_tiled(self, data, tile_size=size, client=client, checkpoint=checkpoint,
+                                 **common), None
+        if checkpoint is not None:
+            raise InputError("checkpoint keeps the tiles of a tiled run: give tile_size too, or leave it out")
         return measure_image(self, data, return_model=return_model, **common)
 
     def _deblend_views(self, batch, *, progress):

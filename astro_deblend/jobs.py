@@ -288,7 +288,13 @@ def _measure_image_tiled(source, *, output, segmentation, sources, weight, rms, 
         _check_magnitudes(magnitudes, None)  # no zero point from the user, the header or a Jy-like unit
     deblender = _build(name, weights, views)
     err = WeightAsError(weight) if weight is not None else RmsAsError(rms) if rms is not None else error
+    # each finished tile is kept beside the output until the catalogue is written: the same command resumes
+    parts = f"{os.fspath(output)}.parts"
     table, _ = deblender.measure_image(source, sources=_read_sources(sources), error=err, zeropoint=zeropoint,
-                                       hdu=hdu, tile_size=tile_size, progress=progress)
+                                       hdu=hdu, tile_size=tile_size, checkpoint=parts, progress=progress)
     table.meta["source"] = os.fspath(source)
-    return _write(table, output, None, None, overwrite)
+    written = _write(table, output, None, None, overwrite)
+    import shutil
+
+    shutil.rmtree(parts, ignore_errors=True)
+    return written

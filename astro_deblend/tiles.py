@@ -226,6 +226,7 @@ def measure_tiled(
     hdu=None,
     detection=None,
     seed=0,
+    checkpoint=None,
     progress=True,
 ):
     """Measure every source of a mosaic tile by tile (see the module notes).
@@ -246,6 +247,11 @@ def measure_tiled(
         Side of the cores and pixels read around them [default: 2048 and 256].
     client : `dask.distributed.Client` or str, optional
         A Dask cluster (or its scheduler address) [default: the local threaded scheduler].
+    checkpoint : str or path, optional
+        A folder where each finished tile's rows are kept (one ECSV file per tile, written atomically): a
+        run interrupted, or stopped by one bad tile, is resumed by the same call, which measures only the
+        tiles not yet kept. The folder remembers its run (the mosaic, the maps, the sources, the method and
+        the tiling) and refuses another's. Remove it once the catalogue is written.
 
     Returns
     -------
@@ -394,8 +400,29 @@ def measure_tiled(
         positions = (ids, x, y)
 
     cores = tile_cores(image.shape, int(tile_size))
+    kept = None
+    if checkpoint is not None:
+        identity = {
+            "data": _fingerprint(image, pixels), "shape": list(image.shape), "tile_size": int(tile_size),
+            "margin": int(margin), "tiles": len(cores), "seed": int(seed), "detection": detection,
+            "method": deblender.method, "config": deblender.config(),
+            "error": _fingerprint(err, err.subsample(step)) if isinstance(err, _Reader) else err,
+            "mask": None if bad is None else _fingerprint(bad, bad.subsample(step)),
+            "sources": None if positions is None else _digest(*positions),
+            "zeropoint": zeropoint, "pixel_scale": pixel_scale,
+        }
+        kept = _Kept(checkpoint, identity)
+        kept.resumed = sum(kept.has(i) for i in range(len(cores)))
 
     def one_tile(index, core):
+        if kept is not None and kept.has(index):
+            return kept.read(index)
+        part = measure_one(index, core)
+        if kept is not None:
+            kept.write(index, part)
+        return part
+
+    def measure_one(index, core):
         y0, y1, x0, x1 = core
         ys = slice(max(0, y0 - margin), min(image.shape[0], y1 + margin))
         xs = slice(max(0, x0 - margin), min(image.shape[1], x1 + margin))
@@ -518,7 +545,80 @@ def measure_tiled(
         margin=int(margin),
         error="given" if error is not None else f"estimated once from the mosaic ({err:.4g})",
     )
+    if kept is not None:
+        table.meta["tiles_resumed"] = kept.resumed
     return table
+
+
+def _digest(*arrays):
+    import hashlib
+
+    digest = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(str((a.dtype.str, a.shape)).encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _fingerprint(reader, sample):
+    """What names a mosaic or map: its file (path, size, time of change) or, in memory, a digest of the
+    subsample read from it."""
+    if reader.path is not None:
+        info = os.stat(reader.path)
+        return {"path": os.path.abspath(reader.path), "hdu": str(reader.hdu), "bytes": info.st_size,
+                "mtime_ns": info.st_mtime_ns}
+    return {"array": _digest(np.asarray(sample, np.float64)), "shape": list(reader.shape)}
+
+
+class _Kept:
+    """The finished tiles of a run, one ECSV file each in a checkpoint folder (see `measure_tiled`)."""
+
+    def __init__(self, folder, identity):
+        import json
+        from pathlib import Path
+
+        from ._io import atomic_write_text, make_folders
+
+        self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise InputError(f"checkpoint={os.fspath(folder)!r} is a file; give a folder")
+        make_folders(self.folder)
+        text = json.dumps(identity, sort_keys=True, default=repr)
+        record = self.folder / "run.json"
+        if record.exists() and record.read_text() != text:
+            raise InputError(
+                f"the checkpoint folder {self.folder} holds the tiles of another run (another mosaic, maps, "
+                "sources, method or tiling): remove it to start again, or give another folder")
+        if not record.exists():
+            atomic_write_text(record, text)
+        self.resumed = 0
+
+    def _path(self, index, suffix):
+        return self.folder / f"tile_{index:06d}.{suffix}"
+
+    def has(self, index):
+        return self._path(index, "ecsv").exists() or self._path(index, "none").exists()
+
+    def read(self, index):
+        from astropy.table import QTable
+
+        if self._path(index, "none").exists():
+            return None
+        try:
+            return QTable.read(self._path(index, "ecsv"), format="ascii.ecsv")
+        except Exception as exc:  # written atomically, so only a file changed by hand gets here
+            raise DataFileError(
+                f"tile {index} of the checkpoint folder {self.folder} cannot be read ({exc}); remove that "
+                "file to measure the tile again") from exc
+
+    def write(self, index, part):
+        from ._io import atomic_write, atomic_write_text
+
+        if part is None:
+            atomic_write_text(self._path(index, "none"), "")
+        else:
+            atomic_write(self._path(index, "ecsv"), lambda tmp: part.write(tmp, format="ascii.ecsv"))
 
 
 class _Shape:

@@ -396,6 +396,7 @@ def test_a_jwst_like_product_gives_its_err_extension_as_rms_not_its_science_as_w
         out[name] = Table.read(tmp_path / f"{name}.ecsv")
     np.testing.assert_allclose(out["rms"]["flux"], out["sigma"]["flux"], rtol=1e-6)
     np.testing.assert_allclose(out["tiled"]["flux"], out["rms"]["flux"], rtol=1e-6)
+    assert not (tmp_path / "tiled.ecsv.parts").exists()  # the kept tiles go once the catalogue is written
 
 
 def test_zero_patches_are_warned_about_once_and_not_when_a_noise_map_marks_them(tmp_path):

@@ -1254,6 +1254,48 @@ def test_a_tiled_run_refuses_what_the_in_memory_run_refuses(tmp_path):
         measure_tiled(sep, tmp_path / "cut.fits", error=NOISE, tile_size=128, progress=False)
 
 
+def test_an_interrupted_tiled_run_resumes_from_its_kept_tiles(galaxy, tmp_path):
+    """A survey-scale run stopped by a kill or by one bad tile keeps its finished tiles (outside probe
+    2026-11-28g: every finished tile was lost); the same call measures only the others."""
+    from astro_deblend.tiles import measure_tiled
+
+    class Counting(SepDeblender):
+        calls = 0
+
+        def measure_image(self, *args, **kwargs):
+            Counting.calls += 1
+            return super().measure_image(*args, **kwargs)
+
+    positions = [(60, 70), (200, 250), (300, 120), (330, 300)]
+    image = _place((400, 400), galaxy[0], positions)
+    sources = Table({"id": [4, 3, 2, 1], "x": [p[1] + 0.3 for p in positions],
+                     "y": [p[0] for p in positions]})
+    deblender = Counting(mode="auto")
+    options = dict(sources=sources, error=NOISE, tile_size=128, margin=128, progress=False)
+    straight = measure_tiled(deblender, image, **options)
+    kept = tmp_path / "parts"
+    first = measure_tiled(deblender, image, checkpoint=kept, **options)
+    tiles = sorted(kept.glob("tile_*"))
+    assert len(tiles) == first.meta["tiles"] == 16 and first.meta["tiles_resumed"] == 0
+    for path in tiles[5:]:  # as if the run had stopped after five tiles
+        path.unlink()
+    Counting.calls = 0
+    again = measure_tiled(deblender, image, checkpoint=kept, **options)
+    assert again.meta["tiles_resumed"] == 5
+    assert Counting.calls <= 11  # the tiles not kept, at most (a tile without sources measures nothing)
+    for table in (first, again):
+        assert table["id"].tolist() == straight["id"].tolist()
+        np.testing.assert_array_equal(np.asarray(table["flux"]), np.asarray(straight["flux"]))
+        assert table["flag"].tolist() == straight["flag"].tolist()
+    # the folder knows its run: another's tiles are never mixed in
+    with pytest.raises(InputError, match="another run"):
+        measure_tiled(deblender, image * 1.01, checkpoint=kept, **options)
+    with pytest.raises(InputError, match="another run"):
+        measure_tiled(deblender, image, checkpoint=kept, **dict(options, sources=sources[:2]))
+    with pytest.raises(InputError, match="tile_size too"):
+        deblender.measure_image(image, error=NOISE, checkpoint=kept)
+
+
 def test_a_fits_header_means_the_same_tiled_or_not(fracnet, galaxy, tmp_path):
     """BUNIT, the WCS's pixel scale and PHOTFLAM/PHOTPLAM are read alike by both paths."""
     from astropy.io import fits
