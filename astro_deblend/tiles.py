@@ -65,7 +65,9 @@ class _Reader:
 
             self.path = os.fspath(data)
             if not os.path.exists(self.path):
-                raise FileNotFoundError(f"FITS file {self.path} does not exist")
+                raise FileNotFoundError(
+                    f"{name}: FITS file {self.path} does not exist"
+                    + (" (a number given as text? give it as a number)" if _is_number(self.path) else ""))
             try:
                 with fits.open(self.path, memmap=True, do_not_scale_image_data=True) as hdul:
                     self.hdu = hdu if hdu is not None else _first_image(hdul, self.path)
@@ -83,7 +85,7 @@ class _Reader:
                     if len(self.shape) == 2 and 0 not in self.shape:
                         # the last pixel now: a truncated file fails here, not hours later in a tile
                         chosen.section[(*self.lead, self.shape[0] - 1, slice(self.shape[1] - 1, None))]
-            except DataFileError:
+            except (DataFileError, InputError):
                 raise
             except (OSError, TypeError, ValueError, KeyError, IndexError) as exc:
                 raise DataFileError(
@@ -96,8 +98,16 @@ class _Reader:
                     f"{name} must be an array, a Dask array or a FITS path; got {type(data).__name__}"
                 )
             self.array, self.shape = data, tuple(data.shape)
+            if not all(np.isfinite(n) for n in self.shape):  # a Dask array of unknown chunk sizes
+                raise InputError(f"{name} has an unknown shape {self.shape}: call its compute_chunk_sizes() "
+                                 "first", value=self.shape)
         if len(self.shape) != 2:
-            raise InputError(f"{name} must be a 2-D image; got shape {self.shape}", value=self.shape)
+            where = f" (HDU {self.hdu} of {self.path})" if self.path is not None else ""
+            raise InputError(
+                f"{name} must be a 2-D image; got shape {self.shape}{where}"
+                + (": that HDU holds no data" if self.shape == () else "")
+                + (": a cube of stamps is measured without tiles (measure(), or the command line without "
+                   "--tile-size)" if len(self.shape) == 3 else ""), value=self.shape)
 
     @property
     def dtype_kind(self):
@@ -191,6 +201,14 @@ class RmsAsError(WeightAsError):
         return np.where(np.isfinite(r) & (r > 0), r, np.inf)
 
 
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _first_image(hdul, path):
     import warnings
 
@@ -207,7 +225,10 @@ def _first_image(hdul, path):
         # from the header, so that the pixels stay on disk; (1, ny, nx) and (1, 1, ny, nx) are images too
         if h.is_image and len(naxes) >= 2 and all(n == 1 for n in naxes[2:]):
             return i
-    raise InputError(f"{path} holds no 2-D image HDU")
+    shapes = ", ".join(f"{i}: {h.shape}" for i, h in enumerate(hdul)
+                       if h.is_image and h.header.get("NAXIS", 0))
+    raise InputError(f"{path} holds no 2-D image HDU" + (
+        f" (its images: {shapes}; a cube of stamps is measured without tiles)" if shapes else ""))
 
 
 def measure_tiled(
@@ -319,6 +340,9 @@ def measure_tiled(
             f"mask must be boolean (True = ignore the pixel); got dtype {np.asarray(mask).dtype}"
         )
     image = _Reader(data, "data", hdu)
+    if min(image.shape) < 8:
+        raise InputError(f"the mosaic is {image.shape[0]} x {image.shape[1]} px; it takes at least 8 x 8",
+                         value=image.shape)
     kind = image.dtype_kind
     if kind == "c":
         raise InputError("the mosaic is complex; give its real pixels (e.g. data.real)", value=kind)
@@ -509,11 +533,11 @@ def measure_tiled(
     parts = [p for p in parts if p is not None]
     if positions is not None and not on_image.all():
         parts.append(_off_image_rows(positions, ~on_image, deblender.method))
-    if not parts:
+    if not parts:  # nothing found: an empty table with the columns and notes of a full one
         from .images import ImageData, Sources, _image_table
 
         empty = Sources.none((0, 0), "none")
-        return _image_table(
+        table = _image_table(
             empty,
             ImageData(np.zeros((1, 1)), np.zeros((1, 1), bool), 1.0),
             np.zeros(0),
@@ -522,8 +546,11 @@ def measure_tiled(
             np.zeros(0, np.int64),
             np.zeros(0, np.int64),
             deblender.method,
+            noise_err=np.zeros(0),
         )
-    table = vstack(parts, metadata_conflicts="silent")
+        table["tile"] = np.zeros(0, np.int64)
+    else:
+        table = vstack(parts, metadata_conflicts="silent")
     if positions is None:
         table.sort("id")
     else:  # the catalogue's own order, as the in-memory run keeps it
@@ -537,8 +564,9 @@ def measure_tiled(
             table[name].unit = flux_unit
         if "zeropoint_AB" in table.meta:  # the cutouts' zero point was their pixel sums': now the fluxes'
             table.meta["zeropoint_AB"] = float(table.meta["zeropoint_AB"]) + 2.5 * np.log10(factor)
-    if wcs is not None:
-        table["sky_centroid"] = wcs.celestial.pixel_to_world(np.asarray(table["x"]), np.asarray(table["y"]))
+    if wcs is not None:  # where the in-memory table has it, after x and y
+        sky = wcs.celestial.pixel_to_world(np.asarray(table["x"]), np.asarray(table["y"]))
+        table.add_column(sky, name="sky_centroid", index=table.colnames.index("y") + 1)
     table.meta.update(
         tiles=len(cores),
         tile_size=int(tile_size),

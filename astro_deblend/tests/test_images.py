@@ -1252,6 +1252,16 @@ def test_a_tiled_run_refuses_what_the_in_memory_run_refuses(tmp_path):
         fh.truncate(os.path.getsize(tmp_path / "cut.fits") // 2)
     with pytest.raises(DataFileError, match="truncated"):
         measure_tiled(sep, tmp_path / "cut.fits", error=NOISE, tile_size=128, progress=False)
+    with pytest.raises(InputError, match="at least 8 x 8"):
+        measure_tiled(sep, np.ones((1, 1)), tile_size=128, progress=False)
+    fits.PrimaryHDU(np.zeros((3, 64, 64), np.float32)).writeto(tmp_path / "cube.fits")
+    with pytest.raises(InputError, match="a cube of stamps is measured without tiles"):
+        measure_tiled(sep, tmp_path / "cube.fits", error=NOISE, tile_size=128, progress=False)
+    # nothing found: the columns of a catalogue all the same (they stack with other fields')
+    empty = measure_tiled(sep, image * 0.0 + np.random.default_rng(2).normal(0, NOISE, image.shape),
+                          error=NOISE, tile_size=128, progress=False)
+    full = measure_tiled(sep, image, error=NOISE, tile_size=128, progress=False)
+    assert len(empty) == 0 and empty.colnames == full.colnames
 
 
 def test_an_interrupted_tiled_run_resumes_from_its_kept_tiles(galaxy, tmp_path):
