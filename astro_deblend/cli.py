@@ -238,6 +238,9 @@ def main(argv=None):
 
 
 def _terminate(signum, frame):
+    # once: a second SIGTERM while the first unwinds (timeout signals the whole group) would interrupt the
+    # clean-up itself, with a traceback from the threads being joined
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
