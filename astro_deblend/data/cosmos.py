@@ -139,13 +139,8 @@ def read_real_galaxies(catalog, *, directory=None, config=None, n_galaxies=None,
         else:
             indices = np.arange(n_total)
         _check_image_files(rgc, indices, path)
-        hst_fwhm = rgc.getPSFImage(int(indices[0])).calculateFWHM()
-        if not config.psf_fwhm > hst_fwhm:
-            raise InputError(
-                f"config.psf_fwhm={config.psf_fwhm} arcsec is not wider than the HST PSF of {path} "
-                f"({hst_fwhm:.3f} arcsec FWHM): removing that PSF would amplify the HST noise; "
-                "use a wider PSF"
-            )
+        _check_rows(rgc, indices, path)
+        _check_inputs(rgc, int(indices[0]), config)  # the first galaxy now; every other one as it is drawn
         cosmos_mag = np.asarray(rgc.mag, float)[indices]
         mag = _draw_magnitudes(cosmos_mag, config, np.random.default_rng([config.seed, seed, 31]))
         flux = 10 ** (-0.4 * (mag - config.zeropoint))
@@ -235,6 +230,74 @@ def _check_image_files(rgc, indices, path):
         )
 
 
+#: HST pixel scales (arcsec/px) a COSMOS-like catalogue may declare (COSMOS: 0.03).
+_PIXEL_SCALE_RANGE = (0.005, 1.0)
+
+
+#: A redrawn galaxy may hold this much more than its flux (the HST noise in its stamp) before it is refused.
+_MAX_DRAWN_FLUX = 1.1
+
+
+def _where(rgc, i):
+    return f"COSMOS galaxy {rgc.ident[i]} (row {i})"
+
+
+def _check_rows(rgc, indices, path):
+    """Refuse pixel scales and HDU numbers of the chosen rows that no image can have, naming the rows."""
+    scale = np.asarray(rgc.pixel_scale, float)[indices]
+    lo, hi = _PIXEL_SCALE_RANGE
+    bad = indices[~(np.isfinite(scale) & (scale >= lo) & (scale <= hi))]
+    if bad.size:
+        raise InputError(
+            f"PIXEL_SCALE of rows {bad[:10].tolist()} of {path} must be a number of arcsec/px in "
+            f"[{lo}, {hi}] (COSMOS: 0.03); got {np.asarray(rgc.pixel_scale, float)[bad[:10]].tolist()}")
+    for column, files, hdus in (("GAL_HDU", rgc.gal_file_name, rgc.gal_hdu),
+                                ("PSF_HDU", rgc.psf_file_name, rgc.psf_hdu)):
+        for name in sorted({files[i] for i in indices}):
+            rows = [i for i in indices if files[i] == name]
+            import warnings
+
+            with warnings.catch_warnings(record=True) as said, fits.open(name) as hdul:
+                warnings.simplefilter("always")
+                n_hdus = len(hdul)  # reads every header
+            if any("truncated" in str(w.message) for w in said):
+                raise DataFileError(f"{_where(rgc, rows[0])}: its image or PSF file "
+                                    f"{os.path.basename(name)} is damaged or cut short; download it again")
+            wrong = [i for i in rows if not (isinstance(hdus[i], int | np.integer) and 0 <= hdus[i] < n_hdus)]
+            if wrong:
+                raise InputError(
+                    f"{column} of {_where(rgc, wrong[0])} is {hdus[wrong[0]]}: {os.path.basename(name)} "
+                    f"has {n_hdus} HDUs (0-{n_hdus - 1}); {len(wrong)} row(s) name an HDU it does not have")
+
+
+def _check_inputs(rgc, i, config):
+    """Refuse a galaxy whose HST image or PSF holds non-finite pixels, or whose PSF is not narrower than the
+    target one (removing it would amplify the HST noise: a ringing galaxy), before it is drawn."""
+    where = _where(rgc, i)
+    try:
+        gal, psf = rgc.getGalImage(i), rgc.getPSFImage(i)
+    except (OSError, IndexError, KeyError, ValueError) as exc:  # a truncated or damaged image file
+        raise DataFileError(f"{where}: its image or PSF file is damaged or cut short "
+                            f"({type(exc).__name__}: {exc}); download it again") from exc
+    for what, image in (("image", gal), ("PSF image", psf)):
+        if image.array.ndim != 2:
+            raise InputError(f"the HST {what} of {where} is not 2-D (shape {image.array.shape})")
+        bad = int(np.count_nonzero(~np.isfinite(image.array)))
+        if bad:
+            raise InputError(f"the HST {what} of {where} holds {bad} NaN or infinite pixels: it cannot be "
+                             "drawn; drop that row or repair its file")
+    fwhm = psf.calculateFWHM()
+    if not (np.isfinite(fwhm) and fwhm > 0):
+        raise InputError(f"the HST PSF of {where} has no measurable width (FWHM {fwhm}): its PSF image is "
+                         "empty or invalid")
+    if not config.psf_fwhm > fwhm:
+        raise InputError(
+            f"config.psf_fwhm={config.psf_fwhm} arcsec is not wider than the HST PSF of {where} "
+            f"({fwhm:.3f} arcsec FWHM): removing that PSF would amplify the HST noise (a ringing galaxy); "
+            "use a wider PSF, or drop the galaxies of wider PSFs"
+        )
+
+
 def _draw_magnitudes(cosmos_mag, config, rng):
     """AB magnitudes from the sampling table, given in the order of the COSMOS magnitudes (rank matching)."""
     table = None if config.sampling_table is None else load_sampling_table(config.sampling_table)
@@ -263,7 +326,9 @@ def _draw(rgc, indices, flux, noise_seeds, config, progress):
     radius = np.zeros(n)
     for j in tqdm(range(n), desc="redrawing COSMOS galaxies", unit="gal", disable=not progress):
         # The BaseDeviate would only pad the HST image with noise, which is off; fixed, not from the clock.
-        where = f"COSMOS galaxy {rgc.ident[indices[j]]} (row {indices[j]})"
+        where = _where(rgc, indices[j])
+        if j > 0:
+            _check_inputs(rgc, int(indices[j]), config)
         try:
             real = galsim.RealGalaxy(rgc, index=int(indices[j]), rng=galsim.BaseDeviate(1), gsparams=gsparams)
         except galsim.GalSimError as exc:  # e.g. an HST stamp of zero total flux
@@ -279,6 +344,11 @@ def _draw(rgc, indices, flux, noise_seeds, config, progress):
         final = galsim.Convolve(real.withFlux(flux[j]), psf, gsparams=gsparams)
         # Offset of half a pixel: the galaxy centre falls on pixel (size // 2, size // 2), 0-based.
         img = final.drawImage(nx=size, ny=size, scale=config.pixel_scale, offset=(0.5, 0.5)).array
+        drawn = float(np.sum(img, dtype=np.float64))
+        if not (np.isfinite(img).all() and drawn <= _MAX_DRAWN_FLUX * flux[j]):
+            raise InputError(
+                f"{where} was drawn with {drawn / flux[j]:.3g} times its flux (or non-finite pixels): its "
+                "HST image or PSF is invalid (extreme pixels?); drop that row or repair its file")
         rng = np.random.default_rng(noise_seeds[j])
         noisy = observe(img, rng, sigma, config.exposure_time)
         noiseless[j] = img

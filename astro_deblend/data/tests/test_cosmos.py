@@ -23,6 +23,7 @@ from astro_deblend.data import (
     noise_sigma_from_depth,
 )
 from astro_deblend.data.cosmos import read_real_galaxies
+from astro_deblend.exceptions import InputError
 
 HST_SCALE = 0.03  # arcsec/px of the COSMOS stamps
 HST_PSF_FWHM = 0.10  # arcsec
@@ -256,3 +257,43 @@ def test_options_that_do_not_fit(folder):
     with pytest.raises(ValueError, match="max_offset"):
         read_real_galaxies(CATALOG, directory=folder, config=SimulationConfig(stamp_size=64, max_offset=1.0),
                            progress=False)
+
+
+def _edit(path, hdu, change):
+    with fits.open(path) as hdul:
+        arrays = [h.data.copy() for h in hdul]
+    arrays[hdu] = change(arrays[hdu])
+    _hdus(arrays).writeto(path, overwrite=True)
+
+
+def _set_column(path, name, values, fmt):
+    with fits.open(path) as hdul:
+        cols = [fits.Column(c.name, c.format, array=np.array(hdul[1].data[c.name])) for c in hdul[1].columns]
+    cols = [fits.Column(name, fmt, array=np.asarray(values)) if c.name == name else c for c in cols]
+    fits.BinTableHDU.from_columns(cols).writeto(path, overwrite=True)
+
+
+def _one_nan(a):
+    a = a.copy()
+    a[0, 0] = np.nan
+    return a
+
+
+@pytest.mark.parametrize("damage, match", [
+    # one NaN in a PSF drew its galaxy 127 000 times too bright, silently (outside probe 2026-11-28h)
+    (lambda d: _edit(d / "real_galaxy_PSF_images_n1.fits", 1, _one_nan), "PSF image of COSMOS galaxy 202"),
+    # a later galaxy's PSF wider than the target: a ringing galaxy (only the first PSF was checked)
+    (lambda d: _edit(d / "real_galaxy_PSF_images_n2.fits", 0, lambda a: galsim.Gaussian(fwhm=0.3).drawImage(
+        nx=31, ny=31, scale=HST_SCALE).array.astype(np.float32)), "HST PSF of COSMOS galaxy 404"),
+    # an HDU the file does not have ("damaged, download it again" before), or -1 (the last one, silently)
+    (lambda d: _set_column(d / CATALOG, "GAL_HDU", [0, 9, 2, 0, 1, 2], "J"), "GAL_HDU of COSMOS galaxy 202"),
+    (lambda d: _set_column(d / CATALOG, "GAL_HDU", [-1, 1, 2, 0, 1, 2], "J"), "GAL_HDU of COSMOS galaxy 101"),
+    # a pixel scale of 0 (a raw ZeroDivisionError from GalSim) or absurd (silently used)
+    (lambda d: _set_column(d / CATALOG, "PIXEL_SCALE", np.zeros(6), "D"), "PIXEL_SCALE of rows"),
+    (lambda d: _set_column(d / CATALOG, "PIXEL_SCALE", np.full(6, 1e-5), "D"), "PIXEL_SCALE of rows"),
+])
+def test_a_damaged_catalogue_is_refused_by_name(tmp_path, damage, match):
+    write_catalog(str(tmp_path))
+    damage(tmp_path)
+    with pytest.raises(InputError, match=match):
+        read_real_galaxies(tmp_path / CATALOG, config=CONFIG, progress=False)
