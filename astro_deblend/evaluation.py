@@ -90,7 +90,7 @@ import numpy as np
 from astropy import units as u
 from astropy.table import Column, Table
 
-from ._io import atomic_write, atomic_write_text
+from ._io import atomic_write_all, atomic_write_text
 from .catalog import table_to_pairs
 from .conventions import DEFAULT_ZEROPOINT, GALAXY_TYPES, ROLES, normalize_galaxy_type
 from .exceptions import DataFileError, InputError
@@ -265,7 +265,9 @@ class Evaluation:
     def write(self, dirpath):
         """Write every table as ECSV and the whole evaluation as ``evaluation.json`` into a folder.
 
-        Each file is written atomically (temporary name, then renamed). Existing files are replaced.
+        The files are written all or nothing (temporary names, renamed once all are complete), and the
+        tables an earlier evaluation left in the folder that this one does not have are removed: the folder
+        holds one evaluation. Every file carries the same write token, which `read` checks.
 
         Parameters
         ----------
@@ -277,21 +279,37 @@ class Evaluation:
         paths : list of `~pathlib.Path`
             The files written.
         """
+        import secrets
+
         dirpath = Path(dirpath)
+        if dirpath.exists() and not dirpath.is_dir():
+            raise FileExistsError(f"{dirpath} is a file; Evaluation.write takes a folder (to_json writes "
+                                  "one file)")
         dirpath.mkdir(parents=True, exist_ok=True)
         tables = dict(self.tables)
         if self.galaxies is not None:
             tables["galaxies"] = self.galaxies
-        paths = []
+        token = secrets.token_hex(8)
+        writers = {}
         for name, table in tables.items():
             out = table.copy(copy_data=False)
-            out.meta = {"evaluation_schema": SCHEMA, "table": name}
+            out.meta = {"evaluation_schema": SCHEMA, "table": name, "write_token": token}
 
             def _write(tmp, out=out):
                 out.write(tmp, format="ascii.ecsv", overwrite=True)
 
-            paths.append(atomic_write(dirpath / f"{name}.ecsv", _write))
-        paths.append(self.to_json(dirpath / "evaluation.json", galaxies=False))
+            writers[dirpath / f"{name}.ecsv"] = _write
+        doc = dict(self.to_dict(galaxies=False), write_token=token, files=sorted(tables))
+        text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
+
+        def _write_json(tmp):
+            Path(tmp).write_text(text, encoding="utf-8")
+
+        writers[dirpath / "evaluation.json"] = _write_json
+        paths = atomic_write_all(writers)
+        for name in (*self.TABLE_NAMES, "galaxies"):  # an earlier evaluation's tables that this one lacks
+            if name not in tables:
+                (dirpath / f"{name}.ecsv").unlink(missing_ok=True)
         return paths
 
     @classmethod
@@ -304,17 +322,25 @@ class Evaluation:
         try:
             with open(meta_file, encoding="utf-8") as fh:
                 doc = json.load(fh)
+            token = doc.get("write_token")  # None: a folder written before tokens (all its tables are read)
+            listed = doc.get("files", (*cls.TABLE_NAMES, "galaxies"))
             tables = {}
-            for name in (*cls.TABLE_NAMES, "galaxies"):
+            for name in listed:
                 f = dirpath / f"{name}.ecsv"
                 if f.is_file():
                     t = Table.read(f, format="ascii.ecsv")
+                    if token is not None and t.meta.get("write_token") != token:
+                        raise DataFileError(
+                            f"{f} belongs to another evaluation than {meta_file} (files of two writes mixed "
+                            "in one folder); write it again with Evaluation.write")
                     t.meta.clear()
                     tables[name] = t
+        except DataFileError:
+            raise
         except (OSError, ValueError) as exc:  # JSON or ECSV cut short or edited
             raise DataFileError(f"{dirpath} holds a damaged evaluation ({type(exc).__name__}: "
                                 f"{str(exc)[:150]}); write it again with Evaluation.write") from exc
-        missing = sorted(set(doc.get("tables", {})) - set(tables))  # those the JSON says were written
+        missing = sorted(set(doc.get("files", doc.get("tables", {}))) - set(tables))  # the JSON says written
         if missing:
             raise DataFileError(f"{dirpath} lacks the tables {missing} that were written with it (a copy "
                                 "cut short?); write it again with Evaluation.write")

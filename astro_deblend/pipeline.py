@@ -284,6 +284,10 @@ def _run(config, output_dir, progress, log):
     as_paper = None
     if usable.any():
         as_paper = evaluate(paper_truth[usable], {k: _rows(v, usable) for k, v in measurements.items()})
+        if not usable.all():  # at shallow depths sep finds some isolated galaxies, not all
+            notes["paper_truth"] = (f"{int((~usable).sum())} of {usable.size} blends have no positive "
+                                    "FLUX_AUTO for both galaxies: that table is over the others")
+            log(f"   {notes['paper_truth']}")
     else:  # at shallow depths sep finds no isolated galaxy to give a FLUX_AUTO
         notes["paper_truth"] = "no blend has a positive FLUX_AUTO for both galaxies: that table is left out"
         log(f"   {notes['paper_truth']}")
@@ -306,5 +310,9 @@ def _run(config, output_dir, progress, log):
 
 
 def _rows(table, usable):
-    """The two rows (central, companion) of each usable blend of a measurement table."""
-    return table[np.repeat(usable, 2)]
+    """The two rows (central, companion) of each usable blend of a measurement table, its blends numbered
+    again from 0 as those of the truth's usable rows are."""
+    out = table[np.repeat(usable, 2)]
+    if "blend_index" in out.colnames:
+        out["blend_index"] = np.repeat(np.arange(int(np.sum(usable))), 2)
+    return out

@@ -418,3 +418,48 @@ def test_a_damaged_evaluation_folder_is_named(tmp_path):
     (tmp_path / "ev" / "evaluation.json").write_text("{")
     with pytest.raises(DataFileError, match="damaged evaluation"):
         Evaluation.read(tmp_path / "ev")
+
+
+def test_an_evaluation_folder_holds_one_evaluation(tmp_path):
+    """Writing a smaller evaluation over a larger one left its tables in the folder, and read took them for
+    the new one's; files of two writes mixed in one folder passed too (outside probe 2026-11-28h)."""
+    import shutil
+
+    from astropy.table import Table
+
+    from astro_deblend.evaluation import Evaluation, evaluate
+    from astro_deblend.exceptions import DataFileError
+
+    rng = np.random.default_rng(0)
+    fc, fo = rng.uniform(10, 100, 50), rng.uniform(10, 100, 50)
+    full = Table({"flux_central": fc, "flux_companion": fo, "distance_over_r": rng.uniform(0, 5, 50)})
+    fluxes = np.column_stack([fc, fo])
+    evaluate(full, {"old": fluxes * 1.3}).write(tmp_path / "ev")
+    assert (tmp_path / "ev" / "by_distance.ecsv").exists()
+    evaluate(Table({"flux_central": fc, "flux_companion": fo}), {"new": fluxes}).write(tmp_path / "ev")
+    back = Evaluation.read(tmp_path / "ev")
+    assert back.methods == ("new",) and "by_distance" not in back.tables
+    assert not (tmp_path / "ev" / "by_distance.ecsv").exists()
+    # one table from another write (an interrupted copy, a hand edit): refused, not mixed in
+    evaluate(full, {"new": fluxes * 1.5}).write(tmp_path / "other")
+    shutil.copy(tmp_path / "other" / "overall.ecsv", tmp_path / "ev" / "overall.ecsv")
+    with pytest.raises(DataFileError, match="another evaluation"):
+        Evaluation.read(tmp_path / "ev")
+
+
+def test_the_paper_truth_table_keeps_the_blends_that_have_one():
+    """At a shallow depth some galaxies have no isolated FLUX_AUTO: the run kept the usable blends' rows with
+    their old numbers, which evaluate refused, and the whole run was lost (outside probe 2026-11-28h)."""
+    from astropy.table import Table
+
+    from astro_deblend.evaluation import evaluate
+    from astro_deblend.pipeline import _rows
+
+    truth = Table({"flux_central": [10.0, 20.0, 30.0], "flux_companion": [5.0, 6.0, 7.0]})
+    measured = Table({"blend_index": [0, 0, 1, 1, 2, 2], "role": ["central", "companion"] * 3,
+                      "flux": [11.0, 5.0, 20.0, 6.0, 30.0, 7.0]})
+    usable = np.array([True, False, True])
+    kept = _rows(measured, usable)
+    assert kept["blend_index"].tolist() == [0, 0, 1, 1] and kept["flux"].tolist() == [11.0, 5.0, 30.0, 7.0]
+    evaluation = evaluate(truth[usable], {"m": kept})
+    assert evaluation.tables["overall"]["n"][0] == 4
