@@ -404,6 +404,20 @@ def make_blends(sample, config=None, *, progress=True):
             "a split; simulate more galaxies"
         )
     test_gal, train_gal = np.sort(perm[:n_test_gal]), np.sort(perm[n_test_gal:])
+    if config.target == "flux_auto":  # a galaxy sep did not find alone has no target: it gives no blend
+        auto = np.asarray(cat["flux_auto"], float)
+        without = ~(np.isfinite(auto) & (auto > 0))
+        if without.any():
+            warnings.warn(
+                f"{int(without.sum())} of {n_gal} galaxies have no FLUX_AUTO of their isolated stamp (sep "
+                "did not find them alone: too faint for the depth?); target='flux_auto' leaves them out of "
+                "the blends",
+                AstroDeblendWarning, stacklevel=2)
+            test_gal, train_gal = test_gal[~without[test_gal]], train_gal[~without[train_gal]]
+            if test_gal.size < 2 or train_gal.size < 2:
+                raise InputError(
+                    "too few galaxies have a FLUX_AUTO for target='flux_auto' to leave 2 in each split "
+                    f"({train_gal.size} train, {test_gal.size} test): simulate deeper, or use target='true'")
     mag = np.asarray(cat["mag"], float)
     radius = np.asarray(cat["radius"], float)
     psf_index = np.asarray(cat["psf_index"]) if "psf_index" in cat.colnames else None

@@ -204,6 +204,23 @@ def test_paper_made_blends_carry_the_noise_of_both_stamps_and_the_flux_auto_targ
     assert "target" not in blends.config["blending"]  # defaults left out: older records still match
 
 
+def test_galaxies_without_flux_auto_give_no_flux_auto_blend(sample):
+    """At a shallow depth sep finds some galaxies not even alone: their NaN FLUX_AUTO became NaN training
+    targets, silently (outside probe 2026-11-28h)."""
+    import dataclasses
+
+    catalog = sample.catalog.copy()
+    lost = np.arange(0, len(catalog), 7)
+    catalog["flux_auto"][lost] = np.nan
+    shallow = dataclasses.replace(sample, catalog=catalog)
+    with pytest.warns(AstroDeblendWarning, match=f"{lost.size} of {len(catalog)} galaxies have no FLUX_AUTO"):
+        made = make_blends(shallow, BlendConfig(n_train=60, n_test=20, seed=5, paper_noise=True,
+                                                target="flux_auto"), progress=False)
+    used = np.concatenate([made.catalog["index_central"], made.catalog["index_companion"]])
+    assert not np.isin(used, lost).any()
+    assert np.isfinite(made.get(slice(0, 80))["flux"]).all()
+
+
 def test_paper_noise_and_sky_options_do_not_mix():
     with pytest.raises(InputError, match="one or the other"):
         BlendConfig(paper_noise=True, depth_range=(26.0, 27.0))
