@@ -482,10 +482,13 @@ def _method_fluxes(name, value, n_blends, unit):
                 "'electron/s'), or measure in the truth's units",
                 value=str(col_unit),
             )
+        flux = table_to_pairs(value, "flux")  # in the blends' order
         if unit is not None and col_unit is not None and u.Unit(col_unit) != unit:
-            flux = _column_values(value, "flux", unit).reshape(-1, 2)
-        else:
-            flux = table_to_pairs(value, "flux")
+            try:
+                flux = (flux * u.Unit(col_unit)).to_value(unit)
+            except u.UnitConversionError:
+                raise InputError(f"the fluxes of {name!r} are in {col_unit}, the truth's in {unit}: convert "
+                                 "one of them", value=str(col_unit)) from None
         return flux
     if isinstance(value, u.Quantity):
         if unit is None and value.unit != u.dimensionless_unscaled:
@@ -494,7 +497,11 @@ def _method_fluxes(name, value, n_blends, unit):
                 "compared: give the truth's flux columns their unit, or pass plain numbers in its units",
                 value=str(value.unit),
             )
-        value = value.to_value(unit) if unit is not None else value.value
+        try:
+            value = value.to_value(unit) if unit is not None else value.value
+        except u.UnitConversionError:
+            raise InputError(f"the fluxes of {name!r} are in {value.unit}, the truth's in {unit}: convert "
+                             "one of them", value=str(value.unit)) from None
     if np.ma.isMaskedArray(value):
         value = np.ma.filled(np.ma.asarray(value, dtype=np.float64), np.nan)
     try:
@@ -775,11 +782,18 @@ def _method_errors(measurements, methods, unit):
     errors = {}
     for method, value in zip(methods, measurements.values(), strict=True):
         if isinstance(value, Table) and "flux_err" in value.colnames:
+            # an error without a unit of its own is in its flux's (a QTable's flux in nJy, errors as numbers)
             col_unit = getattr(value["flux_err"], "unit", None)
+            if col_unit is None and "flux" in value.colnames:
+                col_unit = getattr(value["flux"], "unit", None)
+            err = table_to_pairs(value, "flux_err").ravel()
             if unit is not None and col_unit is not None and u.Unit(col_unit) != unit:
-                err = _column_values(value, "flux_err", unit)
-            else:
-                err = table_to_pairs(value, "flux_err").ravel()
+                try:
+                    err = (err * u.Unit(col_unit)).to_value(unit)
+                except u.UnitConversionError:
+                    raise InputError(
+                        f"the flux_err column of {method!r} is in {col_unit}, the truth's fluxes in {unit}: "
+                        "convert one of them", value=str(col_unit)) from None
             if np.isfinite(err).any():
                 errors[method] = err
     return errors

@@ -47,3 +47,24 @@ def test_no_errors_no_uncertainty_table():
     truth, table = _truth_and_table(1.0, n=50)
     ev = evaluate(truth, {"m": np.asarray(table["flux"]).reshape(-1, 2)})
     assert "uncertainty" not in ev.tables
+
+
+def test_flux_errors_without_a_unit_are_in_their_fluxes_unit():
+    """A QTable-like table with fluxes in nJy and errors as bare numbers (nJy) was read in the truth's uJy:
+    errors 1000x too large and a perfect coverage (outside probe 2026-11-28h M7); units that cannot be
+    converted name the method."""
+    from astro_deblend.exceptions import InputError
+
+    rng = np.random.default_rng(0)
+    true = rng.uniform(10, 100, (3000, 2))
+    truth = Table({"flux_central": true[:, 0], "flux_companion": true[:, 1]})
+    truth["flux_central"].unit = truth["flux_companion"].unit = "uJy"
+    err = 0.05 * true.ravel()
+    noisy = true.ravel() + rng.normal(size=err.size) * err
+    measured = Table({"flux": noisy * 1000, "flux_err": err * 1000})
+    measured["flux"].unit = "nJy"
+    row = evaluate(truth, {"m": measured}).tables["uncertainty"][0]
+    assert abs(row["std_z"] - 1) < 0.05 and abs(row["coverage_68"] - 0.683) < 0.03
+    measured["flux"].unit = "adu/s"
+    with pytest.raises(InputError, match="the fluxes of 'm' are in adu / s"):
+        evaluate(truth, {"m": measured})
