@@ -711,7 +711,7 @@ def evaluate(
     for method in methods:
         value = measurements[method]
         if isinstance(value, Table) and "flag" in value.colnames:
-            gal[f"flag_{method}"] = Column(np.asarray(value["flag"], np.int64).ravel(),
+            gal[f"flag_{method}"] = Column(_flag_values(value["flag"], method),
                                            description=f"flag of {method}'s row (astro_deblend.flags)")
     errors = _method_errors(measurements, methods, unit)
     for method, err in errors.items():
@@ -777,6 +777,17 @@ def _method_weights(measurements, methods):
     return out
 
 
+def _flag_values(column, method):
+    """A measurement table's flag column as integer bit masks (text, NaN or fractions are refused)."""
+    values = np.ma.filled(np.ma.asarray(column), 0) if hasattr(column, "mask") else np.asarray(column)
+    if values.dtype.kind in "biu":
+        return values.astype(np.int64).ravel()
+    if values.dtype.kind == "f" and np.all(np.isfinite(values)) and np.all(values == np.round(values)):
+        return values.astype(np.int64).ravel()
+    raise InputError(f"the flag column of {method!r} must hold integer bit masks (astro_deblend.flags; 0 = "
+                     f"no flag); got {values.dtype} values such as {values.ravel()[:3].tolist()}")
+
+
 def _method_errors(measurements, methods, unit):
     """``{method: (2 N,) flux errors}`` of the measurement Tables that carry a ``flux_err`` column."""
     errors = {}
@@ -794,6 +805,17 @@ def _method_errors(measurements, methods, unit):
                     raise InputError(
                         f"the flux_err column of {method!r} is in {col_unit}, the truth's fluxes in {unit}: "
                         "convert one of them", value=str(col_unit)) from None
+            bad = np.isfinite(err) & (err <= 0)
+            if bad.any():  # z cannot be formed there: said, not dropped silently from the uncertainty table
+                import warnings
+
+                from .exceptions import AstroDeblendWarning
+
+                warnings.warn(f"{int(bad.sum())} of {err.size} flux errors of {method!r} are zero or "
+                              "negative: they are left out of its coverage (errors are positive; NaN where "
+                              "unknown)",
+                              AstroDeblendWarning, stacklevel=4)
+                err = np.where(bad, np.nan, err)
             if np.isfinite(err).any():
                 errors[method] = err
     return errors

@@ -124,9 +124,10 @@ def _comparison_html(evaluation, published, match, paper_truth=None):
     """Ours (overall, subset 'all') next to the published headline numbers, each labelled with its truth."""
     rows = []
     auto = paper_truth is not None
+    truth = evaluation.meta.get("truth") or "true flux"  # what the evaluation's truth table says it holds
     head = (
         "<tr><th>method</th><th>published as</th><th>N</th><th>undetected</th>"
-        "<th>MAPE [%] ours (truth: true flux)</th>"
+        f"<th>MAPE [%] ours (truth: {html.escape(str(truth))})</th>"
         + ("<th>MAPE [%] ours (truth: isolated FLUX_AUTO)</th>" if paper_truth is not None else "")
         + "<th>MAPE [%] paper (truth: isolated FLUX_AUTO, real CANDELS)</th><th>sigma(dmag) ours</th>"
         "<th>sigma(dmag) paper</th><th>outliers [%] ours</th><th>outliers [%] paper</th>"

@@ -68,3 +68,25 @@ def test_flux_errors_without_a_unit_are_in_their_fluxes_unit():
     measured["flux"].unit = "adu/s"
     with pytest.raises(InputError, match="the fluxes of 'm' are in adu / s"):
         evaluate(truth, {"m": measured})
+
+
+def test_flags_and_errors_of_another_format_are_said(tmp_path):
+    """Text flags raised numpy's ValueError, non-positive errors left the coverage silently, and the report
+    labelled every truth 'true flux' (outside probe 2026-11-28h L5-L7)."""
+    import warnings
+
+    from astro_deblend.exceptions import AstroDeblendWarning, InputError
+    from astro_deblend.report import write_report
+
+    truth = Table({"flux_central": [10.0, 20.0], "flux_companion": [5.0, 6.0]})
+    truth.meta["truth"] = "FLUX_AUTO of the isolated stamp"
+    measured = Table({"flux": [10.0, 5.0, 20.0, 6.0], "flux_err": [0.0, 1.0, -1.0, 1.0], "flag": ["OK"] * 4})
+    with pytest.raises(InputError, match="integer bit masks"):
+        evaluate(truth, {"m": measured})
+    measured["flag"] = [0, 0, 0, 0]
+    with pytest.warns(AstroDeblendWarning, match="2 of 4 flux errors of 'm' are zero or negative"):
+        evaluation = evaluate(truth, {"m": measured})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        write_report(evaluation, tmp_path / "report.html", figures=False)
+    assert "ours (truth: FLUX_AUTO of the isolated stamp)" in (tmp_path / "report.html").read_text()
