@@ -48,6 +48,8 @@ def atomic_write(path, write, *, overwrite=True):
     path : `pathlib.Path`
     """
     path = Path(path)
+    if path.is_dir():  # said with the user's name, not the temporary one that os.replace would name
+        raise IsADirectoryError(f"{path} is a folder; give a file name for this output")
     if not overwrite and path.exists():
         raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
     made = make_folders(path.parent)

@@ -128,6 +128,9 @@ def read_real_galaxies(catalog, *, directory=None, config=None, n_galaxies=None,
     n_total = _check_catalog_file(path)
     if n_galaxies is None:
         n_galaxies = n_total
+    elif isinstance(n_galaxies, bool) or not isinstance(n_galaxies, int | np.integer):
+        raise InputError(f"n_galaxies must be an integer in [1, {n_total}] (galaxies of {path}) or None; got "
+                         f"{n_galaxies!r}")
     elif not 1 <= n_galaxies <= n_total:
         raise InputError(f"n_galaxies must lie in [1, {n_total}] (galaxies of {path}); got {n_galaxies}")
 
@@ -142,6 +145,10 @@ def read_real_galaxies(catalog, *, directory=None, config=None, n_galaxies=None,
         _check_rows(rgc, indices, path)
         _check_inputs(rgc, int(indices[0]), config)  # the first galaxy now; every other one as it is drawn
         cosmos_mag = np.asarray(rgc.mag, float)[indices]
+        odd = indices[~(np.isfinite(cosmos_mag) & (cosmos_mag > 0) & (cosmos_mag < 40))]
+        if odd.size:  # the magnitudes are handed out by their rank: a -99 or NaN would take another's
+            raise InputError(f"MAG of rows {odd[:10].tolist()} of {path} is not an AB magnitude (NaN, or a "
+                             "sentinel such as -99): drop those rows, or give them their magnitude")
         mag = _draw_magnitudes(cosmos_mag, config, np.random.default_rng([config.seed, seed, 31]))
         flux = 10 ** (-0.4 * (mag - config.zeropoint))
         noise_seeds = np.random.SeedSequence([config.seed, seed, 32]).spawn(n_galaxies)
@@ -192,6 +199,10 @@ def _check_config(config):
 
 def _check_catalog_file(path):
     """Number of galaxies of a RealGalaxyCatalog file; raise if it is missing or not one."""
+    if os.path.isdir(path):
+        raise InputError(f"{path} is a folder; give the catalogue's file (e.g. "
+                         "real_galaxy_catalog_25.2.fits), and the folder as directory= if the images are "
+                         "there")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"COSMOS catalogue {path} does not exist; {_HOW_TO_GET}")
     try:

@@ -291,9 +291,20 @@ def _one_nan(a):
     # a pixel scale of 0 (a raw ZeroDivisionError from GalSim) or absurd (silently used)
     (lambda d: _set_column(d / CATALOG, "PIXEL_SCALE", np.zeros(6), "D"), "PIXEL_SCALE of rows"),
     (lambda d: _set_column(d / CATALOG, "PIXEL_SCALE", np.full(6, 1e-5), "D"), "PIXEL_SCALE of rows"),
+    # a sentinel magnitude would take another galaxy's rank
+    (lambda d: _set_column(d / CATALOG, "MAG", [20.0, -99.0, 21.0, 22.0, 23.0, 24.0], "D"),
+     r"MAG of rows \[1\]"),
 ])
 def test_a_damaged_catalogue_is_refused_by_name(tmp_path, damage, match):
     write_catalog(str(tmp_path))
     damage(tmp_path)
     with pytest.raises(InputError, match=match):
         read_real_galaxies(tmp_path / CATALOG, config=CONFIG, progress=False)
+
+
+def test_catalogue_arguments_of_the_wrong_kind(folder):
+    with pytest.raises(InputError, match="is a folder"):
+        read_real_galaxies(folder, config=CONFIG, progress=False)
+    for n in (2.5, True, "3"):
+        with pytest.raises(InputError, match="n_galaxies must be an integer"):
+            read_real_galaxies(CATALOG, directory=folder, config=CONFIG, n_galaxies=n, progress=False)
