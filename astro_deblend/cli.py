@@ -45,13 +45,15 @@ def _parser():
     r.add_argument("--quiet", action="store_true", help="no progress bars")
 
     s = sub.add_parser("simulate", help="simulate a galaxy sample and the paper's blends")
-    s.add_argument("output", help="HDF5 file of the blend set")
-    s.add_argument("--n-galaxies", type=int, default=2000, help="[%(default)s]")
-    s.add_argument("--n-train", type=int, default=25000, help="[%(default)s]")
-    s.add_argument("--n-test", type=int, default=5000, help="[%(default)s]")
+    s.add_argument("output", help="HDF5 file of the blend set (.h5 or .hdf5)")
+    s.add_argument("--n-galaxies", type=int, default=2000,
+                   help="galaxies simulated, split by galaxy into train and test [%(default)s]")
+    s.add_argument("--n-train", type=int, default=25000, help="training blends [%(default)s]")
+    s.add_argument("--n-test", type=int, default=5000, help="test blends [%(default)s]")
     s.add_argument("--depth", type=float, default=27.0, help="5-sigma point-source depth, AB [%(default)s]")
-    s.add_argument("--seed", type=int, default=0, help="[%(default)s]")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--seed", type=int, default=0, help="seed of the galaxies and the pairs [%(default)s]")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing blend set")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
 
     m = sub.add_parser("measure", help="measure the blends of FITS stamps, or every source of a FITS image")
     m.add_argument("input", help="FITS file: a cube of stamps (N, ny, nx), a 2-D stamp, or a 2-D image (an "
@@ -95,12 +97,15 @@ def _say(msg):
 
 
 def _cmd_simulate(args):
-    import tempfile
+    import shutil
 
-    from .data import BlendConfig, SimulationConfig, make_blends, simulate_galaxies
+    from .data import BlendConfig, GalaxySample, SimulationConfig, make_blends, simulate_galaxies
 
-    if os.path.exists(args.output):
-        raise FileExistsError(f"{args.output} exists; remove it or choose another name")
+    if not args.output.lower().endswith((".h5", ".hdf5")):
+        raise InputError(f"the blend set is written as HDF5: give it a name ending in .h5 or .hdf5; got "
+                         f"{args.output}")
+    if os.path.exists(args.output) and not args.overwrite:
+        raise FileExistsError(f"{args.output} exists; pass --overwrite to replace it, or choose another name")
     # every option is checked before minutes of simulation
     sim = SimulationConfig(n_galaxies=args.n_galaxies, depth_5sigma=args.depth, seed=args.seed)
     blending = BlendConfig(n_train=args.n_train, n_test=args.n_test, seed=args.seed)
@@ -108,11 +113,19 @@ def _cmd_simulate(args):
     if not os.path.isdir(out_dir):
         raise FileNotFoundError(f"the folder of {args.output} does not exist; create it first")
     t0 = time.perf_counter()
-    # the galaxy sample is an intermediate: it lives in a temporary folder that goes away whatever happens
-    with tempfile.TemporaryDirectory(prefix=".astro_deblend-", dir=out_dir) as tmp:
-        sample = simulate_galaxies(sim, path=os.path.join(tmp, "galaxies.h5"), progress=not args.quiet)
-        blends = make_blends(sample, blending, progress=not args.quiet)
-        blends.write(args.output)
+    # the galaxy sample is an intermediate, kept beside the output until the blend set is written: the same
+    # command resumes an interrupted simulation (simulate_galaxies checkpoints it, and refuses another
+    # configuration's)
+    parts = os.path.join(out_dir, f".{os.path.basename(args.output)}.parts")
+    os.makedirs(parts, exist_ok=True)
+    galaxies = os.path.join(parts, f"galaxies_seed{args.seed}_n{args.n_galaxies}_depth{args.depth:g}.h5")
+    if os.path.exists(galaxies) and GalaxySample.read(galaxies).config.get("simulation") == sim.to_dict():
+        sample = GalaxySample.read(galaxies)
+    else:
+        sample = simulate_galaxies(sim, path=galaxies, progress=not args.quiet)
+    blends = make_blends(sample, blending, progress=not args.quiet)
+    blends.write(args.output, overwrite=args.overwrite)
+    shutil.rmtree(parts, ignore_errors=True)
     _say(f"{blends} written to {args.output} in {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -282,6 +282,22 @@ def test_cli_simulate(tmp_path):
     assert len(blends) == 14 and blends.config["simulation"]["n_galaxies"] == 12
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blends.h5"]
     assert main(["simulate", str(out), "--quiet"]) == 2  # exists: refused, not overwritten
+    assert main(["simulate", str(tmp_path / "blends.fits"), "--quiet"]) == 2  # HDF5 under a FITS name: no
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blends.h5"]
+    # an interrupted simulation resumes: its galaxies are kept beside the output until the blends are written
+    parts = tmp_path / ".again.h5.parts"
+    parts.mkdir()
+    from astro_deblend.data import SimulationConfig, simulate_galaxies
+
+    simulate_galaxies(SimulationConfig(n_galaxies=12, seed=0),
+                      path=str(parts / "galaxies_seed0_n12_depth27.h5"), progress=False)
+    assert main(["simulate", str(tmp_path / "again.h5"), "--n-galaxies", "12", "--n-train", "10",
+                 "--n-test", "4", "--quiet"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.h5", "blends.h5"]
+    again = BlendSet.read(tmp_path / "again.h5")
+    np.testing.assert_array_equal(again.get([0])["blend"], blends.get([0])["blend"])
+    assert main(["simulate", str(out), "--n-galaxies", "12", "--n-train", "10", "--n-test", "4", "--quiet",
+                 "--overwrite"]) == 0
 
 
 def test_pipeline_small(tmp_path):
