@@ -869,7 +869,7 @@ def _galaxy_table(truth, f_true, unit):
     gal["role"] = np.tile(np.array(ROLES), n_blends)
     gal["flux_true"] = Column(f_true.ravel(), unit=unit, description="true flux")
     if "dmag" in truth.colnames:
-        dmag = _column_values(truth, "dmag")
+        dmag = _column_values(truth, "dmag", u.mag)  # a column in mmag is converted
     else:
         dmag = -2.5 * np.log10(f_true[:, 0] / f_true[:, 1])
     gal["dmag_pair"] = Column(
@@ -949,6 +949,16 @@ def _binned_tables(gal, score, dmag_edges, dist_edges, detected_by):
     has_distance = "distance_over_r" in gal.colnames
     distance = np.asarray(gal["distance_over_r"], dtype=np.float64) if has_distance else None
 
+    for name, values, edges in (("dmag", dmag_pair, dmag_edges), ("distance_over_r", distance, dist_edges)):
+        outside = None if values is None else int(np.count_nonzero(_bin_index(values, edges) < 0))
+        if outside:  # in no row of the binned tables: said, not dropped silently
+            import warnings
+
+            from .exceptions import AstroDeblendWarning
+
+            warnings.warn(f"{outside} of {len(values)} galaxies have a {name} outside the bins "
+                          f"[{edges[0]:g}, {edges[-1]:g}] or NaN: they are in no row of its binned tables",
+                          AstroDeblendWarning, stacklevel=4)
     tables = {"by_dmag": score(_bin_groups(dmag_pair, dmag_edges, base, roles3))}
     if has_distance:
         tables["by_distance"] = score(_bin_groups(distance, dist_edges, base, roles3))

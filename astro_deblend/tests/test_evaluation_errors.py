@@ -90,3 +90,21 @@ def test_flags_and_errors_of_another_format_are_said(tmp_path):
         warnings.simplefilter("ignore")
         write_report(evaluation, tmp_path / "report.html", figures=False)
     assert "ours (truth: FLUX_AUTO of the isolated stamp)" in (tmp_path / "report.html").read_text()
+
+
+def test_magnitude_differences_in_mmag_and_galaxies_outside_the_bins():
+    """A dmag column in mmag emptied every bin silently, and NaN distances dropped galaxies without a word
+    (outside probe 2026-11-28h M7)."""
+    from astro_deblend.exceptions import AstroDeblendWarning
+
+    rng = np.random.default_rng(0)
+    true = rng.uniform(40, 60, (100, 2))
+    truth = Table({"flux_central": true[:, 0], "flux_companion": true[:, 1],
+                   "distance_over_r": rng.uniform(0.5, 3, 100)})
+    truth["dmag"] = -2500 * np.log10(true[:, 0] / true[:, 1])
+    truth["dmag"].unit = "mmag"
+    evaluation = evaluate(truth, {"m": true})
+    assert evaluation.tables["by_dmag"]["n"].sum() == 2 * 200  # centrals, companions and both: all of them
+    truth["distance_over_r"][:10] = np.nan
+    with pytest.warns(AstroDeblendWarning, match="20 of 200 galaxies have a distance_over_r outside"):
+        evaluate(truth, {"m": true})
