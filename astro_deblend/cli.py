@@ -220,6 +220,8 @@ _CLI_NAMES = {
     "tile_size": "--tile-size",
     "measure_image": "--image",
     "measure()": "measure without --image",
+    "wcs=": "a celestial WCS in the image's FITS header",
+    "weights=": "--weights",
 }
 
 

@@ -269,6 +269,8 @@ def test_cli_errors_are_messages(tmp_path, capsys):
     note = _cli_names("the noise cannot be estimated. Pass noise_sigma; or give pixel_scale")
     assert "noise_sigma is --noise-sigma" in note and "pixel_scale is a PIXSCALE keyword" in note
     assert _cli_names("nothing to translate") == ""
+    assert "weights is --weights" in _cli_names("blend2flux has no bundled weights: pass weights=<folder>")
+    assert "WCS in the image's FITS header" in _cli_names("sky positions need a WCS: pass wcs=")
     assert _cli_names("pass zeropoint= (--zeropoint)") == ""  # already said in both spellings
 
 
