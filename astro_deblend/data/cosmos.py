@@ -249,13 +249,21 @@ _PIXEL_SCALE_RANGE = (0.005, 1.0)
 _MAX_DRAWN_FLUX = 1.1
 
 
+#: An HST PSF whose light is centred farther than this (its own pixels) from its image's centre is refused.
+_MAX_PSF_OFFSET = 1.0
+
+
 def _where(rgc, i):
     return f"COSMOS galaxy {rgc.ident[i]} (row {i})"
 
 
 def _check_rows(rgc, indices, path):
     """Refuse pixel scales and HDU numbers of the chosen rows that no image can have, naming the rows."""
-    scale = np.asarray(rgc.pixel_scale, float)[indices]
+    scale = np.asarray(rgc.pixel_scale, float)
+    if scale.ndim != 1:
+        raise InputError(f"PIXEL_SCALE of {path} must be one number per row (arcsec/px); its column has "
+                         f"shape {scale.shape}")
+    scale = scale[indices]
     lo, hi = _PIXEL_SCALE_RANGE
     bad = indices[~(np.isfinite(scale) & (scale >= lo) & (scale <= hi))]
     if bad.size:
@@ -297,6 +305,15 @@ def _check_inputs(rgc, i, config):
         if bad:
             raise InputError(f"the HST {what} of {where} holds {bad} NaN or infinite pixels: it cannot be "
                              "drawn; drop that row or repair its file")
+    light = np.clip(psf.array, 0, None)
+    if light.sum() > 0:  # GalSim removes the PSF about its image's centre: an off-centre one moves the galaxy
+        yy, xx = np.indices(light.shape)
+        off = np.hypot((light * yy).sum() / light.sum() - (light.shape[0] - 1) / 2,
+                       (light * xx).sum() / light.sum() - (light.shape[1] - 1) / 2)
+        if off > _MAX_PSF_OFFSET:
+            raise InputError(f"the HST PSF of {where} is centred {off:.1f} px off its image's centre: GalSim "
+                             "removes a PSF about that centre, so the galaxy would be drawn off the stamp's "
+                             "centre (a wrong PSF file?); drop that row or repair its file")
     fwhm = psf.calculateFWHM()
     if not (np.isfinite(fwhm) and fwhm > 0):
         raise InputError(f"the HST PSF of {where} has no measurable width (FWHM {fwhm}): its PSF image is "

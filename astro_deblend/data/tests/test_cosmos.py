@@ -291,6 +291,7 @@ def _one_nan(a):
     # a pixel scale of 0 (a raw ZeroDivisionError from GalSim) or absurd (silently used)
     (lambda d: _set_column(d / CATALOG, "PIXEL_SCALE", np.zeros(6), "D"), "PIXEL_SCALE of rows"),
     (lambda d: _set_column(d / CATALOG, "PIXEL_SCALE", np.full(6, 1e-5), "D"), "PIXEL_SCALE of rows"),
+    (lambda d: _set_column(d / CATALOG, "PIXEL_SCALE", np.full((6, 2), 0.03), "2D"), "one number per row"),
     # a sentinel magnitude would take another galaxy's rank
     (lambda d: _set_column(d / CATALOG, "MAG", [20.0, -99.0, 21.0, 22.0, 23.0, 24.0], "D"),
      r"MAG of rows \[1\]"),
@@ -308,3 +309,11 @@ def test_catalogue_arguments_of_the_wrong_kind(folder):
     for n in (2.5, True, "3"):
         with pytest.raises(InputError, match="n_galaxies must be an integer"):
             read_real_galaxies(CATALOG, directory=folder, config=CONFIG, n_galaxies=n, progress=False)
+
+
+def test_an_off_centre_psf_is_refused(tmp_path):
+    """It moved its galaxy off the stamp's centre, silently (outside probe 2026-11-28h L2)."""
+    write_catalog(str(tmp_path))
+    _edit(tmp_path / "real_galaxy_PSF_images_n1.fits", 1, lambda a: np.roll(a, (6, 6), axis=(0, 1)))
+    with pytest.raises(InputError, match=r"PSF of COSMOS galaxy 202 \(row 1\) is centred 8.5 px off"):
+        read_real_galaxies(tmp_path / CATALOG, config=CONFIG, progress=False)
