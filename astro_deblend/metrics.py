@@ -361,6 +361,11 @@ def _binary_masks(masks, name, threshold):
             f"{name} contains {int(bad.sum())} NaN or infinite pixels; masks and fractional maps "
             "must be finite (values in [0, 1])"
         )
+    if arr.size and (arr.min() < -0.01 or arr.max() > 1.01):  # an image or a label map, not a mask
+        raise ValueError(
+            f"{name} holds values from {float(arr.min()):.3g} to {float(arr.max()):.3g}; masks and "
+            "fractional maps lie in [0, 1] (a segmentation's labels: compare them as label == k)"
+        )
     return arr > threshold
 
 

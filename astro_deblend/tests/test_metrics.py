@@ -213,6 +213,8 @@ def test_iou_errors():
         iou(np.zeros(4), np.zeros(4))
     with pytest.raises(ValueError, match="NaN"):
         iou(np.full((2, 2), np.nan), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="lie in \\[0, 1\\]"):  # a label map or an image is not a mask
+        iou(np.full((4, 4), 3.0), np.ones((4, 4)))
 
 
 def _two_masks(c_stop, k_start, shape=(10, 10)):
