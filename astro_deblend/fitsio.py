@@ -137,6 +137,8 @@ def _read_hdu(source, hdu):
         except (OSError, TypeError, ValueError) as exc:
             if isinstance(exc, InputError):
                 raise
+            if isinstance(exc, DataFileError):  # readable, but not what is wanted (no image in it)
+                raise DataFileError(f"{path}: {exc}") from None
             raise DataFileError(f"{path} is not a readable FITS file ({exc})") from exc
     elif isinstance(source, fits.HDUList):
         try:

@@ -188,8 +188,9 @@ def test_bad_fits_input(tmp_path):
         read_fits_stamps(junk)
     empty = tmp_path / "empty.fits"
     fits.PrimaryHDU().writeto(empty)
-    with pytest.raises(ValueError, match="no image data"):
+    with pytest.raises(ValueError, match="no image data") as said:
         read_fits_stamps(empty)
+    assert "not a readable" not in str(said.value)  # it is readable: it holds no image
     line = _write(tmp_path / "line.fits", np.zeros(10))
     with pytest.raises(ValueError, match="2-D stamp or a cube"):
         read_fits_stamps(line)
