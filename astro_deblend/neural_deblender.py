@@ -39,6 +39,8 @@ __all__ = ["NeuralDeblender"]
 
 #: Networks a NeuralDeblender can run (the U-Net alone measures no flux).
 _VIEWS = (1, 4, 8)
+#: The features of the stamp error models (`measure(return_diagnostics=True)` gives them).
+ERROR_FEATURES = ("view_spread", "map_spread", "shared_light", "contamination")
 #: A galaxy whose flux differs between the turned views of its stamp by more than this fraction (standard
 #: deviation over the mean) gets flag 4: the network's shares of its pixels are ambiguous.
 _MAX_VIEW_SPREAD = 0.1
@@ -201,6 +203,8 @@ class NeuralDeblender(Deblender):
                 self._setup(saved, record.get("provenance"))
                 self._load_weights(path / "model.weights.h5", str(path), sha256=record.get("weights_sha256"),
                                    record=path / "config.json")
+                if record["provenance"].get("weights", "") is None:  # saved untrained: it stays untrained
+                    self._provenance["weights"] = None
                 self._set_error_model(record)
             else:
                 self._setup(config)
@@ -214,12 +218,20 @@ class NeuralDeblender(Deblender):
             self._provenance = dict(provenance)
 
     def _set_error_model(self, record):
+        from .images import IMAGE_ERROR_FEATURES
+
+        entries = {key: value for key, value in record.items()
+                   if key in ("error_model", "image_error_model") or key.startswith("error_model_views")}
         try:
-            models = {key: ErrorModel.from_dict(value) for key, value in record.items()
-                      if (key in ("error_model", "image_error_model") or key.startswith("error_model_views"))
-                      and value}
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DataFileError(f"the saved network's error model cannot be read: {exc}") from None
+            empty = [key for key, value in entries.items() if not value]
+            if empty:  # save() writes no entry for a model it does not have: an empty one was damaged
+                raise ValueError(f"the entries {empty} are empty")
+            models = {key: ErrorModel.from_dict(
+                value, known=IMAGE_ERROR_FEATURES if key == "image_error_model" else ERROR_FEATURES)
+                for key, value in entries.items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise DataFileError(f"the saved network's error model cannot be read: {exc}; restore the "
+                                "config.json written by NeuralDeblender.save, or recalibrate") from None
         # a model fitted on other weights (a save of a network fine-tuned after its calibration) says
         # nothing of these: dropped, with a word
         digest = self.weights_digest()

@@ -62,7 +62,11 @@ def _neural(kind):
         from .neural_deblender import NeuralDeblender
 
         if weights not in ("default", None) and not str(weights).endswith(".weights.h5"):
-            return NeuralDeblender.load(weights, **options)
+            loaded = NeuralDeblender.load(weights, **options)
+            if loaded.method != kind:  # --method fracnet --weights <a blend2flux save> ran the blend2flux
+                raise InputError(f"{weights} holds a {loaded.method} network, not a {kind}: give --method "
+                                 f"{loaded.method} (method='{loaded.method}'), or the folder of a {kind}")
+            return loaded
         return NeuralDeblender(kind, weights=weights, **options)
 
     return build

@@ -240,11 +240,20 @@ def validate_stamps(data, *, name="data"):
     was_2d = arr.ndim == 2
     if was_2d:
         arr = arr[np.newaxis]
-    if arr.shape[0] == 0 or arr.shape[1] < MIN_STAMP_SIZE or arr.shape[2] < MIN_STAMP_SIZE:
+    n, ny, nx = arr.shape
+    # (ny, ny, N): square stamps stacked along the last axis (np.dstack, or a FITS cube with NAXIS1 = N)
+    # would be measured as ny stamps of ny x N pixels
+    transposed = not was_2d and n == ny and nx != ny
+    hint = (f" The shape {arr.shape} looks like {nx} stamps of {n}x{ny} stacked along the last axis: "
+            "stamps go first, shape (N, ny, nx) (np.moveaxis(cube, -1, 0); NAXIS3 = N in FITS)."
+            if transposed else "")
+    if n == 0 or ny < MIN_STAMP_SIZE or nx < MIN_STAMP_SIZE:
         raise InputError(
             f"{name} must hold at least one stamp of at least {MIN_STAMP_SIZE}x{MIN_STAMP_SIZE} pixels; "
-            f"got shape {arr.shape}", value=arr.shape,
+            f"got shape {arr.shape}.{hint}", value=arr.shape,
         )
+    if transposed:
+        raise InputError(f"{name} would be {n} stamps of {ny}x{nx} pixels.{hint}", value=arr.shape)
     bad = ~np.isfinite(arr)
     if bad.any():
         stamps = np.unique(np.nonzero(bad)[0])

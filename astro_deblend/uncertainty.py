@@ -112,14 +112,27 @@ class ErrorModel:
                 "nu": None if not np.isfinite(self.nu) else float(self.nu), "fitted_on": dict(self.fitted_on)}
 
     @classmethod
-    def from_dict(cls, record):
+    def from_dict(cls, record, known=None):
+        """Inverse of `to_dict`; ``known``: the feature names the method computes (others are refused)."""
+        if not isinstance(record, dict):
+            raise ValueError(f"an error model record is a dict; got {type(record).__name__}")
+        features = record.get("features")
+        if not (isinstance(features, list) and all(isinstance(f, str) for f in features)):
+            raise ValueError(f"the error model's features must be a list of names; got {features!r}")
+        if known is not None and not set(features) <= set(known):
+            raise ValueError(f"the error model names features {sorted(set(features) - set(known))} that this "
+                             f"method does not compute (it computes {list(known)})")
+        fitted_on = record.get("fitted_on", {})
+        if not isinstance(fitted_on, dict) or fitted_on.get("views", 4) not in (1, 4, 8):
+            raise ValueError(f"the error model's fitted_on must be a dict whose views are 1, 4 or 8; got "
+                             f"{fitted_on!r}")
         if record.get("name") != cls.name:
             raise ValueError(f"unknown error model {record.get('name')!r}; this version reads {cls.name!r}")
         nu = record.get("nu")
         features, coefficients = tuple(record["features"]), tuple(float(c) for c in record["coefficients"])
         nu = np.inf if nu is None else float(nu)
-        if (len(coefficients) != len(features) + 1 or not all(np.isfinite(c) and c >= 0 for c in coefficients)
-                or not nu > 2):
+        if (len(coefficients) != len(features) + 1
+                or not all(np.isfinite(c) and 0 <= c < 1e100 for c in coefficients) or not nu > 2):
             raise ValueError(
                 f"the error model record is damaged: {len(coefficients)} coefficients for {len(features)} "
                 f"features (want one more, all >= 0) and nu = {nu} (want > 2); re-fit it "

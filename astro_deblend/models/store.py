@@ -20,7 +20,7 @@ from pathlib import Path
 
 import keras
 
-from .._io import atomic_write_text
+from .._io import atomic_write_all
 from ..exceptions import DataFileError
 from . import build_model
 from .normalization import NORMALIZATION
@@ -37,7 +37,7 @@ FORMAT_VERSION = 1
 
 
 def write_network(path, model, config, provenance, *, overwrite=False, extra=None):
-    """Write a network to a folder (weights first, then ``config.json``: a folder with one is complete).
+    """Write a network to a folder, ``model.weights.h5`` and ``config.json``, both or neither.
 
     Parameters
     ----------
@@ -71,7 +71,8 @@ def write_network(path, model, config, provenance, *, overwrite=False, extra=Non
         "keras_version": keras.__version__,
         **(extra or {}),
     }
-    # Weights first, config last: a folder with a config.json is always complete.
+    # both files or neither: an interruption leaves the previous save as it was (the weights replaced before
+    # the record lost it), and a folder with a config.json is always complete
     tmp_weights = path / f".model-{os.getpid()}.weights.h5"  # Keras wants the .weights.h5 suffix
     try:
         # the network's weights alone: a copy that was never compiled holds no optimizer state
@@ -80,11 +81,12 @@ def write_network(path, model, config, provenance, *, overwrite=False, extra=Non
         bare.set_weights(model.get_weights())
         bare.save_weights(tmp_weights, overwrite=True)
         record["weights_sha256"] = file_sha256(tmp_weights)
-        os.replace(tmp_weights, path / "model.weights.h5")
+        text = json.dumps(record, indent=2)
+        atomic_write_all({path / "model.weights.h5": lambda tmp: os.replace(tmp_weights, tmp),
+                          path / "config.json": lambda tmp: Path(tmp).write_text(text, encoding="utf-8")})
     finally:
         if tmp_weights.exists():
             tmp_weights.unlink()
-    atomic_write_text(path / "config.json", json.dumps(record, indent=2))
 
 
 def read_record(path):
@@ -96,7 +98,8 @@ def read_record(path):
         record = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataFileError(f"{path} is not a readable JSON record of a saved network ({exc})") from exc
-    if not isinstance(record, dict) or record.get("format_version") != FORMAT_VERSION \
+    if not isinstance(record, dict) or type(record.get("format_version")) is not int \
+            or record.get("format_version") != FORMAT_VERSION \
             or record.get("model") not in KINDS or not isinstance(record.get("model_config"), dict):
         got = record if not isinstance(record, dict) else {k: record.get(k) for k in ("format_version",
                                                                                        "model")}
@@ -105,6 +108,7 @@ def read_record(path):
             f"{list(KINDS)} and a 'model_config' (got {got!r}); point to a folder written by "
             "NeuralDeblender.save"
         )
+    _check_fields(path, record)
     digest = record.get("model_config_sha256")
     if digest is not None and digest != model_config_sha256(record["model"], record["model_config"]):
         raise DataFileError(
@@ -114,19 +118,61 @@ def read_record(path):
             "stamp size or architecture, train one with fit()"
         )
     digest = record.get("domain_sha256")
-    if digest is not None and digest != domain_sha256(record.get("provenance", {}).get("domain")):
+    if digest is not None and digest != domain_sha256(record["provenance"].get("domain")):
         raise DataFileError(
             f"{path}: the training domain in 'provenance' no longer matches the one the network was saved "
             "with (its domain_sha256 differs): the record was edited, which would move the limits of the "
             "out-of-domain flag (8). Restore the config.json written by NeuralDeblender.save"
         )
-    name = record.get("normalization", {}).get("name")
+    name = record["normalization"].get("name")
     if name != NORMALIZATION["name"]:
         raise DataFileError(
             f"{path} was trained with input normalisation {name!r} but this version of "
             f"astro_deblend uses {NORMALIZATION['name']!r}; retrain the network"
         )
     return record
+
+
+#: The digests of a record: present in every save of this format (older saves lack them, and load unchecked).
+_DIGESTS = ("model_config_sha256", "domain_sha256", "weights_sha256")
+
+
+def _check_fields(path, record):
+    """The types of a record's fields, checked once before the network is built: a damaged field is a
+    `DataFileError` that names it, not a traceback later in ``measure``."""
+    def damaged(what):
+        raise DataFileError(f"{path}: {what}; restore the config.json written by NeuralDeblender.save")
+
+    for key in _DIGESTS:
+        value = record.get(key, "")
+        if key in record and not (isinstance(value, str) and len(value) == 64
+                                  and all(c in "0123456789abcdef" for c in value)):
+            damaged(f"{key} is {value!r}, not a SHA-256 digest (a removed digest would turn its check off)")
+    missing = [key for key in _DIGESTS if key not in record]
+    if missing:
+        import warnings
+
+        from ..exceptions import AstroDeblendWarning
+
+        warnings.warn(f"{path} has no {', '.join(missing)}: a save older than those checks, or an edited "
+                      "one; its weights and architecture cannot be checked against it. Save the network "
+                      "again",
+                      AstroDeblendWarning, stacklevel=4)
+    if not isinstance(record.get("provenance", {}), dict):
+        damaged(f"'provenance' is {type(record['provenance']).__name__}, not a dict")
+    record.setdefault("provenance", {})
+    if not isinstance(record.get("normalization"), dict):
+        damaged(f"'normalization' is {record.get('normalization')!r}, not a dict")
+    domain = record["provenance"].get("domain")
+    if domain is not None:
+        if not isinstance(domain, dict):
+            damaged(f"the training domain ('provenance' 'domain') is {domain!r}, not a dict")
+        for key in ("noise_sigma", "total_flux", "pixel_scale_validated"):
+            value = domain.get(key)
+            if value is not None and not (isinstance(value, list) and len(value) == 2
+                                          and all(isinstance(v, int | float) and not isinstance(v, bool)
+                                                  for v in value)):
+                damaged(f"the training domain's {key} is {value!r}, not a [low, high] pair of numbers")
 
 
 def domain_sha256(domain):

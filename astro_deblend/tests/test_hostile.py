@@ -197,6 +197,76 @@ def test_saves_without_the_model_config_digest_still_load(saved_network):
         NeuralDeblender.load(saved_network)
 
 
+@pytest.mark.parametrize("edit, match", [
+    # a digest set to null turned its check off: a stamp size edited beside it loaded, fluxes 15x off
+    (lambda r: r.update(model_config_sha256=None, model_config={**r["model_config"], "stamp_size": 64}),
+     "model_config_sha256 is None, not a SHA-256 digest"),
+    (lambda r: r.update(provenance=None), "'provenance' is NoneType, not a dict"),
+    (lambda r: r.update(normalization="asinh"), "'normalization' is 'asinh', not a dict"),
+    (lambda r: r.update(format_version=True), "not a NeuralDeblender save of format 1"),
+    # error models: unknown features, a record of another type, an empty entry (the noise alone, 11x
+    # smaller, silently), views that are not a number of views, coefficients too large to square
+    (lambda r: r["error_model"]["features"].__setitem__(0, "bogus"), "features \\['bogus'\\] that this"),
+    (lambda r: r["image_error_model"]["features"].__setitem__(0, "bogus"), "does not compute"),
+    (lambda r: r.update(error_model=[1, 2]), "record is a dict"),
+    (lambda r: r.update(error_model={}), "entries \\['error_model'\\] are empty"),
+    (lambda r: r["error_model"]["fitted_on"].update(views="four"), "views are 1, 4 or 8"),
+    (lambda r: r["error_model"]["coefficients"].__setitem__(0, 1e300), "damaged"),
+])
+def test_a_damaged_record_is_refused_on_read(saved_network, edit, match):
+    """Outside probe 2026-11-28i: each loaded, then failed later with a raw traceback, or not at all."""
+    from astro_deblend.neural_deblender import NeuralDeblender
+
+    _edit_record(saved_network, edit)
+    with pytest.raises(DataFileError, match=match):
+        NeuralDeblender.load(saved_network)
+
+
+def test_an_untrained_network_stays_untrained_through_save_and_load(tmp_path):
+    """It came back trained: random weights measured without the untrained warning (probe 2026-11-28i)."""
+    from astro_deblend.exceptions import InputError, OutOfDomainWarning
+    from astro_deblend.models import FracNetConfig
+    from astro_deblend.neural_deblender import NeuralDeblender
+    from astro_deblend.registry import get_deblender
+
+    NeuralDeblender(FracNetConfig(stamp_size=32, filters=(4, 8)), weights=None).save(tmp_path / "u")
+    loaded = NeuralDeblender.load(tmp_path / "u")
+    assert not loaded.is_trained
+    with pytest.warns(OutOfDomainWarning, match="untrained"):
+        loaded.measure(_gaussian_pairs(1)["blend"][0][48:80, 48:80], progress=False)
+    # --method fracnet --weights <a blend2flux save> ran the blend2flux
+    NeuralDeblender("blend2flux", weights=None).save(tmp_path / "b2f")
+    with pytest.raises(InputError, match="holds a blend2flux network, not a fracnet"):
+        get_deblender("fracnet", weights=tmp_path / "b2f")
+
+
+def test_an_interrupted_overwrite_keeps_the_previous_save(saved_network, monkeypatch):
+    """The new weights replaced the old before the record was written: a kill between the two lost the
+    network that was there (probe 2026-11-28i)."""
+    import os
+
+    import astro_deblend._io as io
+    from astro_deblend.neural_deblender import NeuralDeblender
+
+    before = {p.name: p.read_bytes() for p in saved_network.iterdir()}
+    changed = NeuralDeblender()
+    changed.keras_model.set_weights([w * 1.01 for w in changed.keras_model.get_weights()])
+    real, killed = os.replace, []
+
+    def killed_between_the_two(src, dst):  # once: the weights are in place, the new record is not
+        if os.path.basename(dst) == "config.json" and not killed and ".bak" not in os.path.basename(src):
+            killed.append(dst)
+            raise KeyboardInterrupt
+        return real(src, dst)
+
+    monkeypatch.setattr(io.os, "replace", killed_between_the_two)
+    with pytest.raises(KeyboardInterrupt):
+        changed.save(saved_network, overwrite=True)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in saved_network.iterdir() if not p.name.startswith(".")} == before
+    NeuralDeblender.load(saved_network)
+
+
 def test_the_bundled_record_carries_a_matching_model_config_digest():
     from astro_deblend.models.store import WEIGHTS_DIR, model_config_sha256
 
@@ -348,3 +418,15 @@ def test_a_blank_stamp_is_flagged_by_every_method_the_oracle_too():
             table, _ = deblender.measure(blend, noise_sigma=NOISE, progress=False, **kwargs)
         assert sum("one value in every pixel" in str(w.message) for w in caught) == 1
         assert all(table["flag"][2:] & Flag.OUT_OF_DOMAIN) and not any(table["flag"][:2] & Flag.OUT_OF_DOMAIN)
+
+
+def test_a_cube_with_the_stamp_axis_last_is_refused_with_the_fix():
+    """(ny, nx, N) from np.dstack was measured as ny stamps of nx x N pixels: NaN rows with flag 1 from sep,
+    'too faint' from the network (outside probe 2026-11-28i)."""
+    from astro_deblend.exceptions import InputError
+    from astro_deblend.sep_deblender import SepDeblender
+
+    stamps = _gaussian_pairs(40)["blend"]
+    for cube in (np.moveaxis(stamps, 0, -1), np.moveaxis(stamps[:4], 0, -1)):
+        with pytest.raises(InputError, match=r"stacked along the last axis.*np.moveaxis\(cube, -1, 0\)"):
+            SepDeblender().measure(cube, progress=False)
