@@ -357,6 +357,11 @@ def _weights(noise_sigma, shape):
             f"{int((~(sigma > 0)).sum())} values that are zero, negative or NaN. For noiseless "
             "images give the noise level you want the bound for"
         )
+    if np.any(sigma < 1e-60):  # the weights, squared in the fit, would overflow (or underflow to 1/0)
+        raise ValueError(
+            f"noise_sigma down to {float(sigma.min()):.3g} is too small to weigh pixels by 1/sigma**2 in "
+            "float64; give the image and its noise in larger units"
+        )
     return 1.0 / sigma**2
 
 

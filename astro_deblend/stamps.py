@@ -316,6 +316,8 @@ def per_stamp(value, n, name, *, unit=None):
     """
     if value is None:
         return None
+    if isinstance(value, bool | np.bool_) or np.asarray(getattr(value, "value", value)).dtype.kind == "b":
+        raise InputTypeError(f"{name} must be a number or an array of numbers; got {value!r}")
     if isinstance(value, str | bytes) or np.asarray(getattr(value, "value", value)).dtype.kind in "US":
         # np.asarray would read "0.015" as a number, where the zero point's check refuses text
         raise InputTypeError(f"{name} must be a number or an array of numbers; got {value!r}")
@@ -544,6 +546,8 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
                     positive=True, limits=(1e-6, 3600.0))
     noise = None
     if noise_sigma is not None:
+        if np.ma.isMaskedArray(noise_sigma):  # masked pixels are pixels without information, as in images
+            noise_sigma = np.where(np.ma.getmaskarray(noise_sigma), np.inf, np.ma.getdata(noise_sigma))
         value = _in_data_unit(noise_sigma, unit, "noise_sigma")
         if np.ndim(value) >= 2:
             if not noise_map:

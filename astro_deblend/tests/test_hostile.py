@@ -430,3 +430,23 @@ def test_a_cube_with_the_stamp_axis_last_is_refused_with_the_fix():
     for cube in (np.moveaxis(stamps, 0, -1), np.moveaxis(stamps[:4], 0, -1)):
         with pytest.raises(InputError, match=r"stacked along the last axis.*np.moveaxis\(cube, -1, 0\)"):
             SepDeblender().measure(cube, progress=False)
+
+
+def test_odd_noise_values_are_refused_or_read_as_meant():
+    """noise_sigma=True was 1.0, a masked noise map lost its mask, and the oracle gave fluxes of 0 with
+    numpy's warnings for a noise whose square underflows (outside probe 2026-11-28i)."""
+    from astro_deblend.exceptions import InputTypeError
+    from astro_deblend.limits import OracleDeblender
+    from astro_deblend.sep_deblender import SepDeblender
+    from astro_deblend.stamps import prepare_stamps
+
+    pairs = _gaussian_pairs(2)
+    with pytest.raises(InputTypeError, match="noise_sigma must be a number"):
+        SepDeblender().measure(pairs["blend"], noise_sigma=True, progress=False)
+    noise = np.ma.masked_array(np.full(pairs["blend"].shape, 0.05), mask=False)
+    noise.mask[:, :3, :] = True
+    batch = prepare_stamps(pairs["blend"], noise_sigma=noise, noise_map=True)
+    assert np.isinf(batch.noise_sigma[:, :3]).all() and np.isfinite(batch.noise_sigma[:, 3:]).all()
+    with pytest.raises(ValueError, match="too small to weigh pixels"):
+        OracleDeblender().measure(pairs["blend"], profiles=pairs["profiles"], noise_sigma=1e-70,
+                                  progress=False)
