@@ -13,6 +13,7 @@ by `NeuralDeblender.save`, renamed.
 
 import dataclasses
 import hashlib
+import os
 import warnings
 from pathlib import Path
 
@@ -176,13 +177,16 @@ class NeuralDeblender(Deblender):
         #: simulated fields (None: the views' own stamp model, which is not calibrated there)
         self.image_error_model = None
 
+        if weights is not None and not isinstance(weights, str | os.PathLike):
+            raise InputTypeError(f"weights must be 'default', None or the path of a folder written by save() "
+                                 f"(or of a .weights.h5 file); got {type(weights).__name__}")
         if weights is None:
             self._setup(config)
         elif isinstance(weights, str) and weights == "default":
             record, weights_file = bundled(kind)
             saved = config_from_dict(kind, record["model_config"])
             if not isinstance(model, str) and saved != config:
-                raise ValueError(
+                raise InputError(
                     f"the bundled {kind} weights are for {saved}, not {config}; pass weights=None "
                     "and train your network with fit(), or pass weights=<folder saved by save()>"
                 )
@@ -192,11 +196,15 @@ class NeuralDeblender(Deblender):
             self._set_error_model(record)
         else:
             path = Path(weights)
+            if not path.exists():
+                raise FileNotFoundError(f"weights={os.fspath(weights)!r}: no such folder or file; give a "
+                                        "folder written by NeuralDeblender.save, a .weights.h5 file, "
+                                        "'default' or None")
             if path.is_dir():
                 record = read_record(path / "config.json")
                 saved = config_from_dict(record["model"], record["model_config"])
                 if saved != config and not (isinstance(model, str) and record["model"] == kind):
-                    raise ValueError(
+                    raise InputError(
                         f"{path} holds a {record['model']} network with {saved}, not the requested "
                         f"{config}; use NeuralDeblender.load({str(path)!r}) to run it as saved"
                     )

@@ -262,8 +262,10 @@ def test_untrained_and_missing_default_weights(data, tmp_path, monkeypatch):
     monkeypatch.setattr(store, "WEIGHTS_DIR", tmp_path)
     with pytest.raises(FileNotFoundError, match=r"fit\(blends"):
         NeuralDeblender("fracnet")
-    with pytest.raises(FileNotFoundError, match="no weights file"):
+    with pytest.raises(FileNotFoundError, match="no such folder or file"):
         NeuralDeblender(FRACNET, weights=tmp_path / "missing.weights.h5")
+    with pytest.raises(TypeError, match="weights must be 'default', None or the path"):
+        NeuralDeblender(FRACNET, weights=5)
     with pytest.raises(ValueError, match="model must be one of"):
         NeuralDeblender("unet")
 
