@@ -238,9 +238,18 @@ def main(argv=None):
     # TensorFlow's start-up chatter on stderr hides the job's own messages (a user's setting wins).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     handler = {"run": _cmd_run, "simulate": _cmd_simulate, "measure": _cmd_measure}[args.command]
+    previous = None
     if threading.current_thread() is threading.main_thread():
         # a batch scheduler's SIGTERM unwinds like Ctrl-C: temporary files are removed on the way out
-        signal.signal(signal.SIGTERM, _terminate)
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _run(handler, args)
+    finally:  # main() called in a process that goes on (a notebook, a worker): its own handler back
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(handler, args):
     try:
         return handler(args)
     except (AstroDeblendError, ValueError, OSError) as exc:
@@ -248,8 +257,28 @@ def main(argv=None):
         print(f"astro-deblend {args.command}: error: {exc}{_cli_names(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"astro-deblend {args.command}: interrupted; no partial output was left", file=sys.stderr)
+        kept = _kept_parts(args)
+        if kept is not None:  # kept on purpose, so that the same command resumes
+            print(f"astro-deblend {args.command}: interrupted; no output was written, and the finished parts "
+                  f"are kept in {kept}: the same command resumes from them (remove that folder to start "
+                  "over)", file=sys.stderr)
+        else:
+            print(f"astro-deblend {args.command}: interrupted; no partial output was left", file=sys.stderr)
         return 130
+
+
+def _kept_parts(args):
+    """The folder a long job keeps its finished parts in for a resume (None: none, or nothing kept)."""
+    output = getattr(args, "output", None)
+    if output is None:
+        return None
+    if args.command == "simulate":
+        folder = os.path.join(os.path.dirname(os.path.abspath(output)), f".{os.path.basename(output)}.parts")
+    elif args.command == "measure" and getattr(args, "tile_size", None) is not None:
+        folder = f"{output}.parts"
+    else:
+        return None
+    return folder if os.path.isdir(folder) else None
 
 
 def _terminate(signum, frame):

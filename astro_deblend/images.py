@@ -1730,11 +1730,6 @@ IMAGE_ERROR_FEATURES = ("view_blend_isolated", "view_blend_pair", "view_blend_cr
 _MAX_NOISE_OVER_FLUX = 1e6
 
 
-#: The features of the whole-image error model (`image_error_features`).
-IMAGE_ERROR_FEATURES = ("view_blend_isolated", "view_blend_pair", "view_blend_crowded",
-                        "noise_over_flux_squared")
-
-
 def image_error_features(rel_blend, group_size, noise_err, flux):
     """Features of a whole-image error model: the views' own deblending term (a fraction of the flux, from
     the stamp error model), apart for isolated sources, members of pairs and of larger groups; and the

@@ -252,8 +252,11 @@ def validate_stamps(data, *, name="data"):
             f"{name} must hold at least one stamp of at least {MIN_STAMP_SIZE}x{MIN_STAMP_SIZE} pixels; "
             f"got shape {arr.shape}.{hint}", value=arr.shape,
         )
-    if transposed:
-        raise InputError(f"{name} would be {n} stamps of {ny}x{nx} pixels.{hint}", value=arr.shape)
+    if transposed:  # non-square stamps are legitimate (SepDeblender measures them): said, not refused
+        from .exceptions import AstroDeblendWarning
+
+        warnings.warn(f"{name} is read as {n} stamps of {ny}x{nx} pixels.{hint}", AstroDeblendWarning,
+                      stacklevel=3)
     bad = ~np.isfinite(arr)
     if bad.any():
         stamps = np.unique(np.nonzero(bad)[0])

@@ -450,3 +450,23 @@ def test_zero_patches_are_warned_about_once_and_not_when_a_noise_map_marks_them(
         warnings.simplefilter("always")
         measure_image_fits(unmarked, output=tmp_path / "c.ecsv", rms=str(unmarked), **common)
     assert sum(issubclass(w.category, ZeroPatchWarning) for w in said) == 1
+
+
+def test_an_interrupted_simulation_says_what_it_kept(tmp_path, capsys, monkeypatch):
+    """'no partial output was left' was false once simulate kept its galaxies for a resume (review j)."""
+    import signal
+
+    import astro_deblend.data
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(astro_deblend.data, "make_blends", interrupted)
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "blends.h5"
+    args = ["simulate", str(out), "--n-galaxies", "12", "--n-train", "10", "--n-test", "4", "--quiet"]
+    assert main(args) == 130
+    said = capsys.readouterr().err
+    assert "the finished parts are kept in" in said and ".blends.h5.parts" in said and "resumes" in said
+    assert not out.exists()
+    assert signal.getsignal(signal.SIGTERM) == before  # main() gives the process its own handler back
