@@ -143,7 +143,15 @@ def read_real_galaxies(catalog, *, directory=None, config=None, n_galaxies=None,
             indices = np.arange(n_total)
         _check_image_files(rgc, indices, path)
         _check_rows(rgc, indices, path)
-        _check_inputs(rgc, int(indices[0]), config)  # the first galaxy now; every other one as it is drawn
+        # a target PSF narrower than HST's is the configuration's problem, said at once (the first galaxy's
+        # PSF stands for all; one that is itself bad is left out in the loop, as any other)
+        first_fwhm = rgc.getPSFImage(int(indices[0])).calculateFWHM()
+        if np.isfinite(first_fwhm) and not config.psf_fwhm > first_fwhm:
+            raise InputError(
+                f"config.psf_fwhm={config.psf_fwhm} arcsec is not wider than the HST PSF of {path} "
+                f"({first_fwhm:.3f} arcsec FWHM): removing that PSF would amplify the HST noise; "
+                "use a wider PSF"
+            )
         cosmos_mag = np.asarray(rgc.mag, float)[indices]
         odd = indices[~(np.isfinite(cosmos_mag) & (cosmos_mag > 0) & (cosmos_mag < 40))]
         if odd.size:  # the magnitudes are handed out by their rank: a -99 or NaN would take another's
@@ -157,7 +165,24 @@ def read_real_galaxies(catalog, *, directory=None, config=None, n_galaxies=None,
     finally:
         rgc.close()
 
-    images, noiseless, segmaps, flux_auto, radius, sigma = stamps
+    images, noiseless, segmaps, flux_auto, radius, sigma, skipped = stamps
+    left_out = sorted(int(indices[j]) for j in skipped)  # catalogue rows
+    if skipped:  # a galaxy that cannot be drawn costs itself, not the whole read
+        import warnings
+
+        from ..exceptions import AstroDeblendWarning
+
+        if len(skipped) == n_galaxies:
+            raise InputError(f"no galaxy of {path} could be drawn; the first: {next(iter(skipped.values()))}")
+        first = "; ".join(list(skipped.values())[:3])
+        warnings.warn(f"{len(skipped)} of {n_galaxies} COSMOS galaxies were left out, as they cannot be "
+                      f"drawn: {first}{' ...' if len(skipped) > 3 else ''}", AstroDeblendWarning,
+                      stacklevel=2)
+        keep = np.array([j not in skipped for j in range(n_galaxies)])
+        images, noiseless, segmaps = images[keep], noiseless[keep], segmaps[keep]
+        flux_auto, radius, indices, ident = flux_auto[keep], radius[keep], indices[keep], ident[keep]
+        mag, flux, cosmos_mag = mag[keep], flux[keep], cosmos_mag[keep]
+        n_galaxies = int(keep.sum())
     table = Table(
         {
             "id": np.arange(n_galaxies, dtype=np.int64),
@@ -178,7 +203,8 @@ def read_real_galaxies(catalog, *, directory=None, config=None, n_galaxies=None,
     table["flux"].description = "total flux of mag, electron/s"
     table["cosmos_mag"].description = "magnitude in the COSMOS catalogue (AB, F814W)"
     record = {
-        "cosmos": {"catalog": catalog, "directory": directory, "n_galaxies": n_galaxies, "seed": seed},
+        "cosmos": {"catalog": catalog, "directory": directory, "n_galaxies": n_galaxies, "seed": seed,
+                   **({"rows_left_out": left_out} if left_out else {})},
         "simulation": config.to_dict(),
     }
     return GalaxySample(images=images, segmaps=segmaps, catalog=table, noiseless=noiseless,
@@ -304,7 +330,7 @@ def _check_inputs(rgc, i, config):
         bad = int(np.count_nonzero(~np.isfinite(image.array)))
         if bad:
             raise InputError(f"the HST {what} of {where} holds {bad} NaN or infinite pixels: it cannot be "
-                             "drawn; drop that row or repair its file")
+                             "drawn")
     light = np.clip(psf.array, 0, None)
     if light.sum() > 0:  # GalSim removes the PSF about its image's centre: an off-centre one moves the galaxy
         yy, xx = np.indices(light.shape)
@@ -313,7 +339,7 @@ def _check_inputs(rgc, i, config):
         if off > _MAX_PSF_OFFSET:
             raise InputError(f"the HST PSF of {where} is centred {off:.1f} px off its image's centre: GalSim "
                              "removes a PSF about that centre, so the galaxy would be drawn off the stamp's "
-                             "centre (a wrong PSF file?); drop that row or repair its file")
+                             "centre (a wrong PSF file?)")
     fwhm = psf.calculateFWHM()
     if not (np.isfinite(fwhm) and fwhm > 0):
         raise InputError(f"the HST PSF of {where} has no measurable width (FWHM {fwhm}): its PSF image is "
@@ -338,8 +364,9 @@ def _draw_magnitudes(cosmos_mag, config, rng):
 def _draw(rgc, indices, flux, noise_seeds, config, progress):
     """Draw, add noise to and measure the chosen galaxies.
 
-    Returns ``(images, noiseless, segmaps, flux_auto, radius, sigma)``: stamps (N, S, S) float32 in image
-    units, masks uint8, FLUX_AUTO, radius (px) and the background sigma per pixel.
+    Returns ``(images, noiseless, segmaps, flux_auto, radius, sigma, skipped)``: stamps (N, S, S) float32
+    in image units, masks uint8, FLUX_AUTO, radius (px), the background sigma per pixel, and the galaxies
+    that cannot be drawn (position in ``indices`` -> why; their rows are left empty).
     """
     n, size = indices.size, config.stamp_size
     gsparams = galsim.GSParams(maximum_fft_size=16384)
@@ -352,38 +379,47 @@ def _draw(rgc, indices, flux, noise_seeds, config, progress):
     segmaps = np.zeros((n, size, size), np.uint8)
     flux_auto = np.full(n, np.nan)
     radius = np.zeros(n)
+    skipped = {}  # position in indices -> why the galaxy cannot be drawn
     for j in tqdm(range(n), desc="redrawing COSMOS galaxies", unit="gal", disable=not progress):
-        # The BaseDeviate would only pad the HST image with noise, which is off; fixed, not from the clock.
-        where = _where(rgc, indices[j])
-        if j > 0:
-            _check_inputs(rgc, int(indices[j]), config)
         try:
-            real = galsim.RealGalaxy(rgc, index=int(indices[j]), rng=galsim.BaseDeviate(1), gsparams=gsparams)
-        except galsim.GalSimError as exc:  # e.g. an HST stamp of zero total flux
-            raise InputError(f"{where} cannot be drawn: {exc}") from None
-        except (OSError, IndexError, KeyError, ValueError) as exc:  # a truncated or damaged image file
-            raise DataFileError(f"{where}: its image or PSF file is damaged or cut short "
-                                f"({type(exc).__name__}: {exc}); download it again") from exc
-        if not real.flux > 0:
-            raise InputError(
-                f"COSMOS galaxy {rgc.ident[indices[j]]} (row {indices[j]}) has a total flux of {real.flux} "
-                "in its HST stamp; it cannot be scaled to a magnitude"
-            )
-        final = galsim.Convolve(real.withFlux(flux[j]), psf, gsparams=gsparams)
-        # Offset of half a pixel: the galaxy centre falls on pixel (size // 2, size // 2), 0-based.
-        img = final.drawImage(nx=size, ny=size, scale=config.pixel_scale, offset=(0.5, 0.5)).array
-        drawn = float(np.sum(img, dtype=np.float64))
-        if not (np.isfinite(img).all() and drawn <= _MAX_DRAWN_FLUX * flux[j]):
-            raise InputError(
-                f"{where} was drawn with {drawn / flux[j]:.3g} times its flux (or non-finite pixels): its "
-                "HST image or PSF is invalid (extreme pixels?); drop that row or repair its file")
+            img = _draw_one(rgc, int(indices[j]), flux[j], psf, config, gsparams)
+        except InputError as exc:
+            skipped[j] = str(exc)
+            continue
         rng = np.random.default_rng(noise_seeds[j])
         noisy = observe(img, rng, sigma, config.exposure_time)
         noiseless[j] = img
         images[j] = noisy
         segmaps[j], flux_auto[j] = isolated_photometry(images[j], sigma)
         radius[j] = _radius(noiseless[j], psf_hlr)
-    return images, noiseless, segmaps, flux_auto, radius, sigma
+    return images, noiseless, segmaps, flux_auto, radius, sigma, skipped
+
+
+def _draw_one(rgc, i, flux, psf, config, gsparams):
+    """The noiseless stamp of COSMOS row ``i`` at ``flux``; an `InputError` if it cannot be drawn, a
+    `DataFileError` if its file is damaged."""
+    size = config.stamp_size
+    where = _where(rgc, i)
+    _check_inputs(rgc, i, config)
+    try:
+        # The BaseDeviate would only pad the HST image with noise, which is off; fixed, not from the clock.
+        real = galsim.RealGalaxy(rgc, index=i, rng=galsim.BaseDeviate(1), gsparams=gsparams)
+    except galsim.GalSimError as exc:  # e.g. an HST stamp of zero total flux
+        raise InputError(f"{where} cannot be drawn: {exc}") from None
+    except (OSError, IndexError, KeyError, ValueError) as exc:  # a truncated or damaged image file
+        raise DataFileError(f"{where}: its image or PSF file is damaged or cut short "
+                            f"({type(exc).__name__}: {exc}); download it again") from exc
+    if not real.flux > 0:
+        raise InputError(f"{where} has a total flux of {real.flux} in its HST stamp; it cannot be scaled to "
+                         "a magnitude")
+    final = galsim.Convolve(real.withFlux(flux), psf, gsparams=gsparams)
+    # Offset of half a pixel: the galaxy centre falls on pixel (size // 2, size // 2), 0-based.
+    img = final.drawImage(nx=size, ny=size, scale=config.pixel_scale, offset=(0.5, 0.5)).array
+    drawn = float(np.sum(img, dtype=np.float64))
+    if not (np.isfinite(img).all() and drawn <= _MAX_DRAWN_FLUX * flux):
+        raise InputError(f"{where} was drawn with {drawn / flux:.3g} times its flux (or non-finite pixels): "
+                         "its HST image or PSF is invalid (extreme pixels?)")
+    return img
 
 
 def _half_light_axis(stamp, q=1.0, beta=0.0):

@@ -280,11 +280,6 @@ def _one_nan(a):
 
 
 @pytest.mark.parametrize("damage, match", [
-    # one NaN in a PSF drew its galaxy 127 000 times too bright, silently (outside probe 2026-11-28h)
-    (lambda d: _edit(d / "real_galaxy_PSF_images_n1.fits", 1, _one_nan), "PSF image of COSMOS galaxy 202"),
-    # a later galaxy's PSF wider than the target: a ringing galaxy (only the first PSF was checked)
-    (lambda d: _edit(d / "real_galaxy_PSF_images_n2.fits", 0, lambda a: galsim.Gaussian(fwhm=0.3).drawImage(
-        nx=31, ny=31, scale=HST_SCALE).array.astype(np.float32)), "HST PSF of COSMOS galaxy 404"),
     # an HDU the file does not have ("damaged, download it again" before), or -1 (the last one, silently)
     (lambda d: _set_column(d / CATALOG, "GAL_HDU", [0, 9, 2, 0, 1, 2], "J"), "GAL_HDU of COSMOS galaxy 202"),
     (lambda d: _set_column(d / CATALOG, "GAL_HDU", [-1, 1, 2, 0, 1, 2], "J"), "GAL_HDU of COSMOS galaxy 101"),
@@ -311,9 +306,23 @@ def test_catalogue_arguments_of_the_wrong_kind(folder):
             read_real_galaxies(CATALOG, directory=folder, config=CONFIG, n_galaxies=n, progress=False)
 
 
-def test_an_off_centre_psf_is_refused(tmp_path):
-    """It moved its galaxy off the stamp's centre, silently (outside probe 2026-11-28h L2)."""
+@pytest.mark.parametrize("damage, match", [
+    # one NaN in a PSF drew its galaxy 127 000 times too bright, silently (outside probe 2026-11-28h)
+    (lambda d: _edit(d / "real_galaxy_PSF_images_n1.fits", 1, _one_nan), "PSF image of COSMOS galaxy 202"),
+    # a PSF wider than the target: a ringing galaxy (only the first galaxy's PSF was compared)
+    (lambda d: _edit(d / "real_galaxy_PSF_images_n1.fits", 1, lambda a: galsim.Gaussian(fwhm=0.3).drawImage(
+        nx=31, ny=31, scale=HST_SCALE).array.astype(np.float32)), "HST PSF of COSMOS galaxy 202"),
+    # an off-centre PSF moved its galaxy off the stamp's centre
+    (lambda d: _edit(d / "real_galaxy_PSF_images_n1.fits", 1, lambda a: np.roll(a, (6, 6), axis=(0, 1))),
+     r"PSF of COSMOS galaxy 202 \(row 1\) is centred 8.5 px off"),
+])
+def test_a_galaxy_that_cannot_be_drawn_is_left_out_by_name(tmp_path, damage, match):
+    """One bad galaxy costs itself, not the whole read of a long catalogue (outside review j)."""
+    from astro_deblend.exceptions import AstroDeblendWarning
+
     write_catalog(str(tmp_path))
-    _edit(tmp_path / "real_galaxy_PSF_images_n1.fits", 1, lambda a: np.roll(a, (6, 6), axis=(0, 1)))
-    with pytest.raises(InputError, match=r"PSF of COSMOS galaxy 202 \(row 1\) is centred 8.5 px off"):
-        read_real_galaxies(tmp_path / CATALOG, config=CONFIG, progress=False)
+    damage(tmp_path)
+    with pytest.warns(AstroDeblendWarning, match="1 of 6 COSMOS galaxies were left out.*" + match):
+        sample = read_real_galaxies(tmp_path / CATALOG, config=CONFIG, progress=False)
+    assert len(sample) == 5 and 202 not in [int(i) for i in sample.catalog["cosmos_ident"]]
+    assert sample.config["cosmos"]["rows_left_out"] == [1]
