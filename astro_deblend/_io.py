@@ -128,8 +128,8 @@ def atomic_write_all(writers, *, overwrite=True):
         for (path, _), tmp in zip(items, tmps, strict=True):
             if path.exists():
                 backup = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.bak"
+                backups[path] = backup  # named before the move: an interruption between the two is undone too
                 os.replace(path, backup)
-                backups[path] = backup
             os.replace(tmp, path)
             placed.append(path)
     except BaseException:
@@ -137,7 +137,8 @@ def atomic_write_all(writers, *, overwrite=True):
             if os.path.exists(path):
                 os.remove(path)
         for path, backup in backups.items():
-            os.replace(backup, path)
+            if os.path.exists(backup):
+                os.replace(backup, path)
         backups = {}
         for tmp in tmps:  # before the folders they sit in
             if os.path.exists(tmp):

@@ -119,6 +119,9 @@ def _cmd_simulate(args):
     parts = os.path.join(out_dir, f".{os.path.basename(args.output)}.parts")
     os.makedirs(parts, exist_ok=True)
     galaxies = os.path.join(parts, f"galaxies_seed{args.seed}_n{args.n_galaxies}_depth{args.depth:g}.h5")
+    for name in os.listdir(parts):  # what a run with other options left: not these galaxies
+        if not name.startswith(os.path.basename(galaxies)):
+            os.remove(os.path.join(parts, name))
     if os.path.exists(galaxies) and GalaxySample.read(galaxies).config.get("simulation") == sim.to_dict():
         sample = GalaxySample.read(galaxies)
     else:

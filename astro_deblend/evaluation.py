@@ -869,7 +869,13 @@ def _galaxy_table(truth, f_true, unit):
     gal["role"] = np.tile(np.array(ROLES), n_blends)
     gal["flux_true"] = Column(f_true.ravel(), unit=unit, description="true flux")
     if "dmag" in truth.colnames:
-        dmag = _column_values(truth, "dmag", u.mag)  # a column in mmag is converted
+        dmag_unit = getattr(truth["dmag"], "unit", None)
+        if dmag_unit is not None and u.Unit(dmag_unit) not in (u.dimensionless_unscaled, u.mag) \
+                and not u.Unit(dmag_unit).is_equivalent(u.mag):
+            raise InputError(f"the truth's dmag column is in {dmag_unit}; give a magnitude difference (mag, "
+                             "mmag or no unit)", value=str(dmag_unit))
+        # a column in mmag is converted; one without a unit, or dimensionless, is in mag
+        dmag = _column_values(truth, "dmag", None if dmag_unit in (None, u.dimensionless_unscaled) else u.mag)
     else:
         dmag = -2.5 * np.log10(f_true[:, 0] / f_true[:, 1])
     gal["dmag_pair"] = Column(
@@ -956,9 +962,9 @@ def _binned_tables(gal, score, dmag_edges, dist_edges, detected_by):
 
             from .exceptions import AstroDeblendWarning
 
-            warnings.warn(f"{outside} of {len(values)} galaxies have a {name} outside the bins "
-                          f"[{edges[0]:g}, {edges[-1]:g}] or NaN: they are in no row of its binned tables",
-                          AstroDeblendWarning, stacklevel=4)
+            warnings.warn(f"{outside} of {len(values)} galaxies ({len(values) // 2} blends) have a {name} "
+                          f"outside the bins [{edges[0]:g}, {edges[-1]:g}] or NaN: they are in no row of its "
+                          "binned tables", AstroDeblendWarning, stacklevel=4)
     tables = {"by_dmag": score(_bin_groups(dmag_pair, dmag_edges, base, roles3))}
     if has_distance:
         tables["by_distance"] = score(_bin_groups(distance, dist_edges, base, roles3))

@@ -289,12 +289,19 @@ def _measure_image_tiled(source, *, output, segmentation, sources, weight, rms, 
     deblender = _build(name, weights, views)
     err = WeightAsError(weight) if weight is not None else RmsAsError(rms) if rms is not None else error
     # each finished tile is kept beside the output until the catalogue is written: the same command resumes
-    parts = f"{os.fspath(output)}.parts"
-    table, _ = deblender.measure_image(source, sources=_read_sources(sources), error=err, zeropoint=zeropoint,
-                                       hdu=hdu, tile_size=tile_size, checkpoint=parts, progress=progress)
-    table.meta["source"] = os.fspath(source)
-    written = _write(table, output, None, None, overwrite)
     import shutil
 
+    parts = f"{os.fspath(output)}.parts"
+    options = dict(sources=_read_sources(sources), error=err, zeropoint=zeropoint, hdu=hdu,
+                   tile_size=tile_size, checkpoint=parts, progress=progress)
+    try:
+        table, _ = deblender.measure_image(source, **options)
+    except InputError as exc:  # --overwrite: "start over", also over another run's kept tiles
+        if not (overwrite and "holds the tiles of another run" in str(exc)):
+            raise
+        shutil.rmtree(parts)
+        table, _ = deblender.measure_image(source, **options)
+    table.meta["source"] = os.fspath(source)
+    written = _write(table, output, None, None, overwrite)
     shutil.rmtree(parts, ignore_errors=True)
     return written

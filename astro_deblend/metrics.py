@@ -364,7 +364,8 @@ def _binary_masks(masks, name, threshold):
     if arr.size and (arr.min() < -0.01 or arr.max() > 1.01):  # an image or a label map, not a mask
         raise ValueError(
             f"{name} holds values from {float(arr.min()):.3g} to {float(arr.max()):.3g}; masks and "
-            "fractional maps lie in [0, 1] (a segmentation's labels: compare them as label == k)"
+            "fractional maps lie in [0, 1] (a segmentation's labels: compare them as label == k; a 0/255 "
+            "image mask: mask > 0)"
         )
     return arr > threshold
 

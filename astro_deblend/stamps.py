@@ -550,7 +550,11 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
     noise = None
     if noise_sigma is not None:
         if np.ma.isMaskedArray(noise_sigma):  # masked pixels are pixels without information, as in images
-            noise_sigma = np.where(np.ma.getmaskarray(noise_sigma), np.inf, np.ma.getdata(noise_sigma))
+            masked = np.ma.getmaskarray(noise_sigma)
+            if noise_sigma.ndim < 2 and masked.any():
+                raise InputError(f"noise_sigma of stamp(s) {np.flatnonzero(masked)[:10].tolist()} is masked: "
+                                 "give every stamp its noise")
+            noise_sigma = np.where(masked, np.inf, np.ma.getdata(noise_sigma))
         value = _in_data_unit(noise_sigma, unit, "noise_sigma")
         if np.ndim(value) >= 2:
             if not noise_map:

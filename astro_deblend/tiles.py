@@ -272,7 +272,9 @@ def measure_tiled(
         A folder where each finished tile's rows are kept (one ECSV file per tile, written atomically): a
         run interrupted, or stopped by one bad tile, is resumed by the same call, which measures only the
         tiles not yet kept. The folder remembers its run (the mosaic, the maps, the sources, the method and
-        the tiling) and refuses another's. Remove it once the catalogue is written.
+        the tiling) and refuses another's: a FITS file by its size and time of change, an array in memory
+        by the subsample the noise is judged on (an edit of a few pixels between two runs goes unseen: give
+        another folder). Remove it once the catalogue is written.
 
     Returns
     -------
@@ -608,7 +610,7 @@ class _Kept:
 
         from ._io import atomic_write_text, make_folders
 
-        self.folder = Path(folder)
+        self.folder = Path(folder).resolve()  # the same folder for workers that run elsewhere
         if self.folder.exists() and not self.folder.is_dir():
             raise InputError(f"checkpoint={os.fspath(folder)!r} is a file; give a folder")
         make_folders(self.folder)

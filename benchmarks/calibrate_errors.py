@@ -168,9 +168,9 @@ def main(argv=None):
             "samples": ["paper-like seed 4", "broad seed 12"],
             "galaxies": "blends whose two galaxies have even indices",
             **identity,
-            "command": "python benchmarks/calibrate_errors.py --install"
-                       + ("" if neural else f" --method {args.method}")
-                       + ("" if args.views == 4 else f" --views {args.views}"),
+            # as run, every option: what a reader re-runs
+            "command": " ".join(["python benchmarks/calibrate_errors.py",
+                                 *(sys.argv[1:] if argv is None else argv)]),
             "date": datetime.date.today().isoformat(),
         },
     )

@@ -229,8 +229,9 @@ def main(argv=None):
                         "true positions and photutils detections",
             "fields": {"size": args.size, "seeds": list(FIT_SEEDS), "density": SceneConfig().density},
             **identity,
-            "command": "python benchmarks/calibrate_image_errors.py --install"
-                       + ("" if neural else f" --method {args.method}"),
+            # as run, every option: what a reader re-runs
+            "command": " ".join(["python benchmarks/calibrate_image_errors.py",
+                                 *(sys.argv[1:] if argv is None else argv)]),
             "date": datetime.date.today().isoformat(),
         },
     )

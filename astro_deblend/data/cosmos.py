@@ -296,12 +296,14 @@ def _check_rows(rgc, indices, path):
         raise InputError(
             f"PIXEL_SCALE of rows {bad[:10].tolist()} of {path} must be a number of arcsec/px in "
             f"[{lo}, {hi}] (COSMOS: 0.03); got {np.asarray(rgc.pixel_scale, float)[bad[:10]].tolist()}")
+    import warnings
+
     for column, files, hdus in (("GAL_HDU", rgc.gal_file_name, rgc.gal_hdu),
                                 ("PSF_HDU", rgc.psf_file_name, rgc.psf_hdu)):
-        for name in sorted({files[i] for i in indices}):
-            rows = [i for i in indices if files[i] == name]
-            import warnings
-
+        by_file = {}
+        for i in indices:  # the rows of each file, grouped once
+            by_file.setdefault(files[i], []).append(i)
+        for name, rows in sorted(by_file.items()):
             with warnings.catch_warnings(record=True) as said, fits.open(name) as hdul:
                 warnings.simplefilter("always")
                 n_hdus = len(hdul)  # reads every header
