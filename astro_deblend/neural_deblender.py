@@ -33,7 +33,7 @@ from .models.normalization import NORMALIZATION, scale_from_noise, signal_mask
 from .models.store import KINDS, bundled, file_sha256, read_record, write_network
 from .pair_check import check_pairs
 from .stamps import NOISE_FACTOR_SKIP_CENTRE, _correlation_and_reach
-from .training import fit_network, training_domain
+from .training import fit_network, merge_domains, training_domain
 from .uncertainty import ErrorModel, propagated_noise
 
 __all__ = ["NeuralDeblender"]
@@ -374,6 +374,10 @@ class NeuralDeblender(Deblender):
         # a fine-tuned network keeps the record of the training it started from, stage after stage
         keep = ("weights", "training", "notes", "previous")
         earlier = None if fresh else {k: self._provenance.get(k) for k in keep}
+        # ... and what its earlier stages trained on: the domain's ranges are the union of every stage's
+        domain = training_domain(data)
+        if not fresh:
+            domain = merge_domains(domain, self._provenance.get("domain"))
         self._provenance = {
             "weights": "trained",
             "training": {
@@ -385,7 +389,7 @@ class NeuralDeblender(Deblender):
                 "output_dir": str(output_dir),
                 "fine_tuned_from": None if fresh else earlier["weights"],
             },
-            "domain": training_domain(data),
+            "domain": domain,
             "previous": earlier,
         }
         self.image_error_model = None  # fitted on the old weights, like error_model

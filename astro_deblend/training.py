@@ -53,7 +53,8 @@ from .models import build_model
 from .models.losses import LogRatioLoss, MapBCELoss, MAPELoss
 from .models.normalization import signal_mask, stamp_scale
 
-__all__ = ["TrainingConfig", "train", "fit_network", "training_domain", "materialize", "MaterializedBlends"]
+__all__ = ["TrainingConfig", "train", "fit_network", "training_domain", "merge_domains", "materialize",
+           "MaterializedBlends"]
 
 FLUX_LOSSES = {"mape": MAPELoss, "log_ratio": LogRatioLoss}
 
@@ -1077,3 +1078,26 @@ def training_domain(data, *, max_stamps=2000):
         "noise_sigma": [float(sigma.min()), float(sigma.max())],
         "total_flux": [float(totals.min()), float(totals.max())],
     }
+
+
+def merge_domains(new, earlier):
+    """The training domain of a fine-tuned network: its last data's ranges widened to the earlier stages'.
+
+    A network fine-tuned on a narrower sample still carries what its earlier stages trained on; its noise and
+    summed-flux ranges are the union of both, when both stages share a pixel scale and zero point. Where they
+    differ, or ``earlier`` has no ranges, the last data's domain stands alone. A pixel-scale range measured
+    on the earlier weights (``pixel_scale_validated``) is never carried over: it must be measured again.
+    """
+    merged = dict(new)
+    if not earlier:
+        return merged
+    same = all(
+        earlier.get(key) is None or new.get(key) is None or np.isclose(earlier[key], new[key], rtol=1e-6)
+        for key in ("pixel_scale", "zeropoint")
+    ) and earlier.get("stamp_size") in (None, new.get("stamp_size"))
+    if not same:
+        return merged
+    for key in ("noise_sigma", "total_flux"):
+        if earlier.get(key) and new.get(key):
+            merged[key] = [float(min(new[key][0], earlier[key][0])), float(max(new[key][1], earlier[key][1]))]
+    return merged

@@ -159,6 +159,28 @@ def test_fine_tuning_keeps_the_earlier_record(trained, data, tmp_path):
     assert record["previous"]["previous"]["notes"] == {"command": "stage one"}
 
 
+def test_a_fine_tuned_network_keeps_the_domain_of_its_earlier_stages(trained, data, tmp_path):
+    """Fine-tuned on quieter, fainter stamps, the network still knows the noisier, brighter ones it saw
+    first: its domain is the union (a fine-tune's record once held the last sample's ranges alone)."""
+    from astro_deblend.training import merge_domains
+
+    trained.save(tmp_path / "stage1")
+    tuned = NeuralDeblender.load(tmp_path / "stage1")
+    before = tuned._provenance["domain"]
+    quiet = {k: v[:32] * (0.5 if k in ("blend", "flux") else 1) for k, v in data.items()}
+    tuned.fit(quiet, config=TrainingConfig(epochs=1, batch_size=16, verbose=0), output_dir=tmp_path / "ft")
+    after = tuned._provenance["domain"]
+    for key in ("noise_sigma", "total_flux"):
+        assert after[key][0] <= before[key][0] and after[key][1] == before[key][1]
+    assert after["noise_sigma"][0] < before["noise_sigma"][0]  # the quieter stamps widened it downwards
+    # other pixel scales are other domains: the new data's ranges stand alone, and a measured scale range
+    # is never carried over to new weights
+    other = dict(after, pixel_scale=0.03, noise_sigma=[1.0, 2.0])
+    assert merge_domains(other, dict(before, pixel_scale=0.06))["noise_sigma"] == [1.0, 2.0]
+    validated = dict(before, pixel_scale=0.06, pixel_scale_validated=[0.03, 0.12])
+    assert "pixel_scale_validated" not in merge_domains(dict(after, pixel_scale=0.06), validated)
+
+
 @pytest.mark.parametrize(
     ("bad", "error", "match"),
     [
