@@ -280,8 +280,12 @@ class NeuralDeblender(Deblender):
                     f"({self._config}): the record was edited or the two files come from different saves; "
                     f"restore the files written together by NeuralDeblender.save, or retrain ({exc})"
                 ) from exc
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
             raise InputError(
-                f"the weights in {path} do not fit a {self.method} network with {self._config}: {exc}"
+                f"the weights in {path} do not fit a {self.method} network with {self._config}: a bare "
+                "weights file does not say which network it belongs to. Pass the configuration it was "
+                "trained with as the first argument (e.g. FracNetConfig(filters=...)), or load the folder "
+                f"written by NeuralDeblender.save, which records it (Keras: {first})"
             ) from exc
         except (OSError, KeyError) as exc:  # h5py: truncated or not an HDF5 file
             raise DataFileError(f"{path} is not a readable Keras weights file ({exc})") from exc

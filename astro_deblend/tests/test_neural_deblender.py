@@ -133,6 +133,13 @@ def test_save_load_identical(trained, data, tmp_path):
     np.testing.assert_array_equal(
         np.asarray(from_file.measure(blends, progress=False)[0]["flux"]), np.asarray(table["flux"])
     )
+    # ... which does not say its network: another architecture is told how to give it, without Keras' dump
+    from astro_deblend.exceptions import InputError
+
+    with pytest.raises(InputError, match=r"first argument \(e\.g\. FracNetConfig") as err:
+        NeuralDeblender(FracNetConfig(stamp_size=SIZE, filters=(4, 8, 16)),
+                        weights=tmp_path / "saved" / "model.weights.h5")
+    assert len(str(err.value)) < 800
     with pytest.raises(FileExistsError, match="overwrite=True"):
         trained.save(tmp_path / "saved")
     with pytest.raises(ValueError, match="NeuralDeblender.load"):
