@@ -160,9 +160,10 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
         Catalogue path (.fits or .ecsv).
     segmentation : str, optional
         FITS path for the segmentation image (labels = source ids; the input's WCS in its header).
-    sources : str, optional
-        Table of sources (.ecsv or .fits, read by astropy): ``x``/``y`` pixel columns or sky positions
-        (``sky_centroid``, or ``ra``/``dec`` in degrees), optional ``id``. None: detected with photutils.
+    sources : str or `~astropy.table.Table`, optional
+        Table of sources (a path to an .ecsv, .fits or .csv file, read by astropy, or the table itself):
+        ``x``/``y`` pixel columns or sky positions (``sky_centroid``, or ``ra``/``dec`` in degrees), optional
+        ``id``. None: detected with photutils.
     weight : str, optional
         FITS inverse-variance weight map of the image's shape (or a file with a ``WHT``/``WEIGHT``/``IVM``
         extension); ``error = 1 / sqrt(weight)``, and pixels of zero weight are masked.
@@ -172,7 +173,8 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
     method, weights, hdu, zeropoint, magnitudes, views, overwrite, progress
         As `measure_fits`.
     error : float, optional
-        One rms for the whole image (instead of ``weight``); None: estimated from the image.
+        One rms for the whole image, in the image's units (instead of ``weight``; a map goes in as ``rms``);
+        None: estimated from the image.
     tile_size : int, optional
         Measure tile by tile, in cores of this side (pixels), with the image and the weight map memory-mapped
         (`astro_deblend.tiles`): for mosaics larger than memory. No segmentation image then.
@@ -191,6 +193,7 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
     if len(given) > 1:
         raise InputError("give one of a weight map, an rms map or one error value; got "
                          f"{' and '.join(given)}")
+    _check_one_error(error)
     _check_targets(source, output, segmentation, overwrite, sources, weight, rms)
     if tile_size is not None:
         return _measure_image_tiled(source, output=output, segmentation=segmentation, sources=sources,
@@ -253,13 +256,34 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
     return _write(table, output, segmentation, seg_writer, overwrite)
 
 
+def _check_one_error(error):
+    """``error`` of `measure_image_fits`: one finite, positive number (a map goes in as ``rms``)."""
+    import numbers
+
+    import numpy as np
+
+    if error is None:
+        return
+    if isinstance(error, str | os.PathLike):
+        raise InputTypeError(f"error is one rms value for the whole image; got the path {error!r}: give an "
+                             "rms map as rms= (or an inverse-variance map as weight=)")
+    if isinstance(error, bool) or not isinstance(error, numbers.Real):
+        raise InputTypeError("error must be one number, the image's rms in its units (a map goes in as rms= "
+                             f"or weight=); got {type(error).__name__}")
+    if not (np.isfinite(error) and error > 0):
+        raise InputError(f"error must be a positive, finite rms; got {error!r}", value=error)
+
+
 def _read_sources(sources):
-    """The sources table of a path (None stays None)."""
+    """The sources table of a path or a Table (None stays None)."""
     from astropy.io.registry import IORegistryError
     from astropy.table import Table
 
-    if sources is None:
-        return None
+    if sources is None or isinstance(sources, Table):
+        return sources
+    if not isinstance(sources, str | os.PathLike):
+        raise InputTypeError("sources must be a path to a table (.ecsv, .fits, .csv), an astropy Table or "
+                             f"None; got {type(sources).__name__}")
     try:
         try:
             return Table.read(sources)

@@ -470,3 +470,30 @@ def test_an_interrupted_simulation_says_what_it_kept(tmp_path, capsys, monkeypat
     assert "the finished parts are kept in" in said and ".blends.h5.parts" in said and "resumes" in said
     assert not out.exists()
     assert signal.getsignal(signal.SIGTERM) == before  # main() gives the process its own handler back
+
+
+def test_measure_image_fits_takes_a_table_and_refuses_a_map_as_one_error(tmp_path):
+    """Outside probe k: a Table as sources crashed inside astropy ('no attribute tell'), and an rms map's
+    path as error= with a bare TypeError from a multiplication."""
+    from astro_deblend.exceptions import InputError, InputTypeError
+    from astro_deblend.jobs import measure_image_fits
+
+    rng = np.random.default_rng(4)
+    image = rng.normal(0, SIGMA, (192, 192)).astype(np.float32)
+    image[64:128, 64:128] += _pairs(1)[0]
+    path = tmp_path / "img.fits"
+    fits.PrimaryHDU(image).writeto(path)
+    positions = Table({"x": [96.0, 110.0], "y": [96.0, 96.0]})
+    positions.write(tmp_path / "src.ecsv")
+    common = {"method": "sep-auto", "progress": False, "error": SIGMA}
+    measure_image_fits(path, output=tmp_path / "table.ecsv", sources=positions, **common)
+    measure_image_fits(path, output=tmp_path / "file.ecsv", sources=str(tmp_path / "src.ecsv"), **common)
+    np.testing.assert_array_equal(Table.read(tmp_path / "table.ecsv")["flux"],
+                                  Table.read(tmp_path / "file.ecsv")["flux"])
+    with pytest.raises(InputTypeError, match="rms map as rms="):
+        measure_image_fits(path, output=tmp_path / "a.ecsv", error=str(path), method="sep-auto")
+    with pytest.raises(InputError, match="positive, finite rms"):
+        measure_image_fits(path, output=tmp_path / "a.ecsv", error=-1.0, method="sep-auto")
+    with pytest.raises(InputTypeError, match="an astropy Table or None"):
+        measure_image_fits(path, output=tmp_path / "a.ecsv", sources=[(96, 96)], **common)
+    assert not (tmp_path / "a.ecsv").exists()
