@@ -258,18 +258,26 @@ def header_metadata(header):
         ``pixel_scale`` (arcsec/px), ``zeropoint`` (AB), ``noise_sigma``, ``unit`` (an astropy unit) and
         ``pixel_area`` (arcsec2, from the WCS when it gives the scale); None for each the header lacks.
     """
-    pixel_scale = _header_float(header, ("PIXSCALE",))
-    pixel_area = None
-    if pixel_scale is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FITSFixedWarning)
-            try:
-                wcs = WCS(header, naxis=2)
-                if wcs.has_celestial:
-                    pixel_scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial)) * 3600.0)
-                    pixel_area = float(proj_plane_pixel_area(wcs.celestial) * 3600.0**2)
-            except Exception:  # a malformed WCS is not an error here: the scale stays unknown
-                pixel_scale = pixel_area = None
+    keyword = _header_float(header, ("PIXSCALE",))
+    pixel_scale = pixel_area = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            wcs = WCS(header, naxis=2)
+            if wcs.has_celestial:
+                pixel_scale = float(np.mean(proj_plane_pixel_scales(wcs.celestial)) * 3600.0)
+                pixel_area = float(proj_plane_pixel_area(wcs.celestial) * 3600.0**2)
+        except Exception:  # a malformed WCS is not an error here: the scale stays unknown
+            pixel_scale = pixel_area = None
+    if keyword is not None:
+        # a header that gives two scales must give one: the scale sets the pixel area, by which a surface
+        # brightness becomes a flux (a PIXSCALE 3x the WCS's made fluxes 11x too large at flag 0; probe k)
+        if pixel_scale is not None and pixel_scale > 0 and not np.isclose(keyword, pixel_scale, rtol=0.02):
+            raise DataFileError(
+                f"the header's PIXSCALE = {keyword:g} arcsec/px disagrees with its WCS, which gives "
+                f"{pixel_scale:.4g} arcsec/px: fix the header (correct or delete one of them, e.g. "
+                "del header['PIXSCALE'] with astropy.io.fits)")
+        pixel_scale, pixel_area = keyword, None
     zeropoint = _header_float(header, _ZP_KEYS)
     from_photflam = zeropoint is None and "PHOTFLAM" in header and "PHOTPLAM" in header
     if from_photflam:

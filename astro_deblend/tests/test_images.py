@@ -1382,3 +1382,25 @@ def test_light_handed_between_segments_is_flagged(own_pixels):
     assert np.all(table["group_size"] == 2)
     handed = (np.asarray(table["flag"]) & Flag.AMBIGUOUS) > 0
     assert handed.tolist() == ([False, False] if own_pixels else [True, True])
+
+
+def test_a_header_whose_pixscale_contradicts_its_wcs_is_refused(galaxy):
+    """Outside probe k: PIXSCALE 0.2 beside a 0.06 arcsec/px WCS silently won, and MJy/sr fluxes came out 11x
+    too large with flag 0. Two scales that agree (to 2 %) are fine."""
+    from astropy.io import fits
+
+    from astro_deblend.exceptions import DataFileError
+
+    image = _place((200, 200), galaxy[0], [(100, 100)]).astype(np.float32)
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.cdelt = [-0.06 / 3600, 0.06 / 3600]
+    wcs.wcs.crval, wcs.wcs.crpix = [150.0, 2.0], [100.0, 100.0]
+    header = wcs.to_header()
+    header["BUNIT"] = "MJy/sr"
+    sources = Table({"x": [100.0], "y": [100.0]})
+    header["PIXSCALE"] = 0.0601
+    SepDeblender().measure_image(fits.PrimaryHDU(image, header=header), sources=sources, error=NOISE)
+    header["PIXSCALE"] = 0.2
+    with pytest.raises(DataFileError, match=r"PIXSCALE = 0.2 arcsec/px disagrees with its WCS.*0.06"):
+        SepDeblender().measure_image(fits.PrimaryHDU(image, header=header), sources=sources, error=NOISE)
