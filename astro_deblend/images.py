@@ -734,6 +734,16 @@ def _table_positions(table, wcs, stacklevel=5):
             x, y = _pixel_column(table, xc), _pixel_column(table, yc)
             if wcs is not None and "sky_centroid" in cols:
                 _warn_disagreeing_positions(x, y, table["sky_centroid"], wcs, xc, yc, stacklevel)
+            elif wcs is not None and "ra" in cols and "dec" in cols and not any(
+                    _is_text(table[c]) for c in ("ra", "dec")):
+                from astropy.coordinates import SkyCoord
+
+                try:  # unitless: degrees
+                    sky = SkyCoord(u.Quantity(table["ra"], u.deg), u.Quantity(table["dec"], u.deg))
+                except (u.UnitsError, ValueError):  # not angles: the pixel positions alone are read
+                    sky = None
+                if sky is not None:
+                    _warn_disagreeing_positions(x, y, sky, wcs, xc, yc, stacklevel, what="ra/dec")
             break
     else:
         sky = None
@@ -770,6 +780,14 @@ def _table_positions(table, wcs, stacklevel=5):
         unknown = np.zeros(x.size, bool)
         for name in ("sky_centroid",) if "sky_centroid" in cols else ("ra", "dec"):
             unknown |= _masked(table[name])
+        behind = ~unknown & ~(np.isfinite(x) & np.isfinite(y))
+        if behind.any():  # the projection has no pixel for them: on the far side of the sky, not NaN input
+            raise InputError(
+                f"{int(behind.sum())} of {x.size} sky positions (ids {ids[behind][:10].tolist()}) do not "
+                "project onto the image's plane: they lie far (tens of degrees) from it. Check the units of "
+                "the ra/dec columns (degrees when unitless, not radians or hours) and that they are in the "
+                "WCS's frame",
+                value=ids[behind])
         x[unknown] = y[unknown] = np.nan  # masked sky positions: refused as unknown below
     if ids.dtype.kind not in "iu":
         raise InputTypeError(f"source ids must be integers; got dtype {ids.dtype}")
@@ -780,7 +798,7 @@ def _table_positions(table, wcs, stacklevel=5):
 _POSITION_AGREEMENT = 1.0
 
 
-def _warn_disagreeing_positions(x, y, sky, wcs, xc, yc, stacklevel):
+def _warn_disagreeing_positions(x, y, sky, wcs, xc, yc, stacklevel, what="sky_centroid"):
     """Warn when a table's pixel positions are not where its sky positions fall on the image (another
     image's pixels, or another WCS): the pixel positions are the ones measured."""
     import warnings
@@ -795,7 +813,7 @@ def _warn_disagreeing_positions(x, y, sky, wcs, xc, yc, stacklevel):
     if bad.any():
         warnings.warn(
             f"{int(bad.sum())} of {off.size} sources lie more than {_POSITION_AGREEMENT:g} px (up to "
-            f"{np.nanmax(off[bad]):.3g} px) from where their sky_centroid falls with the image's WCS: their "
+            f"{np.nanmax(off[bad]):.3g} px) from where their {what} falls with the image's WCS: their "
             f"{xc}/{yc} are measured; drop one of the two, or check that both are this image's",
             AstroDeblendWarning, stacklevel=stacklevel + 1,
         )
@@ -1250,6 +1268,8 @@ def measure_image(
                           hdu=hdu)
     src = resolve_sources(sources, image, detection=detection)
     n = src.id.size
+    if sources is not None:
+        _warn_nothing_on_image(n, src.on_image, image.shape, stacklevel=3)
     group_id, neighbours = group_sources(src)
     group_size = np.zeros(n, np.int64)
     for g in np.unique(group_id):
@@ -1584,6 +1604,22 @@ def _close_pairs(src):
     if src.id.size < 2:
         return np.zeros((0, 2), np.int64)
     return cKDTree(np.column_stack([src.x, src.y])).query_pairs(MIN_SEPARATION, output_type="ndarray")
+
+
+def _warn_nothing_on_image(n, on_image, shape, *, stacklevel):
+    """A given catalogue with no source, or none on the image, measures nothing: say so (a table of flag-33
+    rows from a catalogue of another field is easily taken for a run; outside probe k)."""
+    import warnings
+
+    if n == 0:
+        warnings.warn("the sources catalogue holds no source: nothing was measured", AstroDeblendWarning,
+                      stacklevel=stacklevel + 1)
+    elif not np.any(on_image):
+        warnings.warn(
+            f"none of the {n} sources lies on the image ({shape[1]} x {shape[0]} px): every row is flagged "
+            "1 and 32 and nothing was measured. Check that the catalogue is this image's (its field, the sky "
+            "frame and units of ra/dec, or x/y of another image or cutout)", AstroDeblendWarning,
+            stacklevel=stacklevel + 1)
 
 
 def _too_close(src):

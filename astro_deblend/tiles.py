@@ -289,6 +289,7 @@ def measure_tiled(
         _check_ids_positions,
         _header_wcs,
         _table_positions,
+        _warn_nothing_on_image,
         _zero_filled,
         check_wcs,
         estimated_noise,
@@ -423,6 +424,7 @@ def measure_tiled(
         ids, x, y = _table_positions(sources, None if wcs is None else wcs.celestial, stacklevel=3)
         # the whole table at once: repeated ids and NaN positions are errors, off-image ones are flagged rows
         ids, x, y, on_image = _check_ids_positions(ids, x, y, _Shape(image.shape))
+        _warn_nothing_on_image(ids.size, on_image, image.shape, stacklevel=3)
         positions = (ids, x, y)
 
     cores = tile_cores(image.shape, int(tile_size))

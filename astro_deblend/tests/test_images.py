@@ -1404,3 +1404,28 @@ def test_a_header_whose_pixscale_contradicts_its_wcs_is_refused(galaxy):
     header["PIXSCALE"] = 0.2
     with pytest.raises(DataFileError, match=r"PIXSCALE = 0.2 arcsec/px disagrees with its WCS.*0.06"):
         SepDeblender().measure_image(fits.PrimaryHDU(image, header=header), sources=sources, error=NOISE)
+
+
+def test_catalogues_of_another_field_are_told_apart_from_a_run(galaxy):
+    """Outside probe k: sky positions in radians were reported as 'NaN or infinite x/y'; a catalogue wholly
+    off the image, or empty, gave a table of flagged rows without a word; ra/dec columns that disagree with
+    the x/y beside them were not checked (a sky_centroid column was)."""
+    image = _place((200, 200), galaxy[0], [(100, 100)]).astype(np.float32)
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.cdelt = [-0.06 / 3600, 0.06 / 3600]
+    wcs.wcs.crval, wcs.wcs.crpix = [150.0, 2.0], [100.0, 100.0]
+    sky = wcs.pixel_to_world([100.0, 30.0], [100.0, 40.0])
+    deblender = SepDeblender()
+    radians = Table({"ra": sky.ra.rad, "dec": sky.dec.rad})
+    with pytest.raises(InputError, match="do not project onto the image's plane.*not radians or hours"):
+        deblender.measure_image(image, sources=radians, wcs=wcs, error=NOISE)
+    with pytest.warns(AstroDeblendWarning, match="none of the 2 sources lies on the image"):
+        table, _ = deblender.measure_image(image, sources=Table({"x": [5000.0, -80.0], "y": [10.0, 10.0]}),
+                                           error=NOISE)
+    assert np.all(np.asarray(table["flag"]) == int(Flag.NOT_DETECTED | Flag.INCOMPLETE))
+    with pytest.warns(AstroDeblendWarning, match="holds no source"):
+        deblender.measure_image(image, sources=Table({"x": np.zeros(0), "y": np.zeros(0)}), error=NOISE)
+    shifted = Table({"x": [105.0, 35.0], "y": [100.0, 40.0], "ra": sky.ra.deg, "dec": sky.dec.deg})
+    with pytest.warns(AstroDeblendWarning, match="from where their ra/dec falls"):
+        deblender.measure_image(image, sources=shifted, wcs=wcs, error=NOISE)
