@@ -23,6 +23,7 @@ __all__ = [
     "normalize_galaxy_type",
     "ab_zeropoint",
     "is_spectral_flux_density",
+    "f_lambda_zeropoint",
     "resolve_zeropoint",
 ]
 
@@ -129,3 +130,22 @@ def is_spectral_flux_density(unit):
         return any((u.Unit(unit) * solid).is_equivalent(u.Jy) for solid in (u.dimensionless_unscaled, u.sr))
     except (u.UnitsError, TypeError, ValueError, AttributeError):  # a magnitude or other function unit
         return False
+
+
+def f_lambda_zeropoint(unit, pivot_wavelength):
+    """The AB zero point of pixel values in a flux density per unit wavelength (HST's ``ERG/S/CM2/A``).
+
+    ``unit`` is F_lambda per pixel; ``pivot_wavelength`` (Angstrom, ``PHOTPLAM``) the filter's pivot
+    wavelength, at which F_nu = F_lambda lambda_p^2 / c holds for AB magnitudes. None when ``unit`` is not
+    such a unit (a surface brightness per solid angle included) or the wavelength is not a positive number.
+    """
+    try:
+        scale = (1.0 * u.Unit(unit)).to_value(u.erg / u.s / u.cm**2 / u.AA)
+        pivot = float(pivot_wavelength)
+    except (u.UnitsError, TypeError, ValueError):
+        return None
+    if not (np.isfinite(pivot) and pivot > 0):
+        return None
+    # m_AB = -2.5 log10(F_lambda lambda_p^2 / c / 3631 Jy): with F_lambda in erg/s/cm2/A and lambda_p in A,
+    # -2.5 log10(F_lambda) - 5 log10(lambda_p) - 2.408 (the HST ABMAG zero point with PHOTFLAM = 1)
+    return float(-2.5 * np.log10(scale) - 5.0 * np.log10(pivot) - 2.408)

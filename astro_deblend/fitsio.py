@@ -302,17 +302,33 @@ def header_metadata(header):
 
         if is_spectral_flux_density(unit):  # PHOTFLAM's zero point is for count rates; Jy carry their own
             zeropoint = None
+    if unit is not None and (from_photflam or zeropoint is None) and _per_wavelength(unit):
+        # pixels already in F_lambda (BUNIT = ERG/S/CM2/A): PHOTFLAM, for count rates, would put the
+        # magnitudes ~50 mag off; the pivot wavelength alone gives the zero point (none without it, or for
+        # an F_lambda per solid angle)
+        from .conventions import f_lambda_zeropoint
+
+        zeropoint = f_lambda_zeropoint(unit, _header_float(header, ("PHOTPLAM",)))
     noise = _header_float(header, _NOISE_KEYS)
     return {"pixel_scale": pixel_scale, "zeropoint": zeropoint, "noise_sigma": noise, "unit": unit,
             "pixel_area": pixel_area}
 
 
+def _per_wavelength(unit):
+    """True for a flux density per unit wavelength, per pixel or per solid angle."""
+    f_lambda = u.erg / u.s / u.cm**2 / u.AA
+    return any((unit * solid).is_equivalent(f_lambda) for solid in (u.one, u.sr))
+
+
 #: How HST, JWST and ground-based pipelines spell units in BUNIT, in astropy's spelling (lower case keys).
-#: 'S' alone would be read by astropy as siemens: in BUNIT it is always a second.
+#: 'S' alone would be read by astropy as siemens: in BUNIT it is always a second; 'A' as an ampere: in
+#: BUNIT it is an Angstrom (HST's ERG/S/CM2/A, a flux density per unit wavelength).
 _BUNIT_WORDS = {
     "electrons": "electron", "electron": "electron", "e-": "electron", "e": "electron",
     "counts": "ct", "count": "ct", "cts": "ct", "s": "s", "sec": "s", "second": "s", "seconds": "s",
     "dn": "DN", "adu": "adu", "adus": "adu",
+    "erg": "erg", "ergs": "erg", "cm": "cm", "cm2": "cm2", "hz": "Hz",
+    "a": "Angstrom", "angstrom": "Angstrom",
 }
 
 
@@ -332,11 +348,13 @@ def _parse_bunit(text):
     respelled = re.sub(r"(?<![0-9.])(?:e-(?![0-9])|[A-Za-z]+)", spell, text)
     for candidate in (text, respelled):
         try:
-            unit = u.Unit(candidate, parse_strict="silent")
+            with warnings.catch_warnings():  # "multiple slashes": pipelines write them, the reading is ours
+                warnings.simplefilter("ignore", u.UnitsWarning)
+                unit = u.Unit(candidate, parse_strict="silent")
         except (ValueError, TypeError):
             continue
-        siemens = candidate == text and "S" in re.findall(r"[A-Za-z]+", text)
-        if isinstance(unit, u.UnrecognizedUnit) or siemens:
+        misread = candidate == text and bool({"S", "A"} & set(re.findall(r"[A-Za-z]+", text)))
+        if isinstance(unit, u.UnrecognizedUnit) or misread:
             continue
         return unit
     return None

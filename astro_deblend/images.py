@@ -66,6 +66,7 @@ from .stamps import (
     _plain_zeropoint,
     _scalar,
     estimate_noise_sigma,
+    own_or_given_error,
     per_pixel_flux,
     prepare_stamps,
     unwrap_container,
@@ -185,7 +186,7 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
     data = inner.data
     if inner.mask is not None:
         mask = inner.mask if mask is None else (np.asarray(mask, bool) | inner.mask)
-    error = inner.error if error is None else error
+    error = own_or_given_error(error, inner.error, name="error", stacklevel=3)
     if wcs is None and isinstance(inner.wcs, WCS) and inner.wcs.has_celestial:
         wcs = inner.wcs.celestial
     header = None
@@ -789,9 +790,21 @@ def _table_positions(table, wcs, stacklevel=5):
                 "WCS's frame",
                 value=ids[behind])
         x[unknown] = y[unknown] = np.nan  # masked sky positions: refused as unknown below
+    return _integer_ids(ids), x, y
+
+
+def _integer_ids(ids):
+    """Source ids as integers: whole numbers stored as floats (a catalogue that passed through a
+    spreadsheet, or a column with a NaN once in it) are read as the integers they are; anything else is
+    refused with a typed error."""
+    ids = np.asarray(ids)
+    if ids.dtype.kind == "f" and ids.size and np.all(np.isfinite(ids)) and np.all(ids == np.round(ids)) \
+            and np.all(np.abs(ids) < 2.0**53):
+        return ids.astype(np.int64)
     if ids.dtype.kind not in "iu":
-        raise InputTypeError(f"source ids must be integers; got dtype {ids.dtype}")
-    return ids, x, y
+        raise InputTypeError(f"source ids must be integers (whole numbers); got dtype {ids.dtype}"
+                             + (" with values that are not whole numbers" if ids.dtype.kind == "f" else ""))
+    return ids
 
 
 #: Pixel and sky positions of one table farther apart than this (px) disagree.
@@ -863,9 +876,7 @@ _MAX_POSITION = 1e9
 
 
 def _check_ids_positions(ids, x, y, image):
-    ids = np.asarray(ids)
-    if ids.dtype.kind not in "iu":
-        raise InputTypeError(f"source ids must be integers; got dtype {ids.dtype}")
+    ids = _integer_ids(ids)
     if ids.dtype == np.uint64 and ids.size and ids.max() > np.iinfo(np.int64).max:
         raise InputError("source ids must fit in a signed 64-bit integer", value=ids.max())
     ids = ids.astype(np.int64)

@@ -169,6 +169,24 @@ def unwrap_container(data):
     return Unwrapped(pixels, mask if mask is not None and mask.any() else None, data.wcs, error)
 
 
+def own_or_given_error(given, own, *, name, stacklevel):
+    """The noise to use: ``given`` (the caller's ``error=`` or ``noise_sigma=``) or else the data's own
+    uncertainty. When both are there, the given one wins, and a warning says so: an NDData's uncertainty that
+    is silently set aside can hide a noise map of the wrong units or of another image."""
+    if given is None or own is None:
+        return own if given is None else given
+    import warnings
+
+    from .exceptions import AstroDeblendWarning
+
+    warnings.warn(
+        f"the data carry an uncertainty of their own and {name}= was given too: {name}= is used and the "
+        f"data's uncertainty is ignored (pass one of the two to silence this)", AstroDeblendWarning,
+        stacklevel=stacklevel + 1,
+    )
+    return given
+
+
 def validate_stamps(data, *, name="data"):
     """Check a stamp or a stack of stamps and return it as a C-ordered float64 array.
 
@@ -200,11 +218,7 @@ def validate_stamps(data, *, name="data"):
     if isinstance(data, u.Quantity):
         unit = data.unit
         if isinstance(unit, u.FunctionUnitBase) or not _is_flux_unit(unit):
-            raise InputError(
-                f"{name} is in {unit}, which is not a brightness: give pixel values in counts, a count "
-                "rate, a flux or a surface brightness (e.g. electron/s, Jy, erg/s/cm2/Hz); magnitudes "
-                "convert with `.physical`", value=unit,
-            )
+            raise not_a_brightness(unit, name)
         data = data.value
     if isinstance(data, str | bytes | dict):
         raise InputTypeError(f"{name} must be an array of pixel values; got a {type(data).__name__}")
@@ -376,6 +390,20 @@ def per_pixel_flux(unit, pixel_scale, *, pixel_area=None):
     return float((1.0 * unit * area).to_value(flux_unit)), flux_unit
 
 
+def unit_name(unit):
+    """A unit as a message should name it: astropy writes the dimensionless unit as an empty string."""
+    unit = u.Unit(unit)
+    return "no unit (dimensionless)" if unit == u.dimensionless_unscaled else unit.to_string()
+
+
+def not_a_brightness(unit, name, *, origin=""):
+    """The InputError for pixel values in a unit that is not a brightness, saying which units are."""
+    return InputError(
+        f"{name} is in {unit_name(unit)}{origin}, which is not a brightness: give pixel values in counts, a "
+        "count rate, a flux or a surface brightness (e.g. electron/s, Jy, erg/s/cm2/Hz, erg/s/cm2/A); "
+        "magnitudes convert with `.physical`", value=unit)
+
+
 def _in_data_unit(value, unit, name):
     if isinstance(value, u.Quantity):
         if unit is None:
@@ -386,8 +414,8 @@ def _in_data_unit(value, unit, name):
         try:
             return value.to_value(unit)
         except u.UnitConversionError:
-            raise InputError(f"{name} is in {value.unit}, which does not convert to the data's {unit}",
-                             value=value) from None
+            raise InputError(f"{name} is in {unit_name(value.unit)}, which does not convert to the data's "
+                             f"{unit_name(unit)}", value=value) from None
     return value
 
 
@@ -520,11 +548,11 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
     inner = unwrap_container(data)
     if inner.mask is None:  # a masked one goes on to validate_stamps, which says what to do
         data = inner.data
-    if noise_sigma is None and inner.error is not None:
-        if np.ndim(inner.error) < 2:  # one value for all pixels
-            noise_sigma = inner.error
-        else:
-            noise_sigma = inner.error if noise_map else _median_per_stamp(inner.error)
+    if inner.error is not None:
+        own = inner.error
+        if np.ndim(own) >= 2 and not noise_map:  # one value per stamp
+            own = _median_per_stamp(own)
+        noise_sigma = own_or_given_error(noise_sigma, own, name="noise_sigma", stacklevel=4)
     if pixel_scale is None and inner.wcs is not None and getattr(inner.wcs, "has_celestial", False):
         from astropy.wcs.utils import proj_plane_pixel_area, proj_plane_pixel_scales
 

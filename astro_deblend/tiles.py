@@ -299,7 +299,7 @@ def measure_tiled(
 
     check_tiling(tile_size, margin, int(getattr(deblender, "stamp_size", 128)))
     _check_client(client)
-    from .stamps import unwrap_container
+    from .stamps import own_or_given_error, unwrap_container
 
     inner = unwrap_container(data)  # NDData/CCDData and Masked: their mask, WCS and uncertainty are used
     data = inner.data
@@ -312,7 +312,7 @@ def measure_tiled(
 
     if inner.mask is not None:
         mask = join_mask(inner.mask)
-    error = inner.error if error is None else error
+    error = own_or_given_error(error, inner.error, name="error", stacklevel=3)
     if np.ma.isMaskedArray(error):  # its masked pixels are pixels without information
         error = np.where(np.ma.getmaskarray(error), np.inf, np.ma.getdata(error))
     if wcs is None and getattr(inner.wcs, "has_celestial", False):
@@ -324,11 +324,11 @@ def measure_tiled(
     pixel_given = pixel_scale  # the user's own: then the pixel area is its square
     unit = None
     if hasattr(data, "unit") and hasattr(data, "value"):  # a Quantity: measured in its unit
-        from .stamps import _in_data_unit, _is_flux_unit
+        from .stamps import _in_data_unit, _is_flux_unit, not_a_brightness
 
         unit = data.unit
         if not _is_flux_unit(unit):
-            raise InputError(f"the mosaic is in {unit}, which is not a brightness", value=unit)
+            raise not_a_brightness(unit, "the mosaic")
         error = None if error is None else _in_data_unit(error, unit, "error")
         data = data.value
     if np.ma.isMaskedArray(data):  # its mask joins the mask
@@ -365,9 +365,9 @@ def measure_tiled(
         if unit is None and meta["unit"] is not None:
             unit = meta["unit"]
             if not _is_flux_unit(unit):
-                raise InputError(
-                    f"the mosaic is in {unit} (its BUNIT), which is not a brightness", value=unit
-                )
+                from .stamps import not_a_brightness
+
+                raise not_a_brightness(unit, "the mosaic", origin=" (its BUNIT)")
     if pixel_scale is None and wcs is not None:
         pixel_scale = wcs_pixel_scale(wcs)
     from .conventions import ab_zeropoint, resolve_zeropoint

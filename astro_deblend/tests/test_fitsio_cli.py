@@ -59,10 +59,36 @@ def test_read_header_metadata(tmp_path):
     ("nJy", u.nJy),
     ("1E-3 Jy", u.CompositeUnit(1e-3, [u.Jy], [1])),  # a scale in scientific notation: its E is no electron
     ("1E-17 erg/s/cm2/Angstrom", u.CompositeUnit(1e-17, [u.erg, u.s, u.cm, u.Angstrom], [1, -1, -2, -1])),
+    ("ERG/S/CM2/A", u.erg / u.s / u.cm**2 / u.AA),  # HST's F_lambda; astropy alone reads A as an ampere
+    ("erg/s/cm2/A", u.erg / u.s / u.cm**2 / u.AA),
 ])
 def test_pipeline_spellings_of_bunit(tmp_path, bunit, unit):
     path = _write(tmp_path / "s.fits", _pairs(1)[0], BUNIT=bunit)
     assert read_fits_stamps(path).unit == unit
+
+
+def test_an_f_lambda_image_gets_its_ab_zeropoint_from_the_pivot_wavelength(tmp_path):
+    """Outside probe k: BUNIT = 'erg/s/cm2/A' was read as per ampere and refused as no brightness. Read as
+    per Angstrom, the PHOTFLAM zero point (for count rates) would have put its magnitudes 50 mag off: the
+    pivot wavelength alone gives it, and the magnitudes agree with astropy's own conversion."""
+    pivot = 15369.0
+    stamps = _pairs(2) * 1e-19
+    path = _write(tmp_path / "flam.fits", stamps, BUNIT="ERG/S/CM2/A", PHOTFLAM=1.9e-20, PHOTPLAM=pivot,
+                  NOISE=SIGMA * 1e-19)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", u.UnitsWarning)  # the pipeline's spelling is read without a word
+        read = read_fits_stamps(path)
+    assert read.unit == u.erg / u.s / u.cm**2 / u.AA
+    out = tmp_path / "cat.ecsv"
+    assert main(["measure", str(path), "--method", "sep-auto", "--magnitudes", "--output", str(out)]) == 0
+    table = Table.read(out)
+    ok = np.isfinite(np.asarray(table["mag"], float))
+    assert ok.any()
+    flux = u.Quantity(np.asarray(table["flux"], float)[ok], u.erg / u.s / u.cm**2 / u.AA)
+    expected = flux.to(u.ABmag, u.spectral_density(pivot * u.AA)).value
+    np.testing.assert_allclose(np.asarray(table["mag"], float)[ok], expected, atol=1e-3)
+    no_pivot = _write(tmp_path / "flam2.fits", stamps, BUNIT="ERG/S/CM2/A", NOISE=SIGMA * 1e-19)
+    assert read_fits_stamps(no_pivot).zeropoint is None  # no zero point rather than a wrong one
 
 
 def test_fluxes_in_jansky_get_ab_magnitudes_without_a_zeropoint():

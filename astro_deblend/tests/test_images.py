@@ -1429,3 +1429,31 @@ def test_catalogues_of_another_field_are_told_apart_from_a_run(galaxy):
     shifted = Table({"x": [105.0, 35.0], "y": [100.0, 40.0], "ra": sky.ra.deg, "dec": sky.dec.deg})
     with pytest.warns(AstroDeblendWarning, match="from where their ra/dec falls"):
         deblender.measure_image(image, sources=shifted, wcs=wcs, error=NOISE)
+
+
+def test_whole_number_float_ids_a_dimensionless_error_and_two_uncertainties(galaxy):
+    """Outside probe k: ids 1.0, 2.0 (a catalogue that went through a spreadsheet) were refused; an error
+    in no unit was named by an empty string; error= set an NDData's own uncertainty aside without a word."""
+    from astropy.nddata import NDData, StdDevUncertainty
+
+    image = _place((200, 200), galaxy[0], [(100, 100), (100, 160)]).astype(np.float32)
+    deblender = SepDeblender()
+    as_ints = Table({"id": [1, 2], "x": [100.0, 160.0], "y": [100.0, 100.0]})
+    as_floats = Table({"id": [1.0, 2.0], "x": [100.0, 160.0], "y": [100.0, 100.0]})
+    expected, _ = _measure(deblender, image, sources=as_ints, error=NOISE)
+    table, _ = _measure(deblender, image, sources=as_floats, error=NOISE)
+    assert table["id"].dtype.kind == "i"
+    np.testing.assert_array_equal(np.asarray(table["id"]), [1, 2])
+    np.testing.assert_allclose(np.asarray(table["flux"]), np.asarray(expected["flux"]))
+    with pytest.raises(InputTypeError, match="not whole numbers"):
+        deblender.measure_image(image, sources=Table({"id": [1.5, 2.0], "x": [100.0, 160.0],
+                                                      "y": [100.0, 100.0]}), error=NOISE)
+    with pytest.raises(InputError, match=r"error is in no unit \(dimensionless\), which does not convert"):
+        deblender.measure_image(image * u.electron / u.s, sources=as_ints,
+                                error=NOISE * u.dimensionless_unscaled)
+    data = NDData(image, uncertainty=StdDevUncertainty(np.full(image.shape, NOISE)))
+    with pytest.warns(AstroDeblendWarning, match="uncertainty of their own and error= was given too"):
+        deblender.measure_image(data, sources=as_ints, error=NOISE, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AstroDeblendWarning)  # one of the two: no word
+        deblender.measure_image(data, sources=as_ints, progress=False)
