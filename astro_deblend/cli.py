@@ -110,8 +110,7 @@ def _cmd_simulate(args):
     sim = SimulationConfig(n_galaxies=args.n_galaxies, depth_5sigma=args.depth, seed=args.seed)
     blending = BlendConfig(n_train=args.n_train, n_test=args.n_test, seed=args.seed)
     out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir):
-        raise FileNotFoundError(f"the folder of {args.output} does not exist; create it first")
+    os.makedirs(out_dir, exist_ok=True)  # as `measure --output` and `run` make theirs (outside probe k)
     t0 = time.perf_counter()
     # the galaxy sample is an intermediate, kept beside the output until the blend set is written: the same
     # command resumes an interrupted simulation (simulate_galaxies checkpoints it, and refuses another

@@ -529,12 +529,22 @@ def detect(image, *, npixels=10, nsigma=1.5, kernel_fwhm=3.0, kernel_size=5):
                 "and kernel_fwhm positive numbers, kernel_size an odd integer",
                 value=value,
             )
-    convolved = convolve(image.data, make_2dgaussian_kernel(kernel_fwhm, size=kernel_size), mask=image.bad)
+    import warnings
+
+    from astropy.utils.exceptions import AstropyUserWarning
+    from photutils.utils.exceptions import NoDetectionsWarning
+
+    with warnings.catch_warnings():  # masked gaps wider than the kernel stay NaN: they are masked below too
+        warnings.filterwarnings("ignore", "nan_treatment", AstropyUserWarning)
+        convolved = convolve(image.data, make_2dgaussian_kernel(kernel_fwhm, size=kernel_size),
+                             mask=image.bad)
     threshold = nsigma * (
         image.error if np.ndim(image.error) == 0 else np.where(np.isfinite(image.error), image.error, np.inf)
     )
     try:
-        segm = SourceFinder(npixels, progress_bar=False)(convolved, threshold, mask=image.bad)
+        with warnings.catch_warnings():  # said below, in the package's words
+            warnings.simplefilter("ignore", NoDetectionsWarning)
+            segm = SourceFinder(npixels, progress_bar=False)(convolved, threshold, mask=image.bad)
     except ImportError as exc:
         raise ImportError(
             f"detecting sources deblends them with scikit-image, which is not installed ({exc}): "
@@ -590,6 +600,16 @@ def resolve_sources(sources, image, *, detection=None):
     if sources is None:
         segm, cat = detect(image, **(detection or {}))
         if segm is None:
+            import inspect
+            import warnings
+
+            defaults = {k: v.default for k, v in inspect.signature(detect).parameters.items() if k != "image"}
+            options = {**defaults, **(detection or {})}
+            warnings.warn(
+                f"photutils found no source in the image ({options['npixels']} connected pixels above "
+                f"{options['nsigma']:g} times the error after smoothing): nothing was measured. Check that "
+                "error= is the image's rms (not a variance or a weight), or pass sources= (a catalogue) or "
+                "lower detection={'nsigma': ...}", AstroDeblendWarning, stacklevel=4)
             return Sources.none(image.shape, "detected (none found)")
         return _from_segmentation(
             np.asarray(cat.label),

@@ -1,6 +1,7 @@
 """FITS in and out, the command line and the main-job pipeline, on tiny synthetic data."""
 
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -310,6 +311,11 @@ def test_cli_simulate(tmp_path):
     blends = BlendSet.read(out)
     assert len(blends) == 14 and blends.config["simulation"]["n_galaxies"] == 12
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blends.h5"]
+    nested = tmp_path / "new" / "folder" / "b.h5"  # made, as measure --output and run make theirs
+    assert main(["simulate", str(nested), "--n-galaxies", "12", "--n-train", "2", "--n-test", "2",
+                 "--quiet"]) == 0
+    assert sorted(p.name for p in nested.parent.iterdir()) == ["b.h5"]
+    shutil.rmtree(tmp_path / "new")
     assert main(["simulate", str(out), "--quiet"]) == 2  # exists: refused, not overwritten
     assert main(["simulate", str(tmp_path / "blends.fits"), "--quiet"]) == 2  # HDF5 under a FITS name: no
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blends.h5"]

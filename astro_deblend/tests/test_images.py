@@ -1457,3 +1457,21 @@ def test_whole_number_float_ids_a_dimensionless_error_and_two_uncertainties(gala
     with warnings.catch_warnings():
         warnings.simplefilter("error", AstroDeblendWarning)  # one of the two: no word
         deblender.measure_image(data, sources=as_ints, progress=False)
+
+
+def test_detection_speaks_in_the_packages_words(galaxy):
+    """Outside probe k: an image where photutils finds nothing gave only photutils' NoDetectionsWarning,
+    and a masked gap wider than the smoothing kernel leaked astropy's NaN-convolution warning."""
+    noise = np.random.default_rng(4).normal(0, NOISE, (128, 128))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table, _ = SepDeblender().measure_image(noise, error=NOISE, progress=False)
+    assert len(table) == 0
+    assert [type(w.message).__name__ for w in caught] == ["AstroDeblendWarning"]
+    assert "found no source" in str(caught[0].message) and "error=" in str(caught[0].message)
+    image = _place((200, 200), galaxy[0], [(100, 60)])
+    image[:, 120:140] = np.nan
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        SepDeblender().measure_image(image, error=NOISE, progress=False)
+    assert not [w for w in caught if "nan_treatment" in str(w.message)]
