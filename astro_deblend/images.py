@@ -490,6 +490,11 @@ class Sources:
         return lut[self.segm]
 
 
+#: How the warning for an image in which photutils finds nothing begins (a tiled run says it only when no
+#: tile found anything: an empty patch of sky in a mosaic is no news).
+NO_DETECTION = "photutils found no source in the image"
+
+
 def detect(image, *, npixels=10, nsigma=1.5, kernel_fwhm=3.0, kernel_size=5):
     """Detect and deblend sources as photutils' documentation does.
 
@@ -606,7 +611,7 @@ def resolve_sources(sources, image, *, detection=None):
             defaults = {k: v.default for k, v in inspect.signature(detect).parameters.items() if k != "image"}
             options = {**defaults, **(detection or {})}
             warnings.warn(
-                f"photutils found no source in the image ({options['npixels']} connected pixels above "
+                f"{NO_DETECTION} ({options['npixels']} connected pixels above "
                 f"{options['nsigma']:g} times the error after smoothing): nothing was measured. Check that "
                 "error= is the image's rms (not a variance or a weight), or pass sources= (a catalogue) or "
                 "lower detection={'nsigma': ...}", AstroDeblendWarning, stacklevel=4)

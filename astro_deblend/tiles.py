@@ -700,9 +700,13 @@ def _say_once(said, n_tiles):
     for w in said:
         key = (w.category, re.sub(r"[-+]?\d[\d.e+-]*", "#", str(w.message)))
         kinds.setdefault(key, []).append(w)
+    from .images import NO_DETECTION
+
     for found in kinds.values():
         first = found[0]
         text = str(first.message)
+        if text.startswith(NO_DETECTION) and len(found) < n_tiles:  # empty sky in some tiles: no news
+            continue
         if n_tiles > 1:
             text += (f" [said by {len(found)} tile(s) of {n_tiles}; counts are each tile's, its margin "
                      "included]")

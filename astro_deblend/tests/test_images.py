@@ -1475,3 +1475,12 @@ def test_detection_speaks_in_the_packages_words(galaxy):
         warnings.simplefilter("always")
         SepDeblender().measure_image(image, error=NOISE, progress=False)
     assert not [w for w in caught if "nan_treatment" in str(w.message)]
+    # a mosaic whose tiles are partly empty sky is no news; one whose every tile is empty is
+    field = _place((256, 512), galaxy[0], [(128, 64)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table, _ = SepDeblender().measure_image(field, error=NOISE, tile_size=128, progress=False)
+    assert len(table) >= 1 and not [w for w in caught if "found no source" in str(w.message)]
+    with pytest.warns(AstroDeblendWarning, match="found no source.*said by 8 tile"):
+        SepDeblender().measure_image(np.random.default_rng(5).normal(0, NOISE, (256, 512)), error=NOISE,
+                                     tile_size=128, progress=False)
