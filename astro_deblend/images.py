@@ -112,7 +112,8 @@ class ImageData:
     Attributes
     ----------
     data : `numpy.ndarray`, shape (ny, nx)
-        Background-subtracted pixels, float64; masked, NaN and infinite pixels set to 0.
+        Background-subtracted pixels, float64; masked, NaN and infinite pixels filled from their
+        neighbours (``astro_deblend.stamps._fill_bad_pixels``; beyond a few pixels into a hole, 0).
     bad : `numpy.ndarray` of bool, shape (ny, nx)
         Pixels without a measurement (the mask, NaN and infinite values, zero-weight pixels).
     error : float or `numpy.ndarray`
@@ -490,6 +491,13 @@ class Sources:
         return lut[self.segm]
 
 
+def _quiet_finder():
+    """SourceFinder's keywords for no progress bar: photutils 3.1 shows none and deprecates the keyword."""
+    from astropy.utils import minversion
+
+    return {} if minversion("photutils", "3.1") else {"progress_bar": False}
+
+
 #: How the warning for an image in which photutils finds nothing begins (a tiled run says it only when no
 #: tile found anything: an empty patch of sky in a mosaic is no news).
 NO_DETECTION = "photutils found no source in the image"
@@ -549,7 +557,7 @@ def detect(image, *, npixels=10, nsigma=1.5, kernel_fwhm=3.0, kernel_size=5):
     try:
         with warnings.catch_warnings():  # said below, in the package's words
             warnings.simplefilter("ignore", NoDetectionsWarning)
-            segm = SourceFinder(npixels, progress_bar=False)(convolved, threshold, mask=image.bad)
+            segm = SourceFinder(npixels, **_quiet_finder())(convolved, threshold, mask=image.bad)
     except ImportError as exc:
         raise ImportError(
             f"detecting sources deblends them with scikit-image, which is not installed ({exc}): "
@@ -1392,6 +1400,7 @@ def measure_image(
             flux_err = calibrated.sigma(flux, noise_err, features)
         elif found.central is not None:  # the views' own stamp model: made for pairs, not for whole images
             flux_err = np.sqrt(noise_err**2 + (rel_blend * flux) ** 2)
+    flux_err = np.hypot(flux_err, _filled_light(image, src, ids_image))
     # a source none of whose own pixels holds data (a coverage gap, zero weight, a mask) has no flux to give:
     # no number (the network's 0 +- its noise would read as a measured null), as sep gives none
     blind = views.without_data
@@ -1442,6 +1451,26 @@ def measure_image(
 
 #: Positions closer than this (px) cannot be told apart: both are flagged 4.
 MIN_SEPARATION = 1.5
+
+
+#: The 1-sigma error of a source's flux in pixels without data, in units of the light they were filled with.
+FILLED_LIGHT_SIGMA = 1.5
+
+
+def _filled_light(image, src, ids_image):
+    """Per source, the light its measured segment holds in pixels without data (masked, NaN, zero weight).
+
+    Those pixels were filled from their neighbours (`astro_deblend.stamps._fill_bad_pixels`), a guess
+    that misses what lies beneath them: on a simulated galaxy whose core was masked (radius 2 and 4 px,
+    19 and 41 % of its light), the fill held about half the light it hid, and the flux came out 10 and 27 %
+    low with flux_err the noise and deblending terms alone (median abs(z) 2.2 and 4.6; outside probe k).
+    The light missed was 1.2 and 2 times the filled light: `FILLED_LIGHT_SIGMA` times it is a 1-sigma
+    error of its own, added in quadrature to flux_err (median abs(z) then about 0.7 and 1.1).
+    """
+    if not image.bad.any() or not ids_image.any():
+        return np.zeros(src.id.size)
+    hidden = np.where(image.bad, np.abs(image.data), 0.0)
+    return FILLED_LIGHT_SIGMA * np.asarray(ndimage.sum_labels(hidden, ids_image, src.id), float)
 
 #: A source whose shared light is centred farther than this (px) from its position got someone else's.
 MAX_LIGHT_OFFSET = 3.0

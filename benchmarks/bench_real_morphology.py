@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 from astropy.convolution import Gaussian2DKernel, convolve
 from astropy.io import fits
+from astropy.utils import minversion
 from photutils.background import Background2D, MedianBackground
 from photutils.segmentation import SourceCatalog, deblend_sources, detect_sources
 from scipy import ndimage
@@ -90,8 +91,8 @@ def select_galaxies(image, saturated, *, min_area):
     rms = float(np.median(background.background_rms))
     convolved = convolve(data, Gaussian2DKernel(2.0 / 2.355, x_size=7))
     segments = detect_sources(convolved, 3 * background.background_rms, npixels=20)
-    segments = deblend_sources(convolved, segments, npixels=20, n_levels=32, contrast=0.005,
-                               progress_bar=False)
+    quiet = {} if minversion("photutils", "3.1") else {"progress_bar": False}  # 3.1 shows none, deprecates it
+    segments = deblend_sources(convolved, segments, npixels=20, n_levels=32, contrast=0.005, **quiet)
     table = SourceCatalog(data, segments, convolved_data=convolved).to_table(
         columns=["label", "x_centroid", "y_centroid", "area", "segment_flux", "bbox_xmin", "bbox_xmax",
                  "bbox_ymin", "bbox_ymax"])
