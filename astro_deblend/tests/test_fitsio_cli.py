@@ -529,3 +529,28 @@ def test_measure_image_fits_takes_a_table_and_refuses_a_map_as_one_error(tmp_pat
     with pytest.raises(InputTypeError, match="an astropy Table or None"):
         measure_image_fits(path, output=tmp_path / "a.ecsv", sources=[(96, 96)], **common)
     assert not (tmp_path / "a.ecsv").exists()
+
+
+def test_the_command_line_takes_the_solid_angle_of_non_square_pixels_from_the_wcs(tmp_path):
+    """Outside probe l: measure_fits passed only the mean pixel scale on, so a surface brightness in
+    0.09" x 0.03" pixels came out 33 % too bright at flag 0 from the command line, and right from Python."""
+    from astropy.wcs import WCS
+
+    from astro_deblend.jobs import measure_fits
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype, wcs.wcs.crval, wcs.wcs.crpix = ["RA---TAN", "DEC--TAN"], [150.0, 2.0], [32.0, 32.0]
+    wcs.wcs.cd = np.diag([-0.09, 0.03]) / 3600
+    header = wcs.to_header()
+    header["BUNIT"] = "MJy/sr"
+    path = tmp_path / "ns.fits"
+    fits.PrimaryHDU(_pairs(2).astype(np.float32), header=header).writeto(path)
+    direct, _ = SepDeblender().measure(str(path), noise_sigma=SIGMA, progress=False)
+    out = tmp_path / "ns.ecsv"
+    measure_fits(str(path), output=str(out), method="sep-auto", noise_sigma=SIGMA, progress=False)
+    job = Table.read(out)
+    ok = ~np.asarray(direct["flux"].mask)
+    assert ok.any()
+    np.testing.assert_allclose(np.asarray(job["flux"], float)[ok],
+                               u.Quantity(direct["flux"][ok]).to_value(u.Unit(job["flux"].unit)), rtol=1e-6)
+    assert u.Unit(job["flux"].unit).is_equivalent(u.MJy)
