@@ -22,7 +22,14 @@ from scipy import ndimage
 from .catalog import build_table
 from .exceptions import InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
-from .stamps import line_defects, off_background, prepare_stamps, saturated_pixels, sharp_pixels
+from .stamps import (
+    cold_pixels,
+    line_defects,
+    off_background,
+    prepare_stamps,
+    saturated_pixels,
+    sharp_pixels,
+)
 
 __all__ = ["Deblender", "Deblended", "CentralViews"]
 
@@ -422,7 +429,8 @@ def _flat_stamps(batch):
 
 def _flag_defects(batch, result):
     """Flag (8) and warn about galaxies with pixels no sky and no galaxy make, in or within 2 px of their
-    segment: cosmic rays or hot pixels (`astro_deblend.stamps.sharp_pixels`) and saturated cores
+    segment: cosmic rays or hot pixels (`astro_deblend.stamps.sharp_pixels`), dead or cold pixels
+    (`astro_deblend.stamps.cold_pixels`) and saturated cores
     (`astro_deblend.stamps.saturated_pixels`); and about both galaxies of a stamp crossed by a bad column or
     row (`astro_deblend.stamps.line_defects`). Unmasked, they move the fluxes by tens of per cent while
     everything else looks right; far from both galaxies they do not count."""
@@ -433,6 +441,7 @@ def _flag_defects(batch, result):
     sharp = sharp_pixels(data, sigma)
     saturated = saturated_pixels(data, sigma) & _has_noise(data)[:, None, None]
     hit = _near_galaxies(sharp, result.segments)
+    dark = _near_galaxies(cold_pixels(data, sigma), result.segments)
     clipped = _near_galaxies(saturated, result.segments)
     if hit.any():
         _out_of_domain(result, hit, (
@@ -441,6 +450,12 @@ def _flag_defects(batch, result):
             "under a PSF narrower than about 1.5 px FWHM, which the network never saw; flag 8 set): hits "
             "add their counts to it. Mask hits (a masked array, or noise_sigma=inf there), e.g. after "
             "astroscrappy or the pipeline's data quality array"))
+    if dark.any():
+        _out_of_domain(result, dark, (
+            f"{int(dark.any(axis=1).sum())} of {len(dark)} stamps have a dark hole of up to 3 x 3 pixels in "
+            "bright light on or next to a galaxy, which no source seen through a telescope makes (dead or "
+            "cold pixels, a bad subtraction, counts that wrapped round; flag 8 set): their light is "
+            "missing from the flux. Mask them (a masked array, or noise_sigma=inf there)"))
     lines = line_defects(data, sigma).any(axis=(1, 2))
     if lines.any():  # a line crosses the whole stamp or half of it: every galaxy's shares take some of it
         _out_of_domain(result, lines, (

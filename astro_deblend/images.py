@@ -1328,7 +1328,16 @@ def measure_image(
     flag = views.flag.copy()
     flag[group_size > 2] |= Flag.CROWDED
     flag[~src.on_image] |= Flag.NOT_DETECTED | Flag.INCOMPLETE
-    flag[_too_close(src)] |= Flag.AMBIGUOUS
+    close = _too_close(src)
+    flag[close] |= Flag.AMBIGUOUS
+    if sources is not None and close.any():  # a catalogue's own positions: one galaxy listed twice?
+        pairs = _close_pairs(src)
+        warnings.warn(
+            f"{len(pairs)} pair(s) of the catalogue's sources lie within {MIN_SEPARATION:g} px of each "
+            f"other (ids {[tuple(int(i) for i in src.id[p]) for p in pairs[:5]]}): no image can tell them "
+            "apart, and their light is split between them (half each for one galaxy listed twice, as merged "
+            "or cross-matched catalogues do); flag 4 set. Remove the duplicates, or keep one of each pair",
+            AstroDeblendWarning, stacklevel=3)
     ids_image = np.zeros(image.shape, np.int64)
     model = np.zeros(image.shape, np.float32) if return_model else None
     calibrated = None  # the whole-image error model, where one is used
@@ -1567,6 +1576,7 @@ def _defective(image, src):
         MAX_TIED_FRACTION,
         SATURATION_NSIGMA,
         SATURATION_PIXELS,
+        cold_pixels,
         line_defects,
         sharp_pixels,
         tied_fraction,
@@ -1589,8 +1599,9 @@ def _defective(image, src):
     # (a defect farther away counts for no source): in a survey field most of the sky is empty.
     occupied = segm > 0
     sharp = np.zeros(data.shape, bool)
+    cold = np.zeros(data.shape, bool)
     lines = np.zeros(data.shape, bool)
-    margin = 2  # a 2 x 2 hit's ring reaches 2 px beyond the block
+    margin = 3  # a 2 x 2 hit's ring reaches 2 px beyond the block, a 3 x 3 hole's 3
     for y0 in range(0, ny, _LINE_BLOCK):
         for x0 in range(0, nx, _LINE_BLOCK):
             y1, x1 = min(ny, y0 + _LINE_BLOCK), min(nx, x0 + _LINE_BLOCK)
@@ -1603,6 +1614,7 @@ def _defective(image, src):
             noise = error_in(wide)
             noise = np.where(np.isfinite(noise), noise, np.inf)
             sharp[block] = sharp_pixels(data[wide][None], noise[None])[0][inner]
+            cold[block] = cold_pixels(data[wide][None], noise[None])[0][inner]
             finite = noise[inner][np.isfinite(noise[inner])]
             if finite.size:
                 lines[block] = line_defects(data[block][None], [float(np.median(finite))])[0]
@@ -1610,6 +1622,8 @@ def _defective(image, src):
     grown = ndimage.grey_dilation(segm, size=(5, 5))  # 2 px around each segment
     owner = np.where(segm[sharp] > 0, segm[sharp], grown[sharp])  # a source's own pixel is its own
     hit = np.isin(np.arange(1, n + 1), owner)
+    cold &= ~image.bad  # masked holes were filled: their source gets flag 32 instead
+    dark = np.isin(np.arange(1, n + 1), np.where(segm[cold] > 0, segm[cold], grown[cold]))
     # a saturated core: its segment's brightest pixels all equal, in an image whose pixels do not tie
     # elsewhere (counts, coarse quantisation, noise-free models); over the segments' pixels only
     saturated = np.zeros(n, bool)
@@ -1646,6 +1660,15 @@ def _defective(image, src):
             "quality array)",
             OutOfDomainWarning, stacklevel=4,
         )
+    if dark.any():
+        warnings.warn(
+            f"{int(dark.sum())} of {n} sources have a dark hole of up to 3 x 3 pixels in bright light in or "
+            "next to their segment, which no source seen through a telescope makes (dead or cold pixels, "
+            "a bad subtraction, counts that wrapped round; flag 8 set): their light is missing from the "
+            "flux. Mask them (mask=, e.g. from the pipeline's data quality array): the source then gets "
+            "flag 32",
+            OutOfDomainWarning, stacklevel=4,
+        )
     if saturated.any():
         warnings.warn(
             f"{int(saturated.sum())} of {n} sources have a plateau of equal brightest pixels, a saturated "
@@ -1653,7 +1676,7 @@ def _defective(image, src):
             "flag 32",
             OutOfDomainWarning, stacklevel=4,
         )
-    return hit | saturated | crossed
+    return hit | dark | saturated | crossed
 
 
 #: Side (px) of the blocks an image is searched in for bad columns and rows, and how far (px) from a

@@ -807,8 +807,9 @@ class NeuralDeblender(Deblender):
         if zeropoint is None and unit is None:
             trained_zp = domain.get("zeropoint") or DEFAULT_ZEROPOINT
             units = f"plain numbers, taken as the training's units, zero point {trained_zp:g}"
-            hint = (": if the image is in other units (counts, ADU, nJy), pass its zeropoint= (the ranges "
-                    "are then compared at the training's zero point)")
+            hint = (": if the image is in other units (counts, ADU, nJy), pass its zeropoint=, or the pixels "
+                    "as a Quantity with their unit (the ranges are then compared at the training's zero "
+                    "point; the fluxes themselves do not depend on the scale of the pixels)")
         if zeropoint is not None:
             trained_zp = domain.get("zeropoint") or DEFAULT_ZEROPOINT
             to_training = 10 ** (-0.4 * (zeropoint - trained_zp))

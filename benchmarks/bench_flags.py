@@ -42,6 +42,8 @@ from train_default import load_blends  # noqa: E402
 from astro_deblend.deblender import _MAX_NOISE_RATIO, _MIN_NOISE_RATIO  # noqa: E402
 from astro_deblend.stamps import (  # noqa: E402
     BLOCK_FRACTION,
+    COLD_FRACTION,
+    COLD_NSIGMA,
     LINE_NSIGMA,
     LINE_SHARPNESS,
     LINE_SIGNIFICANCE,
@@ -51,6 +53,7 @@ from astro_deblend.stamps import (  # noqa: E402
     SATURATION_PIXELS,
     SHARP_FRACTION,
     SHARP_NSIGMA,
+    cold_pixels,
     estimate_noise_sigma,
     line_defects,
     residual_sky,
@@ -67,7 +70,8 @@ def _flagged(x, s):
 def run_sample(blends, n):
     ratio, level, tilt = [], [], []
     pedestal, gradient = {0.2: [], 0.4: [], 0.5: []}, {0.2: [], 0.3: [], 0.5: []}
-    sharp, saturated, lines = [], [], []
+    sharp, saturated, lines, cold = [], [], [], []
+    dead = {1: [], 2: [], 3: []}
     hits, clipped = {50: [], 200: [], 1000: []}, {0.3: [], 0.6: [], 0.9: []}
     blocks = {25: [], 50: [], 200: []}
     columns = {1.0: [], 2.0: [], 5.0: []}
@@ -90,6 +94,7 @@ def run_sample(blends, n):
             gradient[k].append(_flagged(x + k * s[:, None, None] * ramp, s))
         sigma = np.maximum(s, scatter)
         sharp.append(sharp_pixels(x, sigma).any(axis=(1, 2)))
+        cold.append(cold_pixels(x, sigma).any(axis=(1, 2)))
         saturated.append(saturated_pixels(x, sigma).any(axis=(1, 2)))
         lines.append(line_defects(x, sigma).any(axis=(1, 2)))
         # a hot column of k noise sigmas over the whole stamp, within 4 px of the centre
@@ -112,6 +117,13 @@ def run_sample(blends, n):
                 for dx in (0, 1):
                     hit[rows, cy + dy, cx + dx] += k * s
             blocks[k].append(sharp_pixels(hit, sigma).any(axis=(1, 2)))
+        # dead pixels (zeros) there: one, 2 x 2 and 3 x 3 of them
+        for k in dead:
+            hole = x.copy()
+            for dy in range(k):
+                for dx in range(k):
+                    hole[rows, cy + dy, cx + dx] = 0.0
+            dead[k].append(cold_pixels(hole, sigma).any(axis=(1, 2)))
         # the stamp clipped at a fraction of its peak (a saturated core)
         for k in clipped:
             clip = np.minimum(x, k * x.max(axis=(1, 2), keepdims=True))
@@ -144,6 +156,8 @@ def run_sample(blends, n):
         "pedestal_flagged": {str(k): float(np.mean(np.concatenate(v))) for k, v in pedestal.items()},
         "gradient_flagged": {str(k): float(np.mean(np.concatenate(v))) for k, v in gradient.items()},
         "sharp_flagged": float(np.mean(np.concatenate(sharp))),
+        "cold_flagged": float(np.mean(np.concatenate(cold))),
+        "dead_pixels_caught": {f"{k}x{k}": float(np.mean(np.concatenate(v))) for k, v in dead.items()},
         "saturated_flagged": float(np.mean(np.concatenate(saturated))),
         "cosmic_ray_caught": {str(k): float(np.mean(np.concatenate(v))) for k, v in hits.items()},
         "cosmic_ray_2x2_caught": {str(k): float(np.mean(np.concatenate(v))) for k, v in blocks.items()},
@@ -218,6 +232,8 @@ def main(argv=None):
             "sharp_nsigma": SHARP_NSIGMA,
             "sharp_fraction": SHARP_FRACTION,
             "block_fraction": BLOCK_FRACTION,
+            "cold_fraction": COLD_FRACTION,
+            "cold_nsigma": COLD_NSIGMA,
             "saturation_pixels": SATURATION_PIXELS,
             "saturation_nsigma": SATURATION_NSIGMA,
             "line_nsigma": LINE_NSIGMA,
@@ -244,7 +260,8 @@ def main(argv=None):
             f"{res['cosmic_ray_caught']}, 2 x 2 hits caught {res['cosmic_ray_2x2_caught']}, clipped at a "
             f"fraction of the peak caught {res['clipped_caught']}; "
             f"bad lines on {100 * res['line_flagged']:.2f} %, hot columns (noise sigmas) caught "
-            f"{res['hot_column_caught']}"
+            f"{res['hot_column_caught']}; cold pixels on {100 * res['cold_flagged']:.2f} %, dead pixels "
+            f"within 3 px of the centre caught {res['dead_pixels_caught']}"
         )
     write_result(args.out, result)
     print(f"wrote {args.out}")

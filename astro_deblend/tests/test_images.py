@@ -1501,3 +1501,16 @@ def test_light_filled_into_masked_pixels_counts_in_flux_err(fracnet, galaxy):
     assert err > 2 * err_whole  # the unmasked error is the noise and deblending terms alone
     assert abs(float(masked["flux"][0]) - true_flux) < 3 * err
     assert float(masked["flux_err_noise"][0]) < err_whole  # the noise term is not what grew
+
+
+def test_a_galaxy_listed_twice_is_warned_about(fracnet, galaxy):
+    """Outside probe l: one galaxy listed twice 0.36 px apart got half its flux under each id, flag 4 only,
+    no word."""
+    image = _place((200, 200), galaxy[0], [(100, 100), (100, 160)])
+    twice = Table({"id": [1, 2, 3], "x": [100.0, 160.0, 100.3], "y": [100.0, 100.0, 100.2]})
+    with pytest.warns(AstroDeblendWarning, match=r"1 pair\(s\) .* within 1.5 px .*\(1, 3\)"):
+        table, _ = fracnet.measure_image(image, sources=twice, error=NOISE, progress=False)
+    assert np.all(np.asarray(table["flag"])[[0, 2]] & Flag.AMBIGUOUS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AstroDeblendWarning)  # apart: no word
+        fracnet.measure_image(image, sources=twice[:2], error=NOISE, progress=False)
