@@ -89,10 +89,12 @@ def ab_zeropoint(unit):
     """
     if unit is None:
         return None
-    try:
-        return float(-2.5 * np.log10((1.0 * u.Unit(unit)).to_value(u.Jy) / 3631.0))
-    except (u.UnitsError, TypeError, ValueError):  # not a flux density (or a magnitude)
-        return None
+    for per_pixel in (u.one, u.pix, u.pix**2):  # Jy, or Jy/pix as some pipelines write it
+        try:
+            return float(-2.5 * np.log10((1.0 * u.Unit(unit) * per_pixel).to_value(u.Jy) / 3631.0))
+        except (u.UnitsError, TypeError, ValueError):  # not a flux density (or a magnitude)
+            continue
+    return None
 
 
 #: A zero point that differs from the one a flux-density unit implies by more than this (mag) contradicts it.
@@ -127,7 +129,8 @@ def is_spectral_flux_density(unit):
     if unit is None:
         return False
     try:
-        return any((u.Unit(unit) * solid).is_equivalent(u.Jy) for solid in (u.dimensionless_unscaled, u.sr))
+        return any((u.Unit(unit) * solid).is_equivalent(u.Jy)
+                   for solid in (u.dimensionless_unscaled, u.pix, u.pix**2, u.sr))
     except (u.UnitsError, TypeError, ValueError, AttributeError):  # a magnitude or other function unit
         return False
 
@@ -139,10 +142,18 @@ def f_lambda_zeropoint(unit, pivot_wavelength):
     wavelength, at which F_nu = F_lambda lambda_p^2 / c holds for AB magnitudes. None when ``unit`` is not
     such a unit (a surface brightness per solid angle included) or the wavelength is not a positive number.
     """
+    scale = None
+    for per_pixel in (u.one, u.pix, u.pix**2):  # erg/s/cm2/A, or per pixel as some pipelines write it
+        try:
+            scale = (1.0 * u.Unit(unit) * per_pixel).to_value(u.erg / u.s / u.cm**2 / u.AA)
+            break
+        except (u.UnitsError, TypeError, ValueError):
+            continue
     try:
-        scale = (1.0 * u.Unit(unit)).to_value(u.erg / u.s / u.cm**2 / u.AA)
         pivot = float(pivot_wavelength)
-    except (u.UnitsError, TypeError, ValueError):
+    except (TypeError, ValueError):
+        return None
+    if scale is None:
         return None
     if not (np.isfinite(pivot) and pivot > 0):
         return None

@@ -317,7 +317,7 @@ def header_metadata(header):
 def _per_wavelength(unit):
     """True for a flux density per unit wavelength, per pixel or per solid angle."""
     f_lambda = u.erg / u.s / u.cm**2 / u.AA
-    return any((unit * solid).is_equivalent(f_lambda) for solid in (u.one, u.sr))
+    return any((unit * solid).is_equivalent(f_lambda) for solid in (u.one, u.pix, u.pix**2, u.sr))
 
 
 #: How HST, JWST and ground-based pipelines spell units in BUNIT, in astropy's spelling (lower case keys).
@@ -353,7 +353,7 @@ def _parse_bunit(text):
                 unit = u.Unit(candidate, parse_strict="silent")
         except (ValueError, TypeError):
             continue
-        misread = candidate == text and bool({"S", "A"} & set(re.findall(r"[A-Za-z]+", text)))
+        misread = candidate == text and bool({"S", "A", "a"} & set(re.findall(r"[A-Za-z]+", text)))
         if isinstance(unit, u.UnrecognizedUnit) or misread:
             continue
         return unit

@@ -187,7 +187,7 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
     data = inner.data
     if inner.mask is not None:
         mask = inner.mask if mask is None else (np.asarray(mask, bool) | inner.mask)
-    error = own_or_given_error(error, inner.error, name="error", stacklevel=3)
+    error = own_or_given_error(error, inner.error, name="error", stacklevel=4)
     if wcs is None and isinstance(inner.wcs, WCS) and inner.wcs.has_celestial:
         wcs = inner.wcs.celestial
     header = None
@@ -620,9 +620,11 @@ def resolve_sources(sources, image, *, detection=None):
             options = {**defaults, **(detection or {})}
             warnings.warn(
                 f"{NO_DETECTION} ({options['npixels']} connected pixels above "
-                f"{options['nsigma']:g} times the error after smoothing): nothing was measured. Check that "
-                "error= is the image's rms (not a variance or a weight), or pass sources= (a catalogue) or "
-                "lower detection={'nsigma': ...}", AstroDeblendWarning, stacklevel=4)
+                f"{options['nsigma']:g} times the error after smoothing): nothing was measured. "
+                + ("Check that the error given is the image's rms (not a variance or a weight), or "
+                   if image.error_given else "The noise was estimated from the image; ")
+                + "pass a catalogue of sources, or lower the detection threshold (detection={'nsigma': ...})",
+                AstroDeblendWarning, stacklevel=4)
             return Sources.none(image.shape, "detected (none found)")
         return _from_segmentation(
             np.asarray(cat.label),
@@ -814,7 +816,9 @@ def _table_positions(table, wcs, stacklevel=5):
         unknown = np.zeros(x.size, bool)
         for name in ("sky_centroid",) if "sky_centroid" in cols else ("ra", "dec"):
             unknown |= _masked(table[name])
-        behind = ~unknown & ~(np.isfinite(x) & np.isfinite(y))
+        given = np.isfinite(np.asarray(sky.spherical.lon.deg, float)) & np.isfinite(
+            np.asarray(sky.spherical.lat.deg, float))
+        behind = ~unknown & given & ~(np.isfinite(x) & np.isfinite(y))  # NaN input is refused below
         if behind.any():  # the projection has no pixel for them: on the far side of the sky, not NaN input
             raise InputError(
                 f"{int(behind.sum())} of {x.size} sky positions (ids {ids[behind][:10].tolist()}) do not "
@@ -831,8 +835,8 @@ def _integer_ids(ids):
     spreadsheet, or a column with a NaN once in it) are read as the integers they are; anything else is
     refused with a typed error."""
     ids = np.asarray(ids)
-    if ids.dtype.kind == "f" and ids.size and np.all(np.isfinite(ids)) and np.all(ids == np.round(ids)) \
-            and np.all(np.abs(ids) < 2.0**53):
+    if ids.dtype.kind == "f" and np.all(np.isfinite(ids)) and np.all(ids == np.round(ids)) \
+            and np.all(np.abs(ids) < 2.0**53):  # (an empty column too: astropy makes it float64)
         return ids.astype(np.int64)
     if ids.dtype.kind not in "iu":
         raise InputTypeError(f"source ids must be integers (whole numbers); got dtype {ids.dtype}"
@@ -1409,7 +1413,8 @@ def measure_image(
             flux_err = calibrated.sigma(flux, noise_err, features)
         elif found.central is not None:  # the views' own stamp model: made for pairs, not for whole images
             flux_err = np.sqrt(noise_err**2 + (rel_blend * flux) ** 2)
-    flux_err = np.hypot(flux_err, _filled_light(image, src, ids_image))
+    filled = _filled_light(image, src, ids_image)
+    flux_err = np.hypot(flux_err, filled)
     # a source none of whose own pixels holds data (a coverage gap, zero weight, a mask) has no flux to give:
     # no number (the network's 0 +- its noise would read as a measured null), as sep gives none
     blind = views.without_data
@@ -1447,9 +1452,11 @@ def measure_image(
         sources=src.how,
         config=deblender.config(),
         error="given" if image.error_given else "estimated from the image (one rms)",
-        flux_err="the views' own errors" if calibrated is None else
-                 f"pixel noise (+) whole-image model {calibrated.name} (fitted with "
-                 f"{calibrated.fitted_on.get('command', 'benchmarks/calibrate_image_errors.py')})",
+        flux_err=("the views' own errors" if calibrated is None else
+                  f"pixel noise (+) whole-image model {calibrated.name} (fitted with "
+                  f"{calibrated.fitted_on.get('command', 'benchmarks/calibrate_image_errors.py')})")
+        + (f" (+) {FILLED_LIGHT_SIGMA:g} x the light filled into its masked pixels (not masked lines)"
+           if np.any(filled > 0) else ""),
     )
     segm = SegmentationImage(ids_image) if ids_image.any() else None
     if not return_model:
@@ -1462,7 +1469,8 @@ def measure_image(
 MIN_SEPARATION = 1.5
 
 
-#: The 1-sigma error of a source's flux in pixels without data, in units of the light they were filled with.
+#: The 1-sigma error of a source's flux in masked pixels (not masked lines), in units of the light they were
+#: filled with (`_filled_light`).
 FILLED_LIGHT_SIGMA = 1.5
 
 
@@ -1473,12 +1481,20 @@ def _filled_light(image, src, ids_image):
     that misses what lies beneath them: on a simulated galaxy whose core was masked (radius 2 and 4 px,
     19 and 41 % of its light), the fill held about half the light it hid, and the flux came out 10 and 27 %
     low with flux_err the noise and deblending terms alone (median abs(z) 2.2 and 4.6; outside probe k).
-    The light missed was 1.2 and 2 times the filled light: `FILLED_LIGHT_SIGMA` times it is a 1-sigma
-    error of its own, added in quadrature to flux_err (median abs(z) then about 0.7 and 1.1).
+    The light filled into its masked pixels, times `FILLED_LIGHT_SIGMA`, is a 1-sigma error of its own,
+    added in quadrature to flux_err: median abs(z) 0.68 and 1.16 on those 30 galaxies (0.67 for a
+    calibrated error). Masked lines (a bad column) do not count: across them the fill interpolates well.
     """
     if not image.bad.any() or not ids_image.any():
         return np.zeros(src.id.size)
-    hidden = np.where(image.bad, np.abs(image.data), 0.0)
+    # not the masked lines (a bad column or row, a trail: at most 2 px wide and 5 px long or more): across
+    # them the fill interpolates the light well (a column 2 px off a galaxy's centre: 0.02 % of its flux
+    # missed), where a compact hole hides a peak (a masked core pixel of a compact galaxy: 7.6 %)
+    labels, _ = ndimage.label(image.bad)
+    lines = [k + 1 for k, sl in enumerate(ndimage.find_objects(labels))
+             if min(s.stop - s.start for s in sl) <= 2 and max(s.stop - s.start for s in sl) >= 5]
+    holes = image.bad & ~np.isin(labels, lines)
+    hidden = np.where(holes, np.abs(image.data), 0.0)
     return FILLED_LIGHT_SIGMA * np.asarray(ndimage.sum_labels(hidden, ids_image, src.id), float)
 
 #: A source whose shared light is centred farther than this (px) from its position got someone else's.

@@ -1125,24 +1125,39 @@ def sharp_pixels(stack, sigma):
 
 def _sharp_blocks(part, sigma):
     """The pixels of 2 x 2 blocks that rise above the 12 pixels around them (see `BLOCK_FRACTION`)."""
+    inside, around = _blocks_and_rings(part, 2)
+    low = inside.min(axis=0)
+    second = np.partition(around, 10, axis=0)[10]  # 2nd-highest of 12
+    rise = low - second
+    block = (rise > SHARP_NSIGMA * sigma) & (rise > BLOCK_FRACTION * low)
+    block[:, -1, :] = block[:, :, -1] = False  # blocks that run off the stamp
+    return _spread_blocks(block, 2)
+
+
+def _blocks_and_rings(part, k):
+    """With each pixel of ``part`` (N, ny, nx) as the top-left of a k x k block: the block's pixels
+    (k^2, N, ny, nx) and the 4k + 4 pixels around it (4k + 4, N, ny, nx), the stamp's edge pixels repeated
+    beyond it."""
     ny, nx = part.shape[-2:]
-    pad = np.pad(part, ((0, 0), (1, 2), (1, 2)), mode="edge")
+    pad = np.pad(part, ((0, 0), (1, k + 1), (1, k + 1)), mode="edge")
 
     def at(dy, dx):  # the pixel (dy, dx) from each block's top-left pixel
         return pad[:, 1 + dy : 1 + dy + ny, 1 + dx : 1 + dx + nx]
 
-    low = np.minimum(np.minimum(at(0, 0), at(0, 1)), np.minimum(at(1, 0), at(1, 1)))
-    ring = [(-1, dx) for dx in range(-1, 3)] + [(2, dx) for dx in range(-1, 3)]
-    ring += [(dy, dx) for dy in (0, 1) for dx in (-1, 2)]
-    second = np.partition(np.stack([at(dy, dx) for dy, dx in ring]), 10, axis=0)[10]  # 2nd-highest of 12
-    rise = low - second
-    block = (rise > SHARP_NSIGMA * sigma) & (rise > BLOCK_FRACTION * low)
-    block[:, -1, :] = block[:, :, -1] = False  # blocks that run off the stamp
-    sharp = block.copy()
-    sharp[:, 1:, :] |= block[:, :-1, :]
-    sharp[:, :, 1:] |= block[:, :, :-1]
-    sharp[:, 1:, 1:] |= block[:, :-1, :-1]
-    return sharp
+    ring = [(dy, dx) for dy in (-1, k) for dx in range(-1, k + 1)]
+    ring += [(dy, dx) for dy in range(k) for dx in (-1, k)]
+    return (np.stack([at(dy, dx) for dy in range(k) for dx in range(k)]),
+            np.stack([at(dy, dx) for dy, dx in ring]))
+
+
+def _spread_blocks(block, k):
+    """The pixels of the k x k blocks whose top-left pixels are True in ``block`` (N, ny, nx)."""
+    ny, nx = block.shape[-2:]
+    out = np.zeros(block.shape, bool)
+    for dy in range(k):
+        for dx in range(k):
+            out[:, dy:, dx:] |= block[:, : ny - dy, : nx - dx]
+    return out
 
 
 #: A block of 1 x 1, 2 x 2 or 3 x 3 pixels is *cold* (dead or cold pixels, a hole left by a bad
@@ -1213,30 +1228,15 @@ def _cold_blocks(part, sigma, k):
     ny, nx = part.shape[-2:]
     if ny < k + 2 or nx < k + 2:
         return np.zeros(part.shape, bool)
-    pad = np.pad(part, ((0, 0), (1, k + 1), (1, k + 1)), mode="edge")
-
-    def at(dy, dx):  # the pixel (dy, dx) from each block's top-left pixel
-        return pad[:, 1 + dy : 1 + dy + ny, 1 + dx : 1 + dx + nx]
-
-    high = at(0, 0)
-    for dy in range(k):
-        for dx in range(k):
-            if dy or dx:
-                high = np.maximum(high, at(dy, dx))
-    ring = [(dy, dx) for dy in (-1, k) for dx in range(-1, k + 1)]
-    ring += [(dy, dx) for dy in range(k) for dx in (-1, k)]
-    around = np.stack([at(dy, dx) for dy, dx in ring])
+    inside, around = _blocks_and_rings(part, k)
+    high = inside.max(axis=0)
     low = np.partition(around, 1, axis=0)[1]  # the second-faintest
     fall = low - high
     block = (fall > COLD_NSIGMA * sigma) & (fall > COLD_FRACTION * low)
     block &= fall > COLD_CONTRAST[k] * around.max(axis=0)
     block[:, 0, :] = block[:, :, 0] = False  # blocks whose ring runs off the stamp
     block[:, ny - k :, :] = block[:, :, nx - k :] = False
-    cold = np.zeros(part.shape, bool)
-    for dy in range(k):
-        for dx in range(k):
-            cold[:, dy:, dx:] |= block[:, : ny - dy, : nx - dx]
-    return cold
+    return _spread_blocks(block, k)
 
 
 #: A column (or row) is *bad* (a hot or dead column left unmasked, a bleed trail, a readout streak) when

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from .exceptions import DataFileError, InputError, InputTypeError, ZeroPatchWarning
+from .exceptions import AstroDeblendWarning, DataFileError, InputError, InputTypeError, ZeroPatchWarning
 
 __all__ = ["RmsAsError", "WeightAsError", "measure_tiled", "tile_cores"]
 
@@ -540,6 +540,15 @@ def measure_tiled(
     if not parts:  # nothing found: an empty table with the columns and notes of a full one
         from .images import ImageData, Sources, _image_table
 
+        if positions is None:
+            import warnings
+
+            warnings.warn(
+                f"photutils found no source in any of the {len(tasks)} tiles of the mosaic "
+                f"({image.shape[1]} x {image.shape[0]} px): nothing was measured. Check that error= is the "
+                "mosaic's rms (not a variance or a weight), or pass sources= (a catalogue)",
+                AstroDeblendWarning, stacklevel=3)
+
         empty = Sources.none((0, 0), "none")
         table = _image_table(
             empty,
@@ -705,7 +714,11 @@ def _say_once(said, n_tiles):
     for found in kinds.values():
         first = found[0]
         text = str(first.message)
-        if text.startswith(NO_DETECTION) and len(found) < n_tiles:  # empty sky in some tiles: no news
+        # empty sky in a tile is no news (the whole run's emptiness is said once, at its end); and what
+        # photutils and astropy say inside detect(), whose own filters other tiles' threads may have undone
+        # (warning filters are not thread-safe), is said there in the package's words
+        if text.startswith(NO_DETECTION) or "nan_treatment" in text or \
+                type(first.message).__name__ == "NoDetectionsWarning":
             continue
         if n_tiles > 1:
             text += (f" [said by {len(found)} tile(s) of {n_tiles}; counts are each tile's, its margin "

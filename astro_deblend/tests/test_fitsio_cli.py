@@ -92,6 +92,23 @@ def test_an_f_lambda_image_gets_its_ab_zeropoint_from_the_pivot_wavelength(tmp_p
     assert read_fits_stamps(no_pivot).zeropoint is None  # no zero point rather than a wrong one
 
 
+def test_flux_densities_per_pixel_keep_their_own_zero_points():
+    """Review 2026-11-29: BUNIT 'erg/s/cm2/A/pix' (and 'Jy/pix') kept PHOTFLAM's zero point, for count
+    rates: 49 mag off."""
+    from astro_deblend.conventions import ab_zeropoint, f_lambda_zeropoint
+    from astro_deblend.fitsio import header_metadata
+
+    f_lambda = u.erg / u.s / u.cm**2 / u.AA
+    assert ab_zeropoint(u.Jy / u.pix) == pytest.approx(ab_zeropoint(u.Jy))
+    expected = f_lambda_zeropoint(f_lambda, 15369.0)
+    assert f_lambda_zeropoint(f_lambda / u.pix, 15369.0) == pytest.approx(expected)
+    assert f_lambda_zeropoint(f_lambda / u.sr, 15369.0) is None  # a surface brightness: none
+    header = fits.Header({"PHOTFLAM": 1.9e-20, "PHOTPLAM": 15369.0, "BUNIT": "erg/s/cm2/A/pix"})
+    assert header_metadata(header)["zeropoint"] == pytest.approx(expected)
+    header["BUNIT"] = "Jy/pix"
+    assert header_metadata(header)["zeropoint"] is None  # the unit's own, 8.9, is used downstream
+
+
 def test_fluxes_in_jansky_get_ab_magnitudes_without_a_zeropoint():
     stamps = _pairs(2) * u.nJy
     table, _ = SepDeblender().measure(stamps, noise_sigma=SIGMA * u.nJy, progress=False)
