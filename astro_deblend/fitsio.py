@@ -5,9 +5,12 @@ a single HDU. Metadata are taken from the header when present and can always be 
 
 - pixel scale (arcsec/px): ``PIXSCALE``, else the WCS (``CD``/``CDELT`` keywords);
 - AB zero point: ``MAGZERO``, ``MAGZPT``, ``ZEROPNT``, ``ZP`` or ``ABZP``, else the HST keywords
-  ``PHOTFLAM`` and ``PHOTPLAM`` (zp = -2.5 log10 PHOTFLAM - 5 log10 PHOTPLAM - 2.408);
+  ``PHOTFLAM`` and ``PHOTPLAM`` (zp = -2.5 log10 PHOTFLAM - 5 log10 PHOTPLAM - 2.408, for count rates;
+  for pixels already in F_lambda, ``BUNIT = 'ERG/S/CM2/A'``, the same with PHOTFLAM = 1; for a flux
+  density in Jy, the unit's own);
 - noise per pixel: ``NOISE``, ``SKYSIG`` or ``RMS``, else left to the deblender (robust estimate);
-- unit: ``BUNIT`` (pipeline spellings such as ``ELECTRONS/S``, ``COUNTS/S`` and ``DN/s`` are understood).
+- unit: ``BUNIT`` (pipeline spellings such as ``ELECTRONS/S``, ``COUNTS/S``, ``DN/s`` and ``ERG/S/CM2/A``
+  are understood; an ``S`` is a second and an ``A`` an Angstrom, never a siemens or an ampere).
 """
 
 import os
