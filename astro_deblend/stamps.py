@@ -1077,6 +1077,15 @@ SATURATION_NSIGMA = 10.0
 MAX_TIED_FRACTION = 0.01
 
 
+def _stack_and_sigma(stack, sigma):
+    """Stamps as float32 (N, ny, nx) and their noise as float64, (N, 1, 1) per stamp or (N, ny, nx)."""
+    data = np.asarray(stack, np.float32)
+    sigma = np.asarray(sigma, np.float64)
+    if sigma.ndim <= 1:
+        sigma = sigma.reshape(-1, 1, 1) * np.ones((len(data), 1, 1))
+    return data, sigma
+
+
 def sharp_pixels(stack, sigma):
     """Pixels that no PSF-convolved source can make: cosmic rays and hot pixels (see `SHARP_FRACTION`).
 
@@ -1091,10 +1100,7 @@ def sharp_pixels(stack, sigma):
     -------
     sharp : ndarray of bool, shape (N, ny, nx)
     """
-    data = np.asarray(stack, np.float32)
-    sigma = np.asarray(sigma, np.float64)
-    if sigma.ndim <= 1:
-        sigma = sigma.reshape(-1, 1, 1) * np.ones((len(data), 1, 1))
+    data, sigma = _stack_and_sigma(stack, sigma)
     sharp = np.zeros(data.shape, bool)
     if data.shape[-1] < 3 or data.shape[-2] < 3:
         return sharp
@@ -1197,10 +1203,7 @@ def cold_pixels(stack, sigma):
     -------
     cold : ndarray of bool, shape (N, ny, nx)
     """
-    data = np.asarray(stack, np.float32)
-    sigma = np.asarray(sigma, np.float64)
-    if sigma.ndim <= 1:
-        sigma = sigma.reshape(-1, 1, 1) * np.ones((len(data), 1, 1))
+    data, sigma = _stack_and_sigma(stack, sigma)
     cold = np.zeros(data.shape, bool)
     if data.shape[-1] < 3 or data.shape[-2] < 3:
         return cold
