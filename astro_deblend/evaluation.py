@@ -93,7 +93,7 @@ from astropy.table import Column, Table
 from ._io import atomic_write_all, atomic_write_text
 from .catalog import table_to_pairs
 from .conventions import DEFAULT_ZEROPOINT, GALAXY_TYPES, ROLES, normalize_galaxy_type
-from .exceptions import DataFileError, InputError
+from .exceptions import DataFileError, InputError, InputTypeError
 from .metrics import OUTLIER_THRESHOLD, iou, overlap_area_estimator, summarize
 
 __all__ = [
@@ -182,10 +182,10 @@ class Evaluation:
 
     def __init__(self, tables, galaxies=None, meta=None):
         if "overall" not in tables:
-            raise ValueError(f"an Evaluation needs at least an 'overall' table; got tables {sorted(tables)}")
+            raise InputError(f"an Evaluation needs at least an 'overall' table; got tables {sorted(tables)}")
         unknown = set(tables) - set(self.TABLE_NAMES)
         if unknown:
-            raise ValueError(f"unknown table name(s) {sorted(unknown)}; expected {self.TABLE_NAMES}")
+            raise InputError(f"unknown table name(s) {sorted(unknown)}; expected {self.TABLE_NAMES}")
         self.tables = {name: tables[name] for name in self.TABLE_NAMES if name in tables}
         self.galaxies = galaxies
         self.meta = dict(meta or {})
@@ -251,7 +251,7 @@ class Evaluation:
     def from_dict(cls, doc):
         """Inverse of `to_dict`."""
         if doc.get("schema") != SCHEMA:
-            raise ValueError(f"expected a document with schema {SCHEMA!r}; got {doc.get('schema')!r}")
+            raise InputError(f"expected a document with schema {SCHEMA!r}; got {doc.get('schema')!r}")
         tables = {name: _table_from_json(d) for name, d in doc["tables"].items()}
         galaxies = tables.pop("galaxies", None)
         return cls(tables, galaxies, doc.get("meta", {}))
@@ -420,18 +420,25 @@ def _column_values(table, name, unit=None):
 
 def _truth_fluxes(truth):
     if not isinstance(truth, Table):
-        raise TypeError(
+        raise InputTypeError(
             "truth must be an astropy Table (one row per blend) with columns flux_central and "
             f"flux_companion; got {type(truth).__name__}"
         )
     missing = [c for c in ("flux_central", "flux_companion") if c not in truth.colnames]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"truth lacks the column(s) {missing}; it needs the true fluxes flux_central and "
             f"flux_companion (one row per blend). Columns present: {truth.colnames}"
         )
     if len(truth) == 0:
-        raise ValueError("truth is empty: evaluate needs at least one blend")
+        raise InputError("truth is empty: evaluate needs at least one blend")
+    if "blend_index" in truth.colnames:  # its rows are matched to the measurements' by position
+        idx = np.asarray(truth["blend_index"])
+        if not np.array_equal(idx, np.arange(len(truth))):
+            raise InputError(
+                "the truth's rows are not in blend order (blend_index 0, 1, 2, ...; sorted, shuffled or "
+                "repeated rows): its rows are matched to the measurement tables' by position. Sort it with "
+                "truth.sort('blend_index'), and drop repeated rows")
     unit = getattr(truth["flux_central"], "unit", None)
     f_true = np.column_stack(
         [_column_values(truth, "flux_central", unit), _column_values(truth, "flux_companion", unit)]
@@ -439,7 +446,7 @@ def _truth_fluxes(truth):
     bad = ~np.isfinite(f_true) | (f_true <= 0)
     if bad.any():
         rows = np.unique(np.nonzero(bad)[0])
-        raise ValueError(
+        raise InputError(
             f"truth has {int(bad.sum())} true flux(es) that are missing, not finite or <= 0 (rows "
             f"{rows[:10].tolist()}{' ...' if rows.size > 10 else ''}); drop those blends before "
             "evaluating"
@@ -451,26 +458,32 @@ def _method_fluxes(name, value, n_blends, unit):
     """(N, 2) float fluxes of one method from an array or a common measurement Table."""
     if isinstance(value, Table):
         if "flux" not in value.colnames:
-            raise ValueError(
+            raise InputError(
                 f"measurement table of {name!r} has no 'flux' column; expected the common "
                 "measurement Table returned by SepDeblender.measure / NeuralDeblender.measure"
             )
+        if "method" in value.colnames and len(set(np.asarray(value["method"]).astype(str))) > 1:
+            found = sorted(set(np.asarray(value["method"]).astype(str)))
+            raise InputError(
+                f"measurement table of {name!r} mixes the rows of several methods {found}: give each "
+                "method's rows as its own entry (e.g. {m: t[t['method'] == m] for m in " + repr(found) + "})",
+                value=found)
         if len(value) != 2 * n_blends:
-            raise ValueError(
+            raise InputError(
                 f"measurement table of {name!r} has {len(value)} rows; expected 2 per blend "
                 f"(central then companion) = {2 * n_blends}"
             )
         if "role" in value.colnames:
             roles = np.asarray(value["role"]).astype(str)
             if not (np.all(roles[0::2] == "central") and np.all(roles[1::2] == "companion")):
-                raise ValueError(
+                raise InputError(
                     f"measurement table of {name!r} must alternate central/companion rows; "
                     "sort it by blend_index then role"
                 )
         if "blend_index" in value.colnames:
             idx = np.asarray(value["blend_index"])
             if not np.array_equal(idx, np.repeat(np.arange(n_blends), 2)):
-                raise ValueError(
+                raise InputError(
                     f"measurement table of {name!r} must hold blends 0..{n_blends - 1} in order "
                     "(blend_index 0, 0, 1, 1, ...): the same stamps as the truth rows"
                 )
@@ -507,17 +520,17 @@ def _method_fluxes(name, value, n_blends, unit):
     try:
         flux = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise TypeError(
+        raise InputTypeError(
             f"measurements[{name!r}] must be an (N, 2) flux array or a measurement Table; got "
             f"{type(value).__name__}"
         ) from exc
     if flux.shape != (n_blends, 2):
-        raise ValueError(
+        raise InputError(
             f"measurements[{name!r}] must have shape (N, 2) = ({n_blends}, 2) (central, "
             f"companion per truth row); got {flux.shape}"
         )
     if np.isinf(flux).any():
-        raise ValueError(
+        raise InputError(
             f"measurements[{name!r}] contains {int(np.isinf(flux).sum())} infinite flux(es); "
             "use NaN for galaxies that were not measured"
         )
@@ -549,7 +562,7 @@ def _bin_index(x, edges):
 def _check_edges(edges, name):
     e = np.asarray(edges, dtype=np.float64)
     if e.ndim != 1 or e.size < 2 or np.isnan(e).any() or not np.all(np.diff(e) > 0):
-        raise ValueError(f"{name} must be at least two increasing bin edges; got {edges!r}")
+        raise InputError(f"{name} must be at least two increasing bin edges; got {edges!r}")
     return e
 
 
@@ -691,7 +704,7 @@ def evaluate(
     dmag_edges = _check_edges(dmag_bins, "dmag_bins")
     dist_edges = _check_edges(distance_bins, "distance_bins")
     if detected_by is not None and detected_by not in fluxes:
-        raise ValueError(f"detected_by must be one of the methods {methods}; got {detected_by!r}")
+        raise InputError(f"detected_by must be one of the methods {methods}; got {detected_by!r}")
     if zeropoint is None:
         zeropoint = float(truth.meta.get("zeropoint", truth.meta.get("zeropoint_AB", DEFAULT_ZEROPOINT)))
 
@@ -752,14 +765,14 @@ def evaluate(
 def _check_measurements(measurements, n_blends, unit):
     """Method names (as strings, unique) and their (N, 2) fluxes in the truth's unit."""
     if not isinstance(measurements, dict) or not measurements:
-        raise TypeError(
+        raise InputTypeError(
             "measurements must be a non-empty dict {method_name: (N, 2) fluxes or measurement "
             "Table}; "
             f"got {type(measurements).__name__}"
         )
     methods = [str(m) for m in measurements]
     if len(set(methods)) != len(methods):
-        raise ValueError(f"method names must be unique as strings; got {methods}")
+        raise InputError(f"method names must be unique as strings; got {methods}")
     fluxes = {str(m): _method_fluxes(str(m), v, n_blends, unit) for m, v in measurements.items()}
     return methods, fluxes
 
@@ -899,7 +912,7 @@ def _sep_counts(sep_n_detected, measurements, methods, n_blends):
     if isinstance(sep_n_detected, str):
         source = measurements.get(sep_n_detected)
         if not isinstance(source, Table) or "n_detected" not in source.colnames:
-            raise ValueError(
+            raise InputError(
                 f"sep_n_detected={sep_n_detected!r} must name a measurement Table with an "
                 f"n_detected column; measurements are {methods}"
             )
@@ -908,7 +921,7 @@ def _sep_counts(sep_n_detected, measurements, methods, n_blends):
         return None
     sep = np.asarray(sep_n_detected)
     if sep.shape != (n_blends,) or not np.issubdtype(sep.dtype, np.integer):
-        raise ValueError(
+        raise InputError(
             f"sep_n_detected must be {n_blends} integers (one per truth row); got shape "
             f"{sep.shape}, "
             f"dtype {sep.dtype}"
@@ -923,9 +936,9 @@ def _limit_sigma(limits, n_blends, unit):
     lim = limits.to_value(unit) if isinstance(limits, u.Quantity) and unit else limits
     sigma = np.asarray(getattr(lim, "value", lim), dtype=np.float64)
     if sigma.shape != (n_blends, 2):
-        raise ValueError(f"limits must have shape ({n_blends}, 2); got {sigma.shape}")
+        raise InputError(f"limits must have shape ({n_blends}, 2); got {sigma.shape}")
     if not (np.isfinite(sigma).all() and (sigma > 0).all()):
-        raise ValueError("limits must be finite and > 0 (a Cramer-Rao sigma per flux)")
+        raise InputError("limits must be finite and > 0 (a Cramer-Rao sigma per flux)")
     return sigma.ravel()
 
 
@@ -1020,19 +1033,19 @@ def _segmentation_table(gal, masks_true, masks_pred, n_blends):
     """IoU scores of each mask method per role, and the list of mask methods; adds the per-galaxy
     ``iou_<method>`` and ``dn_<method>`` columns to ``gal``."""
     if masks_pred is None or masks_true is None:
-        raise ValueError("masks_pred and masks_true must be given together")
+        raise InputError("masks_pred and masks_true must be given together")
     if not isinstance(masks_pred, dict):
         masks_pred = {"prediction": masks_pred}
     mt = np.asarray(masks_true)
     if mt.ndim != 4 or mt.shape[:2] != (n_blends, 2):
-        raise ValueError(f"masks_true must have shape (N, 2, ny, nx) with N = {n_blends}; got {mt.shape}")
+        raise InputError(f"masks_true must have shape (N, 2, ny, nx) with N = {n_blends}; got {mt.shape}")
     mask_methods, seg_keys, seg_rows = [], [], []
     for name, mp in masks_pred.items():
         name = str(name)
         mask_methods.append(name)
         mp = np.asarray(mp)
         if mp.shape != mt.shape:
-            raise ValueError(
+            raise InputError(
                 f"masks_pred[{name!r}] has shape {mp.shape}; expected the shape of masks_true {mt.shape}"
             )
         scores = iou(mp, mt)  # (N, 2)

@@ -164,7 +164,7 @@ class NeuralDeblender(Deblender):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer; got {batch_size!r}")
         self.batch_size = int(batch_size)
-        if views not in _VIEWS:
+        if isinstance(views, bool) or views not in _VIEWS:  # (True == 1: a flag is no count of views)
             raise InputError(f"views must be one of {_VIEWS}; got {views!r}")
         self.views = int(views)
         self._provenance = {"weights": None, "training": None}

@@ -607,3 +607,11 @@ def test_the_segment_test_marks_its_own_galaxy_through_every_batch(monkeypatch):
     for i, k in marked.items():
         expected[i, k] = True
     assert (four == expected).all()
+
+
+def test_views_is_a_count_not_a_flag():
+    """Outside probe m: views=True was taken as views=1 (True == 1), which changes fluxes and flags."""
+    from astro_deblend.exceptions import InputError
+
+    with pytest.raises(InputError, match="views must be one of"):
+        NeuralDeblender(views=True)
