@@ -89,6 +89,28 @@ def _ambiguous(spread, flux):
         return (spread > _MAX_VIEW_SPREAD) | (partner > _MAX_VIEW_SPREAD)
 
 
+#: What a network's fluxes estimate, by the training target recorded in its provenance
+#: (`astro_deblend.data.BlendConfig` ``target``)
+FLUX_TARGETS = {
+    "true": "the true flux of each galaxy",
+    "flux_auto": "FLUX_AUTO of each galaxy's isolated stamp (the paper's truth; a Kron flux, which misses "
+                 "part of a galaxy's light)",
+}
+
+
+def _training_target(data):
+    """The training target of a `~astro_deblend.data.BlendSet` or of a concatenation of them ('true' or
+    'flux_auto'); None for arrays, which do not say what their fluxes are."""
+    sets = getattr(data, "sets", None)
+    if sets is not None:
+        targets = {_training_target(s) for s in sets}
+        return targets.pop() if len(targets) == 1 else None
+    config = getattr(data, "config", None)
+    if not isinstance(config, dict):
+        return None
+    return config.get("blending", {}).get("target", "true")
+
+
 def _warn_test_rows(data):
     """Warn when a training set holds blends of its own test split (``fit(blends)`` on a whole BlendSet)."""
     sets = getattr(data, "sets", [data])  # a ConcatenatedBlends, or one set
@@ -324,10 +346,24 @@ class NeuralDeblender(Deblender):
             h.update(np.ascontiguousarray(w, dtype=np.float32).tobytes())
         return h.hexdigest()[:16]
 
+    @property
+    def flux_target(self):
+        """What the network's fluxes estimate: ``'true'`` (the true flux), ``'flux_auto'`` (FLUX_AUTO of
+        the isolated galaxy, the paper's truth) or None when its training data did not record it (arrays)."""
+        provenance = self._provenance
+        while provenance:  # a fine-tune's own stage first, then the stages it started from
+            target = (provenance.get("training") or {}).get("target")
+            if target is not None:
+                return target
+            provenance = provenance.get("previous")
+        return None
+
     def config(self):
         """Return the configuration as a dict (stored in ``table.meta['config']``)."""
+        target = self.flux_target
         return {
             "model": self.method,
+            "flux_target": FLUX_TARGETS.get(target, "not recorded with the weights"),
             "model_config": dataclasses.asdict(self._config),
             "normalization": NORMALIZATION["name"],
             "weights": self._provenance.get("weights"),
@@ -390,6 +426,7 @@ class NeuralDeblender(Deblender):
                     dataclasses.asdict(pretrain_config) if pretrain_config is not None else None
                 ),
                 "n_blends": len(data["blend"]) if isinstance(data, dict) else len(data),
+                "target": _training_target(data),
                 "output_dir": str(output_dir),
                 "fine_tuned_from": None if fresh else earlier["weights"],
             },

@@ -774,6 +774,13 @@ class ConcatenatedBlends:
                     f"blend sets differ in {name} ({values}); a network learns one setting, so train on "
                     "sets simulated alike (only the seeds and sizes may differ)"
                 )
+        targets = {s.config.get("blending", {}).get("target", "true") for s in sets
+                   if isinstance(getattr(s, "config", None), dict)}
+        if len(targets) > 1:
+            raise InputError(
+                f"blend sets differ in their training target ({sorted(targets)}): a network trained on both "
+                "would learn neither; make every set with the same BlendConfig(target=...)"
+            )
         self.sets = sets
         self._offsets = np.cumsum([0] + [len(s) for s in sets])
         self.stamp_shape = first.stamp_shape

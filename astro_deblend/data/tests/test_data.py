@@ -604,3 +604,31 @@ def test_corrupted_blend_sets_are_caught_on_read(tmp_path, blends):
     path.write_bytes(path.read_bytes()[:4096])  # truncated
     with pytest.raises(DataFileError, match="not a blend set"):
         BlendSet.read(path)
+
+
+def test_a_network_records_its_training_target(sample, blends, tmp_path):
+    """A network trained on FLUX_AUTO targets estimates FLUX_AUTO, not the true flux: its saved record and
+    its tables say which, and sets of both targets are not trained on together."""
+    from astro_deblend import NeuralDeblender
+    from astro_deblend.models import Blend2FluxConfig
+    from astro_deblend.training import TrainingConfig
+
+    paper = make_blends(sample, BlendConfig(n_train=32, n_test=8, seed=5, paper_noise=True,
+                                            target="flux_auto"), progress=False)
+    with pytest.raises(InputError, match="differ in their training target"):
+        ConcatenatedBlends([paper, blends])
+    net = NeuralDeblender(Blend2FluxConfig(stamp_size=128, filters=4, n_conv=3, dense_units=(8, 4)),
+                          weights=None, views=1)
+    assert net.flux_target is None and net.config()["flux_target"] == "not recorded with the weights"
+    one_epoch = TrainingConfig(epochs=1, batch_size=16, verbose=0)
+    net.fit(ConcatenatedBlends([paper.subset("train")]), config=one_epoch, output_dir=tmp_path / "run")
+    assert net.flux_target == "flux_auto" and "FLUX_AUTO" in net.config()["flux_target"]
+    net.save(tmp_path / "saved")
+    again = NeuralDeblender.load(tmp_path / "saved")
+    table, _ = again.measure(paper.get(slice(0, 2))["blend"], noise_sigma=paper.noise_sigma, progress=False,
+                             pair_check=False)
+    assert "FLUX_AUTO" in table.meta["config"]["flux_target"]
+    # a fine-tune on true fluxes estimates true fluxes
+    again.fit(blends.subset(np.arange(32)), config=one_epoch, output_dir=tmp_path / "tune")
+    assert again.flux_target == "true"
+    assert NeuralDeblender().flux_target == "true"  # the bundled weights
