@@ -79,8 +79,8 @@ def _parser():
     m.add_argument("--method", choices=_MEASURE_METHODS, default="fracnet",
                    help="registered method ('neural' = fracnet) [%(default)s]")
     m.add_argument("--weights", default="default",
-                   help="trained deblender folder [bundled default; required for blend2flux and "
-                        "blend2mask2flux, which ship untrained]")
+                   help="trained deblender folder [the bundled weights; required for blend2mask2flux, "
+                        "which ships untrained]")
     m.add_argument("--hdu", default=None, help="HDU index or name [first with data]")
     m.add_argument("--zeropoint", type=float, default=None, help="AB zero point [from header]")
     m.add_argument("--noise-sigma", type=float, default=None, help="noise per pixel [from header/data]")

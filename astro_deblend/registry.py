@@ -88,7 +88,8 @@ def _oracle(**options):
 
 
 register("fracnet", _neural("fracnet"), "astro_deblend's flux-conserving network (bundled weights)")
-register("blend2flux", _neural("blend2flux"), "the paper's direct-regression network (train it first)")
+register("blend2flux", _neural("blend2flux"),
+         "the paper's direct-regression network (bundled weights: paper-64, estimates FLUX_AUTO)")
 register("blend2mask2flux", _neural("blend2mask2flux"),
          "the paper's U-Net + regression network (train it first)")
 register("sep-auto", _sep("auto"), "SExtractor FLUX_AUTO with neighbours masked (sep), cold/hot detection")
