@@ -105,10 +105,8 @@ def _training_target(data):
     if sets is not None:
         targets = {_training_target(s) for s in sets}
         return targets.pop() if len(targets) == 1 else None
-    config = getattr(data, "config", None)
-    if not isinstance(config, dict):
-        return None
-    return config.get("blending", {}).get("target", "true")
+    target = getattr(data, "target", None)
+    return target if isinstance(target, str) else None
 
 
 def _warn_test_rows(data):

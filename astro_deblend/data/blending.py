@@ -559,6 +559,11 @@ class BlendSet:
         return self.config.get("blending", {})
 
     @property
+    def target(self):
+        """The training target that ``get`` gives as ``'flux'``: ``'true'`` or ``'flux_auto'``."""
+        return self._blending.get("target", "true")
+
+    @property
     def zeropoint(self):
         """AB zero point of the image units."""
         return self.sample.zeropoint
@@ -659,7 +664,7 @@ class BlendSet:
             total = total + np.clip(residual, 0, None)[:, None]
         with np.errstate(invalid="ignore", divide="ignore"):
             fractions = np.where(total > 0, pos / total, 0.0).astype(np.float32)
-        kind = "flux_auto" if self._blending.get("target") == "flux_auto" else "flux"
+        kind = "flux_auto" if self.target == "flux_auto" else "flux"
         flux = np.stack([np.asarray(cat[f"{kind}_central"])[rows],
                          np.asarray(cat[f"{kind}_companion"])[rows]], axis=1)
         return {"blend": blend, "isolated": iso, "masks": masks, "fractions": fractions, "flux": flux}
@@ -774,8 +779,7 @@ class ConcatenatedBlends:
                     f"blend sets differ in {name} ({values}); a network learns one setting, so train on "
                     "sets simulated alike (only the seeds and sizes may differ)"
                 )
-        targets = {s.config.get("blending", {}).get("target", "true") for s in sets
-                   if isinstance(getattr(s, "config", None), dict)}
+        targets = {s.target for s in sets if getattr(s, "target", None) is not None}
         if len(targets) > 1:
             raise InputError(
                 f"blend sets differ in their training target ({sorted(targets)}): a network trained on both "
