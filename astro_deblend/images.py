@@ -1027,7 +1027,8 @@ def _from_positions(ids, x, y, image, how):
 
 #: A catalogue whose positions lie this close (px, in both axes, median of at least `_MIN_SHIFT_SOURCES`
 #: footprints holding one position each) to a whole pixel off the light they name is warned about: the
-#: FITS convention (first pixel 1) read as numpy's (first pixel 0), or the other way round.
+#: FITS convention (first pixel 1) read as numpy's (first pixel 0), or the other way round. With fewer such
+#: footprints every one of them must lie that close to the same shift (one alone: half as close).
 _SHIFT_TOLERANCE = 0.3
 _MIN_SHIFT_SOURCES = 5
 
@@ -1038,18 +1039,28 @@ def _warn_shifted_positions(x, y, foot, owner, image):
 
     labels, counts = np.unique(owner[owner > 0], return_counts=True)
     alone = labels[counts == 1]  # footprints that hold one position: their light is that source's
-    if alone.size < _MIN_SHIFT_SOURCES:
+    if alone.size == 0:
         return
     rows = np.flatnonzero(np.isin(owner, alone))
     rows = rows[np.argsort(owner[rows])]  # in the order of `alone`, as center_of_mass answers
-    cy, cx = np.asarray(ndimage.center_of_mass(np.clip(image.data, 0, None), foot, alone)).T
-    dx, dy = np.median(x[rows] - cx), np.median(y[rows] - cy)
+    centres = ndimage.center_of_mass(np.clip(image.data, 0, None), foot, alone)
+    cy, cx = np.asarray(centres, dtype=float).reshape(-1, 2).T
+    offsets = np.stack([x[rows] - cx, y[rows] - cy], axis=1)
+    offsets = offsets[np.isfinite(offsets).all(axis=1)]  # a footprint without positive light: no centroid
+    if offsets.size == 0:
+        return
+    dx, dy = np.median(offsets, axis=0)
+    few = len(offsets) < _MIN_SHIFT_SOURCES
+    tolerance = _SHIFT_TOLERANCE / 2 if len(offsets) == 1 else _SHIFT_TOLERANCE
     for shift in (1.0, -1.0):
-        if abs(dx - shift) < _SHIFT_TOLERANCE and abs(dy - shift) < _SHIFT_TOLERANCE:
+        # few sources: each one, not their median, must sit the whole pixel off
+        near = np.abs(offsets - shift) < tolerance if few else np.abs(np.array([dx, dy]) - shift) < tolerance
+        if near.all():
             fix = "subtract 1 from" if shift > 0 else "add 1 to"
             warnings.warn(
                 f"the catalogue's positions lie ({dx:+.2f}, {dy:+.2f}) px from the light of the sources they "
-                f"name (median of {alone.size} isolated sources): positions in the FITS convention (first "
+                f"name ({'median of ' if len(offsets) > 1 else ''}{len(offsets)} isolated source"
+                f"{'s' if len(offsets) > 1 else ''}): positions in the FITS convention (first "
                 f"pixel 1) read as 0-based, or the other way round? Positions here are 0-based (numpy): "
                 f"{fix} x and y (SExtractor's X_IMAGE/Y_IMAGE columns are converted for you)",
                 AstroDeblendWarning, stacklevel=5,

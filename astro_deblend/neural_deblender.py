@@ -41,7 +41,8 @@ __all__ = ["NeuralDeblender"]
 #: Networks a NeuralDeblender can run (the U-Net alone measures no flux).
 _VIEWS = (1, 4, 8)
 #: The features of the stamp error models (`measure(return_diagnostics=True)` gives them).
-ERROR_FEATURES = ("view_spread", "map_spread", "shared_light", "contamination")
+ERROR_FEATURES = ("view_spread", "map_spread", "shared_light", "contamination", "noise_over_flux",
+                  "stamp_noise_over_flux")
 #: A galaxy whose flux differs between the turned views of its stamp by more than this fraction (standard
 #: deviation over the mean) gets flag 4: the network's shares of its pixels are ambiguous.
 _MAX_VIEW_SPREAD = 0.1
@@ -148,7 +149,9 @@ class NeuralDeblender(Deblender):
         The central galaxy stays on its pixel and every pixel keeps its value, so each view is an
         equally valid input; the network's fluxes and maps are averaged over the views (the maps
         rotated back first). Averaging 4 views costs 4 times the time of 1 and lowers the
-        scatter of the fluxes (see the model card); 1 is the network alone.
+        scatter of the fluxes (see the model card); 1 is the network alone. ``flux_err`` is
+        calibrated for each: views=1 has its own error model, views=8 uses the one fitted with 4
+        (checked on held-out galaxies: as calibrated as with 4, BENCHMARKS.md section 7).
 
     Notes
     -----
@@ -495,11 +498,14 @@ class NeuralDeblender(Deblender):
             Detect the sources of each stamp (sep) and flag the stamps that do not look like a centred
             pair (`astro_deblend.pair_check`) [default: True].
         return_diagnostics : bool, optional
-            Also return a dict of (N, 2) arrays: ``flux_err_noise`` (the pixel-noise part of the error) and
-            the features of the error model (``view_spread``; ``map_spread``, the light-weighted disagreement
-            of the views' shares; ``shared_light``, the fraction of the galaxy's
+            Also return a dict of (N, 2) arrays: ``flux_err_noise`` (the pixel-noise part of the error,
+            NaN without maps) and the features of the error models (``view_spread``; ``map_spread``, the
+            light-weighted disagreement of the views' shares; ``shared_light``, the fraction of the galaxy's
             light in pixels it shares; ``contamination``, that fraction times the neighbour's flux over the
-            galaxy's; and, not features of the error model, ``lost_to_neighbour``, the fraction of the
+            galaxy's; ``noise_over_flux``, ``flux_err_noise`` over the flux: the noise moves the shares
+            too, so the network's answer moves more than the noise of fixed shares; without maps
+            (blend2flux), ``stamp_noise_over_flux``, the noise of the stamp's signal pixels over the flux);
+            and, not features of the error model, ``lost_to_neighbour``, the fraction of the
             light in the galaxy's detection segment that the network gives the neighbour, and
             ``taken_from_neighbour``, the light of the neighbour's segment given to the galaxy over its
             flux, both NaN without ``pair_check`` or without both segments detected; and
@@ -589,6 +595,8 @@ class NeuralDeblender(Deblender):
         labels = np.empty((n, ny, nx), dtype=np.int32)
         maps = np.empty((n, 2, ny, nx), dtype=np.float32) if return_maps else None
         filled = np.zeros((n, 2))  # fraction of each galaxy's light in filled pixels
+        # without maps (blend2flux), the noise of the stamp's signal pixels: what stands for the noise term
+        stamp_noise = np.full((n, 2), np.nan)
         n_detected = np.full(n, 2)
         not_a_pair = np.zeros(n, bool)
         wide = np.zeros(n, bool)  # noise correlated farther than the training's (wide_noise_correlation)
@@ -621,6 +629,9 @@ class NeuralDeblender(Deblender):
                     else batch.noise_sigma[sl]
                 noise_term[sl] = propagated_noise(part_maps, part_noise) * correlation[sl, None]
                 overlap[sl] = _shared_light(part, part_maps)
+            else:
+                area = np.maximum(signal_mask(part, scale[:, 0]).sum(axis=(1, 2)), 1)
+                stamp_noise[sl] = (scale[:, 0] * np.sqrt(area) * correlation[sl])[:, None]
             if return_maps:
                 maps[sl] = part_maps
             if bad_pixels is not None:
@@ -676,19 +687,30 @@ class NeuralDeblender(Deblender):
         with np.errstate(divide="ignore", invalid="ignore"):
             # the neighbour's flux over this one's
             ratio = np.clip(np.abs(flux[:, ::-1]) / np.abs(flux), 0, 100)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            noise_over_flux = np.where(np.abs(flux) > 0, noise_term / np.abs(flux), 0.0)
+            stamp_noise_over_flux = np.where(np.abs(flux) > 0, stamp_noise / np.abs(flux), 0.0)
         features = {"view_spread": spread, "map_spread": map_spread, "shared_light": overlap,
-                    "contamination": overlap * np.where(np.isfinite(ratio), ratio, 100.0)}
-        if self.error_model is not None and np.isfinite(noise_term).all():
+                    "contamination": overlap * np.where(np.isfinite(ratio), ratio, 100.0),
+                    "noise_over_flux": noise_over_flux, "stamp_noise_over_flux": stamp_noise_over_flux}
+        with_maps = np.isfinite(noise_term).all()
+        if self.error_model is not None and (with_maps or np.isfinite(stamp_noise).all()):
             self._warn_fewer_views(self.error_model, "error model")
-            flux_err = self.error_model.sigma(flux, noise_term, features)
+            # without maps there is no noise term: the model's features carry the noise (blend2flux)
+            flux_err = self.error_model.sigma(flux, noise_term if with_maps else 0.0, features)
             # the light in filled pixels is a guess: all of it is uncertain
             flux_err = np.sqrt(flux_err**2 + (filled * np.abs(flux)) ** 2)
             how = (f"pixel noise through the shares (+) calibrated deblending term ({self.error_model.name}, "
-                   f"features {list(self.error_model.features)}); see astro_deblend.uncertainty")
+                   f"features {list(self.error_model.features)}); see astro_deblend.uncertainty" if with_maps
+                   else f"calibrated error model ({self.error_model.name}, features "
+                   f"{list(self.error_model.features)}; no maps, so no pixel-noise term of its own); see "
+                   "astro_deblend.uncertainty")
         else:
             flux_err = noise_term
             how = ("pixel noise through the shares only: no deblending term is calibrated for these weights "
                    "(an underestimate in blends)" if np.isfinite(noise_term).all() else "none (no maps)")
+            if np.isfinite(noise_term).all() and self.is_trained:
+                self._warn_uncalibrated()
         extra = (maps,) if return_maps else ()
         if return_diagnostics:
             extra += ({"flux_err_noise": noise_term, **features, "lost_to_neighbour": lost_fraction,
@@ -698,6 +720,22 @@ class NeuralDeblender(Deblender):
             flux=flux, flux_err=flux_err, x=x, y=y, label=label, n_detected=n_detected,
             flag=flag, segments=[SegmentationImage(lab) for lab in labels], extra=extra,
             meta={"flux_err": how},
+        )
+
+    def _warn_uncalibrated(self, stacklevel=5):
+        """Once per deblender: trained weights without an error model (trained or fine-tuned by the user,
+        or a saved record whose model was removed) give the pixel noise alone as flux_err."""
+        said = self.__dict__.setdefault("_views_warned", set())
+        if "uncalibrated" in said:
+            return
+        said.add("uncalibrated")
+        warnings.warn(
+            f"these {self.method} weights carry no calibrated error model, so flux_err is the pixel noise "
+            "through the shares alone: in blends it is too small (the deblending error is missing; table.meta"
+            "['flux_err'] says so). Calibrate it on held-out blends with benchmarks/calibrate_errors.py "
+            "--neural <saved folder> --install (see astro_deblend.uncertainty), or use the bundled weights",
+            AstroDeblendWarning,
+            stacklevel=stacklevel,
         )
 
     def _warn_fewer_views(self, model, what, stacklevel=5):

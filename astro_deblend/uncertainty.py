@@ -16,7 +16,9 @@ The error of a flux has two parts that add in quadrature:
 
     with features ``x_k`` the method gives per galaxy (the networks: the spread of the symmetric views'
     fluxes and of their shares, the fraction of the galaxy's light in pixels it shares with its neighbour,
-    and that fraction times the neighbour's flux over the galaxy's; on whole images, the stamp term apart
+    that fraction times the neighbour's flux over the galaxy's, and ``sigma_noise`` over the flux: the
+    noise moves the networks' shares as well as the pixels, so their fluxes scatter more than the noise of
+    fixed shares, by a factor the fit finds; on whole images, the stamp term apart
     for isolated sources, pairs and larger groups and the square of the noise term over the flux). The
     coefficients ``c`` are fitted by maximum likelihood on blends of galaxies that no training saw, with a
     Student-t likelihood of ``nu`` degrees of freedom: blending errors have heavier tails than a Gaussian,

@@ -429,6 +429,10 @@ def test_a_cube_with_the_stamp_axis_last_is_refused_with_the_fix():
     stamps = _gaussian_pairs(40)["blend"]
     with pytest.raises(InputError, match=r"stacked along the last axis.*np.moveaxis\(cube, -1, 0\)"):
         SepDeblender().measure(np.moveaxis(stamps[:4], 0, -1), progress=False)
+    # wide enough to measure, but slivers 6 times taller than wide: refused too (outside probe 2026-11-28l)
+    assert stamps.shape[1] >= 6 * 8
+    with pytest.raises(InputError, match=r"slivers of 128x8 pixels.*np.moveaxis\(cube, -1, 0\)"):
+        SepDeblender().measure(np.moveaxis(stamps[:8], 0, -1), noise_sigma=NOISE, progress=False)
     # as many non-square stamps as their height may be just that (an outside review): said, and measured
     with pytest.warns(AstroDeblendWarning, match=r"stacked along the last axis.*np.moveaxis\(cube, -1, 0\)"):
         table, _ = SepDeblender().measure(stamps[:40, 12:52, :60], noise_sigma=NOISE, progress=False)

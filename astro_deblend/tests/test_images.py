@@ -1116,18 +1116,21 @@ def test_a_hot_column_flags_the_sources_it_passes_only(galaxy):
 
 def test_positions_one_pixel_off_their_light_are_warned_about(galaxy):
     """A catalogue in the FITS convention (first pixel 1) given as 0-based x/y moved every position by
-    (+1, +1) without a word (outside probe): now a warning says which way to fix it."""
+    (+1, +1) without a word (outside probe): now a warning says which way to fix it; with fewer than five
+    isolated sources too (outside probe 2026-11-28k), where each of them must sit the whole pixel off."""
     from astro_deblend import SepDeblender
 
     where = [(64, 64), (64, 200), (64, 336), (200, 64), (200, 200), (200, 336)]
-    image = _place((300, 400), galaxy[0], where)
-    for shift, words in ((1.0, "subtract 1"), (-1.0, "add 1"), (0.0, None)):
-        sources = Table({"x": [cx + shift for _, cx in where], "y": [cy + shift for cy, _ in where]})
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            SepDeblender().measure_image(image, sources=sources, error=NOISE, progress=False)
-        said = [str(w.message) for w in caught if "FITS convention" in str(w.message)]
-        assert (said and words in said[0]) if words else not said
+    for n in (6, 2, 1):
+        image = _place((300, 400), galaxy[0], where[:n])
+        for shift, words in ((1.0, "subtract 1"), (-1.0, "add 1"), (0.0, None), (0.6, None)):
+            sources = Table({"x": [cx + shift for _, cx in where[:n]],
+                             "y": [cy + shift for cy, _ in where[:n]]})
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                SepDeblender().measure_image(image, sources=sources, error=NOISE, progress=False)
+            said = [str(w.message) for w in caught if "FITS convention" in str(w.message)]
+            assert (said and words in said[0]) if words else not said, (n, shift)
 
 
 def test_a_cosmic_ray_flags_the_source_whose_segment_it_hits():

@@ -255,6 +255,20 @@ def test_blend2flux_has_no_maps(data, tmp_path):
     assert np.all(table["x"][::2] == SIZE // 2) and np.all(table["x"].mask[1::2])
     with pytest.raises(ValueError, match="predicts no maps"):
         deblender.measure(data["blend"][:3], return_maps=True, progress=False)
+    # no shares, no noise term: flux_err is missing until an error model of its own features is given
+    assert np.all(table["flux_err"].mask)
+    from astro_deblend.uncertainty import ErrorModel
+
+    deblender.error_model = ErrorModel(features=("view_spread", "stamp_noise_over_flux"),
+                                       coefficients=(0.05, 1.0, 2.0))
+    table, _, diag = deblender.measure(data["blend"][:3], noise_sigma=0.05, progress=False,
+                                       return_diagnostics=True)
+    flux = np.asarray(table["flux"]).reshape(-1, 2)
+    expected = np.abs(flux) * np.sqrt(0.05**2 + diag["view_spread"] ** 2
+                                      + (2.0 * diag["stamp_noise_over_flux"]) ** 2)
+    assert np.all(np.isnan(diag["flux_err_noise"])) and np.all(diag["stamp_noise_over_flux"] > 0)
+    np.testing.assert_allclose(np.asarray(table["flux_err"]).reshape(-1, 2), expected, rtol=1e-6)
+    assert "no pixel-noise term of its own" in table.meta["flux_err"]
 
 
 def test_blend2mask2flux_trains_in_two_stages(data, tmp_path):
@@ -435,6 +449,36 @@ def test_fine_tuning_drops_the_error_calibration_of_the_old_weights(trained, dat
     with pytest.warns(AstroDeblendWarning, match="deblending term .* was dropped"):
         tuned.fit(data, config=TrainingConfig(epochs=1, batch_size=16, verbose=0), output_dir=tmp_path / "ft")
     assert tuned.error_model is None
+
+
+def test_weights_without_an_error_model_say_that_flux_err_is_the_noise_alone(trained, data, tmp_path):
+    """A network the user trained, or a saved record whose error model was removed, gave flux_err of the
+    pixel noise alone without a word (outside probe 2026-11-28l): a warning, once per deblender."""
+    from astro_deblend.exceptions import AstroDeblendWarning
+    from astro_deblend.models import store
+    from astro_deblend.tests.conftest import NOISE, _gaussian_pairs
+
+    assert trained.error_model is None
+    trained.save(tmp_path / "net")
+    fresh = NeuralDeblender.load(tmp_path / "net")
+    with pytest.warns(AstroDeblendWarning, match="no calibrated error model, so flux_err is the pixel noise"):
+        table, _ = fresh.measure(data["blend"][:3], noise_sigma=0.05, progress=False, pair_check=False)
+    assert "pixel noise through the shares only" in table.meta["flux_err"]
+    with warnings.catch_warnings():  # said once
+        warnings.simplefilter("error", AstroDeblendWarning)
+        fresh.measure(data["blend"][:3], noise_sigma=0.05, progress=False, pair_check=False)
+    # the bundled record with its error models deleted
+    record, weights = store.bundled("fracnet")
+    (tmp_path / "bundled").mkdir()
+    stripped = {k: v for k, v in record.items() if not k.startswith("error_model")}
+    (tmp_path / "bundled" / "config.json").write_text(json.dumps(stripped))
+    (tmp_path / "bundled" / "model.weights.h5").write_bytes(weights.read_bytes())
+    blends = _gaussian_pairs(2)["blend"]
+    with pytest.warns(AstroDeblendWarning, match="no calibrated error model"):
+        NeuralDeblender.load(tmp_path / "bundled").measure(blends, noise_sigma=NOISE, progress=False)
+    with warnings.catch_warnings():  # the bundled weights as shipped: calibrated, no word
+        warnings.simplefilter("error", AstroDeblendWarning)
+        NeuralDeblender().measure(blends, noise_sigma=NOISE, progress=False)
 
 
 def test_the_training_domain_is_compared_in_the_training_s_units():
