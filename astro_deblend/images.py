@@ -1463,7 +1463,9 @@ def measure_image(
         sources=src.how,
         config=deblender.config(),
         error="given" if image.error_given else "estimated from the image (one rms)",
-        flux_err=("the views' own errors" if calibrated is None else
+        flux_err=(("none: the views give no pixel-noise term (a network without maps), and the error "
+                   "model of its stamps is for centred pairs, not whole images"
+                   if not np.isfinite(flux_err).any() else "the views' own errors") if calibrated is None else
                   f"pixel noise (+) whole-image model {calibrated.name} (fitted with "
                   f"{calibrated.fitted_on.get('command', 'benchmarks/calibrate_image_errors.py')})")
         + (f" (+) {FILLED_LIGHT_SIGMA:g} x the light filled into its masked pixels (not masked lines)"

@@ -40,9 +40,12 @@ __all__ = ["NeuralDeblender"]
 
 #: Networks a NeuralDeblender can run (the U-Net alone measures no flux).
 _VIEWS = (1, 4, 8)
-#: The features of the stamp error models (`measure(return_diagnostics=True)` gives them).
-ERROR_FEATURES = ("view_spread", "map_spread", "shared_light", "contamination", "noise_over_flux",
-                  "stamp_noise_over_flux")
+#: The features of the stamp error models (`measure(return_diagnostics=True)` gives them): those of networks
+#: with fractional maps (fracnet, blend2mask2flux) and without (blend2flux, which has no shares and so no
+#: noise term of its own: the noise of the stamp's signal pixels over the flux stands for it).
+MAP_ERROR_FEATURES = ("view_spread", "map_spread", "shared_light", "contamination", "noise_over_flux")
+NO_MAP_ERROR_FEATURES = ("view_spread", "stamp_noise_over_flux")
+ERROR_FEATURES = MAP_ERROR_FEATURES + NO_MAP_ERROR_FEATURES[1:]
 #: A galaxy whose flux differs between the turned views of its stamp by more than this fraction (standard
 #: deviation over the mean) gets flag 4: the network's shares of its pixels are ambiguous.
 _MAX_VIEW_SPREAD = 0.1
@@ -257,8 +260,9 @@ class NeuralDeblender(Deblender):
             empty = [key for key, value in entries.items() if not value]
             if empty:  # save() writes no entry for a model it does not have: an empty one was damaged
                 raise ValueError(f"the entries {empty} are empty")
+            stamp = MAP_ERROR_FEATURES if "maps" in self._model.output_names else NO_MAP_ERROR_FEATURES
             models = {key: ErrorModel.from_dict(
-                value, known=IMAGE_ERROR_FEATURES if key == "image_error_model" else ERROR_FEATURES)
+                value, known=IMAGE_ERROR_FEATURES if key == "image_error_model" else stamp)
                 for key, value in entries.items()}
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DataFileError(f"the saved network's error model cannot be read: {exc}; restore the "
@@ -687,17 +691,23 @@ class NeuralDeblender(Deblender):
         with np.errstate(divide="ignore", invalid="ignore"):
             # the neighbour's flux over this one's
             ratio = np.clip(np.abs(flux[:, ::-1]) / np.abs(flux), 0, 100)
+        with_maps = "maps" in self._model.output_names
+        noise_part = noise_term if with_maps else stamp_noise
+        # the features that are a noise over the flux: a flux of 0 (a galaxy the network gave nothing) is
+        # taken as a millionth of that noise, so that their term, c x |F| = c noise, is kept in its error
+        at = np.where(np.abs(flux) > 0, np.abs(flux), 1e-6 * noise_part)
         with np.errstate(divide="ignore", invalid="ignore"):
-            noise_over_flux = np.where(np.abs(flux) > 0, noise_term / np.abs(flux), 0.0)
-            stamp_noise_over_flux = np.where(np.abs(flux) > 0, stamp_noise / np.abs(flux), 0.0)
+            noise_over_flux = noise_term / at
+            stamp_noise_over_flux = stamp_noise / at
         features = {"view_spread": spread, "map_spread": map_spread, "shared_light": overlap,
                     "contamination": overlap * np.where(np.isfinite(ratio), ratio, 100.0),
                     "noise_over_flux": noise_over_flux, "stamp_noise_over_flux": stamp_noise_over_flux}
-        with_maps = np.isfinite(noise_term).all()
-        if self.error_model is not None and (with_maps or np.isfinite(stamp_noise).all()):
+        if self.error_model is not None:
+            self._check_error_features(self.error_model)
+        if self.error_model is not None and np.isfinite(noise_part).all():
             self._warn_fewer_views(self.error_model, "error model")
             # without maps there is no noise term: the model's features carry the noise (blend2flux)
-            flux_err = self.error_model.sigma(flux, noise_term if with_maps else 0.0, features)
+            flux_err = self.error_model.sigma(at, noise_term if with_maps else 0.0, features)
             # the light in filled pixels is a guess: all of it is uncertain
             flux_err = np.sqrt(flux_err**2 + (filled * np.abs(flux)) ** 2)
             how = (f"pixel noise through the shares (+) calibrated deblending term ({self.error_model.name}, "
@@ -708,9 +718,10 @@ class NeuralDeblender(Deblender):
         else:
             flux_err = noise_term
             how = ("pixel noise through the shares only: no deblending term is calibrated for these weights "
-                   "(an underestimate in blends)" if np.isfinite(noise_term).all() else "none (no maps)")
-            if np.isfinite(noise_term).all() and self.is_trained:
-                self._warn_uncalibrated()
+                   "(an underestimate in blends)" if with_maps else
+                   "none (no maps, and no error model calibrated for these weights)")
+            if self.is_trained and (np.isfinite(noise_term).all() or not with_maps):
+                self._warn_uncalibrated(with_maps)
         extra = (maps,) if return_maps else ()
         if return_diagnostics:
             extra += ({"flux_err_noise": noise_term, **features, "lost_to_neighbour": lost_fraction,
@@ -722,21 +733,36 @@ class NeuralDeblender(Deblender):
             meta={"flux_err": how},
         )
 
-    def _warn_uncalibrated(self, stacklevel=5):
+    def _warn_uncalibrated(self, with_maps, stacklevel=5):
         """Once per deblender: trained weights without an error model (trained or fine-tuned by the user,
-        or a saved record whose model was removed) give the pixel noise alone as flux_err."""
+        or a saved record whose model was removed) give the pixel noise alone as flux_err, or, without
+        maps, no flux_err."""
         said = self.__dict__.setdefault("_views_warned", set())
         if "uncalibrated" in said:
             return
         said.add("uncalibrated")
+        what = ("so flux_err is the pixel noise through the shares alone: in blends it is too small (the "
+                "deblending error is missing" if with_maps else
+                "and it makes no maps to carry the pixel noise through, so flux_err is masked (NaN")
         warnings.warn(
-            f"these {self.method} weights carry no calibrated error model, so flux_err is the pixel noise "
-            "through the shares alone: in blends it is too small (the deblending error is missing; table.meta"
-            "['flux_err'] says so). Calibrate it on held-out blends with benchmarks/calibrate_errors.py "
-            "--neural <saved folder> --install (see astro_deblend.uncertainty), or use the bundled weights",
+            f"these {self.method} weights carry no calibrated error model, {what}; table.meta['flux_err'] "
+            "says so). Calibrate it on held-out blends with benchmarks/calibrate_errors.py --neural <saved "
+            "folder> --install (see astro_deblend.uncertainty), or use the bundled weights",
             AstroDeblendWarning,
             stacklevel=stacklevel,
         )
+
+    def _check_error_features(self, model):
+        """An error model set by hand (or a saved one) naming features this network does not compute would
+        give NaN errors under a 'calibrated' label: refused."""
+        known = MAP_ERROR_FEATURES if "maps" in self._model.output_names else NO_MAP_ERROR_FEATURES
+        foreign = sorted(set(model.features) - set(known))
+        if foreign:
+            raise InputError(
+                f"the error model names features {foreign} that a {self.method} network does not compute (it "
+                f"computes {list(known)}); fit one for this network with benchmarks/calibrate_errors.py, or "
+                "set error_model=None"
+            )
 
     def _warn_fewer_views(self, model, what, stacklevel=5):
         """Once per deblender and model: ``model`` was fitted with more views than the deblender uses."""

@@ -30,8 +30,8 @@ __all__ = ["StampBatch", "prepare_stamps", "estimate_noise_sigma", "validate_sta
 
 #: Smallest stamp side the deblenders accept, in pixels.
 MIN_STAMP_SIZE = 8
-#: A stack whose stamps look transposed (shape (ny, ny, N)) and are this many times taller than wide is
-#: refused rather than measured as slivers.
+#: A stack whose stamps look transposed (shape (ny, ny, N)) and are this many times longer one way than the
+#: other is refused rather than measured as slivers.
 _SLIVER_RATIO = 4
 
 #: Pixel values must lie within this range of magnitudes, because the networks compute in float32 (largest
@@ -269,7 +269,7 @@ def validate_stamps(data, *, name="data"):
             f"{name} must hold at least one stamp of at least {MIN_STAMP_SIZE}x{MIN_STAMP_SIZE} pixels; "
             f"got shape {arr.shape}.{hint}", value=arr.shape,
         )
-    if transposed and ny >= _SLIVER_RATIO * nx:
+    if transposed and max(ny, nx) >= _SLIVER_RATIO * min(ny, nx):
         # a cube of square stamps stacked the other way gives slivers no blend stamp is cut as: refused
         raise InputError(f"{name} would be read as {n} slivers of {ny}x{nx} pixels.{hint}", value=arr.shape)
     if transposed:  # non-square stamps are legitimate (SepDeblender measures them): said, not refused

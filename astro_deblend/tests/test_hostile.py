@@ -433,6 +433,9 @@ def test_a_cube_with_the_stamp_axis_last_is_refused_with_the_fix():
     assert stamps.shape[1] >= 6 * 8
     with pytest.raises(InputError, match=r"slivers of 128x8 pixels.*np.moveaxis\(cube, -1, 0\)"):
         SepDeblender().measure(np.moveaxis(stamps[:8], 0, -1), noise_sigma=NOISE, progress=False)
+    # ... or 4 times wider than tall (200 stamps of 32 x 32 stacked last: not 32 strips of 32 x 200)
+    with pytest.raises(InputError, match=r"slivers of 32x200 pixels"):
+        SepDeblender().measure(np.zeros((32, 32, 200)) + 1.0, noise_sigma=NOISE, progress=False)
     # as many non-square stamps as their height may be just that (an outside review): said, and measured
     with pytest.warns(AstroDeblendWarning, match=r"stacked along the last axis.*np.moveaxis\(cube, -1, 0\)"):
         table, _ = SepDeblender().measure(stamps[:40, 12:52, :60], noise_sigma=NOISE, progress=False)

@@ -246,9 +246,15 @@ def test_views_average_rotations(trained, data, tmp_path):
 
 
 def test_blend2flux_has_no_maps(data, tmp_path):
+    from astro_deblend.exceptions import AstroDeblendWarning, InputError
+    from astro_deblend.uncertainty import ErrorModel
+
     deblender = NeuralDeblender(B2F, weights=None)
     deblender.fit(data, config=ONE_EPOCH, output_dir=tmp_path)
-    table, segments = deblender.measure(data["blend"][:3], progress=False)
+    # trained weights without an error model: masked errors, said once
+    with pytest.warns(AstroDeblendWarning, match="makes no maps to carry the pixel noise through"):
+        table, segments = deblender.measure(data["blend"][:3], progress=False)
+    assert "none (no maps" in table.meta["flux_err"]
     assert np.all(table["method"] == "blend2flux")
     assert not any(seg.data.any() for seg in segments)
     assert np.all(table["label"] == 0)
@@ -257,7 +263,6 @@ def test_blend2flux_has_no_maps(data, tmp_path):
         deblender.measure(data["blend"][:3], return_maps=True, progress=False)
     # no shares, no noise term: flux_err is missing until an error model of its own features is given
     assert np.all(table["flux_err"].mask)
-    from astro_deblend.uncertainty import ErrorModel
 
     deblender.error_model = ErrorModel(features=("view_spread", "stamp_noise_over_flux"),
                                        coefficients=(0.05, 1.0, 2.0))
@@ -269,6 +274,40 @@ def test_blend2flux_has_no_maps(data, tmp_path):
     assert np.all(np.isnan(diag["flux_err_noise"])) and np.all(diag["stamp_noise_over_flux"] > 0)
     np.testing.assert_allclose(np.asarray(table["flux_err"]).reshape(-1, 2), expected, rtol=1e-6)
     assert "no pixel-noise term of its own" in table.meta["flux_err"]
+    # a flux of 0 (a companion the network gave nothing) keeps the noise part of its error: not 0 +- 0
+    real = deblender._predict
+
+    def nothing_for_the_companion(batch, scale):
+        out = real(batch, scale)
+        out["flux"] = np.asarray(out["flux"]) * np.array([1.0, 0.0])
+        return out
+
+    deblender._predict = nothing_for_the_companion
+    table, _, diag = deblender.measure(data["blend"][:3], noise_sigma=0.05, progress=False,
+                                       return_diagnostics=True, pair_check=False)
+    del deblender._predict
+    err = np.asarray(table["flux_err"]).reshape(-1, 2)
+    assert np.all(np.asarray(table["flux"]).reshape(-1, 2)[:, 1] == 0)
+    stamp_noise = diag["stamp_noise_over_flux"][:, 0] * np.abs(np.asarray(table["flux"]).reshape(-1, 2)[:, 0])
+    np.testing.assert_allclose(err[:, 1], 2.0 * stamp_noise, rtol=1e-4)
+    # a model of a network with maps (a noise term over the flux) would give NaN errors here: refused
+    deblender.error_model = ErrorModel(features=("view_spread", "noise_over_flux"),
+                                       coefficients=(0.05, 1.0, 2.0))
+    with pytest.raises(InputError, match=r"names features \['noise_over_flux'\] that a blend2flux network"):
+        deblender.measure(data["blend"][:3], noise_sigma=0.05, progress=False)
+    # on whole images its stamp model (made for centred pairs) is not used: no error, and meta says why
+    from astropy.table import Table
+
+    deblender.error_model = ErrorModel(features=("view_spread", "stamp_noise_over_flux"),
+                                       coefficients=(0.05, 1.0, 2.0))
+    image = np.random.default_rng(1).normal(0, 0.05, (150, 150))
+    image[20 : 20 + SIZE, 30 : 30 + SIZE] += data["blend"][0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (an untrained-like network's out-of-domain words)
+        where = Table({"x": [30 + SIZE // 2], "y": [20 + SIZE // 2]})
+        found, _ = deblender.measure_image(image, sources=where, error=0.05, progress=False)
+    assert np.isfinite(found["flux"][0]) and np.all(found["flux_err"].mask)
+    assert found.meta["flux_err"].startswith("none: the views give no pixel-noise term")
 
 
 def test_blend2mask2flux_trains_in_two_stages(data, tmp_path):
