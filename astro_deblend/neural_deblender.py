@@ -190,13 +190,8 @@ class NeuralDeblender(Deblender):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer; got {batch_size!r}")
         self.batch_size = int(batch_size)
-        if isinstance(views, bool) or views not in _VIEWS:  # (True == 1: a flag is no count of views)
-            raise InputError(f"views must be one of {_VIEWS}; got {views!r}")
-        self.views = int(views)
+        self.views = views
         self._provenance = {"weights": None, "training": None}
-        #: `~astro_deblend.uncertainty.ErrorModel` of the deblending term, stored with the weights (None:
-        #: flux_err is the pixel noise alone): the one fitted with these views when the weights carry one
-        #: (``error_model_views1``), else the one fitted with 4 views (``error_model``)
         self.error_model = None
         self._error_models = {}
         #: `~astro_deblend.uncertainty.ErrorModel` of flux_err on whole images (`measure_image`), fitted on
@@ -245,6 +240,44 @@ class NeuralDeblender(Deblender):
                 self._load_weights(path, str(path))
 
     # ------------------------------------------------------------------------------ set-up
+    @property
+    def views(self):
+        """int: symmetric views averaged by `measure` (1, 4 or 8). Setting it picks the weights' stamp error
+        model for that number of views, as the constructor does."""
+        return self._views
+
+    @views.setter
+    def views(self, views):
+        if isinstance(views, bool) or not isinstance(views, int | np.integer) or views not in _VIEWS:
+            raise InputError(f"views must be one of {_VIEWS}; got {views!r}")  # (True == 1: no count)
+        self._views = int(views)
+        models = self.__dict__.get("_error_models")
+        if models:  # a model fitted with 1 view under 4 views gave errors too small without a word
+            self.error_model = models.get(f"error_model_views{self._views}", models.get("error_model"))
+
+    @property
+    def error_model(self):
+        """`~astro_deblend.uncertainty.ErrorModel` or None: the calibrated deblending term of ``flux_err``
+        (None: the pixel noise alone). Stored with the weights: the one fitted with these views when the
+        weights carry one (``error_model_views1``), else the one fitted with 4 views (``error_model``). One
+        set by hand is checked as a saved one is."""
+        return self._error_model
+
+    @error_model.setter
+    def error_model(self, model):
+        if model is not None:
+            if not isinstance(model, ErrorModel):
+                raise InputTypeError("error_model must be an astro_deblend.uncertainty.ErrorModel or None; "
+                                     f"got {type(model).__name__}")
+            built = "_model" in self.__dict__
+            known = (MAP_ERROR_FEATURES if "maps" in self._model.output_names else NO_MAP_ERROR_FEATURES) \
+                if built else ERROR_FEATURES
+            try:
+                ErrorModel.from_dict(model.to_dict(), known=known)  # the checks of a saved one
+            except (ValueError, TypeError) as exc:
+                raise InputError(f"error_model cannot be used: {exc}") from None
+        self._error_model = model
+
     def _setup(self, config, provenance=None):
         self._config = config
         self._model = build_model(config)
@@ -507,8 +540,11 @@ class NeuralDeblender(Deblender):
             light-weighted disagreement of the views' shares; ``shared_light``, the fraction of the galaxy's
             light in pixels it shares; ``contamination``, that fraction times the neighbour's flux over the
             galaxy's; ``noise_over_flux``, ``flux_err_noise`` over the flux: the noise moves the shares
-            too, so the network's answer moves more than the noise of fixed shares; without maps
-            (blend2flux), ``stamp_noise_over_flux``, the noise of the stamp's signal pixels over the flux);
+            too, so the network's answer moves more than the noise of fixed shares: all but
+            ``view_spread`` are NaN without maps; and without maps only (blend2flux, NaN otherwise),
+            ``stamp_noise_over_flux``,
+            the noise of the stamp's signal pixels over the flux; a flux of 0 is taken as a millionth of
+            the noise in both ratios);
             and, not features of the error model, ``lost_to_neighbour``, the fraction of the
             light in the galaxy's detection segment that the network gives the neighbour, and
             ``taken_from_neighbour``, the light of the neighbour's segment given to the galaxy over its
@@ -1018,14 +1054,15 @@ _MAX_FILLED_FRACTION = 0.01
 
 def _filled_light(part, part_maps, bad, flux):
     """Fraction of each galaxy's flux (n, 2) in the filled pixels: from its share of them, or, without
-    maps, the filled pixels' share of the stamp's positive light (both galaxies)."""
+    maps, all the positive light filled into the stamp over each galaxy's flux (no shares say whose it is:
+    each is charged with all of it; the stamp's whole positive light, noise included, diluted a filled core
+    to a few per cent, an outside probe)."""
     if part_maps is None:
-        light = np.clip(part, 0, None)
-        frac = (light * bad).sum(axis=(1, 2)) / np.maximum(light.sum(axis=(1, 2)), 1e-30)
-        return np.repeat(frac[:, None], 2, axis=1)
-    light = np.sum(part_maps * np.clip(part, 0, None)[:, None] * bad[:, None], axis=(2, 3))
+        light = np.repeat((np.clip(part, 0, None) * bad).sum(axis=(1, 2))[:, None], 2, axis=1)
+    else:
+        light = np.sum(part_maps * np.clip(part, 0, None)[:, None] * bad[:, None], axis=(2, 3))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.nan_to_num(light / np.abs(np.asarray(flux)), nan=0.0)
+        return np.nan_to_num(light / np.abs(np.asarray(flux)), nan=0.0, posinf=0.0)
 
 
 class _Window:

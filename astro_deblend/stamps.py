@@ -272,6 +272,19 @@ def validate_stamps(data, *, name="data"):
     if transposed and max(ny, nx) >= _SLIVER_RATIO * min(ny, nx):
         # a cube of square stamps stacked the other way gives slivers no blend stamp is cut as: refused
         raise InputError(f"{name} would be read as {n} slivers of {ny}x{nx} pixels.{hint}", value=arr.shape)
+    if not was_2d and n == ny == nx and not transposed:
+        # a cube of as many stamps as their side cannot be told from its shape: by its light. Stacked the
+        # right way, the stamps' central pixels (on a galaxy) outshine the central rows' pixels (mostly sky);
+        # the wrong way round, the other way (an outside probe: sep measured one at flag 0, 13x too bright)
+        c = ny // 2
+        centres, rows = np.median(arr[:, c, c]), np.median(arr[c, c, :])
+        # (a median of n pixels scatters by about 1.25 sigma / sqrt(n): noise alone does not count)
+        scatter = 1.4826 * np.median(np.abs(arr - np.median(arr))) * 1.25 / np.sqrt(n)
+        if rows > 5 * scatter and rows > 3 * max(centres, 0):
+            transposed = True
+            hint = (f" The light of the cube {arr.shape} is centred along its first two axes: it looks like "
+                    f"{nx} stamps stacked along the last axis: stamps go first, shape (N, ny, nx) "
+                    "(np.moveaxis(cube, -1, 0); NAXIS3 = N in FITS).")
     if transposed:  # non-square stamps are legitimate (SepDeblender measures them): said, not refused
         from .exceptions import AstroDeblendWarning
 

@@ -133,11 +133,17 @@ class ErrorModel:
         nu = record.get("nu")
         features, coefficients = tuple(record["features"]), tuple(float(c) for c in record["coefficients"])
         nu = np.inf if nu is None else float(nu)
-        if (len(coefficients) != len(features) + 1
-                or not all(np.isfinite(c) and 0 <= c < 1e100 for c in coefficients) or not nu > 2):
+        problems = []
+        if len(coefficients) != len(features) + 1:
+            problems.append(f"{len(coefficients)} coefficients for {len(features)} features (want one more)")
+        bad = [c for c in coefficients if not (np.isfinite(c) and 0 <= c < 1e100)]
+        if bad:
+            problems.append(f"coefficients {bad} (want finite and >= 0)")
+        if not nu > 2:
+            problems.append(f"nu = {nu} (want > 2)")
+        if problems:
             raise ValueError(
-                f"the error model record is damaged: {len(coefficients)} coefficients for {len(features)} "
-                f"features (want one more, all >= 0) and nu = {nu} (want > 2); re-fit it "
+                f"the error model record is damaged: {'; '.join(problems)}; re-fit it "
                 "(benchmarks/calibrate_errors.py, or calibrate_image_errors.py for image_error_model)"
             )
         return cls(features=features, coefficients=coefficients, nu=nu,

@@ -425,8 +425,9 @@ def test_a_cube_with_the_stamp_axis_last_is_refused_with_the_fix():
     'too faint' from the network (outside probe 2026-11-28i)."""
     from astro_deblend.exceptions import AstroDeblendWarning, InputError
     from astro_deblend.sep_deblender import SepDeblender
+    from astro_deblend.stamps import validate_stamps
 
-    stamps = _gaussian_pairs(40)["blend"]
+    stamps = _gaussian_pairs(64)["blend"]
     with pytest.raises(InputError, match=r"stacked along the last axis.*np.moveaxis\(cube, -1, 0\)"):
         SepDeblender().measure(np.moveaxis(stamps[:4], 0, -1), progress=False)
     # wide enough to measure, but slivers 6 times taller than wide: refused too (outside probe 2026-11-28l)
@@ -436,6 +437,15 @@ def test_a_cube_with_the_stamp_axis_last_is_refused_with_the_fix():
     # ... or 4 times wider than tall (200 stamps of 32 x 32 stacked last: not 32 strips of 32 x 200)
     with pytest.raises(InputError, match=r"slivers of 32x200 pixels"):
         SepDeblender().measure(np.zeros((32, 32, 200)) + 1.0, noise_sigma=NOISE, progress=False)
+    # as many stamps as their side: the shape cannot tell, the light can (outside probe 2026-11-29: sep
+    # measured such a cube at flag 0); the right way round, nothing is said
+    cube = stamps[:64, 32:96, 32:96]
+    with pytest.warns(AstroDeblendWarning, match=r"centred along its first two axes.*np.moveaxis"):
+        validate_stamps(np.moveaxis(cube, 0, -1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AstroDeblendWarning)
+        validate_stamps(cube)
+        validate_stamps(np.random.default_rng(0).normal(size=(16, 16, 16)))
     # as many non-square stamps as their height may be just that (an outside review): said, and measured
     with pytest.warns(AstroDeblendWarning, match=r"stacked along the last axis.*np.moveaxis\(cube, -1, 0\)"):
         table, _ = SepDeblender().measure(stamps[:40, 12:52, :60], noise_sigma=NOISE, progress=False)
