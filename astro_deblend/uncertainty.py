@@ -160,7 +160,7 @@ def _t_scale(nu):
     return np.sqrt((nu - 2) / nu) if nu > 2 else 1.0
 
 
-def fit_error_model(flux, flux_true, noise, features, *, nu=None, fitted_on=None):
+def fit_error_model(flux, flux_true, noise, features, *, nu=None, fitted_on=None, weights=None):
     """Fit the coefficients of an `ErrorModel` by maximum likelihood on held-out blends.
 
     Parameters
@@ -174,6 +174,9 @@ def fit_error_model(flux, flux_true, noise, features, *, nu=None, fitted_on=None
         Degrees of freedom of the Student-t likelihood; None (default) fits it too.
     fitted_on : dict, optional
         Provenance stored with the model.
+    weights : array-like of shape (M,), optional
+        Weight of each galaxy in the likelihood (e.g. one over the number of galaxies of its bin of
+        separation, so that every bin counts alike); None (default): all equal.
 
     Returns
     -------
@@ -185,8 +188,10 @@ def fit_error_model(flux, flux_true, noise, features, *, nu=None, fitted_on=None
     s = np.asarray(noise, np.float64).ravel()
     x = (np.stack([np.asarray(features[k], np.float64).ravel() for k in names]) if names
          else np.zeros((0, f.size)))
-    ok = np.isfinite(f) & np.isfinite(t) & np.isfinite(s) & np.all(np.isfinite(x), axis=0)
-    f, t, s, x = f[ok], t[ok], s[ok], x[:, ok]
+    w = np.ones(f.size) if weights is None else np.asarray(weights, np.float64).ravel()
+    ok = np.isfinite(f) & np.isfinite(t) & np.isfinite(s) & np.all(np.isfinite(x), axis=0) & np.isfinite(w)
+    f, t, s, x, w = f[ok], t[ok], s[ok], x[:, ok], w[ok]
+    w = w / w.mean()  # the likelihood's scale as with equal weights
     r = f - t
 
     def unpack(p):
@@ -199,12 +204,12 @@ def fit_error_model(flux, flux_true, noise, features, *, nu=None, fitted_on=None
         rel2 = c[0] ** 2 + np.sum((c[1:, None] * x) ** 2, axis=0)
         sigma = np.sqrt(s**2 + rel2 * f**2)
         if not np.isfinite(v):
-            return np.sum(np.log(sigma) + 0.5 * (r / sigma) ** 2)
+            return np.sum(w * (np.log(sigma) + 0.5 * (r / sigma) ** 2))
         scale = sigma * _t_scale(v)  # sigma is the standard deviation of the t
         z2 = (r / scale) ** 2
         logpdf = (special.gammaln((v + 1) / 2) - special.gammaln(v / 2) - 0.5 * np.log(v * np.pi)
                   - np.log(scale) - (v + 1) / 2 * np.log1p(z2 / v))
-        return -np.sum(logpdf)
+        return -np.sum(w * logpdf)
 
     # start with every term near 2 % of the flux for a typical galaxy, then refine from the best of a few
     typical = np.array([np.median(np.abs(k[k != 0])) if np.any(k != 0) else 1.0 for k in x])

@@ -76,6 +76,25 @@ def test_the_fit_recovers_known_coefficients():
     assert again.coefficients == fitted.coefficients and again.nu == fitted.nu
 
 
+def test_weights_count_galaxies_in_the_fit():
+    """A weight of 0 leaves a galaxy out; weighting two populations of different scatter moves the fit
+    toward the one weighted up (the bins of separation, weighted alike, in calibrate_errors' experiments)."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    true = rng.uniform(100, 1000, n)
+    noise = np.full(n, 1.0)
+    wide = np.arange(n) < n // 2  # 1 % scatter; the others 10 %
+    flux = true * (1 + np.where(wide, 0.01, 0.10) * rng.standard_normal(n))
+    model = dict(nu=np.inf)
+    alone = fit_error_model(flux[wide], true[wide], noise[wide], {}, **model)
+    weighted = fit_error_model(flux, true, noise, {}, weights=wide.astype(float), **model)
+    assert weighted.coefficients[0] == pytest.approx(alone.coefficients[0], rel=1e-4)
+    assert alone.coefficients[0] == pytest.approx(0.01, rel=0.1)
+    even = fit_error_model(flux, true, noise, {}, **model).coefficients[0]
+    up = fit_error_model(flux, true, noise, {}, weights=np.where(wide, 1.0, 4.0), **model).coefficients[0]
+    assert 0.01 < even < up < 0.10
+
+
 def test_sep_errors_from_noise_maps_and_gain():
     from astro_deblend.sep_deblender import SepDeblender
 
