@@ -267,6 +267,14 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
     scale = _scalar(_plain_pixel_scale(pixel_scale), "pixel_scale", source="", positive=True,
                     limits=(1e-6, 3600.0))
     wcs = check_wcs(wcs)
+    if wcs is not None and scale is not None:
+        # two scales must be one: the scale sets the pixel area, by which a surface brightness becomes a flux
+        # (pixel_scale=0.1 beside a WCS of 0.06 arcsec/px gave MJy/sr fluxes 2.8x too large at flag 0: probe)
+        own = wcs_pixel_scale(wcs)
+        if own > 0 and not np.isclose(scale, own, rtol=0.02):
+            raise InputError(
+                f"pixel_scale = {scale:g} arcsec/px disagrees with the WCS, which gives {own:.4g} arcsec/px: "
+                "give one of them (the WCS alone sets the scale), or the right one", value=scale)
     area = None
     if wcs is not None and scale_from_wcs:
         from astropy.wcs.utils import proj_plane_pixel_area
@@ -1325,6 +1333,9 @@ def measure_image(
 
     image = prepare_image(data, error=error, mask=mask, wcs=wcs, zeropoint=zeropoint, pixel_scale=pixel_scale,
                           hdu=hdu)
+    # said first: an error of the wrong scale sets off every other check (a sky off zero, hot pixels, no
+    # detection; an outside probe found the right word last of five)
+    error_off = _error_scale_off(image)
     src = resolve_sources(sources, image, detection=detection)
     n = src.id.size
     if sources is not None:
@@ -1350,8 +1361,9 @@ def measure_image(
         warnings.warn(
             f"{len(pairs)} pair(s) of the catalogue's sources lie within {MIN_SEPARATION:g} px of each "
             f"other (ids {[tuple(int(i) for i in src.id[p]) for p in pairs[:5]]}): no image can tell them "
-            "apart, and their light is split between them (half each for one galaxy listed twice, as merged "
-            "or cross-matched catalogues do); flag 4 set. Remove the duplicates, or keep one of each pair",
+            "apart, and their light is split between them in no meaningful way (one galaxy listed twice, as "
+            "merged or cross-matched catalogues do?); flag 4 set. Remove the duplicates, or keep one of each "
+            "pair",
             AstroDeblendWarning, stacklevel=3)
     ids_image = np.zeros(image.shape, np.int64)
     model = np.zeros(image.shape, np.float32) if return_model else None
@@ -1393,6 +1405,17 @@ def measure_image(
             noise_err[on] = raised
             with np.errstate(invalid="ignore", divide="ignore"):  # the views' own deblending term
                 rel_blend = np.sqrt(np.clip(flux_err**2 - noise_err**2, 0, None)) / np.abs(flux)
+            twice = _one_object_twice(src, flux, getattr(deblender, "central_tolerance", 0.0) * 2)
+            if twice.size:  # two positions whose views found the same object: one flux, not the same twice
+                flag[twice.ravel()] |= Flag.AMBIGUOUS
+                later = twice[:, 1]
+                flux[later] = flux_err[later] = noise_err[later] = np.nan
+                flag[later] |= Flag.NOT_DETECTED
+                warnings.warn(
+                    f"{len(twice)} pair(s) of sources found the same object in their views (ids "
+                    f"{[tuple(int(i) for i in src.id[p]) for p in twice[:5]]}): its flux is given to the "
+                    "first of each pair and the other gets none (flags 4 and 1); both are ambiguous",
+                    AstroDeblendWarning, stacklevel=3)
             ids_image = src.ids_image()
             if return_model:  # the measured segments
                 model[ids_image > 0] = image.data[ids_image > 0]
@@ -1436,27 +1459,8 @@ def measure_image(
     missing = np.unique(group_id[((flag & Flag.NOT_DETECTED) > 0) & ~blind])
     flag[np.isin(group_id, missing) & (group_size > 1)] |= Flag.AMBIGUOUS
     flag |= _doubtful_partners(flag, group_id, group_size)
-    if image.error_given:
-        own = pixel_rms(image.data[~image.bad])
-        # over the pixels with information: a map whose uncovered half is infinite is not too large
-        given = np.median(image.error[~image.bad]) if np.ndim(image.error) else image.error
-        if given < _MIN_ERROR_RATIO * own:
-            flag |= Flag.OUT_OF_DOMAIN
-            warnings.warn(
-                f"the given error ({given:.3g}) is below {_MIN_ERROR_RATIO:g} times the scatter of the "
-                f"image's pixels ({own:.3g}); flag 8 set on every source: check its units",
-                OutOfDomainWarning,
-                stacklevel=3,
-            )
-        elif given > _MAX_ERROR_RATIO * own:
-            flag |= Flag.OUT_OF_DOMAIN
-            warnings.warn(
-                f"the given error ({given:.3g}) is above {_MAX_ERROR_RATIO:g} times the scatter of the "
-                f"image's pixels ({own:.3g}), which no noise can be; flag 8 set on every source: a variance "
-                "or a weight map given as an error? (an inverse-variance weight w gives error = 1 / sqrt(w))",
-                OutOfDomainWarning,
-                stacklevel=3,
-            )
+    if error_off:
+        flag |= Flag.OUT_OF_DOMAIN
     table = _image_table(src, image, flux, flux_err, flag, group_id, group_size, deblender.method,
                          noise_err=noise_err)
     table.meta.update(
@@ -1465,7 +1469,8 @@ def measure_image(
         error="given" if image.error_given else "estimated from the image (one rms)",
         flux_err=(("none: the views give no pixel-noise term (a network without maps), and the error "
                    "model of its stamps is for centred pairs, not whole images"
-                   if not np.isfinite(flux_err).any() else "the views' own errors") if calibrated is None else
+                   if flux_err.size and not np.isfinite(flux_err).any() else "the views' own errors")
+                  if calibrated is None else
                   f"pixel noise (+) whole-image model {calibrated.name} (fitted with "
                   f"{calibrated.fitted_on.get('command', 'benchmarks/calibrate_image_errors.py')})")
         + (f" (+) {FILLED_LIGHT_SIGMA:g} x the light filled into its masked pixels (not masked lines)"
@@ -1712,6 +1717,55 @@ def _defective(image, src):
 #: source's segment one counts for it.
 _LINE_BLOCK = 128
 _LINE_REACH = 5
+
+
+def _error_scale_off(image):
+    """True, with a warning, where the given error is far from the scatter of the image's pixels."""
+    import warnings
+
+    if not image.error_given:
+        return False
+    own = pixel_rms(image.data[~image.bad])
+    # over the pixels with information: a map whose uncovered half is infinite is not too large
+    given = np.median(image.error[~image.bad]) if np.ndim(image.error) else image.error
+    if given < _MIN_ERROR_RATIO * own:
+        warnings.warn(
+            f"the given error ({given:.3g}) is below {_MIN_ERROR_RATIO:g} times the scatter of the "
+            f"image's pixels ({own:.3g}); flag 8 set on every source: check its units (the warnings that "
+            "follow may come from it)",
+            OutOfDomainWarning,
+            stacklevel=4,
+        )
+        return True
+    if given > _MAX_ERROR_RATIO * own:
+        warnings.warn(
+            f"the given error ({given:.3g}) is above {_MAX_ERROR_RATIO:g} times the scatter of the "
+            f"image's pixels ({own:.3g}), which no noise can be; flag 8 set on every source: a variance "
+            "or a weight map given as an error? (an inverse-variance weight w gives error = 1 / sqrt(w))",
+            OutOfDomainWarning,
+            stacklevel=4,
+        )
+        return True
+    return False
+
+
+def _one_object_twice(src, flux, radius):
+    """Rows (k, l), k before l in id order, of sources within ``radius`` px of each other whose fluxes are
+    the same number: the views of both found one object (SepDeblender's, for positions a pixel or two apart,
+    gave it to both at flag 0: an outside probe)."""
+    from scipy.spatial import cKDTree
+
+    if src.id.size < 2 or radius <= 0:
+        return np.zeros((0, 2), np.int64)
+    pairs = cKDTree(np.column_stack([src.x, src.y])).query_pairs(radius, output_type="ndarray")
+    if not len(pairs):
+        return np.zeros((0, 2), np.int64)
+    a, b = flux[pairs[:, 0]], flux[pairs[:, 1]]
+    same = np.isfinite(a) & np.isfinite(b) & np.isclose(a, b, rtol=1e-9, atol=0)
+    pairs = pairs[same]
+    swap = src.id[pairs[:, 0]] > src.id[pairs[:, 1]]
+    pairs[swap] = pairs[swap][:, ::-1]
+    return pairs
 
 
 def _close_pairs(src):

@@ -194,8 +194,6 @@ class NeuralDeblender(Deblender):
         self._provenance = {"weights": None, "training": None}
         self.error_model = None
         self._error_models = {}
-        #: `~astro_deblend.uncertainty.ErrorModel` of flux_err on whole images (`measure_image`), fitted on
-        #: simulated fields (None: the views' own stamp model, which is not calibrated there)
         self.image_error_model = None
 
         if weights is not None and not isinstance(weights, str | os.PathLike):
@@ -265,18 +263,23 @@ class NeuralDeblender(Deblender):
 
     @error_model.setter
     def error_model(self, model):
-        if model is not None:
-            if not isinstance(model, ErrorModel):
-                raise InputTypeError("error_model must be an astro_deblend.uncertainty.ErrorModel or None; "
-                                     f"got {type(model).__name__}")
-            built = "_model" in self.__dict__
-            known = (MAP_ERROR_FEATURES if "maps" in self._model.output_names else NO_MAP_ERROR_FEATURES) \
-                if built else ERROR_FEATURES
-            try:
-                ErrorModel.from_dict(model.to_dict(), known=known)  # the checks of a saved one
-            except (ValueError, TypeError) as exc:
-                raise InputError(f"error_model cannot be used: {exc}") from None
-        self._error_model = model
+        built = "_model" in self.__dict__
+        known = (MAP_ERROR_FEATURES if "maps" in self._model.output_names else NO_MAP_ERROR_FEATURES) \
+            if built else ERROR_FEATURES
+        self._error_model = _checked_model(model, "error_model", known)
+
+    @property
+    def image_error_model(self):
+        """`~astro_deblend.uncertainty.ErrorModel` or None: flux_err on whole images (`measure_image`),
+        fitted on simulated fields; its features are the stamp model's term (None, or no stamp model: the
+        views' own errors, not calibrated there). One set by hand is checked as a saved one is."""
+        return self._image_error_model
+
+    @image_error_model.setter
+    def image_error_model(self, model):
+        from .images import IMAGE_ERROR_FEATURES
+
+        self._image_error_model = _checked_model(model, "image_error_model", IMAGE_ERROR_FEATURES)
 
     def _setup(self, config, provenance=None):
         self._config = config
@@ -781,7 +784,8 @@ class NeuralDeblender(Deblender):
                 "deblending error is missing" if with_maps else
                 "and it makes no maps to carry the pixel noise through, so flux_err is masked (NaN")
         warnings.warn(
-            f"these {self.method} weights carry no calibrated error model, {what}; table.meta['flux_err'] "
+            f"this {self.method} network has no calibrated error model (none came with its weights, or it "
+            f"was set to None), {what}; table.meta['flux_err'] "
             "says so). Calibrate it on held-out blends with benchmarks/calibrate_errors.py --neural <saved "
             "folder> --install (see astro_deblend.uncertainty), or use the bundled weights",
             AstroDeblendWarning,
@@ -1015,6 +1019,22 @@ class NeuralDeblender(Deblender):
 
 
 # ------------------------------------------------------------------------------------ helpers
+def _checked_model(model, name, known):
+    """An error model set by hand, checked as a saved one is (`ErrorModel.from_dict`); None stays None."""
+    if model is None:
+        return None
+    if not isinstance(model, ErrorModel):
+        raise InputTypeError(f"{name} must be an astro_deblend.uncertainty.ErrorModel or None; got "
+                             f"{type(model).__name__}")
+    try:
+        if np.isnan(model.nu):  # (to_dict would write it as None, read back as a Gaussian)
+            raise ValueError(f"nu = {model.nu} (want > 2, or inf for a Gaussian)")
+        ErrorModel.from_dict(model.to_dict(), known=known)  # the checks of a saved one
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{name} cannot be used: {exc}") from None
+    return model
+
+
 def _segments_and_centroids(stack, maps, sigma):
     """Label images (N, ny, nx) and centroids x, y (N, 2) from the maps (None: blend2flux)."""
     n, ny, nx = stack.shape

@@ -470,3 +470,48 @@ def test_odd_noise_values_are_refused_or_read_as_meant():
     with pytest.raises(ValueError, match="too small to weigh pixels"):
         OracleDeblender().measure(pairs["blend"], profiles=pairs["profiles"], noise_sigma=1e-70,
                                   progress=False)
+
+
+def _two_galaxy_field():
+    """A 256 px field: a galaxy of flux 69 at (120, 44), one of 100 at (180, 150), noise 0.02."""
+    yy, xx = np.mgrid[:256, :256]
+    image = np.random.default_rng(0).normal(0, 0.02, (256, 256))
+    image += 69 * np.exp(-((xx - 120) ** 2 + (yy - 44) ** 2) / (2 * 2.5**2)) / (2 * np.pi * 2.5**2)
+    image += 100 * np.exp(-((xx - 180) ** 2 + (yy - 150) ** 2) / (2 * 3.0**2)) / (2 * np.pi * 9.0)
+    return image
+
+
+def test_whole_image_inputs_of_the_outside_probe_of_2026_11_29():
+    """SepDeblender gave one galaxy's flux to two positions 1.6-2.5 px apart at flag 0; pixel_scale beside
+    a WCS of another scale set MJy/sr fluxes 2.8x too large at flag 0; an error 100x too small was said
+    last of five warnings."""
+    import astropy.units as u
+    from astropy.table import Table
+    from astropy.wcs import WCS
+
+    from astro_deblend.exceptions import AstroDeblendWarning, InputError, OutOfDomainWarning
+    from astro_deblend.flags import Flag
+    from astro_deblend.sep_deblender import SepDeblender
+
+    image = _two_galaxy_field()
+    for dx in (1.6, 2.5):
+        where = Table({"id": [1, 2, 3], "x": [120.0, 120.0 + dx, 180.0], "y": [44.0, 44.0, 150.0]})
+        with pytest.warns(AstroDeblendWarning, match="found the same object in their views"):
+            table, _ = SepDeblender().measure_image(image, sources=where, error=0.02, progress=False)
+        assert np.isfinite(table["flux"][0]) and np.ma.is_masked(table["flux"][1])
+        assert table["flag"][0] & Flag.AMBIGUOUS and table["flag"][1] & Flag.NOT_DETECTED
+        assert table["flag"][2] == 0 and np.nansum(np.asarray(table["flux"].filled(np.nan))[:2]) < 80
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.cdelt = [-0.06 / 3600, 0.06 / 3600]
+    wcs.wcs.crval = [150.0, 2.0]
+    where = Table({"x": [120.0, 180.0], "y": [44.0, 150.0]})
+    with pytest.raises(InputError, match=r"pixel_scale = 0.1 arcsec/px disagrees with the WCS, which gives"):
+        SepDeblender().measure_image(image * u.MJy / u.sr, sources=where, error=0.02 * u.MJy / u.sr,
+                                     pixel_scale=0.1, wcs=wcs, progress=False)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        table, _ = SepDeblender().measure_image(image, sources=where, error=0.0002, progress=False)
+    ours = (AstroDeblendWarning, OutOfDomainWarning)
+    first = [str(w.message) for w in said if issubclass(w.category, ours)]
+    assert "is below 0.45 times the scatter" in first[0] and np.all(table["flag"] & Flag.OUT_OF_DOMAIN)

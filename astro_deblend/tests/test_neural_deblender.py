@@ -511,7 +511,7 @@ def test_weights_without_an_error_model_say_that_flux_err_is_the_noise_alone(tra
     assert trained.error_model is None
     trained.save(tmp_path / "net")
     fresh = NeuralDeblender.load(tmp_path / "net")
-    with pytest.warns(AstroDeblendWarning, match="no calibrated error model, so flux_err is the pixel noise"):
+    with pytest.warns(AstroDeblendWarning, match=r"no calibrated error model \(none came with its weights"):
         table, _ = fresh.measure(data["blend"][:3], noise_sigma=0.05, progress=False, pair_check=False)
     assert "pixel noise through the shares only" in table.meta["flux_err"]
     with warnings.catch_warnings():  # said once
@@ -588,7 +588,17 @@ def test_views_and_error_model_set_after_construction_are_checked():
             deblender.error_model = ErrorModel(features=model.features, coefficients=coefficients)
     with pytest.raises(InputTypeError, match="must be an astro_deblend.uncertainty.ErrorModel"):
         deblender.error_model = model.to_dict()
+    with pytest.raises(InputError, match="nu = nan"):  # (it would be read back as a Gaussian)
+        deblender.error_model = ErrorModel(model.features, model.coefficients, nu=np.nan)
     assert deblender.error_model is model  # refused: the model in place stays
+    # the whole-image model too (a NaN coefficient gave masked errors under its name; a probe)
+    image_model = deblender.image_error_model
+    with pytest.raises(InputError, match=r"image_error_model cannot be used: .*coefficients \[nan"):
+        deblender.image_error_model = ErrorModel(features=image_model.features,
+                                                 coefficients=(np.nan,) + image_model.coefficients[1:])
+    with pytest.raises(InputError, match="names features"):
+        deblender.image_error_model = model  # a stamp model
+    assert deblender.image_error_model is image_model
 
 
 def test_one_view_gets_its_own_error_model_and_a_warning_where_there_is_none():
