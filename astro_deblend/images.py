@@ -1753,11 +1753,7 @@ def _one_object_twice(src, flux, radius):
     """Rows (k, l), k before l in id order, of sources within ``radius`` px of each other whose fluxes are
     the same number: the views of both found one object (SepDeblender's, for positions a pixel or two apart,
     gave it to both at flag 0: an outside probe)."""
-    from scipy.spatial import cKDTree
-
-    if src.id.size < 2 or radius <= 0:
-        return np.zeros((0, 2), np.int64)
-    pairs = cKDTree(np.column_stack([src.x, src.y])).query_pairs(radius, output_type="ndarray")
+    pairs = _close_pairs(src, radius) if radius > 0 else np.zeros((0, 2), np.int64)
     if not len(pairs):
         return np.zeros((0, 2), np.int64)
     a, b = flux[pairs[:, 0]], flux[pairs[:, 1]]
@@ -1768,13 +1764,15 @@ def _one_object_twice(src, flux, radius):
     return pairs
 
 
-def _close_pairs(src):
-    """Rows (k, l) of the sources whose positions lie within MIN_SEPARATION px of each other."""
+def _close_pairs(src, radius=None):
+    """Rows (k, l) of the sources whose positions lie within ``radius`` (default MIN_SEPARATION) px of each
+    other."""
     from scipy.spatial import cKDTree
 
     if src.id.size < 2:
         return np.zeros((0, 2), np.int64)
-    return cKDTree(np.column_stack([src.x, src.y])).query_pairs(MIN_SEPARATION, output_type="ndarray")
+    radius = MIN_SEPARATION if radius is None else radius
+    return cKDTree(np.column_stack([src.x, src.y])).query_pairs(radius, output_type="ndarray")
 
 
 def _warn_nothing_on_image(n, on_image, shape, *, stacklevel):

@@ -263,10 +263,12 @@ class NeuralDeblender(Deblender):
 
     @error_model.setter
     def error_model(self, model):
-        built = "_model" in self.__dict__
-        known = (MAP_ERROR_FEATURES if "maps" in self._model.output_names else NO_MAP_ERROR_FEATURES) \
-            if built else ERROR_FEATURES
+        known = self._stamp_error_features() if "_model" in self.__dict__ else ERROR_FEATURES
         self._error_model = _checked_model(model, "error_model", known)
+
+    def _stamp_error_features(self):
+        """The features a stamp error model of this network may name (with maps or without)."""
+        return MAP_ERROR_FEATURES if "maps" in self._model.output_names else NO_MAP_ERROR_FEATURES
 
     @property
     def image_error_model(self):
@@ -296,7 +298,7 @@ class NeuralDeblender(Deblender):
             empty = [key for key, value in entries.items() if not value]
             if empty:  # save() writes no entry for a model it does not have: an empty one was damaged
                 raise ValueError(f"the entries {empty} are empty")
-            stamp = MAP_ERROR_FEATURES if "maps" in self._model.output_names else NO_MAP_ERROR_FEATURES
+            stamp = self._stamp_error_features()
             models = {key: ErrorModel.from_dict(
                 value, known=IMAGE_ERROR_FEATURES if key == "image_error_model" else stamp)
                 for key, value in entries.items()}
@@ -741,8 +743,6 @@ class NeuralDeblender(Deblender):
         features = {"view_spread": spread, "map_spread": map_spread, "shared_light": overlap,
                     "contamination": overlap * np.where(np.isfinite(ratio), ratio, 100.0),
                     "noise_over_flux": noise_over_flux, "stamp_noise_over_flux": stamp_noise_over_flux}
-        if self.error_model is not None:
-            self._check_error_features(self.error_model)
         if self.error_model is not None and np.isfinite(noise_part).all():
             self._warn_fewer_views(self.error_model, "error model")
             # without maps there is no noise term: the model's features carry the noise (blend2flux)
@@ -791,18 +791,6 @@ class NeuralDeblender(Deblender):
             AstroDeblendWarning,
             stacklevel=stacklevel,
         )
-
-    def _check_error_features(self, model):
-        """An error model set by hand (or a saved one) naming features this network does not compute would
-        give NaN errors under a 'calibrated' label: refused."""
-        known = MAP_ERROR_FEATURES if "maps" in self._model.output_names else NO_MAP_ERROR_FEATURES
-        foreign = sorted(set(model.features) - set(known))
-        if foreign:
-            raise InputError(
-                f"the error model names features {foreign} that a {self.method} network does not compute (it "
-                f"computes {list(known)}); fit one for this network with benchmarks/calibrate_errors.py, or "
-                "set error_model=None"
-            )
 
     def _warn_fewer_views(self, model, what, stacklevel=5):
         """Once per deblender and model: ``model`` was fitted with more views than the deblender uses."""
