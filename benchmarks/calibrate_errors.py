@@ -65,14 +65,15 @@ def measure(deblender, blends, rows=None, features=NEURAL_FEATURES):
         table, _, diag = deblender.measure(
             batch["blend"], noise_sigma=s, progress=False, return_diagnostics=True
         )
-        out["flux"].append(table_to_pairs(table, "flux"))
+        flux = table_to_pairs(table, "flux")
+        out["flux"].append(flux)
         out["flux_err"].append(table_to_pairs(table, "flux_err"))
         noise = np.asarray(diag["flux_err_noise"], float)
         # without maps (blend2flux) no noise term: the model's features carry the noise
         out["noise"].append(np.zeros_like(noise) if np.isnan(noise).all() else noise)
         # (the stamp's noise, for the S/N bins of a network without one; SepDeblender has none)
         out["stamp_noise"].append(diag.get("stamp_noise_over_flux", np.full_like(noise, np.nan))
-                                  * np.abs(table_to_pairs(table, "flux")))
+                                  * np.abs(flux))
         for name in features:
             out[name].append(diag[name])
     res = {k: np.concatenate(v).ravel() for k, v in out.items() if v}
