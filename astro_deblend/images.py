@@ -1430,7 +1430,8 @@ def measure_image(
             # the network gave part of a source's own segment to its neighbours, or part of theirs to it
             flag[(lost > MAX_HANDED_OVER) | (taken > MAX_HANDED_OVER)] |= Flag.AMBIGUOUS
             flag[cut] |= Flag.INCOMPLETE
-            faint = (_segment_snr(image, src) < MIN_SEGMENT_SNR) & src.on_image
+            # (a source without any pixel of data is said apart, below: it is not faint, it is unseen)
+            faint = (_segment_snr(image, src) < MIN_SEGMENT_SNR) & src.on_image & ~views.without_data
             flag[faint] |= Flag.OUT_OF_DOMAIN
             if faint.any():
                 warnings.warn(

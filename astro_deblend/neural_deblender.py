@@ -776,7 +776,7 @@ class NeuralDeblender(Deblender):
         """Once per deblender: trained weights without an error model (trained or fine-tuned by the user,
         or a saved record whose model was removed) give the pixel noise alone as flux_err, or, without
         maps, no flux_err."""
-        said = self.__dict__.setdefault("_views_warned", set())
+        said = self.__dict__.setdefault("_said_once", set())
         if "uncalibrated" in said:
             return
         said.add("uncalibrated")
@@ -795,7 +795,7 @@ class NeuralDeblender(Deblender):
     def _warn_fewer_views(self, model, what, stacklevel=5):
         """Once per deblender and model: ``model`` was fitted with more views than the deblender uses."""
         fitted = model.fitted_on.get("views")
-        said = self.__dict__.setdefault("_views_warned", set())
+        said = self.__dict__.setdefault("_said_once", set())
         if fitted is None or self.views >= int(fitted) or what in said:
             return
         said.add(what)
