@@ -60,6 +60,9 @@ def _parser():
                    f"image when larger than {_IMAGE_SIDE} px on a side, or with --image, --sources, "
                    "--weight, --rms or --tile-size)")
     m.add_argument("--image", action="store_true", help="measure a 2-D input as a whole image")
+    m.add_argument("--stamp", action="store_true",
+                   help=f"measure a 2-D input as one stamp (a pair, the central galaxy on its central pixel) "
+                   f"even when it is larger than {_IMAGE_SIDE} px on a side")
     m.add_argument("--sources", default=None,
                    help="image: table of sources (.ecsv/.fits; x/y or sky positions) [detect with photutils]")
     m.add_argument("--weight", default=None,
@@ -145,8 +148,14 @@ def _cmd_run(args):
 def _input_kind(args):
     """``(is_image, side)``: whether the input is measured as a whole image, and the largest side (px) of a
     2-D input measured as one stamp (None otherwise)."""
-    if (args.image or args.sources is not None or args.weight is not None or args.rms is not None
-            or args.tile_size is not None):
+    image_options = {"--image": args.image, "--sources": args.sources is not None,
+                     "--weight": args.weight is not None, "--rms": args.rms is not None,
+                     "--tile-size": args.tile_size is not None}
+    if args.stamp and any(image_options.values()):
+        given = [name for name, on in image_options.items() if on]
+        raise InputError(f"--stamp measures one stamp, and {', '.join(given)} belong(s) to whole images: "
+                         "give one or the other")
+    if any(image_options.values()):
         return True, None
     import warnings
 
@@ -159,7 +168,7 @@ def _input_kind(args):
     side = max(stamps.data.shape[1:])  # (ny, nx) or (1, ny, nx)
     if len(stamps.data) != 1:
         return False, None
-    return side > _IMAGE_SIDE, side
+    return side > _IMAGE_SIDE and not args.stamp, side
 
 
 #: A one-stamp input larger than this (px: the networks' stamps, the paper's) that is not a centred pair is

@@ -510,6 +510,29 @@ def test_the_cli_says_add_image_when_a_small_image_is_not_a_centred_pair(tmp_pat
     assert "add --image" not in capsys.readouterr().out
 
 
+def test_the_cli_measures_a_large_2d_input_as_one_stamp_with_stamp(tmp_path, galaxy, capsys):
+    """A 2-D input larger than 256 px is an image unless --stamp says it is one stamp (a pair on its
+    central pixel); --stamp with an option of whole images is refused, with both named."""
+    from astropy.io import fits
+
+    from astro_deblend.cli import main
+
+    image = _place((300, 300), galaxy[0], [(150, 150), (150, 175)])
+    fits.PrimaryHDU(image).writeto(tmp_path / "big.fits")
+    for extra, name in (([], "image.ecsv"), (["--stamp"], "stamp.ecsv")):
+        args = ["measure", str(tmp_path / "big.fits"), "--output", str(tmp_path / name), "--quiet", *extra]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert main(args) == 0
+    assert "group_id" in Table.read(tmp_path / "image.ecsv").colnames
+    stamp = Table.read(tmp_path / "stamp.ecsv")
+    assert len(stamp) == 2 and "group_id" not in stamp.colnames
+    capsys.readouterr()
+    args = ["measure", str(tmp_path / "big.fits"), "--stamp", "--image", "--output", str(tmp_path / "x.ecsv")]
+    assert main(args) == 2
+    assert "--stamp" in capsys.readouterr().err and not (tmp_path / "x.ecsv").exists()
+
+
 def test_the_cli_measures_a_fits_image(tmp_path, galaxy):
     from astropy.io import fits
 
