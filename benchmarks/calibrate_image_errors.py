@@ -1,6 +1,7 @@
 """Fit the flux errors of whole images (NeuralDeblender.measure_image) on simulated fields, and check them.
 
     python benchmarks/calibrate_image_errors.py [--size 4096] [--install]
+    python benchmarks/calibrate_image_errors.py --neural <folder> --install    # weights you trained
     python benchmarks/calibrate_image_errors.py --method sep-auto --install    # SepDeblender's own model
 
 On a whole image each source is measured in its own view, and the stamp error model (fitted on pairs,
@@ -18,7 +19,8 @@ other positions, other noise). Sources are measured at their true positions (the
 deblending error, detection aside) and at photutils' detections matched to the truth, in the fit and in
 the check.
 Truth: the true flux of each galaxy in the image. ``--install`` writes the model into the weights' record
-(the bundled ``fracnet.json``), where ``NeuralDeblender`` reads it as ``image_error_model``; with
+(the bundled ``fracnet.json``, or the ``config.json`` of the folder given as ``--neural``, a network saved by
+``NeuralDeblender.save``), where ``NeuralDeblender`` reads it as ``image_error_model``; with
 ``--method sep-auto`` (or ``sep-paper``) SepDeblender's views are measured (its stamp errors, calibrated by
 ``calibrate_errors.py --method``, give the views' term) and the model goes into
 ``astro_deblend/weights/<method>_errors.json``.
@@ -179,6 +181,9 @@ def main(argv=None):
     p.add_argument("--install", action="store_true", help="write the fitted model into the method's record")
     p.add_argument("--method", choices=("fracnet", "sep-auto", "sep-paper"), default="fracnet",
                    help="the bundled network or SepDeblender's mode [%(default)s]")
+    p.add_argument("--neural", default="default",
+                   help="'default' (the bundled fracnet) or a folder saved by NeuralDeblender.save "
+                   "[%(default)s]")
     p.add_argument("--out", default=None,
                    help="JSON [benchmarks/results/errors/image_errors.json, or image_errors_<method>.json]")
     p.add_argument("--cache", default="train_runs/image_errors", help="measurements kept for refits")
@@ -189,7 +194,19 @@ def main(argv=None):
     t0 = time.perf_counter()
     work = Path(args.work)
     neural = args.method == "fracnet"
-    deblender = NeuralDeblender() if neural else SepDeblender(args.method.split("-")[1])
+    if not neural and args.neural != "default":
+        p.error("--neural names a network: leave out --method (it measures SepDeblender)")
+    if not neural:
+        deblender = SepDeblender(args.method.split("-")[1])
+    elif args.neural == "default":
+        deblender = NeuralDeblender()
+    else:
+        try:
+            deblender = NeuralDeblender.load(args.neural)
+        except (OSError, ValueError) as err:
+            p.error(f"{args.neural} cannot be loaded as a saved network: {err}")
+        if deblender.method == "blend2flux":  # no maps: no noise term, and no flux_err on whole images
+            p.error("blend2flux gives no flux_err on whole images (it makes no maps): nothing to calibrate")
     deblender.image_error_model = None  # the noise term and the views' stamp term alone
     which = deblender.weights_digest() if neural else args.method
     identity = ({"views": deblender.views, "weights_sha256_16": which} if neural
@@ -259,7 +276,11 @@ def main(argv=None):
     result["seconds"] = time.perf_counter() - t0
     write_result(Path(args.out), result)
     if args.install:
-        record = WEIGHTS / ("fracnet.json" if neural else f"{args.method}_errors.json")
+        if not neural:
+            record = WEIGHTS / f"{args.method}_errors.json"
+        else:
+            record = (WEIGHTS / "fracnet.json" if args.neural == "default"
+                      else Path(args.neural) / "config.json")
         install_model(record, "image_error_model", model)
     print(f"wrote {args.out} in {result['seconds']:.0f} s")
 
