@@ -1475,7 +1475,8 @@ def measure_image(
                   f"pixel noise (+) whole-image model {calibrated.name} (fitted with "
                   f"{calibrated.fitted_on.get('command', 'benchmarks/calibrate_image_errors.py')})")
         + (f" (+) {FILLED_LIGHT_SIGMA:g} x the light filled into its masked pixels (not masked lines)"
-           if np.any(filled > 0) else ""),
+           if np.any(filled > 0) else "")
+        + ("" if calibrated is None else "; " + calibrated.describe_intervals()),
     )
     segm = SegmentationImage(ids_image) if ids_image.any() else None
     if not return_model:

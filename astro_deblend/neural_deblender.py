@@ -754,6 +754,7 @@ class NeuralDeblender(Deblender):
                    else f"calibrated error model ({self.error_model.name}, features "
                    f"{list(self.error_model.features)}; no maps, so no pixel-noise term of its own); see "
                    "astro_deblend.uncertainty")
+            how += "; " + self.error_model.describe_intervals()
         else:
             flux_err = noise_term
             how = ("pixel noise through the shares only: no deblending term is calibrated for these weights "

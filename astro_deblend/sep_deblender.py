@@ -328,7 +328,8 @@ class SepDeblender(Deblender):
             flux_err = self.error_model.sigma(np.nan_to_num(results.flux), noise_err, features)
             flux_err = np.where(np.isfinite(results.flux), flux_err, np.nan)
             how = (f"sep's noise (+) calibrated deblending term ({self.error_model.name}, features "
-                   f"{list(self.error_model.features)}); see astro_deblend.uncertainty")
+                   f"{list(self.error_model.features)}); see astro_deblend.uncertainty; "
+                   + self.error_model.describe_intervals())
         else:
             flux_err = noise_err
             how = "sep's noise only (no deblending term: an underestimate in blends)"

@@ -108,6 +108,15 @@ class ErrorModel:
             return float(stats.norm.ppf(0.5 + level / 2))
         return float(stats.t.ppf(0.5 + level / 2, self.nu) * _t_scale(self.nu))
 
+    def describe_intervals(self):
+        """How to read ``flux_err`` under this model, for a table's meta: the half-widths of its central 68 %
+        and 95 % intervals in units of ``flux_err`` (a standard deviation)."""
+        if not np.isfinite(self.nu):
+            return "flux_err is a Gaussian standard deviation: +-1 flux_err is the 68 % interval"
+        return (f"flux_err is the standard deviation of heavy-tailed errors (Student-t, nu = {self.nu:.2f}): "
+                f"the central 68 % interval is +-{self.interval(0.6827):.2f} flux_err, the 95 % one "
+                f"+-{self.interval(0.9545):.2f} flux_err (ErrorModel.interval)")
+
     def to_dict(self):
         return {"name": self.name, "features": list(self.features),
                 "coefficients": [float(c) for c in self.coefficients],

@@ -40,15 +40,15 @@ def test_bundled_files_are_small_and_described():
 
 
 def test_bundled_weights_hold_their_benchmark_accuracy(blends):
-    """A regression guard: on 200 galaxies of another seed the median error stays within 1.5x of the
-    benchmark's, and below SepDeblender's."""
+    """A regression guard: on 200 galaxies of another seed the median error stays within 1.25x of the
+    benchmark's (1.27 % measured here, 1.03x), and below a third of SepDeblender's."""
     batch = blends.get(slice(None))
     deblender = NeuralDeblender()
     assert deblender.is_trained and deblender.method == "fracnet"
     table, segments = deblender.measure(batch["blend"], zeropoint=25.96, progress=False)
     flux = np.asarray(table["flux"]).reshape(-1, 2)
     ape = 100 * np.abs(flux / batch["flux"] - 1)
-    assert np.median(ape) < 1.5 * BENCHMARK_MEDIAN_APE
+    assert np.median(ape) < 1.25 * BENCHMARK_MEDIAN_APE
     sep_table, _ = SepDeblender().measure(batch["blend"], noise_sigma=blends.noise_sigma, progress=False)
     sep_ape = 100 * np.abs(np.asarray(sep_table["flux"].filled(np.nan)).reshape(-1, 2) / batch["flux"] - 1)
     assert np.median(ape) < np.nanmedian(sep_ape) / 3
@@ -84,6 +84,60 @@ def test_bundled_errors_are_calibrated_for_these_weights():
         pytest.skip("the benchmark results are not installed with the package")
     result = json.loads(calibration.read_text())
     assert result["model"]["coefficients"] == list(model.coefficients)
+
+
+@pytest.mark.parametrize("views", [4, 1])
+def test_bundled_flux_errors_are_the_model_s_and_cover_the_truth(blends, views):
+    """flux_err is the installed model on the network's own noise term and features, the noise term is the
+    pixel noise through the shares, and on galaxies of another seed the errors cover the true flux about as
+    the model's calibration says (BENCHMARKS.md section 7: 85 % within 1 sigma on the test split, 4 views)."""
+    from astro_deblend.uncertainty import propagated_noise
+
+    batch = blends.get(slice(None))
+    sigma = float(blends.noise_sigma)
+    deblender = NeuralDeblender(views=views)
+    model = deblender.error_model
+    assert model.fitted_on["views"] == views
+    table, _, maps, diag = deblender.measure(batch["blend"], noise_sigma=sigma, return_maps=True,
+                                             return_diagnostics=True, progress=False)
+    flux = np.asarray(table["flux"]).reshape(-1, 2)
+    err = np.asarray(table["flux_err"]).reshape(-1, 2)
+    noise = np.full(len(flux), sigma)
+    np.testing.assert_allclose(diag["flux_err_noise"],
+                               propagated_noise(maps, noise) * diag["noise_correlation"], rtol=1e-6)
+    expected = model.sigma(np.abs(flux), diag["flux_err_noise"], {k: diag[k] for k in model.features})
+    np.testing.assert_allclose(err, expected, rtol=1e-6)
+    assert f"68 % interval is +-{model.interval(0.6827):.2f} flux_err" in table.meta["flux_err"]
+    assert np.all(err > 2 * diag["flux_err_noise"])  # the deblending term dominates in blends
+    true = np.asarray(batch["flux"], float)
+    inside = coverage(flux.ravel(), err.ravel(), true.ravel(), 0.6827)
+    assert 0.6 < inside < 0.97, inside
+    assert coverage(flux.ravel(), err.ravel(), true.ravel(), 0.9545) > 0.85
+    # the noise term alone covers a fraction of that: the model is what makes the errors honest
+    assert coverage(flux.ravel(), diag["flux_err_noise"].ravel(), true.ravel(), 0.6827) < 0.5
+
+
+def test_the_bundled_network_s_pair_check_sees_where_it_put_the_light(blends, monkeypatch):
+    """A trained network hands its companion's and central galaxy's light centroids and its shares to the
+    pair check (an untrained one gives none): the tests that need them run on the bundled weights."""
+    import astro_deblend.neural_deblender as nd
+
+    seen = {}
+    real = nd.check_pairs
+
+    def spy(stack, noise_sigma, **kwargs):
+        seen.update(kwargs)
+        return real(stack, noise_sigma, **kwargs)
+
+    monkeypatch.setattr(nd, "check_pairs", spy)
+    batch = blends.get(slice(0, 4))
+    table, _, maps = NeuralDeblender(views=1).measure(batch["blend"], noise_sigma=float(blends.noise_sigma),
+                                                      return_maps=True, progress=False)
+    x = np.asarray(table["x"].filled(np.nan)).reshape(-1, 2)
+    y = np.asarray(table["y"].filled(np.nan)).reshape(-1, 2)
+    np.testing.assert_allclose(seen["companion"], np.stack([x[:, 1], y[:, 1]], axis=1))
+    np.testing.assert_allclose(seen["central"], np.stack([x[:, 0], y[:, 0]], axis=1))
+    np.testing.assert_allclose(seen["shares"], maps, atol=1e-6)
 
 
 def test_pixels_without_information_are_left_out_and_flagged(blends):

@@ -235,8 +235,12 @@ def test_views_average_rotations(trained, data, tmp_path):
     trained.save(tmp_path / "saved")
     one = NeuralDeblender.load(tmp_path / "saved", views=1)  # the same network, without averaging
     singles = [np.asarray(one.measure(apply(blends, t), progress=False)[0]["flux"]) for t in SYMMETRIES[:4]]
-    table, _, maps = trained.measure(blends, return_maps=True, progress=False)
+    table, _, maps, diag = trained.measure(blends, return_maps=True, return_diagnostics=True, progress=False)
     np.testing.assert_allclose(np.asarray(table["flux"]), np.mean(singles, axis=0), rtol=1e-5)
+    # the views' spread (the 4-view error model's main term, and flag 4's trigger) is theirs
+    flux = [s.reshape(-1, 2) for s in singles]
+    np.testing.assert_allclose(diag["view_spread"], np.std(flux, axis=0) / np.abs(np.mean(flux, axis=0)),
+                               rtol=1e-3, atol=1e-6)
     # with 4 views the result no longer depends on how the stamp is turned
     turned, _, turned_maps = trained.measure(apply(blends, (False, 1)), return_maps=True, progress=False)
     np.testing.assert_allclose(np.asarray(turned["flux"]), np.asarray(table["flux"]), rtol=1e-5)

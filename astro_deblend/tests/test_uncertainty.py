@@ -55,6 +55,14 @@ def test_the_error_model_by_hand():
     assert model.sigma(-100.0, 12.0, {"spread": -0.1}) == pytest.approx(13.0)  # sizes, not signs
     assert model.sigma(100.0, 0.0, {"spread": 0.0}) == pytest.approx(3.0)  # the floor alone
     assert model.interval(0.6827) == pytest.approx(1.0, abs=1e-3)  # Gaussian: 1 sigma holds 68.27 %
+    assert "Gaussian" in model.describe_intervals()
+    # heavy tails: a unit standard deviation holds more than 68 %, so the 68 % interval is narrower
+    heavy = ErrorModel(features=("spread",), coefficients=(0.03, 0.4), nu=2.5)
+    from scipy import stats
+
+    inside = stats.t.cdf(heavy.interval(0.6827) / np.sqrt(0.5 / 2.5), 2.5) * 2 - 1
+    assert inside == pytest.approx(0.6827, abs=1e-4) and heavy.interval(0.6827) < 0.6
+    assert f"+-{heavy.interval(0.6827):.2f} flux_err" in heavy.describe_intervals()
 
 
 def test_the_fit_recovers_known_coefficients():
