@@ -145,9 +145,9 @@ class ErrorModel:
         problems = []
         if len(coefficients) != len(features) + 1:
             problems.append(f"{len(coefficients)} coefficients for {len(features)} features (want one more)")
-        bad = [c for c in coefficients if not (np.isfinite(c) and 0 <= c < 1e100)]
+        bad = [c for c in coefficients if not (np.isfinite(c) and 0 <= c < MAX_COEFFICIENT)]
         if bad:
-            problems.append(f"coefficients {bad} (want finite and >= 0)")
+            problems.append(f"coefficients {bad} (want finite, >= 0 and below {MAX_COEFFICIENT:g})")
         if not nu > 2:
             problems.append(f"nu = {nu} (want > 2)")
         if problems:
@@ -158,6 +158,11 @@ class ErrorModel:
         return cls(features=features, coefficients=coefficients, nu=nu,
                    fitted_on=dict(record.get("fitted_on", {})))
 
+
+#: Largest coefficient a stored error model may hold: the fitted ones reach 1e4 (the whole-image models'
+#: squared noise over the flux, a feature of order 1e-4 for most sources); 100 times that is a damaged or
+#: hand-edited record.
+MAX_COEFFICIENT = 1e6
 
 #: Smallest degrees of freedom fitted: below, the variance of a Student-t is (nearly) infinite and an error
 #: bar of unit standard deviation means little.

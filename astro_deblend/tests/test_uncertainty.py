@@ -134,7 +134,8 @@ def test_sep_errors_from_noise_maps_and_gain():
 def test_a_damaged_error_model_record_is_refused():
     good = ErrorModel(features=("spread",), coefficients=(0.01, 2.0), nu=5.0).to_dict()
     assert ErrorModel.from_dict(good).coefficients == (0.01, 2.0)
-    for damage in ({"coefficients": [-1.0, -1.0]}, {"nu": -1.0}, {"coefficients": [0.01]}):
+    for damage in ({"coefficients": [-1.0, -1.0]}, {"nu": -1.0}, {"coefficients": [0.01]},
+                   {"coefficients": [0.01, 1e50]}):
         with pytest.raises(ValueError, match="damaged"):
             ErrorModel.from_dict({**good, **damage})
 
