@@ -7,6 +7,8 @@ are written all or nothing: a failure leaves neither the catalogue nor the segme
 
 import os
 
+import numpy as np
+
 from ._io import atomic_write_all, check_writable
 from .exceptions import DataFileError, InputError, InputTypeError
 from .fitsio import _ZP_KEYS, read_fits_stamps, segmentation_writer, table_format, table_writer
@@ -74,6 +76,10 @@ def measure_fits(
     kwargs = {"pixel_scale": stamps.pixel_scale} if stamps.pixel_scale is not None else {}
     if stamps.pixel_area is not None:  # the WCS's own pixel area: right for non-square pixels (probe l)
         data, kwargs = _with_celestial_wcs(stamps), {}
+    elif not np.isfinite(stamps.data).all():  # NaN marks pixels without data in FITS files: masked
+        from astropy.nddata import NDData
+
+        data = NDData(stamps.data, unit=stamps.unit, mask=~np.isfinite(stamps.data))
     result = deblender.measure(data, zeropoint=zp, noise_sigma=sigma, progress=progress, **kwargs)
     table, segments = result[0], result[1]
     table.meta["source"] = os.fspath(source) if isinstance(source, str | os.PathLike) else "HDUList"
@@ -93,7 +99,8 @@ def _with_celestial_wcs(stamps):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         wcs = WCS(stamps.header, naxis=2).celestial
-    return NDData(stamps.data, unit=stamps.unit, wcs=wcs)
+    bad = ~np.isfinite(stamps.data)  # NaN marks pixels without data in FITS files: masked
+    return NDData(stamps.data, unit=stamps.unit, wcs=wcs, mask=bad if bad.any() else None)
 
 
 def _file_method(method):

@@ -563,6 +563,7 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
     from .fitsio import resolve_input  # reads FITS only; imports nothing of the deblenders
 
     header_zp = header_noise = header_scale = None
+    fits_holes = None  # a FITS file's NaN pixels
     pixel_area = None  # arcsec2, from a FITS WCS (right for non-square pixels)
     inner = unwrap_container(data)
     if inner.mask is None:  # a masked one goes on to validate_stamps, which says what to do
@@ -583,10 +584,14 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
             data, zeropoint=zeropoint, noise_sigma=noise_sigma, pixel_scale=pixel_scale, hdu=hdu
         )
         header_zp, header_noise, header_scale = (g is None for g in given)
+        # NaN (or inf) is how FITS files mark pixels without data (coverage gaps, bad pixels): masked, as
+        # measure_image takes them, not refused (a file cannot carry a mask of its own)
+        bad = ~np.isfinite(np.asarray(getattr(data, "value", data), dtype=np.float64))
+        fits_holes = bad if bad.any() else None
     holes = None  # pixels without information (True), for the methods that take noise maps
     if noise_map:
-        data, holes = _split_holes(data if inner.mask is None else inner.data,
-                                   inner.mask if inner.mask is not None else None, noise_sigma)
+        mask = inner.mask if fits_holes is None else fits_holes  # (a path carries no mask of its own)
+        data, holes = _split_holes(data if inner.mask is None else inner.data, mask, noise_sigma)
     stack, unit, was_2d = validate_stamps(data)
     n, ny, nx = stack.shape
     zeropoint, pixel_scale = _plain_zeropoint(zeropoint), _plain_pixel_scale(pixel_scale)
@@ -635,7 +640,9 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
     if holes is not None and holes.any():  # masked pixels: an infinite noise there
         holes = holes.reshape(stack.shape)
         if holes.all(axis=(1, 2)).any():
-            raise InputError("a stamp is masked on every pixel: nothing can be measured there; leave it out")
+            empty = np.flatnonzero(holes.all(axis=(1, 2)))
+            raise InputError(f"stamp(s) {empty[:10].tolist()} are masked (or NaN) on every pixel: nothing "
+                             "can be measured there; leave them out", value=empty)
         if noise is None:  # from the pixels with information
             noise = np.array([estimate_noise_sigma(stack[i][~holes[i]].reshape(1, -1, 1))[0]
                               for i in range(n)])

@@ -43,7 +43,7 @@ BAD_INPUTS = [
      "NaN or infinite pixels"),
     ("1-D data", lambda d: d[0, 0], {}, InputError, "2-D stamp"),
     ("complex data", lambda d: d + 1j, {}, InputError, "complex"),
-    ("every pixel masked", lambda d: np.ma.masked_all(d.shape), {}, InputError, "masked on every pixel"),
+    ("every pixel masked", lambda d: np.ma.masked_all(d.shape), {}, InputError, "on every pixel"),
     ("boolean mask", lambda d: d > 0, {}, InputTypeError, "boolean array"),
     ("missing file", lambda d: "no-such-cube.fits", {}, FileNotFoundError, "does not exist"),
     ("data in metres", lambda d: d * u.m, {}, InputError, "not a brightness"),

@@ -16,8 +16,10 @@ from astro_deblend import NeuralDeblender, SepDeblender
 from astro_deblend.cli import main
 from astro_deblend.exceptions import InputError
 from astro_deblend.fitsio import measure_fits, read_fits_stamps
+from astro_deblend.flags import Flag
 from astro_deblend.models import FracNetConfig
 from astro_deblend.pipeline import RunConfig, run
+from astro_deblend.registry import get_deblender
 
 SIGMA = 0.01
 
@@ -241,10 +243,39 @@ def test_bad_fits_input(tmp_path):
     data = _pairs(2)
     data[1, 3, 3] = np.nan
     nan = _write(tmp_path / "nan.fits", data)
-    with pytest.raises(ValueError, match="NaN"):
-        SepDeblender().measure(str(nan), noise_sigma=SIGMA)
     with pytest.raises(ValueError, match="HDU 'SCI' not found"):
         read_fits_stamps(nan, hdu="SCI")
+    data[0] = np.nan  # a stamp wholly without data: nothing to measure, and said which
+    _write(tmp_path / "blank.fits", data)
+    with pytest.raises(InputError, match=r"stamp\(s\) \[0\] are masked \(or NaN\) on every pixel"):
+        SepDeblender().measure(str(tmp_path / "blank.fits"), noise_sigma=SIGMA)
+
+
+@pytest.mark.parametrize("method", ["sep-auto", "fracnet"])
+def test_nan_pixels_of_a_fits_file_are_pixels_without_data(tmp_path, method, capsys):
+    """FITS marks pixels without data with NaN, and a file carries no mask: measure(path) and the command
+    line take them as masked (filled, flag 32 on the galaxy whose light they hold), as measure_image does,
+    rather than refusing the file with advice the command line cannot follow."""
+    data = _pairs(3, size=128)
+    c = 64
+    data[0, c - 1 : c + 2, c - 1 : c + 2] = np.nan  # on the central galaxy's core
+    data[1, 5, 5] = np.nan  # in an empty corner
+    path = _write(tmp_path / "nan.fits", data)
+    deblender = get_deblender(method)
+    masked = np.ma.masked_invalid(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from_file, _ = deblender.measure(str(path), noise_sigma=SIGMA, progress=False)
+        from_mask, _ = deblender.measure(masked, noise_sigma=SIGMA, progress=False)
+    np.testing.assert_allclose(np.asarray(from_file["flux"]), np.asarray(from_mask["flux"]), rtol=1e-6)
+    assert from_file["flag"].tolist() == from_mask["flag"].tolist()
+    assert from_file["flag"][0] & Flag.INCOMPLETE and not from_file["flag"][2] & Flag.INCOMPLETE
+    out = tmp_path / "out.ecsv"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["measure", str(path), "--method", method, "--noise-sigma", str(SIGMA), "--output",
+                     str(out), "--quiet"]) == 0
+    np.testing.assert_allclose(np.asarray(Table.read(out)["flux"]), np.asarray(from_file["flux"]), rtol=1e-6)
 
 
 def test_magnitudes_need_a_zeropoint(tmp_path):
