@@ -74,12 +74,11 @@ def measure_fits(
     sigma = noise_sigma if noise_sigma is not None else stamps.noise_sigma
     data = stamps.data if stamps.unit is None else stamps.data * stamps.unit
     kwargs = {"pixel_scale": stamps.pixel_scale} if stamps.pixel_scale is not None else {}
-    if stamps.pixel_area is not None:  # the WCS's own pixel area: right for non-square pixels (probe l)
-        data, kwargs = _with_celestial_wcs(stamps), {}
-    elif not np.isfinite(stamps.data).all():  # NaN marks pixels without data in FITS files: masked
-        from astropy.nddata import NDData
-
-        data = NDData(stamps.data, unit=stamps.unit, mask=~np.isfinite(stamps.data))
+    bad = ~np.isfinite(stamps.data)  # NaN marks pixels without data in FITS files: masked, as in images
+    if stamps.pixel_area is not None or bad.any():
+        data = _as_nddata(stamps, bad)
+        if stamps.pixel_area is not None:  # the WCS's own pixel area: right for non-square pixels (probe l)
+            kwargs = {}
     result = deblender.measure(data, zeropoint=zp, noise_sigma=sigma, progress=progress, **kwargs)
     table, segments = result[0], result[1]
     table.meta["source"] = os.fspath(source) if isinstance(source, str | os.PathLike) else "HDUList"
@@ -87,19 +86,21 @@ def measure_fits(
     return _write(table, output, segmentation, seg_writer, overwrite)
 
 
-def _with_celestial_wcs(stamps):
-    """The stamps as an NDData that carries their header's celestial WCS, so that `measure` takes the pixel
-    scale and solid angle from it as it does for a FITS path (a surface brightness of non-square pixels
-    came out 30-40 % too bright when only the mean scale was passed on)."""
+def _as_nddata(stamps, bad):
+    """The stamps as an NDData whose mask is ``bad`` (their NaN pixels) and which, where the header's WCS gave
+    the pixel area, carries that celestial WCS, so that `measure` takes the pixel scale and solid angle from
+    it as it does for a FITS path (a surface brightness of non-square pixels came out 30-40 % too bright
+    when only the mean scale was passed on)."""
     import warnings
 
     from astropy.nddata import NDData
     from astropy.wcs import WCS, FITSFixedWarning
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        wcs = WCS(stamps.header, naxis=2).celestial
-    bad = ~np.isfinite(stamps.data)  # NaN marks pixels without data in FITS files: masked
+    wcs = None
+    if stamps.pixel_area is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            wcs = WCS(stamps.header, naxis=2).celestial
     return NDData(stamps.data, unit=stamps.unit, wcs=wcs, mask=bad if bad.any() else None)
 
 
