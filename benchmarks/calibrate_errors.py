@@ -137,6 +137,18 @@ def binned(m, err, model, label):
     return rows
 
 
+def default_out(args):
+    """Where a run's JSON goes unless --out says: one folder per network and views, so that calibrating one
+    never overwrites another's record (the bundled fracnet with 4 views: ``results/errors`` itself)."""
+    base = Path(__file__).parent / "results" / "errors"
+    if args.method != "neural":
+        return base
+    name = args.model if args.neural == "default" else "_".join(Path(args.neural).resolve().parts[-2:])
+    parts = ([] if name == "fracnet" and args.neural == "default" else [name]) + (
+        [] if args.views == 4 else [f"views{args.views}"])
+    return base / "_".join(parts) if parts else base
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--method", choices=("neural", "sep-auto", "sep-paper"), default="neural",
@@ -147,7 +159,9 @@ def main(argv=None):
     p.add_argument("--work", default="train_runs/robustness", help="cache of the held-out galaxy samples")
     p.add_argument("--test-split", action="store_true", help="also check the default test split (once)")
     p.add_argument("--install", action="store_true", help="write the fitted model into the weights' record")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "errors"))
+    p.add_argument("--out", default=None,
+                   help="folder of the result JSON [results/errors, or the network's own folder under it: "
+                        "blend2flux, views1, blend2flux_views1, or parent_name of a saved folder]")
     p.add_argument("--views", type=int, choices=(1, 4, 8), default=4,
                    help="views of the network [%(default)s]; with another number than the installed model's, "
                         "that model's coverage is checked too, and --install writes error_model_views<N>")
@@ -237,8 +251,9 @@ def main(argv=None):
             tm, errs(tm), model, "check: default test split (5000 blends)"
         )
     result["seconds"] = time.perf_counter() - t0
-    out = Path(args.out)
-    write_result(out / ("calibration.json" if neural else f"calibration_{args.method}.json"), result)
+    out = Path(args.out) if args.out else default_out(args)
+    path = out / ("calibration.json" if neural else f"calibration_{args.method}.json")
+    write_result(path, result)
     if args.install and not neural:  # SepDeblender reads its own file
         install_model(WEIGHTS / f"{args.method}_errors.json", "error_model", model)
     elif args.install:
@@ -246,7 +261,7 @@ def main(argv=None):
                   else Path(args.neural) / "config.json")
         # NeuralDeblender(views=N) reads error_model_views<N> where there is one, else error_model (4 views)
         install_model(record, "error_model" if args.views == 4 else f"error_model_views{args.views}", model)
-    print(f"wrote {out / 'calibration.json'} in {result['seconds']:.0f} s")
+    print(f"wrote {path} in {result['seconds']:.0f} s")
 
 
 if __name__ == "__main__":
