@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from .catalog import build_table
-from .exceptions import InputError, InputTypeError, OutOfDomainWarning
+from .exceptions import AstroDeblendWarning, InputError, InputTypeError, OutOfDomainWarning
 from .flags import Flag
 from .stamps import (
     cold_pixels,
@@ -108,7 +108,8 @@ class Deblender:
     Subclasses set
 
     - ``method``: the name of the method in tables and in `astro_deblend.registry`;
-    - ``options``: the names of the method's own keyword arguments of `measure`;
+    - ``options``: the names of the method's own keyword arguments of `measure` (``per_stamp_options``:
+      those that hold one value per stamp, which follow the stamps when stamps without data are left out);
     - ``noise_map``: True if the method uses a per-pixel noise map;
     - ``config()``: the method's settings (stored in ``table.meta['config']``);
     - ``_deblend(batch, *, progress, **options)``: the measurement, returning a `Deblended`.
@@ -119,6 +120,8 @@ class Deblender:
 
     method = None
     options = ()
+    #: The options that hold one value per stamp (first axis N).
+    per_stamp_options = ()
     noise_map = False
     #: Whether `measure_image` can run this method (it needs nothing but the pixels).
     measures_images = True
@@ -170,7 +173,14 @@ class Deblender:
                 f"zeropoint, noise_sigma, pixel_scale, progress{''.join(', ' + o for o in self.options)}"
             )
         batch = prepare_stamps(data, zeropoint=zeropoint, noise_sigma=noise_sigma, pixel_scale=pixel_scale,
-                               noise_map=self.noise_map)
+                               noise_map=self.noise_map, keep_empty=True)
+        full, empty = batch, batch.empty
+        if empty is not None:  # stamps without any data: not shown to the method (see _with_empty)
+            batch = batch.subset(~empty)
+            for name in self.per_stamp_options:  # and the options given per stamp follow the stamps
+                value = options.get(name)
+                if value is not None and np.ndim(value) >= 1 and len(value) == len(empty):
+                    options[name] = np.asanyarray(value)[~empty]
         window = self._window(batch)  # stamps of another size than a network's: what it sees of them
         seen = batch if window is None else window.seen
         _refuse_unknown_noise_of_noiseless_stamps(seen)
@@ -185,6 +195,8 @@ class Deblender:
         _flag_defects(seen, result)
         if window is not None:
             result = window.to_input(result)
+        if empty is not None:
+            result = _with_empty(result, empty, full.data.shape[1:])
         table = build_table(
             flux=result.flux, flux_err=result.flux_err, x=result.x, y=result.y, label=result.label,
             n_detected=result.n_detected, flag=result.flag, method=self.method, unit=batch.unit,
@@ -323,6 +335,46 @@ def _flag_blank(batch, result):
         _out_of_domain(result, blank, (
             f"{int(blank.sum())} of {len(blank)} stamps have one value in every pixel (blank): no galaxy "
             "and no sky to measure (flag 8 set). Leave them out, or check how they were cut"))
+
+
+def _with_empty(result, empty, shape):
+    """``result`` of the stamps that hold data, with rows for the stamps ``empty`` (bool (N,)) that hold none
+    (masked, NaN or an infinite noise on every pixel: a cutout off the mosaic's coverage): their fluxes
+    masked, flags 1 + 32, empty segmentation images; said in a warning. The rest of the stack is measured,
+    not refused for them."""
+    from photutils.segmentation import SegmentationImage
+
+    keep = ~empty
+    n = len(empty)
+
+    def spread(values, fill):
+        values = np.asarray(values)
+        out = np.full((n, *values.shape[1:]), fill, dtype=np.result_type(values, type(fill)))
+        out[keep] = values
+        return out
+
+    def spread_extra(value):
+        if isinstance(value, dict):
+            return {k: spread_extra(v) for k, v in value.items()}
+        if isinstance(value, np.ndarray) and value.ndim and len(value) == keep.sum():
+            return spread(value, np.nan if value.dtype.kind == "f" else 0)
+        return value
+
+    segments = iter(result.segments)
+    where = np.flatnonzero(empty)
+    warnings.warn(
+        f"{where.size} of {n} stamps have no data on any pixel (masked, NaN, or an infinite noise map: "
+        f"stamps {where[:10].tolist()}{' ...' if where.size > 10 else ''}): nothing to measure there, their "
+        "fluxes are masked (flags 1 and 32). Check how they were cut (off the image's coverage?)",
+        AstroDeblendWarning, stacklevel=4)
+    return Deblended(
+        flux=spread(result.flux, np.nan), flux_err=spread(result.flux_err, np.nan),
+        x=spread(result.x, np.nan), y=spread(result.y, np.nan), label=spread(result.label, 0),
+        n_detected=spread(result.n_detected, 0),
+        flag=spread(result.flag, int(Flag.NOT_DETECTED | Flag.INCOMPLETE)),
+        segments=[next(segments) if k else SegmentationImage(np.zeros(shape, np.int32)) for k in keep],
+        extra=tuple(spread_extra(e) for e in result.extra), meta=result.meta,
+    )
 
 
 def _flag_noise_below_pixels(batch, result):

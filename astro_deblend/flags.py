@@ -42,7 +42,8 @@ FLAG_DESCRIPTIONS = {
     Flag.NOT_DETECTED: (
         "galaxy not found (sep: no detection for its role; oracle: empty profile; measure_image: the "
         "position is off the image, or none of the source's own pixels holds data: masked, NaN, or without "
-        "information in the error map, with 32); flux masked"
+        "information in the error map, with 32; every method: a stamp of a stack with no data on any pixel, "
+        "with 32); flux masked"
     ),
     Flag.HOT_PASS: "sep: the cold pass found fewer than two sources and the hot pass was used",
     Flag.AMBIGUOUS: (
@@ -94,7 +95,8 @@ FLAG_DESCRIPTIONS = {
         "SepDeblender stamps: the noise map is infinite (no information) on pixels of the galaxy's "
         "aperture, so its error is unknown. Network stamps: more than 1 % of the galaxy's light is in "
         "such pixels, filled from their neighbours, or a stamp larger than the network's was measured on its "
-        "central part and the galaxy's light runs past it"
+        "central part and the galaxy's light runs past it. Every method: the stamp has no data on any "
+        "pixel (with 1)"
     ),
     Flag.CROWDED: (
         "measure_image: it belongs to a group of more than two overlapping sources; in each view every "

@@ -241,6 +241,7 @@ class OracleDeblender(Deblender):
 
     method = "oracle"
     options = ("profiles",)
+    per_stamp_options = ("profiles",)
     noise_map = True
     measures_images = False  # it needs the true profiles of the galaxies, which an image does not give
 

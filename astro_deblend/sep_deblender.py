@@ -229,6 +229,7 @@ class SepDeblender(Deblender):
         }
 
     options = ("radius_central", "return_diagnostics")
+    per_stamp_options = ("radius_central",)
     noise_map = True
 
     def measure(self, data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, radius_central=None,

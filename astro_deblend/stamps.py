@@ -16,7 +16,7 @@ Noise
 """
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from astropy import units as u
@@ -503,6 +503,10 @@ class StampBatch:
         Arcsec per pixel.
     header : `~astropy.io.fits.Header` or None
         Header of a FITS input.
+    empty : `numpy.ndarray` of bool, shape (N,), or None
+        Stamps without information on any pixel (masked, NaN in a FITS file, or an infinite noise map),
+        kept in a stack with ``keep_empty=True`` of `prepare_stamps`: zeros in ``data``, the other stamps'
+        median noise in ``noise_sigma``; nothing can be measured there (None: there are none).
     """
 
     data: np.ndarray
@@ -512,6 +516,7 @@ class StampBatch:
     zeropoint: float | None = None
     pixel_scale: float | None = None
     header: object = None
+    empty: np.ndarray | None = None
     _estimate: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self):
@@ -521,6 +526,11 @@ class StampBatch:
     def noise_given(self):
         """bool: the user (or the FITS header) gave the noise."""
         return self.noise_sigma is not None
+
+    def subset(self, keep):
+        """The `StampBatch` of the stamps ``keep`` (bool (N,)) alone."""
+        noise = None if self.noise_sigma is None else self.noise_sigma[keep]
+        return replace(self, data=self.data[keep], noise_sigma=noise, empty=None, _estimate=None)
 
     def noise_per_stamp(self):
         """Noise rms of each stamp, shape (N,): as given (a map: its median), else `estimate_noise_sigma`."""
@@ -537,7 +547,8 @@ class StampBatch:
         return self._estimate
 
 
-def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, hdu=None, noise_map=False):
+def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, hdu=None, noise_map=False,
+                   keep_empty=False):
     """Turn any accepted input into one checked `StampBatch` (the input path of every deblender).
 
     Parameters
@@ -555,6 +566,10 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
         HDU of a FITS input that holds the stamps.
     noise_map : bool, optional
         Accept a per-pixel noise map [default: False].
+    keep_empty : bool, optional
+        Keep the stamps of a stack that have no information on any pixel (masked or NaN everywhere, or an
+        infinite noise map), marked in ``batch.empty``, rather than refuse the stack; a single stamp, or a
+        stack of nothing else, is refused all the same [default: False].
 
     Returns
     -------
@@ -600,6 +615,7 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
     scale = _scalar(pixel_scale, "pixel_scale", source=" (from the FITS header)" if header_scale else "",
                     positive=True, limits=(1e-6, 3600.0))
     noise = None
+    empty = np.zeros(n, bool)  # stamps without information on any pixel
     if noise_sigma is not None:
         if np.ma.isMaskedArray(noise_sigma):  # masked pixels are pixels without information, as in images
             masked = np.ma.getmaskarray(noise_sigma)
@@ -627,8 +643,10 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
             arr = np.where(np.isnan(arr), np.inf, arr)  # NaN: no information, as in error maps of images
             if not np.all((arr > 0) | np.isposinf(arr)):
                 raise InputError("a noise map must be positive (inf marks pixels without information)")
-            empty = np.flatnonzero(~np.isfinite(arr).any(axis=(1, 2)))
-            if empty.size:
+            no_info = ~np.isfinite(arr).any(axis=(1, 2))
+            empty |= no_info
+            if no_info.any() and not (keep_empty and n > 1 and not empty.all()):
+                empty = np.flatnonzero(no_info)
                 raise InputError(
                     f"the noise map is infinite (no information) on every pixel of stamp(s) "
                     f"{empty[:10].tolist()}: nothing can be measured there; leave them out", value=empty,
@@ -639,14 +657,23 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
             noise = per_stamp(value, n, "noise_sigma" + where)
     if holes is not None and holes.any():  # masked pixels: an infinite noise there
         holes = holes.reshape(stack.shape)
-        if holes.all(axis=(1, 2)).any():
-            empty = np.flatnonzero(holes.all(axis=(1, 2)))
-            raise InputError(f"stamp(s) {empty[:10].tolist()} are masked (or NaN) on every pixel: nothing "
-                             "can be measured there; leave them out", value=empty)
+        unseen = holes.all(axis=(1, 2))
+        empty |= unseen
+        if unseen.any() and not (keep_empty and n > 1 and not empty.all()):
+            unseen = np.flatnonzero(unseen)
+            raise InputError(f"stamp(s) {unseen[:10].tolist()} are masked (or NaN) on every pixel: nothing "
+                             "can be measured there; leave them out", value=unseen)
+        holes = holes & ~empty[:, None, None]  # kept empty stamps: zeros with the others' noise (below)
         if noise is None:  # from the pixels with information
             noise = np.array([estimate_noise_sigma(stack[i][~holes[i]].reshape(1, -1, 1))[0]
-                              for i in range(n)])
+                              if not empty[i] else np.nan for i in range(n)])
         noise = np.where(holes, np.inf, noise[:, None, None] if noise.ndim == 1 else noise)
+    if empty.any():
+        stack = np.array(stack)
+        stack[empty] = 0.0
+        noise = np.array(noise, dtype=np.float64)
+        known = noise[~empty]
+        noise[empty] = np.median(known[np.isfinite(known)])
     if noise is not None and noise.ndim == 3 and not np.isfinite(noise).all():
         # pixels without information: every method and check sees their neighbours' values there
         stack = _fill_bad_pixels(stack, ~np.isfinite(noise))
@@ -658,7 +685,7 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
         unit = flux_unit
     zp = resolve_zeropoint(zp, unit)
     return StampBatch(data=stack, unit=unit, was_2d=was_2d, noise_sigma=noise, zeropoint=zp,
-                      pixel_scale=scale)
+                      pixel_scale=scale, empty=empty if empty.any() else None)
 
 
 def _split_holes(data, mask, noise_sigma):

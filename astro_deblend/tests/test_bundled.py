@@ -175,7 +175,8 @@ def test_pixels_without_information_are_left_out_and_flagged(blends):
 
 #: Median absolute percentage error of the bundled blend2flux on the default test split made the paper's way
 #: (truth: FLUX_AUTO of the isolated noisy stamps, the paper's; 4 views), from
-#: ``benchmarks/results/reproduction/blend2flux_converged_test/bench_accuracy.json`` (BENCHMARKS.md, section 9).
+#: ``benchmarks/results/reproduction/blend2flux_converged_test/bench_accuracy.json`` (BENCHMARKS.md,
+#: section 9).
 B2F_BENCHMARK_MEDIAN_APE = 2.922
 B2F_BENCHMARK = BENCHMARK.parents[1] / "reproduction" / "blend2flux_converged_test" / "bench_accuracy.json"
 

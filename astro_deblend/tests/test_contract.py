@@ -11,7 +11,7 @@ from astropy.io import fits
 from astropy.table import vstack
 
 from astro_deblend.catalog import COLUMNS
-from astro_deblend.exceptions import InputError, InputTypeError
+from astro_deblend.exceptions import AstroDeblendWarning, InputError, InputTypeError
 from astro_deblend.flags import Flag, decode_flags
 from astro_deblend.registry import available, canonical_name, get_deblender
 from astro_deblend.tests.conftest import NOISE, measure
@@ -78,6 +78,33 @@ def test_masked_pixels_are_pixels_without_information(deblender, pairs):
     np.testing.assert_array_equal(np.ma.filled(masked["flux"].value, np.nan),
                                   np.ma.filled(as_map["flux"].value, np.nan))
     assert masked["flag"].tolist() == as_map["flag"].tolist()
+
+
+def test_a_stamp_without_any_data_is_masked_and_the_rest_measured(deblender, pairs):
+    """A cutout off the mosaic's coverage in a stack (masked, or NaN in a FITS file, or an infinite noise
+    map, on every pixel) stopped the whole stack; now its fluxes are masked with flags 1 + 32, one warning
+    names it, and the other stamps get what they get without it (per-stamp options follow the stamps)."""
+    data = np.asarray(pairs["blend"])
+    empty = np.zeros(data.shape, bool)
+    empty[1] = True
+    keep = [0, 2, 3]
+    alone = measure(deblender, data[keep], pairs, noise_sigma=NOISE,
+                    **({"profiles": pairs["profiles"][keep]} if deblender.method == "oracle" else {}))[0]
+    for given in ({"data": np.ma.array(data, mask=empty), "noise_sigma": NOISE},
+                  {"data": data, "noise_sigma": np.where(empty, np.inf, NOISE)}):
+        said = r"1 of 4 stamps have no data on any pixel .*stamps \[1\]"
+        with pytest.warns(AstroDeblendWarning, match=said):
+            table, segments = measure(deblender, given.pop("data"), pairs, **given)[:2]
+        assert len(table) == 8 and len(segments) == 4 and len(segments[1].labels) == 0
+        assert table["flux"].mask.tolist() == [False, False, True, True, False, False, False, False]
+        assert table["flux_err"].mask[2:4].all()
+        assert table["flag"][2:4].tolist() == [Flag.NOT_DETECTED | Flag.INCOMPLETE] * 2
+        rows = [0, 1, 4, 5, 6, 7]
+        np.testing.assert_allclose(np.ma.filled(table["flux"].value[rows], np.nan),
+                                   np.ma.filled(alone["flux"].value, np.nan), rtol=1e-5)
+        assert table["flag"][rows].tolist() == alone["flag"].tolist()
+    with pytest.raises(InputError, match=r"stamp\(s\) \[0, 1, 2, 3\] are masked"):  # nothing left
+        measure(deblender, np.ma.masked_all(data.shape), pairs, noise_sigma=NOISE)
 
 
 def test_errors_are_also_standard_exceptions():

@@ -14,7 +14,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from astro_deblend import NeuralDeblender, SepDeblender
 from astro_deblend.cli import main
-from astro_deblend.exceptions import InputError
+from astro_deblend.exceptions import AstroDeblendWarning, InputError
 from astro_deblend.fitsio import measure_fits, read_fits_stamps
 from astro_deblend.flags import Flag
 from astro_deblend.models import FracNetConfig
@@ -245,10 +245,19 @@ def test_bad_fits_input(tmp_path):
     nan = _write(tmp_path / "nan.fits", data)
     with pytest.raises(ValueError, match="HDU 'SCI' not found"):
         read_fits_stamps(nan, hdu="SCI")
-    data[0] = np.nan  # a stamp wholly without data: nothing to measure, and said which
+    data[0] = np.nan  # a stamp wholly without data: nothing to measure there, said which, the rest measured
     _write(tmp_path / "blank.fits", data)
-    with pytest.raises(InputError, match=r"stamp\(s\) \[0\] are masked \(or NaN\) on every pixel"):
-        SepDeblender().measure(str(tmp_path / "blank.fits"), noise_sigma=SIGMA)
+    with pytest.warns(AstroDeblendWarning, match=r"1 of 2 stamps have no data on any pixel .*stamps \[0\]"):
+        table, segments = SepDeblender().measure(str(tmp_path / "blank.fits"), noise_sigma=SIGMA)
+    assert table["flux"].mask.tolist() == [True, True, False, False]
+    assert table["flag"].tolist()[:2] == [Flag.NOT_DETECTED | Flag.INCOMPLETE] * 2
+    assert len(segments[0].labels) == 0 and len(segments[1].labels) == 2
+    alone, _ = SepDeblender().measure(np.ma.masked_invalid(data[1:]), noise_sigma=SIGMA)  # as if alone
+    np.testing.assert_array_equal(np.asarray(table["flux"][2:]), np.asarray(alone["flux"]))
+    data[1] = np.nan  # nothing left to measure: refused
+    _write(tmp_path / "blank2.fits", data)
+    with pytest.raises(InputError, match=r"stamp\(s\) \[0, 1\] are masked \(or NaN\) on every pixel"):
+        SepDeblender().measure(str(tmp_path / "blank2.fits"), noise_sigma=SIGMA)
 
 
 @pytest.mark.parametrize("method", ["sep-auto", "fracnet"])
