@@ -179,7 +179,10 @@ class Deblender:
             batch = batch.subset(~empty)
             for name in self.per_stamp_options:  # and the options given per stamp follow the stamps
                 value = options.get(name)
-                if value is not None and np.ndim(value) >= 1 and len(value) == len(empty):
+                if value is not None and np.ndim(value) >= 1:
+                    if len(value) != len(empty):
+                        raise InputError(f"{name} must have one entry per stamp ({len(empty)}); got "
+                                         f"{len(value)}", value=np.shape(value))
                     options[name] = np.asanyarray(value)[~empty]
         window = self._window(batch)  # stamps of another size than a network's: what it sees of them
         seen = batch if window is None else window.seen
@@ -429,7 +432,7 @@ def _refuse_unknown_noise_of_noiseless_stamps(batch):
     cannot be measured in units of its noise: one clear error, the same for every method."""
     if batch.noise_given or len(batch) == 0:
         return
-    own = batch.pixel_scatter()
+    own = batch.noise_per_stamp()  # of the pixels with information, where some have none
     peak = np.max(np.abs(batch.data), axis=(1, 2))
     bad = np.flatnonzero(~(own > _NOISELESS_RATIO * peak) & _has_noise(batch.data))
     if bad.size:
@@ -472,7 +475,7 @@ def _flat_stamps(batch):
             sub = part[maybe]
             same = (ndimage.maximum_filter(sub, size=(1, 3, 3), mode="nearest")
                     == ndimage.minimum_filter(sub, size=(1, 3, 3), mode="nearest"))
-            if batch.noise_given and np.ndim(batch.noise_sigma) == 3:  # infinite noise: pixels marked bad
+            if batch.noise_sigma is not None and np.ndim(batch.noise_sigma) == 3:  # inf: pixels marked bad
                 same &= np.isfinite(np.asarray(batch.noise_sigma)[start + maybe])
             flat[start + maybe] = same.mean(axis=(1, 2))
     # noise-free models (tests, oracles) are flat wherever their profiles vanish: only stamps with noise

@@ -95,8 +95,8 @@ FLAG_DESCRIPTIONS = {
         "SepDeblender stamps: the noise map is infinite (no information) on pixels of the galaxy's "
         "aperture, so its error is unknown. Network stamps: more than 1 % of the galaxy's light is in "
         "such pixels, filled from their neighbours, or a stamp larger than the network's was measured on its "
-        "central part and the galaxy's light runs past it. Every method: the stamp has no data on any "
-        "pixel (with 1)"
+        "central part and the galaxy's light runs past it. Oracle: more than 1 % of the galaxy's profile "
+        "light lies in such pixels. Every method: the stamp has no data on any pixel (with 1)"
     ),
     Flag.CROWDED: (
         "measure_image: it belongs to a group of more than two overlapping sources; in each view every "

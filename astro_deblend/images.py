@@ -425,8 +425,11 @@ def estimated_noise(pixels, what="image"):
 def _prepare_error(error, image, bad, unit):
     if error is None:
         return estimated_noise(image[~bad]), False
-    if isinstance(error, str | bytes | bool):
+    if isinstance(error, str | bytes | bool | np.bool_):
         raise InputTypeError(f"error must be a number or an array of numbers; got {error!r}")
+    if np.asarray(getattr(error, "value", error)).dtype == bool:
+        raise InputTypeError("error is a boolean array (a mask?): give the rms noise map, and a mask as "
+                             "mask=")
     if np.ma.isMaskedArray(error):  # its masked pixels are pixels without information
         error = np.where(np.ma.getmaskarray(error), np.inf, np.ma.getdata(error))
     value = _in_data_unit(error, unit, "error")

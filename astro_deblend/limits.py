@@ -136,7 +136,7 @@ def relative_cramer_rao_bound(profiles, noise_sigma, flux=None):
         flux = np.asarray(profiles, dtype=np.float64).sum(axis=(-2, -1))
     flux = np.asarray(getattr(flux, "value", flux), dtype=np.float64)
     if flux.shape != sigma.shape:
-        raise ValueError(
+        raise InputError(
             f"flux must have one value per galaxy, shape {sigma.shape}; got shape {flux.shape}"
         )
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -190,12 +190,12 @@ def oracle_fluxes(blend, profiles, noise_sigma=None):
     if data.ndim == 2:
         data = data[np.newaxis]
     if data.shape != (n, ny, nx):
-        raise ValueError(
+        raise InputError(
             f"blend must have the shape of one profile per blend, ({n}, {ny}, {nx}) or "
             f"({ny}, {nx}) for one blend; got shape {np.shape(blend)}"
         )
     if not np.all(np.isfinite(data)):
-        raise ValueError(
+        raise InputError(
             f"blend contains {int((~np.isfinite(data)).sum())} NaN or infinite pixels; "
             "replace them (e.g. by zero) and mark them with noise_sigma = inf"
         )
@@ -298,12 +298,23 @@ class OracleDeblender(Deblender):
                 value=np.shape(profiles),
             )
         noise_sigma = batch.noise_sigma
+        if batch.noise_estimated:  # no noise given, and some pixels without information
+            zero = np.flatnonzero(~np.any(np.isfinite(noise_sigma) & (noise_sigma > 0), axis=(1, 2)))
+            if zero.size:
+                raise InputError(
+                    f"the noise of stamp(s) {zero[:10].tolist()}, estimated from their pixels with "
+                    "information, is zero (too few such pixels, or no noise): pass noise_sigma", value=zero)
         flux, flux_err = oracle_fluxes(stack, prof, noise_sigma)
 
         total = prof.sum(axis=(-2, -1))
         empty = ~(total > 0)
         singular = ~np.isfinite(flux) & ~empty
         flag = np.where(empty, Flag.NOT_DETECTED, 0) | np.where(singular, Flag.AMBIGUOUS, 0)
+        if noise_sigma is not None and noise_sigma.ndim == 3 and not np.isfinite(noise_sigma).all():
+            # light of a galaxy in pixels without information (masked, NaN, infinite noise): as the networks
+            with np.errstate(divide="ignore", invalid="ignore"):
+                unseen = (prof * ~np.isfinite(noise_sigma)[:, None]).sum(axis=(-2, -1)) / total
+            flag = flag | np.where(unseen > MAX_UNSEEN_FRACTION, Flag.INCOMPLETE, 0)
         y, x = np.mgrid[:ny, :nx]
         with np.errstate(divide="ignore", invalid="ignore"):
             xc = np.where(empty, np.nan, (prof * x).sum(axis=(-2, -1)) / total)
@@ -315,6 +326,11 @@ class OracleDeblender(Deblender):
         )
 
 
+#: A galaxy with more than this fraction of its profile's light in pixels without information gets flag 32
+#: (the networks' threshold for light in filled pixels).
+MAX_UNSEEN_FRACTION = 0.01
+
+
 def _unit_profiles(profiles):
     """Return unit-flux profiles (N, 2, ny, nx), zero for empty ones, and whether N was implied."""
     prof = np.asarray(getattr(profiles, "value", profiles), dtype=np.float64)
@@ -322,12 +338,12 @@ def _unit_profiles(profiles):
     if single:
         prof = prof[np.newaxis]
     if prof.ndim != 4 or prof.shape[1] != 2:
-        raise ValueError(
+        raise InputError(
             "profiles must have shape (N, 2, ny, nx) (or (2, ny, nx) for one blend): one "
             f"noiseless image per galaxy, central then companion; got shape {np.shape(profiles)}"
         )
     if not np.all(np.isfinite(prof)):
-        raise ValueError(
+        raise InputError(
             f"profiles contain {int((~np.isfinite(prof)).sum())} NaN or infinite pixels; "
             "noiseless galaxy images must be finite everywhere"
         )
@@ -348,18 +364,18 @@ def _weights(noise_sigma, shape):
     elif sigma.shape == (ny, nx):
         sigma = sigma[np.newaxis]
     elif sigma.shape != (n, ny, nx):
-        raise ValueError(
+        raise InputError(
             f"noise_sigma must be a scalar, one value per blend ({n},), or a per-pixel map "
             f"({n}, {ny}, {nx}) or ({ny}, {nx}); got shape {sigma.shape}"
         )
     if not np.all(sigma > 0):
-        raise ValueError(
+        raise InputError(
             f"noise_sigma must be positive (inf for pixels without information); got "
             f"{int((~(sigma > 0)).sum())} values that are zero, negative or NaN. For noiseless "
             "images give the noise level you want the bound for"
         )
     if np.any(sigma < 1e-60):  # the weights, squared in the fit, would overflow (or underflow to 1/0)
-        raise ValueError(
+        raise InputError(
             f"noise_sigma down to {float(sigma.min()):.3g} is too small to weigh pixels by 1/sigma**2 in "
             "float64; give the image and its noise in larger units"
         )

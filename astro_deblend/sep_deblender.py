@@ -305,7 +305,7 @@ class SepDeblender(Deblender):
         show = progress and n > _PROGRESS_MIN_STAMPS
         previous_pixstack = sep.get_extract_pixstack()
         sep.set_extract_pixstack(max(_MIN_PIXSTACK, ny * nx))
-        has_map = batch.noise_given and batch.noise_sigma.ndim == 3
+        has_map = batch.noise_sigma is not None and batch.noise_sigma.ndim == 3
         try:
             for i in tqdm(range(n), desc=f"{self.method} stamps", disable=not show):
                 pixel_noise = batch.noise_sigma[i] if has_map else None

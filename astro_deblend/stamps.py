@@ -423,6 +423,18 @@ def not_a_brightness(unit, name, *, origin=""):
         "magnitudes convert with `.physical`", value=unit)
 
 
+def _quantity_of_list(value, name):
+    """A list (or tuple) of Quantities as one Quantity, as the stamps' own list is read."""
+    if not isinstance(value, list | tuple) or not any(isinstance(v, u.Quantity) for v in value):
+        return value
+    try:
+        return u.Quantity(value)
+    except (u.UnitsError, TypeError, ValueError):
+        raise InputError(f"{name} is a list whose values do not share one unit (or mix Quantities and plain "
+                         "numbers): give one Quantity array, or plain numbers in the data's unit",
+                         value=value) from None
+
+
 def _in_data_unit(value, unit, name):
     if isinstance(value, u.Quantity):
         if unit is None:
@@ -507,6 +519,9 @@ class StampBatch:
         Stamps without information on any pixel (masked, NaN in a FITS file, or an infinite noise map),
         kept in a stack with ``keep_empty=True`` of `prepare_stamps`: zeros in ``data``, the other stamps'
         median noise in ``noise_sigma``; nothing can be measured there (None: there are none).
+    noise_estimated : bool
+        ``noise_sigma`` is a map that `prepare_stamps` made itself (no noise was given, but some pixels have
+        no information: infinite there, each stamp's estimate from its other pixels elsewhere).
     """
 
     data: np.ndarray
@@ -517,6 +532,7 @@ class StampBatch:
     pixel_scale: float | None = None
     header: object = None
     empty: np.ndarray | None = None
+    noise_estimated: bool = False
     _estimate: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self):
@@ -525,7 +541,7 @@ class StampBatch:
     @property
     def noise_given(self):
         """bool: the user (or the FITS header) gave the noise."""
-        return self.noise_sigma is not None
+        return self.noise_sigma is not None and not self.noise_estimated
 
     def subset(self, keep):
         """The `StampBatch` of the stamps ``keep`` (bool (N,)) alone."""
@@ -580,6 +596,7 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
     header_zp = header_noise = header_scale = None
     fits_holes = None  # a FITS file's NaN pixels
     pixel_area = None  # arcsec2, from a FITS WCS (right for non-square pixels)
+    noise_sigma = _quantity_of_list(noise_sigma, "noise_sigma")
     inner = unwrap_container(data)
     if inner.mask is None:  # a masked one goes on to validate_stamps, which says what to do
         data = inner.data
@@ -615,6 +632,7 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
     scale = _scalar(pixel_scale, "pixel_scale", source=" (from the FITS header)" if header_scale else "",
                     positive=True, limits=(1e-6, 3600.0))
     noise = None
+    noise_estimated = False
     empty = np.zeros(n, bool)  # stamps without information on any pixel
     if noise_sigma is not None:
         if np.ma.isMaskedArray(noise_sigma):  # masked pixels are pixels without information, as in images
@@ -664,7 +682,8 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
             raise InputError(f"stamp(s) {unseen[:10].tolist()} are masked (or NaN) on every pixel: nothing "
                              "can be measured there; leave them out", value=unseen)
         holes = holes & ~empty[:, None, None]  # kept empty stamps: zeros with the others' noise (below)
-        if noise is None:  # from the pixels with information
+        noise_estimated = noise is None
+        if noise_estimated:  # from the pixels with information
             noise = np.array([estimate_noise_sigma(stack[i][~holes[i]].reshape(1, -1, 1))[0]
                               if not empty[i] else np.nan for i in range(n)])
         noise = np.where(holes, np.inf, noise[:, None, None] if noise.ndim == 1 else noise)
@@ -685,7 +704,8 @@ def prepare_stamps(data, *, zeropoint=None, noise_sigma=None, pixel_scale=None, 
         unit = flux_unit
     zp = resolve_zeropoint(zp, unit)
     return StampBatch(data=stack, unit=unit, was_2d=was_2d, noise_sigma=noise, zeropoint=zp,
-                      pixel_scale=scale, empty=empty if empty.any() else None)
+                      pixel_scale=scale, empty=empty if empty.any() else None,
+                      noise_estimated=noise_estimated)
 
 
 def _split_holes(data, mask, noise_sigma):

@@ -107,6 +107,44 @@ def test_a_stamp_without_any_data_is_masked_and_the_rest_measured(deblender, pai
         measure(deblender, np.ma.masked_all(data.shape), pairs, noise_sigma=NOISE)
 
 
+def test_per_stamp_options_of_the_wrong_length_are_refused_beside_empty_stamps(deblender, pairs):
+    """With a stamp left out for having no data, an option of one value too few per stamp was taken for the
+    remaining stamps (outside probe, 2026-11-29): refused, as without the empty stamp."""
+    if not deblender.per_stamp_options:
+        pytest.skip("no per-stamp option")
+    data = np.ma.array(pairs["blend"], mask=np.zeros(pairs["blend"].shape, bool))
+    data.mask[1] = True
+    name = deblender.per_stamp_options[0]
+    value = pairs["profiles"][:3] if name == "profiles" else [3.0, 3.0, 3.0]
+    with pytest.raises(InputError, match=f"{name} must have one entry per stamp \\(4\\); got 3"):
+        measure(deblender, data, pairs, noise_sigma=NOISE, **{name: value})
+
+
+def test_a_masked_pixel_in_one_stamp_leaves_the_others_alone(deblender, pairs):
+    """Without noise_sigma, one masked pixel in the last stamp made the package build a noise map for the
+    whole stack and call it given: SepDeblender then skipped its background for every stamp and moved the
+    clean stamps' fluxes by up to 8 % (outside probe, 2026-11-29)."""
+    data = np.asarray(pairs["blend"])
+    mask = np.zeros(data.shape, bool)
+    mask[3, 0, 0] = True
+    clean = measure(deblender, data, pairs)[0]
+    masked = measure(deblender, np.ma.array(data, mask=mask), pairs)[0]
+    assert masked.meta["noise_sigma"] == clean.meta["noise_sigma"] == "estimated per stamp"
+    np.testing.assert_allclose(np.ma.filled(masked["flux"].value[:6], np.nan),
+                               np.ma.filled(clean["flux"].value[:6], np.nan), rtol=1e-6)
+    assert masked["flag"][:6].tolist() == clean["flag"][:6].tolist()
+
+
+def test_noise_given_as_a_list_of_quantities_is_read_with_its_unit(deblender, pairs):
+    data = pairs["blend"] * (u.electron / u.s)
+    as_array = measure(deblender, data, pairs, noise_sigma=np.full(4, NOISE) * u.electron / u.s)[0]
+    as_list = measure(deblender, data, pairs, noise_sigma=[NOISE * u.electron / u.s] * 4)[0]
+    np.testing.assert_array_equal(np.ma.filled(as_list["flux"].value, np.nan),
+                                  np.ma.filled(as_array["flux"].value, np.nan))
+    with pytest.raises(InputError, match="do not share one unit"):
+        measure(deblender, data, pairs, noise_sigma=[NOISE * u.electron / u.s, NOISE, NOISE, NOISE])
+
+
 def test_errors_are_also_standard_exceptions():
     assert issubclass(InputError, ValueError) and issubclass(InputTypeError, TypeError)
     with pytest.raises(InputError) as info:

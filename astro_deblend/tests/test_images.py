@@ -896,6 +896,8 @@ def test_more_hostile_input_gets_typed_errors(fracnet, galaxy):
         fracnet.measure_image(image, error=NOISE, seed=1.5)
     with pytest.raises(InputTypeError, match="error"):
         fracnet.measure_image(image, error="0.01")
+    with pytest.raises(InputTypeError, match="a mask\\?"):  # was read as an rms of 1 (outside probe)
+        fracnet.measure_image(image, error=np.ones(image.shape, bool))
     with pytest.raises(InputError, match="every pixel"):
         fracnet.measure_image(image, error=np.full(image.shape, np.nan))
     with pytest.raises(InputError, match="detection option"):

@@ -5,6 +5,7 @@ import pytest
 from astropy import units as u
 
 from astro_deblend.catalog import table_to_pairs
+from astro_deblend.exceptions import InputError
 from astro_deblend.flags import Flag
 from astro_deblend.limits import (
     OracleDeblender,
@@ -145,7 +146,7 @@ def test_oracle_deblender_units_and_segments_with_noise():
 
 def test_bad_input_raises_useful_errors():
     profiles = pair(4.0)
-    with pytest.raises(ValueError, match=r"\(N, 2, ny, nx\)"):
+    with pytest.raises(InputError, match=r"\(N, 2, ny, nx\)"):  # the package's own (a ValueError too)
         cramer_rao_bound(profiles[:1], 1.0)
     with pytest.raises(ValueError, match="positive"):
         cramer_rao_bound(profiles, 0.0)
@@ -153,7 +154,7 @@ def test_bad_input_raises_useful_errors():
         cramer_rao_bound(profiles, np.ones(5))
     bad = profiles.copy()
     bad[0, 3, 3] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(InputError, match="NaN"):
         cramer_rao_bound(bad, 1.0)
     with pytest.raises(ValueError, match="blend must have the shape"):
         oracle_fluxes(np.zeros((8, 8)), profiles)
@@ -161,3 +162,23 @@ def test_bad_input_raises_useful_errors():
         OracleDeblender().measure(np.zeros((3, *SHAPE)), profiles=profiles)
     with pytest.raises(ValueError, match="NaN"):
         OracleDeblender().measure(np.full(SHAPE, np.nan), profiles=profiles)
+
+
+def test_a_galaxy_whose_light_is_masked_is_flagged_incomplete():
+    """The oracle accepted masks and infinite noise maps but never said that a galaxy's light lay there: a
+    fully masked companion got 5093 +- 3477 for a true 96 with flag 0 (outside probe, 2026-11-29)."""
+    profiles = np.stack([pair(10.0), pair(10.0)])  # (2, 2, ny, nx)
+    rng = np.random.default_rng(5)
+    blend = profiles.sum(axis=1) + rng.normal(0, 0.05, (2, *SHAPE))
+    noise = np.full(blend.shape, 0.05)
+    noise[1, 10:23, 23:32] = np.inf  # most of stamp 1's companion (at x = 26), 0.3 % of the central
+    table, _ = OracleDeblender().measure(blend, profiles=profiles, noise_sigma=noise)
+    flags = np.asarray(table["flag"]).reshape(2, 2)
+    assert flags[0].tolist() == [0, 0] and flags[1, 1] & Flag.INCOMPLETE and not flags[1, 0] & Flag.INCOMPLETE
+    masked = np.ma.array(blend, mask=~np.isfinite(noise))
+    same, _ = OracleDeblender().measure(masked, profiles=profiles, noise_sigma=0.05)
+    assert same["flag"].tolist() == table["flag"].tolist()
+    few = np.ones(blend.shape, bool)  # one pixel with data and no noise given: nothing to estimate it from
+    few[:, 16, 16] = False
+    with pytest.raises(InputError, match="estimated from their pixels with information, is zero"):
+        OracleDeblender().measure(np.ma.array(blend, mask=few), profiles=profiles)
