@@ -189,9 +189,14 @@ def snapshot(spec, work, target, parser):
     """Write the best weights of the run in ``work`` (network only) to ``target``, its history beside it."""
     from astro_deblend.models import build_model
 
-    best = work / "checkpoints" / "best.weights.h5"
+    run = work / "checkpoints"
+    if spec["model"] == "blend2mask2flux":  # its second stage (end to end) holds the whole network
+        run = run / "end_to_end"
+    best = run / "best.weights.h5"
     if not best.exists():
-        parser.error(f"{best} does not exist: no epoch of this run has finished yet")
+        stage = " of the end-to-end stage (the U-Net's first stage alone is not a network)" \
+            if run.name == "end_to_end" else ""
+        parser.error(f"{best} does not exist: no epoch{stage} of this run has finished yet")
     if not target.name.endswith(".weights.h5"):
         parser.error(f"--snapshot must name a .weights.h5 file; got {target}")
     model = build_model(config_from_dict(spec["model"], spec["model_config"]))
@@ -201,8 +206,8 @@ def snapshot(spec, work, target, parser):
     model.save_weights(tmp)
     os.replace(tmp, target)
     history = target.with_name(target.name.removesuffix(".weights.h5") + "_history.csv")
-    shutil.copyfile(work / "checkpoints" / "history.csv", history)
-    state = json.loads((work / "checkpoints" / "state.json").read_text())
+    shutil.copyfile(run / "history.csv", history)
+    state = json.loads((run / "state.json").read_text())
     print(f"wrote {target} (best of {state['epochs_completed']} epochs, validation loss {state['best']:.4g}) "
           f"and {history}", flush=True)
 
