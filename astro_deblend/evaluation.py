@@ -82,6 +82,7 @@ and `Evaluation.from_json`.
 """
 
 import functools
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -279,8 +280,6 @@ class Evaluation:
         paths : list of `~pathlib.Path`
             The files written.
         """
-        import secrets
-
         dirpath = Path(dirpath)
         if dirpath.exists() and not dirpath.is_dir():
             raise FileExistsError(f"{dirpath} is a file; Evaluation.write takes a folder (to_json writes "
@@ -289,7 +288,9 @@ class Evaluation:
         tables = dict(self.tables)
         if self.galaxies is not None:
             tables["galaxies"] = self.galaxies
-        token = secrets.token_hex(8)
+        # the same evaluation writes the same bytes (same seed, same files); another one another token
+        token = hashlib.sha256(json.dumps(self.to_dict(galaxies=True), sort_keys=True,
+                                          allow_nan=False).encode()).hexdigest()[:16]
         writers = {}
         for name, table in tables.items():
             out = table.copy(copy_data=False)
@@ -640,6 +641,21 @@ def _grouped(galaxies, methods, sigma, threshold, score_names, groups):
     return _make_table(keys, rows, score_names)
 
 
+def _refuse_colliding_names(methods, taken):
+    """Each method gets the per-galaxy columns flux_<name>, flag_<name> and flux_err_<name>: a name whose
+    column is the truth's (a method called 'true') or another method's ('err_a' beside 'a') would overwrite
+    it and score the wrong numbers."""
+    owner = {}
+    for method in methods:
+        for column in (f"flux_{method}", f"flag_{method}", f"flux_err_{method}"):
+            clash = "the truth's" if column in taken else (
+                f"method {owner[column]!r}'s" if column in owner else None)
+            if clash:
+                raise InputError(f"the method name {method!r} would write the column {column!r}, which is "
+                                 f"{clash}: rename the method", value=method)
+            owner[column] = method
+
+
 def evaluate(
     truth,
     measurements,
@@ -709,6 +725,7 @@ def evaluate(
         zeropoint = float(truth.meta.get("zeropoint", truth.meta.get("zeropoint_AB", DEFAULT_ZEROPOINT)))
 
     gal = _galaxy_table(truth, f_true, unit)
+    _refuse_colliding_names(methods, set(gal.colnames) | {"sep_n_detected", "limit_sigma"})
     sep_n_detected = _sep_counts(sep_n_detected, measurements, methods, n_blends)
     if sep_n_detected is not None:
         gal["sep_n_detected"] = Column(np.repeat(sep_n_detected, 2), description="sources found by sep")

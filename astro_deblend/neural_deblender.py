@@ -13,6 +13,7 @@ by `NeuralDeblender.save`, renamed.
 
 import dataclasses
 import hashlib
+import json
 import os
 import warnings
 from pathlib import Path
@@ -494,6 +495,11 @@ class NeuralDeblender(Deblender):
         They are saved with the network by `save` under ``provenance['notes']`` and shown in the
         model card; values must be JSON-serialisable.
         """
+        try:
+            json.dumps(notes, allow_nan=False)
+        except (TypeError, ValueError) as exc:  # refused now, not at every later save
+            raise InputTypeError(f"annotate takes JSON-serialisable values (str, int, float, bool, None, "
+                                 f"lists and dicts of them; numpy scalars as .item()): {exc}") from None
         self._provenance.setdefault("notes", {}).update(notes)
 
     # ---------------------------------------------------------------------------- measuring

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._io import atomic_write_text, check_writable, make_folders, remove_empty
-from .exceptions import InputError
+from .exceptions import InputError, InputTypeError
 from .registry import canonical_name, get_deblender
 
 __all__ = ["RunConfig", "run"]
@@ -52,6 +52,15 @@ class RunConfig:
     figures: bool = True
 
     def __post_init__(self):
+        from .data._config import check_finite, check_integers
+
+        check_integers(self, ("n_galaxies", "n_test", "seed"), non_negative=("seed",))
+        check_finite(self, {"depth_5sigma": "AB mag"})
+        if isinstance(self.methods, str) or not isinstance(self.methods, list | tuple) or not self.methods:
+            raise InputTypeError(f"methods must be a non-empty list of method names, e.g. ('fracnet',); got "
+                                 f"{self.methods!r}")
+        if not isinstance(self.figures, bool | np.bool_):
+            raise InputTypeError(f"figures must be True or False; got {self.figures!r}")
         object.__setattr__(self, "methods", tuple(canonical_name(m) for m in self.methods))
         if self.n_test < 1 or self.n_galaxies < 8:
             raise InputError(f"need n_test >= 1 and n_galaxies >= 8; got {self.n_test}, {self.n_galaxies}")

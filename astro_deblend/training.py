@@ -139,8 +139,11 @@ class TrainingConfig:
         # types first, so that a string or a NaN never reaches a comparison or the training
         check_integers(self, ("epochs", "batch_size", "patience", "plateau_patience", "data_workers", "seed"),
                        non_negative=("seed",))
-        if not isinstance(self.verbose, bool | int | np.integer):
+        if not isinstance(self.verbose, bool | int | np.integer) or not 0 <= self.verbose <= 2:
             raise InputTypeError(f"verbose must be 0, 1, 2 or a bool (as Keras' fit); got {self.verbose!r}")
+        if self.seed > 2**32 - 1:
+            raise InputError(f"seed must be below 2**32 (Keras' and numpy's seeds); got {self.seed}",
+                             value=self.seed)
         if self.steps_per_epoch is not None:
             check_integers(self, ("steps_per_epoch",))
         check_finite(self, {"learning_rate": "a step size", "validation_fraction": "a fraction",
@@ -171,6 +174,11 @@ class TrainingConfig:
                 f"min_learning_rate must be in [0, learning_rate = {self.learning_rate}]; got "
                 f"{self.min_learning_rate}", value=self.min_learning_rate,
             )
+        # plain Python numbers, so that the config is written as JSON beside the run (numpy's float32 is not)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.integer | np.floating | np.bool_):
+                object.__setattr__(self, f.name, value.item())
 
     @classmethod
     def from_dict(cls, values):
@@ -844,8 +852,14 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
     if len(val_idx) and val_source is not source:
         _check_stamp_shape(model, val_source.get(val_idx[:1])["blend"], "validation")
     common = {"outputs": outputs, "map_key": map_key, "seed": config.seed, "workers": config.data_workers}
+    batch_size = config.batch_size
+    if config.steps_per_epoch is not None and batch_size > len(train_idx) > 0:
+        # a stream of passes would repeat each blend batch_size / N times in every batch (memory without end)
+        warnings.warn(f"batch_size {batch_size} is larger than the {len(train_idx)} training blends: each "
+                      f"batch holds them once ({len(train_idx)})", AstroDeblendWarning, stacklevel=3)
+        batch_size = len(train_idx)
     train_batches = _BlendBatches(
-        source, train_idx, config.batch_size, shuffle=True, steps=config.steps_per_epoch,
+        source, train_idx, batch_size, shuffle=True, steps=config.steps_per_epoch,
         augment=config.augment, **common
     )
     val_batches = None
@@ -881,7 +895,7 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
     state = None
     if resume and paths["state.json"].exists():
         with _damaged_run(output_dir):
-            stopped = json.loads(paths["state.json"].read_text()).get("stopped_by")
+            stopped = _read_state(paths["state.json"]).get("stopped_by")
         if stopped == "diverged":
             raise TrainingDiverged(
                 f"the run in {output_dir} diverged (its loss became NaN); resuming it would start from "
@@ -892,7 +906,7 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
     if resume and paths["state.json"].exists() and paths["last.keras"].exists():
         with _damaged_run(output_dir):
             _check_resumable(paths["training_config.json"], config, record)
-            state = json.loads(paths["state.json"].read_text())
+            state = _read_state(paths["state.json"])
             model.optimizer.build(model.trainable_variables)
             model.load_weights(paths["last.keras"])  # weights and optimizer state
     elif paths["state.json"].exists():
@@ -900,16 +914,13 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
     paths["training_config.json"].write_text(json.dumps(record, indent=2))
     initial_epoch = state["epochs_completed"] if state else 0
     best = state["best"] if state else None
-    best_epoch, stop_wait, plateau_wait = (_resumed_counts(state, paths["history.csv"], monitor) if state
-                                           else (None, 0, 0))
+    with _damaged_run(output_dir):
+        best_epoch, stop_wait, plateau_wait = (_resumed_counts(state, paths["history.csv"], monitor) if state
+                                               else (None, 0, 0))
 
     finished = state is not None and state["finished"] and config.epochs <= state["epochs_target"]
     done = finished or initial_epoch >= config.epochs
     if done and warn_finished:
-        import warnings
-
-        from .exceptions import AstroDeblendWarning
-
         warnings.warn(
             f"the run in {output_dir} had already finished ({initial_epoch} epochs): nothing was trained, "
             "and its weights are the result. Pass more epochs to extend it, resume=False to train again "
@@ -983,6 +994,31 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
     return model, history
 
 
+def _read_state(path):
+    """``state.json`` of a run, checked field by field (a ValueError for `_damaged_run` otherwise)."""
+    state = json.loads(path.read_text())
+    if not isinstance(state, dict):
+        raise ValueError(f"state.json holds a {type(state).__name__}, not a dict")
+
+    def count(name, optional=False):
+        value = state.get(name)
+        if optional and value is None:
+            return
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            raise ValueError(f"state.json's {name} is {value!r}, not a count")
+
+    count("epochs_completed")
+    count("epochs_target")
+    count("best_epoch", optional=True)
+    count("rate_changed_epoch", optional=True)
+    if not isinstance(state.get("finished"), bool):
+        raise ValueError(f"state.json's finished is {state.get('finished')!r}, not true or false")
+    best = state.get("best")
+    if best is not None and not (isinstance(best, int | float) and not isinstance(best, bool)):
+        raise ValueError(f"state.json's best is {best!r}, not a number")
+    return state
+
+
 @contextlib.contextmanager
 def _damaged_run(output_dir):
     """Turn what a truncated or foreign checkpoint raises into one error that says what to do."""
@@ -990,7 +1026,7 @@ def _damaged_run(output_dir):
         yield
     except InputError:  # _check_resumable's own message (another configuration)
         raise
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as exc:
         raise DataFileError(
             f"{output_dir} holds a training run that cannot be resumed: a checkpoint is truncated, missing "
             f"or from another network ({type(exc).__name__}: {str(exc)[:200]}). Pass resume=False to start "

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize, special, stats
 
+from .exceptions import InputError
+
 __all__ = ["ErrorModel", "fit_error_model", "propagated_noise", "coverage", "z_scores"]
 
 
@@ -139,8 +141,17 @@ class ErrorModel:
                              f"{fitted_on!r}")
         if record.get("name") != cls.name:
             raise ValueError(f"unknown error model {record.get('name')!r}; this version reads {cls.name!r}")
-        nu = record.get("nu")
-        features, coefficients = tuple(record["features"]), tuple(float(c) for c in record["coefficients"])
+        nu, coefficients = record.get("nu"), record.get("coefficients")
+
+        def number(value):
+            return isinstance(value, int | float) and not isinstance(value, bool)
+
+        if not (isinstance(coefficients, list | tuple) and all(number(c) for c in coefficients)):
+            raise ValueError(f"the error model's coefficients must be a list of numbers; got "
+                             f"{coefficients!r}")
+        if not (nu is None or number(nu)):
+            raise ValueError(f"the error model's nu must be a number (or null); got {nu!r}")
+        features, coefficients = tuple(features), tuple(float(c) for c in coefficients)
         nu = np.inf if nu is None else float(nu)
         problems = []
         if len(coefficients) != len(features) + 1:
@@ -167,6 +178,8 @@ MAX_COEFFICIENT = 1e6
 #: Smallest degrees of freedom fitted: below, the variance of a Student-t is (nearly) infinite and an error
 #: bar of unit standard deviation means little.
 _NU_MIN = 2.5
+#: Fewest usable galaxies `fit_error_model` fits a model on (one coefficient per feature, a floor and nu).
+_MIN_FIT_GALAXIES = 20
 
 
 def _t_scale(nu):
@@ -203,7 +216,14 @@ def fit_error_model(flux, flux_true, noise, features, *, nu=None, fitted_on=None
     x = (np.stack([np.asarray(features[k], np.float64).ravel() for k in names]) if names
          else np.zeros((0, f.size)))
     w = np.ones(f.size) if weights is None else np.asarray(weights, np.float64).ravel()
+    if nu is not None and not nu > 2:  # the standard deviation exists above 2
+        raise InputError(f"nu must be a number above 2 (a Student-t with a standard deviation; inf: a "
+                         f"Gaussian); got {nu}", value=nu)
     ok = np.isfinite(f) & np.isfinite(t) & np.isfinite(s) & np.all(np.isfinite(x), axis=0) & np.isfinite(w)
+    usable = int((ok & (w > 0)).sum())
+    if usable < _MIN_FIT_GALAXIES:
+        raise InputError(f"only {usable} galaxies have a finite flux, truth, noise, features and a positive "
+                         f"weight; an error model needs at least {_MIN_FIT_GALAXIES}", value=usable)
     f, t, s, x, w = f[ok], t[ok], s[ok], x[:, ok], w[ok]
     w = w / w.mean()  # the likelihood's scale as with equal weights
     r = f - t

@@ -83,6 +83,17 @@ class GalaxySample:
             arr = getattr(self, name)
             if arr is not None and not np.all(np.isfinite(arr)):
                 raise InputError(f"GalaxySample.{name} contains NaN or infinite pixels")
+        # the pairing draws distances in units of the radii (a NaN radius never satisfies it: it hung)
+        for name in ("mag", "radius", "flux", "flux_stamp"):
+            try:
+                values = np.asarray(self.catalog[name], dtype=np.float64)
+            except (TypeError, ValueError):
+                raise InputError(f"GalaxySample.catalog['{name}'] must hold numbers") from None
+            bad = ~np.isfinite(values) | ((values <= 0) if name == "radius" else False)
+            if bad.any():
+                want = "finite and positive" if name == "radius" else "finite"
+                raise InputError(f"GalaxySample.catalog['{name}'] must be {want}; it is not for rows "
+                                 f"{np.flatnonzero(bad)[:10].tolist()}", value=np.flatnonzero(bad))
 
     def __len__(self):
         return len(self.catalog)

@@ -124,7 +124,9 @@ class SimulationConfig:
         if self.n_galaxies < 1:
             raise InputError(f"n_galaxies must be at least 1; got {self.n_galaxies}", value=self.n_galaxies)
         for name, (lo, hi), what in (("depth_5sigma", (15.0, 40.0), "5-sigma point-source depths, AB"),
-                                     ("zeropoint", (-60.0, 60.0), "AB zero points")):
+                                     ("zeropoint", (-60.0, 60.0), "AB zero points"),
+                                     ("pixel_scale", (0.005, 1.0), "pixel scales of imaging, arcsec"),
+                                     ("radius_scatter_dex", (0.0, 1.0), "size scatters, dex")):
             if not lo <= getattr(self, name) <= hi:
                 raise InputError(f"{name}={getattr(self, name)!r} is outside the range of {what} ({lo:g} to "
                                  f"{hi:g}): check its units", value=getattr(self, name), allowed=(lo, hi))
@@ -167,8 +169,16 @@ class SimulationConfig:
                 raise InputError(
                     f"psf_fwhm_range must be (min, max) with 0 < min <= max; got {self.psf_fwhm_range}"
                 )
-        if self.n_psfs < 1:
-            raise InputError(f"n_psfs must be at least 1; got {self.n_psfs}")
+        if not 1 <= self.n_psfs <= _MAX_PSFS:
+            raise InputError(f"n_psfs must be 1 to {_MAX_PSFS}; got {self.n_psfs}", value=self.n_psfs)
+        # a PSF of a fraction of a pixel is not sampled; one wider than a quarter of the stamp does not fit
+        fwhms = (self.psf_fwhm,) + (tuple(self.psf_fwhm_range) if self.psf_fwhm_range is not None else ())
+        lo, hi = _PSF_FWHM_PIXELS[0], self.stamp_size * _PSF_FWHM_PIXELS[1]
+        if not all(lo <= f / self.pixel_scale <= hi for f in fwhms):
+            shown = ", ".join(f"{f:g}" for f in fwhms)
+            raise InputError(f"the PSF FWHM ({shown} arcsec) must lie within {lo:g} to {hi:g} pixels of "
+                             f"{self.pixel_scale:g} arcsec in stamps of {self.stamp_size} px: check its "
+                             "units", value=fwhms)
         if not 0 <= self.max_offset <= self.stamp_size / 8:
             raise InputError(f"max_offset must lie in [0, stamp_size / 8] px; got {self.max_offset}")
         if not 0 <= self.cleaned_fraction <= 1 or self.radius_scatter_dex < 0:
@@ -195,6 +205,11 @@ class SimulationConfig:
 
 #: The float fields of `SimulationConfig` and their units: each must be finite (a NaN depth would
 #: otherwise surface only after the simulation, as NaN noise).
+#: Most distinct PSFs a sample holds (each is drawn once and kept in memory).
+_MAX_PSFS = 1000
+#: FWHM of the PSF in pixels: at least this many, and at most this fraction of the stamp's side.
+_PSF_FWHM_PIXELS = (0.5, 0.25)
+
 _FLOAT_UNITS = {"pixel_scale": "arcsec per pixel", "psf_fwhm": "arcsec", "zeropoint": "AB mag",
                 "depth_5sigma": "AB mag", "exposure_time": "s", "mag_limit": "AB mag",
                 "radius_scatter_dex": "dex", "max_offset": "px", "cleaned_fraction": "a fraction"}

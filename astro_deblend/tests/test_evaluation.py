@@ -492,3 +492,23 @@ def test_truth_out_of_blend_order_and_mixed_methods_are_refused():
         evaluate(truth, {"a": mixed})
     with pytest.raises(AstroDeblendError):  # the package's own errors, catchable as one
         evaluate(truth[:0], {"a": arr[:0]})
+
+
+def test_method_names_that_would_overwrite_a_column_are_refused():
+    """A method called 'true' overwrote the truth's column and scored 0 % (outside probe, 2026-11-29)."""
+    from astro_deblend.exceptions import InputError
+
+    truth = _truth()
+    fluxes = _measurements(truth)["perfect"]
+    with pytest.raises(InputError, match="'true' would write the column 'flux_true'"):
+        evaluate(truth, {"true": fluxes * 3})
+    with pytest.raises(InputError, match="'err_a' would write the column 'flux_err_a', which is method 'a'"):
+        evaluate(truth, {"a": fluxes, "err_a": fluxes})
+
+
+def test_the_same_evaluation_writes_the_same_bytes(evaluation, tmp_path):
+    """Same seed, same files: the write token was random (outside probe)."""
+    evaluation.write(tmp_path / "one")
+    evaluation.write(tmp_path / "two")
+    for path in sorted((tmp_path / "one").iterdir()):
+        assert path.read_bytes() == (tmp_path / "two" / path.name).read_bytes(), path.name

@@ -411,6 +411,10 @@ def test_pipeline_small(tmp_path):
         run(config, output_dir=tmp_path / "out", progress=False, log=lambda msg: None)
     with pytest.raises(ValueError, match="unknown method"):
         RunConfig(methods=("magic",))
+    # refused at once, not after the simulation or as "unknown method 'f'" (outside probe, 2026-11-29)
+    for kwargs in ({"methods": ()}, {"methods": "fracnet"}, {"figures": "no"}, {"n_galaxies": "8"}):
+        with pytest.raises(TypeError, match=next(iter(kwargs))):
+            RunConfig(**kwargs)
 
 
 def test_the_main_job_leaves_all_or_nothing(tmp_path, monkeypatch):

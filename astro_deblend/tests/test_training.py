@@ -430,3 +430,46 @@ def test_a_state_without_the_best_epoch_reads_it_from_the_history(tmp_path):
     state.update(rate_changed_epoch=3)
     assert _resumed_counts(state, tmp_path / "history.csv", "val_loss") == (2, 2, 1)
     assert _resumed_counts({"epochs_completed": 4}, tmp_path / "none.csv", "val_loss") == (None, 0, 0)
+
+
+@pytest.mark.parametrize("state, match", [
+    ({}, "not a count"),
+    ([], "not a dict"),
+    ({"epochs_completed": "2", "epochs_target": 3, "finished": False}, "not a count"),
+    ({"epochs_completed": -3, "epochs_target": 3, "finished": False}, "not a count"),
+    ({"epochs_completed": 1, "epochs_target": 3, "finished": False, "best": "x"}, "not a number"),
+])
+def test_a_damaged_state_of_a_run_is_a_data_file_error(data, tmp_path, state, match):
+    """Valid JSON of the wrong shape in state.json raised KeyError, TypeError or TensorFlow's own error
+    (outside probe, 2026-11-29)."""
+    from astro_deblend.exceptions import DataFileError
+
+    config = TrainingConfig(epochs=1, steps_per_epoch=1, **QUIET)
+    train(B2F, data, config, output_dir=tmp_path)
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    with pytest.raises(DataFileError, match=f"cannot be resumed.*{match}"):
+        train(B2F, data, TrainingConfig(epochs=2, steps_per_epoch=1, **QUIET), output_dir=tmp_path)
+
+
+def test_training_config_values_that_would_fail_later_are_refused_or_made_plain(data, tmp_path):
+    from astro_deblend import NeuralDeblender
+    from astro_deblend.exceptions import InputError, InputTypeError
+
+    with pytest.raises(InputError, match="seed must be below 2"):
+        TrainingConfig(seed=2**40)
+    with pytest.raises(InputTypeError, match="verbose"):
+        TrainingConfig(verbose=7)
+    config = TrainingConfig(plateau_factor=np.float32(0.5), epochs=np.int64(1), steps_per_epoch=1, **QUIET)
+    assert type(config.plateau_factor) is float and type(config.epochs) is int  # written as JSON
+    train(B2F, data, config, output_dir=tmp_path)
+    with pytest.raises(InputTypeError, match="JSON-serialisable"):  # refused now, not at every save
+        NeuralDeblender(B2F, weights=None).annotate(x=np.float32(1.0))
+
+
+def test_a_batch_larger_than_the_training_blends_holds_each_once(data, tmp_path):
+    """With steps_per_epoch, a batch_size far above N repeated every blend in each batch: memory grew
+    without bound for batch_size=1e6 (outside probe)."""
+    few = {k: v[:6] for k, v in data.items()}
+    config = TrainingConfig(epochs=1, steps_per_epoch=1, batch_size=10**6, verbose=0, validation_fraction=0)
+    with pytest.warns(AstroDeblendWarning, match="larger than the 6 training blends"):
+        train(B2F, few, config, output_dir=tmp_path)

@@ -259,3 +259,26 @@ def test_noise_correlated_wider_than_drizzling_is_flagged():
         network.measure(stamps + 0.05 * _drizzle_like_noise(rng, len(stamps), 128), noise_sigma=0.05,
                         progress=False)
     assert not [w for w in caught if "correlated over several pixels" in str(w.message)]
+
+
+def test_a_fit_without_data_or_with_an_impossible_nu_is_refused():
+    """fit_error_model returned coefficients from no data at all, and took nu = -5 (outside probe)."""
+    rng = np.random.default_rng(1)
+    true = rng.uniform(50, 100, 200)
+    noise = np.full(200, 2.0)
+    flux = true + rng.normal(0, 2.0, 200)
+    with pytest.raises(InputError, match="only 0 galaxies"):
+        fit_error_model(np.full(200, np.nan), true, noise, {})
+    with pytest.raises(InputError, match="only 0 galaxies"):
+        fit_error_model([], [], [], {})
+    with pytest.raises(InputError, match="only 0 galaxies"):
+        fit_error_model(flux, true, noise, {}, weights=np.zeros(200))
+    for nu in (-5, 1, np.nan):
+        with pytest.raises(InputError, match="nu must be"):
+            fit_error_model(flux, true, noise, {}, nu=nu)
+    record = fit_error_model(flux, true, noise, {}).to_dict()
+    for bad in ("12", None, [1, "2"]):
+        with pytest.raises(ValueError, match="coefficients must be a list of numbers"):
+            ErrorModel.from_dict({**record, "coefficients": bad})
+    with pytest.raises(ValueError, match="nu must be a number"):
+        ErrorModel.from_dict({**record, "nu": "abc"})

@@ -632,3 +632,29 @@ def test_a_network_records_its_training_target(sample, blends, tmp_path):
     again.fit(blends.subset(np.arange(32)), config=one_epoch, output_dir=tmp_path / "tune")
     assert again.flux_target == "true"
     assert NeuralDeblender().flux_target == "true"  # the bundled weights
+
+
+def test_a_catalogue_with_a_nan_radius_is_refused_before_pairing(sample):
+    """make_blends looped for ever on a NaN radius (no distance in units of it is ever accepted; outside
+    probe, 2026-11-29)."""
+    for column, value in (("radius", np.nan), ("radius", 0.0), ("mag", np.nan), ("flux_stamp", np.inf)):
+        catalog = sample.catalog.copy()
+        catalog[column][0] = value
+        with pytest.raises(InputError, match=rf"catalog\['{column}'\] must be .* rows \[0\]"):
+            GalaxySample(images=sample.images, segmaps=sample.segmaps, catalog=catalog,
+                         noiseless=sample.noiseless, noise_sigma=sample.noise_sigma)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"pixel_scale": 50.0}, "pixel_scale=50.0 is outside"),
+    ({"pixel_scale": 1e-5}, "pixel_scale=1e-05 is outside"),
+    ({"radius_scatter_dex": 50.0}, "radius_scatter_dex=50.0 is outside"),
+    ({"psf_fwhm": 100.0}, r"PSF FWHM \(100 arcsec\) must lie within 0.5 to 32 pixels"),
+    ({"psf_kinds": ("airy",), "psf_fwhm_range": (5.0, 10.0)}, "PSF FWHM"),
+    ({"psf_kinds": ("airy",), "psf_fwhm_range": (1e-4, 2e-4)}, "PSF FWHM"),
+    ({"n_psfs": 10**9}, "n_psfs must be 1 to 1000"),
+])
+def test_simulation_configs_beyond_any_instrument_are_refused(kwargs, match):
+    """These allocated 25 GiB to 9 TiB, or ran for ever in FFTs, inside GalSim (outside probe)."""
+    with pytest.raises(InputError, match=match):
+        SimulationConfig(n_galaxies=4, **kwargs)
