@@ -106,6 +106,7 @@ class ErrorModel:
 
     def interval(self, level):
         """Half-width of the central ``level`` interval in units of sigma (1.0 for 68 % if Gaussian)."""
+        _check_level(level)
         if not np.isfinite(self.nu):
             return float(stats.norm.ppf(0.5 + level / 2))
         return float(stats.t.ppf(0.5 + level / 2, self.nu) * _t_scale(self.nu))
@@ -268,12 +269,21 @@ def z_scores(flux, flux_err, flux_true):
         return np.where(err > 0, (flux - true) / err, np.nan)
 
 
+def _check_level(level):
+    """An interval's probability: a number strictly between 0 and 1 (0.6827, not 68.27)."""
+    if isinstance(level, bool) or not isinstance(level, int | float | np.floating | np.integer) \
+            or not 0 < level < 1:
+        raise InputError(f"level is the interval's probability, strictly between 0 and 1 (e.g. 0.6827); got "
+                         f"{level!r}", value=level)
+
+
 def coverage(flux, flux_err, flux_true, level, *, half_width=None):
     """Fraction of galaxies whose true flux lies within the central ``level`` interval.
 
     ``half_width`` is the interval's half-width in units of ``flux_err`` (default: the Gaussian one,
     1.0 for 68.27 %); pass `ErrorModel.interval` for a model's own distribution.
     """
+    _check_level(level)
     z = z_scores(flux, flux_err, flux_true)
     z = z[np.isfinite(z)]
     k = float(stats.norm.ppf(0.5 + level / 2)) if half_width is None else half_width

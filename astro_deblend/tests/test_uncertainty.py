@@ -282,3 +282,14 @@ def test_a_fit_without_data_or_with_an_impossible_nu_is_refused():
             ErrorModel.from_dict({**record, "coefficients": bad})
     with pytest.raises(ValueError, match="nu must be a number"):
         ErrorModel.from_dict({**record, "nu": "abc"})
+
+
+def test_an_interval_s_probability_must_lie_between_0_and_1():
+    """coverage(..., 2.0) returned 0.0 and interval(1.5) NaN (outside probe, 2026-11-29)."""
+    model = ErrorModel(features=(), coefficients=(0.05,), nu=3.0)
+    for level in (2.0, -1.0, np.nan, 68.27, 0.0, 1.0, "0.68"):
+        with pytest.raises(InputError, match="strictly between 0 and 1"):
+            coverage(np.ones(3), np.ones(3), np.ones(3), level)
+        with pytest.raises(InputError, match="strictly between 0 and 1"):
+            model.interval(level)
+    assert model.interval(0.6827) < 1 < model.interval(0.9545)
