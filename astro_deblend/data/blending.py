@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from .._io import atomic_write
 from ..exceptions import AstroDeblendWarning, DataFileError, InputError, InputTypeError
 from ._config import check_finite, check_integers, config_to_dict, uses_options
-from .galaxies import GalaxySample, _read_sample_group, _write_sample_group, check_digest, content_digest
+from .galaxies import GalaxySample, _read_sample_group, _write_sample_group, attrs_digest, check_digest, seal
 
 __all__ = ["BlendConfig", "BlendSet", "ConcatenatedBlends", "make_blends"]
 
@@ -691,13 +691,14 @@ class BlendSet:
             with h5py.File(tmp, "w") as f:
                 f.attrs["astro_deblend_format"] = _FORMAT_VERSION
                 f.attrs["config"] = json.dumps(self.config, sort_keys=True)
+                f.attrs["attrs_sha256"] = attrs_digest(f)  # the file's own attributes (the datasets: below)
                 _write_sample_group(f.create_group("galaxies"), self.sample)
                 g = f.create_group("blends")
                 for name in self.catalog.colnames:
                     data = np.asarray(self.catalog[name])
                     g.create_dataset(name, data=data.astype("S") if data.dtype.kind == "U" else data)
                 g.attrs["columns"] = json.dumps(self.catalog.colnames)
-                g.attrs["sha256"] = content_digest(g)
+                seal(g)
                 if materialize:
                     ny, nx = self.stamp_shape
                     n = len(self)
@@ -725,6 +726,7 @@ class BlendSet:
             with h5py.File(path, "r") as f:
                 if f.attrs.get("astro_deblend_format") != _FORMAT_VERSION:
                     raise InputError("missing or unknown astro_deblend_format attribute")
+                check_digest(f, path)  # the file's attributes: the datasets are checked group by group
                 sample = _read_sample_group(f["galaxies"], path)
                 g = f["blends"]
                 check_digest(g, path)
@@ -735,7 +737,7 @@ class BlendSet:
                 config = json.loads(f.attrs["config"])
         except DataFileError:
             raise
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, TypeError) as exc:
             raise DataFileError(
                 f"{path} is not a blend set written by astro_deblend ({exc}); make it again with "
                 "make_blends(...).write(path)"

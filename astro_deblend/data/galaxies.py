@@ -120,7 +120,7 @@ class GalaxySample:
         try:
             with h5py.File(path, "r") as f:
                 return _read_sample_group(f["galaxies"], path)
-        except (OSError, KeyError) as exc:
+        except (OSError, KeyError, ValueError, TypeError) as exc:
             raise DataFileError(
                 f"{path} is not a galaxy sample written by astro_deblend ({exc}); regenerate it with "
                 "simulate_galaxies(...).write(path)"
@@ -145,7 +145,7 @@ def _write_sample_group(group, sample):
     group.attrs["zeropoint"] = sample.zeropoint
     group.attrs["noise_sigma"] = np.nan if sample.noise_sigma is None else sample.noise_sigma
     group.attrs["config"] = json.dumps(sample.config, sort_keys=True)
-    group.attrs["sha256"] = content_digest(group)
+    seal(group)
 
 
 def content_digest(group):
@@ -161,13 +161,42 @@ def content_digest(group):
     return h.hexdigest()
 
 
+#: The attributes that hold digests, left out of the digest of the attributes.
+_DIGEST_ATTRS = ("sha256", "attrs_sha256")
+
+
+def attrs_digest(group):
+    """SHA-256 of a group's own attributes (names, types and bytes, in name order; the digests left out): the
+    pixel scale, zero point and configuration that `content_digest` does not cover."""
+    h = hashlib.sha256()
+    for name in sorted(set(group.attrs) - set(_DIGEST_ATTRS)):
+        value = np.asarray(group.attrs[name])
+        h.update(name.encode())
+        h.update(value.dtype.str.encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+    return h.hexdigest()
+
+
+def seal(group):
+    """Write the digests of a group's datasets and of its attributes (last: after every attribute)."""
+    group.attrs["sha256"] = content_digest(group)
+    group.attrs["attrs_sha256"] = attrs_digest(group)
+
+
 def check_digest(group, path):
-    """Raise `~astro_deblend.exceptions.DataFileError` if a group's digest does not match its data."""
+    """Raise `~astro_deblend.exceptions.DataFileError` if a group's digests do not match its data or its
+    attributes (files written before the attributes had a digest are checked on their data alone)."""
     recorded = group.attrs.get("sha256")
     if recorded is not None and content_digest(group) != recorded:
         raise DataFileError(
             f"{path}: the data of '{group.name}' do not match the checksum written with them (the file is "
             "corrupted); make it again"
+        )
+    recorded = group.attrs.get("attrs_sha256")
+    if recorded is not None and attrs_digest(group) != recorded:
+        raise DataFileError(
+            f"{path}: the attributes of '{group.name}' (pixel scale, zero point, configuration) do not match "
+            "the checksum written with them (the file was altered or is corrupted); make it again"
         )
 
 

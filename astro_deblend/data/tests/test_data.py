@@ -606,6 +606,44 @@ def test_corrupted_blend_sets_are_caught_on_read(tmp_path, blends):
         BlendSet.read(path)
 
 
+@pytest.mark.parametrize("where, name, value", [
+    ("galaxies", "pixel_scale", 0.6),  # ten times the true scale: every size and flag off, silently
+    ("galaxies", "zeropoint", 20.0),
+    ("galaxies", "config", "{}"),
+    ("blends", "columns", "[]"),
+    ("/", "config", '{"seed": 99}'),
+])
+def test_altered_attributes_of_data_files_are_caught_on_read(tmp_path, sample, blends, where, name, value):
+    """The pixel scale, zero point and configurations of a data file are under a checksum as its pixels are
+    (outside probe: an altered pixel_scale attribute was read as given); files without it still read."""
+    import h5py
+
+    from astro_deblend.data import BlendSet, GalaxySample
+    from astro_deblend.exceptions import DataFileError
+
+    path = tmp_path / "blends.h5"
+    blends.write(path)
+    with h5py.File(path, "r+") as f:
+        f[where].attrs[name] = value
+    with pytest.raises(DataFileError, match="attributes of .* do not match"):
+        BlendSet.read(path)
+    if where == "galaxies":
+        sample.write(tmp_path / "sample.h5")
+        with h5py.File(tmp_path / "sample.h5", "r+") as f:
+            f[where].attrs[name] = value
+        with pytest.raises(DataFileError, match="attributes of .* do not match"):
+            GalaxySample.read(tmp_path / "sample.h5")
+    blends.write(path, overwrite=True)  # written before the attributes had a checksum: read as it was
+    with h5py.File(path, "r+") as f:
+        for group in ("/", "galaxies", "blends"):
+            del f[group].attrs["attrs_sha256"]
+    assert len(BlendSet.read(path)) == len(blends)
+    with h5py.File(path, "r+") as f:  # and an attribute of the wrong kind is a damaged file, not a crash
+        f["galaxies"].attrs["pixel_scale"] = "sixty mas"
+    with pytest.raises(DataFileError, match="not a blend set"):
+        BlendSet.read(path)
+
+
 def test_a_network_records_its_training_target(sample, blends, tmp_path):
     """A network trained on FLUX_AUTO targets estimates FLUX_AUTO, not the true flux: its saved record and
     its tables say which, and sets of both targets are not trained on together."""
