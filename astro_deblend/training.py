@@ -205,6 +205,13 @@ class _ArraySource:
                 f"{sorted(data)}"
             )
         self.arrays = {k: np.asarray(v) for k, v in data.items() if k in _DATA_KEYS}
+        for key, value in self.arrays.items():  # text, complex, objects, dates: no float training data
+            if value.dtype.kind not in "biuf":
+                raise InputTypeError(
+                    f"training data '{key}' must hold real numbers; got an array of dtype {value.dtype} "
+                    f"({_KIND_NAMES.get(value.dtype.kind, 'not numbers')}). Convert it with "
+                    "np.asarray(..., dtype=float) (the real part, for complex pixels) before training"
+                )
         blend, flux = self.arrays["blend"], self.arrays["flux"]
         if "scale" in self.arrays:
             scale = self.arrays["scale"]
@@ -242,6 +249,10 @@ class _ArraySource:
 
 
 _DATA_KEYS = ("blend", "flux", "fractions", "masks", "scale")
+
+#: What an array of a non-numeric dtype kind holds, for the error that refuses it.
+_KIND_NAMES = {"U": "text", "S": "bytes", "c": "complex numbers", "O": "Python objects", "M": "dates",
+               "m": "time intervals", "V": "records"}
 
 
 class MaterializedBlends(_ArraySource):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from astro_deblend._symmetry import SYMMETRIES, apply
-from astro_deblend.exceptions import AstroDeblendWarning
+from astro_deblend.exceptions import AstroDeblendWarning, InputTypeError
 from astro_deblend.models import Blend2FluxConfig, FracNetConfig
 from astro_deblend.tests.helpers import two_gaussian_blends
 from astro_deblend.training import TrainingConfig, _BlendBatches, _split, train
@@ -255,6 +255,11 @@ def test_bad_training_data(data, tmp_path):
         train(B2F, nan, config, output_dir=tmp_path)
     with pytest.raises(TypeError, match="get\\(indices\\)"):
         train(B2F, [1, 2, 3], config, output_dir=tmp_path)
+    # text and complex pixels (outside probe: a raw numpy or TensorFlow error deep in the first batch)
+    for key, value in (("blend", data["blend"].astype(str)), ("flux", data["flux"].astype(complex)),
+                       ("fractions", np.zeros(data["fractions"].shape, object))):
+        with pytest.raises(InputTypeError, match=f"'{key}' must hold real numbers.*dtype"):
+            train(B2F, dict(data, **{key: value}), config, output_dir=tmp_path)
     with pytest.raises(ValueError, match="at least 1"):
         TrainingConfig(epochs=0)
     with pytest.raises(ValueError, match="validation_fraction"):
