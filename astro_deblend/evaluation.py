@@ -85,6 +85,7 @@ import functools
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -250,18 +251,39 @@ class Evaluation:
 
     @classmethod
     def from_dict(cls, doc):
-        """Inverse of `to_dict`."""
-        if doc.get("schema") != SCHEMA:
-            raise InputError(f"expected a document with schema {SCHEMA!r}; got {doc.get('schema')!r}")
-        tables = {name: _table_from_json(d) for name, d in doc["tables"].items()}
+        """Inverse of `to_dict`.
+
+        Raises
+        ------
+        astro_deblend.exceptions.InputError
+            If ``doc`` is not an evaluation of this schema.
+        astro_deblend.exceptions.DataFileError
+            (an InputError) If it is one whose tables or meta are damaged (edited, cut, of the wrong shape).
+        """
+        schema = doc.get("schema") if isinstance(doc, Mapping) else None
+        if schema != SCHEMA:
+            what = f"schema {schema!r}" if isinstance(doc, Mapping) else f"a {type(doc).__name__}"
+            raise InputError(f"expected a document with schema {SCHEMA!r}; got {what}")
+        try:
+            if not isinstance(doc.get("tables"), Mapping) or not isinstance(doc.get("meta", {}), Mapping):
+                raise TypeError("'tables' and 'meta' must be objects")
+            tables = {name: _table_from_json(d) for name, d in doc["tables"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataFileError(f"a damaged evaluation document ({type(exc).__name__}: {str(exc)[:150]}); "
+                                "write it again with Evaluation.to_json or Evaluation.write") from exc
         galaxies = tables.pop("galaxies", None)
         return cls(tables, galaxies, doc.get("meta", {}))
 
     @classmethod
     def from_json(cls, path):
-        """Read a file written by `to_json`."""
-        with open(path, encoding="utf-8") as fh:
-            return cls.from_dict(json.load(fh))
+        """Read a file written by `to_json` (a `~astro_deblend.exceptions.DataFileError` if it is damaged)."""
+        try:
+            with open(path, encoding="utf-8") as fh:
+                doc = json.load(fh)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataFileError(f"{path} is not an evaluation written by Evaluation.to_json ({exc}); write "
+                                "it again") from exc
+        return cls.from_dict(doc)
 
     def write(self, dirpath):
         """Write every table as ECSV and the whole evaluation as ``evaluation.json`` into a folder.
@@ -289,8 +311,8 @@ class Evaluation:
         if self.galaxies is not None:
             tables["galaxies"] = self.galaxies
         # the same evaluation writes the same bytes (same seed, same files); another one another token
-        token = hashlib.sha256(json.dumps(self.to_dict(galaxies=True), sort_keys=True,
-                                          allow_nan=False).encode()).hexdigest()[:16]
+        whole = self.to_dict(galaxies=True)
+        token = hashlib.sha256(json.dumps(whole, sort_keys=True, allow_nan=False).encode()).hexdigest()[:16]
         writers = {}
         for name, table in tables.items():
             out = table.copy(copy_data=False)
@@ -300,7 +322,8 @@ class Evaluation:
                 out.write(tmp, format="ascii.ecsv", overwrite=True)
 
             writers[dirpath / f"{name}.ecsv"] = _write
-        doc = dict(self.to_dict(galaxies=False), write_token=token, files=sorted(tables))
+        doc = dict(whole, tables={name: t for name, t in whole["tables"].items() if name != "galaxies"},
+                   write_token=token, files=sorted(tables))
         text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
 
         def _write_json(tmp):
@@ -323,6 +346,8 @@ class Evaluation:
         try:
             with open(meta_file, encoding="utf-8") as fh:
                 doc = json.load(fh)
+            if not isinstance(doc, Mapping) or not isinstance(doc.get("meta", {}), Mapping):
+                raise ValueError("evaluation.json holds no evaluation object with a meta object")
             token = doc.get("write_token")  # None: a folder written before tokens (all its tables are read)
             listed = doc.get("files", (*cls.TABLE_NAMES, "galaxies"))
             tables = {}
@@ -338,7 +363,7 @@ class Evaluation:
                     tables[name] = t
         except DataFileError:
             raise
-        except (OSError, ValueError) as exc:  # JSON or ECSV cut short or edited
+        except (OSError, ValueError, TypeError, KeyError) as exc:  # JSON or ECSV cut short or edited
             raise DataFileError(f"{dirpath} holds a damaged evaluation ({type(exc).__name__}: "
                                 f"{str(exc)[:150]}); write it again with Evaluation.write") from exc
         missing = sorted(set(doc.get("files", doc.get("tables", {}))) - set(tables))  # the JSON says written
@@ -389,7 +414,7 @@ def _table_to_json(table):
 
 
 def _table_from_json(doc):
-    table = Table()
+    columns = []  # one Table of them all: adding columns one by one would broadcast a column of length 1
     for spec in doc["columns"]:
         name = spec["name"]
         values = doc["data"][name]
@@ -399,8 +424,8 @@ def _table_from_json(doc):
             arr = np.array([np.nan if v is None else float(v) for v in values], dtype=spec["dtype"])
         else:
             arr = np.array(values, dtype=spec["dtype"])
-        table[name] = Column(arr, unit=spec.get("unit"), description=spec.get("description"))
-    return table
+        columns.append(Column(arr, name=name, unit=spec.get("unit"), description=spec.get("description")))
+    return Table(columns)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -418,6 +418,42 @@ def test_a_damaged_evaluation_folder_is_named(tmp_path):
     (tmp_path / "ev" / "evaluation.json").write_text("{")
     with pytest.raises(DataFileError, match="damaged evaluation"):
         Evaluation.read(tmp_path / "ev")
+    (tmp_path / "ev" / "evaluation.json").write_text("[1, 2]")  # valid JSON, not an evaluation
+    with pytest.raises(DataFileError, match="damaged evaluation"):
+        Evaluation.read(tmp_path / "ev")
+
+
+def test_a_damaged_evaluation_document_is_a_data_file_error(tmp_path):
+    """Valid JSON of the wrong shape (outside probe: AttributeError, KeyError or a numpy error from deep in
+    from_dict) is named as a damaged evaluation; a document of another kind as such."""
+    import json
+
+    from astropy.table import Table
+
+    from astro_deblend.evaluation import Evaluation, evaluate
+    from astro_deblend.exceptions import DataFileError, InputError
+
+    truth = Table({"flux_central": [10.0, 20.0, 30.0], "flux_companion": [5.0, 6.0, 7.0]})
+    doc = evaluate(truth, {"m": np.array([[11.0, 5.0], [20.0, 6.0], [30.0, 7.0]])}).to_dict()
+    assert Evaluation.from_dict(json.loads(json.dumps(doc))).methods == ("m",)
+    overall = doc["tables"]["overall"]
+    column = overall["columns"][-1]["name"]
+    damaged = [
+        dict(doc, tables=[]),
+        dict(doc, meta="none"),
+        dict(doc, tables={"overall": {"columns": overall["columns"]}}),  # no data
+        dict(doc, tables={"overall": dict(overall, data=dict(overall["data"], **{column: [1.0]}))}),
+        dict(doc, tables={"overall": dict(overall, data=dict(overall["data"], method=[[1, 2]] * 2))}),
+    ]
+    for bad in damaged:
+        with pytest.raises(DataFileError, match="damaged evaluation document"):
+            Evaluation.from_dict(bad)
+    for other in ([1, 2], {"schema": "something else"}, "text"):
+        with pytest.raises(InputError, match="expected a document with schema"):
+            Evaluation.from_dict(other)
+    (tmp_path / "e.json").write_text('{"schema": ')
+    with pytest.raises(DataFileError, match="not an evaluation written by"):
+        Evaluation.from_json(tmp_path / "e.json")
 
 
 def test_an_evaluation_folder_holds_one_evaluation(tmp_path):
