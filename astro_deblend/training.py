@@ -601,6 +601,28 @@ class _WriteState(keras.callbacks.Callback):
             self._write(finished=True)
 
 
+def _caught_up(state, optimizer, steps_per_epoch, history_path, monitor):
+    """The state of a run whose ``last.keras`` holds one more epoch than its ``state.json`` says.
+
+    A run stopped between saving the checkpoint and writing the state (they are two files) would train
+    that epoch again and log it twice. The optimizer's step count in the checkpoint says how many epochs it
+    holds; where that is one more than the state's count, the state is advanced, with the best value from
+    that epoch's row of ``history.csv`` when it was logged before the stop.
+    """
+    done = int(state["epochs_completed"])
+    steps = int(keras.ops.convert_to_numpy(optimizer.iterations))
+    if steps_per_epoch <= 0 or steps != (done + 1) * steps_per_epoch:
+        return state
+    state = dict(state, epochs_completed=done + 1)
+    if Path(history_path).exists():
+        with open(history_path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("epoch") == str(done)]
+        value = float(rows[-1][monitor]) if rows and rows[-1].get(monitor) not in (None, "") else np.nan
+        if np.isfinite(value) and (state.get("best") is None or value < state["best"]):
+            state.update(best=value, best_epoch=done + 1)
+    return state
+
+
 def _resumed_counts(state, history_path, monitor):
     """Epochs without improvement when a run resumes, for early stopping and for the plateau rule.
 
@@ -920,6 +942,7 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
             state = _read_state(paths["state.json"])
             model.optimizer.build(model.trainable_variables)
             model.load_weights(paths["last.keras"])  # weights and optimizer state
+            state = _caught_up(state, model.optimizer, len(train_batches), paths["history.csv"], monitor)
     elif paths["state.json"].exists():
         paths["state.json"].unlink()
     paths["training_config.json"].write_text(json.dumps(record, indent=2))

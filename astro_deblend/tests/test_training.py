@@ -1,5 +1,6 @@
 """Tests of the single training path, on tiny 32x32 two-Gaussian blends."""
 
+import csv
 import json
 
 import keras
@@ -106,6 +107,29 @@ def test_resume_after_interruption(data, tmp_path):
         train(B2F, data, TrainingConfig(epochs=4, seed=1, **QUIET), output_dir=tmp_path)
     _, history = train(B2F, data, config, output_dir=tmp_path, resume=False)
     assert history.epoch == [0, 1, 2]
+
+
+def test_a_stop_between_checkpoint_and_state_trains_no_epoch_twice(data, tmp_path):
+    """last.keras is saved before state.json is written: a run stopped between the two resumed one epoch
+    behind its weights, trained that epoch again and logged it twice (outside probe, 2026-11-29)."""
+    config = TrainingConfig(epochs=3, **QUIET)
+    with pytest.raises(KeyboardInterrupt):
+        train(B2F, data, config, output_dir=tmp_path, callbacks=[StopAfter(1)])
+    state = json.loads((tmp_path / "state.json").read_text())
+    with open(tmp_path / "history.csv", newline="") as f:
+        logged = [float(row[state["monitor"]]) for row in csv.DictReader(f)]
+    # the state as it was after epoch 1, with the checkpoint and the log of epoch 2 in place
+    (tmp_path / "state.json").write_text(json.dumps(dict(state, epochs_completed=1, best=logged[0],
+                                                         best_epoch=1)))
+    start = IterationsAtStart()
+    _, history = train(B2F, data, config, output_dir=tmp_path, callbacks=[start])
+    assert history.epoch == [2]
+    assert start.iterations == 2 * int(np.ceil(77 / 16))
+    epochs = [line.split(",")[0] for line in (tmp_path / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2"]
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["epochs_completed"] == 3
+    assert state["best"] <= min(logged)  # epoch 2's value was read back from its log
 
 
 def test_an_interrupted_checkpoint_keeps_the_last_good_one(data, tmp_path, monkeypatch):
