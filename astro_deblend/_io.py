@@ -4,6 +4,8 @@ import os
 import secrets
 from pathlib import Path
 
+from .exceptions import InputError
+
 __all__ = []
 
 
@@ -108,7 +110,7 @@ def atomic_write_all(writers, *, overwrite=True):
     items = [(Path(p), w) for p, w in writers.items()]
     finals = [os.path.realpath(p) for p, _ in items]
     if len(set(finals)) != len(finals):
-        raise ValueError(f"two outputs share one file name: {[str(p) for p, _ in items]}; give each its own")
+        raise InputError(f"two outputs share one file name: {[str(p) for p, _ in items]}; give each its own")
     for path, _ in items:
         if path.is_dir():
             raise IsADirectoryError(f"{path} is a folder; give a file name for this output")

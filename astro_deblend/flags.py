@@ -14,6 +14,8 @@ import enum
 
 import numpy as np
 
+from .exceptions import InputError
+
 __all__ = ["Flag", "FLAG_DESCRIPTIONS", "decode_flags", "flag_summary"]
 
 
@@ -121,7 +123,7 @@ def decode_flags(value):
     """
     value = int(value)
     if value < 0:
-        raise ValueError(f"flag values are non-negative bit sums; got {value}")
+        raise InputError(f"flag values are non-negative bit sums; got {value}")
     names = []
     bit = 1
     while bit <= value:

@@ -21,6 +21,7 @@ import numpy as np
 from astropy import units as u
 
 from .conventions import MAD_TO_SIGMA
+from .exceptions import InputError, InputTypeError
 
 __all__ = [
     "bias",
@@ -56,7 +57,7 @@ def _as_float_array(values, name):
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise TypeError(
+        raise InputTypeError(
             f"{name} must be a numeric array of fluxes; got an object of type "
             f"{type(values).__name__} that numpy cannot convert to float"
         ) from exc
@@ -72,7 +73,7 @@ def _check_fluxes(f_pred, f_true):
     pred, pred_unit = _as_float_array(f_pred, "f_pred")
     true, true_unit = _as_float_array(f_true, "f_true")
     if (pred_unit is None) != (true_unit is None):
-        raise TypeError(
+        raise InputTypeError(
             "f_pred and f_true must both be plain arrays or both be astropy Quantities; got "
             f"f_pred unit {pred_unit} and f_true unit {true_unit}. Pass .value of both, in the same "
             "unit"
@@ -81,26 +82,26 @@ def _check_fluxes(f_pred, f_true):
         try:
             pred = (pred * pred_unit).to_value(true_unit)
         except u.UnitConversionError as exc:
-            raise ValueError(
+            raise InputError(
                 f"f_pred is in {pred_unit} which cannot be converted to the unit of f_true, {true_unit}"
             ) from exc
     if pred.shape != true.shape:
-        raise ValueError(
+        raise InputError(
             f"f_pred and f_true must have the same shape (one prediction per true flux); got "
             f"f_pred {pred.shape} and f_true {true.shape}"
         )
     if true.size == 0:
-        raise ValueError("f_true is empty: a metric needs at least one galaxy")
+        raise InputError("f_true is empty: a metric needs at least one galaxy")
     n_nan = int(np.isnan(true).sum())
     if n_nan:
-        raise ValueError(
+        raise InputError(
             f"f_true contains {n_nan} NaN value(s) (first at flat index "
             f"{int(np.flatnonzero(np.isnan(true))[0])}); every galaxy needs a true flux: drop the "
             "galaxies without one before scoring"
         )
     bad = ~np.isfinite(true) | (true <= 0)
     if bad.any():
-        raise ValueError(
+        raise InputError(
             f"f_true must be finite and strictly positive; got {int(bad.sum())} bad value(s), e.g. "
             f"{true.ravel()[np.flatnonzero(bad)[:5]].tolist()} at flat indices "
             f"{np.flatnonzero(bad)[:5].tolist()}. Magnitude errors are undefined for them: drop "
@@ -108,7 +109,7 @@ def _check_fluxes(f_pred, f_true):
         )
     n_inf = int(np.isinf(pred).sum())
     if n_inf:
-        raise ValueError(
+        raise InputError(
             f"f_pred contains {n_inf} infinite value(s) (first at flat index "
             f"{int(np.flatnonzero(np.isinf(pred))[0])}); use NaN to mark galaxies that were not "
             "measured"
@@ -118,7 +119,7 @@ def _check_fluxes(f_pred, f_true):
 
 def _check_undetected(undetected):
     if undetected not in _UNDETECTED_CHOICES:
-        raise ValueError(f"undetected must be one of {_UNDETECTED_CHOICES}; got {undetected!r}")
+        raise InputError(f"undetected must be one of {_UNDETECTED_CHOICES}; got {undetected!r}")
 
 
 def _ape(pred, true):
@@ -254,7 +255,7 @@ def outlier_fraction(f_pred, f_true, *, threshold=OUTLIER_THRESHOLD, undetected=
     """
     _check_undetected(undetected)
     if not threshold > 0:
-        raise ValueError(f"threshold must be a positive number of magnitudes; got {threshold!r}")
+        raise InputError(f"threshold must be a positive number of magnitudes; got {threshold!r}")
     pred, true = _check_fluxes(f_pred, f_true)
     missing = np.isnan(pred)
     dmag = delta_mag(pred, true)
@@ -350,19 +351,19 @@ def _binary_masks(masks, name, threshold):
     """Boolean version of a mask array: booleans kept, numbers ``> threshold`` are True."""
     arr = np.asarray(masks)
     if arr.ndim < 2:
-        raise ValueError(f"{name} must have at least two axes (..., ny, nx); got shape {arr.shape}")
+        raise InputError(f"{name} must have at least two axes (..., ny, nx); got shape {arr.shape}")
     if arr.dtype == bool:
         return arr
     if not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"{name} must be boolean or numeric; got dtype {arr.dtype}")
+        raise InputTypeError(f"{name} must be boolean or numeric; got dtype {arr.dtype}")
     bad = ~np.isfinite(arr)
     if bad.any():
-        raise ValueError(
+        raise InputError(
             f"{name} contains {int(bad.sum())} NaN or infinite pixels; masks and fractional maps "
             "must be finite (values in [0, 1])"
         )
     if arr.size and (arr.min() < -0.01 or arr.max() > 1.01):  # an image or a label map, not a mask
-        raise ValueError(
+        raise InputError(
             f"{name} holds values from {float(arr.min()):.3g} to {float(arr.max()):.3g}; masks and "
             "fractional maps lie in [0, 1] (a segmentation's labels: compare them as label == k; a 0/255 "
             "image mask: mask > 0)"
@@ -372,16 +373,16 @@ def _binary_masks(masks, name, threshold):
 
 def _check_mask_pair(pred_mask, true_mask, threshold):
     if not 0 <= threshold < 1:
-        raise ValueError(f"threshold must be in [0, 1); got {threshold!r}")
+        raise InputError(f"threshold must be in [0, 1); got {threshold!r}")
     pred = _binary_masks(pred_mask, "pred_mask", threshold)
     true = _binary_masks(true_mask, "true_mask", threshold)
     if pred.shape != true.shape:
-        raise ValueError(
+        raise InputError(
             f"pred_mask and true_mask must have the same shape (..., ny, nx); got {pred.shape} and "
             f"{true.shape}"
         )
     if pred.size == 0:
-        raise ValueError("pred_mask and true_mask are empty")
+        raise InputError("pred_mask and true_mask are empty")
     return pred, true
 
 
@@ -444,7 +445,7 @@ def overlap_area_estimator(pred_masks, true_masks, *, threshold=0.5):
     """
     pred, true = _check_mask_pair(pred_masks, true_masks, threshold)
     if pred.ndim < 3 or pred.shape[-3] != 2:
-        raise ValueError(
+        raise InputError(
             "pred_masks and true_masks must have shape (..., 2, ny, nx): the central and companion "
             f"masks of each blend on axis -3; got {pred.shape}"
         )

@@ -52,6 +52,8 @@ from dataclasses import dataclass
 import numpy as np
 import sep
 
+from .exceptions import InputError
+
 __all__ = ["PairCheck", "check_pairs"]
 
 
@@ -164,7 +166,7 @@ def check_pairs(stack, noise_sigma, *, thresh=2.0, minarea=8, deblend_cont=0.05,
     if shares is not None and companion is not None:
         shares = np.asarray(shares, dtype=np.float64)
         if shares.shape != (n, 2) + stack.shape[1:]:
-            raise ValueError(f"shares must have shape {(n, 2) + stack.shape[1:]}; got {shares.shape}")
+            raise InputError(f"shares must have shape {(n, 2) + stack.shape[1:]}; got {shares.shape}")
         lost = np.full((n, 2), np.nan)
         taken = np.full((n, 2), np.nan)
     central_elsewhere = None

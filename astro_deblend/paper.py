@@ -28,6 +28,7 @@ import numpy as np
 from astropy.table import Table
 
 from .conventions import DEFAULT_ZEROPOINT, PAPER_TYPE_NAMES
+from .exceptions import InputError
 
 __all__ = ["PAPER_TYPES", "PaperCatalog", "read_paper_catalog"]
 
@@ -122,7 +123,7 @@ def read_paper_catalog(path):
     raw = Table.read(path, format="ascii.csv")
     missing = [c for c in _REQUIRED if c not in raw.colnames]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{path} lacks the column(s) {missing}; expected the authors' test catalogue "
             f"with columns {list(_REQUIRED)}"
         )
@@ -132,7 +133,7 @@ def read_paper_catalog(path):
         codes = np.char.strip(np.asarray(raw[f"{prefix}_type"], dtype=str))
         unknown = sorted(set(codes.tolist()) - set(PAPER_TYPES))
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"{prefix}_type holds unknown morphological code(s) {unknown}; expected {list(PAPER_TYPES)}"
             )
         types[role] = np.array([PAPER_TYPES[c] for c in codes])
@@ -170,6 +171,6 @@ def read_paper_catalog(path):
     }
     detection = np.asarray(raw["detection"], dtype=np.int64)
     if not np.isin(detection, (0, 1, 2, 3)).all():
-        raise ValueError(f"detection codes must be 0, 1, 2 or 3; got {sorted(set(detection.tolist()))}")
+        raise InputError(f"detection codes must be 0, 1, 2 or 3; got {sorted(set(detection.tolist()))}")
     sep_n_detected = np.where(detection <= 1, 1, detection)
     return PaperCatalog(truth, measurements, sep_n_detected)

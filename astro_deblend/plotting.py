@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from ._io import atomic_write
 from .conventions import DEFAULT_ZEROPOINT
 from .evaluation import Evaluation
+from .exceptions import InputError, InputTypeError
 from .metrics import OUTLIER_THRESHOLD, summarize
 
 __all__ = [
@@ -66,17 +67,17 @@ def _colours(names):
 
 def _require(evaluation, table):
     if not isinstance(evaluation, Evaluation):
-        raise TypeError(f"expected an Evaluation; got {type(evaluation).__name__}")
+        raise InputTypeError(f"expected an Evaluation; got {type(evaluation).__name__}")
     if table == "galaxies":
         if evaluation.galaxies is None:
-            raise ValueError(
+            raise InputError(
                 "this Evaluation has no per-galaxy table (it was saved without it); read it "
                 "back with Evaluation.read from a folder written by Evaluation.write, or save "
                 "it with to_json(galaxies=True)"
             )
         return evaluation.galaxies
     if table not in evaluation.tables:
-        raise ValueError(
+        raise InputError(
             f"this Evaluation has no {table!r} table (available: {list(evaluation.tables)}); give "
             "evaluate() the truth columns it needs (distance_over_r, type_central / "
             "type_companion, masks)"
@@ -141,41 +142,41 @@ def plot_magnitude_comparison(
     elif isinstance(source, tuple) and len(source) == 2 and isinstance(source[1], dict):
         f_true2 = np.asarray(source[0], dtype=np.float64)
         if f_true2.ndim != 2 or f_true2.shape[1] != 2:
-            raise ValueError(f"f_true must have shape (N, 2); got {f_true2.shape}")
+            raise InputError(f"f_true must have shape (N, 2); got {f_true2.shape}")
         f_true = f_true2.ravel()
         preds = {}
         for m, v in source[1].items():
             v = np.asarray(v, dtype=np.float64)
             if v.shape != f_true2.shape:
-                raise ValueError(f"fluxes of {m!r} have shape {v.shape}; expected {f_true2.shape}")
+                raise InputError(f"fluxes of {m!r} have shape {v.shape}; expected {f_true2.shape}")
             preds[str(m)] = v.ravel()
         all_methods = list(preds)
         role = np.tile(np.array(["central", "companion"]), f_true2.shape[0])
         sep = None
         zp = DEFAULT_ZEROPOINT if zeropoint is None else zeropoint
     else:
-        raise TypeError(
+        raise InputTypeError(
             "source must be an Evaluation or a tuple (f_true, {method: f_pred}); got "
             f"{type(source).__name__}"
         )
     methods = list(all_methods if methods is None else methods)
     unknown = [m for m in methods if m not in preds]
     if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; available: {all_methods}")
+        raise InputError(f"unknown method(s) {unknown}; available: {all_methods}")
     if detected_by is not None and detected_by not in preds:
-        raise ValueError(f"detected_by must be one of {all_methods}; got {detected_by!r}")
+        raise InputError(f"detected_by must be one of {all_methods}; got {detected_by!r}")
 
     every = np.ones(f_true.size, bool)
     if rows == "role":
         row_sel = [("central", role == "central"), ("companion", role == "companion")]
     elif rows == "sep":
         if sep is None:
-            raise ValueError("rows='sep' needs an Evaluation built with sep_n_detected")
+            raise InputError("rows='sep' needs an Evaluation built with sep_n_detected")
         row_sel = [("sep found 2", sep == 2), ("sep found 1 or >2", sep != 2)]
     elif rows == "all":
         row_sel = [("all galaxies", every)]
     else:
-        raise ValueError(f"rows must be 'role', 'sep' or 'all'; got {rows!r}")
+        raise InputError(f"rows must be 'role', 'sep' or 'all'; got {rows!r}")
     base = every if detected_by is None else ~np.isnan(preds[detected_by])
 
     mag_true = zp - 2.5 * np.log10(f_true)
@@ -282,13 +283,13 @@ def plot_binned(source, *, by="dmag", center="median", methods=None, path=None, 
     fig : `matplotlib.figure.Figure`
     """
     if by not in ("dmag", "distance"):
-        raise ValueError(f"by must be 'dmag' or 'distance'; got {by!r}")
+        raise InputError(f"by must be 'dmag' or 'distance'; got {by!r}")
     if center not in ("median", "mean"):
-        raise ValueError(f"center must be 'median' or 'mean'; got {center!r}")
+        raise InputError(f"center must be 'median' or 'mean'; got {center!r}")
     table = _require(source, f"by_{by}") if isinstance(source, Evaluation) else source
     for col in ("method", "role", "bin_label", "scatter", "median_dmag", "bias"):
         if col not in table.colnames:
-            raise ValueError(f"the binned table lacks column {col!r}; expected an Evaluation table")
+            raise InputError(f"the binned table lacks column {col!r}; expected an Evaluation table")
     all_methods = list(dict.fromkeys(np.asarray(table["method"]).tolist()))
     methods = all_methods if methods is None else list(methods)
     colours = _colours(all_methods)
@@ -333,7 +334,7 @@ def plot_by_type(evaluation, *, center="median", methods=None, path=None, dpi=11
     fig : `matplotlib.figure.Figure`
     """
     if center not in ("median", "mean"):
-        raise ValueError(f"center must be 'median' or 'mean'; got {center!r}")
+        raise InputError(f"center must be 'median' or 'mean'; got {center!r}")
     t_dmag = _require(evaluation, "by_type_dmag")
     t_dist = evaluation.tables.get("by_type_distance")
     methods = list(evaluation.methods if methods is None else methods)
@@ -386,7 +387,7 @@ def plot_reliability(evaluation, *, methods=None, path=None, dpi=110):
     _require(evaluation, "uncertainty")
     gal = evaluation.galaxies
     if gal is None:
-        raise ValueError("the reliability diagram needs the per-galaxy table (Evaluation.galaxies)")
+        raise InputError("the reliability diagram needs the per-galaxy table (Evaluation.galaxies)")
     methods = list(evaluation.meta.get("error_methods", []) if methods is None else methods)
     levels = np.linspace(0.05, 0.99, 40)
     colours = _colours(methods)
@@ -515,12 +516,12 @@ def plot_iou_histograms(source, *, bins=25, path=None, dpi=110):
         gal = _require(source, "galaxies")
         names = list(source.meta.get("mask_methods") or [])
         if not names:
-            raise ValueError("this Evaluation has no masks; build it with masks_true and masks_pred")
+            raise InputError("this Evaluation has no masks; build it with masks_true and masks_pred")
         values = {m: np.asarray(gal[f"iou_{m}"], dtype=np.float64) for m in names}
     elif isinstance(source, dict) and source:
         values = {str(m): np.asarray(v, dtype=np.float64).ravel() for m, v in source.items()}
     else:
-        raise TypeError(
+        raise InputTypeError(
             f"source must be an Evaluation or a non-empty dict {{method: IoU values}}; got "
             f"{type(source).__name__}"
         )

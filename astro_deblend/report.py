@@ -15,6 +15,7 @@ import numpy as np
 from . import __version__
 from ._io import atomic_write_text
 from .evaluation import Evaluation
+from .exceptions import InputTypeError
 
 __all__ = ["PUBLISHED", "PUBLISHED_REFERENCE", "write_figure_report", "write_report"]
 
@@ -226,7 +227,7 @@ def write_report(
     path : `~pathlib.Path`
     """
     if not isinstance(evaluation, Evaluation):
-        raise TypeError(f"evaluation must be an Evaluation; got {type(evaluation).__name__}")
+        raise InputTypeError(f"evaluation must be an Evaluation; got {type(evaluation).__name__}")
     match = {**DEFAULT_MATCH, **(match or {})}
     meta = evaluation.meta
     parts = _page_head(title) + [

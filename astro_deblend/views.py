@@ -21,6 +21,7 @@ from astropy.table import Table
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
+from .exceptions import InputError
 from .images import cut_views, group_sources, prepare_image, resolve_sources
 
 __all__ = ["scene_views", "MATCH_RADIUS"]
@@ -53,7 +54,7 @@ def scene_views(scene, *, sources="detected", size=128, seed=0, detection=None):
         ``galaxy`` (the row of ``scene.truth`` at its centre, -1 for none) and ``flag``.
     """
     if sources not in ("detected", "truth"):
-        raise ValueError(f"sources must be 'detected' or 'truth'; got {sources!r}")
+        raise InputError(f"sources must be 'detected' or 'truth'; got {sources!r}")
     truth = scene.truth
     image = prepare_image(scene.image, error=scene.noise_sigma)
     table = None if sources == "detected" else Table({"id": truth["id"], "x": truth["x"], "y": truth["y"]})

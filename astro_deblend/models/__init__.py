@@ -15,6 +15,7 @@ runs on any Keras backend.
 
 import dataclasses
 
+from ..exceptions import InputError, InputTypeError
 from .blend2flux import PAPER_PRESETS as BLEND2FLUX_PRESETS
 from .blend2flux import Blend2FluxConfig, build_blend2flux
 from .blend2mask2flux import PAPER_PRESETS as BLEND2MASK2FLUX_PRESETS
@@ -64,7 +65,7 @@ def build_model(config):
     """
     kind = getattr(type(config), "kind", None)
     if kind not in _BUILDERS or not isinstance(config, MODEL_CONFIGS[kind]):
-        raise TypeError(
+        raise InputTypeError(
             f"expected one of {[c.__name__ for c in MODEL_CONFIGS.values()]}; got {type(config).__name__}"
         )
     return _BUILDERS[kind](config)
@@ -85,10 +86,10 @@ def config_from_dict(kind, values):
     config : dataclass instance
     """
     if kind not in MODEL_CONFIGS:
-        raise ValueError(f"unknown model kind {kind!r}; expected one of {sorted(MODEL_CONFIGS)}")
+        raise InputError(f"unknown model kind {kind!r}; expected one of {sorted(MODEL_CONFIGS)}")
     cls = MODEL_CONFIGS[kind]
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - names
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}; valid fields are {sorted(names)}")
+        raise InputError(f"unknown {cls.__name__} fields {sorted(unknown)}; valid fields are {sorted(names)}")
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})

@@ -108,3 +108,28 @@ def test_magnitude_differences_in_mmag_and_galaxies_outside_the_bins():
     truth["distance_over_r"][:10] = np.nan
     with pytest.warns(AstroDeblendWarning, match=r"20 of 200 galaxies \(100 blends\) have a distance_over_r"):
         evaluate(truth, {"m": true})
+
+
+def test_bad_arguments_of_metrics_figures_and_flags_are_the_package_errors():
+    """The metrics, figures and flag decoding raised bare ValueError/TypeError where the rest of the package
+    raises its own (InputError, InputTypeError: subclasses of them), which scripts catch as one family."""
+    from astro_deblend import plotting
+    from astro_deblend.exceptions import AstroDeblendError, InputError, InputTypeError
+    from astro_deblend.flags import decode_flags
+    from astro_deblend.metrics import iou, mape
+
+    truth, table = _truth_and_table(1.0, n=200)
+    ev = evaluate(truth, {"m": table})
+    calls = [
+        (lambda: mape([1.0, 2.0], [1.0]), InputError),
+        (lambda: mape(["a"], [1.0]), InputTypeError),
+        (lambda: iou(np.zeros((4, 4)), np.zeros((4, 5))), InputError),
+        (lambda: decode_flags(-1), InputError),
+        (lambda: plotting.plot_binned(ev, by="colour"), InputError),
+        (lambda: plotting.plot_iou_histograms(ev), InputError),
+        (lambda: plotting.plot_by_type("not an evaluation"), InputTypeError),
+    ]
+    for call, error in calls:
+        with pytest.raises(error) as caught:
+            call()
+        assert isinstance(caught.value, AstroDeblendError), caught.value
