@@ -167,6 +167,9 @@ def _input_kind(args):
         stamps = read_fits_stamps(args.input, hdu=args.hdu)
     side = max(stamps.data.shape[1:])  # (ny, nx) or (1, ny, nx)
     if len(stamps.data) != 1:
+        if args.stamp:
+            _say(f"--stamp is for a 2-D input; {args.input} is a cube, whose {len(stamps.data)} planes are "
+                 "measured as stamps with or without it")
         return False, None
     return side > _IMAGE_SIDE and not args.stamp, side
 

@@ -94,6 +94,15 @@ def test_an_f_lambda_image_gets_its_ab_zeropoint_from_the_pivot_wavelength(tmp_p
     assert read_fits_stamps(no_pivot).zeropoint is None  # no zero point rather than a wrong one
 
 
+def test_stamp_option_on_a_cube_is_said_to_change_nothing(tmp_path, capsys):
+    """--stamp on a cube was silently ignored (outside probe): the command says so and measures the planes."""
+    path = _write(tmp_path / "cube.fits", _pairs(2), NOISE=SIGMA)
+    out = tmp_path / "cat.ecsv"
+    assert main(["measure", str(path), "--stamp", "--method", "sep-auto", "--output", str(out), "--quiet"]) == 0
+    assert "--stamp is for a 2-D input" in capsys.readouterr().out
+    assert len(Table.read(out)) == 4
+
+
 def test_flux_densities_per_pixel_keep_their_own_zero_points():
     """Review 2026-11-29: BUNIT 'erg/s/cm2/A/pix' (and 'Jy/pix') kept PHOTFLAM's zero point, for count
     rates: 49 mag off."""
