@@ -54,6 +54,14 @@ _BRIGHT_PERCENTILE = 99.5
 
 _MODES = {"auto": "sep-auto", "paper": "sep-paper"}
 
+
+class _Noiseless(Exception):
+    """A stamp without noise, measured without noise_sigma: flagged, or an InputError if all are."""
+
+    def __init__(self, index, message):
+        super().__init__(message)
+        self.index = index
+
 #: Range of noise rms (image units) that sep measures as given; outside it the stamp is rescaled.
 _SAFE_RMS = (1e-10, 1e10)
 
@@ -306,13 +314,28 @@ class SepDeblender(Deblender):
         previous_pixstack = sep.get_extract_pixstack()
         sep.set_extract_pixstack(max(_MIN_PIXSTACK, ny * nx))
         has_map = batch.noise_sigma is not None and batch.noise_sigma.ndim == 3
+        noiseless = []  # stamps without noise and without noise_sigma: no threshold in units of sigma
         try:
             for i in tqdm(range(n), desc=f"{self.method} stamps", disable=not show):
                 pixel_noise = batch.noise_sigma[i] if has_map else None
-                segments.append(self._measure_stamp(stack[i], noise[i], batch.noise_given, tolerance[i], i,
-                                                    results, pixel_noise))
+                try:
+                    segments.append(self._measure_stamp(stack[i], noise[i], batch.noise_given, tolerance[i], i,
+                                                        results, pixel_noise))
+                except _Noiseless as exc:
+                    noiseless.append(exc)
+                    results.flag[i] |= Flag.NOT_DETECTED | Flag.OUT_OF_DOMAIN
+                    segments.append(SegmentationImage(np.zeros(stack[i].shape, np.int32)))
         finally:
             sep.set_extract_pixstack(previous_pixstack)
+        if noiseless and len(noiseless) == n:  # nothing measured: the error says what to pass
+            raise InputError(str(noiseless[0])) from None
+        if noiseless:
+            warnings.warn(
+                f"{len(noiseless)} of {n} stamps (e.g. {[e.index for e in noiseless[:5]]}) look noiseless, so "
+                "sep's thresholds in units of their noise are undefined: they are flagged 9 without a flux, the "
+                "others measured. Pass noise_sigma (the noise they would have) to measure them",
+                OutOfDomainWarning, stacklevel=3,
+            )
         background = ("zero; rms = noise_sigma" if batch.noise_given
                       else "sep.Background constant level per stamp; rms estimated per stamp")
         features = results.features()
@@ -433,7 +456,8 @@ class SepDeblender(Deblender):
         # noiseless stamp (the defect checks flag it), a whole galaxy without noise is
         bright = float(np.percentile(np.abs(stamp), _BRIGHT_PERCENTILE))
         if np.ptp(stamp) == 0 or not rms > _NOISELESS_RMS_RATIO * bright:
-            raise InputError(
+            raise _Noiseless(
+                index,
                 f"stamp {index} looks noiseless (constant, or background rms {rms:.3g} for bright pixels "
                 f"of {bright:.3g}), so detection thresholds in units of sigma are undefined; "
                 "pass noise_sigma (e.g. the noise level the stamp would have) instead"

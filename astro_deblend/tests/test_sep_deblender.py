@@ -298,6 +298,16 @@ def test_bad_input_raises_useful_errors():
     assert list(table["flag"]) == [9, 9] and table["flux"].mask.all()
     with pytest.raises(ValueError, match="looks noiseless"):
         deblender.measure(gaussian(64, 64, 3, 1000))
+    # one noiseless stamp among others: flagged 9 with a warning, the others measured (outside probe: the
+    # whole stack was refused, where the networks measure it)
+    mixed = np.stack([noisy(gaussian(64, 64, 3, 1000)), gaussian(64, 64, 3, 1000),
+                      noisy(gaussian(64, 64, 3, 1000))])
+    with pytest.warns(UserWarning, match=r"1 of 3 stamps \(e.g. \[1\]\) look noiseless"):
+        table, segments = deblender.measure(mixed)
+    central = table[table["role"] == "central"]
+    assert list(central["flag"] & 9) == [0, 9, 0]
+    assert central["flux"].mask.tolist() == [False, True, False]
+    assert segments[1].data.max() == 0
     from astro_deblend.exceptions import InputTypeError
 
     with pytest.raises(InputTypeError, match="noise_sigma must be a number"):  # as the zero point: no text
