@@ -319,8 +319,8 @@ class SepDeblender(Deblender):
             for i in tqdm(range(n), desc=f"{self.method} stamps", disable=not show):
                 pixel_noise = batch.noise_sigma[i] if has_map else None
                 try:
-                    segments.append(self._measure_stamp(stack[i], noise[i], batch.noise_given, tolerance[i], i,
-                                                        results, pixel_noise))
+                    segments.append(self._measure_stamp(stack[i], noise[i], batch.noise_given, tolerance[i],
+                                                        i, results, pixel_noise))
                 except _Noiseless as exc:
                     noiseless.append(exc)
                     results.flag[i] |= Flag.NOT_DETECTED | Flag.OUT_OF_DOMAIN
@@ -331,9 +331,9 @@ class SepDeblender(Deblender):
             raise InputError(str(noiseless[0])) from None
         if noiseless:
             warnings.warn(
-                f"{len(noiseless)} of {n} stamps (e.g. {[e.index for e in noiseless[:5]]}) look noiseless, so "
-                "sep's thresholds in units of their noise are undefined: they are flagged 9 without a flux, the "
-                "others measured. Pass noise_sigma (the noise they would have) to measure them",
+                f"{len(noiseless)} of {n} stamps (e.g. {[e.index for e in noiseless[:5]]}) look noiseless, "
+                "so sep's thresholds in units of their noise are undefined: they are flagged 9 without a "
+                "flux, the others measured. Pass noise_sigma (the noise they would have) to measure them",
                 OutOfDomainWarning, stacklevel=3,
             )
         background = ("zero; rms = noise_sigma" if batch.noise_given

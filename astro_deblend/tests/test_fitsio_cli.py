@@ -98,7 +98,8 @@ def test_stamp_option_on_a_cube_is_said_to_change_nothing(tmp_path, capsys):
     """--stamp on a cube was silently ignored (outside probe): the command says so and measures the planes."""
     path = _write(tmp_path / "cube.fits", _pairs(2), NOISE=SIGMA)
     out = tmp_path / "cat.ecsv"
-    assert main(["measure", str(path), "--stamp", "--method", "sep-auto", "--output", str(out), "--quiet"]) == 0
+    args = ["measure", str(path), "--stamp", "--method", "sep-auto", "--output", str(out), "--quiet"]
+    assert main(args) == 0
     assert "--stamp is for a 2-D input" in capsys.readouterr().out
     assert len(Table.read(out)) == 4
 
