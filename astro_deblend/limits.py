@@ -32,7 +32,7 @@ from photutils.segmentation import SegmentationImage
 
 from .deblender import Deblended, Deblender
 from .exceptions import InputError
-from .flags import Flag
+from .flags import MAX_INCOMPLETE_FRACTION, Flag
 
 __all__ = [
     "cramer_rao_bound",
@@ -314,7 +314,7 @@ class OracleDeblender(Deblender):
             # light of a galaxy in pixels without information (masked, NaN, infinite noise): as the networks
             with np.errstate(divide="ignore", invalid="ignore"):
                 unseen = (prof * ~np.isfinite(noise_sigma)[:, None]).sum(axis=(-2, -1)) / total
-            flag = flag | np.where(unseen > MAX_UNSEEN_FRACTION, Flag.INCOMPLETE, 0)
+            flag = flag | np.where(unseen > MAX_INCOMPLETE_FRACTION, Flag.INCOMPLETE, 0)
         y, x = np.mgrid[:ny, :nx]
         with np.errstate(divide="ignore", invalid="ignore"):
             xc = np.where(empty, np.nan, (prof * x).sum(axis=(-2, -1)) / total)
@@ -324,11 +324,6 @@ class OracleDeblender(Deblender):
             n_detected=(~empty).sum(axis=1), flag=flag,
             segments=_dominance_segments(prof, total, flux, noise_sigma),
         )
-
-
-#: A galaxy with more than this fraction of its profile's light in pixels without information gets flag 32
-#: (the networks' threshold for light in filled pixels).
-MAX_UNSEEN_FRACTION = 0.01
 
 
 def _unit_profiles(profiles):

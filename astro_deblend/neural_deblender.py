@@ -28,7 +28,7 @@ from ._symmetry import SYMMETRIES, apply, undo
 from .conventions import DEFAULT_ZEROPOINT
 from .deblender import CentralViews, Deblended, Deblender
 from .exceptions import AstroDeblendWarning, DataFileError, InputError, InputTypeError, OutOfDomainWarning
-from .flags import Flag
+from .flags import MAX_INCOMPLETE_FRACTION, Flag
 from .models import MODEL_CONFIGS, build_model, config_from_dict
 from .models.normalization import NORMALIZATION, scale_from_noise, signal_mask
 from .models.store import KINDS, bundled, file_sha256, read_record, write_network
@@ -705,7 +705,7 @@ class NeuralDeblender(Deblender):
 
         flag = np.zeros((n, 2), dtype=np.int32)
         if bad_pixels is not None:
-            flag[filled > _MAX_FILLED_FRACTION] |= Flag.INCOMPLETE
+            flag[filled > MAX_INCOMPLETE_FRACTION] |= Flag.INCOMPLETE
             flag[bad_pixels[:, ny // 2, nx // 2], 0] |= Flag.INCOMPLETE  # the central galaxy's own centre
         total_snr = stack.sum(axis=(1, 2)) / (np.sqrt(ny * nx) * sigma)
         faint = total_snr < _MIN_TOTAL_SNR
@@ -1061,10 +1061,6 @@ def _shared_light(stack, maps):
     shared = np.sum(w * (1 - w) * light, axis=(-2, -1))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(own > 0, shared / own, 0.0)
-
-
-#: A galaxy with more than this fraction of its light in filled pixels (an infinite noise) gets flag 32.
-_MAX_FILLED_FRACTION = 0.01
 
 
 def _filled_light(part, part_maps, bad, flux):
