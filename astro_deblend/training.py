@@ -86,7 +86,9 @@ class TrainingConfig:
         Floor of the learning rate [default: 1e-6].
     map_loss_weight : float
         Weight of the map cross-entropy next to the flux loss (in per cent) for networks that have
-        both outputs [default: 0.1, as the paper].
+        both outputs [default: 0.1, as the paper's text]. The authors' script weighs them the other way
+        round (the maps 10 times the MAPE, ``map_loss_weight=10``); with 0.1 the maps of blend2mask2flux
+        drift away from segmentation maps as its fluxes improve (BENCHMARKS.md, section 9).
     flux_loss : {'mape', 'log_ratio'}
         Loss of the fluxes: the paper's MAPE (`~astro_deblend.models.losses.mape`) or the mean
         absolute log ratio (`~astro_deblend.models.losses.log_ratio`), which weighs under- and
