@@ -11,7 +11,9 @@ Architecture (``Blend2Mask2FluxConfig()``, stamp 128x128)::
 Outputs ``{'flux': (N, 2), 'maps': (N, 2, 128, 128)}``. Training follows the paper in two stages
 through the single `astro_deblend.training.train` path: first the U-Net alone
 (``model.get_layer('unet')``) on the map cross-entropy, then the whole network end to end on
-MAPE + 0.1 x map cross-entropy at a smaller learning rate. Input scaling and flux output follow
+MAPE + 0.1 x map cross-entropy at a smaller learning rate (the paper's text; the authors' script weighs
+the maps 10 times the MAPE instead, ``TrainingConfig(map_loss_weight=10)``, which keeps them segmentation
+maps). Input scaling and flux output follow
 `astro_deblend.models.normalization`. The default sizes (U-Net depth 5 with 32 filters, flux CNN
 with 160 first-layer filters) give 17.8M parameters, close to the paper's 18.5M.
 """
