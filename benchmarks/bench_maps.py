@@ -72,7 +72,8 @@ def weight_sets(spec, work, extra):
             raise SystemExit(f"--weights takes LABEL=path.weights.h5 of an existing file; got {item!r}")
         sets[label] = lambda m, path=path: m.load_weights(path)
     if not sets:
-        raise SystemExit(f"{run} holds no finished stage of a blend2mask2flux run, and no --weights was given")
+        raise SystemExit(f"{run} holds no finished stage of a blend2mask2flux run, and no --weights was "
+                         "given")
     return sets
 
 
@@ -112,8 +113,8 @@ def main(argv=None):
         masks[label] = maps
         trained_flux = label != "unet stage"
         fluxes[label] = flux if trained_flux else np.full_like(flux, np.nan)
-        rows.append({"weights": label, "map_cross_entropy": cross_entropy(maps, batch["fractions"], batch["blend"]),
-                     "flux_trained": trained_flux})
+        bce = cross_entropy(maps, batch["fractions"], batch["blend"])
+        rows.append({"weights": label, "map_cross_entropy": bce, "flux_trained": trained_flux})
     truth = blends.catalog.copy()
     if paper_truth:
         truth["flux_central"] = truth["flux_auto_central"]
