@@ -258,7 +258,8 @@ class Evaluation:
         astro_deblend.exceptions.InputError
             If ``doc`` is not an evaluation of this schema.
         astro_deblend.exceptions.DataFileError
-            (an InputError) If it is one whose tables or meta are damaged (edited, cut, of the wrong shape).
+            If it is one whose tables or meta are damaged (edited, cut, of the wrong shape, without an
+            ``overall`` table). Both are ValueErrors.
         """
         schema = doc.get("schema") if isinstance(doc, Mapping) else None
         if schema != SCHEMA:
@@ -268,11 +269,11 @@ class Evaluation:
             if not isinstance(doc.get("tables"), Mapping) or not isinstance(doc.get("meta", {}), Mapping):
                 raise TypeError("'tables' and 'meta' must be objects")
             tables = {name: _table_from_json(d) for name, d in doc["tables"].items()}
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            galaxies = tables.pop("galaxies", None)
+            return cls(tables, galaxies, doc.get("meta", {}))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # InputError too: no 'overall'
             raise DataFileError(f"a damaged evaluation document ({type(exc).__name__}: {str(exc)[:150]}); "
                                 "write it again with Evaluation.to_json or Evaluation.write") from exc
-        galaxies = tables.pop("galaxies", None)
-        return cls(tables, galaxies, doc.get("meta", {}))
 
     @classmethod
     def from_json(cls, path):

@@ -39,11 +39,11 @@ class Flag(enum.IntFlag):
     CROWDED = 64
 
 
-#: What sets each bit, per deblender.
 #: A galaxy with more than this fraction of its light in pixels without information (masked, NaN, an
 #: infinite noise) gets flag 32 (INCOMPLETE), whichever method measures it.
 MAX_INCOMPLETE_FRACTION = 0.01
 
+#: What sets each bit, per deblender.
 FLAG_DESCRIPTIONS = {
     Flag.NOT_DETECTED: (
         "galaxy not found (sep: no detection for its role; oracle: empty profile; measure_image: the "

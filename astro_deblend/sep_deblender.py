@@ -284,8 +284,9 @@ class SepDeblender(Deblender):
             this stamp, 4 more than two sources were found and two were kept, or the source taken for
             the central galaxy lies off the centre (beyond the central tolerance), 8 the stamp fails
             the input checks of every method (noise, residual sky, cosmic rays, saturation, bad lines),
-            is blank, or sep's extraction overflowed, 32 the noise map is infinite on the galaxy's
-            aperture; every trigger is in `astro_deblend.flags.FLAG_DESCRIPTIONS`.
+            is blank, looks noiseless without noise_sigma, or sep's extraction overflowed, 32 the
+            noise map is infinite on the galaxy's aperture; every trigger is in
+            `astro_deblend.flags.FLAG_DESCRIPTIONS`.
         segments : list of `~photutils.segmentation.SegmentationImage`
             One per stamp: label 1 the central galaxy, 2 the companion, 3 and more the other
             sources (by decreasing flux); all zeros where nothing was found.
@@ -334,7 +335,7 @@ class SepDeblender(Deblender):
                 f"{len(noiseless)} of {n} stamps (e.g. {[e.index for e in noiseless[:5]]}) look noiseless, "
                 "so sep's thresholds in units of their noise are undefined: they are flagged 9 without a "
                 "flux, the others measured. Pass noise_sigma (the noise they would have) to measure them",
-                OutOfDomainWarning, stacklevel=3,
+                OutOfDomainWarning, stacklevel=4,  # the caller of measure()
             )
         background = ("zero; rms = noise_sigma" if batch.noise_given
                       else "sep.Background constant level per stamp; rms estimated per stamp")

@@ -622,6 +622,8 @@ def _caught_up(state, optimizer, steps_per_epoch, history_path, monitor):
         value = float(rows[-1][monitor]) if rows and rows[-1].get(monitor) not in (None, "") else np.nan
         if np.isfinite(value) and (state.get("best") is None or value < state["best"]):
             state.update(best=value, best_epoch=done + 1)
+    # written at once: where that epoch was the last, no epoch runs to write it
+    atomic_write_text(Path(history_path).with_name("state.json"), json.dumps(state, indent=2))
     return state
 
 

@@ -120,6 +120,8 @@ class GalaxySample:
         try:
             with h5py.File(path, "r") as f:
                 return _read_sample_group(f["galaxies"], path)
+        except DataFileError:  # corrupted or altered: said as such
+            raise
         except (OSError, KeyError, ValueError, TypeError) as exc:
             raise DataFileError(
                 f"{path} is not a galaxy sample written by astro_deblend ({exc}); regenerate it with "
@@ -171,9 +173,8 @@ def attrs_digest(group):
     h = hashlib.sha256()
     for name in sorted(set(group.attrs) - set(_DIGEST_ATTRS)):
         value = np.asarray(group.attrs[name])
-        h.update(name.encode())
-        h.update(value.dtype.str.encode())
-        h.update(np.ascontiguousarray(value).tobytes())
+        # as text (kind and values): the same on any byte order, and no object addresses
+        h.update(json.dumps([name, value.dtype.kind, value.tolist()]).encode())
     return h.hexdigest()
 
 

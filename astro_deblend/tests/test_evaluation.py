@@ -444,6 +444,7 @@ def test_a_damaged_evaluation_document_is_a_data_file_error(tmp_path):
         dict(doc, tables={"overall": {"columns": overall["columns"]}}),  # no data
         dict(doc, tables={"overall": dict(overall, data=dict(overall["data"], **{column: [1.0]}))}),
         dict(doc, tables={"overall": dict(overall, data=dict(overall["data"], method=[[1, 2]] * 2))}),
+        dict(doc, tables={"by_dmag": doc["tables"].get("by_dmag", overall)}),  # no 'overall' table
     ]
     for bad in damaged:
         with pytest.raises(DataFileError, match="damaged evaluation document"):

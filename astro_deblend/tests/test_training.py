@@ -131,6 +131,13 @@ def test_a_stop_between_checkpoint_and_state_trains_no_epoch_twice(data, tmp_pat
     assert state["epochs_completed"] == 3
     assert state["best"] <= min(logged)  # epoch 2's value was read back from its log
 
+    # where the epoch caught up was the last, nothing trains: the state is written back all the same
+    (tmp_path / "state.json").write_text(json.dumps(dict(state, epochs_completed=2, finished=False)))
+    with pytest.warns(AstroDeblendWarning, match="already finished"):
+        _, history = train(B2F, data, config, output_dir=tmp_path)
+    assert history.epoch == []
+    assert json.loads((tmp_path / "state.json").read_text())["epochs_completed"] == 3
+
 
 def test_an_interrupted_checkpoint_keeps_the_last_good_one(data, tmp_path, monkeypatch):
     """A kill while the model is being saved leaves the previous epoch's last.keras, so the run resumes."""
