@@ -947,6 +947,10 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
             model.optimizer.build(model.trainable_variables)
             model.load_weights(paths["last.keras"])  # weights and optimizer state
             state = _caught_up(state, model.optimizer, len(train_batches), paths["history.csv"], monitor)
+            # last.keras is saved before the plateau rule acts: the rate it set is the state's
+            rate = state.get("learning_rate")
+            if isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0:
+                model.optimizer.learning_rate = float(rate)
     elif paths["state.json"].exists():
         paths["state.json"].unlink()
     paths["training_config.json"].write_text(json.dumps(record, indent=2))

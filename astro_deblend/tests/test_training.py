@@ -139,6 +139,25 @@ def test_a_stop_between_checkpoint_and_state_trains_no_epoch_twice(data, tmp_pat
     assert json.loads((tmp_path / "state.json").read_text())["epochs_completed"] == 3
 
 
+class RateAtStart(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def test_a_resumed_run_keeps_the_rate_the_plateau_rule_set(data, tmp_path):
+    """last.keras is saved before ReduceLROnPlateau acts, so a rate cut at the last epoch before a stop was
+    lost on resume while state.json recorded it (review, 2026-11-29): the state's rate is restored."""
+    config = TrainingConfig(epochs=3, **QUIET)
+    with pytest.raises(KeyboardInterrupt):
+        train(B2F, data, config, output_dir=tmp_path, callbacks=[StopAfter(0)])
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["learning_rate"] == pytest.approx(config.learning_rate)
+    (tmp_path / "state.json").write_text(json.dumps(dict(state, learning_rate=config.learning_rate / 2)))
+    start = RateAtStart()
+    train(B2F, data, config, output_dir=tmp_path, callbacks=[start])
+    assert start.rate == pytest.approx(config.learning_rate / 2)
+
+
 def test_an_interrupted_checkpoint_keeps_the_last_good_one(data, tmp_path, monkeypatch):
     """A kill while the model is being saved leaves the previous epoch's last.keras, so the run resumes."""
     config = TrainingConfig(epochs=1, **QUIET)
