@@ -129,29 +129,29 @@ class ErrorModel:
     def from_dict(cls, record, known=None):
         """Inverse of `to_dict`; ``known``: the feature names the method computes (others are refused)."""
         if not isinstance(record, dict):
-            raise ValueError(f"an error model record is a dict; got {type(record).__name__}")
+            raise InputError(f"an error model record is a dict; got {type(record).__name__}")
         features = record.get("features")
         if not (isinstance(features, list) and all(isinstance(f, str) for f in features)):
-            raise ValueError(f"the error model's features must be a list of names; got {features!r}")
+            raise InputError(f"the error model's features must be a list of names; got {features!r}")
         if known is not None and not set(features) <= set(known):
-            raise ValueError(f"the error model names features {sorted(set(features) - set(known))} that this "
+            raise InputError(f"the error model names features {sorted(set(features) - set(known))} that this "
                              f"method does not compute (it computes {list(known)})")
         fitted_on = record.get("fitted_on", {})
         if not isinstance(fitted_on, dict) or fitted_on.get("views", 4) not in (1, 4, 8):
-            raise ValueError(f"the error model's fitted_on must be a dict whose views are 1, 4 or 8; got "
+            raise InputError(f"the error model's fitted_on must be a dict whose views are 1, 4 or 8; got "
                              f"{fitted_on!r}")
         if record.get("name") != cls.name:
-            raise ValueError(f"unknown error model {record.get('name')!r}; this version reads {cls.name!r}")
+            raise InputError(f"unknown error model {record.get('name')!r}; this version reads {cls.name!r}")
         nu, coefficients = record.get("nu"), record.get("coefficients")
 
         def number(value):
             return isinstance(value, int | float) and not isinstance(value, bool)
 
         if not (isinstance(coefficients, list | tuple) and all(number(c) for c in coefficients)):
-            raise ValueError(f"the error model's coefficients must be a list of numbers; got "
+            raise InputError(f"the error model's coefficients must be a list of numbers; got "
                              f"{coefficients!r}")
         if not (nu is None or number(nu)):
-            raise ValueError(f"the error model's nu must be a number (or null); got {nu!r}")
+            raise InputError(f"the error model's nu must be a number (or null); got {nu!r}")
         features, coefficients = tuple(features), tuple(float(c) for c in coefficients)
         nu = np.inf if nu is None else float(nu)
         problems = []
@@ -163,7 +163,7 @@ class ErrorModel:
         if not nu > 2:
             problems.append(f"nu = {nu} (want > 2)")
         if problems:
-            raise ValueError(
+            raise InputError(
                 f"the error model record is damaged: {'; '.join(problems)}; re-fit it "
                 "(benchmarks/calibrate_errors.py, or calibrate_image_errors.py for image_error_model)"
             )
