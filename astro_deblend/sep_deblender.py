@@ -54,6 +54,9 @@ _BRIGHT_PERCENTILE = 99.5
 
 _MODES = {"auto": "sep-auto", "paper": "sep-paper"}
 
+#: Range of noise rms (image units) that sep measures as given; outside it the stamp is rescaled.
+_SAFE_RMS = (1e-10, 1e10)
+
 
 class _Noiseless(Exception):
     """A stamp without noise, measured without noise_sigma: flagged, or an InputError if all are."""
@@ -61,9 +64,6 @@ class _Noiseless(Exception):
     def __init__(self, index, message):
         super().__init__(message)
         self.index = index
-
-#: Range of noise rms (image units) that sep measures as given; outside it the stamp is rescaled.
-_SAFE_RMS = (1e-10, 1e10)
 
 
 class SepDeblender(Deblender):

@@ -603,7 +603,7 @@ class _WriteState(keras.callbacks.Callback):
             self._write(finished=True)
 
 
-def _caught_up(state, optimizer, steps_per_epoch, history_path, monitor):
+def _caught_up(state, optimizer, steps_per_epoch, state_path, history_path, monitor):
     """The state of a run whose ``last.keras`` holds one more epoch than its ``state.json`` says.
 
     A run stopped between saving the checkpoint and writing the state (they are two files) would train
@@ -623,7 +623,7 @@ def _caught_up(state, optimizer, steps_per_epoch, history_path, monitor):
         if np.isfinite(value) and (state.get("best") is None or value < state["best"]):
             state.update(best=value, best_epoch=done + 1)
     # written at once: where that epoch was the last, no epoch runs to write it
-    atomic_write_text(Path(history_path).with_name("state.json"), json.dumps(state, indent=2))
+    atomic_write_text(state_path, json.dumps(state, indent=2))
     return state
 
 
@@ -946,7 +946,8 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
             state = _read_state(paths["state.json"])
             model.optimizer.build(model.trainable_variables)
             model.load_weights(paths["last.keras"])  # weights and optimizer state
-            state = _caught_up(state, model.optimizer, len(train_batches), paths["history.csv"], monitor)
+            state = _caught_up(state, model.optimizer, len(train_batches), paths["state.json"],
+                               paths["history.csv"], monitor)
             # last.keras is saved before the plateau rule acts: the rate it set is the state's
             rate = state.get("learning_rate")
             if isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0:
