@@ -25,6 +25,7 @@ import json
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -34,6 +35,7 @@ from train_default import load_blends  # noqa: E402
 
 from astro_deblend.evaluation import evaluate  # noqa: E402
 from astro_deblend.models import build_model, config_from_dict  # noqa: E402
+from astro_deblend.models.losses import binary_cross_entropy  # noqa: E402
 from astro_deblend.models.normalization import signal_mask, stamp_scale  # noqa: E402
 from astro_deblend.plotting import plot_iou_histograms  # noqa: E402
 
@@ -54,8 +56,8 @@ def cross_entropy(maps, fractions, blends):
     (zero elsewhere): the U-Net's training loss and target."""
     blends = np.asarray(blends, np.float32)
     fractions = fractions * signal_mask(blends, stamp_scale(blends))[:, np.newaxis]
-    p = np.clip(maps, 1e-7, 1 - 1e-7)
-    return float(-np.mean(fractions * np.log(p) + (1 - fractions) * np.log(1 - p)))
+    per_blend = binary_cross_entropy(np.asarray(fractions, np.float32), np.asarray(maps, np.float32))
+    return float(np.mean(keras.ops.convert_to_numpy(per_blend)))
 
 
 def weight_sets(spec, work, extra):
