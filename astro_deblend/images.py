@@ -1571,11 +1571,18 @@ def _not_background_subtracted(batch, sky_at_zero=False):
 #: within 0.011 sigma of zero. Images smaller than `_MIN_SKY_SIDE` px on a side are left to the views.
 MAX_IMAGE_SKY = 0.1
 _MIN_SKY_SIDE = 256
+#: Images of more pixels than this are checked on `_SKY_BLOCKS` x `_SKY_BLOCKS` blocks of `_SKY_BLOCK` px
+#: spread evenly over them (the median of the blocks' levels) instead of every pixel: on a 4096 x 4096
+#: image the whole check took about 3.5 s of the 15-20 s of `measure_image`, the blocks about 0.5 s, and
+#: the median of 16 blocks of 512 x 512 px is still far more precise than `MAX_IMAGE_SKY` needs.
+_SKY_SAMPLED_ABOVE = 2048 * 2048
+_SKY_BLOCKS, _SKY_BLOCK = 4, 512
 
 
 def _sky_off_zero(image):
-    """True (and warned) when the median of the whole image's empty pixels lies beyond `MAX_IMAGE_SKY`;
-    None when it could not be checked (a small image, no noise level, no empty pixel)."""
+    """True (and warned) when the median of the whole image's empty pixels (of blocks spread over it, above
+    `_SKY_SAMPLED_ABOVE` pixels) lies beyond `MAX_IMAGE_SKY`; None when it could not be checked (a small
+    image, no noise level, no empty pixel)."""
     import warnings
 
     from .stamps import residual_sky
@@ -1587,9 +1594,18 @@ def _sky_off_zero(image):
     if not np.isfinite(sigma) or sigma <= 0:
         return None
     # image.data holds the masked pixels already filled from their neighbours (prepare_image)
-    level = float(residual_sky(np.asarray(image.data, np.float32)[None], [sigma], with_tilt=False)[0][0])
-    if not np.isfinite(level):
+    data = image.data
+    if data.size > _SKY_SAMPLED_ABOVE:  # blocks spread over the image: a few times faster, as precise
+        ys, xs = (np.linspace(0, side - _SKY_BLOCK, _SKY_BLOCKS).astype(int) for side in data.shape)
+        blocks = np.stack([np.asarray(data[y:y + _SKY_BLOCK, x:x + _SKY_BLOCK], np.float32)
+                           for y in ys for x in xs])
+    else:
+        blocks = np.asarray(data, np.float32)[None]
+    levels = residual_sky(blocks, np.full(len(blocks), sigma), with_tilt=False)[0]
+    levels = levels[np.isfinite(levels)]
+    if not levels.size:
         return None
+    level = float(np.median(levels))
     if not abs(level) > MAX_IMAGE_SKY:
         return False
     warnings.warn(

@@ -23,7 +23,7 @@ from astro_deblend.images import (
 from astro_deblend.limits import OracleDeblender
 from astro_deblend.neural_deblender import NeuralDeblender
 from astro_deblend.sep_deblender import SepDeblender
-from astro_deblend.stamps import prepare_stamps
+from astro_deblend.stamps import prepare_stamps, residual_sky
 
 NOISE = 0.015
 
@@ -1091,6 +1091,24 @@ def test_an_image_that_is_not_background_subtracted_is_flagged(fracnet, galaxy):
             raised, _ = fracnet.measure_image(image + 0.5 * NOISE, sources=sources, error=NOISE,
                                               tile_size=tile_size, progress=False)
         assert all(raised["flag"] & Flag.OUT_OF_DOMAIN)
+
+
+def test_a_large_image_s_sky_is_checked_on_blocks_as_on_every_pixel():
+    """Above `_SKY_SAMPLED_ABOVE` pixels the sky is checked on blocks spread over the image: the same answer
+    as every pixel on a clean sky, a pedestal of 0.3 sigma and one of 0.05 sigma (under `MAX_IMAGE_SKY`)."""
+    from astro_deblend import images
+
+    rng = np.random.default_rng(3)
+    side = int(np.sqrt(images._SKY_SAMPLED_ABOVE)) + 8
+    noise = rng.normal(0.0, NOISE, (side, side)).astype(np.float32)
+    for pedestal, off in ((0.0, False), (0.05, False), (0.3, True)):
+        image = images.prepare_image(noise + pedestal * NOISE, error=NOISE)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert images._sky_off_zero(image) is off
+        assert any("not background-subtracted" in str(w.message) for w in caught) is off
+        whole = residual_sky(np.asarray(image.data)[None], [NOISE], with_tilt=False)[0][0]
+        assert bool(abs(whole) > images.MAX_IMAGE_SKY) is off
 
 
 def test_the_wings_of_a_steep_galaxy_are_not_taken_for_a_sky_to_subtract(fracnet):
