@@ -179,8 +179,10 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
     hdu : int or str, optional
         HDU of a FITS input.
     """
+    from astropy.io import fits
+
     from .fitsio import read_fits_stamps
-    from .stamps import _is_fits
+    from .stamps import MIN_STAMP_SIZE, _is_fits
 
     error, mask = _fits_map(error, "error"), _fits_map(mask, "mask")
     inner = unwrap_container(data)  # NDData/CCDData and Masked: their mask, WCS and uncertainty are used
@@ -188,8 +190,11 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
     if inner.mask is not None:
         mask = inner.mask if mask is None else (np.asarray(mask, bool) | inner.mask)
     error = own_or_given_error(error, inner.error, name="error", stacklevel=4)
-    if wcs is None and isinstance(inner.wcs, WCS) and inner.wcs.has_celestial:
-        wcs = inner.wcs.celestial
+    if wcs is None and isinstance(inner.wcs, WCS):
+        try:
+            wcs = inner.wcs.celestial if inner.wcs.has_celestial else None
+        except Exception:  # a singular matrix: check_wcs below says what is wrong with it
+            wcs = inner.wcs
     header = None
     scale_from_wcs = pixel_scale is None  # unless the header says PIXSCALE: then the area is its square
     if _is_fits(data):
@@ -207,6 +212,13 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
         pixel_scale = read.pixel_scale if pixel_scale is None else pixel_scale
         if wcs is None:
             wcs = _header_wcs(header)
+    elif hdu is not None:
+        raise InputError(f"hdu={hdu!r} picks an extension of a FITS file or HDUList; the image given is a "
+                         f"{type(data).__name__}: drop hdu, or pass the file", value=hdu)
+    if isinstance(data, bytes | fits.BinTableHDU | fits.TableHDU):
+        what = ("a path as bytes: give it as a str" if isinstance(data, bytes) else
+                "a FITS table, not an image: pass the image's HDU (or the file and hdu=)")
+        raise InputTypeError(f"measure_image takes one 2-D image; got {what}")
     unit = data.unit if isinstance(data, u.Quantity) else None
     raw = data.value if unit is not None else data
     if np.ma.isMaskedArray(raw):
@@ -214,10 +226,16 @@ def prepare_image(data, *, error=None, mask=None, wcs=None, zeropoint=None, pixe
         raw = np.ma.getdata(raw)
     arr = np.asarray(raw)
     if arr.ndim != 2:
+        if arr.ndim == 0:
+            raise InputTypeError(f"measure_image takes one 2-D image (an array, Quantity, NDData, or a FITS "
+                                 f"path or HDU); got a {type(data).__name__}")
         raise InputError(
             f"measure_image takes one 2-D image; got shape {arr.shape} (a stack of stamps goes to measure())",
             value=arr.shape,
         )
+    if min(arr.shape) < MIN_STAMP_SIZE:  # the smallest stamp any method measures
+        raise InputError(f"the image is {arr.shape[0]}x{arr.shape[1]} px; measure_image needs at least "
+                         f"{MIN_STAMP_SIZE} px on each side", value=arr.shape)
     bad = ~np.isfinite(arr) if arr.dtype.kind in "fc" else np.zeros(arr.shape, bool)
     clean = np.where(bad, 0.0, arr) if bad.any() else arr
     stack, _, _ = validate_stamps(clean if unit is None else clean * unit, name="the image")
@@ -312,12 +330,22 @@ def check_wcs(wcs):
     if not isinstance(wcs, WCS):
         hint = ": build one with astropy.wcs.WCS(header)" if isinstance(wcs, fits.Header) else ""
         raise InputTypeError(f"wcs must be an astropy.wcs.WCS or None; got {type(wcs).__name__}{hint}")
-    if not wcs.has_celestial:
+    try:
+        celestial = wcs.celestial if wcs.has_celestial else None
+        scale = wcs_pixel_scale(celestial) if celestial is not None else None
+    except Exception as exc:  # wcslib refuses a singular or inconsistent matrix (SingularMatrixError, ...)
+        said = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]  # wcslib: where, then why
+        raise InputError(f"wcs is not a valid WCS ({said}): check its CD or PC and CDELT keywords, or pass "
+                         "wcs=None to give positions in pixels", value=wcs) from exc
+    if celestial is None:
         raise InputError(
             "wcs has no celestial axes: give the image's celestial WCS (e.g. WCS(header).celestial) or None",
             value=wcs,
         )
-    return wcs.celestial
+    if not (np.isfinite(scale) and scale > 0):
+        raise InputError(f"wcs gives a pixel scale of {scale} arcsec: its CD or CDELT keywords are zero, NaN "
+                         "or infinite; fix them, or pass wcs=None to give positions in pixels", value=scale)
+    return celestial
 
 
 def wcs_pixel_scale(wcs):
@@ -336,9 +364,9 @@ def _header_wcs(header):
         warnings.simplefilter("ignore", FITSFixedWarning)
         try:
             wcs = WCS(header, naxis=2)
+            return wcs if wcs.has_celestial else None
         except Exception:  # a malformed WCS is not an error here: positions stay in pixels
             return None
-    return wcs if wcs.has_celestial else None
 
 
 def pixel_rms(pixels):
@@ -534,23 +562,29 @@ def detect(image, *, npixels=10, nsigma=1.5, kernel_fwhm=3.0, kernel_size=5):
         None when nothing is detected.
     catalog : `~photutils.segmentation.SourceCatalog` or None
     """
+    import numbers
+
     from astropy.convolution import convolve
     from photutils.segmentation import SourceCatalog, SourceFinder, make_2dgaussian_kernel
 
+    def count(v):
+        return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+
+    def positive(v):
+        return isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_) and np.isfinite(v) and v > 0
+
+    widest = max(min(image.shape), 1)  # a kernel wider than the image smooths nothing more, at any cost
     for name, value, ok in (
-        ("npixels", npixels, isinstance(npixels, int | np.integer) and npixels >= 1),
-        ("nsigma", nsigma, np.isscalar(nsigma) and np.isfinite(nsigma) and nsigma > 0),
-        ("kernel_fwhm", kernel_fwhm, np.isscalar(kernel_fwhm) and kernel_fwhm > 0),
-        (
-            "kernel_size",
-            kernel_size,
-            isinstance(kernel_size, int | np.integer) and kernel_size >= 1 and kernel_size % 2,
-        ),
+        ("npixels", npixels, count(npixels) and npixels >= 1),
+        ("nsigma", nsigma, positive(nsigma)),
+        ("kernel_fwhm", kernel_fwhm, positive(kernel_fwhm)),
+        ("kernel_size", kernel_size, count(kernel_size) and 1 <= kernel_size <= widest and kernel_size % 2),
     ):
         if not ok:
             raise InputError(
                 f"detection option {name}={value!r} is not valid: npixels is a count >= 1, nsigma "
-                "and kernel_fwhm positive numbers, kernel_size an odd integer",
+                f"and kernel_fwhm positive finite numbers, kernel_size an odd integer up to the image's "
+                f"side ({widest} px)",
                 value=value,
             )
     import warnings
@@ -962,13 +996,14 @@ def _check_ids_positions(ids, x, y, image):
             f"{ids[far][:10].tolist()} lie beyond (positions in other units, or another column?)",
             value=ids[far],
         )
-    on = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
+    on = (x >= -0.5) & (x < nx - 0.5) & (y >= -0.5) & (y < ny - 0.5)  # pixel 0 covers [-0.5, 0.5)
     return ids, x, y, on
 
 
 def _from_segmentation(ids, x, y, segm, image, how):
-    ids, x, y, on = _check_ids_positions(ids, x, y, image)
     segm = np.asarray(segm, dtype=np.int64)
+    ids, x, y = _segment_centres(ids, x, y, segm)
+    ids, x, y, on = _check_ids_positions(ids, x, y, image)
     inside = np.flatnonzero(segm > 0)  # relabel the footprints' pixels only, not the whole image
     present, which = np.unique(segm.ravel()[inside], return_inverse=True)
     # internal labels: source k is k + 1; footprints without a catalogued source follow (light of others)
@@ -981,6 +1016,24 @@ def _from_segmentation(ids, x, y, segm, image, how):
     relabelled = np.zeros(segm.shape, np.int64)
     relabelled.ravel()[inside] = new[which]
     return Sources(ids, x, y, relabelled, on, how)
+
+
+def _segment_centres(ids, x, y, segm):
+    """Centroids where photutils could not weigh a segment's pixels (all masked or NaN: another band's
+    segmentation over a coverage gap) replaced by the segment's geometric centre; the source is then
+    measured as one without data (flag NOT_DETECTED | INCOMPLETE), not refused."""
+    ids = np.atleast_1d(np.asarray(ids))
+    x = np.atleast_1d(np.ma.filled(np.ma.asarray(x, dtype=float), np.nan)).copy()
+    y = np.atleast_1d(np.ma.filled(np.ma.asarray(y, dtype=float), np.nan)).copy()
+    lost = ~(np.isfinite(x) & np.isfinite(y))
+    if lost.any() and ids.shape == x.shape == y.shape and np.issubdtype(ids.dtype, np.integer):
+        inside = segm > 0
+        present = np.isin(ids[lost], np.unique(segm[inside]))
+        which = np.flatnonzero(lost)[present]
+        if which.size:
+            centres = ndimage.center_of_mass(inside, labels=segm, index=ids[which])
+            y[which], x[which] = np.asarray(centres, float).reshape(-1, 2).T
+    return ids, x, y
 
 
 def _from_positions(ids, x, y, image, how):

@@ -273,7 +273,10 @@ def measure_image_fits(source, *, output, segmentation=None, sources=None, weigh
     table.meta["source"] = os.fspath(source) if isinstance(source, str | os.PathLike) else "HDUList"
     seg_writer = None
     if segmentation is not None:
-        labels = np.zeros(image.shape, np.int32) if segm is None else np.asarray(segm.data, np.int32)
+        # the labels are the catalogue's ids: 64-bit integers where an id does not fit in 32 bits
+        ids = np.zeros(image.shape, np.int32) if segm is None else np.asarray(segm.data)
+        wide = ids.size and (ids.max() > np.iinfo(np.int32).max or ids.min() < np.iinfo(np.int32).min)
+        labels = ids.astype(np.int64 if wide else np.int32)
         header = image.wcs.to_header() if image.wcs is not None else fits.Header()
         header["LABELS"] = ("source ids of the catalogue", "segmentation labels")
         hdu_out = fits.PrimaryHDU(labels, header=header)
@@ -314,9 +317,13 @@ def _read_sources(sources):
             return Table.read(sources)
         except IORegistryError:  # a name that says no format (.txt, .cat, .dat): astropy's ascii guesses
             return Table.read(sources, format="ascii")
-    except (OSError, ValueError, IORegistryError) as exc:
-        raise DataFileError(f"cannot read the sources table {sources} ({exc}); give an .ecsv, .fits or .csv "
-                            "table with x/y or sky positions") from exc
+    except FileNotFoundError as exc:
+        raise DataFileError(f"cannot read the sources table {sources}: no such file") from exc
+    except Exception as exc:  # astropy's readers fail on damaged tables in many ways (TypeError, KeyError...)
+        # (one line: astropy's "Unable to guess table format" lists every reader it tried)
+        said = (str(exc).strip().splitlines() or [type(exc).__name__])[0].removeprefix("ERROR: ").rstrip(":")
+        raise DataFileError(f"cannot read {sources} as a table ({said}); give an .ecsv, .fits or .csv table "
+                            "with x/y or sky positions") from exc
 
 
 def _measure_image_tiled(source, *, output, segmentation, sources, weight, rms, name, weights, hdu, zeropoint,
