@@ -16,6 +16,8 @@ def make_folders(folder):
     while not folder.exists() and folder != folder.parent:
         missing.append(folder)
         folder = folder.parent
+    if not folder.is_dir():  # said with the user's path, not the temporary file's that would fail in it
+        raise NotADirectoryError(f"{folder} is a file, not a folder: give an output path in a folder")
     for made in reversed(missing):
         made.mkdir(exist_ok=True)
     return missing

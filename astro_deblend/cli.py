@@ -120,7 +120,9 @@ def _cmd_simulate(args):
     # configuration's)
     parts = os.path.join(out_dir, f".{os.path.basename(args.output)}.parts")
     os.makedirs(parts, exist_ok=True)
-    galaxies = os.path.join(parts, f"galaxies_seed{args.seed}_n{args.n_galaxies}_depth{args.depth:g}.h5")
+    # (the depth to every digit: two depths that print alike are two samples)
+    sample_name = f"galaxies_seed{args.seed}_n{args.n_galaxies}_depth{float(args.depth)!r}.h5"
+    galaxies = os.path.join(parts, sample_name)
     for name in os.listdir(parts):  # what a run with other options left: not these galaxies
         if not name.startswith(os.path.basename(galaxies)):
             os.remove(os.path.join(parts, name))

@@ -96,7 +96,7 @@ from ._io import atomic_write_all, atomic_write_text
 from .catalog import table_to_pairs
 from .conventions import DEFAULT_ZEROPOINT, GALAXY_TYPES, ROLES, normalize_galaxy_type
 from .exceptions import DataFileError, InputError, InputTypeError
-from .metrics import OUTLIER_THRESHOLD, iou, overlap_area_estimator, summarize
+from .metrics import OUTLIER_THRESHOLD, check_threshold, iou, overlap_area_estimator, summarize
 
 __all__ = [
     "DISTANCE_BINS",
@@ -743,12 +743,22 @@ def evaluate(
     f_true, unit = _truth_fluxes(truth)
     n_blends = f_true.shape[0]
     methods, fluxes = _check_measurements(measurements, n_blends, unit)
+    measurements = {str(m): v for m, v in measurements.items()}  # method names as strings from here on
     dmag_edges = _check_edges(dmag_bins, "dmag_bins")
     dist_edges = _check_edges(distance_bins, "distance_bins")
     if detected_by is not None and detected_by not in fluxes:
         raise InputError(f"detected_by must be one of the methods {methods}; got {detected_by!r}")
+    threshold = check_threshold(threshold)
     if zeropoint is None:
-        zeropoint = float(truth.meta.get("zeropoint", truth.meta.get("zeropoint_AB", DEFAULT_ZEROPOINT)))
+        zeropoint = truth.meta.get("zeropoint", truth.meta.get("zeropoint_AB", DEFAULT_ZEROPOINT))
+    try:
+        zp = float(zeropoint) if not isinstance(zeropoint, bool | str | bytes) else np.nan
+    except (TypeError, ValueError):
+        zp = np.nan
+    if not np.isfinite(zp):
+        raise InputError("zeropoint must be a finite AB magnitude (given, or the truth table's "
+                         f"meta['zeropoint']); got {zeropoint!r}", value=zeropoint)
+    zeropoint = zp
 
     gal = _galaxy_table(truth, f_true, unit)
     _refuse_colliding_names(methods, set(gal.colnames) | {"sep_n_detected", "limit_sigma"})

@@ -234,6 +234,17 @@ def sigma_mad(f_pred, f_true):
     return _sigma_mad(delta_mag(f_pred, f_true))
 
 
+def check_threshold(threshold):
+    """An outlier threshold: a positive, finite number of magnitudes (an `InputError` otherwise)."""
+    import numbers
+
+    if not (isinstance(threshold, numbers.Real) and not isinstance(threshold, bool | np.bool_)
+            and np.isfinite(threshold) and threshold > 0):
+        raise InputError(f"threshold must be a positive number of magnitudes; got {threshold!r}",
+                         value=threshold)
+    return float(threshold)
+
+
 def outlier_fraction(f_pred, f_true, *, threshold=OUTLIER_THRESHOLD, undetected="exclude"):
     """Fraction of catastrophic errors, ``|dmag| > threshold``.
 
@@ -254,8 +265,7 @@ def outlier_fraction(f_pred, f_true, *, threshold=OUTLIER_THRESHOLD, undetected=
         an outlier (its magnitude would be infinitely faint).
     """
     _check_undetected(undetected)
-    if not threshold > 0:
-        raise InputError(f"threshold must be a positive number of magnitudes; got {threshold!r}")
+    check_threshold(threshold)
     pred, true = _check_fluxes(f_pred, f_true)
     missing = np.isnan(pred)
     dmag = delta_mag(pred, true)

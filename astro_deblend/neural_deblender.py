@@ -34,7 +34,7 @@ from .models.normalization import NORMALIZATION, scale_from_noise, signal_mask
 from .models.store import KINDS, bundled, file_sha256, read_record, write_network
 from .pair_check import check_pairs
 from .stamps import NOISE_FACTOR_SKIP_CENTRE, _correlation_and_reach
-from .training import fit_network, merge_domains, training_domain
+from .training import fit_network, merge_domains, training_domain, training_target
 from .uncertainty import ErrorModel, propagated_noise
 
 __all__ = ["NeuralDeblender"]
@@ -101,17 +101,6 @@ FLUX_TARGETS = {
     "flux_auto": "FLUX_AUTO of each galaxy's isolated stamp (the paper's truth; a Kron flux, which misses "
                  "part of a galaxy's light)",
 }
-
-
-def _training_target(data):
-    """The training target of a `~astro_deblend.data.BlendSet` or of a concatenation of them ('true' or
-    'flux_auto'); None for arrays, which do not say what their fluxes are."""
-    sets = getattr(data, "sets", None)
-    if sets is not None:
-        targets = {_training_target(s) for s in sets}
-        return targets.pop() if len(targets) == 1 else None
-    target = getattr(data, "target", None)
-    return target if isinstance(target, str) else None
 
 
 def _warn_test_rows(data):
@@ -470,7 +459,7 @@ class NeuralDeblender(Deblender):
                     dataclasses.asdict(pretrain_config) if pretrain_config is not None else None
                 ),
                 "n_blends": len(data["blend"]) if isinstance(data, dict) else len(data),
-                "target": _training_target(data),
+                "target": training_target(data),
                 "output_dir": str(output_dir),
                 "fine_tuned_from": None if fresh else earlier["weights"],
             },

@@ -46,9 +46,15 @@ def _new_figure(figsize):
 
 
 def _finish(fig, path, dpi):
+    """Save ``fig`` to ``path`` (None: not saved) atomically, in the format its suffix names (png without
+    one); return it."""
     if path is not None:
         path = Path(path)
         fmt = path.suffix.lstrip(".").lower() or "png"
+        formats = fig.canvas.get_supported_filetypes()
+        if fmt not in formats:
+            raise InputError(f"cannot save a figure as .{fmt} ({path}); give a name ending in one of "
+                             f"{', '.join('.' + f for f in sorted(formats))}", value=fmt)
         atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi))
     return fig
 

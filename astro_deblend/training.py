@@ -53,8 +53,8 @@ from .models import build_model
 from .models.losses import LogRatioLoss, MapBCELoss, MAPELoss
 from .models.normalization import signal_mask, stamp_scale
 
-__all__ = ["TrainingConfig", "train", "fit_network", "training_domain", "merge_domains", "materialize",
-           "MaterializedBlends"]
+__all__ = ["TrainingConfig", "train", "fit_network", "training_domain", "training_target", "merge_domains",
+           "materialize", "MaterializedBlends"]
 
 FLUX_LOSSES = {"mape": MAPELoss, "log_ratio": LogRatioLoss}
 
@@ -257,18 +257,30 @@ _KIND_NAMES = {"U": "text", "S": "bytes", "c": "complex numbers", "O": "Python o
                "m": "time intervals", "V": "records"}
 
 
+def training_target(data):
+    """The training target of a `~astro_deblend.data.BlendSet`, of a concatenation of them or of their
+    `materialize` ('true' or 'flux_auto'); None for arrays, which do not say what their fluxes are."""
+    sets = getattr(data, "sets", None)
+    if sets is not None:
+        targets = {training_target(s) for s in sets}
+        return targets.pop() if len(targets) == 1 else None
+    target = getattr(data, "target", None)
+    return target if isinstance(target, str) else None
+
+
 class MaterializedBlends(_ArraySource):
     """Blends drawn once into memory with their scale and signal-masked fractions (`materialize`).
 
-    Has the ``get(indices)`` / ``len`` interface of a BlendSet and its ``pixel_scale``, ``zeropoint``
-    and ``stamp_shape``; batches then cost an index and no per-stamp noise estimate, which keeps a
+    Has the ``get(indices)`` / ``len`` interface of a BlendSet and its ``pixel_scale``, ``zeropoint``,
+    ``target`` and ``stamp_shape``; batches then cost an index and no per-stamp noise estimate, which keeps a
     GPU busy.
     """
 
-    def __init__(self, arrays, *, pixel_scale=None, zeropoint=None):
+    def __init__(self, arrays, *, pixel_scale=None, zeropoint=None, target=None):
         super().__init__(arrays)
         self.pixel_scale = pixel_scale
         self.zeropoint = zeropoint
+        self.target = target  # what the fluxes are ('true', 'flux_auto'; None: not known)
         self.stamp_shape = self.arrays["blend"].shape[1:]
         self._rows = None
 
@@ -338,9 +350,14 @@ def materialize(source, *, workers=1, directory, chunk_size=256, progress=True):
     """
     from tqdm.auto import tqdm
 
+    from .models._checks import positive_int
+
+    workers, chunk_size = positive_int(workers, "workers"), positive_int(chunk_size, "chunk_size")
+    n = len(source)
+    if n == 0:
+        raise InputError("the blend set holds no blend: nothing to materialize")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    n = len(source)
     shape = tuple(source.get(np.array([0]))["blend"].shape[1:])
     for name, full, dtype in (("blend", (n,) + shape, np.float32), ("scale", (n,), np.float32),
                               ("fractions", (n, 2) + shape, np.float32), ("flux", (n, 2), np.float64)):
@@ -363,7 +380,7 @@ def materialize(source, *, workers=1, directory, chunk_size=256, progress=True):
     arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r")
               for name in ("blend", "scale", "fractions", "flux")}
     return MaterializedBlends(arrays, pixel_scale=getattr(source, "pixel_scale", None),
-                              zeropoint=getattr(source, "zeropoint", None))
+                              zeropoint=getattr(source, "zeropoint", None), target=training_target(source))
 
 
 def _as_source(data):
@@ -797,8 +814,19 @@ def _data_digest(batch, ends):
     return digest.hexdigest()[:16]
 
 
+def _weights_digest(model):
+    """A fingerprint of a network's weights (which weights a run started from)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()[:16]
+
+
 #: What a run's record says of its network and data; a run resumes only where they are the same.
-_RESUME_IDENTITY = ("model", "n_parameters", "input_shape", "n_train", "n_validation", "data_digest")
+_RESUME_IDENTITY = ("model", "n_parameters", "input_shape", "n_train", "n_validation", "data_digest",
+                    "validation_digest")
 
 
 def _check_resumable(path, config, record):
@@ -816,6 +844,28 @@ def _check_resumable(path, config, record):
             f"{path.parent} holds a run of a different configuration, network or training data (fields "
             f"{changed} differ); use another output_dir, or resume=False to start that run again from scratch"
         )
+    return saved
+
+
+def _check_same_start(model, saved, start, paths):
+    """A run resumes only for the network it started from, or one that holds its own weights (a finished
+    ``fit`` called again with more epochs): another network's weights (a fine-tune pointed at a folder
+    that holds a run) would be silently replaced by the run's. Call with ``last.keras`` loaded."""
+    first = saved.get("initial_weights")
+    if first is None or start in (first, _weights_digest(model)):  # (runs recorded before it: not checked)
+        return
+    if paths["best.weights.h5"].exists():
+        current = [w.copy() for w in model.get_weights()]
+        model.load_weights(paths["best.weights.h5"])
+        ours = _weights_digest(model) == start
+        model.set_weights(current)
+        if ours:
+            return
+    raise InputError(
+        f"{paths['state.json'].parent} holds a run that started from other weights than this network's "
+        "(another network, or weights loaded since): resuming it would replace them with the run's. Use "
+        "another output_dir to train this network, or resume=False to start that run again from it"
+    )
 
 
 # ---------------------------------------------------------------------------------- training
@@ -886,8 +936,11 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
     look, ends = _first_look(source, train_idx, config.batch_size) if len(train_idx) else (None, None)
     if look is not None:
         _check_stamp_shape(model, look["blend"], "training")
+    val_digest = None
     if len(val_idx) and val_source is not source:
         _check_stamp_shape(model, val_source.get(val_idx[:1])["blend"], "validation")
+        ends_val = np.unique(np.concatenate([val_idx[:2], val_idx[-2:]]))
+        val_digest = _data_digest(val_source.get(ends_val), slice(None))  # resumed on other validation data?
     common = {"outputs": outputs, "map_key": map_key, "seed": config.seed, "workers": config.data_workers}
     batch_size = config.batch_size
     if config.steps_per_epoch is not None and batch_size > len(train_idx) > 0:
@@ -940,12 +993,21 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
             )
     record = _config_record(config, model, len(train_idx), len(val_idx), map_key,
                             None if look is None else _data_digest(look, ends))
+    record["validation_digest"] = val_digest
+    record["initial_weights"] = start = _weights_digest(model)
     if resume and paths["state.json"].exists() and paths["last.keras"].exists():
         with _damaged_run(output_dir):
-            _check_resumable(paths["training_config.json"], config, record)
+            saved = _check_resumable(paths["training_config.json"], config, record)
             state = _read_state(paths["state.json"])
             model.optimizer.build(model.trainable_variables)
+            own = model.get_weights()  # (copies)
             model.load_weights(paths["last.keras"])  # weights and optimizer state
+            try:
+                _check_same_start(model, saved, start, paths)
+            except InputError:
+                model.set_weights(own)  # refused: the caller's network keeps its own weights
+                raise
+            record["initial_weights"] = saved.get("initial_weights")  # the run's start, not this call's
             state = _caught_up(state, model.optimizer, len(train_batches), paths["state.json"],
                                paths["history.csv"], monitor)
             # last.keras is saved before the plateau rule acts: the rate it set is the state's

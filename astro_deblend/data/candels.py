@@ -7,6 +7,7 @@ any other source in a stamp are replaced by background-like pixels (Gaussian noi
 background level) and only the central galaxy's mask is kept.
 """
 
+import numbers
 import os
 
 import numpy as np
@@ -32,6 +33,10 @@ def _load_npy(path, what):
         return np.load(path, allow_pickle=False, mmap_mode="r")
     except (ValueError, OSError) as exc:
         raise InputError(f"{path} is not a readable .npy array of {what} ({exc})") from exc
+
+
+#: Fewest sky pixels (label 0) a CANDELS stamp needs for its sky level and noise.
+_MIN_SKY_PIXELS = 25
 
 
 def read_candels(images, segmaps, catalog, *, zeropoint=DEFAULT_ZEROPOINT, pixel_scale=DEFAULT_PIXEL_SCALE,
@@ -60,6 +65,8 @@ def read_candels(images, segmaps, catalog, *, zeropoint=DEFAULT_ZEROPOINT, pixel
         ``noiseless`` is None; ``flux`` and ``flux_stamp`` come from the catalogue magnitude and
         ``flux_auto`` is measured by sep on the cleaned stamp.
     """
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise InputError(f"seed must be a non-negative integer; got {seed!r}", value=seed)
     imgs = _load_npy(images, "images")
     segs = _load_npy(segmaps, "segmentation maps")
     if imgs.ndim != 3 or imgs.shape[1] != imgs.shape[2]:
@@ -86,8 +93,8 @@ def read_candels(images, segmaps, catalog, *, zeropoint=DEFAULT_ZEROPOINT, pixel
             f"the catalogue has {len(cat)} rows but there are {imgs.shape[0]} stamps; they must list the "
             "same galaxies in the same order"
         )
-    if "id" in cat.colnames:
-        ids, counts = np.unique(np.asarray(cat["id"]), return_counts=True)
+    if "ID" in cat.colnames:
+        ids, counts = np.unique(np.asarray(cat["ID"]), return_counts=True)
         if (counts > 1).any():  # one galaxy twice could land in both the train and the test split
             twice = ids[counts > 1][:10].tolist()
             raise InputError(f"the CANDELS catalogue {catalog} lists ids {twice} more than once; each galaxy "
@@ -111,6 +118,11 @@ def read_candels(images, segmaps, catalog, *, zeropoint=DEFAULT_ZEROPOINT, pixel
                 f"stamp {i}: the central pixel [{ny // 2}, {nx // 2}] belongs to no source in its "
                 "segmentation map; the stamps must be centred on their galaxy"
             )
+        if np.count_nonzero(seg == 0) < _MIN_SKY_PIXELS:
+            raise InputError(
+                f"stamp {i}: its segmentation map leaves {np.count_nonzero(seg == 0)} pixels to no source, "
+                f"fewer than the {_MIN_SKY_PIXELS} needed to measure the sky and its noise; is it a "
+                "segmentation map (0 for the sky)?")
         _, median, std = sigma_clipped_stats(img[seg == 0], sigma=3.0)
         neighbours = (seg != 0) & (seg != label)
         img = img.copy()

@@ -6,6 +6,7 @@ read from the public CANDELS set (`read_candels`), and owns its HDF5 save/load.
 
 import hashlib
 import json
+import numbers
 import os
 from dataclasses import dataclass, field
 
@@ -60,6 +61,16 @@ class GalaxySample:
     config: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        # the blends' noise, magnitudes and sizes follow from these: a NaN noise made every blend NaN
+        for name, allowed, want in (("pixel_scale", lambda v: v > 0, "a positive number (arcsec per pixel)"),
+                                    ("zeropoint", lambda v: True, "a finite number (AB magnitude)"),
+                                    ("noise_sigma", lambda v: v >= 0, "None or a number >= 0 (image units)")):
+            value = getattr(self, name)
+            if value is None and name == "noise_sigma":
+                continue
+            number = isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+            if not (number and np.isfinite(value) and allowed(value)):
+                raise InputError(f"GalaxySample.{name} must be {want}; got {value!r}", value=value)
         n = len(self.catalog)
         for name in ("images", "segmaps", "noiseless"):
             arr = getattr(self, name)

@@ -45,11 +45,16 @@ def plot_galaxies(sample, *, per_type=2, seed=0, path=None, zoom=1, second="mask
     """
     if second not in ("mask", "noiseless") or (second == "noiseless" and sample.noiseless is None):
         raise InputError("second must be 'mask', or 'noiseless' for a simulated sample; got " f"{second!r}")
-    if int(zoom) != zoom or zoom < 1:
+    whole = (isinstance(zoom, int | float | np.integer) and not isinstance(zoom, bool) and np.isfinite(zoom)
+             and int(zoom) == zoom)
+    if not whole or zoom < 1:
         raise InputError(f"zoom must be a positive integer; got {zoom!r}")
     if isinstance(per_type, bool) or int(per_type) != per_type or per_type < 1:
         raise InputError(f"per_type must be a positive integer (galaxies shown per type); got {per_type!r}")
     ny, nx = sample.stamp_shape
+    if zoom > min(ny, nx) // 2:
+        raise InputError(f"zoom={zoom!r} leaves less than 2 px of the {ny}x{nx} stamps; give at most "
+                         f"{min(ny, nx) // 2}", value=zoom)
     hy, hx = ny // (2 * int(zoom)), nx // (2 * int(zoom))
     crop = (slice(ny // 2 - hy, ny // 2 + hy), slice(nx // 2 - hx, nx // 2 + hx))
     rng = np.random.default_rng(seed)
@@ -75,7 +80,9 @@ def plot_galaxies(sample, *, per_type=2, seed=0, path=None, zoom=1, second="mask
         ax.set_xticks([])
         ax.set_yticks([])
     if path is not None:
-        fig.savefig(path, dpi=110)
+        from ..plotting import _finish  # (atomic, in the format its suffix names)
+
+        _finish(fig, path, dpi=110)
     return fig
 
 
@@ -122,5 +129,7 @@ def plot_blends(blends, *, n_distance=4, n_dmag=4, seed=0, path=None):
             ax.set_title(f"d/R={cat['distance_over_r'][i]:.1f}  dm={cat['dmag'][i]:+.1f}", fontsize=7)
     fig.suptitle("Blends by distance / R (rows) and mag_central - mag_companion (columns)", fontsize=8)
     if path is not None:
-        fig.savefig(path, dpi=110)
+        from ..plotting import _finish  # (atomic, in the format its suffix names)
+
+        _finish(fig, path, dpi=110)
     return fig

@@ -57,7 +57,39 @@ def load_sampling_table(path=None):
             f"sampling table {path!s} has columns {table.colnames}; it needs mag, radius (px) and "
             "galtype, one row per galaxy"
         )
+    _check_values(table, path)
     return table
+
+
+#: Largest Sersic radius (px) a sampling table may ask for: far beyond any galaxy of a 128 px stamp, and
+#: GalSim's drawing of larger ones runs out of memory before it says so.
+MAX_RADIUS = 300.0
+
+
+def _check_values(table, path):
+    """The numbers of a sampling table: finite, radii in (0, `MAX_RADIUS`] px, counts >= 0 and not all 0."""
+    binned = "count" in table.colnames
+    columns = (("mag_min", "mag_max", "log10_radius_min", "log10_radius_max", "count") if binned
+               else ("mag", "radius"))
+    values = {}
+    for name in columns:
+        try:
+            values[name] = np.asarray(np.ma.filled(table[name], np.nan), dtype=float)
+        except (TypeError, ValueError):
+            raise InputError(f"column {name} of the sampling table {path!s} holds values that are not "
+                             "numbers") from None
+        if not np.all(np.isfinite(values[name])):
+            raise InputError(f"column {name} of the sampling table {path!s} has empty, NaN or infinite "
+                             "values")
+    radii = (10.0 ** np.concatenate([values["log10_radius_min"], values["log10_radius_max"]]) if binned
+             else values["radius"])
+    if np.any(radii <= 0) or np.any(radii > MAX_RADIUS):
+        raise InputError(f"the sampling table {path!s} asks for radii of {radii.min():.3g} to "
+                         f"{radii.max():.3g} px; they must lie in (0, {MAX_RADIUS:g}] px (Sersic semi-major "
+                         "axes in pixels)")
+    if binned and (np.any(values["count"] < 0) or not values["count"].sum() > 0):
+        raise InputError(f"the counts of the sampling table {path!s} must be >= 0 and not all zero (they "
+                         "weigh the bins)")
 
 
 def sample_galaxy_parameters(n, rng, *, table=None, mag_limit=23.5):

@@ -19,6 +19,7 @@ claim about the pair fraction of any survey).
 ((256, 256), 6)
 """
 
+import numbers
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -29,6 +30,12 @@ from astropy.wcs import WCS
 from ..exceptions import InputError, InputTypeError
 
 __all__ = ["SceneConfig", "Scene", "simulate_scene"]
+
+
+#: Most galaxies a field may hold (``n_sources``), and its largest density (per arcmin2): the deepest fields
+#: hold a few hundred per arcmin2; beyond these the drawing runs out of memory before it says so.
+_MAX_SOURCES = 1_000_000
+_MAX_DENSITY = 2000.0
 
 
 @dataclass(frozen=True)
@@ -70,30 +77,40 @@ class SceneConfig:
                 f"shape must be (ny, nx) with both at least 16 pixels; got {self.shape}", value=self.shape
             )
         object.__setattr__(self, "shape", shape)
-        if self.n_sources is not None and (isinstance(self.n_sources, bool) or int(self.n_sources) < 0):
+
+        def number(value):
+            return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+        def count(value):
+            return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
+
+        if self.n_sources is not None and not (count(self.n_sources) and 0 <= self.n_sources <= _MAX_SOURCES):
+            raise InputError(f"n_sources must be None or a whole count from 0 to {_MAX_SOURCES}; got "
+                             f"{self.n_sources!r}", value=self.n_sources)
+        if not (number(self.density) and np.isfinite(self.density) and 0 <= self.density <= _MAX_DENSITY):
             raise InputError(
-                f"n_sources must be None or a count >= 0; got {self.n_sources}", value=self.n_sources
+                f"density (galaxies per arcmin2) must be a number from 0 to {_MAX_DENSITY} (the deepest "
+                f"fields hold a few hundred); got {self.density!r}", value=self.density,
             )
-        if not (np.isfinite(self.density) and self.density >= 0):
+        if not (number(self.pair_fraction) and 0 <= self.pair_fraction <= 1):
             raise InputError(
-                f"density (galaxies per arcmin2) must be finite and >= 0; got {self.density}",
-                value=self.density,
-            )
-        if not 0 <= self.pair_fraction <= 1:
-            raise InputError(
-                f"pair_fraction must be in [0, 1]; got {self.pair_fraction}",
+                f"pair_fraction must be a number in [0, 1]; got {self.pair_fraction!r}",
                 value=self.pair_fraction,
                 allowed=(0, 1),
             )
-        lo, hi = (float(v) for v in self.pair_distance)
-        if not 0 < lo <= hi:
+        pair = tuple(self.pair_distance) if isinstance(self.pair_distance, tuple | list | np.ndarray) else ()
+        finite = len(pair) == 2 and all(number(v) and np.isfinite(v) for v in pair)
+        if not (finite and 0 < pair[0] <= pair[1]):
             raise InputError(
-                f"pair_distance must be (min, max) with 0 < min <= max; got {self.pair_distance}",
-                value=self.pair_distance,
+                f"pair_distance must be (min, max), finite numbers with 0 < min <= max; got "
+                f"{self.pair_distance!r}", value=self.pair_distance,
             )
-        object.__setattr__(self, "pair_distance", (lo, hi))
-        if not isinstance(self.seed, int | np.integer) or isinstance(self.seed, bool):
+        object.__setattr__(self, "pair_distance", (float(pair[0]), float(pair[1])))
+        if not count(self.seed):
             raise InputTypeError(f"seed must be an integer; got {self.seed!r}")
+        if not 0 <= self.seed < 2**63:
+            raise InputError(f"seed must be a non-negative integer below 2**63; got {self.seed}",
+                             value=self.seed)
 
     def to_dict(self):
         """The config as a JSON-friendly dict."""
@@ -190,6 +207,10 @@ def simulate_scene(sample, config=None):
         n = int(config.n_sources)
     else:
         area = ny * nx * (sample.pixel_scale / 60.0) ** 2  # arcmin2
+        if config.density * area > _MAX_SOURCES:
+            raise InputError(f"density {config.density:g} per arcmin2 over {area:.4g} arcmin2 makes "
+                             f"{config.density * area:.3g} galaxies, more than {_MAX_SOURCES}: draw a "
+                             "smaller field (tile a mosaic from several)", value=config.density)
         n = int(rng.poisson(config.density * area))
     cat = sample.catalog
     index = rng.choice(len(sample), size=n, replace=n > len(sample))

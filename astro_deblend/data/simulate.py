@@ -16,6 +16,7 @@ Physics of the default configuration:
 """
 
 import json
+import numbers
 import os
 from dataclasses import dataclass
 
@@ -28,7 +29,7 @@ from tqdm.auto import tqdm
 
 from .._parallel import process_pool
 from ..conventions import DEFAULT_PIXEL_SCALE, DEFAULT_ZEROPOINT
-from ..exceptions import DataFileError, InputError
+from ..exceptions import DataFileError, InputError, InputTypeError
 from ..photometry import flux_auto
 from ._config import check_finite, check_integers, config_to_dict, uses_options
 from .families import FAMILIES, PAPER_FAMILIES, _wide_profile, family_profile, family_radius
@@ -490,8 +491,11 @@ def simulate_galaxies(config=None, *, path=None, progress=True, chunk_size=100, 
         raise FileNotFoundError(
             f"the folder of {path} does not exist; create it first or give a path in an existing folder"
         )
-    if workers < 1 or chunk_size < 1:
-        raise InputError(f"workers and chunk_size must be at least 1; got {workers}, {chunk_size}")
+    for name, value in (("workers", workers), ("chunk_size", chunk_size)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise InputTypeError(f"{name} must be a positive integer; got {value!r}")
+        if value < 1:
+            raise InputError(f"{name} must be at least 1; got {value}", value=value)
     n, size = config.n_galaxies, config.stamp_size
     params = _sample_parameters(config)
     psfs, psf_fwhms, psf_neffs = _psf_set(config)

@@ -161,6 +161,15 @@ def _check_fields(path, record):
     if not isinstance(record.get("provenance", {}), dict):
         damaged(f"'provenance' is {type(record['provenance']).__name__}, not a dict")
     record.setdefault("provenance", {})
+    stage, depth = record["provenance"], 0
+    while stage is not None:  # the fine-tunes' chain: each stage a dict, its parts dicts (read by measure)
+        where = "'provenance'" + " 'previous'" * depth
+        for key in ("training", "previous", "notes", "domain"):
+            if stage.get(key) is not None and not isinstance(stage[key], dict):
+                damaged(f"{where} '{key}' is {stage[key]!r}, not a dict")
+        if stage.get("weights") is not None and not isinstance(stage["weights"], str):
+            damaged(f"{where} 'weights' is {stage['weights']!r}, not a name")
+        stage, depth = stage.get("previous"), depth + 1
     if not isinstance(record.get("normalization"), dict):
         damaged(f"'normalization' is {record.get('normalization')!r}, not a dict")
     domain = record["provenance"].get("domain")

@@ -392,7 +392,7 @@ def test_cli_simulate(tmp_path):
     from astro_deblend.data import SimulationConfig, simulate_galaxies
 
     simulate_galaxies(SimulationConfig(n_galaxies=12, seed=0),
-                      path=str(parts / "galaxies_seed0_n12_depth27.h5"), progress=False)
+                      path=str(parts / "galaxies_seed0_n12_depth27.0.h5"), progress=False)
     assert main(["simulate", str(tmp_path / "again.h5"), "--n-galaxies", "12", "--n-train", "10",
                  "--n-test", "4", "--quiet"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again.h5", "blends.h5"]

@@ -566,6 +566,22 @@ def test_read_candels_errors(tmp_path):
         read_candels(img, seg, cat)
 
 
+def test_read_candels_refuses_repeated_ids_full_segmentations_and_negative_seeds(tmp_path):
+    """The duplicate-id check read a column 'id', not the required 'ID' (outside probe, 2026-11-29)."""
+    img, seg, cat = _write_candels(tmp_path)
+    cat.write_text(cat.read_text().replace("\n1,21.0,", "\n0,21.0,"))  # galaxy 0 twice
+    with pytest.raises(InputError, match=r"ids \[0\] more than once"):
+        read_candels(img, seg, cat)
+    img, seg, cat = _write_candels(tmp_path)
+    with pytest.raises(InputError, match="seed"):
+        read_candels(img, seg, cat, seed=-1)
+    full = np.load(seg)
+    full[2][full[2] == 0] = 9  # a segmentation map without sky
+    np.save(seg, full)
+    with pytest.raises(InputError, match="stamp 2: its segmentation map leaves 0 pixels"):
+        read_candels(img, seg, cat)
+
+
 def test_blend_options_are_checked_before_work(sample):
     for bad in ({"min_distance_factor": np.nan}, {"background_offset": np.nan}, {"max_distance": -3.0},
                 {"n_train": 2.5}):
