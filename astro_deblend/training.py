@@ -29,7 +29,10 @@ the next epoch, and the patience counters of early stopping and of the learning-
 where they were (``state.json`` holds the epoch of the best loss and of the last change of the learning
 rate; for a run written before it did, the best epoch is read from ``history.csv``): a run resumed every
 few epochs still stops, or lowers its rate, after the same flat epochs as one that never stopped. At the
-end the model holds the best weights.
+end the model holds the best weights. A run resumes only for the same configuration, network, training and
+validation data (fingerprints of their first and last blends) and starting weights (or the run's own: its
+last or best), so that a fine-tune pointed at a folder that holds another run is refused rather than
+silently given that run's weights.
 """
 
 import contextlib
