@@ -746,19 +746,16 @@ def evaluate(
     measurements = {str(m): v for m, v in measurements.items()}  # method names as strings from here on
     dmag_edges = _check_edges(dmag_bins, "dmag_bins")
     dist_edges = _check_edges(distance_bins, "distance_bins")
+    detected_by = None if detected_by is None else str(detected_by)
     if detected_by is not None and detected_by not in fluxes:
         raise InputError(f"detected_by must be one of the methods {methods}; got {detected_by!r}")
     threshold = check_threshold(threshold)
     if zeropoint is None:
         zeropoint = truth.meta.get("zeropoint", truth.meta.get("zeropoint_AB", DEFAULT_ZEROPOINT))
-    try:
-        zp = float(zeropoint) if not isinstance(zeropoint, bool | str | bytes) else np.nan
-    except (TypeError, ValueError):
-        zp = np.nan
-    if not np.isfinite(zp):
-        raise InputError("zeropoint must be a finite AB magnitude (given, or the truth table's "
-                         f"meta['zeropoint']); got {zeropoint!r}", value=zeropoint)
-    zeropoint = zp
+    from .stamps import _plain_zeropoint, _scalar
+
+    zeropoint = _scalar(_plain_zeropoint(zeropoint), "zeropoint", limits=(-60, 60),
+                        source=" (given, or the truth table's meta['zeropoint'])")
 
     gal = _galaxy_table(truth, f_true, unit)
     _refuse_colliding_names(methods, set(gal.colnames) | {"sep_n_detected", "limit_sigma"})

@@ -335,16 +335,18 @@ def check_wcs(wcs):
         scale = wcs_pixel_scale(celestial) if celestial is not None else None
     except Exception as exc:  # wcslib refuses a singular or inconsistent matrix (SingularMatrixError, ...)
         said = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]  # wcslib: where, then why
-        raise InputError(f"wcs is not a valid WCS ({said}): check its CD or PC and CDELT keywords, or pass "
-                         "wcs=None to give positions in pixels", value=wcs) from exc
+        raise InputError(f"the image's WCS is not valid ({said}): fix its CD or PC and CDELT keywords, or "
+                         "measure without it (positions in pixels: wcs=None, and no wcs on an NDData)",
+                         value=wcs) from exc
     if celestial is None:
         raise InputError(
             "wcs has no celestial axes: give the image's celestial WCS (e.g. WCS(header).celestial) or None",
             value=wcs,
         )
     if not (np.isfinite(scale) and scale > 0):
-        raise InputError(f"wcs gives a pixel scale of {scale} arcsec: its CD or CDELT keywords are zero, NaN "
-                         "or infinite; fix them, or pass wcs=None to give positions in pixels", value=scale)
+        raise InputError(f"the image's WCS gives a pixel scale of {scale} arcsec: its CD or CDELT keywords "
+                         "are zero, NaN or infinite; fix them, or measure without it (positions in pixels: "
+                         "wcs=None, and no wcs on an NDData)", value=scale)
     return celestial
 
 
@@ -1649,9 +1651,10 @@ def _sky_off_zero(image):
     # image.data holds the masked pixels already filled from their neighbours (prepare_image)
     data = image.data
     if data.size > _SKY_SAMPLED_ABOVE:  # blocks spread over the image: a few times faster, as precise
-        ys, xs = (np.linspace(0, side - _SKY_BLOCK, _SKY_BLOCKS).astype(int) for side in data.shape)
-        blocks = np.stack([np.asarray(data[y:y + _SKY_BLOCK, x:x + _SKY_BLOCK], np.float32)
-                           for y in ys for x in xs])
+        by, bx = (min(_SKY_BLOCK, side) for side in data.shape)  # (a long strip: blocks as wide as it)
+        ys, xs = (np.linspace(0, side - b, _SKY_BLOCKS).astype(int) for side, b in zip(data.shape, (by, bx),
+                                                                                       strict=True))
+        blocks = np.stack([np.asarray(data[y:y + by, x:x + bx], np.float32) for y in ys for x in xs])
     else:
         blocks = np.asarray(data, np.float32)[None]
     levels = residual_sky(blocks, np.full(len(blocks), sigma), with_tilt=False)[0]

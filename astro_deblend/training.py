@@ -30,9 +30,10 @@ where they were (``state.json`` holds the epoch of the best loss and of the last
 rate; for a run written before it did, the best epoch is read from ``history.csv``): a run resumed every
 few epochs still stops, or lowers its rate, after the same flat epochs as one that never stopped. At the
 end the model holds the best weights. A run resumes only for the same configuration, network, training and
-validation data (fingerprints of their first and last blends) and starting weights (or the run's own: its
-last or best), so that a fine-tune pointed at a folder that holds another run is refused rather than
-silently given that run's weights.
+validation data (fingerprints of their first and last blends); a fine-tune (``keep_weights``, as
+`fit_network` sets for a network that holds weights) only a run that started from its weights, or whose
+weights it holds, so that one pointed at a folder that holds another run is refused rather than silently
+given that run's weights.
 """
 
 import contextlib
@@ -850,30 +851,34 @@ def _check_resumable(path, config, record):
     return saved
 
 
-def _check_same_start(model, saved, start, paths):
-    """A run resumes only for the network it started from, or one that holds its own weights (a finished
-    ``fit`` called again with more epochs): another network's weights (a fine-tune pointed at a folder
-    that holds a run) would be silently replaced by the run's. Call with ``last.keras`` loaded."""
+def _load_run(model, saved, start, paths, keep_weights):
+    """Load ``last.keras`` (weights and optimizer state) into ``model`` to resume a run.
+
+    With ``keep_weights`` (a fine-tune), only where the network holds weights of this run: those it
+    started from, its last or best epoch's (a finished ``fit`` called again with more epochs), or any,
+    when this network object was the one trained in this folder (a run interrupted in this process);
+    otherwise the run would silently replace them, and it is refused, the network's weights untouched.
+    """
     first = saved.get("initial_weights")
-    if first is None or start in (first, _weights_digest(model)):  # (runs recorded before it: not checked)
-        return
-    if paths["best.weights.h5"].exists():
-        current = [w.copy() for w in model.get_weights()]
-        model.load_weights(paths["best.weights.h5"])
+    own = model.get_weights()  # (copies)
+    ours = (not keep_weights or first is None or start == first  # (runs recorded before it: not checked)
+            or getattr(model, "_astro_deblend_run", None) == str(paths["state.json"].parent.resolve()))
+    if not ours and paths["best.weights.h5"].exists():
+        model.load_weights(paths["best.weights.h5"])  # before last.keras: its optimizer state is the one kept
         ours = _weights_digest(model) == start
-        model.set_weights(current)
-        if ours:
-            return
-    raise InputError(
-        f"{paths['state.json'].parent} holds a run that started from other weights than this network's "
-        "(another network, or weights loaded since): resuming it would replace them with the run's. Use "
-        "another output_dir to train this network, or resume=False to start that run again from it"
-    )
+    model.load_weights(paths["last.keras"])  # weights and optimizer state
+    if not (ours or _weights_digest(model) == start):
+        model.set_weights(own)
+        raise InputError(
+            f"{paths['state.json'].parent} holds a run that started from other weights than this network's "
+            "(another network, or weights loaded since): resuming it would replace them with the run's. "
+            "Use another output_dir to train this network, or resume=False to start that run again from it"
+        )
 
 
 # ---------------------------------------------------------------------------------- training
 def train(model_spec, train_data, config=None, *, output_dir, resume=True, callbacks=(),
-          validation_data=None, warn_finished=True):
+          validation_data=None, warn_finished=True, keep_weights=False):
     """Train a network with ``model.fit``; resume an interrupted run.
 
     Parameters
@@ -903,6 +908,11 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
         of other galaxies (a split by galaxy, not by blend). Needs ``validation_fraction=0``.
     warn_finished : bool, optional
         Warn when ``output_dir`` holds a finished run, so that nothing is trained [default: True].
+    keep_weights : bool, optional
+        The network given holds weights to start from (a fine-tune): a run in ``output_dir`` that started
+        from other weights is refused rather than resumed, which would replace them with the run's
+        [default: False: a run in ``output_dir`` of the same network and data is resumed, whatever the
+        weights given].
 
     Returns
     -------
@@ -1003,13 +1013,7 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
             saved = _check_resumable(paths["training_config.json"], config, record)
             state = _read_state(paths["state.json"])
             model.optimizer.build(model.trainable_variables)
-            own = model.get_weights()  # (copies)
-            model.load_weights(paths["last.keras"])  # weights and optimizer state
-            try:
-                _check_same_start(model, saved, start, paths)
-            except InputError:
-                model.set_weights(own)  # refused: the caller's network keeps its own weights
-                raise
+            _load_run(model, saved, start, paths, keep_weights)
             record["initial_weights"] = saved.get("initial_weights")  # the run's start, not this call's
             state = _caught_up(state, model.optimizer, len(train_batches), paths["state.json"],
                                paths["history.csv"], monitor)
@@ -1020,6 +1024,7 @@ def train(model_spec, train_data, config=None, *, output_dir, resume=True, callb
     elif paths["state.json"].exists():
         paths["state.json"].unlink()
     paths["training_config.json"].write_text(json.dumps(record, indent=2))
+    model._astro_deblend_run = str(output_dir.resolve())  # this object trains in this folder (_load_run)
     initial_epoch = state["epochs_completed"] if state else 0
     best = state["best"] if state else None
     with _damaged_run(output_dir):
@@ -1196,7 +1201,7 @@ def fit_network(model_config, data, config=None, *, model=None, output_dir, pret
     else:
         pretrain_config = None
     model, history = train(spec, data, config, output_dir=run_dir, resume=resume,
-                           validation_data=validation_data)
+                           validation_data=validation_data, keep_weights=model is not None)
     return model, history, config, pretrain_config
 
 

@@ -70,7 +70,7 @@ from astro_deblend.data import (
 )
 from astro_deblend.models import config_from_dict
 from astro_deblend.neural_deblender import NeuralDeblender
-from astro_deblend.training import MaterializedBlends, TrainingConfig, materialize
+from astro_deblend.training import MaterializedBlends, TrainingConfig, materialize, training_target
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "astro_deblend" / "weights"
 
@@ -117,7 +117,8 @@ def _materialized(blends, folder, workers):
             )
         arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r")
                   for name in ("blend", "scale", "fractions", "flux")}
-        return MaterializedBlends(arrays, pixel_scale=blends.pixel_scale, zeropoint=blends.zeropoint)
+        return MaterializedBlends(arrays, pixel_scale=blends.pixel_scale, zeropoint=blends.zeropoint,
+                                  target=training_target(blends))
     out = materialize(blends, workers=workers, directory=folder)
     np.save(folder / "types.npy", np.stack([np.asarray(blends.catalog["type_central"], "U12"),
                                             np.asarray(blends.catalog["type_companion"], "U12")], axis=1))

@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import numbers
 
 from ..exceptions import InputError, InputTypeError
 
@@ -23,6 +24,16 @@ def config_to_dict(config, optional):
 def uses_options(config, optional):
     """True when any of the ``optional`` fields differs from its default."""
     return any(getattr(config, f.name) != f.default for f in dataclasses.fields(config) if f.name in optional)
+
+
+def positive_int(value, name):
+    """``value`` as an int, refused unless it is an integer (not a bool, text or fraction) of at least 1."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or value != int(value)):
+        raise InputTypeError(f"{name} must be a positive integer; got {value!r}")
+    if value < 1:
+        raise InputError(f"{name} must be a positive integer; got {value!r}", value=value)
+    return int(value)
 
 
 def check_integers(config, names, *, non_negative=()):

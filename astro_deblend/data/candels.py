@@ -35,10 +35,6 @@ def _load_npy(path, what):
         raise InputError(f"{path} is not a readable .npy array of {what} ({exc})") from exc
 
 
-#: Fewest sky pixels (label 0) a CANDELS stamp needs for its sky level and noise.
-_MIN_SKY_PIXELS = 25
-
-
 def read_candels(images, segmaps, catalog, *, zeropoint=DEFAULT_ZEROPOINT, pixel_scale=DEFAULT_PIXEL_SCALE,
                  seed=0):
     """Read the CANDELS isolated-galaxy set into a `~astro_deblend.data.GalaxySample`.
@@ -118,11 +114,10 @@ def read_candels(images, segmaps, catalog, *, zeropoint=DEFAULT_ZEROPOINT, pixel
                 f"stamp {i}: the central pixel [{ny // 2}, {nx // 2}] belongs to no source in its "
                 "segmentation map; the stamps must be centred on their galaxy"
             )
-        if np.count_nonzero(seg == 0) < _MIN_SKY_PIXELS:
+        if not np.any(seg == 0):
             raise InputError(
-                f"stamp {i}: its segmentation map leaves {np.count_nonzero(seg == 0)} pixels to no source, "
-                f"fewer than the {_MIN_SKY_PIXELS} needed to measure the sky and its noise; is it a "
-                "segmentation map (0 for the sky)?")
+                f"stamp {i}: its segmentation map leaves no pixel to the sky (label 0), which its sky level "
+                "and noise are measured on; is it a segmentation map?")
         _, median, std = sigma_clipped_stats(img[seg == 0], sigma=3.0)
         neighbours = (seg != 0) & (seg != label)
         img = img.copy()

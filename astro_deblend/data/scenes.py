@@ -28,6 +28,7 @@ from astropy.table import QTable
 from astropy.wcs import WCS
 
 from ..exceptions import InputError, InputTypeError
+from ._config import check_finite, check_integers
 
 __all__ = ["SceneConfig", "Scene", "simulate_scene"]
 
@@ -78,26 +79,27 @@ class SceneConfig:
             )
         object.__setattr__(self, "shape", shape)
 
-        def number(value):
-            return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
-
-        def count(value):
-            return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
-
-        if self.n_sources is not None and not (count(self.n_sources) and 0 <= self.n_sources <= _MAX_SOURCES):
-            raise InputError(f"n_sources must be None or a whole count from 0 to {_MAX_SOURCES}; got "
-                             f"{self.n_sources!r}", value=self.n_sources)
-        if not (number(self.density) and np.isfinite(self.density) and 0 <= self.density <= _MAX_DENSITY):
+        if self.n_sources is not None:
+            check_integers(self, ["n_sources"], non_negative=["n_sources"])
+            if self.n_sources > _MAX_SOURCES:
+                raise InputError(f"n_sources must be at most {_MAX_SOURCES}; got {self.n_sources}",
+                                 value=self.n_sources)
+        check_finite(self, {"density": "galaxies per arcmin2", "pair_fraction": "a fraction from 0 to 1"})
+        if not 0 <= self.density <= _MAX_DENSITY:
             raise InputError(
                 f"density (galaxies per arcmin2) must be a number from 0 to {_MAX_DENSITY} (the deepest "
                 f"fields hold a few hundred); got {self.density!r}", value=self.density,
             )
-        if not (number(self.pair_fraction) and 0 <= self.pair_fraction <= 1):
+        if not 0 <= self.pair_fraction <= 1:
             raise InputError(
                 f"pair_fraction must be a number in [0, 1]; got {self.pair_fraction!r}",
                 value=self.pair_fraction,
                 allowed=(0, 1),
             )
+
+        def number(value):
+            return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
         pair = tuple(self.pair_distance) if isinstance(self.pair_distance, tuple | list | np.ndarray) else ()
         finite = len(pair) == 2 and all(number(v) and np.isfinite(v) for v in pair)
         if not (finite and 0 < pair[0] <= pair[1]):
@@ -106,11 +108,7 @@ class SceneConfig:
                 f"{self.pair_distance!r}", value=self.pair_distance,
             )
         object.__setattr__(self, "pair_distance", (float(pair[0]), float(pair[1])))
-        if not count(self.seed):
-            raise InputTypeError(f"seed must be an integer; got {self.seed!r}")
-        if not 0 <= self.seed < 2**63:
-            raise InputError(f"seed must be a non-negative integer below 2**63; got {self.seed}",
-                             value=self.seed)
+        check_integers(self, ["seed"], non_negative=["seed"])
 
     def to_dict(self):
         """The config as a JSON-friendly dict."""

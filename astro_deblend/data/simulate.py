@@ -16,7 +16,6 @@ Physics of the default configuration:
 """
 
 import json
-import numbers
 import os
 from dataclasses import dataclass
 
@@ -29,9 +28,9 @@ from tqdm.auto import tqdm
 
 from .._parallel import process_pool
 from ..conventions import DEFAULT_PIXEL_SCALE, DEFAULT_ZEROPOINT
-from ..exceptions import DataFileError, InputError, InputTypeError
+from ..exceptions import DataFileError, InputError
 from ..photometry import flux_auto
-from ._config import check_finite, check_integers, config_to_dict, uses_options
+from ._config import check_finite, check_integers, config_to_dict, positive_int, uses_options
 from .families import FAMILIES, PAPER_FAMILIES, _wide_profile, family_profile, family_radius
 from .galaxies import GalaxySample
 from .sampling import load_sampling_table, sample_galaxy_parameters
@@ -491,11 +490,7 @@ def simulate_galaxies(config=None, *, path=None, progress=True, chunk_size=100, 
         raise FileNotFoundError(
             f"the folder of {path} does not exist; create it first or give a path in an existing folder"
         )
-    for name, value in (("workers", workers), ("chunk_size", chunk_size)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise InputTypeError(f"{name} must be a positive integer; got {value!r}")
-        if value < 1:
-            raise InputError(f"{name} must be at least 1; got {value}", value=value)
+    workers, chunk_size = positive_int(workers, "workers"), positive_int(chunk_size, "chunk_size")
     n, size = config.n_galaxies, config.stamp_size
     params = _sample_parameters(config)
     psfs, psf_fwhms, psf_neffs = _psf_set(config)

@@ -1,19 +1,9 @@
 """Checks of the networks' config fields, said when a config is made rather than deep inside Keras."""
 
-import math
-import numbers
-
+from ..data._config import positive_int
 from ..exceptions import InputError, InputTypeError
 
-
-def positive_int(value, name):
-    """``value`` as an int, refused unless it is an integer (not a bool, text or fraction) of at least 1."""
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
-            or value != int(value)):
-        raise InputTypeError(f"{name} must be a positive integer; got {value!r}")
-    if value < 1:
-        raise InputError(f"{name} must be a positive integer; got {value!r}", value=value)
-    return int(value)
+__all__ = ["positive_int", "positive_ints"]
 
 
 def positive_ints(values, name, *, empty=False):

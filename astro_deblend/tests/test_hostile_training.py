@@ -3,6 +3,7 @@ error, never a raw traceback or a silently wrong result."""
 
 import json
 
+import keras
 import numpy as np
 import pytest
 from astropy.table import Table
@@ -22,6 +23,19 @@ FRACNET = FracNetConfig(stamp_size=SIZE, filters=(4, 8))
 QUIET = {"batch_size": 16, "learning_rate": 3e-3, "verbose": 0}
 
 
+class IterationsAtStart(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.iterations = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+
+class StopMidEpoch(keras.callbacks.Callback):
+    """An interruption in the second epoch, after the first was checkpointed."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) == 4:
+            raise KeyboardInterrupt
+
+
 @pytest.fixture(scope="module")
 def data():
     return two_gaussian_blends(48)
@@ -39,11 +53,25 @@ def test_a_fine_tune_does_not_resume_another_run_in_its_folder(data, tmp_path):
     with pytest.raises(InputError, match="started from other weights"):
         other.fit(data, config=TrainingConfig(epochs=2, **QUIET), output_dir=tmp_path / "run")
     assert other.weights_digest() == before  # refused, and its weights are its own still
-    # the run's own network (in memory after fit, or saved and loaded) continues it with more epochs
+    # the run's own network (in memory after fit, or saved and loaded) continues it with more epochs, with
+    # the optimizer state of its last epoch
     first.fit(data, config=TrainingConfig(epochs=2, **QUIET), output_dir=tmp_path / "run")
     first.save(tmp_path / "saved")
     again = NeuralDeblender.load(tmp_path / "saved")
-    again.fit(data, config=TrainingConfig(epochs=3, **QUIET), output_dir=tmp_path / "run")
+    steps = IterationsAtStart()
+    train(again.keras_model, data, TrainingConfig(epochs=3, **QUIET), output_dir=tmp_path / "run",
+          keep_weights=True, callbacks=[steps])
+    assert steps.iterations == 2 * int(np.ceil(38 / 16))  # two epochs of the 38 training blends
+
+
+def test_a_fine_tune_interrupted_in_this_process_resumes(data, tmp_path):
+    tuned = NeuralDeblender(FRACNET, weights=None)
+    tuned.fit(data, config=TrainingConfig(epochs=1, **QUIET), output_dir=tmp_path / "first")
+    model = tuned.keras_model
+    with pytest.raises(KeyboardInterrupt):
+        train(model, data, TrainingConfig(epochs=3, **QUIET), output_dir=tmp_path / "tune", keep_weights=True,
+              callbacks=[StopMidEpoch()])
+    train(model, data, TrainingConfig(epochs=3, **QUIET), output_dir=tmp_path / "tune", keep_weights=True)
 
 
 def test_a_run_resumed_on_other_validation_blends_is_refused(data, tmp_path):
@@ -97,12 +125,15 @@ def test_evaluation_options_of_the_wrong_kind(tmp_path):
     flux = rng.uniform(10, 100, (20, 2))
     truth = Table({"flux_central": flux[:, 0], "flux_companion": flux[:, 1],
                    "distance_over_r": rng.uniform(0.5, 4, 20), "dmag": rng.uniform(-2, 2, 20)})
-    evaluation = evaluate(truth, {1: flux * 1.01})  # a name that is not a string
+    evaluation = evaluate(truth, {1: flux * 1.01}, detected_by=1)  # a name that is not a string
     assert list(evaluation.methods) == ["1"]
+    import astropy.units as u
+
+    assert evaluate(truth, {"a": flux}, zeropoint=25.0 * u.ABmag).meta["zeropoint"] == 25.0
     with pytest.raises(InputError, match="threshold"):
         evaluate(truth, {"a": flux}, threshold="0.75")
     for zeropoint in (np.nan, "abc"):
-        with pytest.raises(InputError, match="zeropoint"):
+        with pytest.raises((InputError, InputTypeError), match="zeropoint"):
             evaluate(truth, {"a": flux}, zeropoint=zeropoint)
     (tmp_path / "file").write_text("")
     with pytest.raises(NotADirectoryError, match=r"file is a file"):

@@ -1109,6 +1109,10 @@ def test_a_large_image_s_sky_is_checked_on_blocks_as_on_every_pixel():
         assert any("not background-subtracted" in str(w.message) for w in caught) is off
         whole = residual_sky(np.asarray(image.data)[None], [NOISE], with_tilt=False)[0][0]
         assert bool(abs(whole) > images.MAX_IMAGE_SKY) is off
+    # a long strip narrower than a block (a slit-like mosaic strip): blocks as wide as it
+    strip = images.prepare_image(rng.normal(0.3 * NOISE, NOISE, (300, 15000)).astype(np.float32), error=NOISE)
+    with pytest.warns(UserWarning, match="not background-subtracted"):
+        assert images._sky_off_zero(strip) is True
 
 
 def test_the_wings_of_a_steep_galaxy_are_not_taken_for_a_sky_to_subtract(fracnet):

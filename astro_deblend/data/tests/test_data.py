@@ -578,7 +578,7 @@ def test_read_candels_refuses_repeated_ids_full_segmentations_and_negative_seeds
     full = np.load(seg)
     full[2][full[2] == 0] = 9  # a segmentation map without sky
     np.save(seg, full)
-    with pytest.raises(InputError, match="stamp 2: its segmentation map leaves 0 pixels"):
+    with pytest.raises(InputError, match="stamp 2: its segmentation map leaves no pixel to the sky"):
         read_candels(img, seg, cat)
 
 
