@@ -863,10 +863,14 @@ def _load_run(model, saved, start, paths, keep_weights):
     own = model.get_weights()  # (copies)
     ours = (not keep_weights or first is None or start == first  # (runs recorded before it: not checked)
             or getattr(model, "_astro_deblend_run", None) == str(paths["state.json"].parent.resolve()))
-    if not ours and paths["best.weights.h5"].exists():
-        model.load_weights(paths["best.weights.h5"])  # before last.keras: its optimizer state is the one kept
-        ours = _weights_digest(model) == start
-    model.load_weights(paths["last.keras"])  # weights and optimizer state
+    try:
+        if not ours and paths["best.weights.h5"].exists():
+            model.load_weights(paths["best.weights.h5"])  # before last.keras: its optimizer state is kept
+            ours = _weights_digest(model) == start
+        model.load_weights(paths["last.keras"])  # weights and optimizer state
+    except BaseException:  # a damaged checkpoint: the network keeps its own weights
+        model.set_weights(own)
+        raise
     if not (ours or _weights_digest(model) == start):
         model.set_weights(own)
         raise InputError(
