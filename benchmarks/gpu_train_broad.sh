@@ -15,14 +15,23 @@
 #
 # BUDGET_S (seconds, for the whole command; unset: no limit) sets every network's training time to what is
 # left of it once the data are ready, less RESERVE_S (60 by default) for saving and packing, so that a call
-# with a hard limit returns its networks.
+# with a hard limit returns its networks; a blend2mask2flux config whose 'pretraining' has a time_limit
+# gives its end-to-end stage what that leaves.
+#
+# Any configs that share their data sections train this way, not only the broad ones: the paper's
+# networks of issue 15 too (benchmarks/configs/blend2mask2flux_paper_fluxauto_maps10.json says how). A
+# network's weights larger than 14 MB (HALF_ABOVE, in bytes) are packed apart, halved to float16
+# (benchmarks/half_weights.py) and cut into parts of 15 MB (main_<config>.weights16.h5.part-aa, -ab, ...):
+# restore them here with `cat main_<config>.weights16.h5.part-* > half.weights.h5` and
+# `python benchmarks/half_weights.py half.weights.h5 model.weights.h5 --full`. KERAS_BACKEND (jax by
+# default) may name another backend, to try the script on a CPU with tiny configs first.
 set -euo pipefail
 out=$1
 shift
 configs=("$@")
 config=${configs[0]}
 workers=${WORKERS:-16}
-export PYTHONUNBUFFERED=1 KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false TF_CPP_MIN_LOG_LEVEL=3
+export PYTHONUNBUFFERED=1 KERAS_BACKEND=${KERAS_BACKEND:-jax} XLA_PYTHON_CLIENT_PREALLOCATE=false TF_CPP_MIN_LOG_LEVEL=3
 start=$(date +%s)
 if [ -f .carry/site.tar.xz ]; then
     mkdir -p /tmp/site && tar xJf .carry/site.tar.xz -C /tmp/site
@@ -38,12 +47,13 @@ arrays=${ARRAYS:-/dev/shm/astro_deblend_arrays}
 logs=$work/logs
 mkdir -p "$work" "$arrays" "$out" "$logs"
 trap 'tar czf "$out/logs.tgz" -C "$logs" . 2>/dev/null || true' EXIT
-python3 -c "import keras, jax; print('keras', keras.__version__, keras.backend.backend(), jax.devices())"
+python3 -c "import keras; b = keras.backend.backend(); print('keras', keras.__version__, b, __import__('jax').devices() if b == 'jax' else '')"
 t0=$(date +%s)
 python3 benchmarks/train_default.py "$config" --work "$work/prepare" --cache "$work/galaxies" \
     --workers "$workers" --materialize "$arrays" --prepare-only 2>&1 | tee "$logs/prepare.log"
 echo "data ready after $(( $(date +%s) - t0 )) s"
 limit=()
+left=
 if [ -n "${BUDGET_S:-}" ]; then
     left=$(( BUDGET_S - ($(date +%s) - start) - ${RESERVE_S:-60} ))
     if [ "$left" -le 30 ]; then
@@ -53,6 +63,13 @@ if [ -n "${BUDGET_S:-}" ]; then
     limit=(--time-limit "$left")
     echo "training for at most $left s"
 fi
+# the --time-limit of one config: what is left, less its first stage's own time_limit (blend2mask2flux)
+limit_of() {
+    [ -n "$left" ] || return 0
+    local first
+    first=$(python3 -c "import json,sys; print(int(json.load(open(sys.argv[1])).get('pretraining', {}).get('time_limit') or 0))" "$1")
+    echo "--time-limit $(( left - first > 30 ? left - first : 30 ))"
+}
 groups=$(python3 -c "import json,sys; print(' '.join(json.load(open(sys.argv[1])).get('lofo', {}).get('groups', {})))" "$config")
 pids=()
 for g in $groups; do
@@ -63,19 +80,27 @@ done
 for c in "${configs[@]:1}"; do
     name=$(basename "$c" .json)
     python3 benchmarks/train_default.py "$c" --work "$work/$name" --cache "$work/galaxies" \
-        --materialize "$arrays" "${limit[@]}" >"$logs/train_$name.log" 2>&1 &
+        --materialize "$arrays" $(limit_of "$c") >"$logs/train_$name.log" 2>&1 &
     pids+=($!)
 done
 name=$(basename "$config" .json)
 python3 benchmarks/train_default.py "$config" --work "$work/$name" --cache "$work/galaxies" \
-    --materialize "$arrays" "${limit[@]}" 2>&1 | tee "$logs/train_$name.log" && main_status=0 || main_status=$?
+    --materialize "$arrays" $(limit_of "$config") 2>&1 | tee "$logs/train_$name.log" && main_status=0 || main_status=$?
 status=0
 for p in "${pids[@]}"; do wait "$p" || status=1; done
 echo "all done after $(( $(date +%s) - t0 )) s (main status $main_status, background status $status)"
 for c in "${configs[@]}"; do
     name=$(basename "$c" .json)
-    tar czf "$out/main_$name.tgz" -C "$work/$name" final run_config.json train_wall_time.json \
-        checkpoints/history.csv checkpoints/training_config.json || true
+    weights=$work/$name/final/model.weights.h5
+    big=()
+    if [ -f "$weights" ] && [ "$(stat -c %s "$weights")" -gt "${HALF_ABOVE:-14000000}" ]; then
+        big=(--exclude final/model.weights.h5)
+        python3 benchmarks/half_weights.py "$weights" "$work/$name.weights16.h5" \
+            && split -b 15000000 "$work/$name.weights16.h5" "$out/main_$name.weights16.h5.part-" || true
+    fi
+    # the checkpoints' histories, states and configs, not their weights
+    tar czf "$out/main_$name.tgz" -C "$work/$name" "${big[@]}" --exclude '*.keras' --exclude 'checkpoints/*/*.h5' \
+        --exclude 'checkpoints/*.h5' final run_config.json train_wall_time.json checkpoints || true
 done
 for g in $groups; do
     tar czf "$out/lofo_$g.tgz" -C "$work/lofo/$g" final checkpoints/history.csv || true
