@@ -1151,6 +1151,28 @@ def _damaged_run(output_dir):
         ) from exc
 
 
+def _check_maps_alive(model, data, run_dir, config, *, n=32, eps=1e-6):
+    """Refuse to go on from a U-Net whose maps are 0 or 1 on every pixel of the first ``n`` training blends.
+
+    There its sigmoid has saturated, where the clipped cross-entropy has no gradient: the maps cannot learn
+    again, and the end-to-end stage would train the flux CNN on empty maps (seen once, with the paper-size
+    U-Net at a learning rate of 1e-3 on a GPU: the maps were 0 everywhere after the first epoch).
+    """
+    source = _as_source(data)
+    batch = source.get(np.arange(min(n, len(source))))
+    blend = np.asarray(batch["blend"], np.float32)
+    scale = batch["scale"] if "scale" in batch else stamp_scale(blend)
+    maps = np.asarray(model.predict({"blend": blend, "scale": np.asarray(scale, np.float32).reshape(-1, 1)},
+                                    verbose=0)["maps"])
+    if np.all((maps < eps) | (maps > 1 - eps)):
+        raise TrainingDiverged(
+            f"the U-Net stage in {run_dir} ended with its maps at 0 or 1 on every pixel (its sigmoid "
+            "saturated, where the cross-entropy has no gradient left), so the maps cannot learn again. "
+            f"Delete {run_dir} and train again with a lower pretrain_config.learning_rate (now "
+            f"{config.learning_rate:g}), e.g. a tenth of it"
+        )
+
+
 def fit_network(model_config, data, config=None, *, model=None, output_dir, pretrain_config=None,
                 resume=True, validation_data=None):
     """The training policy of every network: one call of `train`, or two for blend2mask2flux.
@@ -1194,6 +1216,7 @@ def fit_network(model_config, data, config=None, *, model=None, output_dir, pret
         spec = build_model(model_config)
         _, first = train(spec.get_layer("unet"), data, pretrain_config, output_dir=output_dir / "unet",
                          resume=resume, warn_finished=False)  # a finished first stage is the usual case
+        _check_maps_alive(spec, data, output_dir / "unet", pretrain_config)
         if first.epoch and (run_dir / "state.json").exists():
             # the U-Net changed in this call: the end-to-end stage built on the old one starts again
             warnings.warn(

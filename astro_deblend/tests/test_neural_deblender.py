@@ -351,6 +351,31 @@ def test_blend2mask2flux_trains_in_two_stages(data, tmp_path):
     assert not np.allclose(longer.measure(data["blend"][:2], progress=False)[0]["flux"], table["flux"])
 
 
+def test_blend2mask2flux_refuses_a_unet_whose_maps_saturated(data, tmp_path, monkeypatch):
+    """A U-Net stage that ends with its sigmoid saturated on every pixel (no gradient left for the maps) stops
+    the training with a typed error that says what to change, instead of an end-to-end stage on empty maps."""
+    from astro_deblend import training
+    from astro_deblend.exceptions import TrainingDiverged
+
+    config = Blend2Mask2FluxConfig(stamp_size=SIZE, unet_depth=2, unet_filters=2, flux_filters=2,
+                                   flux_n_conv=3, flux_dense_units=(4,))
+    real_train = training.train
+
+    def saturating_train(model, *args, **kwargs):  # the U-Net stage ends with its output pushed to 0
+        out = real_train(model, *args, **kwargs)
+        if model.name == "unet":
+            last = model.get_layer("map_logits")
+            kernel, bias = last.get_weights()
+            last.set_weights([kernel, np.full_like(bias, -1e4)])
+        return out
+
+    monkeypatch.setattr(training, "train", saturating_train)
+    with pytest.raises(TrainingDiverged, match=r"saturated.*learning_rate \(now 0.001\)"):
+        NeuralDeblender(config, weights=None).fit(data, config=ONE_EPOCH, pretrain_config=ONE_EPOCH,
+                                                  output_dir=tmp_path)
+    assert not (tmp_path / "end_to_end").exists()  # nothing trained on the empty maps
+
+
 def test_untrained_and_missing_default_weights(data, tmp_path, monkeypatch):
     deblender = NeuralDeblender(FRACNET, weights=None)
     assert not deblender.is_trained
