@@ -91,7 +91,8 @@ register("fracnet", _neural("fracnet"), "astro_deblend's flux-conserving network
 register("blend2flux", _neural("blend2flux"),
          "the paper's direct-regression network (bundled weights: paper-64, estimates FLUX_AUTO)")
 register("blend2mask2flux", _neural("blend2mask2flux"),
-         "the paper's U-Net + regression network (train it first)")
+         "the paper's U-Net + regression network (bundled weights: narrower than the paper's, estimates "
+         "FLUX_AUTO)")
 register("sep-auto", _sep("auto"), "SExtractor FLUX_AUTO with neighbours masked (sep), cold/hot detection")
 register("sep-paper", _sep("paper"), "SExtractor isophotal flux as in Boucaud et al. 2020 (sep)")
 register("oracle", _oracle, "least-squares fit of the true profiles: the Cramer-Rao limit (needs profiles)")
