@@ -23,7 +23,10 @@
 # network's weights larger than 14 MB (HALF_ABOVE, in bytes) are packed apart, halved to float16
 # (benchmarks/half_weights.py) and cut into parts of 15 MB (main_<config>.weights16.h5.part-aa, -ab, ...):
 # restore them here with `cat main_<config>.weights16.h5.part-* > half.weights.h5` and
-# `python benchmarks/half_weights.py half.weights.h5 model.weights.h5 --full`. KERAS_BACKEND (jax by
+# `python benchmarks/half_weights.py half.weights.h5 model.weights.h5 --full`. The last stage's
+# last.keras (model and optimizer) comes back as main_<config>.last.keras when at most 15 MB: put it back
+# beside the archive's state.json and history.csv (checkpoints/ or checkpoints/end_to_end/) and the same
+# run resumes on any machine with train_default.py. KERAS_BACKEND (jax by
 # default) may name another backend, to try the script on a CPU with tiny configs first.
 set -euo pipefail
 out=$1
@@ -98,6 +101,12 @@ for c in "${configs[@]}"; do
         python3 benchmarks/half_weights.py "$weights" "$work/$name.weights16.h5" \
             && split -b 15000000 "$work/$name.weights16.h5" "$out/main_$name.weights16.h5.part-" || true
     fi
+    # the last stage's model and optimizer, where small enough to come back: the run then resumes elsewhere
+    for last in "$work/$name/checkpoints/last.keras" "$work/$name/checkpoints/end_to_end/last.keras"; do
+        if [ -f "$last" ] && [ "$(stat -c %s "$last")" -le 15000000 ]; then
+            cp "$last" "$out/main_$name.last.keras"
+        fi
+    done
     # the checkpoints' histories, states and configs, not their weights
     tar czf "$out/main_$name.tgz" -C "$work/$name" "${big[@]}" --exclude '*.keras' --exclude 'checkpoints/*/*.h5' \
         --exclude 'checkpoints/*.h5' final run_config.json train_wall_time.json checkpoints || true
