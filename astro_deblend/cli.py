@@ -82,8 +82,7 @@ def _parser():
     m.add_argument("--method", choices=_MEASURE_METHODS, default="fracnet",
                    help="registered method ('neural' = fracnet) [%(default)s]")
     m.add_argument("--weights", default="default",
-                   help="trained deblender folder [the bundled weights; required for blend2mask2flux, "
-                        "which ships untrained]")
+                   help="trained deblender folder [the bundled weights of the --method network]")
     m.add_argument("--hdu", default=None, help="HDU index or name [first with data]")
     m.add_argument("--zeropoint", type=float, default=None, help="AB zero point [from header]")
     m.add_argument("--noise-sigma", type=float, default=None, help="noise per pixel [from header/data]")

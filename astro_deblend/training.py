@@ -1151,12 +1151,14 @@ def _damaged_run(output_dir):
         ) from exc
 
 
-def _check_maps_alive(model, data, run_dir, config, *, n=32, eps=1e-6):
-    """Refuse to go on from a U-Net whose maps are 0 or 1 on every pixel of the first ``n`` training blends.
+def _check_maps_alive(model, data, run_dir, config, *, n=32, eps=1e-7):
+    """Refuse to go on from a U-Net each of whose two maps is 0 on every pixel of the first ``n`` training
+    blends (or 1 on every pixel).
 
-    There its sigmoid has saturated, where the clipped cross-entropy has no gradient: the maps cannot learn
-    again, and the end-to-end stage would train the flux CNN on empty maps (seen once, with the paper-size
-    U-Net at a learning rate of 1e-3 on a GPU: the maps were 0 everywhere after the first epoch).
+    There its sigmoid has saturated beyond the cross-entropy's clip (``eps``), where it has no gradient: the
+    maps cannot learn again, and the end-to-end stage would train the flux CNN on empty maps (seen once,
+    with the paper-size U-Net at a learning rate of 1e-3 under Keras' JAX backend: the maps were 0
+    everywhere after the first epoch). A confident network whose maps hold both 0s and 1s goes on.
     """
     source = _as_source(data)
     batch = source.get(np.arange(min(n, len(source))))
@@ -1164,9 +1166,10 @@ def _check_maps_alive(model, data, run_dir, config, *, n=32, eps=1e-6):
     scale = batch["scale"] if "scale" in batch else stamp_scale(blend)
     maps = np.asarray(model.predict({"blend": blend, "scale": np.asarray(scale, np.float32).reshape(-1, 1)},
                                     verbose=0)["maps"])
-    if np.all((maps < eps) | (maps > 1 - eps)):
+    constant = np.all(maps < eps, axis=(0, 2, 3)) | np.all(maps > 1 - eps, axis=(0, 2, 3))  # per map
+    if constant.all():
         raise TrainingDiverged(
-            f"the U-Net stage in {run_dir} ended with its maps at 0 or 1 on every pixel (its sigmoid "
+            f"the U-Net stage in {run_dir} ended with each map at 0 (or 1) on every pixel (its sigmoid "
             "saturated, where the cross-entropy has no gradient left), so the maps cannot learn again. "
             f"Delete {run_dir} and train again with a lower pretrain_config.learning_rate (now "
             f"{config.learning_rate:g}), e.g. a tenth of it"

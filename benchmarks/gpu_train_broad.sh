@@ -10,8 +10,8 @@
 # once into /dev/shm ($WORKERS processes, 16 by default), then train the network of every CONFIG (they must
 # share their data sections) and, at the same time on the same arrays, one network per family group of the
 # first config's 'lofo' section. OUT receives logs.tgz and one archive per network: the saved deblender with
-# its config and history (main_<config>.tgz, lofo_<group>.tgz); at most 8 files come back from a lent
-# machine, so two configs and five groups is the most one run returns.
+# its config, history and checkpoints (main_<config>.tgz, lofo_<group>.tgz); at most 8 files come back from a
+# lent machine (each archive over 15 MB counts once per 15 MB part), so count them before adding configs.
 #
 # BUDGET_S (seconds, for the whole command; unset: no limit) sets every network's training time to what is
 # left of it once the data are ready, less RESERVE_S (60 by default) for saving and packing, so that a call
@@ -23,10 +23,11 @@
 # network's weights larger than 14 MB (HALF_ABOVE, in bytes) are packed apart, halved to float16
 # (benchmarks/half_weights.py) and cut into parts of 15 MB (main_<config>.weights16.h5.part-aa, -ab, ...):
 # restore them here with `cat main_<config>.weights16.h5.part-* > half.weights.h5` and
-# `python benchmarks/half_weights.py half.weights.h5 model.weights.h5 --full`. The last stage's
-# last.keras (model and optimizer) comes back as main_<config>.last.keras when at most 15 MB: put it back
-# beside the archive's state.json and history.csv (checkpoints/ or checkpoints/end_to_end/) and the same
-# run resumes on any machine with train_default.py. KERAS_BACKEND (jax by
+# `python benchmarks/half_weights.py half.weights.h5 model.weights.h5 --full`. The archive holds the run
+# folder with its checkpoints (last.keras and best.weights.h5, optimizer included) except files over 15 MB;
+# one over 15 MB comes in parts (main_<config>.tgz.part-aa, ...: `cat main_<config>.tgz.part-* | tar xz`).
+# Unpacked as a work folder it resumes with train_default.py on any machine, unless a stage's checkpoint
+# was left out for its size (the paper-size networks'). KERAS_BACKEND (jax by
 # default) may name another backend, to try the script on a CPU with tiny configs first.
 set -euo pipefail
 out=$1
@@ -95,21 +96,22 @@ echo "all done after $(( $(date +%s) - t0 )) s (main status $main_status, backgr
 for c in "${configs[@]}"; do
     name=$(basename "$c" .json)
     weights=$work/$name/final/model.weights.h5
-    big=()
-    if [ -f "$weights" ] && [ "$(stat -c %s "$weights")" -gt "${HALF_ABOVE:-14000000}" ]; then
-        big=(--exclude final/model.weights.h5)
-        python3 benchmarks/half_weights.py "$weights" "$work/$name.weights16.h5" \
-            && split -b 15000000 "$work/$name.weights16.h5" "$out/main_$name.weights16.h5.part-" || true
+    halved=
+    if [ -f "$weights" ] && [ "$(stat -c %s "$weights")" -gt "${HALF_ABOVE:-14000000}" ] \
+        && python3 benchmarks/half_weights.py "$weights" "$work/$name.weights16.h5" \
+        && split -b 15000000 "$work/$name.weights16.h5" "$out/main_$name.weights16.h5.part-"; then
+        halved=final/model.weights.h5
     fi
-    # the last stage's model and optimizer, where small enough to come back: the run then resumes elsewhere
-    for last in "$work/$name/checkpoints/last.keras" "$work/$name/checkpoints/end_to_end/last.keras"; do
-        if [ -f "$last" ] && [ "$(stat -c %s "$last")" -le 15000000 ]; then
-            cp "$last" "$out/main_$name.last.keras"
-        fi
-    done
-    # the checkpoints' histories, states and configs, not their weights
-    tar czf "$out/main_$name.tgz" -C "$work/$name" "${big[@]}" --exclude '*.keras' --exclude 'checkpoints/*/*.h5' \
-        --exclude 'checkpoints/*.h5' final run_config.json train_wall_time.json checkpoints || true
+    # the run folder (checkpoints with their optimizer state included, so that the run resumes elsewhere),
+    # less every file over 15 MB and the full weights once halved; cut into 15 MB parts if larger
+    (cd "$work/$name" && find . -type f -size -15000001c ! -path "./$halved" | sort) > "$work/$name.files"
+    tar czf "$work/$name.tgz" -C "$work/$name" -T "$work/$name.files" || true
+    [ -f "$work/$name.tgz" ] || continue
+    if [ "$(stat -c %s "$work/$name.tgz")" -gt 15000000 ]; then
+        split -b 15000000 "$work/$name.tgz" "$out/main_$name.tgz.part-"
+    else
+        cp "$work/$name.tgz" "$out/main_$name.tgz"
+    fi
 done
 for g in $groups; do
     tar czf "$out/lofo_$g.tgz" -C "$work/lofo/$g" final checkpoints/history.csv || true

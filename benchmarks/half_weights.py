@@ -25,21 +25,28 @@ def convert(source, target, *, full=False):
     cast_from, cast_to = (np.float16, np.float32) if full else (np.float32, np.float16)
     target = Path(target)
     tmp = target.with_name(target.name + ".partial")
-    with h5py.File(source, "r") as src, h5py.File(tmp, "w") as dst:
-        dst.attrs.update(src.attrs)
+    try:
+        with h5py.File(source, "r") as src, h5py.File(tmp, "w") as dst:
+            dst.attrs.update(src.attrs)
 
-        def copy(name, obj):
-            if isinstance(obj, h5py.Group):
-                dst.require_group(name).attrs.update(obj.attrs)
-                return
-            data = obj[()]
-            if isinstance(data, np.ndarray) and data.dtype == cast_from:
-                data = data.astype(cast_to)
-            out = dst.create_dataset(name, data=data)
-            out.attrs.update(obj.attrs)
+            def copy(name, obj):
+                if isinstance(obj, h5py.Group):
+                    dst.require_group(name).attrs.update(obj.attrs)
+                    return
+                data = obj[()]
+                if isinstance(data, np.ndarray) and data.dtype == cast_from:
+                    cast = data.astype(cast_to)
+                    if not np.isfinite(cast).all() and np.isfinite(data).all():
+                        raise ValueError(f"{name}: weights beyond float16's range (|w| > 65504): keep "
+                                         "float32")
+                    data = cast
+                out = dst.create_dataset(name, data=data)
+                out.attrs.update(obj.attrs)
 
-        src.visititems(copy)
-    os.replace(tmp, target)
+            src.visititems(copy)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def main(argv=None):
