@@ -61,9 +61,9 @@ FLAG_DESCRIPTIONS = {
         "segment is shared to the other sources, or more than a tenth of its flux comes from their segments; "
         "networks: the galaxy's flux varies by more than 10 % between "
         "the turned views, or its neighbour's "
-        "varies by more than 10 % of this galaxy's flux, or (with pair_check=True) the network gives the "
-        "neighbour more than a tenth of the light in this galaxy's own detection segment, or gives this "
-        "galaxy from the neighbour's segment more than a tenth of its flux; oracle: "
+        "varies by more than 10 % of this galaxy's flux, or (fracnet, with pair_check=True) the network "
+        "gives the neighbour more than a tenth of the light in this galaxy's own detection segment, or gives "
+        "this galaxy from the neighbour's segment more than a tenth of its flux; oracle: "
         "proportional profiles, fluxes masked)"
     ),
     Flag.OUT_OF_DOMAIN: (
@@ -94,7 +94,7 @@ FLAG_DESCRIPTIONS = {
         "source is found, a source that counts lies more than 8 px from the light of the network's "
         "companion, or the light the network gives the central galaxy is centred more than 3 px off the "
         "centre (astro_deblend.pair_check; with pair_check=True, the default; the last two tests need a "
-        "trained network that makes fraction maps, not blend2flux)"
+        "trained network whose fluxes are its maps' shares: fracnet, not blend2flux or blend2mask2flux)"
     ),
     Flag.INCOMPLETE: (
         "measure_image: pixels within the source's segment (or 3 px of it) are off the image, masked or "

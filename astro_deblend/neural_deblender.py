@@ -571,10 +571,11 @@ class NeuralDeblender(Deblender):
             more than 10 % of the galaxy's between the turned views (ambiguous shares; never with
             ``views=1``) or the network gives the neighbour more than a tenth of the light in the galaxy's
             own detection segment, or gives the galaxy from the neighbour's segment more than a tenth of its
-            flux (with ``pair_check``), 16 when the stamp does not look like a centred pair (the
-            detection's central source more than 3 px off the centre, a third source of at least a tenth of
-            the central one's flux, a single source, a source far from the network's companion, or the
-            light given to the central galaxy centred more than 3 px off), 32 when the galaxy's light
+            flux (with ``pair_check``; fracnet only, whose fluxes are its shares), 16 when the stamp does not
+            look like a centred pair (the detection's central source more than 3 px off the centre, a third
+            source of at least a tenth of the central one's flux, a single source, and for fracnet a source
+            far from the network's companion, or the light given to the central galaxy centred more than 3
+            px off), 32 when the galaxy's light
             reaches pixels without information, else 0 (bits add up; every trigger is in
             `astro_deblend.flags.FLAG_DESCRIPTIONS`); ``method`` the network's name.
         segments : list of `~photutils.segmentation.SegmentationImage`
