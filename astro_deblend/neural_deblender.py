@@ -30,7 +30,7 @@ from .deblender import CentralViews, Deblended, Deblender
 from .exceptions import AstroDeblendWarning, DataFileError, InputError, InputTypeError, OutOfDomainWarning
 from .flags import MAX_INCOMPLETE_FRACTION, Flag
 from .models import MODEL_CONFIGS, build_model, config_from_dict
-from .models.normalization import NORMALIZATION, scale_from_noise, signal_mask
+from .models.normalization import NORMALIZATION, FluxFromMaps, scale_from_noise, signal_mask
 from .models.store import KINDS, bundled, file_sha256, read_record, write_network
 from .pair_check import check_pairs
 from .stamps import NOISE_FACTOR_SKIP_CENTRE, _correlation_and_reach
@@ -644,6 +644,11 @@ class NeuralDeblender(Deblender):
         handed_over = np.zeros((n, 2), bool)
         lost_fraction = np.full((n, 2), np.nan)
         taken_fraction = np.full((n, 2), np.nan)
+        # the pair check's share tests read the maps as the fluxes' shares: true of fracnet (FluxFromMaps),
+        # not of blend2mask2flux, whose fluxes come from a CNN that only reads its maps, which misplace light
+        # its fluxes do not (on held-out blends these tests flagged 3 in 4 of its galaxies, the flagged ones
+        # no worse)
+        by_maps = self.is_trained and any(isinstance(layer, FluxFromMaps) for layer in self._model.layers)
         starts = range(0, n, self.batch_size)
         for start in tqdm(starts, desc=self.method, disable=not progress or len(starts) < 2):
             sl = slice(start, start + self.batch_size)
@@ -679,10 +684,7 @@ class NeuralDeblender(Deblender):
                 filled[sl] = _filled_light(part, part_maps, bad_pixels[sl], out["flux"])
             if pair_check:  # the checks of a stamp that should be a pair (the views of measure_image are not)
                 # where the network put each galaxy's light (an untrained one's maps say nothing), for a
-                # network whose fluxes are its maps' shares of the pixels (fracnet): blend2mask2flux's
-                # fluxes come from a CNN that only reads its maps, which misplace light its fluxes do not
-                # (on held-out blends these tests flagged 3 in 4 of its galaxies, the flagged ones no worse)
-                by_maps = self.is_trained and self.method == "fracnet"
+                # network whose fluxes are its maps' shares of the pixels (see by_maps above)
                 check = check_pairs(
                     part, scale[:, 0],
                     companion=np.stack([x[sl, 1], y[sl, 1]], axis=1) if by_maps else None,
