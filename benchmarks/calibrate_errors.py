@@ -97,6 +97,10 @@ def scores(m, err, sel, model):
         "mad_std_z": float(1.4826 * np.median(np.abs(z))),
         "cov68": coverage(m["flux"][sel], err[sel], m["true"][sel], 0.6827),
         "cov95": coverage(m["flux"][sel], err[sel], m["true"][sel], 0.9545),
+        # the same at the model's own (Student-t) intervals, which table.meta['flux_err'] gives users
+        **{f"cov{round(100 * level)}_t": coverage(m["flux"][sel], err[sel], m["true"][sel], level,
+                                                  half_width=model.interval(level))
+           for level in (0.6827, 0.9545)},
         "median_rel_err": float(np.nanmedian(err[sel] / np.abs(m["flux"][sel]))),
         "median_rel_noise": float(np.nanmedian(m["noise"][sel] / np.abs(m["flux"][sel]))),
         "median_ape": float(np.nanmedian(ape)),
@@ -122,6 +126,7 @@ def binned(m, err, model, label):
     rows = []
     print(
         f"\n{label}\n{'group':>24s} {'gal':>6s} {'std(z)':>7s} {'MADz':>6s} {'68%':>6s} {'95%':>6s} "
+        f"{'68%t':>6s} {'95%t':>6s} "
         f"{'err/F':>7s} {'noise/F':>8s} {'medAPE':>7s} {'bias':>7s} {'med z':>6s}"
     )
     for name, sel in groups.items():
@@ -131,7 +136,8 @@ def binned(m, err, model, label):
         rows.append({"group": name, **s})
         print(
             f"{name:>24s} {s['n']:6d} {s['std_z']:7.2f} {s['mad_std_z']:6.2f} {100 * s['cov68']:6.1f} "
-            f"{100 * s['cov95']:6.1f} {100 * s['median_rel_err']:6.2f}% {100 * s['median_rel_noise']:7.2f}% "
+            f"{100 * s['cov95']:6.1f} {100 * s['cov68_t']:6.1f} {100 * s['cov95_t']:6.1f} "
+            f"{100 * s['median_rel_err']:6.2f}% {100 * s['median_rel_noise']:7.2f}% "
             f"{100 * s['median_ape']:6.2f}% {100 * s['median_rel_bias']:+6.2f}% {s['median_z']:+6.2f}",
             flush=True,
         )
