@@ -56,7 +56,6 @@ t0=$(date +%s)
 python3 benchmarks/train_default.py "$config" --work "$work/prepare" --cache "$work/galaxies" \
     --workers "$workers" --materialize "$arrays" --prepare-only 2>&1 | tee "$logs/prepare.log"
 echo "data ready after $(( $(date +%s) - t0 )) s"
-limit=()
 left=
 if [ -n "${BUDGET_S:-}" ]; then
     left=$(( BUDGET_S - ($(date +%s) - start) - ${RESERVE_S:-60} ))
@@ -64,10 +63,10 @@ if [ -n "${BUDGET_S:-}" ]; then
         echo "no time left to train ($left s of BUDGET_S after the data): nothing trained"
         exit 0
     fi
-    limit=(--time-limit "$left")
     echo "training for at most $left s"
 fi
-# the --time-limit of one config: what is left, less its first stage's own time_limit (blend2mask2flux)
+# the --time-limit of one config (none without BUDGET_S): what is left, less its first stage's own
+# time_limit (blend2mask2flux)
 limit_of() {
     [ -n "$left" ] || return 0
     local first
@@ -77,7 +76,7 @@ limit_of() {
 groups=$(python3 -c "import json,sys; print(' '.join(json.load(open(sys.argv[1])).get('lofo', {}).get('groups', {})))" "$config")
 pids=()
 for g in $groups; do
-    python3 benchmarks/train_lofo.py "$config" --arrays "$arrays/train1" --group "$g" --out "$work/lofo/$g" "${limit[@]}" \
+    python3 benchmarks/train_lofo.py "$config" --arrays "$arrays/train1" --group "$g" --out "$work/lofo/$g" $(limit_of "$config") \
         >"$logs/lofo_$g.log" 2>&1 &
     pids+=($!)
 done
